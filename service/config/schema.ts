@@ -1,0 +1,306 @@
+/**
+ * The one gateway config schema. The gateway validates its YAML file with it at start,
+ * and the Pulumi program validates the config it renders into the ConfigMap with it,
+ * so a stack can never deploy a config the gateway would reject.
+ *
+ * Units are in the key names (`_ms`, `_seconds`, `_usd`, `_per_million`).
+ * The original design's settings live here as:
+ *   timeout             -> routing.timeout_ms (overall request deadline) and providers[].timeout_ms
+ *   max_retries         -> routing.max_retries
+ *   retry_delay         -> routing.retry_delay_ms
+ *   strategy            -> routing.strategy (and models.<name>.strategy per model)
+ *   fallback            -> routing.fallback
+ *   rate_limit.*        -> rate_limit.requests_per_minute / burst / tokens_per_minute
+ *   cache.enabled / ttl -> cache.enabled / cache.ttl_seconds
+ *   redis host and port -> redis.host / redis.port (or redis.url)
+ */
+import { z } from 'zod';
+
+export const STRATEGIES = ['cost-optimal', 'latency-optimal', 'balanced', 'weighted', 'priority'] as const;
+export type StrategyName = (typeof STRATEGIES)[number];
+
+const name = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/, 'must be letters, digits and . _ : / - (starting with a letter or digit)');
+
+const labelSafe = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'must be lower-case letters, digits and -, like a Kubernetes label value');
+
+const sha256Hash = z
+  .string()
+  .regex(/^sha256:[0-9a-f]{64}$/, 'must be "sha256:" followed by 64 lower-case hex digits (see `npm run keygen`)');
+
+const price = z.number().nonnegative();
+
+export const rateLimitSchema = z
+  .object({
+    requests_per_minute: z.number().int().positive().optional(),
+    /** Extra requests allowed above the per-minute rate in a short burst. */
+    burst: z.number().int().nonnegative().default(0),
+    tokens_per_minute: z.number().int().positive().optional(),
+  })
+  .strict();
+
+export const budgetSchema = z
+  .object({
+    daily_usd: z.number().positive().optional(),
+    monthly_usd: z.number().positive().optional(),
+    /** Fraction of a budget at which the alert metric fires (0..1). */
+    alert_threshold: z.number().gt(0).lte(1).default(0.8),
+  })
+  .strict();
+
+export const providerModelSchema = z
+  .object({
+    /** The public model name clients send (or a name aliases point at). */
+    name,
+    /** The provider's own name for the model, when it differs (for Azure: the deployment name). */
+    upstream_name: z.string().min(1).max(256).optional(),
+    input_per_million: price.default(0),
+    output_per_million: price.default(0),
+    /** Which endpoints the model serves. */
+    kind: z.enum(['chat', 'completion', 'embedding']).default('chat'),
+  })
+  .strict();
+
+export const providerSchema = z
+  .object({
+    name: labelSafe,
+    type: z.enum(['openai', 'azure']).default('openai'),
+    /** e.g. https://api.openai.com/v1 ; for Azure: https://RESOURCE.openai.azure.com */
+    base_url: z.url({ protocol: /^https?$/ }),
+    api_key: z.string().optional(),
+    /** Azure only: api-version query parameter. */
+    api_version: z.string().optional(),
+    /** Per-attempt timeout (connect + time to first byte + body for non-streaming). */
+    timeout_ms: z.number().int().positive().default(30_000),
+    max_connections: z.number().int().positive().default(256),
+    /** Traffic share under the `weighted` strategy, when a model does not set its own weights. */
+    weight: z.number().nonnegative().default(1),
+    /** Order under the `priority` strategy (lower first). */
+    priority: z.number().int().default(100),
+    /** Protects the provider's quota, across all clients. */
+    rate_limit: z.object({ requests_per_minute: z.number().int().positive() }).strict().optional(),
+    models: z.array(providerModelSchema).min(1),
+  })
+  .strict();
+
+export const modelRouteSchema = z
+  .object({
+    /** Strategy for this model (defaults to routing.strategy). */
+    strategy: z.enum(STRATEGIES).optional(),
+    /** Makes this name an alias: the providers and their model names it maps to. */
+    targets: z
+      .array(z.object({ provider: labelSafe, model: name }).strict())
+      .min(1)
+      .optional(),
+    /** Traffic split for `weighted`, by provider name (any scale; 95/5 is a 95%/5% split). */
+    weights: z.record(z.string(), z.number().nonnegative()).optional(),
+    /** Provider order for `priority`. */
+    order: z.array(labelSafe).optional(),
+    /** The price a team would pay calling the model's vendor directly, for the savings report. */
+    list_price: z.object({ input_per_million: price, output_per_million: price }).strict().optional(),
+  })
+  .strict();
+
+export const apiKeySchema = z
+  .object({
+    /** sha256 of the key; the key itself never appears in config. */
+    hash: sha256Hash,
+    /** A readable name for logs and metrics (never the key). */
+    name: labelSafe,
+    team: labelSafe,
+    project: labelSafe.default('default'),
+    rate_limit: rateLimitSchema.optional(),
+  })
+  .strict();
+
+export const teamSchema = z
+  .object({
+    name: labelSafe,
+    budget: budgetSchema.optional(),
+    rate_limit: rateLimitSchema.optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        host: z.string().default('0.0.0.0'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        metrics_port: z.number().int().min(0).max(65535).default(9090),
+        metrics_host: z.string().optional(),
+        body_limit_bytes: z.number().int().positive().default(1_048_576),
+        /** Seconds a client may take to send its headers (slowloris guard). */
+        headers_timeout_ms: z.number().int().positive().default(15_000),
+        /** How long SIGTERM waits for in-flight requests and streams. */
+        shutdown_grace_ms: z.number().int().positive().default(30_000),
+        log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .prefault({}),
+    auth: z
+      .object({
+        /** `none` is for local demos only; the production stack refuses it. */
+        mode: z.enum(['keys', 'none']).default('keys'),
+        keys: z.array(apiKeySchema).default([]),
+        /** Hashes of keys allowed on /v1/gateway/* admin endpoints (spend, providers). */
+        admin_key_hashes: z.array(sha256Hash).default([]),
+      })
+      .strict()
+      .prefault({}),
+    teams: z.array(teamSchema).default([]),
+    providers: z.array(providerSchema).min(1),
+    models: z.record(name, modelRouteSchema).default({}),
+    routing: z
+      .object({
+        strategy: z.enum(STRATEGIES).default('cost-optimal'),
+        /** Try the next provider in the plan when one fails. */
+        fallback: z.boolean().default(true),
+        /** Retries of one provider before failing over (0 = one attempt each). */
+        max_retries: z.number().int().min(0).max(10).default(2),
+        /** Base of the exponential backoff (full jitter). */
+        retry_delay_ms: z.number().int().min(0).default(200),
+        max_retry_delay_ms: z.number().int().min(0).default(5_000),
+        /** Longest Retry-After the gateway will wait inside one request. */
+        retry_after_cap_ms: z.number().int().min(0).default(10_000),
+        /** Overall deadline for one request, retries and failovers included. */
+        timeout_ms: z.number().int().positive().default(120_000),
+        /** Weights of the `balanced` score. */
+        balanced_weights: z
+          .object({ price: z.number().min(0).default(1), latency: z.number().min(0).default(1), errors: z.number().min(0).default(2) })
+          .strict()
+          .prefault({}),
+        /** Smoothing of the latency and error moving averages (0..1, higher = faster reaction). */
+        ewma_alpha: z.number().gt(0).lte(1).default(0.2),
+        circuit_breaker: z
+          .object({
+            consecutive_failures: z.number().int().positive().default(5),
+            error_rate_threshold: z.number().gt(0).lte(1).default(0.5),
+            window_ms: z.number().int().positive().default(60_000),
+            min_requests: z.number().int().positive().default(20),
+            cooldown_ms: z.number().int().positive().default(30_000),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    rate_limit: rateLimitSchema
+      .extend({
+        /** Replicas sharing the limit; when Redis is down each replica enforces limit / replicas in memory. */
+        expected_replicas: z.number().int().positive().default(1),
+      })
+      .prefault({}),
+    cache: z
+      .object({
+        enabled: z.boolean().default(false),
+        ttl_seconds: z.number().int().positive().default(3600),
+      })
+      .strict()
+      .prefault({}),
+    redis: z
+      .object({
+        url: z.string().optional(),
+        host: z.string().optional(),
+        port: z.number().int().min(1).max(65535).default(6379),
+        password: z.string().optional(),
+        key_prefix: z.string().default('aigw:'),
+        /** Every Redis call is bounded by this; past it the gateway falls back (memory limits, cache bypass, buffered spend). */
+        command_timeout_ms: z.number().int().positive().default(100),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const providers = new Map(cfg.providers.map((p) => [p.name, p]));
+    if (providers.size !== cfg.providers.length) {
+      ctx.addIssue({ code: 'custom', path: ['providers'], message: 'provider names must be unique' });
+    }
+    cfg.providers.forEach((p, i) => {
+      if (p.type === 'azure' && !p.api_version) {
+        ctx.addIssue({ code: 'custom', path: ['providers', i, 'api_version'], message: 'required for type azure' });
+      }
+      const seen = new Set<string>();
+      p.models.forEach((m, j) => {
+        if (seen.has(m.name)) ctx.addIssue({ code: 'custom', path: ['providers', i, 'models', j, 'name'], message: `duplicate model "${m.name}"` });
+        seen.add(m.name);
+      });
+    });
+    for (const [modelName, route] of Object.entries(cfg.models)) {
+      route.targets?.forEach((t, i) => {
+        const p = providers.get(t.provider);
+        if (!p) {
+          ctx.addIssue({ code: 'custom', path: ['models', modelName, 'targets', i, 'provider'], message: `unknown provider "${t.provider}"` });
+        } else if (!p.models.some((m) => m.name === t.model)) {
+          ctx.addIssue({ code: 'custom', path: ['models', modelName, 'targets', i, 'model'], message: `provider "${t.provider}" does not serve model "${t.model}"` });
+        }
+      });
+      for (const provider of [...Object.keys(route.weights ?? {}), ...(route.order ?? [])]) {
+        if (!providers.has(provider)) {
+          ctx.addIssue({ code: 'custom', path: ['models', modelName], message: `unknown provider "${provider}" in weights/order` });
+        }
+      }
+      if (!route.targets && !cfg.providers.some((p) => p.models.some((m) => m.name === modelName))) {
+        ctx.addIssue({ code: 'custom', path: ['models', modelName], message: 'no provider serves this model and it has no targets' });
+      }
+    }
+    const teams = new Set(cfg.teams.map((t) => t.name));
+    if (cfg.auth.mode === 'keys') {
+      if (cfg.auth.keys.length === 0) {
+        ctx.addIssue({ code: 'custom', path: ['auth', 'keys'], message: 'at least one key is required when auth.mode is "keys"' });
+      }
+      const hashes = new Set<string>();
+      cfg.auth.keys.forEach((k, i) => {
+        if (hashes.has(k.hash)) ctx.addIssue({ code: 'custom', path: ['auth', 'keys', i, 'hash'], message: 'duplicate key hash' });
+        hashes.add(k.hash);
+        if (cfg.teams.length > 0 && !teams.has(k.team)) {
+          ctx.addIssue({ code: 'custom', path: ['auth', 'keys', i, 'team'], message: `unknown team "${k.team}"` });
+        }
+      });
+    }
+    if (cfg.redis && !cfg.redis.url && !cfg.redis.host) {
+      ctx.addIssue({ code: 'custom', path: ['redis'], message: 'set redis.url or redis.host (or remove the redis block to run without Redis)' });
+    }
+  });
+
+/** The config as written (before defaults). */
+export type GatewayConfigInput = z.input<typeof configSchema>;
+/** The config after validation and defaults. */
+export type GatewayConfig = z.output<typeof configSchema>;
+export type ProviderConfig = GatewayConfig['providers'][number];
+export type ProviderModelConfig = ProviderConfig['models'][number];
+export type ApiKeyConfig = GatewayConfig['auth']['keys'][number];
+export type TeamConfig = GatewayConfig['teams'][number];
+export type RateLimitConfig = z.output<typeof rateLimitSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid gateway config:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  return path.reduce<string>((acc, seg) => (typeof seg === 'number' ? `${acc}[${seg}]` : acc ? `${acc}.${String(seg)}` : String(seg)), '');
+}
+
+/** Validates a parsed config object; throws ConfigError whose lines name each bad key. */
+export function parseConfig(raw: unknown): GatewayConfig {
+  const result = configSchema.safeParse(raw);
+  if (result.success) return result.data;
+  throw new ConfigError(
+    result.error.issues.map((issue) => {
+      const where = formatPath(issue.path) || '(root)';
+      if (issue.code === 'unrecognized_keys') return `${where}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+      return `${where}: ${issue.message}`;
+    }),
+  );
+}
