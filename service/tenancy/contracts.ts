@@ -1,0 +1,63 @@
+/**
+ * What the request handler needs from tenancy (keys, limits, budgets, spend) and from the
+ * response cache. The handler only sequences these calls; the Redis-backed implementations
+ * live beside this file and in service/cache, and simple in-memory/no-op ones serve the
+ * `auth: none` demo and unit tests.
+ */
+export interface Principal {
+  /** Readable key name from config (never the key itself). */
+  keyName: string;
+  team: string;
+  project: string;
+}
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+}
+
+export interface Admission {
+  /** Headers for the client: x-ratelimit-limit-requests, -remaining-requests, -reset-requests and token equivalents. */
+  headers: Record<string, string>;
+}
+
+/** One served request, reported after the response finished (or was cut). */
+export interface Settlement {
+  principal: Principal;
+  provider: string;
+  /** Public model name the client asked for. */
+  model: string;
+  usage: Usage;
+  /** True when usage was estimated with a tokenizer because the upstream returned none. */
+  estimated: boolean;
+  /** Cost at the serving provider's configured prices. */
+  costUsd: number;
+  /** What the same usage would cost at the model's list price (for savings). */
+  listCostUsd: number;
+  /** Served from the response cache: costs nothing; listCostUsd counts as saved. */
+  cached: boolean;
+  at: number;
+}
+
+export interface Tenancy {
+  /** Throws GatewayError 401 for a missing/unknown key. */
+  authenticate(authorization: string | undefined): Principal;
+  /** True when the header carries an admin key (for /v1/gateway/* endpoints). */
+  isAdmin(authorization: string | undefined): boolean;
+  /** Rate limits (requests, tokens already used) and budgets. Throws GatewayError 429 when refused. */
+  admit(principal: Principal, model: string): Promise<Admission>;
+  /** Per-provider quota guard: false means skip this provider for now. */
+  admitProvider(provider: string): Promise<boolean>;
+  /** Records usage: token limits, spend (buffered while Redis is down), cost metrics. Never throws. */
+  settle(s: Settlement): void;
+  /** Flushes buffered spend; called on shutdown. */
+  flush(): Promise<void>;
+}
+
+export interface ResponseCache {
+  /** null when caching does not apply (streaming, not deterministic, disabled, Cache-Control: no-cache). */
+  keyFor(principal: Principal, model: string, body: Record<string, unknown>, headers: Record<string, string | string[] | undefined>): string | null;
+  /** Returns the cached response body (JSON text) or null; Redis trouble means null, never an error. */
+  get(key: string): Promise<string | null>;
+  set(key: string, body: string): Promise<void>;
+}
