@@ -1,0 +1,409 @@
+/**
+ * Spend accounting: per UTC day, team, project, provider and model, in integer nano-USD and
+ * tokens, kept in Redis (or memory) with atomic increments.
+ *
+ * Layout (under the client's key prefix):
+ *   spend:<YYYY-MM-DD>            hash  "<team>|<project>|<provider>|<model>|<metric>" -> integer
+ *   budget:<team>:<YYYY-MM>       hash  "m" -> month's cost, "d:<YYYY-MM-DD>" -> day's cost (nano-USD)
+ *   spend:applied:<batch id>      marker that makes re-sending a batch harmless
+ *
+ * Writes go out as batches applied by one Lua script, all-or-nothing and at most once per
+ * batch id. While Redis is unreachable the ledger aggregates entries in memory (bounded by the
+ * configured teams x projects x providers x models x days) and flushes them when it returns.
+ * A batch whose write failed after it may have reached Redis (a timeout) is kept whole with
+ * its id, so re-sending it cannot count it twice.
+ */
+import type Redis from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import { badRequest, serviceUnavailable } from '../http/errors';
+import { redisReady } from '../redis/client';
+import { fromNanoUsd, toNanoUsd } from './cost';
+
+export const METRICS = {
+  cost: 'c',
+  list: 'l',
+  cacheSavings: 's',
+  promptTokens: 'i',
+  completionTokens: 'o',
+  requests: 'r',
+  cached: 'h',
+  estimated: 'e',
+} as const;
+
+const SPEND_TTL_SECONDS = 400 * 86400;
+const BUDGET_TTL_SECONDS = 40 * 86400;
+const APPLIED_TTL_SECONDS = 86400;
+
+/** key -> field -> integer increment */
+export type Batch = Map<string, Map<string, number>>;
+
+export interface SpendEntry {
+  day: string;
+  month: string;
+  team: string;
+  project: string;
+  provider: string;
+  model: string;
+  costUsd: number;
+  listCostUsd: number;
+  cached: boolean;
+  estimated: boolean;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+function add(batch: Batch, key: string, field: string, n: number): void {
+  if (!n) return;
+  let fields = batch.get(key);
+  if (!fields) batch.set(key, (fields = new Map()));
+  fields.set(field, (fields.get(field) ?? 0) + n);
+}
+
+export function mergeInto(target: Batch, source: Batch): void {
+  for (const [key, fields] of source) for (const [field, n] of fields) add(target, key, field, n);
+}
+
+export const batchSize = (b: Batch): number => {
+  let n = 0;
+  for (const fields of b.values()) n += fields.size;
+  return n;
+};
+
+/** The increments one served request contributes (pure). */
+export function entryBatch(e: SpendEntry): Batch {
+  const b: Batch = new Map();
+  const cost = e.cached ? 0 : toNanoUsd(e.costUsd);
+  const list = toNanoUsd(e.listCostUsd);
+  const row = `spend:${e.day}`;
+  const f = (metric: string) => `${e.team}|${e.project}|${e.provider}|${e.model}|${metric}`;
+  add(b, row, f(METRICS.cost), cost);
+  add(b, row, f(METRICS.list), list);
+  add(b, row, f(METRICS.requests), 1);
+  if (e.cached) {
+    add(b, row, f(METRICS.cacheSavings), list);
+    add(b, row, f(METRICS.cached), 1);
+  } else {
+    add(b, row, f(METRICS.promptTokens), Math.round(e.promptTokens));
+    add(b, row, f(METRICS.completionTokens), Math.round(e.completionTokens));
+    if (e.estimated) add(b, row, f(METRICS.estimated), 1);
+  }
+  const budget = `budget:${e.team}:${e.month}`;
+  add(b, budget, 'm', cost);
+  add(b, budget, `d:${e.day}`, cost);
+  return b;
+}
+
+export interface SpendStore {
+  /** Applies a batch atomically, at most once per id. */
+  apply(batch: Batch, id: string): Promise<void>;
+  /** The spend hash of each day, in order. */
+  readDays(days: string[]): Promise<Array<Record<string, string>>>;
+  /** A team's recorded cost in nano-USD for a day and its month. */
+  readBudget(team: string, day: string, month: string): Promise<{ day: number; month: number }>;
+}
+
+export class MemorySpendStore implements SpendStore {
+  private readonly data: Batch = new Map();
+
+  async apply(batch: Batch): Promise<void> {
+    mergeInto(this.data, batch);
+  }
+
+  async readDays(days: string[]): Promise<Array<Record<string, string>>> {
+    return days.map((d) => Object.fromEntries([...(this.data.get(`spend:${d}`) ?? new Map<string, number>())].map(([k, v]) => [k, String(v)])));
+  }
+
+  async readBudget(team: string, day: string, month: string): Promise<{ day: number; month: number }> {
+    const h = this.data.get(`budget:${team}:${month}`);
+    return { day: h?.get(`d:${day}`) ?? 0, month: h?.get('m') ?? 0 };
+  }
+}
+
+const APPLY_LUA = `
+if not redis.call('set', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+local a = 2
+for k = 2, #KEYS do
+  local ttl = ARGV[a]
+  local n = tonumber(ARGV[a + 1])
+  a = a + 2
+  for j = 1, n do
+    redis.call('hincrby', KEYS[k], ARGV[a], ARGV[a + 1])
+    a = a + 2
+  end
+  redis.call('expire', KEYS[k], ttl)
+end
+return 1
+`;
+
+type ApplyCommand = (numKeys: number, ...args: Array<string | number>) => Promise<number>;
+
+export class RedisSpendStore implements SpendStore {
+  constructor(private readonly redis: Redis) {
+    if (!(redis as unknown as { aigwSpendApply?: unknown }).aigwSpendApply) redis.defineCommand('aigwSpendApply', { lua: APPLY_LUA });
+  }
+
+  async apply(batch: Batch, id: string): Promise<void> {
+    const keys = [`spend:applied:${id}`];
+    const args: Array<string | number> = [APPLIED_TTL_SECONDS];
+    for (const [key, fields] of batch) {
+      keys.push(key);
+      args.push(key.startsWith('budget:') ? BUDGET_TTL_SECONDS : SPEND_TTL_SECONDS, fields.size);
+      for (const [field, n] of fields) args.push(field, n);
+    }
+    await (this.redis as unknown as { aigwSpendApply: ApplyCommand }).aigwSpendApply(keys.length, ...keys, ...args);
+  }
+
+  async readDays(days: string[]): Promise<Array<Record<string, string>>> {
+    const pipe = this.redis.pipeline();
+    for (const d of days) pipe.hgetall(`spend:${d}`);
+    const results = (await pipe.exec()) ?? [];
+    return results.map(([err, value]) => {
+      if (err) throw err;
+      return value as Record<string, string>;
+    });
+  }
+
+  async readBudget(team: string, day: string, month: string): Promise<{ day: number; month: number }> {
+    const [m, d] = await this.redis.hmget(`budget:${team}:${month}`, 'm', `d:${day}`);
+    return { day: Number(d ?? 0), month: Number(m ?? 0) };
+  }
+}
+
+export interface LedgerOptions {
+  /** When false, writes are not attempted and go to the buffer. */
+  canWrite: () => boolean;
+  onBuffered?: (entries: number) => void;
+  onError?: (err: unknown) => void;
+  /** Ambiguous batches kept whole before the oldest are merged into the buffer (then a retry might double count). */
+  maxPendingBatches?: number;
+}
+
+/** Sends spend to a store, buffering what cannot be written now. `record` never throws. */
+export class SpendLedger {
+  private buffer: Batch = new Map();
+  private pending: Array<{ id: string; batch: Batch }> = [];
+  private readonly inflight = new Set<Promise<void>>();
+  private flushing: Promise<void> | null = null;
+
+  constructor(
+    private readonly store: SpendStore,
+    private readonly opts: LedgerOptions,
+  ) {}
+
+  /** Entries (fields) and whole batches waiting for the store. */
+  get buffered(): number {
+    return batchSize(this.buffer) + this.pending.length;
+  }
+
+  record(batch: Batch): void {
+    if (!this.opts.canWrite()) {
+      mergeInto(this.buffer, batch);
+      this.report();
+      return;
+    }
+    this.send(batch, randomUUID());
+  }
+
+  private send(batch: Batch, id: string): void {
+    const p = this.store
+      .apply(batch, id)
+      .catch((err) => {
+        // It may have been applied before the error (a timeout): keep the id with it.
+        this.keep(batch, id);
+        this.opts.onError?.(err);
+      })
+      .finally(() => this.inflight.delete(p));
+    this.inflight.add(p);
+  }
+
+  private keep(batch: Batch, id: string): void {
+    this.pending.push({ id, batch });
+    const max = this.opts.maxPendingBatches ?? 10_000;
+    while (this.pending.length > max) mergeInto(this.buffer, this.pending.shift()!.batch);
+    this.report();
+  }
+
+  private report(): void {
+    this.opts.onBuffered?.(this.buffered);
+  }
+
+  /** Waits for writes in flight, then sends what was buffered (when the store is writable). */
+  flush(): Promise<void> {
+    if (!this.flushing) {
+      this.flushing = this.doFlush().finally(() => {
+        this.flushing = null;
+      });
+    }
+    return this.flushing;
+  }
+
+  private async doFlush(): Promise<void> {
+    await Promise.all([...this.inflight]);
+    if (!this.opts.canWrite() || (this.pending.length === 0 && this.buffer.size === 0)) return;
+    const work = this.pending;
+    this.pending = [];
+    if (this.buffer.size > 0) {
+      work.push({ id: randomUUID(), batch: this.buffer });
+      this.buffer = new Map();
+    }
+    for (const { id, batch } of work) this.send(batch, id);
+    await Promise.all([...this.inflight]);
+    this.report();
+  }
+}
+
+export function redisLedgerWritable(redis: Redis | null): () => boolean {
+  return redis ? () => redisReady(redis) : () => true;
+}
+
+// ---------------------------------------------------------------- the spend report
+
+export interface SpendQuery {
+  team?: string;
+  project?: string;
+  provider?: string;
+  model?: string;
+  /** YYYY-MM-DD, inclusive; defaults to the first day of `to`'s month. */
+  from?: string;
+  /** YYYY-MM-DD, inclusive; defaults to today (UTC). */
+  to?: string;
+}
+
+export interface SpendFigures {
+  requests: number;
+  cached_requests: number;
+  estimated_requests: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost_usd: number;
+  list_cost_usd: number;
+  /** list_cost_usd - cost_usd: what the gateway saved against calling each model's vendor directly. */
+  savings_usd: number;
+  routing_savings_usd: number;
+  cache_savings_usd: number;
+}
+
+export interface SpendReport {
+  from: string;
+  to: string;
+  filters: { team?: string; project?: string; provider?: string; model?: string };
+  totals: SpendFigures;
+  by_team: Array<{ team: string } & SpendFigures>;
+  by_project: Array<{ team: string; project: string } & SpendFigures>;
+  by_provider: Array<{ provider: string } & SpendFigures>;
+  by_model: Array<{ model: string } & SpendFigures>;
+  by_day: Array<{ date: string } & SpendFigures>;
+}
+
+export const MAX_REPORT_DAYS = 366;
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+
+function parseDate(value: string, param: string): number {
+  const t = Date.parse(`${value}T00:00:00Z`);
+  if (!DATE.test(value) || Number.isNaN(t) || new Date(t).toISOString().slice(0, 10) !== value) {
+    throw badRequest(`"${param}" must be a date as YYYY-MM-DD.`, 'invalid_date', param);
+  }
+  return t;
+}
+
+/** Validates query parameters (as Express gives them) into a query and its list of days. */
+export function parseSpendQuery(raw: Record<string, unknown>, now: number): { query: SpendQuery; days: string[] } {
+  const query: SpendQuery = {};
+  for (const k of ['team', 'project', 'provider', 'model', 'from', 'to'] as const) {
+    const v = raw[k];
+    if (v === undefined || v === '') continue;
+    if (typeof v !== 'string') throw badRequest(`"${k}" must be given once, as a string.`, 'invalid_parameter', k);
+    query[k] = v;
+  }
+  const today = new Date(now).toISOString().slice(0, 10);
+  const to = parseDate(query.to ?? today, 'to');
+  const from = parseDate(query.from ?? `${new Date(to).toISOString().slice(0, 7)}-01`, 'from');
+  if (from > to) throw badRequest('"from" must not be after "to".', 'invalid_date_range', 'from');
+  const days: string[] = [];
+  for (let t = from; t <= to; t += 86_400_000) {
+    days.push(new Date(t).toISOString().slice(0, 10));
+    if (days.length > MAX_REPORT_DAYS) throw badRequest(`A report covers at most ${MAX_REPORT_DAYS} days.`, 'invalid_date_range', 'from');
+  }
+  return { query: { ...query, from: days[0], to: days[days.length - 1] }, days };
+}
+
+type Raw = Record<string, number>;
+
+function figures(raw: Raw): SpendFigures {
+  const g = (m: string) => raw[m] ?? 0;
+  const cost = g(METRICS.cost);
+  const list = g(METRICS.list);
+  const cache = g(METRICS.cacheSavings);
+  return {
+    requests: g(METRICS.requests),
+    cached_requests: g(METRICS.cached),
+    estimated_requests: g(METRICS.estimated),
+    prompt_tokens: g(METRICS.promptTokens),
+    completion_tokens: g(METRICS.completionTokens),
+    cost_usd: fromNanoUsd(cost),
+    list_cost_usd: fromNanoUsd(list),
+    savings_usd: fromNanoUsd(list - cost),
+    routing_savings_usd: fromNanoUsd(list - cost - cache),
+    cache_savings_usd: fromNanoUsd(cache),
+  };
+}
+
+/** Aggregates day hashes into a report (pure). */
+export function summarize(query: SpendQuery, days: string[], hashes: Array<Record<string, string>>): SpendReport {
+  const totals: Raw = {};
+  const groups = {
+    team: new Map<string, Raw>(),
+    project: new Map<string, Raw>(),
+    provider: new Map<string, Raw>(),
+    model: new Map<string, Raw>(),
+    day: new Map<string, Raw>(),
+  };
+  const bump = (map: Map<string, Raw>, key: string, metric: string, n: number) => {
+    let r = map.get(key);
+    if (!r) map.set(key, (r = {}));
+    r[metric] = (r[metric] ?? 0) + n;
+  };
+  hashes.forEach((hash, i) => {
+    for (const [field, value] of Object.entries(hash ?? {})) {
+      const parts = field.split('|');
+      if (parts.length !== 5) continue;
+      const [team, project, provider, model, metric] = parts;
+      if ((query.team && team !== query.team) || (query.project && project !== query.project) || (query.provider && provider !== query.provider) || (query.model && model !== query.model)) continue;
+      const n = Number(value);
+      totals[metric] = (totals[metric] ?? 0) + n;
+      bump(groups.team, team, metric, n);
+      bump(groups.project, `${team}|${project}`, metric, n);
+      bump(groups.provider, provider, metric, n);
+      bump(groups.model, model, metric, n);
+      bump(groups.day, days[i], metric, n);
+    }
+  });
+  const rows = <K extends string>(map: Map<string, Raw>, label: (key: string) => Record<K, string>) =>
+    [...map.keys()].sort().map((k) => ({ ...label(k), ...figures(map.get(k)!) }));
+  return {
+    from: query.from!,
+    to: query.to!,
+    filters: Object.fromEntries((['team', 'project', 'provider', 'model'] as const).filter((k) => query[k]).map((k) => [k, query[k]])),
+    totals: figures(totals),
+    by_team: rows(groups.team, (k) => ({ team: k })),
+    by_project: rows(groups.project, (k) => {
+      const [team, project] = k.split('|');
+      return { team, project };
+    }),
+    by_provider: rows(groups.provider, (k) => ({ provider: k })),
+    by_model: rows(groups.model, (k) => ({ model: k })),
+    by_day: rows(groups.day, (k) => ({ date: k })),
+  };
+}
+
+/** GET /v1/gateway/spend: validates the query, reads the days, aggregates. 503 when the store is unreachable. */
+export async function spendReport(store: SpendStore, raw: Record<string, unknown>, now: number): Promise<SpendReport> {
+  const { query, days } = parseSpendQuery(raw, now);
+  let hashes: Array<Record<string, string>>;
+  try {
+    hashes = await store.readDays(days);
+  } catch {
+    throw serviceUnavailable('The spend store (Redis) is unreachable right now; spend is being buffered and the report will be available when it returns.', 'spend_store_unavailable');
+  }
+  return summarize(query, days, hashes);
+}

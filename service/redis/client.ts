@@ -1,0 +1,82 @@
+/**
+ * The gateway's one Redis connection (ioredis), built from `config.redis`.
+ *
+ * Failure model: Redis is optional at runtime. Every command is bounded by
+ * `command_timeout_ms`; while the connection is down commands fail at once (no offline
+ * queue) and callers fall back (memory rate limits, buffered spend, cache bypass). The client
+ * reconnects forever with capped backoff, never throws from an event, logs once per
+ * up/down transition and keeps `aigw_redis_up` current.
+ */
+import Redis, { RedisOptions } from 'ioredis';
+import type { GatewayConfig } from '../config/schema';
+import type { Metrics } from '../metrics/metrics';
+
+/** The subset of a pino logger used here (pino loggers fit). */
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export const silentLogger: Logger = { info: () => {}, warn: () => {} };
+
+export type RedisConfig = NonNullable<GatewayConfig['redis']>;
+
+/** Backoff between reconnect attempts: 50 ms doubling, capped at 2 s (pure, for tests). */
+export function reconnectDelayMs(attempt: number): number {
+  return Math.min(50 * 2 ** Math.min(attempt, 10), 2000);
+}
+
+export function redisOptions(cfg: RedisConfig): RedisOptions {
+  return {
+    ...(cfg.url ? {} : { host: cfg.host, port: cfg.port }),
+    ...(cfg.password !== undefined ? { password: cfg.password } : {}),
+    keyPrefix: cfg.key_prefix,
+    commandTimeout: cfg.command_timeout_ms,
+    connectTimeout: Math.max(1000, cfg.command_timeout_ms * 10),
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    // Callers own retries (spend is re-sent idempotently), so nothing is resent behind their back.
+    autoResendUnfulfilledCommands: false,
+    // Commands issued in the same tick share one round trip (rate limits + budget read).
+    enableAutoPipelining: true,
+    retryStrategy: (times) => reconnectDelayMs(times),
+  };
+}
+
+/** True when commands can be sent now (callers skip Redis rather than queue). */
+export const redisReady = (redis: Redis | null | undefined): redis is Redis => !!redis && redis.status === 'ready';
+
+/**
+ * Connects to Redis (or returns null when the config has no `redis` block: the gateway then
+ * runs on in-memory state, for a single replica or the demo).
+ */
+export function createRedisClient(config: GatewayConfig, deps: { metrics?: Metrics; logger?: Logger } = {}): Redis | null {
+  const cfg = config.redis;
+  if (!cfg) return null;
+  const log = deps.logger ?? silentLogger;
+  const options = redisOptions(cfg);
+  const client = cfg.url ? new Redis(cfg.url, options) : new Redis(options);
+  let up: boolean | null = null;
+  const mark = (next: boolean, detail?: string) => {
+    deps.metrics?.redisUp.set(next ? 1 : 0);
+    if (up === next) return;
+    up = next;
+    // Never log the URL: it may carry a password.
+    if (next) log.info({ redis: 'up' }, 'redis reachable');
+    else log.warn({ redis: 'down', reason: detail }, 'redis unreachable; falling back to per-replica memory limits, buffered spend and cache bypass');
+  };
+  deps.metrics?.redisUp.set(0);
+  client.on('ready', () => mark(true));
+  client.on('error', (err: Error) => mark(false, errorCode(err)));
+  client.on('close', () => mark(false, 'connection closed'));
+  client.on('end', () => mark(false, 'connection ended'));
+  return client;
+}
+
+/** A short, credential-free description of a Redis error for logs. */
+export function errorCode(err: unknown): string {
+  const e = err as { code?: string; name?: string; message?: string };
+  if (e?.code) return e.code;
+  if (e?.message && /timed? ?out/i.test(e.message)) return 'timeout';
+  return e?.name ?? 'error';
+}

@@ -1,0 +1,46 @@
+/**
+ * Team budgets: pure decisions over spend already recorded (integer nano-USD) and the
+ * UTC periods a timestamp falls in.
+ */
+import type { TeamConfig } from '../config/schema';
+import { NANO } from '../cost/cost';
+
+export type Period = 'daily' | 'monthly';
+
+/** UTC day (YYYY-MM-DD) and month (YYYY-MM) of a timestamp in ms. */
+export function utcPeriods(at: number): { day: string; month: string } {
+  const day = new Date(at).toISOString().slice(0, 10);
+  return { day, month: day.slice(0, 7) };
+}
+
+export interface BudgetStatus {
+  /** The first period whose budget is spent (spent >= budget), or null when the request may go. */
+  refused: Period | null;
+  /** spent / budget per configured period. */
+  ratios: Partial<Record<Period, number>>;
+  /** Periods at or above the alert threshold. */
+  alerts: Partial<Record<Period, boolean>>;
+}
+
+export function checkBudget(budget: TeamConfig['budget'], spentNano: { day: number; month: number }): BudgetStatus {
+  const status: BudgetStatus = { refused: null, ratios: {}, alerts: {} };
+  if (!budget) return status;
+  const limits: Array<[Period, number | undefined, number]> = [
+    ['daily', budget.daily_usd, spentNano.day],
+    ['monthly', budget.monthly_usd, spentNano.month],
+  ];
+  for (const [period, limitUsd, spent] of limits) {
+    if (limitUsd === undefined) continue;
+    const ratio = spent / (limitUsd * NANO);
+    status.ratios[period] = ratio;
+    status.alerts[period] = ratio >= budget.alert_threshold;
+    if (ratio >= 1 && status.refused === null) status.refused = period;
+  }
+  return status;
+}
+
+export function budgetMessage(team: string, period: Period, budget: NonNullable<TeamConfig['budget']>): string {
+  const usd = period === 'daily' ? budget.daily_usd : budget.monthly_usd;
+  const resets = period === 'daily' ? 'at 00:00 UTC' : 'on the first day of next month (UTC)';
+  return `The ${period} budget of team "${team}" ($${usd}) is spent. Requests resume when it resets ${resets}, or ask your platform team to raise it.`;
+}

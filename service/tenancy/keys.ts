@@ -1,0 +1,107 @@
+/**
+ * Gateway API keys. Only sha256 hashes are configured; a presented key is hashed and compared
+ * with every configured hash in constant time (no early exit, so the time taken does not
+ * depend on which configured key, if any, it matches).
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { unauthorized } from '../http/errors';
+import type { Principal } from './contracts';
+
+export const KEY_PREFIX = 'sk-gw-';
+
+export function hashKey(key: string): string {
+  return `sha256:${createHash('sha256').update(key, 'utf8').digest('hex')}`;
+}
+
+/** A new random key: `sk-gw-` followed by 32 random bytes in base64url. */
+export function generateKey(): string {
+  return KEY_PREFIX + randomBytes(32).toString('base64url');
+}
+
+export type BearerResult = { kind: 'missing' } | { kind: 'malformed' } | { kind: 'token'; token: string };
+
+const BEARER = /^Bearer[ \t]+([\x21-\x7e]+)[ \t]*$/i;
+
+/** Parses an Authorization header value; only the Bearer scheme with one visible-ASCII token is accepted. */
+export function parseBearer(header: string | undefined): BearerResult {
+  if (header === undefined || header.trim() === '') return { kind: 'missing' };
+  const m = BEARER.exec(header);
+  return m ? { kind: 'token', token: m[1] } : { kind: 'malformed' };
+}
+
+/** Configured hashes as raw 32-byte digests, searched in constant time. */
+export class HashSet<T> {
+  private readonly digests: Buffer[];
+  private readonly values: T[];
+
+  constructor(entries: ReadonlyArray<readonly [hash: string, value: T]>) {
+    this.digests = entries.map(([h]) => Buffer.from(h.slice('sha256:'.length), 'hex'));
+    this.values = entries.map(([, v]) => v);
+  }
+
+  get size(): number {
+    return this.digests.length;
+  }
+
+  /** The value whose hash matches sha256(token), or undefined. Visits every entry. */
+  find(token: string): T | undefined {
+    const digest = createHash('sha256').update(token, 'utf8').digest();
+    let found = -1;
+    for (let i = 0; i < this.digests.length; i++) {
+      // Every entry is compared; the branch-free select keeps the work identical for hit and miss.
+      const eq = timingSafeEqual(this.digests[i], digest) ? 1 : 0;
+      found = eq * i + (1 - eq) * found;
+    }
+    return found >= 0 ? this.values[found] : undefined;
+  }
+}
+
+export type AuthFailure = 'missing' | 'malformed' | 'unknown';
+
+export const AUTH_MESSAGES: Record<AuthFailure, string> = {
+  missing: 'Missing API key. Send your gateway key in the Authorization header: "Authorization: Bearer <key>".',
+  malformed: 'Malformed Authorization header. Expected "Authorization: Bearer <key>".',
+  unknown: 'Invalid API key. Check the key you sent or ask your platform team for a new one.',
+};
+
+export const AUTH_CODES: Record<AuthFailure, string> = {
+  missing: 'missing_api_key',
+  malformed: 'invalid_authorization_header',
+  unknown: 'invalid_api_key',
+};
+
+export const ANONYMOUS: Principal = Object.freeze({ keyName: 'anonymous', team: 'default', project: 'default' });
+
+export interface KeyRing {
+  /** Returns the principal or the reason it failed; never includes the key. */
+  resolve(authorization: string | undefined): Principal | AuthFailure;
+  isAdmin(authorization: string | undefined): boolean;
+}
+
+/**
+ * Key lookup for `auth.mode`. In `none` mode every request is the anonymous principal and,
+ * when no admin hashes are configured, every caller is admin (local demo only).
+ */
+export function createKeyRing(auth: {
+  mode: 'keys' | 'none';
+  keys: ReadonlyArray<{ hash: string; name: string; team: string; project: string }>;
+  admin_key_hashes: readonly string[];
+}): KeyRing {
+  const keys = new HashSet<Principal>(auth.keys.map((k) => [k.hash, Object.freeze({ keyName: k.name, team: k.team, project: k.project })] as const));
+  const admins = new HashSet<true>(auth.admin_key_hashes.map((h) => [h, true] as const));
+  return {
+    resolve(authorization) {
+      if (auth.mode === 'none') return ANONYMOUS;
+      const bearer = parseBearer(authorization);
+      if (bearer.kind !== 'token') return bearer.kind;
+      return keys.find(bearer.token) ?? 'unknown';
+    },
+    isAdmin(authorization) {
+      if (auth.mode === 'none' && admins.size === 0) return true;
+      const bearer = parseBearer(authorization);
+      return bearer.kind === 'token' && admins.find(bearer.token) === true;
+    },
+  };
+}
+
+export const authError = (reason: AuthFailure) => unauthorized(AUTH_MESSAGES[reason], AUTH_CODES[reason]);

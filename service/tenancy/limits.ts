@@ -1,0 +1,150 @@
+/**
+ * Rate limits with rate-limiter-flexible: fixed one-minute windows kept in Redis (so every
+ * replica shares one count), each insured by an in-memory limiter holding limit / expected
+ * replicas, which takes over while Redis is unreachable and hands back when it returns.
+ *
+ *   requests_per_minute + burst: a per-minute limiter, and a burst pool of `burst` extra
+ *     requests per BURST_WINDOW_SECONDS used only once the minute's requests are spent
+ *     (BurstyRateLimiter).
+ *   tokens_per_minute: admission checks (without consuming) that tokens remain in the window;
+ *     settle consumes the actual usage.
+ */
+import type Redis from 'ioredis';
+import { BurstyRateLimiter, RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import type { RateLimitConfig } from '../config/schema';
+
+export const WINDOW_SECONDS = 60;
+export const BURST_WINDOW_SECONDS = 600;
+
+export interface LimitSpec {
+  requests_per_minute?: number;
+  burst: number;
+  tokens_per_minute?: number;
+}
+
+/** A key's own limits, field by field falling back to the global `rate_limit`. */
+export function keyLimitSpec(own: RateLimitConfig | undefined, global: RateLimitConfig): LimitSpec {
+  const rpmFromOwn = own?.requests_per_minute !== undefined;
+  return {
+    requests_per_minute: rpmFromOwn ? own!.requests_per_minute : global.requests_per_minute,
+    burst: rpmFromOwn ? own!.burst : global.burst,
+    tokens_per_minute: own?.tokens_per_minute ?? global.tokens_per_minute,
+  };
+}
+
+/** Points of the in-memory fallback: the shared limit split over the replicas (at least 1). */
+export const fallbackPoints = (points: number, replicas: number): number => Math.max(1, Math.floor(points / Math.max(1, replicas)));
+
+export interface LimiterEnv {
+  /** null: memory only (no Redis configured), holding the full limit. */
+  redis: Redis | null;
+  expectedReplicas: number;
+}
+
+function makeLimiter(env: LimiterEnv, keyPrefix: string, points: number, duration: number): RateLimiterAbstract {
+  if (!env.redis) return new RateLimiterMemory({ keyPrefix, points, duration });
+  return new RateLimiterRedis({
+    storeClient: env.redis,
+    keyPrefix,
+    points,
+    duration,
+    // Not connected: go straight to the insurance limiter instead of waiting for an error.
+    rejectIfRedisNotReady: true,
+    insuranceLimiter: new RateLimiterMemory({ keyPrefix: `${keyPrefix}:mem`, points: fallbackPoints(points, env.expectedReplicas), duration }),
+  });
+}
+
+type Consumer = Pick<RateLimiterAbstract, 'consume'>;
+
+/** One limited window's state, as the client headers report it. */
+export interface WindowState {
+  limit: number;
+  remaining: number;
+  resetMs: number;
+}
+
+export type CheckResult = { ok: true; state: WindowState } | { ok: false; state: WindowState };
+
+const isRes = (x: unknown): x is RateLimiterRes => x instanceof RateLimiterRes;
+
+/** The limits of one scope (a key, a team, a provider), for every id in that scope. */
+export class ScopeLimiter {
+  private readonly requests?: Consumer;
+  private readonly tokens?: RateLimiterAbstract;
+
+  constructor(
+    readonly spec: LimitSpec,
+    env: LimiterEnv,
+    prefix: string,
+  ) {
+    if (spec.requests_per_minute) {
+      const perMinute = makeLimiter(env, `${prefix}:req`, spec.requests_per_minute, WINDOW_SECONDS);
+      this.requests = spec.burst > 0 ? new BurstyRateLimiter(perMinute, makeLimiter(env, `${prefix}:burst`, spec.burst, BURST_WINDOW_SECONDS)) : perMinute;
+    }
+    if (spec.tokens_per_minute) this.tokens = makeLimiter(env, `${prefix}:tok`, spec.tokens_per_minute, WINDOW_SECONDS);
+  }
+
+  /** Consumes one request; null when this scope has no request limit. Errors (both stores failing) admit. */
+  async takeRequest(id: string): Promise<CheckResult | null> {
+    if (!this.requests) return null;
+    const limit = this.spec.requests_per_minute!;
+    try {
+      const res = await this.requests.consume(id, 1);
+      return { ok: true, state: { limit, remaining: res.remainingPoints, resetMs: res.msBeforeNext } };
+    } catch (err) {
+      if (isRes(err)) return { ok: false, state: { limit, remaining: 0, resetMs: err.msBeforeNext } };
+      return null;
+    }
+  }
+
+  /** Whether tokens remain in the current window (consumes nothing); null when no token limit. */
+  async checkTokens(id: string): Promise<CheckResult | null> {
+    if (!this.tokens) return null;
+    const limit = this.spec.tokens_per_minute!;
+    try {
+      const res = await this.tokens.get(id);
+      if (!res) return { ok: true, state: { limit, remaining: limit, resetMs: WINDOW_SECONDS * 1000 } };
+      const remaining = Math.max(0, limit - res.consumedPoints);
+      return { ok: remaining > 0, state: { limit, remaining, resetMs: Math.max(0, res.msBeforeNext) } };
+    } catch {
+      return null;
+    }
+  }
+
+  /** Records tokens used; going over the limit here is expected (the next admission refuses). */
+  async spendTokens(id: string, tokens: number): Promise<void> {
+    if (!this.tokens || tokens <= 0) return;
+    await this.tokens.consume(id, Math.ceil(tokens)).catch(() => undefined);
+  }
+}
+
+/** Duration in OpenAI's header style: "1s", "6m0s", "250ms". */
+export function formatReset(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
+  const s = Math.ceil(ms / 1000);
+  return s >= 60 ? `${Math.floor(s / 60)}m${s % 60}s` : `${s}s`;
+}
+
+/** Of several scopes' states, the one closest to refusing (lowest remaining share). */
+export function tightest(states: Array<WindowState | undefined>): WindowState | undefined {
+  let best: WindowState | undefined;
+  for (const s of states) {
+    if (s && (!best || s.remaining / s.limit < best.remaining / best.limit)) best = s;
+  }
+  return best;
+}
+
+export function rateLimitHeaders(requests: WindowState | undefined, tokens: WindowState | undefined): Record<string, string> {
+  const h: Record<string, string> = {};
+  if (requests) {
+    h['x-ratelimit-limit-requests'] = String(requests.limit);
+    h['x-ratelimit-remaining-requests'] = String(requests.remaining);
+    h['x-ratelimit-reset-requests'] = formatReset(requests.resetMs);
+  }
+  if (tokens) {
+    h['x-ratelimit-limit-tokens'] = String(tokens.limit);
+    h['x-ratelimit-remaining-tokens'] = String(tokens.remaining);
+    h['x-ratelimit-reset-tokens'] = formatReset(tokens.resetMs);
+  }
+  return h;
+}

@@ -1,0 +1,138 @@
+/**
+ * A private redis-server for tests: one process per call to startRedis(), on a free
+ * 127.0.0.1 port, no persistence (`--save "" --appendonly no`), working directory in a
+ * temp folder that stop() removes.
+ *
+ *   const redis = await startRedis();
+ *   redis.url            // redis://127.0.0.1:PORT
+ *   await redis.stop();    // SIGTERM, waits for exit (data is gone, as with any Redis without persistence)
+ *   await redis.restart(); // same port, empty data set
+ *   await redis.close();   // stop and remove the temp folder (call in after())
+ *   redis.pause(); redis.resume(); // SIGSTOP / SIGCONT: a hung Redis (connections stay open, commands time out)
+ *
+ * `stop({ keepData: true })` runs SAVE first, so the following restart() loads the data again
+ * (a Redis with persistence that went away and came back).
+ */
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface RedisServer {
+  readonly host: string;
+  readonly port: number;
+  readonly url: string;
+  /** True while the process runs. */
+  running(): boolean;
+  stop(opts?: { keepData?: boolean }): Promise<void>;
+  restart(): Promise<void>;
+  /** SIGSTOP: the server hangs with its connections open (commands time out instead of failing fast). */
+  pause(): void;
+  /** SIGCONT: the server resumes and answers what it received while paused. */
+  resume(): void;
+  /** Stops (if running) and removes the temp folder. */
+  close(): Promise<void>;
+}
+
+const HOST = '127.0.0.1';
+
+function assertBinary(): void {
+  const probe = spawnSync('redis-server', ['--version'], { stdio: 'ignore' });
+  if (probe.error) throw new Error('redis-server not found on PATH; install it: apt-get install redis-server');
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, HOST, () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** Sends one inline command and resolves with the first reply line (or rejects on error/timeout). */
+function command(port: number, line: string, timeoutMs = 500): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = new Socket();
+    let buf = '';
+    const done = (err: Error | null, reply?: string) => {
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(reply as string);
+    };
+    sock.setTimeout(timeoutMs, () => done(new Error('timeout')));
+    sock.once('error', (err) => done(err));
+    sock.on('data', (d) => {
+      buf += d.toString('utf8');
+      const nl = buf.indexOf('\r\n');
+      if (nl >= 0) done(null, buf.slice(0, nl));
+    });
+    sock.connect(port, HOST, () => sock.write(`${line}\r\n`));
+  });
+}
+
+async function waitForPing(port: number, child: ChildProcess, deadlineMs = 5000): Promise<void> {
+  const until = Date.now() + deadlineMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode} before answering PING`);
+    try {
+      if ((await command(port, 'PING')) === '+PONG') return;
+    } catch {
+      /* not yet listening */
+    }
+    if (Date.now() > until) throw new Error(`redis-server on port ${port} did not answer PING within ${deadlineMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export async function startRedis(): Promise<RedisServer> {
+  assertBinary();
+  const dir = mkdtempSync(join(tmpdir(), 'aigw-redis-'));
+  const port = await freePort();
+  let child: ChildProcess | null = null;
+
+  const launch = async () => {
+    const args = ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir, '--loglevel', 'warning'];
+    const proc = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    proc.stderr?.resume();
+    child = proc;
+    await waitForPing(port, proc);
+    // A snapshot from stop({ keepData: true }) is loaded once; later plain stops lose data again.
+    rmSync(join(dir, 'dump.rdb'), { force: true });
+  };
+
+  const stop = async (opts: { keepData?: boolean } = {}) => {
+    const proc = child;
+    if (!proc || proc.exitCode !== null) return;
+    if (opts.keepData) await command(port, 'SAVE', 5000);
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    proc.kill('SIGCONT'); // in case it was paused
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
+    await exited;
+    clearTimeout(timer);
+    child = null;
+  };
+
+  await launch();
+  return {
+    host: HOST,
+    port,
+    url: `redis://${HOST}:${port}`,
+    running: () => child !== null && child.exitCode === null,
+    stop,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
+    restart: async () => {
+      await stop();
+      await launch();
+    },
+    close: async () => {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
