@@ -1,0 +1,24 @@
+/** Everything a request handler needs, built once by createApp. No globals. */
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../config/schema';
+import type { Metrics } from '../metrics/metrics';
+import type { Catalog } from '../routing/catalog';
+import type { CircuitBreakers } from '../routing/circuit-breaker';
+import type { StatsTracker } from '../routing/provider-stats';
+import type { ResponseCache, Tenancy } from '../tenancy/contracts';
+import type { Executor } from '../upstream/executor';
+
+export interface GatewayContext {
+  config: GatewayConfig;
+  logger: Logger;
+  metrics: Metrics;
+  catalog: Catalog;
+  breakers: CircuitBreakers;
+  stats: StatsTracker;
+  executor: Executor;
+  tenancy: Tenancy;
+  cache: ResponseCache;
+  now: () => number;
+  random: () => number;
+  isDraining: () => boolean;
+}

@@ -1,0 +1,190 @@
+/**
+ * The handler for the endpoints the gateway inspects (chat, completions, embeddings).
+ * It only sequences named steps:
+ *   authenticate -> validate -> resolve model -> admit (limits, budget) -> cache lookup
+ *   -> routing plan -> execute (retry, failover, breaker) -> relay -> account -> cache store
+ */
+import type { Request, Response } from 'express';
+import { costUsd } from '../cost/cost';
+import { estimateCompletionTokens, estimatePromptTokens } from '../cost/tokens';
+import type { Candidate, Endpoint, ModelRoute } from '../routing/catalog';
+import { planRoute } from '../routing/strategies';
+import type { Principal, Usage } from '../tenancy/contracts';
+import type { Success } from '../upstream/executor';
+import { relaySse } from '../upstream/sse-relay';
+import type { GatewayContext } from './context';
+import { badRequest, modelNotFound } from './errors';
+import { validateRequest, ValidRequest } from './validate';
+
+/** Output tokens assumed by cost-optimal routing when the request sets no max_tokens. */
+const DEFAULT_EXPECTED_OUTPUT_TOKENS = 256;
+
+const PATH_OF: Record<Endpoint, string> = { chat: '/v1/chat/completions', completion: '/v1/completions', embedding: '/v1/embeddings' };
+
+function resolveRoute(ctx: GatewayContext, endpoint: Endpoint, req: ValidRequest): ModelRoute & { candidates: Candidate[] } {
+  const route = ctx.catalog.resolve(req.model);
+  if (!route) throw modelNotFound(req.model);
+  const candidates = route.candidates.filter((c) => (endpoint === 'embedding') === (c.kind === 'embedding'));
+  if (!candidates.length) throw badRequest(`The model "${req.model}" does not support ${PATH_OF[endpoint]}.`, 'model_not_supported', 'model');
+  return { ...route, candidates };
+}
+
+function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, endpoint: Endpoint): Candidate[] {
+  const open = route.candidates.filter((c) => ctx.breakers.canPass(c.provider.name, route.model));
+  // All circuits open: the executor reports it (503 with retry-after) without calling anyone.
+  if (!open.length) return route.candidates;
+  const r = ctx.config.routing;
+  return planRoute(open, {
+    strategy: route.strategy,
+    stats: (c) => ctx.stats.get(c.provider.name, route.model),
+    random: ctx.random,
+    expectedTokens: {
+      input: Math.ceil(JSON.stringify(req.body).length / 4),
+      output: endpoint === 'embedding' ? 0 : (req.maxTokens ?? DEFAULT_EXPECTED_OUTPUT_TOKENS),
+    },
+    latencyMetric: req.stream ? 'ttfbMs' : 'totalMs',
+    weights: route.weights,
+    order: route.order,
+    balanced: r.balanced_weights,
+  });
+}
+
+/** The body sent to one candidate: its upstream model name, and a request for usage on streams. */
+function upstreamBodies(req: ValidRequest, endpoint: Endpoint): (c: Candidate) => string {
+  const memo = new Map<string, string>();
+  return (c) => {
+    let s = memo.get(c.upstreamModel);
+    if (s === undefined) {
+      const body: Record<string, unknown> = { ...req.body, model: c.upstreamModel };
+      if (req.stream && endpoint !== 'embedding') body.stream_options = { ...(req.body.stream_options as object), include_usage: true };
+      s = JSON.stringify(body);
+      memo.set(c.upstreamModel, s);
+    }
+    return s;
+  };
+}
+
+function usageOf(parsed: Record<string, unknown>): Usage | undefined {
+  const u = parsed.usage as { prompt_tokens?: unknown; completion_tokens?: unknown } | undefined;
+  if (!u || typeof u.prompt_tokens !== 'number') return undefined;
+  return { prompt_tokens: u.prompt_tokens, completion_tokens: typeof u.completion_tokens === 'number' ? u.completion_tokens : 0 };
+}
+
+function outputTextOf(parsed: Record<string, unknown>): string {
+  const choices = Array.isArray(parsed.choices) ? (parsed.choices as Array<{ message?: { content?: unknown }; text?: unknown }>) : [];
+  return choices.map((c) => (typeof c?.message?.content === 'string' ? c.message.content : typeof c?.text === 'string' ? c.text : '')).join('');
+}
+
+/** Usage the provider reported, or an estimate from the request and the produced text. */
+function resolveUsage(req: ValidRequest, reported: Usage | undefined, outputText: string): { usage: Usage; estimated: boolean } {
+  if (reported) return { usage: reported, estimated: false };
+  return { usage: { prompt_tokens: estimatePromptTokens(req.body), completion_tokens: estimateCompletionTokens(outputText) }, estimated: true };
+}
+
+function account(ctx: GatewayContext, principal: Principal, route: ModelRoute, c: Candidate | undefined, usage: Usage, estimated: boolean, cached: boolean): number {
+  const prices = c ? { input_per_million: c.inputPerMillion, output_per_million: c.outputPerMillion } : { input_per_million: 0, output_per_million: 0 };
+  const cost = cached ? 0 : costUsd(usage, prices);
+  const listCost = costUsd(usage, { input_per_million: route.listPrice.inputPerMillion, output_per_million: route.listPrice.outputPerMillion });
+  ctx.tenancy.settle({ principal, provider: c?.provider.name ?? 'cache', model: route.model, usage, estimated, costUsd: cost, listCostUsd: listCost, cached, at: ctx.now() });
+  return cost;
+}
+
+function setOutcomeHeaders(res: Response, success: Pick<Success, 'candidate' | 'attempts'>): void {
+  res.setHeader('x-gateway-provider', success.candidate.provider.name);
+  res.setHeader('x-gateway-attempts', String(success.attempts));
+}
+
+async function relayStream(ctx: GatewayContext, req: Request, res: Response, valid: ValidRequest, principal: Principal, route: ModelRoute, success: Success) {
+  const c = success.candidate;
+  res.status(200);
+  res.setHeader('content-type', 'text/event-stream; charset=utf-8');
+  res.setHeader('cache-control', 'no-cache, no-transform');
+  res.setHeader('x-accel-buffering', 'no');
+  res.flushHeaders();
+  ctx.metrics.streamTtfb.observe({ provider: c.provider.name, model: route.model }, (ctx.now() - res.locals.startedAt) / 1000);
+  const result = await relaySse(success.stream!, res, !valid.clientWantsUsage);
+  const totalMs = ctx.now() - success.startedAt;
+  if (result.interrupted) {
+    ctx.metrics.streamInterruptions.inc({ provider: c.provider.name, model: route.model });
+    ctx.stats.recordFailure(c.provider.name, route.model);
+    ctx.breakers.record(c.provider.name, route.model, false);
+    res.locals.streamOutcome = result.interrupted === 'cut' ? 'interrupted' : 'invalid_upstream_stream';
+  } else if (!result.clientGone) {
+    ctx.stats.recordTotal(c.provider.name, route.model, totalMs);
+    ctx.metrics.upstreamLatency.observe({ provider: c.provider.name, model: route.model, phase: 'total' }, totalMs / 1000);
+  }
+  if (result.clientGone) {
+    ctx.metrics.clientDisconnects.inc({ endpoint: res.locals.endpoint });
+    res.locals.streamOutcome = 'client_gone';
+  }
+  // The provider bills what it produced even when the stream was cut: account it.
+  const { usage, estimated } = resolveUsage(valid, result.usage, result.outputText);
+  res.locals.costUsd = account(ctx, principal, route, c, usage, estimated, false);
+}
+
+export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
+  return async (req: Request, res: Response): Promise<void> => {
+    res.locals.endpoint = endpoint;
+    const principal = res.locals.principal as Principal; // set by the authenticate middleware
+    const valid = validateRequest(endpoint, req.body);
+    const route = resolveRoute(ctx, endpoint, valid);
+    res.locals.model = route.model;
+    res.locals.stream = valid.stream;
+
+    const admission = await ctx.tenancy.admit(principal, route.model);
+    for (const [k, v] of Object.entries(admission.headers)) res.setHeader(k, v);
+
+    const cacheKey = valid.stream ? null : ctx.cache.keyFor(principal, route.model, valid.body, req.headers);
+    if (cacheKey) {
+      const hit = await ctx.cache.get(cacheKey);
+      if (hit !== null) {
+        res.setHeader('x-gateway-cache', 'hit');
+        res.locals.provider = 'cache';
+        const parsed = JSON.parse(hit) as Record<string, unknown>;
+        const { usage, estimated } = resolveUsage(valid, usageOf(parsed), outputTextOf(parsed));
+        account(ctx, principal, route, undefined, usage, estimated, true);
+        res.status(200).type('application/json').send(hit);
+        return;
+      }
+      res.setHeader('x-gateway-cache', 'miss');
+    }
+
+    const clientAbort = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) clientAbort.abort();
+    };
+    res.on('close', onClose);
+    let result;
+    try {
+      result = await ctx.executor.execute({
+        model: route.model,
+        endpoint,
+        plan: makePlan(ctx, route, valid, endpoint),
+        bodyFor: upstreamBodies(valid, endpoint),
+        stream: valid.stream,
+        requestId: res.locals.requestId,
+        clientSignal: clientAbort.signal,
+        deadline: res.locals.startedAt + ctx.config.routing.timeout_ms,
+      });
+    } finally {
+      res.off('close', onClose);
+    }
+    res.setHeader('x-gateway-attempts', String(result.attempts));
+    if (!result.ok) {
+      if (result.clientGone) ctx.metrics.clientDisconnects.inc({ endpoint });
+      throw result.error;
+    }
+    setOutcomeHeaders(res, result);
+    res.locals.provider = result.candidate.provider.name;
+    res.locals.attempts = result.attempts;
+
+    if (result.stream) return relayStream(ctx, req, res, valid, principal, route, result);
+
+    const { raw, parsed } = result.json!;
+    const { usage, estimated } = resolveUsage(valid, usageOf(parsed), outputTextOf(parsed));
+    res.locals.costUsd = account(ctx, principal, route, result.candidate, usage, estimated, false);
+    res.status(200).type('application/json').send(raw);
+    if (cacheKey) void ctx.cache.set(cacheKey, raw.toString('utf8')).catch(() => undefined);
+  };
+}
+

@@ -1,0 +1,93 @@
+/**
+ * The model catalog: which providers can serve a public model name, under which upstream
+ * name and price, and which strategy routes it. Built once from config.
+ */
+import type { GatewayConfig, ProviderConfig, StrategyName } from '../config/schema';
+
+export type Endpoint = 'chat' | 'completion' | 'embedding';
+
+export interface Candidate {
+  provider: ProviderConfig;
+  /** Name sent upstream (Azure: the deployment). */
+  upstreamModel: string;
+  inputPerMillion: number;
+  outputPerMillion: number;
+  kind: Endpoint;
+  /** Index in config order; the last tie-breaker of every strategy, so plans are deterministic. */
+  order: number;
+}
+
+export interface ModelRoute {
+  /** Public name the client asked for. */
+  model: string;
+  strategy: StrategyName;
+  candidates: Candidate[];
+  /** Traffic split by provider name for `weighted` (falls back to providers[].weight). */
+  weights?: Record<string, number>;
+  /** Provider order for `priority` (falls back to providers[].priority). */
+  order?: string[];
+  /** List price for the savings figure (falls back to the priciest candidate). */
+  listPrice: { inputPerMillion: number; outputPerMillion: number };
+}
+
+export interface Catalog {
+  resolve(model: string): ModelRoute | undefined;
+  /** Every public model name, with the kind it serves, sorted. */
+  list(): { id: string; kind: Endpoint; ownedBy: string }[];
+}
+
+export function buildCatalog(config: GatewayConfig): Catalog {
+  const routes = new Map<string, ModelRoute>();
+  const direct = new Map<string, Candidate[]>();
+  let order = 0;
+  const byProvider = new Map<string, Map<string, Candidate>>();
+  for (const provider of config.providers) {
+    const models = new Map<string, Candidate>();
+    for (const m of provider.models) {
+      const c: Candidate = {
+        provider,
+        upstreamModel: m.upstream_name ?? m.name,
+        inputPerMillion: m.input_per_million,
+        outputPerMillion: m.output_per_million,
+        kind: m.kind,
+        order: order++,
+      };
+      models.set(m.name, c);
+      direct.set(m.name, [...(direct.get(m.name) ?? []), c]);
+    }
+    byProvider.set(provider.name, models);
+  }
+
+  const makeRoute = (model: string, candidates: Candidate[]): ModelRoute => {
+    const route = config.models[model];
+    const priciest = [...candidates].sort((a, b) => b.inputPerMillion + b.outputPerMillion - (a.inputPerMillion + a.outputPerMillion))[0];
+    return {
+      model,
+      strategy: route?.strategy ?? config.routing.strategy,
+      candidates,
+      weights: route?.weights,
+      order: route?.order,
+      listPrice: route?.list_price
+        ? { inputPerMillion: route.list_price.input_per_million, outputPerMillion: route.list_price.output_per_million }
+        : { inputPerMillion: priciest?.inputPerMillion ?? 0, outputPerMillion: priciest?.outputPerMillion ?? 0 },
+    };
+  };
+
+  for (const [model, candidates] of direct) routes.set(model, makeRoute(model, candidates));
+  for (const [model, route] of Object.entries(config.models)) {
+    const candidates = route.targets
+      ? route.targets.map((t) => byProvider.get(t.provider)!.get(t.model)!)
+      : direct.get(model) ?? [];
+    routes.set(model, makeRoute(model, candidates));
+  }
+
+  const listing = [...routes.values()]
+    .map((r) => ({
+      id: r.model,
+      kind: r.candidates[0]?.kind ?? 'chat',
+      ownedBy: config.models[r.model]?.targets ? 'gateway-alias' : r.candidates.map((c) => c.provider.name).join(','),
+    }))
+    .sort((a, b) => a.id.localeCompare(b.id));
+
+  return { resolve: (model) => routes.get(model), list: () => listing };
+}

@@ -1,0 +1,98 @@
+/**
+ * Routing strategies as pure functions: (candidates, stats, prices, random) -> ordered plan.
+ * The head of the plan is tried first; the tail is the fallback chain. Candidates whose
+ * circuit is open are removed before a strategy sees them.
+ */
+import type { StrategyName } from '../config/schema';
+import type { Candidate } from './catalog';
+import type { ProviderStats } from './provider-stats';
+
+export interface PlanContext {
+  strategy: StrategyName;
+  stats: (c: Candidate) => ProviderStats;
+  random: () => number;
+  /** Expected token mix of this request, to weigh input and output prices. */
+  expectedTokens: { input: number; output: number };
+  /** Latency that matters: time to first byte for streams, total for the rest. */
+  latencyMetric: 'ttfbMs' | 'totalMs';
+  weights?: Record<string, number>;
+  order?: string[];
+  balanced: { price: number; latency: number; errors: number };
+}
+
+export const expectedCost = (c: Candidate, t: { input: number; output: number }): number =>
+  (c.inputPerMillion * t.input + c.outputPerMillion * t.output) / 1e6;
+
+const byKey = (key: (c: Candidate) => number) => (a: Candidate, b: Candidate) => key(a) - key(b) || a.order - b.order;
+
+/** Unmeasured providers rank as fast as the fastest measured one, so they get sampled. */
+function latencyOf(candidates: Candidate[], ctx: PlanContext): Map<Candidate, number> {
+  const known = candidates.map((c) => ctx.stats(c)[ctx.latencyMetric]).filter((v): v is number => v !== undefined);
+  const floor = known.length ? Math.min(...known) : 0;
+  return new Map(candidates.map((c) => [c, ctx.stats(c)[ctx.latencyMetric] ?? floor]));
+}
+
+function costOptimal(cs: Candidate[], ctx: PlanContext): Candidate[] {
+  return [...cs].sort(byKey((c) => expectedCost(c, ctx.expectedTokens)));
+}
+
+function latencyOptimal(cs: Candidate[], ctx: PlanContext): Candidate[] {
+  const lat = latencyOf(cs, ctx);
+  return [...cs].sort(byKey((c) => lat.get(c)!));
+}
+
+/** Score = w_price * price/maxPrice + w_latency * latency/maxLatency + w_errors * errorRate; lower wins. */
+export function balancedScores(cs: Candidate[], ctx: PlanContext): Map<Candidate, number> {
+  const lat = latencyOf(cs, ctx);
+  const prices = new Map(cs.map((c) => [c, expectedCost(c, ctx.expectedTokens)]));
+  const maxPrice = Math.max(...prices.values()) || 1;
+  const maxLat = Math.max(...lat.values()) || 1;
+  const w = ctx.balanced;
+  return new Map(
+    cs.map((c) => [c, (w.price * prices.get(c)!) / maxPrice + (w.latency * lat.get(c)!) / maxLat + w.errors * ctx.stats(c).errorRate]),
+  );
+}
+
+function balanced(cs: Candidate[], ctx: PlanContext): Candidate[] {
+  const scores = balancedScores(cs, ctx);
+  return [...cs].sort(byKey((c) => scores.get(c)!));
+}
+
+/** Weighted sampling without replacement: every position is drawn in proportion to the weights left. */
+function weighted(cs: Candidate[], ctx: PlanContext): Candidate[] {
+  const weightOf = (c: Candidate) => Math.max(0, ctx.weights?.[c.provider.name] ?? c.provider.weight);
+  const pool = [...cs].sort((a, b) => a.order - b.order);
+  const plan: Candidate[] = [];
+  while (pool.length) {
+    const total = pool.reduce((sum, c) => sum + weightOf(c), 0);
+    let index = 0;
+    if (total > 0) {
+      let r = ctx.random() * total;
+      index = pool.findIndex((c) => (r -= weightOf(c)) < 0);
+      if (index < 0) index = pool.findIndex((c) => weightOf(c) > 0); // r landed on the boundary
+    }
+    plan.push(pool.splice(index, 1)[0]);
+  }
+  return plan;
+}
+
+function priority(cs: Candidate[], ctx: PlanContext): Candidate[] {
+  const rank = (c: Candidate) => {
+    const i = ctx.order?.indexOf(c.provider.name) ?? -1;
+    return i >= 0 ? i : (ctx.order?.length ?? 0) + c.provider.priority;
+  };
+  return [...cs].sort(byKey(rank));
+}
+
+const STRATEGY_FNS: Record<StrategyName, (cs: Candidate[], ctx: PlanContext) => Candidate[]> = {
+  'cost-optimal': costOptimal,
+  'latency-optimal': latencyOptimal,
+  balanced,
+  weighted,
+  priority,
+};
+
+export function planRoute(candidates: Candidate[], ctx: PlanContext): Candidate[] {
+  if (candidates.length <= 1) return [...candidates];
+  return STRATEGY_FNS[ctx.strategy](candidates, ctx);
+}

@@ -1,0 +1,95 @@
+/**
+ * Builds a whole gateway process from a validated config: Redis, tenancy, cache, the app,
+ * the HTTP and metrics servers, and the graceful shutdown. main.ts, the demo and the tests
+ * all start gateways through here.
+ */
+import { createServer, Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino, { Logger } from 'pino';
+import { createApp, Gateway } from './app';
+import { createResponseCache } from './cache/cache';
+import type { GatewayConfig } from './config/schema';
+import { createMetrics, Metrics } from './metrics/metrics';
+import { createRedisClient, redisReady } from './redis/client';
+import { createTenancy } from './tenancy/tenancy';
+
+export interface RunningGateway {
+  url: string;
+  metricsUrl: string;
+  gateway: Gateway;
+  metrics: Metrics;
+  logger: Logger;
+  /** Stop accepting, drain in-flight requests and streams (up to the grace period), flush spend, close Redis. */
+  shutdown(): Promise<void>;
+}
+
+const listen = (server: Server, port: number, host: string) =>
+  new Promise<AddressInfo>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+
+const urlOf = (a: AddressInfo) => `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+
+export async function startGateway(config: GatewayConfig, opts: { logger?: Logger } = {}): Promise<RunningGateway> {
+  const logger = opts.logger ?? pino({ level: config.server.log_level, base: { service: 'ai-gateway' }, redact: { paths: ['*.authorization', '*.api_key', '*.password'], censor: '[redacted]' } });
+  const metrics = createMetrics();
+  const redis = createRedisClient(config, { metrics, logger });
+  const tenancy = createTenancy(config, { redis, metrics, logger });
+  const cache = createResponseCache(config, { redis, metrics });
+  const gateway = createApp({
+    config,
+    logger,
+    metrics,
+    tenancy,
+    cache,
+    spendReport: (q) => tenancy.spendReport(q),
+    redisUp: redis ? () => redisReady(redis) : undefined,
+  });
+
+  const server = createServer({ headersTimeout: config.server.headers_timeout_ms, requestTimeout: config.routing.timeout_ms + 30_000, keepAliveTimeout: 65_000 }, gateway.app);
+  server.maxHeadersCount = 100;
+  const metricsServer = createServer((req, res) => {
+    if (req.method === 'GET' && req.url?.split('?')[0] === '/metrics') {
+      metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      );
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found; metrics are at /metrics\n');
+  });
+
+  const addr = await listen(server, config.server.port, config.server.host);
+  const maddr = await listen(metricsServer, config.server.metrics_port, config.server.metrics_host ?? config.server.host);
+  logger.info({ url: urlOf(addr), metrics: `${urlOf(maddr)}/metrics`, providers: config.providers.map((p) => p.name), redis: redis ? 'configured' : 'none', auth: config.auth.mode }, 'gateway listening');
+
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = () =>
+    (shuttingDown ??= (async () => {
+      logger.info({ inflight: gateway.inflight() }, 'shutting down: draining in-flight requests');
+      gateway.startDraining();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const deadline = Date.now() + config.server.shutdown_grace_ms;
+      while (gateway.inflight() > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 25));
+        server.closeIdleConnections();
+      }
+      if (gateway.inflight() > 0) logger.warn({ inflight: gateway.inflight() }, 'grace period over: closing remaining connections');
+      server.closeAllConnections();
+      await closed;
+      await tenancy.flush().catch((err: Error) => logger.error({ err: err.message }, 'spend flush failed'));
+      tenancy.close();
+      await gateway.close();
+      if (redis) await redis.quit().catch(() => redis.disconnect());
+      await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      metricsServer.closeAllConnections();
+      logger.info('shutdown complete');
+    })());
+
+  return { url: urlOf(addr), metricsUrl: `${urlOf(maddr)}/metrics`, gateway, metrics, logger, shutdown };
+}

@@ -1,0 +1,103 @@
+/**
+ * The pooled keep-alive client for providers (undici). Knows how each provider type is
+ * addressed and authenticated; knows nothing about retries or routing.
+ */
+import { Pool } from 'undici';
+import type Dispatcher from 'undici/types/dispatcher';
+import type { ProviderConfig } from '../config/schema';
+import type { Candidate, Endpoint } from '../routing/catalog';
+
+const PATHS: Record<Endpoint, string> = { chat: '/chat/completions', completion: '/completions', embedding: '/embeddings' };
+
+export interface UpstreamCall {
+  candidate: Candidate;
+  endpoint: Endpoint;
+  body: string;
+  requestId: string;
+  signal: AbortSignal;
+  /** Longest wait for response headers, and for each body chunk. */
+  timeoutMs: number;
+}
+
+export type UpstreamResponse = Dispatcher.ResponseData;
+
+export interface Target {
+  origin: string;
+  path: string;
+  headers: Record<string, string>;
+}
+
+/** Where and how to send a call to this provider (pure; unit-tested). */
+export function targetFor(provider: ProviderConfig, endpoint: Endpoint, upstreamModel: string): Target {
+  const url = new URL(provider.base_url);
+  const base = url.pathname.replace(/\/+$/, '');
+  const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+  if (provider.type === 'azure') {
+    if (provider.api_key) headers['api-key'] = provider.api_key;
+    const q = new URLSearchParams({ 'api-version': provider.api_version ?? '' });
+    return { origin: url.origin, path: `${base}/openai/deployments/${encodeURIComponent(upstreamModel)}${PATHS[endpoint]}?${q}`, headers };
+  }
+  if (provider.api_key) headers.authorization = `Bearer ${provider.api_key}`;
+  return { origin: url.origin, path: `${base}${PATHS[endpoint]}`, headers };
+}
+
+export class UpstreamClient {
+  private readonly pools = new Map<string, Pool>();
+  private readonly targets = new Map<string, Target>();
+
+  constructor(private readonly providers: ProviderConfig[]) {}
+
+  private pool(provider: ProviderConfig, origin: string): Pool {
+    let pool = this.pools.get(provider.name);
+    if (!pool) {
+      pool = new Pool(origin, {
+        connections: provider.max_connections,
+        keepAliveTimeout: 30_000,
+        keepAliveMaxTimeout: 600_000,
+        connectTimeout: Math.min(10_000, provider.timeout_ms),
+        pipelining: 1,
+      });
+      this.pools.set(provider.name, pool);
+    }
+    return pool;
+  }
+
+  private target(c: Candidate, endpoint: Endpoint): Target {
+    const key = `${c.provider.name}\u0000${endpoint}\u0000${c.upstreamModel}`;
+    let t = this.targets.get(key);
+    if (!t) {
+      t = targetFor(c.provider, endpoint, c.upstreamModel);
+      this.targets.set(key, t);
+    }
+    return t;
+  }
+
+  send(call: UpstreamCall): Promise<UpstreamResponse> {
+    const t = this.target(call.candidate, call.endpoint);
+    return this.pool(call.candidate.provider, t.origin).request({
+      method: 'POST',
+      path: t.path,
+      headers: { ...t.headers, 'x-request-id': call.requestId },
+      body: call.body,
+      signal: call.signal,
+      headersTimeout: call.timeoutMs,
+      bodyTimeout: call.timeoutMs,
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.close().catch(() => undefined)));
+  }
+}
+
+/** Names an undici/network error for logs and metrics without leaking hosts or keys. */
+export function classifyNetworkError(err: unknown): 'timeout' | 'refused' | 'reset' | 'dns' | 'aborted' | 'network' {
+  const e = err as { code?: string; name?: string; cause?: { code?: string } };
+  const code = e?.code ?? e?.cause?.code ?? '';
+  if (e?.name === 'AbortError' || code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') return 'aborted';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') return 'timeout';
+  if (code === 'ECONNREFUSED') return 'refused';
+  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') return 'reset';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns';
+  return 'network';
+}

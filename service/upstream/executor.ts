@@ -1,0 +1,296 @@
+/**
+ * Carries one client request through its routing plan: attempts a provider, retries it
+ * with backoff, fails over to the next candidate, all under one request deadline. For
+ * streams, a provider counts as successful only once its first chunk has arrived, so
+ * failover happens before the first byte reaches the client.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { GatewayConfig } from '../config/schema';
+import { GatewayError, rateLimited, serviceUnavailable, upstreamTimeout, upstreamUnavailable } from '../http/errors';
+import type { Metrics } from '../metrics/metrics';
+import type { Candidate, Endpoint } from '../routing/catalog';
+import { decideRetry, isProviderAuthFailure, isRetryableStatus, retryAfterMs } from '../routing/backoff';
+import type { CircuitBreakers } from '../routing/circuit-breaker';
+import type { StatsTracker } from '../routing/provider-stats';
+import { classifyNetworkError, UpstreamClient } from './client';
+import { BodyTooLargeError, readCapped, readErrorBody } from './read-body';
+
+/** Largest non-streaming upstream body the gateway will hold in memory. */
+export const MAX_UPSTREAM_BODY_BYTES = 32 * 1024 * 1024;
+
+export interface StreamHandle {
+  first: Buffer;
+  rest: AsyncIterator<Buffer>;
+  /** Aborts the upstream request (client went away). */
+  abort(): void;
+  /** Must be called when the relay ends, to release listeners. */
+  done(): void;
+}
+
+export interface Success {
+  ok: true;
+  candidate: Candidate;
+  attempts: number;
+  ttfbMs: number;
+  startedAt: number;
+  /** Non-streaming: the upstream's JSON, raw and parsed. */
+  json?: { raw: Buffer; parsed: Record<string, unknown> };
+  stream?: StreamHandle;
+}
+
+export interface Failure {
+  ok: false;
+  attempts: number;
+  error: GatewayError;
+  /** The client went away; nobody is listening for the error. */
+  clientGone?: boolean;
+}
+
+export type ExecuteResult = Success | Failure;
+
+export interface ExecuteInput {
+  model: string;
+  endpoint: Endpoint;
+  plan: Candidate[];
+  bodyFor: (c: Candidate) => string;
+  stream: boolean;
+  requestId: string;
+  clientSignal: AbortSignal;
+  deadline: number;
+}
+
+type FailureKind =
+  | 'timeout' | 'refused' | 'reset' | 'dns' | 'network'
+  | 'status_retryable' | 'provider_auth' | 'not_found' | 'status_other'
+  | 'invalid_json' | 'invalid_stream' | 'empty_stream' | 'too_large';
+
+type Attempt =
+  | { kind: 'success'; result: Omit<Success, 'attempts' | 'ok'> }
+  | { kind: 'failure'; reason: FailureKind; status?: number; retryAfterMs?: number; retryable: boolean }
+  | { kind: 'client_error'; error: GatewayError }
+  | { kind: 'client_gone' };
+
+export interface ExecutorDeps {
+  config: GatewayConfig;
+  client: UpstreamClient;
+  breakers: CircuitBreakers;
+  stats: StatsTracker;
+  metrics: Metrics;
+  admitProvider: (provider: string) => Promise<boolean>;
+  now: () => number;
+  random: () => number;
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+const defaultSleep = (ms: number, signal: AbortSignal) => sleep(ms, undefined, { signal }).catch(() => undefined);
+
+/** The upstream's 4xx (not auth, not retryable) is about the client's request: relay it in the OpenAI shape. */
+function relayClientError(status: number, text: string): GatewayError {
+  try {
+    const parsed = JSON.parse(text) as { error?: { message?: unknown; type?: unknown; code?: unknown; param?: unknown } };
+    const e = parsed?.error;
+    if (e && typeof e.message === 'string') {
+      return new GatewayError(status, (typeof e.type === 'string' ? e.type : 'invalid_request_error') as never, typeof e.code === 'string' ? e.code : 'upstream_rejected', e.message.slice(0, 2000), {}, typeof e.param === 'string' ? e.param : null);
+    }
+  } catch {
+    /* not JSON: fall through */
+  }
+  return new GatewayError(status, 'invalid_request_error', 'upstream_rejected', `The provider rejected the request (HTTP ${status}).`);
+}
+
+const isEventStream = (headers: Record<string, string | string[] | undefined>) => String(headers['content-type'] ?? '').includes('text/event-stream');
+
+export class Executor {
+  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+
+  constructor(private readonly deps: ExecutorDeps) {
+    this.sleep = deps.sleep ?? defaultSleep;
+  }
+
+  private async attemptOnce(c: Candidate, input: ExecuteInput, timeoutMs: number): Promise<Attempt> {
+    const { client, now } = this.deps;
+    const ac = new AbortController();
+    let timedOut = false;
+    const onClientAbort = () => ac.abort();
+    input.clientSignal.addEventListener('abort', onClientAbort, { once: true });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ac.abort();
+    }, timeoutMs);
+    let keepListener = false;
+    const startedAt = now();
+    try {
+      const res = await client.send({ candidate: c, endpoint: input.endpoint, body: input.bodyFor(c), requestId: input.requestId, signal: ac.signal, timeoutMs });
+      const ttfbMs = now() - startedAt;
+      const status = res.statusCode;
+      if (status >= 200 && status < 300) {
+        if (input.stream) {
+          if (!isEventStream(res.headers)) {
+            await readErrorBody(res.body);
+            return { kind: 'failure', reason: 'invalid_stream', retryable: false };
+          }
+          const rest = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+          const first = await rest.next();
+          if (first.done || !first.value?.length) return { kind: 'failure', reason: 'empty_stream', retryable: false };
+          clearTimeout(timer);
+          keepListener = true;
+          const done = () => input.clientSignal.removeEventListener('abort', onClientAbort);
+          return { kind: 'success', result: { candidate: c, ttfbMs, startedAt, stream: { first: first.value, rest, abort: () => ac.abort(), done } } };
+        }
+        const raw = await readCapped(res.body, MAX_UPSTREAM_BODY_BYTES);
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(raw.toString('utf8'));
+        } catch {
+          return { kind: 'failure', reason: 'invalid_json', retryable: false };
+        }
+        if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return { kind: 'failure', reason: 'invalid_json', retryable: false };
+        return { kind: 'success', result: { candidate: c, ttfbMs, startedAt, json: { raw, parsed: parsed as Record<string, unknown> } } };
+      }
+      const text = await readErrorBody(res.body);
+      if (isRetryableStatus(status)) {
+        const headers = res.headers as Record<string, string | undefined>;
+        return { kind: 'failure', reason: 'status_retryable', status, retryable: true, retryAfterMs: retryAfterMs(headers, Date.now()) };
+      }
+      if (isProviderAuthFailure(status)) return { kind: 'failure', reason: 'provider_auth', status, retryable: false };
+      if (status === 404) return { kind: 'failure', reason: 'not_found', status, retryable: false };
+      if (status >= 400 && status < 500) return { kind: 'client_error', error: relayClientError(status, text) };
+      return { kind: 'failure', reason: 'status_other', status, retryable: false };
+    } catch (err) {
+      if (input.clientSignal.aborted) return { kind: 'client_gone' };
+      if (timedOut) return { kind: 'failure', reason: 'timeout', retryable: true };
+      if (err instanceof BodyTooLargeError) return { kind: 'failure', reason: 'too_large', retryable: false };
+      const reason = classifyNetworkError(err);
+      return { kind: 'failure', reason: reason === 'aborted' ? 'network' : reason, retryable: true };
+    } finally {
+      clearTimeout(timer);
+      if (!keepListener) input.clientSignal.removeEventListener('abort', onClientAbort);
+    }
+  }
+
+  async execute(input: ExecuteInput): Promise<ExecuteResult> {
+    const { config, breakers, stats, metrics, now } = this.deps;
+    const r = config.routing;
+    const plan = r.fallback ? input.plan : input.plan.slice(0, 1);
+    let attempts = 0;
+    let last: Extract<Attempt, { kind: 'failure' }> | undefined;
+    let lastProvider: string | undefined;
+    let skippedOpen = 0;
+    let deadlineHit = false;
+
+    for (let i = 0; i < plan.length; i++) {
+      const c = plan[i];
+      const p = c.provider.name;
+      if (!breakers.canPass(p, input.model)) {
+        skippedOpen++;
+        continue;
+      }
+      if (!(await this.deps.admitProvider(p))) {
+        metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: 'provider_rate_limited' });
+        continue;
+      }
+      if (lastProvider !== undefined && last) {
+        metrics.failovers.inc({ from_provider: lastProvider, to_provider: p, model: input.model, reason: last.reason });
+      }
+      for (let retries = 0; ; retries++) {
+        const remaining = input.deadline - now();
+        if (remaining <= 0) {
+          deadlineHit = true;
+          break;
+        }
+        attempts++;
+        breakers.attempt(p, input.model);
+        const outcome = await this.attemptOnce(c, input, Math.min(c.provider.timeout_ms, remaining));
+        if (outcome.kind === 'client_gone') {
+          breakers.release(p, input.model);
+          metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: 'client_gone' });
+          return { ok: false, attempts, clientGone: true, error: new GatewayError(499, 'invalid_request_error', 'client_closed_request', 'Client closed the request.') };
+        }
+        if (outcome.kind === 'client_error') {
+          breakers.record(p, input.model, true);
+          metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: 'client_error' });
+          return { ok: false, attempts, error: outcome.error };
+        }
+        if (outcome.kind === 'success') {
+          breakers.record(p, input.model, true);
+          metrics.providerUnhealthy.set({ provider: p }, 0);
+          metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: 'success' });
+          metrics.upstreamLatency.observe({ provider: p, model: input.model, phase: 'ttfb' }, outcome.result.ttfbMs / 1000);
+          if (outcome.result.json) {
+            const total = now() - outcome.result.startedAt;
+            metrics.upstreamLatency.observe({ provider: p, model: input.model, phase: 'total' }, total / 1000);
+            stats.recordSuccess(p, input.model, outcome.result.ttfbMs, total);
+          } else {
+            stats.recordSuccess(p, input.model, outcome.result.ttfbMs);
+          }
+          return { ok: true, attempts, ...outcome.result };
+        }
+        last = outcome;
+        lastProvider = p;
+        stats.recordFailure(p, input.model);
+        metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: outcome.reason });
+        if (outcome.reason === 'provider_auth') {
+          breakers.trip(p, input.model);
+          metrics.providerUnhealthy.set({ provider: p }, 1);
+          break;
+        }
+        breakers.record(p, input.model, false);
+        if (!outcome.retryable) break;
+        const decision = decideRetry({
+          retriesSoFar: retries,
+          maxRetries: r.max_retries,
+          baseMs: r.retry_delay_ms,
+          maxDelayMs: r.max_retry_delay_ms,
+          retryAfterMs: outcome.retryAfterMs,
+          retryAfterCapMs: r.retry_after_cap_ms,
+          remainingMs: input.deadline - now(),
+          random: this.deps.random,
+        });
+        if (!decision.retry) {
+          if (decision.reason === 'deadline') deadlineHit = true;
+          break;
+        }
+        if (!breakers.canPass(p, input.model)) break; // this failure opened the circuit: move on now
+        metrics.retries.inc({ provider: p, model: input.model, reason: outcome.reason });
+        await this.sleep(decision.delayMs, input.clientSignal);
+        if (input.clientSignal.aborted) {
+          return { ok: false, attempts, clientGone: true, error: new GatewayError(499, 'invalid_request_error', 'client_closed_request', 'Client closed the request.') };
+        }
+      }
+      if (deadlineHit) break;
+    }
+    return { ok: false, attempts, error: this.finalError(input, attempts, last, lastProvider, skippedOpen, deadlineHit) };
+  }
+
+  private finalError(
+    input: ExecuteInput,
+    attempts: number,
+    last: Extract<Attempt, { kind: 'failure' }> | undefined,
+    lastProvider: string | undefined,
+    skippedOpen: number,
+    deadlineHit: boolean,
+  ): GatewayError {
+    const model = input.model;
+    if (attempts === 0) {
+      if (deadlineHit) return upstreamTimeout(`The request deadline passed before any provider for model "${model}" could be tried.`);
+      if (skippedOpen > 0) {
+        const retryMs = Math.min(...input.plan.map((c) => this.deps.breakers.retryInMs(c.provider.name, model)));
+        const e = serviceUnavailable(`Every provider for model "${model}" is failing (circuit open); retry later.`, 'providers_unavailable');
+        return new GatewayError(e.status, e.type, e.code, e.message, { 'retry-after': String(Math.max(1, Math.ceil(retryMs / 1000))) });
+      }
+      return rateLimited(`Every provider for model "${model}" is at its configured request quota; retry shortly.`, 1, {}, 'provider_quota_exceeded');
+    }
+    const summary = `after ${attempts} attempt${attempts === 1 ? '' : 's'}`;
+    if (deadlineHit || last?.reason === 'timeout') {
+      return upstreamTimeout(`No provider for model "${model}" answered in time (${summary}; last: ${lastProvider} ${last?.reason ?? 'deadline'}).`);
+    }
+    if (last?.reason === 'status_retryable' && last.status === 429) {
+      return rateLimited(`Every provider for model "${model}" is rate limiting the gateway (${summary}).`, Math.ceil((last.retryAfterMs ?? 1000) / 1000), {}, 'upstream_rate_limited');
+    }
+    if (last?.reason === 'provider_auth') {
+      return upstreamUnavailable(`No provider for model "${model}" is available: the last one (${lastProvider}) rejected the gateway's provider credentials (${summary}). This is a gateway configuration problem, not your key.`, 'upstream_auth_failed');
+    }
+    const what = last?.status ? `HTTP ${last.status}` : last?.reason ?? 'error';
+    return upstreamUnavailable(`No provider for model "${model}" could serve the request (${summary}; last: ${lastProvider} ${what}).`);
+  }
+}

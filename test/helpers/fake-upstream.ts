@@ -1,0 +1,187 @@
+/**
+ * A small OpenAI-compatible upstream on 127.0.0.1 that tests script: answer, stream,
+ * fail with a status, hang, reset, send invalid JSON, cut a stream, drip slowly.
+ * It records what it received and which requests the gateway aborted.
+ */
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+
+export type Behavior =
+  | { kind: 'ok'; content?: string; usage?: boolean; delayMs?: number }
+  | { kind: 'stream'; chunks?: string[]; delayMs?: number; usage?: boolean; cutAfter?: number; invalidAt?: number; firstByteDelayMs?: number }
+  | { kind: 'status'; status: number; body?: unknown; headers?: Record<string, string> }
+  | { kind: 'hang' }
+  | { kind: 'reset' }
+  | { kind: 'invalid-json' }
+  | { kind: 'huge'; bytes: number }
+  | { kind: 'empty-stream' };
+
+export interface Received {
+  path: string;
+  headers: IncomingMessage['headers'];
+  body: Record<string, unknown>;
+}
+
+export interface FakeUpstream {
+  url: string;
+  name: string;
+  received: Received[];
+  /** Requests whose connection closed before the response finished. */
+  aborted: number;
+  /** Responses completed. */
+  completed: number;
+  setBehavior(fn: (req: Received, n: number) => Behavior): void;
+  close(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export const DEFAULT_CHUNKS = ['Hello', ' from', ' the', ' fake', ' upstream', '.'];
+
+function completionBody(name: string, req: Received, content: string, usage: boolean) {
+  const model = String(req.body.model);
+  if (req.path.endsWith('/embeddings')) {
+    const inputs = Array.isArray(req.body.input) ? req.body.input : [req.body.input];
+    return {
+      object: 'list',
+      model,
+      data: inputs.map((_x, index) => ({ object: 'embedding', index, embedding: [0.1, 0.2, 0.3] })),
+      ...(usage ? { usage: { prompt_tokens: 4 * inputs.length, total_tokens: 4 * inputs.length } } : {}),
+    };
+  }
+  const isChat = req.path.endsWith('/chat/completions');
+  return {
+    id: `${isChat ? 'chatcmpl' : 'cmpl'}-${name}`,
+    object: isChat ? 'chat.completion' : 'text_completion',
+    created: 1700000000,
+    model,
+    choices: [isChat ? { index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' } : { index: 0, text: content, finish_reason: 'stop' }],
+    ...(usage ? { usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 } } : {}),
+  };
+}
+
+function chunkEvent(name: string, req: Received, text: string, finish: string | null) {
+  const isChat = req.path.endsWith('/chat/completions');
+  return {
+    id: `${isChat ? 'chatcmpl' : 'cmpl'}-${name}`,
+    object: isChat ? 'chat.completion.chunk' : 'text_completion',
+    created: 1700000000,
+    model: String(req.body.model),
+    choices: [isChat ? { index: 0, delta: finish ? {} : { content: text }, finish_reason: finish } : { index: 0, text, finish_reason: finish }],
+  };
+}
+
+export async function startFakeUpstream(name = 'fake', initial?: (req: Received, n: number) => Behavior): Promise<FakeUpstream> {
+  let behavior = initial ?? ((req: Received): Behavior => (req.body.stream ? { kind: 'stream' } : { kind: 'ok' }));
+  const sockets = new Set<Socket>();
+  const state: FakeUpstream = {
+    url: '',
+    name,
+    received: [],
+    aborted: 0,
+    completed: 0,
+    setBehavior: (fn) => {
+      behavior = fn;
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    let body: Record<string, unknown> = {};
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+    } catch {
+      /* tests may send anything */
+    }
+    const received: Received = { path: req.url ?? '', headers: req.headers, body };
+    state.received.push(received);
+    let finished = false;
+    res.on('finish', () => {
+      finished = true;
+      state.completed++;
+    });
+    res.on('close', () => {
+      if (!finished) state.aborted++;
+    });
+    const b = behavior(received, state.received.length);
+    switch (b.kind) {
+      case 'ok': {
+        if (b.delayMs) await sleep(b.delayMs);
+        const payload = completionBody(name, received, b.content ?? `Hello from ${name}`, b.usage !== false);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(payload));
+        return;
+      }
+      case 'status':
+        res.writeHead(b.status, { 'content-type': 'application/json', ...b.headers }).end(JSON.stringify(b.body ?? { error: { message: `fake ${name} says ${b.status}`, type: 'server_error', code: null } }));
+        return;
+      case 'hang':
+        return; // never answers; the gateway must time out
+      case 'reset':
+        req.socket.destroy();
+        return;
+      case 'invalid-json':
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"id": "broken", "choices": [');
+        return;
+      case 'huge': {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const block = Buffer.alloc(64 * 1024, 0x20);
+        for (let sent = 0; sent < b.bytes && !res.destroyed; sent += block.length) {
+          if (!res.write(block)) await new Promise((r) => res.once('drain', r).once('close', r));
+        }
+        res.end();
+        return;
+      }
+      case 'empty-stream':
+        res.writeHead(200, { 'content-type': 'text/event-stream' }).end();
+        return;
+      case 'stream': {
+        if (b.firstByteDelayMs) await sleep(b.firstByteDelayMs);
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+        const texts = b.chunks ?? DEFAULT_CHUNKS;
+        for (let i = 0; i < texts.length; i++) {
+          if (res.destroyed) return;
+          if (b.cutAfter !== undefined && i === b.cutAfter) {
+            req.socket.destroy();
+            return;
+          }
+          if (b.invalidAt === i) res.write('data: {"not json\n\n');
+          else res.write(`data: ${JSON.stringify(chunkEvent(name, received, texts[i], null))}\n\n`);
+          if (b.delayMs) await sleep(b.delayMs);
+        }
+        if (res.destroyed) return;
+        res.write(`data: ${JSON.stringify(chunkEvent(name, received, '', 'stop'))}\n\n`);
+        const opts = body.stream_options as { include_usage?: boolean } | undefined;
+        if (b.usage !== false && opts?.include_usage) {
+          res.write(`data: ${JSON.stringify({ id: `chatcmpl-${name}`, object: 'chat.completion.chunk', created: 1700000000, model: String(body.model), choices: [], usage: { prompt_tokens: 10, completion_tokens: texts.length, total_tokens: 10 + texts.length } })}\n\n`);
+        }
+        res.end('data: [DONE]\n\n');
+        return;
+      }
+    }
+  };
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch(() => res.destroy());
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+  return state;
+}
+
+/** A URL whose port has nothing listening: connections are refused. */
+export async function refusedUrl(): Promise<string> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return `http://127.0.0.1:${port}/v1`;
+}

@@ -1,0 +1,51 @@
+/** Starts a real gateway (HTTP + metrics servers) in this process on 127.0.0.1 for a test. */
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { parseConfig, GatewayConfigInput } from '../../service/config/schema';
+import { RunningGateway, startGateway } from '../../service/server';
+
+export interface TestGateway extends RunningGateway {
+  /** Every log line the gateway wrote (JSON text). */
+  logs: string[];
+}
+
+type ConfigOverrides = Omit<GatewayConfigInput, 'server'> & { server?: GatewayConfigInput['server'] };
+
+export async function startTestGateway(input: ConfigOverrides): Promise<TestGateway> {
+  const config = parseConfig({
+    ...input,
+    server: { host: '127.0.0.1', port: 0, metrics_port: 0, log_level: 'info', ...input.server },
+  });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  const running = await startGateway(config, { logger: pino({ level: config.server.log_level }, sink) });
+  return Object.assign(running, { logs });
+}
+
+/** A provider entry for a fake upstream serving the given models at the given prices. */
+export function provider(name: string, url: string, models: Array<string | { name: string; upstream_name?: string; input_per_million?: number; output_per_million?: number; kind?: 'chat' | 'completion' | 'embedding' }>, extra: Record<string, unknown> = {}) {
+  return {
+    name,
+    base_url: url,
+    api_key: `sk-provider-${name}-secret`,
+    timeout_ms: 2000,
+    models: models.map((m) => (typeof m === 'string' ? { name: m, input_per_million: 1, output_per_million: 2 } : m)),
+    ...extra,
+  };
+}
+
+/** Reads one counter/gauge sample from the Prometheus text exposition. */
+export async function metricValue(metricsUrl: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}
