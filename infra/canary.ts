@@ -1,0 +1,41 @@
+/**
+ * A canary release: a second gateway Deployment (and Service) running the canary image, and an
+ * nginx canary Ingress for the same host that sends `weight` percent of requests to it.
+ * Raising the weight shifts traffic; weight 0 or no canary block removes both (rollback);
+ * promotion is setting the main image to the canary's and removing the block.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import { APP } from './common';
+import { GatewayIngress, GatewayIngressArgs } from './ingress';
+import { GatewayWorkload, GatewayWorkloadArgs } from './gateway';
+
+export interface CanaryArgs {
+  image: string;
+  /** 1..100 percent of requests. */
+  weight: number;
+  replicas: number;
+  /** The stable workload's settings; the canary changes only image, track and replicas. */
+  workload: Omit<GatewayWorkloadArgs, 'track' | 'image' | 'replicas' | 'autoscaling' | 'disruptionBudget'>;
+  ingress: Omit<GatewayIngressArgs, 'name' | 'serviceName' | 'canaryWeight' | 'labels'>;
+}
+
+export class Canary extends pulumi.ComponentResource {
+  readonly workload: GatewayWorkload;
+  readonly ingress: GatewayIngress;
+
+  constructor(name: string, args: CanaryArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('ai-gateway:infra:Canary', name, {}, opts);
+    if (args.weight < 1 || args.weight > 100) throw new Error(`canary weight must be 1..100, got ${args.weight}`);
+    this.workload = new GatewayWorkload(
+      `${name}-workload`,
+      { ...args.workload, track: 'canary', image: args.image, replicas: args.replicas, disruptionBudget: false },
+      { parent: this },
+    );
+    this.ingress = new GatewayIngress(
+      `${name}-ingress`,
+      { ...args.ingress, name: `${APP}-canary`, labels: this.workload.podLabels, serviceName: this.workload.serviceName, canaryWeight: args.weight },
+      { parent: this },
+    );
+    this.registerOutputs({ url: this.workload.url });
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * The gateway workload: Deployment, Service and, for the stable track, PodDisruptionBudget and
+ * HorizontalPodAutoscaler. The canary is a second instance of this component with track "canary".
+ */
+import * as k8s from '@pulumi/kubernetes';
+import * as pulumi from '@pulumi/pulumi';
+import { APP, CONFIG_DIR, CONFIG_FILE, GATEWAY_UID, Track, containerSecurityContext, objectLabels, podSecurityContext, selectorLabels, serviceHost } from './common';
+
+export interface Resources {
+  requests: { cpu: string; memory: string };
+  limits: { cpu: string; memory: string };
+}
+
+export interface AutoscalingArgs {
+  maxReplicas: number;
+  targetCPUUtilizationPercent: number;
+  targetMemoryUtilizationPercent: number;
+}
+
+export interface GatewayWorkloadArgs {
+  namespace: pulumi.Input<string>;
+  stack: string;
+  track: Track;
+  image: string;
+  /** Fixed replicas, or the HPA minimum when autoscaling is set. */
+  replicas: number;
+  autoscaling?: AutoscalingArgs;
+  /** A PodDisruptionBudget keeps voluntary evictions (node drains) to one pod at a time. */
+  disruptionBudget: boolean;
+  resources: Resources;
+  configMapName: pulumi.Input<string>;
+  configChecksum: string;
+  secretName: pulumi.Input<string>;
+  /**
+   * Digest of the Secret's content, so a key rotation rolls the pods too. Deliberately a plain
+   * value: marked secret it would turn the whole Deployment spec into [secret] in every preview.
+   * It reveals nothing usable: it covers every secret at once, provider API keys among them.
+   */
+  secretChecksum: string;
+  ports: { http: number; metrics: number };
+  /** The gateway drains this long after SIGTERM (server.shutdown_grace_ms). */
+  shutdownGraceMs: number;
+  preStopDelaySeconds: number;
+}
+
+const SERVICE_PORT = 80;
+
+/** Kubernetes' grace period must cover the preStop delay, the gateway's own drain, and a margin for exit. */
+export const terminationGraceSeconds = (preStopDelaySeconds: number, shutdownGraceMs: number) => preStopDelaySeconds + Math.ceil(shutdownGraceMs / 1000) + 10;
+
+export class GatewayWorkload extends pulumi.ComponentResource {
+  readonly deployment: k8s.apps.v1.Deployment;
+  readonly service: k8s.core.v1.Service;
+  readonly serviceName: pulumi.Output<string>;
+  readonly servicePort = SERVICE_PORT;
+  /** In-cluster URL of this track's Service. */
+  readonly url: pulumi.Output<string>;
+  readonly podLabels: Record<string, string>;
+
+  constructor(name: string, args: GatewayWorkloadArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('ai-gateway:infra:GatewayWorkload', name, {}, opts);
+    const objectName = args.track === 'stable' ? APP : `${APP}-${args.track}`;
+    const labels = objectLabels(args.stack, 'gateway', args.track);
+    const selector = selectorLabels('gateway', args.track);
+    this.podLabels = labels;
+    const meta = { name: objectName, namespace: args.namespace, labels };
+
+    this.deployment = new k8s.apps.v1.Deployment(
+      name,
+      {
+        metadata: meta,
+        spec: {
+          // With an HPA the replica count is the HPA's to manage: leaving it unset keeps `pulumi up` from resetting it.
+          replicas: args.autoscaling ? undefined : args.replicas,
+          revisionHistoryLimit: 5,
+          minReadySeconds: 5,
+          strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: '25%', maxUnavailable: 0 } },
+          selector: { matchLabels: selector },
+          template: {
+            metadata: {
+              labels,
+              annotations: { 'checksum/config': args.configChecksum, 'checksum/secret': args.secretChecksum },
+            },
+            spec: {
+              automountServiceAccountToken: false,
+              enableServiceLinks: false,
+              securityContext: podSecurityContext(GATEWAY_UID),
+              terminationGracePeriodSeconds: terminationGraceSeconds(args.preStopDelaySeconds, args.shutdownGraceMs),
+              topologySpreadConstraints: ['kubernetes.io/hostname', 'topology.kubernetes.io/zone'].map((topologyKey) => ({
+                maxSkew: 1,
+                topologyKey,
+                whenUnsatisfiable: 'ScheduleAnyway',
+                labelSelector: { matchLabels: selector },
+              })),
+              containers: [
+                {
+                  name: 'gateway',
+                  image: args.image,
+                  imagePullPolicy: 'IfNotPresent',
+                  command: ['node', 'dist/service/main.js', '--config', `${CONFIG_DIR}/${CONFIG_FILE}`],
+                  ports: [
+                    { name: 'http', containerPort: args.ports.http, protocol: 'TCP' },
+                    { name: 'metrics', containerPort: args.ports.metrics, protocol: 'TCP' },
+                  ],
+                  env: [
+                    { name: 'GATEWAY_CONFIG', value: `${CONFIG_DIR}/${CONFIG_FILE}` },
+                    { name: 'NODE_ENV', value: 'production' },
+                  ],
+                  envFrom: [{ secretRef: { name: args.secretName } }],
+                  resources: args.resources,
+                  securityContext: containerSecurityContext(GATEWAY_UID),
+                  startupProbe: { httpGet: { path: '/health', port: 'http' }, periodSeconds: 2, failureThreshold: 30, timeoutSeconds: 2 },
+                  livenessProbe: { httpGet: { path: '/health', port: 'http' }, periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 2 },
+                  readinessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 5, failureThreshold: 2, timeoutSeconds: 2 },
+                  // Keep serving while the endpoint is removed from Services and nginx; then SIGTERM starts the drain.
+                  lifecycle: { preStop: { exec: { command: ['sleep', String(args.preStopDelaySeconds)] } } },
+                  volumeMounts: [
+                    { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
+                    { name: 'tmp', mountPath: '/tmp' },
+                  ],
+                },
+              ],
+              volumes: [
+                { name: 'config', configMap: { name: args.configMapName } },
+                { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+              ],
+            },
+          },
+        },
+      },
+      { parent: this },
+    );
+
+    this.service = new k8s.core.v1.Service(
+      name,
+      {
+        metadata: meta,
+        spec: {
+          type: 'ClusterIP',
+          selector,
+          ports: [
+            { name: 'http', port: SERVICE_PORT, targetPort: 'http', protocol: 'TCP' },
+            { name: 'metrics', port: args.ports.metrics, targetPort: 'metrics', protocol: 'TCP' },
+          ],
+        },
+      },
+      { parent: this },
+    );
+    this.serviceName = this.service.metadata.name;
+    this.url = pulumi.all([this.serviceName, pulumi.output(args.namespace)]).apply(([svc, ns]) => `http://${serviceHost(svc, ns)}`);
+
+    if (args.disruptionBudget) {
+      new k8s.policy.v1.PodDisruptionBudget(name, { metadata: meta, spec: { maxUnavailable: 1, selector: { matchLabels: selector } } }, { parent: this });
+    }
+    if (args.autoscaling) {
+      const target = (name: 'cpu' | 'memory', averageUtilization: number) => ({ type: 'Resource', resource: { name, target: { type: 'Utilization', averageUtilization } } });
+      new k8s.autoscaling.v2.HorizontalPodAutoscaler(
+        name,
+        {
+          metadata: meta,
+          spec: {
+            scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: this.deployment.metadata.name },
+            minReplicas: args.replicas,
+            maxReplicas: args.autoscaling.maxReplicas,
+            metrics: [target('cpu', args.autoscaling.targetCPUUtilizationPercent), target('memory', args.autoscaling.targetMemoryUtilizationPercent)],
+            // Scale up fast, scale down slowly: long streams make pods look idle before they are.
+            behavior: { scaleDown: { stabilizationWindowSeconds: 300, policies: [{ type: 'Pods', value: 1, periodSeconds: 60 }] } },
+          },
+        },
+        { parent: this },
+      );
+    }
+    this.registerOutputs({ serviceName: this.serviceName, url: this.url });
+  }
+}

@@ -1,0 +1,52 @@
+/** The namespace and the Secret holding every credential the gateway and Redis use. */
+import * as k8s from '@pulumi/kubernetes';
+import * as pulumi from '@pulumi/pulumi';
+import { APP, GATEWAY_SECRET, objectLabels } from './common';
+
+export interface NamespaceArgs {
+  name: string;
+  stack: string;
+  environment: string;
+  /** Env var name -> value; a secret Output, so Pulumi encrypts it in state and never prints it. */
+  secretEnv: pulumi.Output<Record<string, string>>;
+}
+
+export class GatewayNamespace extends pulumi.ComponentResource {
+  readonly namespace: k8s.core.v1.Namespace;
+  readonly secret: k8s.core.v1.Secret;
+  /** The namespace name, resolved after the Namespace exists (children depend on it through this). */
+  readonly name: pulumi.Output<string>;
+  readonly secretName: pulumi.Output<string>;
+
+  constructor(name: string, args: NamespaceArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('ai-gateway:infra:Namespace', name, {}, opts);
+    this.namespace = new k8s.core.v1.Namespace(
+      name,
+      {
+        metadata: {
+          name: args.name,
+          labels: {
+            'app.kubernetes.io/part-of': APP,
+            'ai-gateway/environment': args.environment,
+            // Pod Security Admission: the API server itself rejects root, privileged or capability-holding pods.
+            'pod-security.kubernetes.io/enforce': 'restricted',
+            'pod-security.kubernetes.io/enforce-version': 'latest',
+          },
+        },
+      },
+      { parent: this },
+    );
+    this.name = this.namespace.metadata.name;
+    this.secret = new k8s.core.v1.Secret(
+      `${name}-secrets`,
+      {
+        metadata: { name: GATEWAY_SECRET, namespace: this.name, labels: objectLabels(args.stack, 'gateway') },
+        type: 'Opaque',
+        stringData: pulumi.secret(args.secretEnv),
+      },
+      { parent: this },
+    );
+    this.secretName = this.secret.metadata.name;
+    this.registerOutputs({ name: this.name, secretName: this.secretName });
+  }
+}

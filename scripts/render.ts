@@ -1,0 +1,239 @@
+/**
+ * Renders every Kubernetes object a stack would create, as YAML, without a cluster or the Pulumi CLI:
+ * the program runs under Pulumi's mock runtime and each registered resource's inputs become a file.
+ *
+ *   npm run render -- --stack staging [--out DIR]
+ *        [--config-file FILE]...        extra `config:` (a stack-file-shaped YAML) laid over the stack file
+ *        [--set KEY=VALUE]...           one key, `--path` style: `canary.weight=10`; VALUE is YAML
+ *        [--set-secret KEY=VALUE]...    the same, marked secret
+ *
+ * Secrets: `secure:` entries of the stack file, and secrets the stack needs but does not have, get
+ * format-valid placeholders (render never needs the real secrets). Secret objects are written with
+ * their values redacted, and a secret reaching any other object fails the render.
+ * Writes one file per object to DIR (default out/STACK/), replacing the YAML files already there.
+ */
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import * as pulumi from '@pulumi/pulumi';
+import { parse as parseYaml, stringify } from 'yaml';
+import { SecretKind, placeholderSecret, secretSlots, slotValue, stackConfigSchema } from '../infra/config';
+
+const ROOT = resolve(__dirname, '..');
+export const REDACTED = '<redacted>';
+
+interface Args {
+  stack: string;
+  out: string;
+  configFiles: string[];
+  sets: { key: string; value: string; secret: boolean }[];
+}
+
+function usage(message: string): never {
+  process.stderr.write(`render: ${message}\nusage: npm run render -- --stack NAME [--out DIR] [--config-file FILE]... [--set KEY=VALUE]... [--set-secret KEY=VALUE]...\n`);
+  process.exit(2);
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Partial<Args> & Pick<Args, 'configFiles' | 'sets'> = { configFiles: [], sets: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const value = argv[++i];
+    if (value === undefined) usage(`${flag} needs a value`);
+    if (flag === '--stack') args.stack = value;
+    else if (flag === '--out') args.out = value;
+    else if (flag === '--config-file') args.configFiles.push(value);
+    else if (flag === '--set' || flag === '--set-secret') {
+      const eq = value.indexOf('=');
+      if (eq < 1) usage(`${flag} expects KEY=VALUE, got "${value}"`);
+      args.sets.push({ key: value.slice(0, eq), value: value.slice(eq + 1), secret: flag === '--set-secret' });
+    } else usage(`unknown option ${flag}`);
+  }
+  if (!args.stack) usage('--stack is required');
+  return { ...args, stack: args.stack, out: resolve(args.out ?? join(ROOT, 'out', args.stack)) };
+}
+
+const readYaml = (file: string): unknown => parseYaml(readFileSync(file, 'utf8'));
+
+/** Stack config (project prefix stripped) plus the paths of the values that are secret. */
+interface LoadedConfig {
+  values: Record<string, unknown>;
+  secretPaths: Set<string>;
+  /** Keys of other namespaces (kubernetes:context ...), passed through untouched. */
+  foreign: Record<string, unknown>;
+}
+
+const isSecure = (v: unknown): v is { secure: string } => !!v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 1 && 'secure' in v;
+
+const kindOf = (path: string[]): SecretKind =>
+  path[0] === 'clientKeyHashes' || path[0] === 'adminKeyHashes' ? 'keyHash' : path[0] === 'redisUrl' ? 'redisUrl' : path[0] === 'redisPassword' ? 'password' : 'apiKey';
+
+/** Replaces `{secure: ...}` (ciphertext render cannot and must not decrypt) with placeholders. */
+function replaceSecure(value: unknown, path: string[], secretPaths: Set<string>): unknown {
+  if (isSecure(value)) {
+    secretPaths.add(path.join('.'));
+    return placeholderSecret({ key: path[0] as never, entry: path.length > 1 ? path.slice(1).join('.') : undefined, kind: kindOf(path) });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => replaceSecure(v, [...path, String(i)], secretPaths));
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, replaceSecure(v, [...path, k], secretPaths)]));
+  return value;
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown) {
+  let node = target;
+  for (const seg of path.slice(0, -1)) {
+    if (!node[seg] || typeof node[seg] !== 'object') node[seg] = {};
+    node = node[seg] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]] = value;
+}
+
+function loadConfig(project: string, files: string[], sets: Args['sets']): LoadedConfig {
+  const loaded: LoadedConfig = { values: {}, secretPaths: new Set(), foreign: {} };
+  for (const file of files) {
+    const doc = (readYaml(file) ?? {}) as { config?: Record<string, unknown> };
+    for (const [fullKey, raw] of Object.entries(doc.config ?? {})) {
+      const [ns, key] = fullKey.includes(':') ? [fullKey.slice(0, fullKey.indexOf(':')), fullKey.slice(fullKey.indexOf(':') + 1)] : [project, fullKey];
+      if (ns !== project) loaded.foreign[fullKey] = raw;
+      else loaded.values[key] = replaceSecure(raw, [key], loaded.secretPaths);
+    }
+  }
+  for (const s of sets) {
+    const path = s.key.replace(new RegExp(`^${project}:`), '').split('.');
+    setPath(loaded.values, path, parseYaml(s.value));
+    if (s.secret) loaded.secretPaths.add(path.join('.'));
+  }
+  return loaded;
+}
+
+/** Fills placeholders for secrets the stack needs but does not hold (a fresh checkout has none). */
+function fillMissingSecrets(loaded: LoadedConfig): string[] {
+  const parsed = stackConfigSchema.safeParse(loaded.values);
+  if (!parsed.success) return []; // the program reports the problems, naming the keys
+  const filled: string[] = [];
+  for (const slot of secretSlots(parsed.data)) {
+    if (slotValue(parsed.data, slot) !== undefined) continue;
+    const path = slot.entry === undefined ? [slot.key] : [slot.key, slot.entry];
+    setPath(loaded.values, path, placeholderSecret(slot));
+    loaded.secretPaths.add(path.join('.'));
+    filled.push(path.join('.'));
+  }
+  return filled;
+}
+
+// ---------------------------------------------------------------- secrets in rendered objects
+
+const SIG = pulumi.runtime.specialSigKey;
+const isWrappedSecret = (v: unknown): v is { value: unknown } => !!v && typeof v === 'object' && (v as Record<string, unknown>)[SIG] === pulumi.runtime.specialSecretSig;
+
+/** Unwraps secret markers, recording where they were. */
+function unwrap(value: unknown, path: string, found: string[]): unknown {
+  if (isWrappedSecret(value)) {
+    found.push(path);
+    return unwrap(value.value, path, found);
+  }
+  if (Array.isArray(value)) return value.map((v, i) => unwrap(v, `${path}[${i}]`, found));
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrap(v, path ? `${path}.${k}` : k, found)]));
+  return value;
+}
+
+interface Rendered {
+  type: string;
+  object: Record<string, unknown>;
+}
+
+const redactValues = (m: unknown) => (m && typeof m === 'object' ? Object.fromEntries(Object.keys(m).map((k) => [k, REDACTED])) : m);
+
+/** A Kubernetes object from a registered resource; Secret values redacted; any other secret is an error. */
+function toObject(type: string, name: string, inputs: Record<string, unknown>): Rendered {
+  const found: string[] = [];
+  const object = unwrap(inputs, '', found) as Record<string, unknown>;
+  if (object.kind === 'Secret') {
+    if (object.data) object.data = redactValues(object.data);
+    if (object.stringData) object.stringData = redactValues(object.stringData);
+  } else if (found.length) {
+    throw new Error(`secret value reaches ${type} "${name}" at ${found.join(', ')}: only Secret objects may hold secrets`);
+  }
+  return { type, object };
+}
+
+const fileName = (o: Record<string, unknown>, used: Set<string>) => {
+  const meta = (o.metadata ?? {}) as { name?: string; namespace?: string };
+  const base = [o.kind, meta.name ?? 'unnamed'].join('-').toLowerCase().replace(/[^a-z0-9.-]/g, '-');
+  let name = `${base}.yaml`;
+  for (let i = 2; used.has(name); i++) name = `${base}-${i}.yaml`;
+  used.add(name);
+  return name;
+};
+
+function writeObjects(out: string, rendered: Rendered[]): string[] {
+  mkdirSync(out, { recursive: true });
+  for (const f of readdirSync(out)) if (f.endsWith('.yaml')) rmSync(join(out, f));
+  const used = new Set<string>();
+  return rendered.map(({ object }) => {
+    const file = fileName(object, used);
+    // YAML 1.1 output quotes off/no/yes, which kubectl's parser would otherwise read as booleans.
+    writeFileSync(join(out, file), stringify(object, { lineWidth: 0, version: '1.1' }));
+    return file;
+  });
+}
+
+// ---------------------------------------------------------------- main
+
+function fail(err: unknown): never {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`render: ${message}\n`);
+  process.exit(1);
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const project = (readYaml(join(ROOT, 'Pulumi.yaml')) as { name: string; stackConfigDir?: string });
+  const stackFile = join(ROOT, project.stackConfigDir ?? '.', `Pulumi.${args.stack}.yaml`);
+  const loaded = loadConfig(project.name, [stackFile, ...args.configFiles], args.sets);
+  const filled = fillMissingSecrets(loaded);
+
+  const flat: Record<string, string> = {};
+  for (const [k, v] of Object.entries(loaded.foreign)) flat[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  for (const [k, v] of Object.entries(loaded.values)) flat[`${project.name}:${k}`] = typeof v === 'string' ? v : JSON.stringify(v);
+  const secretKeys = [...new Set([...loaded.secretPaths].map((p) => `${project.name}:${p.split('.')[0]}`))];
+  pulumi.runtime.setAllConfig(flat, secretKeys);
+
+  const rendered: Rendered[] = [];
+  let failed = false;
+  const onError = (err: unknown) => {
+    failed = true;
+    fail(err);
+  };
+  process.on('unhandledRejection', onError);
+  process.on('uncaughtException', onError);
+  await pulumi.runtime.setMocks(
+    {
+      newResource: (r) => {
+        try {
+          if (r.type.startsWith('kubernetes:')) rendered.push(toObject(r.type, r.name, r.inputs));
+        } catch (err) {
+          onError(err);
+        }
+        return { id: `${r.name}-id`, state: r.inputs };
+      },
+      call: (c) => c.inputs,
+    },
+    project.name,
+    args.stack,
+  );
+
+  try {
+    require('../infra');
+  } catch (err) {
+    fail(err);
+  }
+  // The program registers resources asynchronously; when the event loop is empty, all are in.
+  process.once('beforeExit', () => {
+    if (failed) return;
+    const files = writeObjects(args.out, rendered);
+    const note = filled.length ? ` (placeholders for secrets not set: ${filled.join(', ')})` : '';
+    process.stdout.write(`render: ${files.length} objects for stack ${args.stack} written to ${args.out}${note}\n`);
+  });
+}
+
+main().catch(fail);
