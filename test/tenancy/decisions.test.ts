@@ -1,0 +1,268 @@
+/** Tables of cases for the pure decisions: keys, cost, tokens, budgets, limits, cache keys, spend report. */
+import assert from 'node:assert/strict';
+import { cacheDecision, cacheKey, canonical, MemoryCacheStore } from '../../service/cache/cache';
+import { costUsd, createPriceTable, priceRequest, toNanoUsd } from '../../service/cost/cost';
+import { entryBatch, MemorySpendStore, parseSpendQuery, SpendEntry, summarize } from '../../service/cost/spend';
+import { estimatePromptTokens, estimateTokens } from '../../service/cost/tokens';
+import { checkBudget, utcPeriods } from '../../service/tenancy/budget';
+import { createKeyRing, generateKey, hashKey, HashSet, parseBearer } from '../../service/tenancy/keys';
+import { fallbackPoints, formatReset, keyLimitSpec, rateLimitHeaders, tightest } from '../../service/tenancy/limits';
+import { GatewayError } from '../../service/http/errors';
+import { testConfig } from './fixtures';
+
+describe('tenancy decisions', () => {
+  describe('keys', () => {
+    it('hashes as sha256:<hex> and generates distinct prefixed keys', () => {
+      assert.equal(hashKey('abc'), 'sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+      const a = generateKey();
+      const b = generateKey();
+      assert.match(a, /^sk-gw-[A-Za-z0-9_-]{43}$/);
+      assert.notEqual(a, b);
+    });
+
+    const bearerCases: Array<[string | undefined, string]> = [
+      [undefined, 'missing'],
+      ['', 'missing'],
+      ['   ', 'missing'],
+      ['Bearer', 'malformed'],
+      ['Bearer ', 'malformed'],
+      ['Basic dXNlcjpwYXNz', 'malformed'],
+      ['Bearer two tokens', 'malformed'],
+      ['sk-gw-raw-key-without-scheme', 'malformed'],
+      ['Bearer sk-gw-ok', 'token'],
+      ['bearer   sk-gw-ok  ', 'token'],
+    ];
+    for (const [header, kind] of bearerCases) {
+      it(`parseBearer(${JSON.stringify(header)}) -> ${kind}`, () => assert.equal(parseBearer(header).kind, kind));
+    }
+
+    it('HashSet finds the matching entry wherever it sits and nothing else', () => {
+      const set = new HashSet([
+        [hashKey('one'), 1],
+        [hashKey('two'), 2],
+        [hashKey('three'), 3],
+      ] as const);
+      assert.equal(set.find('one'), 1);
+      assert.equal(set.find('two'), 2);
+      assert.equal(set.find('three'), 3);
+      assert.equal(set.find('four'), undefined);
+      assert.equal(set.find(hashKey('one')), undefined, 'the hash itself is not a key');
+    });
+
+    it('key ring: principal, failures, admin; none mode is anonymous', () => {
+      const cfg = testConfig();
+      const ring = createKeyRing(cfg.auth);
+      assert.deepEqual(ring.resolve('Bearer sk-gw-alice-test-key'), { keyName: 'alice', team: 'red', project: 'web' });
+      assert.equal(ring.resolve('Bearer sk-gw-nope'), 'unknown');
+      assert.equal(ring.resolve(undefined), 'missing');
+      assert.equal(ring.isAdmin('Bearer sk-gw-admin-test-key'), true);
+      assert.equal(ring.isAdmin('Bearer sk-gw-alice-test-key'), false);
+      assert.equal(ring.isAdmin(undefined), false);
+      const none = createKeyRing({ mode: 'none', keys: [], admin_key_hashes: [] });
+      assert.deepEqual(none.resolve(undefined), { keyName: 'anonymous', team: 'default', project: 'default' });
+      assert.equal(none.isAdmin(undefined), true);
+      const noneWithAdmin = createKeyRing({ mode: 'none', keys: [], admin_key_hashes: [hashKey('adm')] });
+      assert.equal(noneWithAdmin.isAdmin(undefined), false);
+      assert.equal(noneWithAdmin.isAdmin('Bearer adm'), true);
+    });
+  });
+
+  describe('cost', () => {
+    const cases: Array<[number, number, number, number, number]> = [
+      // prompt, completion, in $/M, out $/M, expected USD
+      [0, 0, 5, 15, 0],
+      [1_000_000, 0, 5, 15, 5],
+      [0, 1_000_000, 5, 15, 15],
+      [1000, 500, 0.15, 0.6, 0.00045],
+      [123, 456, 2.5, 10, 0.0048675],
+    ];
+    for (const [p, c, i, o, want] of cases) {
+      it(`${p} in + ${c} out at ${i}/${o} per M = $${want}`, () => {
+        assert.ok(Math.abs(costUsd({ prompt_tokens: p, completion_tokens: c }, { input_per_million: i, output_per_million: o }) - want) < 1e-12);
+      });
+    }
+
+    it('price table: provider prices, list price, and no savings without a list price', () => {
+      const table = createPriceTable(testConfig());
+      assert.deepEqual(table.providerPrice('cheap', 'gpt-x'), { input_per_million: 1, output_per_million: 2 });
+      assert.equal(table.providerPrice('cheap', 'other'), undefined);
+      const usage = { prompt_tokens: 1000, completion_tokens: 1000 };
+      assert.deepEqual(priceRequest(usage, table.providerPrice('cheap', 'gpt-x'), table.listPrice('gpt-x')), { costUsd: 0.003, listCostUsd: 0.03 });
+      assert.deepEqual(priceRequest(usage, { input_per_million: 1, output_per_million: 1 }, undefined), { costUsd: 0.002, listCostUsd: 0.002 });
+    });
+
+    it('nano-USD rounding keeps sums exact', () => {
+      assert.equal(toNanoUsd(0.00045), 450_000);
+      let sum = 0;
+      for (let i = 0; i < 1000; i++) sum += toNanoUsd(0.0000001);
+      assert.equal(sum, 100_000);
+    });
+  });
+
+  describe('token estimation', () => {
+    it('counts text with the tokenizer', () => {
+      assert.equal(estimateTokens(''), 0);
+      assert.equal(estimateTokens('hello world'), 2);
+    });
+    it('chat prompt: content plus per-message and priming overheads, string and part arrays', () => {
+      const one = estimatePromptTokens({ messages: [{ role: 'user', content: 'hello world' }] });
+      assert.equal(one, 3 + 3 + 2);
+      const parts = estimatePromptTokens({ messages: [{ role: 'user', content: [{ type: 'text', text: 'hello world' }] }] });
+      assert.equal(parts, one);
+      const two = estimatePromptTokens({ messages: [{ role: 'system', content: 'hello world' }, { role: 'user', content: 'hello world' }] });
+      assert.equal(two, one + 3 + 2);
+    });
+    it('completions prompt and embeddings input', () => {
+      assert.equal(estimatePromptTokens({ prompt: 'hello world' }), 2);
+      assert.equal(estimatePromptTokens({ input: ['hello world', 'hello world'] }), estimateTokens('hello world\nhello world'));
+      assert.equal(estimatePromptTokens({}), 0);
+    });
+  });
+
+  describe('budgets', () => {
+    const budget = { daily_usd: 10, monthly_usd: 100, alert_threshold: 0.8 };
+    const usd = (n: number) => toNanoUsd(n);
+    const cases: Array<[string, number, number, string | null, boolean, boolean]> = [
+      // name, day spent, month spent, refused, daily alert, monthly alert
+      ['nothing spent', 0, 0, null, false, false],
+      ['below alert', 7.99, 50, null, false, false],
+      ['at alert threshold', 8, 50, null, true, false],
+      ['just below daily', 9.999999, 50, null, true, false],
+      ['daily spent exactly', 10, 50, 'daily', true, false],
+      ['daily over', 12, 50, 'daily', true, false],
+      ['monthly spent', 1, 100, 'monthly', false, true],
+      ['both spent: daily first', 11, 101, 'daily', true, true],
+    ];
+    for (const [name, day, month, refused, dAlert, mAlert] of cases) {
+      it(name, () => {
+        const s = checkBudget(budget, { day: usd(day), month: usd(month) });
+        assert.equal(s.refused, refused);
+        assert.equal(s.alerts.daily, dAlert);
+        assert.equal(s.alerts.monthly, mAlert);
+        assert.ok(Math.abs(s.ratios.daily! - day / 10) < 1e-9);
+      });
+    }
+    it('only configured periods count; no budget never refuses', () => {
+      assert.deepEqual(checkBudget({ monthly_usd: 5, alert_threshold: 0.5 }, { day: usd(100), month: usd(1) }), { refused: null, ratios: { monthly: 0.2 }, alerts: { monthly: false } });
+      assert.equal(checkBudget(undefined, { day: usd(1e6), month: usd(1e6) }).refused, null);
+    });
+    it('UTC periods from an injected clock', () => {
+      assert.deepEqual(utcPeriods(Date.UTC(2025, 0, 31, 23, 59, 59)), { day: '2025-01-31', month: '2025-01' });
+      assert.deepEqual(utcPeriods(Date.UTC(2025, 1, 1, 0, 0, 0)), { day: '2025-02-01', month: '2025-02' });
+    });
+  });
+
+  describe('rate limit specs and headers', () => {
+    const global = { requests_per_minute: 100, burst: 10, tokens_per_minute: 5000 };
+    it('a key falls back to the global limit field by field', () => {
+      assert.deepEqual(keyLimitSpec(undefined, global), global);
+      assert.deepEqual(keyLimitSpec({ requests_per_minute: 5, burst: 0 }, global), { requests_per_minute: 5, burst: 0, tokens_per_minute: 5000 });
+      assert.deepEqual(keyLimitSpec({ tokens_per_minute: 7, burst: 0 }, global), { requests_per_minute: 100, burst: 10, tokens_per_minute: 7 });
+    });
+    const fallback: Array<[number, number, number]> = [
+      [100, 1, 100],
+      [100, 3, 33],
+      [100, 4, 25],
+      [2, 5, 1],
+    ];
+    for (const [points, replicas, want] of fallback) it(`fallback ${points}/${replicas} replicas = ${want}`, () => assert.equal(fallbackPoints(points, replicas), want));
+    const resets: Array<[number, string]> = [
+      [0, '0ms'],
+      [250, '250ms'],
+      [1000, '1s'],
+      [1001, '2s'],
+      [59_000, '59s'],
+      [60_000, '1m0s'],
+      [361_000, '6m1s'],
+    ];
+    for (const [ms, want] of resets) it(`reset ${ms} ms -> ${want}`, () => assert.equal(formatReset(ms), want));
+    it('headers report the tightest scope', () => {
+      const t = tightest([
+        { limit: 100, remaining: 50, resetMs: 1000 },
+        { limit: 10, remaining: 2, resetMs: 3000 },
+      ]);
+      assert.deepEqual(rateLimitHeaders(t, undefined), { 'x-ratelimit-limit-requests': '10', 'x-ratelimit-remaining-requests': '2', 'x-ratelimit-reset-requests': '3s' });
+    });
+  });
+
+  describe('cache keys', () => {
+    const body = { model: 'gpt-x', temperature: 0, messages: [{ role: 'user', content: 'hi' }] };
+    const decisions: Array<[string, Record<string, unknown>, Record<string, string>, string]> = [
+      ['temperature 0', body, {}, 'cacheable'],
+      ['temperature 0.7', { ...body, temperature: 0.7 }, {}, 'not-deterministic'],
+      ['no temperature', { messages: [] }, {}, 'not-deterministic'],
+      ['opt-in header', { ...body, temperature: 1 }, { 'x-gateway-cache': 'true' }, 'cacheable'],
+      ['opt-out header', body, { 'x-gateway-cache': 'false' }, 'no-cache'],
+      ['streaming', { ...body, stream: true }, { 'x-gateway-cache': 'true' }, 'streaming'],
+      ['Cache-Control: no-cache', body, { 'cache-control': 'no-cache' }, 'no-cache'],
+      ['Cache-Control: max-age=0, no-store', body, { 'cache-control': 'max-age=0, no-store' }, 'no-cache'],
+      ['Cache-Control: max-age=60', body, { 'cache-control': 'max-age=60' }, 'cacheable'],
+    ];
+    for (const [name, b, h, want] of decisions) it(`${name} -> ${want}`, () => assert.equal(cacheDecision(b, h), want));
+
+    it('key ignores key order and output-neutral fields, not the rest', () => {
+      const k = cacheKey('red', 'gpt-x', body);
+      assert.match(k, /^cache:[0-9a-f]{64}$/);
+      assert.equal(cacheKey('red', 'gpt-x', { messages: [{ content: 'hi', role: 'user' }], temperature: 0, stream: false, user: 'u1', model: 'other' }), k);
+      assert.notEqual(cacheKey('blue', 'gpt-x', body), k, 'teams never share');
+      assert.notEqual(cacheKey('red', 'gpt-y', body), k, 'model is part of the key');
+      assert.notEqual(cacheKey('red', 'gpt-x', { ...body, seed: 1 }), k);
+      assert.notEqual(cacheKey('red', 'gpt-x', { ...body, messages: [{ role: 'user', content: 'hi!' }] }), k);
+      assert.deepEqual(canonical({ b: [{ d: 1, c: 2 }], a: undefined }), { b: [{ c: 2, d: 1 }] });
+    });
+
+    it('memory store expires entries by the injected clock and stays bounded', async () => {
+      let t = 0;
+      const store = new MemoryCacheStore(() => t, 2);
+      await store.set('a', 'A', 10);
+      assert.equal(await store.get('a'), 'A');
+      t = 10_000;
+      assert.equal(await store.get('a'), null);
+      await store.set('x', '1', 10);
+      await store.set('y', '2', 10);
+      await store.set('z', '3', 10);
+      assert.equal(await store.get('x'), null);
+      assert.equal(await store.get('z'), '3');
+    });
+  });
+
+  describe('spend report', () => {
+    const now = Date.UTC(2025, 2, 15, 12);
+    it('query defaults to the month so far; validates dates and range', () => {
+      assert.deepEqual(parseSpendQuery({}, now).days.length, 15);
+      assert.deepEqual(parseSpendQuery({ from: '2025-03-14', to: '2025-03-15', team: 'red' }, now), {
+        query: { from: '2025-03-14', to: '2025-03-15', team: 'red' },
+        days: ['2025-03-14', '2025-03-15'],
+      });
+      for (const bad of [{ from: '2025-3-1' }, { from: '2025-02-30' }, { from: '2025-03-16', to: '2025-03-15' }, { from: '2020-01-01' }, { team: ['a', 'b'] }]) {
+        assert.throws(() => parseSpendQuery(bad, now), (e: unknown) => e instanceof GatewayError && e.status === 400, JSON.stringify(bad));
+      }
+    });
+
+    it('aggregates totals and breakdowns with savings, filtered', async () => {
+      const store = new MemorySpendStore();
+      const base: SpendEntry = { day: '2025-03-14', month: '2025-03', team: 'red', project: 'web', provider: 'cheap', model: 'gpt-x', costUsd: 0.01, listCostUsd: 0.03, cached: false, estimated: false, promptTokens: 10, completionTokens: 5 };
+      await store.apply(entryBatch(base));
+      await store.apply(entryBatch({ ...base, day: '2025-03-15', estimated: true }));
+      await store.apply(entryBatch({ ...base, day: '2025-03-15', cached: true, provider: 'cache' }));
+      await store.apply(entryBatch({ ...base, team: 'blue', project: 'batch', costUsd: 1, listCostUsd: 1 }));
+      const days = ['2025-03-14', '2025-03-15'];
+      const all = summarize({ from: days[0], to: days[1] }, days, await store.readDays(days));
+      assert.equal(all.totals.requests, 4);
+      assert.ok(Math.abs(all.totals.cost_usd - 1.02) < 1e-12);
+      assert.ok(Math.abs(all.totals.list_cost_usd - 1.09) < 1e-12);
+      assert.ok(Math.abs(all.totals.cache_savings_usd - 0.03) < 1e-12);
+      assert.ok(Math.abs(all.totals.routing_savings_usd - 0.04) < 1e-12);
+      assert.equal(all.totals.cached_requests, 1);
+      assert.equal(all.totals.estimated_requests, 1);
+      assert.equal(all.totals.prompt_tokens, 30, 'cached hits use no upstream tokens');
+      assert.deepEqual(all.by_team.map((r) => r.team), ['blue', 'red']);
+      assert.deepEqual(all.by_provider.map((r) => [r.provider, r.requests]), [['cache', 1], ['cheap', 3]]);
+      assert.deepEqual(all.by_day.map((r) => [r.date, r.requests]), [['2025-03-14', 2], ['2025-03-15', 2]]);
+      const red = summarize({ from: days[0], to: days[1], team: 'red' }, days, await store.readDays(days));
+      assert.equal(red.totals.requests, 3);
+      assert.deepEqual(red.filters, { team: 'red' });
+      assert.deepEqual(await store.readBudget('red', '2025-03-15', '2025-03'), { day: toNanoUsd(0.01), month: toNanoUsd(0.02) });
+    });
+  });
+});

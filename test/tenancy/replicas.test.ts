@@ -1,0 +1,196 @@
+/**
+ * Three Tenancy instances (three replicas, each with its own Redis connection) sharing one
+ * real redis-server: one global rate limit, one budget, one spend ledger.
+ */
+import assert from 'node:assert/strict';
+import type Redis from 'ioredis';
+import { GatewayConfig } from '../../service/config/schema';
+import { GatewayError } from '../../service/http/errors';
+import { Metrics } from '../../service/metrics/metrics';
+import { createTenancy, GatewayTenancy } from '../../service/tenancy/tenancy';
+import { RedisServer, startRedis } from '../helpers/redis-server';
+import { connect, KEYS, metricValue, newMetrics, ready, settlement, testConfig, uniquePrefix } from './fixtures';
+
+interface Replica {
+  tenancy: GatewayTenancy;
+  redis: Redis;
+  metrics: Metrics;
+}
+
+describe('tenancy across replicas sharing Redis', function () {
+  this.timeout(20_000);
+  let server: RedisServer;
+  let replicas: Replica[] = [];
+
+  before(async () => {
+    server = await startRedis();
+  });
+  after(async () => {
+    await server?.close();
+  });
+  afterEach(() => {
+    for (const r of replicas) {
+      r.tenancy.close();
+      r.redis.disconnect();
+    }
+    replicas = [];
+  });
+
+  async function start(config: GatewayConfig, n = 3): Promise<Replica[]> {
+    for (let i = 0; i < n; i++) {
+      const metrics = newMetrics();
+      const redis = connect(config, metrics);
+      await ready(redis);
+      replicas.push({ tenancy: createTenancy(config, { redis, metrics }), redis, metrics });
+    }
+    return replicas;
+  }
+
+  const redisCfg = (extra: Record<string, unknown> = {}) => ({ url: server.url, key_prefix: uniquePrefix(), command_timeout_ms: 2000, ...extra });
+
+  it('a 100 requests/minute limit admits exactly 100 in total, not 300', async () => {
+    const config = testConfig({ rate_limit: { requests_per_minute: 100, expected_replicas: 3 }, redis: redisCfg() });
+    const rs = await start(config);
+    const alice = rs[0].tenancy.authenticate(`Bearer ${KEYS.alice}`);
+    const results = await Promise.allSettled(rs.flatMap((r) => Array.from({ length: 100 }, () => r.tenancy.admit(alice, 'gpt-x'))));
+    const admitted = results.filter((r) => r.status === 'fulfilled');
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason);
+    assert.equal(admitted.length, 100);
+    assert.equal(refused.length, 200);
+    for (const err of refused) {
+      assert.ok(err instanceof GatewayError, String(err));
+      assert.equal(err.status, 429);
+      assert.equal(err.type, 'rate_limit_error');
+      assert.equal(err.headers['x-ratelimit-limit-requests'], '100');
+      assert.equal(err.headers['x-ratelimit-remaining-requests'], '0');
+      assert.match(err.headers['x-ratelimit-reset-requests'], /^\d+(m\d+)?s$/);
+      assert.ok(Number(err.headers['retry-after']) >= 1 && Number(err.headers['retry-after']) <= 60);
+    }
+    const remaining = admitted.map((r) => Number((r as PromiseFulfilledResult<{ headers: Record<string, string> }>).value.headers['x-ratelimit-remaining-requests'])).sort((a, b) => a - b);
+    assert.deepEqual(remaining, Array.from({ length: 100 }, (_, i) => i), 'each admission reports the shared remaining count');
+    const limited = await Promise.all(rs.map((r) => metricValue(r.metrics, 'rateLimited', { scope: 'key', kind: 'requests' })));
+    assert.equal(limited.reduce((a, b) => a + b), 200);
+    // Another key has its own window.
+    const bob = rs[0].tenancy.authenticate(`Bearer ${KEYS.bob}`);
+    await rs[1].tenancy.admit(bob, 'gpt-x');
+  });
+
+  it('burst allows extra requests above the per-minute rate, and a team limit caps all its keys', async () => {
+    const base = testConfig();
+    const config = testConfig({
+      rate_limit: { requests_per_minute: 10, burst: 5 },
+      // alice's own limit is loose, so team red's 12 per minute is the one that binds
+      auth: { keys: base.auth.keys.map((k) => (k.name === 'alice' ? { ...k, rate_limit: { requests_per_minute: 50, burst: 0 } } : k)), admin_key_hashes: [] },
+      teams: [{ name: 'red', rate_limit: { requests_per_minute: 12, burst: 0 } }, { name: 'blue' }],
+      redis: redisCfg(),
+    });
+    const rs = await start(config, 2);
+    const alice = rs[0].tenancy.authenticate(`Bearer ${KEYS.alice}`);
+    const bob = rs[0].tenancy.authenticate(`Bearer ${KEYS.bob}`);
+    const count = async (p: typeof alice, n: number) => (await Promise.allSettled(Array.from({ length: n }, (_, i) => rs[i % 2].tenancy.admit(p, 'gpt-x')))).filter((r) => r.status === 'fulfilled').length;
+    assert.equal(await count(bob, 30), 15, 'bob: 10 per minute + 5 burst');
+    const results = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => rs[i % 2].tenancy.admit(alice, 'gpt-x')));
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 12, 'alice: capped by team red at 12');
+    const teamRefusals = await Promise.all(rs.map((r) => metricValue(r.metrics, 'rateLimited', { scope: 'team', kind: 'requests' })));
+    assert.ok(teamRefusals.reduce((a, b) => a + b) > 0);
+  });
+
+  it('tokens per minute: admits while tokens remain, settle consumes the actual usage', async () => {
+    const config = testConfig({ rate_limit: { tokens_per_minute: 1000 }, redis: redisCfg() });
+    const [a, b] = await start(config, 2);
+    const alice = a.tenancy.authenticate(`Bearer ${KEYS.alice}`);
+    const first = await a.tenancy.admit(alice, 'gpt-x');
+    assert.equal(first.headers['x-ratelimit-limit-tokens'], '1000');
+    assert.equal(first.headers['x-ratelimit-remaining-tokens'], '1000');
+    a.tenancy.settle(settlement(alice, 0.001, { usage: { prompt_tokens: 600, completion_tokens: 300 } }));
+    await a.tenancy.flush();
+    const second = await b.tenancy.admit(alice, 'gpt-x');
+    assert.equal(second.headers['x-ratelimit-remaining-tokens'], '100', 'the other replica sees the usage');
+    b.tenancy.settle(settlement(alice, 0.001, { usage: { prompt_tokens: 100, completion_tokens: 100 } }));
+    await b.tenancy.flush();
+    await assert.rejects(a.tenancy.admit(alice, 'gpt-x'), (e: GatewayError) => e.status === 429 && e.headers['x-ratelimit-remaining-tokens'] === '0' && /tokens per minute/.test(e.message));
+  });
+
+  it('per-provider request limits are shared across replicas', async () => {
+    const config = testConfig({ redis: redisCfg() });
+    const rs = await start(config);
+    const results = await Promise.all(rs.flatMap((r) => Array.from({ length: 4 }, () => r.tenancy.admitProvider('cheap'))));
+    assert.equal(results.filter(Boolean).length, 5, 'provider "cheap" allows 5 per minute');
+    assert.equal(await rs[0].tenancy.admitProvider('pricey'), true, 'no limit configured');
+  });
+
+  it('a budget is not overshot by more than the requests in flight, and spend equals the sum of costs', async () => {
+    const config = testConfig({ teams: [{ name: 'red', budget: { daily_usd: 1, alert_threshold: 0.5 } }, { name: 'blue' }], redis: redisCfg() });
+    const rs = await start(config);
+    const alice = rs[0].tenancy.authenticate(`Bearer ${KEYS.alice}`);
+    const cost = 0.05;
+    const loopsPerReplica = 2;
+    let spent = 0;
+    let refusals = 0;
+    const loop = async (r: Replica) => {
+      for (let i = 0; i < 200; i++) {
+        try {
+          await r.tenancy.admit(alice, 'gpt-x');
+        } catch (err) {
+          assert.ok(err instanceof GatewayError && err.type === 'insufficient_quota' && err.code === 'budget_exceeded', String(err));
+          assert.match(err.message, /daily budget of team "red"/);
+          refusals++;
+          return;
+        }
+        await new Promise((res) => setImmediate(res)); // the upstream call
+        spent += cost;
+        r.tenancy.settle(settlement(alice, cost));
+      }
+    };
+    await Promise.all(rs.flatMap((r) => Array.from({ length: loopsPerReplica }, () => loop(r))));
+    await Promise.all(rs.map((r) => r.tenancy.flush()));
+    const inFlightBound = rs.length * loopsPerReplica * cost;
+    assert.equal(refusals, rs.length * loopsPerReplica, 'every loop ended with a refusal');
+    assert.ok(spent >= 1 - 1e-9, `spent ${spent} reaches the budget`);
+    assert.ok(spent <= 1 + inFlightBound + 1e-9, `spent ${spent} overshoots by at most ${inFlightBound}`);
+    const report = await rs[2].tenancy.spendReport({ team: 'red' });
+    assert.ok(Math.abs(report.totals.cost_usd - spent) < 1e-9, `report ${report.totals.cost_usd} == sum ${spent}`);
+    assert.ok(Math.abs(report.totals.list_cost_usd - spent * 3) < 1e-9);
+    assert.ok(Math.abs(report.totals.savings_usd - spent * 2) < 1e-9);
+    assert.equal(report.totals.requests, Math.round(spent / cost));
+    assert.equal(report.by_project[0].project, 'web');
+    const rejections = await Promise.all(rs.map((r) => metricValue(r.metrics, 'budgetRejections', { team: 'red', period: 'daily' })));
+    assert.equal(rejections.reduce((a, b) => a + b), refusals);
+    assert.equal(await metricValue(rs[0].metrics, 'budgetAlert', { team: 'red', period: 'daily' }), 1);
+    assert.ok((await metricValue(rs[0].metrics, 'budgetUsedRatio', { team: 'red', period: 'daily' })) >= 1);
+    // Another team is unaffected.
+    await rs[0].tenancy.admit(rs[0].tenancy.authenticate(`Bearer ${KEYS.bob}`), 'gpt-x');
+  });
+
+  it('spend report: many concurrent settles on three replicas sum exactly; Prometheus counters agree', async () => {
+    const config = testConfig({ redis: redisCfg() });
+    const rs = await start(config);
+    const alice = rs[0].tenancy.authenticate(`Bearer ${KEYS.alice}`);
+    const bob = rs[0].tenancy.authenticate(`Bearer ${KEYS.bob}`);
+    let sum = 0;
+    for (let i = 0; i < 300; i++) {
+      const c = 0.000123 * ((i % 7) + 1);
+      sum += c;
+      rs[i % 3].tenancy.settle(settlement(i % 2 ? alice : bob, c, { provider: i % 5 ? 'cheap' : 'pricey', estimated: i % 10 === 0 }));
+    }
+    rs[0].tenancy.settle(settlement(alice, 0, { cached: true, provider: 'cache', listCostUsd: 0.5 }));
+    await Promise.all(rs.map((r) => r.tenancy.flush()));
+    const report = await rs[1].tenancy.spendReport({});
+    assert.ok(Math.abs(report.totals.cost_usd - sum) < 1e-9);
+    assert.equal(report.totals.requests, 301);
+    assert.equal(report.totals.cached_requests, 1);
+    assert.equal(report.totals.estimated_requests, 30);
+    assert.ok(Math.abs(report.totals.cache_savings_usd - 0.5) < 1e-9);
+    assert.equal(report.totals.prompt_tokens, 300 * 100);
+    assert.deepEqual(report.by_team.map((t) => [t.team, t.requests]), [['blue', 150], ['red', 151]]);
+    assert.deepEqual(report.by_provider.map((t) => t.provider), ['cache', 'cheap', 'pricey']);
+    const promCost = (await Promise.all(rs.map((r) => metricValue(r.metrics, 'cost')))).reduce((a, b) => a + b);
+    assert.ok(Math.abs(promCost - sum) < 1e-9);
+    const cacheSavings = await metricValue(rs[0].metrics, 'savings', { reason: 'cache' });
+    assert.equal(cacheSavings, 0.5);
+    const tokensIn = (await Promise.all(rs.map((r) => metricValue(r.metrics, 'tokens', { direction: 'input' })))).reduce((a, b) => a + b);
+    assert.equal(tokensIn, 300 * 100);
+    const filtered = await rs[0].tenancy.spendReport({ team: 'red', provider: 'pricey' });
+    assert.ok(filtered.totals.requests > 0 && filtered.totals.requests < 151);
+  });
+});
