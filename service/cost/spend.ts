@@ -5,18 +5,18 @@
  * Layout (under the client's key prefix):
  *   spend:<YYYY-MM-DD>            hash  "<team>|<project>|<provider>|<model>|<metric>" -> integer
  *   budget:<team>:<YYYY-MM>       hash  "m" -> month's cost, "d:<YYYY-MM-DD>" -> day's cost (nano-USD)
- *   spend:applied:<batch id>      marker that makes re-sending a batch harmless
+ *   spend:seq:<writer id>         the last batch number applied from one gateway process
  *
- * Writes go out as batches applied by one Lua script, all-or-nothing and at most once per
- * batch id. While Redis is unreachable the ledger aggregates entries in memory (bounded by the
- * configured teams x projects x providers x models x days) and flushes them when it returns.
- * A batch whose write failed after it may have reached Redis (a timeout) is kept whole with
- * its id, so re-sending it cannot count it twice.
+ * Each process writes one batch at a time, applied by one Lua script, all or nothing, and only
+ * if its number is above the last one applied from that process. Entries that arrive while a
+ * write is in flight (or while Redis is unreachable) are aggregated in memory, bounded by the
+ * configured teams x projects x providers x models x days, and go out as the next batch. A batch
+ * whose write failed after it may have reached Redis (a timeout) is re-sent with the same
+ * number, so it is applied exactly once; spend is neither lost nor counted twice.
  */
 import type Redis from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { badRequest, serviceUnavailable } from '../http/errors';
-import { redisReady } from '../redis/client';
 import { fromNanoUsd, toNanoUsd } from './cost';
 
 export const METRICS = {
@@ -32,10 +32,13 @@ export const METRICS = {
 
 const SPEND_TTL_SECONDS = 400 * 86400;
 const BUDGET_TTL_SECONDS = 40 * 86400;
-const APPLIED_TTL_SECONDS = 86400;
+const WRITER_TTL_SECONDS = 7 * 86400;
 
 /** key -> field -> integer increment */
 export type Batch = Map<string, Map<string, number>>;
+
+/** The hash holding a team's cost for a month (field "m") and its days ("d:<day>"). */
+export const budgetKey = (team: string, month: string): string => `budget:${team}:${month}`;
 
 export interface SpendEntry {
   day: string;
@@ -87,15 +90,15 @@ export function entryBatch(e: SpendEntry): Batch {
     add(b, row, f(METRICS.completionTokens), Math.round(e.completionTokens));
     if (e.estimated) add(b, row, f(METRICS.estimated), 1);
   }
-  const budget = `budget:${e.team}:${e.month}`;
+  const budget = budgetKey(e.team, e.month);
   add(b, budget, 'm', cost);
   add(b, budget, `d:${e.day}`, cost);
   return b;
 }
 
 export interface SpendStore {
-  /** Applies a batch atomically, at most once per id. */
-  apply(batch: Batch, id: string): Promise<void>;
+  /** Applies a batch atomically, unless `seq` is not above the last batch applied from `writer`. */
+  apply(batch: Batch, writer: string, seq: number): Promise<void>;
   /** The spend hash of each day, in order. */
   readDays(days: string[]): Promise<Array<Record<string, string>>>;
   /** A team's recorded cost in nano-USD for a day and its month. */
@@ -114,14 +117,16 @@ export class MemorySpendStore implements SpendStore {
   }
 
   async readBudget(team: string, day: string, month: string): Promise<{ day: number; month: number }> {
-    const h = this.data.get(`budget:${team}:${month}`);
+    const h = this.data.get(budgetKey(team, month));
     return { day: h?.get(`d:${day}`) ?? 0, month: h?.get('m') ?? 0 };
   }
 }
 
 const APPLY_LUA = `
-if not redis.call('set', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-local a = 2
+local last = tonumber(redis.call('get', KEYS[1]) or '0')
+if tonumber(ARGV[1]) <= last then return 0 end
+redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local a = 3
 for k = 2, #KEYS do
   local ttl = ARGV[a]
   local n = tonumber(ARGV[a + 1])
@@ -142,9 +147,9 @@ export class RedisSpendStore implements SpendStore {
     if (!(redis as unknown as { aigwSpendApply?: unknown }).aigwSpendApply) redis.defineCommand('aigwSpendApply', { lua: APPLY_LUA });
   }
 
-  async apply(batch: Batch, id: string): Promise<void> {
-    const keys = [`spend:applied:${id}`];
-    const args: Array<string | number> = [APPLIED_TTL_SECONDS];
+  async apply(batch: Batch, writer: string, seq: number): Promise<void> {
+    const keys = [`spend:seq:${writer}`];
+    const args: Array<string | number> = [seq, WRITER_TTL_SECONDS];
     for (const [key, fields] of batch) {
       keys.push(key);
       args.push(key.startsWith('budget:') ? BUDGET_TTL_SECONDS : SPEND_TTL_SECONDS, fields.size);
@@ -164,24 +169,35 @@ export class RedisSpendStore implements SpendStore {
   }
 
   async readBudget(team: string, day: string, month: string): Promise<{ day: number; month: number }> {
-    const [m, d] = await this.redis.hmget(`budget:${team}:${month}`, 'm', `d:${day}`);
+    const [m, d] = await this.redis.hmget(budgetKey(team, month), 'm', `d:${day}`);
     return { day: Number(d ?? 0), month: Number(m ?? 0) };
   }
 }
 
 export interface LedgerOptions {
-  /** When false, writes are not attempted and go to the buffer. */
+  /** When false, writes are not attempted and entries stay in the buffer. */
   canWrite: () => boolean;
   onBuffered?: (entries: number) => void;
   onError?: (err: unknown) => void;
-  /** Ambiguous batches kept whole before the oldest are merged into the buffer (then a retry might double count). */
-  maxPendingBatches?: number;
 }
 
-/** Sends spend to a store, buffering what cannot be written now. `record` never throws. */
+/**
+ * Sends spend to a store as it is recorded, buffering what cannot be written now.
+ * `record` never throws.
+ *
+ * Batches are numbered per process and sent in order on one connection, so Redis applies them
+ * in order: if a later batch was applied, every earlier one was too, and the store can skip a
+ * re-sent batch whose number is not above the last applied. After a failed write, new entries
+ * wait in the buffer until the failed batches have been re-sent (in order), which keeps that
+ * true across reconnects.
+ */
 export class SpendLedger {
+  private readonly writer = randomUUID();
+  private seq = 0;
+  /** Entries not yet sent. */
   private buffer: Batch = new Map();
-  private pending: Array<{ id: string; batch: Batch }> = [];
+  /** Batches whose write failed (maybe after reaching the store), in order, to re-send as they are. */
+  private failed: Array<{ seq: number; batch: Batch }> = [];
   private readonly inflight = new Set<Promise<void>>();
   private flushing: Promise<void> | null = null;
 
@@ -190,70 +206,66 @@ export class SpendLedger {
     private readonly opts: LedgerOptions,
   ) {}
 
-  /** Entries (fields) and whole batches waiting for the store. */
+  /** Entries (fields) held in memory, unsent or waiting to be re-sent. */
   get buffered(): number {
-    return batchSize(this.buffer) + this.pending.length;
+    return this.failed.reduce((n, f) => n + batchSize(f.batch), batchSize(this.buffer));
+  }
+
+  /** An amount in the buffer, which has certainly not reached the store (for budget checks). */
+  unsent(key: string, field: string): number {
+    return this.buffer.get(key)?.get(field) ?? 0;
   }
 
   record(batch: Batch): void {
-    if (!this.opts.canWrite()) {
-      mergeInto(this.buffer, batch);
-      this.report();
+    if (this.failed.length === 0 && this.opts.canWrite()) {
+      this.send(++this.seq, batch);
       return;
     }
-    this.send(batch, randomUUID());
+    mergeInto(this.buffer, batch);
+    this.report();
   }
 
-  private send(batch: Batch, id: string): void {
-    const p = this.store
-      .apply(batch, id)
-      .catch((err) => {
-        // It may have been applied before the error (a timeout): keep the id with it.
-        this.keep(batch, id);
+  private send(seq: number, batch: Batch): void {
+    const p: Promise<void> = this.store
+      .apply(batch, this.writer, seq)
+      .catch((err: unknown) => {
+        this.failed.push({ seq, batch });
+        this.failed.sort((a, b) => a.seq - b.seq);
         this.opts.onError?.(err);
+        this.report();
       })
       .finally(() => this.inflight.delete(p));
     this.inflight.add(p);
-  }
-
-  private keep(batch: Batch, id: string): void {
-    this.pending.push({ id, batch });
-    const max = this.opts.maxPendingBatches ?? 10_000;
-    while (this.pending.length > max) mergeInto(this.buffer, this.pending.shift()!.batch);
-    this.report();
   }
 
   private report(): void {
     this.opts.onBuffered?.(this.buffered);
   }
 
-  /** Waits for writes in flight, then sends what was buffered (when the store is writable). */
+  /** Waits for writes in flight, then re-sends failed batches and the buffer (when writable). */
   flush(): Promise<void> {
-    if (!this.flushing) {
-      this.flushing = this.doFlush().finally(() => {
-        this.flushing = null;
-      });
-    }
+    this.flushing ??= this.drain().finally(() => {
+      this.flushing = null;
+    });
     return this.flushing;
   }
 
-  private async doFlush(): Promise<void> {
-    await Promise.all([...this.inflight]);
-    if (!this.opts.canWrite() || (this.pending.length === 0 && this.buffer.size === 0)) return;
-    const work = this.pending;
-    this.pending = [];
-    if (this.buffer.size > 0) {
-      work.push({ id: randomUUID(), batch: this.buffer });
-      this.buffer = new Map();
+  private async drain(): Promise<void> {
+    for (;;) {
+      await Promise.all([...this.inflight]);
+      if (!this.opts.canWrite() || (this.failed.length === 0 && this.buffer.size === 0)) break;
+      const work = this.failed;
+      this.failed = [];
+      if (this.buffer.size > 0) {
+        work.push({ seq: ++this.seq, batch: this.buffer });
+        this.buffer = new Map();
+      }
+      for (const w of work) this.send(w.seq, w.batch); // same tick: one pipeline, in order
+      await Promise.all([...this.inflight]);
+      if (this.failed.length > 0) break; // still failing: the timer tries again later
     }
-    for (const { id, batch } of work) this.send(batch, id);
-    await Promise.all([...this.inflight]);
     this.report();
   }
-}
-
-export function redisLedgerWritable(redis: Redis | null): () => boolean {
-  return redis ? () => redisReady(redis) : () => true;
 }
 
 // ---------------------------------------------------------------- the spend report

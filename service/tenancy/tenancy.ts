@@ -8,7 +8,7 @@ import type { GatewayConfig, TeamConfig } from '../config/schema';
 import { budgetExceeded, rateLimited } from '../http/errors';
 import type { Metrics } from '../metrics/metrics';
 import { errorCode, Logger, redisReady, silentLogger } from '../redis/client';
-import { MemorySpendStore, RedisSpendStore, SpendLedger, SpendReport, SpendStore, entryBatch, spendReport } from '../cost/spend';
+import { budgetKey, MemorySpendStore, RedisSpendStore, SpendLedger, SpendReport, SpendStore, entryBatch, spendReport } from '../cost/spend';
 import { toNanoUsd } from '../cost/cost';
 import { BudgetStatus, Period, budgetMessage, checkBudget, utcPeriods } from './budget';
 import type { Admission, Principal, Settlement, Tenancy } from './contracts';
@@ -96,7 +96,10 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
     const { day, month } = utcPeriods(at);
     if (!redis || redisReady(redis)) {
       try {
-        const spent = await store.readBudget(team, day, month);
+        const stored = await store.readBudget(team, day, month);
+        // Plus this replica's spend not yet sent (at most one write behind).
+        const key = budgetKey(team, month);
+        const spent = { day: stored.day + ledger.unsent(key, `d:${day}`), month: stored.month + ledger.unsent(key, 'm') };
         known.set(team, { day, month, dayNano: spent.day, monthNano: spent.month });
         return spent;
       } catch (err) {

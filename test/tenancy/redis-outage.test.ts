@@ -113,8 +113,8 @@ describe('tenancy when Redis goes away', function () {
       sum += 0.01;
       tenancy.settle(settlement(alice, 0.01));
     }
-    await waitFor(async () => (await metricValue(metrics, 'spendBuffered')) === 5, 'writes to time out and be kept');
-    assert.ok((await metricValue(metrics, 'redisErrors')) >= 5);
+    await waitFor(async () => (await metricValue(metrics, 'redisErrors', { operation: 'spend_write' })) >= 1, 'a spend write to time out');
+    assert.ok((await metricValue(metrics, 'spendBuffered')) > 0);
     server.resume(); // Redis now executes the writes it had received: they did land
     await tenancy.flush(); // and re-sending them must not count them again
     const report = await tenancy.spendReport({});
