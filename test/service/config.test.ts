@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { loadConfigFile, parseConfigText } from '../../service/config/load';
 import { ConfigError } from '../../service/config/schema';
+import { hashKey } from '../../service/tenancy/keys';
 
 const HASH = `sha256:${'a'.repeat(64)}`;
 const valid = () => ({
@@ -83,7 +84,7 @@ describe('config validation', () => {
     const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
     assert.ok(files.length >= 2);
     // Format-valid stand-ins for the secrets and URLs the examples take from the environment.
-    const env = new Proxy({}, { get: (_t, name) => (/HASH/.test(String(name)) ? `sha256:${'0'.repeat(64)}` : /URL/.test(String(name)) ? 'http://127.0.0.1:1/v1' : 'dummy-value') }) as NodeJS.ProcessEnv;
+    const env = new Proxy({}, { get: (_t, name) => (/HASH/.test(String(name)) ? hashKey(String(name)) : /URL/.test(String(name)) ? 'http://127.0.0.1:1/v1' : 'dummy-value') }) as NodeJS.ProcessEnv;
     for (const f of files) {
       try {
         loadConfigFile(join(dir, f), env);
