@@ -230,22 +230,24 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
 const configKey = (path: ReadonlyArray<PropertyKey>) => `${PROJECT}:${formatPath(path) || '(root)'}`;
 
 /**
- * Validates raw stack config (keys without the project prefix, values already JSON-parsed).
- * Throws StackConfigError whose lines start with the full config key, e.g.
- * `ai-gateway:gateway.providers[0].base_url: ...`; secret values never appear in a message.
+ * Validates raw stack config (keys without the project prefix, values already JSON-parsed), secrets
+ * aside: presence and format of secrets are `checkSecrets`' job. Throws StackConfigError whose lines
+ * start with the full config key, e.g. `ai-gateway:gateway.providers[0].base_url: ...`.
  */
-export function parseStackConfig(raw: Record<string, unknown>): StackConfig {
-  const result = stackConfigSchema.safeParse(raw);
-  if (!result.success) {
-    throw new StackConfigError(
-      result.error.issues.map((issue) =>
-        issue.code === 'unrecognized_keys'
-          ? `${configKey(issue.path)}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`
-          : `${configKey(issue.path)}: ${issue.message}`,
-      ),
-    );
-  }
-  const c = result.data;
+export function parsePlainStackConfig(raw: Record<string, unknown>): StackConfig {
+  const result = stackConfigSchema.safeParse(raw, { error: (issue) => (issue.input === undefined ? 'is required' : undefined) });
+  if (result.success) return result.data;
+  throw new StackConfigError(
+    result.error.issues.map((issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `${configKey(issue.path)}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`
+        : `${configKey(issue.path)}: ${issue.message}`,
+    ),
+  );
+}
+
+/** Every secret the stack needs is set and well-formed; messages never contain a secret value. */
+export function checkSecrets(c: StackConfig): StackConfig {
   const problems: string[] = [];
   for (const s of secretSlots(c)) {
     const v = slotValue(c, s);
@@ -256,6 +258,8 @@ export function parseStackConfig(raw: Record<string, unknown>): StackConfig {
   if (problems.length) throw new StackConfigError(problems);
   return c;
 }
+
+export const parseStackConfig = (raw: Record<string, unknown>): StackConfig => checkSecrets(parsePlainStackConfig(raw));
 
 /** The top-level keys `parseStackConfig` knows, so a reader can fetch each from Pulumi config. */
 export const STACK_KEYS = Object.keys(stackConfigSchema.shape) as (keyof StackConfig)[];

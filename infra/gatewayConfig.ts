@@ -60,14 +60,14 @@ export function renderGatewayConfig(stack: StackConfig, redisServiceName: string
   const slots = secretSlots(stack);
   const yaml =
     `# Rendered by the Pulumi program (infra/gatewayConfig.ts) from stack config ${PROJECT}:gateway.\n` +
-    `# \${VAR} references are filled at start from the ${APP} Secret; no secret is stored here.\n` +
+    `# Environment references are filled at start from the ${APP} Secret; no secret is stored here.\n` +
     stringify(assemble(stack, redisServiceName, slots), { lineWidth: 0 });
   const placeholders = Object.fromEntries(slots.map((s) => [s.env, placeholderSecret(s)]));
   let parsed: GatewayConfig;
   try {
     parsed = parseConfigText(yaml, placeholders);
   } catch (err) {
-    if (err instanceof ConfigError) throw new StackConfigError(err.problems.map((p) => `${PROJECT}:gateway.${p}`));
+    if (err instanceof ConfigError) throw new StackConfigError(err.problems.map((p) => `${PROJECT}:gateway${p.startsWith('(root)') ? p.slice('(root)'.length) : `.${p}`}`));
     throw err;
   }
   return { yaml, parsed, checksum: createHash('sha256').update(yaml).digest('hex'), secretSlots: slots };

@@ -16,7 +16,7 @@ import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { join, resolve } from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { parse as parseYaml, stringify } from 'yaml';
-import { SecretKind, placeholderSecret, secretSlots, slotValue, stackConfigSchema } from '../infra/config';
+import { SecretKind, StackConfig, parsePlainStackConfig, placeholderSecret, secretSlots, slotValue } from '../infra/config';
 
 const ROOT = resolve(__dirname, '..');
 export const REDACTED = '<redacted>';
@@ -78,12 +78,15 @@ function replaceSecure(value: unknown, path: string[], secretPaths: Set<string>)
   return value;
 }
 
+/** `a.b[0].c` -> ['a', 'b', '0', 'c'], like `pulumi config set --path`. */
+const splitPath = (key: string) => key.split(/\.|\[(\d+)\]\.?/).filter((seg) => seg !== undefined && seg !== '');
+
 function setPath(target: Record<string, unknown>, path: string[], value: unknown) {
   let node = target;
-  for (const seg of path.slice(0, -1)) {
-    if (!node[seg] || typeof node[seg] !== 'object') node[seg] = {};
+  path.slice(0, -1).forEach((seg, i) => {
+    if (!node[seg] || typeof node[seg] !== 'object') node[seg] = /^\d+$/.test(path[i + 1]) ? [] : {};
     node = node[seg] as Record<string, unknown>;
-  }
+  });
   node[path[path.length - 1]] = value;
 }
 
@@ -98,7 +101,7 @@ function loadConfig(project: string, files: string[], sets: Args['sets']): Loade
     }
   }
   for (const s of sets) {
-    const path = s.key.replace(new RegExp(`^${project}:`), '').split('.');
+    const path = splitPath(s.key.replace(new RegExp(`^${project}:`), ''));
     setPath(loaded.values, path, parseYaml(s.value));
     if (s.secret) loaded.secretPaths.add(path.join('.'));
   }
@@ -107,11 +110,15 @@ function loadConfig(project: string, files: string[], sets: Args['sets']): Loade
 
 /** Fills placeholders for secrets the stack needs but does not hold (a fresh checkout has none). */
 function fillMissingSecrets(loaded: LoadedConfig): string[] {
-  const parsed = stackConfigSchema.safeParse(loaded.values);
-  if (!parsed.success) return []; // the program reports the problems, naming the keys
+  let stack: StackConfig;
+  try {
+    stack = parsePlainStackConfig(loaded.values);
+  } catch {
+    return []; // the program reports the problems, naming the keys
+  }
   const filled: string[] = [];
-  for (const slot of secretSlots(parsed.data)) {
-    if (slotValue(parsed.data, slot) !== undefined) continue;
+  for (const slot of secretSlots(stack)) {
+    if (slotValue(stack, slot) !== undefined) continue;
     const path = slot.entry === undefined ? [slot.key] : [slot.key, slot.entry];
     setPath(loaded.values, path, placeholderSecret(slot));
     loaded.secretPaths.add(path.join('.'));

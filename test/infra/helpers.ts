@@ -1,0 +1,85 @@
+/** Renders stacks in child processes (the Pulumi mock runtime is process-global) and reads the YAML back. */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+
+export const ROOT = resolve(__dirname, '..', '..');
+
+// Loose shapes for reading rendered objects in assertions.
+export type Obj = Record<string, any>;
+
+export interface RenderResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** File name -> raw text, exactly as written. */
+  files: Map<string, string>;
+  objects: Obj[];
+}
+
+const dirs: string[] = [];
+
+export function render(stack: string, ...extra: string[]): Promise<RenderResult> {
+  const out = mkdtempSync(join(tmpdir(), `aigw-render-${stack}-`));
+  dirs.push(out);
+  return new Promise((done) => {
+    execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'render.ts'), '--stack', stack, '--out', out, ...extra], { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) => {
+      const files = new Map<string, string>();
+      for (const f of readdirSync(out)) files.set(f, readFileSync(join(out, f), 'utf8'));
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      done({ code, stdout, stderr, files, objects: [...files.values()].map((t) => parseYaml(t, { version: '1.1' }) as Obj) });
+    });
+  });
+}
+
+export function cleanup() {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+export const ofKind = (r: RenderResult, kind: string) => r.objects.filter((o) => o.kind === kind);
+
+export function one(r: RenderResult, kind: string, name: string): Obj {
+  const found = r.objects.find((o) => o.kind === kind && o.metadata?.name === name);
+  if (!found) throw new Error(`no ${kind} ${name} among ${r.objects.map((o) => `${o.kind}/${o.metadata?.name}`).join(', ')}`);
+  return found;
+}
+
+/** Pod templates of every workload kind, with the owning object. */
+export function podTemplates(r: RenderResult): { owner: Obj; template: Obj }[] {
+  return r.objects.filter((o) => ['Deployment', 'StatefulSet', 'DaemonSet', 'Job'].includes(o.kind)).map((owner) => ({ owner, template: owner.spec.template }));
+}
+
+/** The kubernetes-models (or prometheus-operator) class for an object, loaded the ESM way. */
+export async function modelFor(o: Obj): Promise<new (data: Obj) => { validate(): void }> {
+  const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/') : ['', o.apiVersion];
+  const pkg = group === 'monitoring.coreos.com' ? '@kubernetes-models/prometheus-operator' : 'kubernetes-models';
+  const groupPath = group === '' ? version : `${group}/${version}`;
+  const mod = (await import(`${pkg}/${groupPath}/${o.kind}`)) as Record<string, new (data: Obj) => { validate(): void }>;
+  const Model = mod[o.kind];
+  if (!Model) throw new Error(`no model for ${o.apiVersion} ${o.kind}`);
+  return Model;
+}
+
+/** Does a label selector (matchLabels and matchExpressions) select these labels? */
+export function selects(selector: Obj | undefined, labels: Record<string, string>): boolean {
+  if (!selector) return false;
+  const byLabels = Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+  const byExpr = (selector.matchExpressions ?? []).every((e: Obj) => {
+    const has = e.key in labels;
+    switch (e.operator) {
+      case 'In':
+        return has && e.values.includes(labels[e.key]);
+      case 'NotIn':
+        return !has || !e.values.includes(labels[e.key]);
+      case 'Exists':
+        return has;
+      case 'DoesNotExist':
+        return !has;
+      default:
+        return false;
+    }
+  });
+  return byLabels && byExpr;
+}
