@@ -34,7 +34,8 @@ export class Canary extends pulumi.ComponentResource {
     this.ingress = new GatewayIngress(
       `${name}-ingress`,
       { ...args.ingress, name: `${APP}-canary`, labels: this.workload.podLabels, serviceName: this.workload.serviceName, canaryWeight: args.weight },
-      { parent: this },
+      // Depending on the Deployment makes a rollback delete the Ingress (nginx stops routing) before the pods.
+      { parent: this, dependsOn: [this.workload.deployment] },
     );
     this.registerOutputs({ url: this.workload.url });
   }

@@ -136,7 +136,8 @@ export const stackConfigSchema = z
     adminKeys: z.array(k8sName).default([]),
     gateway: gatewayBlock,
     // Secrets (set with `pulumi config set --secret [--path]`); format-checked here, used as pulumi.secret().
-    providerApiKeys: z.record(z.string(), z.string().min(1)).default({}),
+    // `pulumi config set --path` stores an all-digit value as a number; a key is still a string.
+    providerApiKeys: z.record(z.string(), z.union([z.string().min(1), z.number().transform(String)])).default({}),
     clientKeyHashes: z.record(z.string(), z.string()).default({}),
     adminKeyHashes: z.record(z.string(), z.string()).default({}),
     redisPassword: z.string().min(16, 'must be at least 16 characters').optional(),
@@ -260,6 +261,9 @@ export function checkSecrets(c: StackConfig): StackConfig {
 }
 
 export const parseStackConfig = (raw: Record<string, unknown>): StackConfig => checkSecrets(parsePlainStackConfig(raw));
+
+/** Keys whose values are strings even when they look like JSON (a password of digits stays a string). */
+export const STRING_KEYS: ReadonlySet<string> = new Set(['environment', 'namespace', 'image', 'redisPassword', 'redisUrl']);
 
 /** The top-level keys `parseStackConfig` knows, so a reader can fetch each from Pulumi config. */
 export const STACK_KEYS = Object.keys(stackConfigSchema.shape) as (keyof StackConfig)[];

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import * as pulumi from '@pulumi/pulumi';
 import { objectLabels } from './common';
-import { PROJECT, STACK_KEYS, StackConfig, StackConfigError, parseStackConfig, slotValue } from './config';
+import { PROJECT, STACK_KEYS, STRING_KEYS, StackConfig, StackConfigError, parseStackConfig, slotValue } from './config';
 import { Canary } from './canary';
 import { GatewayWorkload } from './gateway';
 import { GatewayConfigMap, renderGatewayConfig } from './gatewayConfig';
@@ -14,6 +14,15 @@ import { Monitoring } from './monitoring';
 import { GatewayNamespace } from './namespace';
 import { NetworkPolicies } from './networkPolicies';
 import { REDIS_SERVICE, Redis } from './redis';
+
+/** The CLI hands structured values over as JSON text and top-level values as strings ("3" for 3). */
+function parseValue(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+}
 
 /** Reads every `ai-gateway:*` key (JSON values parsed), refusing keys the schema does not know. */
 function readStackConfig(): StackConfig {
@@ -24,11 +33,7 @@ function readStackConfig(): StackConfig {
     if (!fullKey.startsWith(prefix)) continue;
     const key = fullKey.slice(prefix.length);
     if (!(STACK_KEYS as string[]).includes(key)) unknown.push(`${fullKey}: unknown key (known: ${STACK_KEYS.join(', ')})`);
-    try {
-      raw[key] = JSON.parse(value);
-    } catch {
-      raw[key] = value;
-    }
+    raw[key] = STRING_KEYS.has(key) ? value : parseValue(value);
   }
   if (unknown.length) throw new StackConfigError(unknown);
   return parseStackConfig(raw);

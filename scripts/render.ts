@@ -16,7 +16,7 @@ import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { join, resolve } from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { parse as parseYaml, stringify } from 'yaml';
-import { SecretKind, StackConfig, parsePlainStackConfig, placeholderSecret, secretSlots, slotValue } from '../infra/config';
+import { STRING_KEYS, SecretKind, StackConfig, parsePlainStackConfig, placeholderSecret, secretSlots, slotValue } from '../infra/config';
 
 const ROOT = resolve(__dirname, '..');
 export const REDACTED = '<redacted>';
@@ -102,7 +102,7 @@ function loadConfig(project: string, files: string[], sets: Args['sets']): Loade
   }
   for (const s of sets) {
     const path = splitPath(s.key.replace(new RegExp(`^${project}:`), ''));
-    setPath(loaded.values, path, parseYaml(s.value));
+    setPath(loaded.values, path, path.length === 1 && STRING_KEYS.has(path[0]) ? s.value : parseYaml(s.value));
     if (s.secret) loaded.secretPaths.add(path.join('.'));
   }
   return loaded;

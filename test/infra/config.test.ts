@@ -82,6 +82,17 @@ describe('infra: stack config', () => {
     });
   }
 
+  it('the committed stack files hold secrets only encrypted (secure:), never in plain text', () => {
+    const secretKeys = ['providerApiKeys', 'clientKeyHashes', 'adminKeyHashes', 'redisPassword', 'redisUrl'];
+    const leaves = (v: unknown): unknown[] => (v && typeof v === 'object' && !('secure' in v) ? Object.values(v).flatMap(leaves) : [v]);
+    for (const stack of ['staging', 'production']) {
+      const raw = stackFile(stack);
+      for (const key of secretKeys) {
+        for (const leaf of raw[key] === undefined ? [] : leaves(raw[key])) assert.ok(leaf && typeof leaf === 'object' && 'secure' in leaf, `${stack}: ai-gateway:${key} holds a plain value`);
+      }
+    }
+  });
+
   it("refuses what the gateway's own schema refuses, naming the key under ai-gateway:gateway", () => {
     const raw = production();
     raw.gateway.providers[1].base_url = 'not a url';
@@ -112,6 +123,11 @@ describe('infra: broken stacks fail the render (and so `pulumi up`) before any o
       assert.ok(!/\n\s+at /.test(r.stderr), `${what}: prints a stack trace`);
       assert.equal(r.files.size, 0, `${what}: wrote files`);
     });
+  });
+
+  it('keeps a secret that looks like a number a string (the CLI passes top-level values as text)', async () => {
+    const r = await render('staging', '--set-secret', 'redisPassword=12345678901234567890', '--set-secret', 'providerApiKeys.openai=1234567890');
+    assert.equal(r.code, 0, r.stderr);
   });
 
   it('Pulumi.yaml runs infra/ through tsx the way the Pulumi CLI does, and the program validates config first', async () => {
