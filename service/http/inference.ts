@@ -29,7 +29,7 @@ function resolveRoute(ctx: GatewayContext, endpoint: Endpoint, req: ValidRequest
   return { ...route, candidates };
 }
 
-function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, endpoint: Endpoint): Candidate[] {
+function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, endpoint: Endpoint, bodyBytes: number): Candidate[] {
   const open = route.candidates.filter((c) => ctx.breakers.canPass(c.provider.name, route.model));
   // All circuits open: the executor reports it (503 with retry-after) without calling anyone.
   if (!open.length) return route.candidates;
@@ -39,7 +39,7 @@ function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, end
     stats: (c) => ctx.stats.get(c.provider.name, route.model),
     random: ctx.random,
     expectedTokens: {
-      input: Math.ceil(JSON.stringify(req.body).length / 4),
+      input: Math.ceil(bodyBytes / 4), // about 4 bytes a token: enough to weigh input against output prices
       output: endpoint === 'embedding' ? 0 : (req.maxTokens ?? DEFAULT_EXPECTED_OUTPUT_TOKENS),
     },
     latencyMetric: req.stream ? 'ttfbMs' : 'totalMs',
@@ -159,7 +159,7 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
       result = await ctx.executor.execute({
         model: route.model,
         endpoint,
-        plan: makePlan(ctx, route, valid, endpoint),
+        plan: makePlan(ctx, route, valid, endpoint, Number(req.headers['content-length']) || JSON.stringify(valid.body).length),
         bodyFor: upstreamBodies(valid, endpoint),
         stream: valid.stream,
         requestId: res.locals.requestId,
