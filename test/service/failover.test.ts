@@ -21,13 +21,13 @@ interface Rig {
 }
 
 /** Two fake providers serving model "m", `a` first by priority, and a gateway in front. */
-async function rig(aBehavior: (n: number) => Behavior, opts: { aUrl?: string; routing?: GatewayConfigInput['routing']; aTimeout?: number } = {}): Promise<Rig> {
+async function rig(aBehavior: (n: number) => Behavior, opts: { aUrl?: string; routing?: GatewayConfigInput['routing']; aTimeout?: number; aExtra?: Record<string, unknown> } = {}): Promise<Rig> {
   const a = await startFakeUpstream('a', (_req, n) => aBehavior(n));
   const b = await startFakeUpstream('b');
   const gw = await startTestGateway({
     auth: { mode: 'none', admin_key_hashes: [ADMIN_HASH] },
     routing: { strategy: 'priority', retry_delay_ms: 10, max_retries: 2, ...opts.routing },
-    providers: [provider('a', opts.aUrl ?? a.url, ['m'], { priority: 1, timeout_ms: opts.aTimeout ?? 2000 }), provider('b', b.url, ['m'], { priority: 2 })],
+    providers: [provider('a', opts.aUrl ?? a.url, ['m'], { priority: 1, timeout_ms: opts.aTimeout ?? 2000, ...opts.aExtra }), provider('b', b.url, ['m'], { priority: 2 })],
   });
   const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'x', maxRetries: 0 });
   const chat = async (extra: Record<string, unknown> = {}) => {
@@ -207,6 +207,14 @@ describe('routing engine: retries, failover, circuit breaker', () => {
     r = await rig(() => ({ kind: 'status', status: 500 }), { routing: { fallback: false, max_retries: 0 } });
     await assert.rejects(r.chat(), (err: InstanceType<typeof OpenAI.APIError>) => err.status === 502);
     assert.equal(r.b.received.length, 0);
+  });
+
+  it("a provider's own request quota: once spent, the plan moves on to the next provider", async () => {
+    r = await rig(() => ({ kind: 'ok' }), { aExtra: { rate_limit: { requests_per_minute: 2 } } });
+    const served = [];
+    for (let i = 0; i < 4; i++) served.push((await r.chat()).provider);
+    assert.deepEqual(served, ['a', 'a', 'b', 'b']);
+    assert.equal(await metric(r, 'aigw_upstream_attempts_total', { provider: 'a', outcome: 'provider_rate_limited' }), 2);
   });
 
   it('the status endpoint needs the admin key', async () => {
