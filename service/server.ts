@@ -50,7 +50,13 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
     redisUp: redis ? () => redisReady(redis) : undefined,
   });
 
-  const server = createServer({ headersTimeout: config.server.headers_timeout_ms, requestTimeout: config.routing.timeout_ms + 30_000, keepAliveTimeout: 65_000 }, gateway.app);
+  // Node enforces headersTimeout/requestTimeout only when it sweeps its connections, every
+  // connectionsCheckingInterval (30 s by default): sweep often enough that a slowloris client
+  // is cut off close to headers_timeout_ms, not up to 30 s later.
+  const server = createServer(
+    { headersTimeout: config.server.headers_timeout_ms, requestTimeout: config.routing.timeout_ms + 30_000, keepAliveTimeout: 65_000, connectionsCheckingInterval: Math.min(1_000, config.server.headers_timeout_ms) },
+    gateway.app,
+  );
   server.maxHeadersCount = 100;
   const metricsServer = createServer((req, res) => {
     if (req.method === 'GET' && req.url?.split('?')[0] === '/metrics') {

@@ -1,0 +1,108 @@
+/** Small tools shared by the fault, soak and hostile-input suites. */
+import assert from 'node:assert/strict';
+import { createServer, connect } from 'node:net';
+
+/** A seeded PRNG (mulberry32): the same seed gives the same run. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Asserts the OpenAI error shape: {"error":{"message","type","code"}} with string message and type. */
+export function assertOpenAIError(body: unknown, what = 'response'): { message: string; type: string; code: string | null } {
+  const e = (body as { error?: { message?: unknown; type?: unknown; code?: unknown } })?.error;
+  assert.ok(e && typeof e === 'object', `${what}: no "error" object in ${JSON.stringify(body)?.slice(0, 300)}`);
+  assert.equal(typeof e.message, 'string', `${what}: error.message`);
+  assert.equal(typeof e.type, 'string', `${what}: error.type`);
+  assert.ok('code' in e && (typeof e.code === 'string' || e.code === null), `${what}: error.code`);
+  return e as { message: string; type: string; code: string | null };
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface JsonResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: unknown;
+}
+
+/** POSTs JSON (or raw text) and reads the whole answer. */
+export async function post(base: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<JsonResponse> {
+  const res = await fetch(`${base}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' || body instanceof Uint8Array ? (body as string) : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+/** Sends raw bytes on a fresh TCP connection and returns everything received until the server closes it (or timeoutMs). */
+export function rawHttp(base: string, data: string | Buffer, timeoutMs = 5000): Promise<string> {
+  const u = new URL(base);
+  return new Promise((resolve) => {
+    let out = '';
+    const s = connect(Number(u.port), u.hostname, () => s.write(data));
+    const timer = setTimeout(() => s.destroy(), timeoutMs);
+    s.on('data', (d) => (out += d.toString('latin1')));
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve(out);
+    });
+  });
+}
+
+export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export const chatBody = (model: string, extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: 'user', content: 'hi' }], ...extra });
+
+/** Reads an SSE body: the concatenated delta text, whether [DONE] came, and any error event. */
+export function parseSse(text: string): { content: string; done: boolean; error?: { message: string; type: string; code: string | null }; usage?: { prompt_tokens: number; completion_tokens: number } } {
+  let content = '';
+  let done = false;
+  let error;
+  let usage;
+  for (const event of text.split(/\n\n/)) {
+    const line = event.split('\n').find((l) => l.startsWith('data: '));
+    if (!line) continue;
+    const data = line.slice(6);
+    if (data === '[DONE]') {
+      done = true;
+      continue;
+    }
+    const chunk = JSON.parse(data) as { error?: unknown; usage?: { prompt_tokens: number; completion_tokens: number }; choices?: Array<{ delta?: { content?: string }; text?: string }> };
+    if (chunk.error) error = assertOpenAIError(chunk, 'SSE error event');
+    if (chunk.usage) usage = chunk.usage;
+    for (const c of chunk.choices ?? []) content += c.delta?.content ?? c.text ?? '';
+  }
+  return { content, done, error, usage };
+}

@@ -1,0 +1,140 @@
+/**
+ * Graceful shutdown of the real process (service/main.ts): SIGTERM in the middle of mixed
+ * streaming and non-streaming load. Every request accepted before the signal completes with
+ * its full answer, /ready answers 503 while draining, new connections are refused, spend
+ * reaches Redis, and the process exits 0.
+ */
+import assert from 'node:assert/strict';
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Redis from 'ioredis';
+import { RedisSpendStore, spendReport } from '../../service/cost/spend';
+import { hashKey } from '../../service/tenancy/keys';
+import { FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
+import { RedisServer, startRedis } from '../helpers/redis-server';
+import { chatBody, freePort, parseSse, waitFor } from './helpers';
+
+const CLIENT_KEY = 'sk-gw-shutdown-client-key';
+const STREAM_CHUNKS = Array.from({ length: 20 }, (_x, i) => `c${i} `);
+const STREAM_TEXT = STREAM_CHUNKS.join('');
+const PRICES = { input_per_million: 1, output_per_million: 2 };
+
+describe('graceful shutdown of the gateway process (SIGTERM under load)', function () {
+  this.timeout(40_000);
+  let redisServer: RedisServer | undefined;
+  let upstream: FakeUpstream | undefined;
+  let child: ChildProcess | undefined;
+  let dir: string | undefined;
+
+  after(async () => {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await upstream?.close();
+    await redisServer?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('drains in-flight streams and requests, reports not ready, refuses new connections, flushes spend, exits 0', async () => {
+    redisServer = await startRedis();
+    // Streams: 20 chunks x 50 ms (about 1 s). Non-streaming answers: 800 ms.
+    upstream = await startFakeUpstream('slow', (req) => (req.body.stream ? { kind: 'stream', chunks: STREAM_CHUNKS, delayMs: 50 } : { kind: 'ok', delayMs: 800, content: 'full answer' }));
+    const port = await freePort();
+    const metricsPort = await freePort();
+    const prefix = `shutdown-${process.pid}-${Date.now()}:`;
+    dir = mkdtempSync(join(tmpdir(), 'aigw-shutdown-'));
+    const configFile = join(dir, 'gateway.yaml');
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        server: { host: '127.0.0.1', port, metrics_port: metricsPort, shutdown_grace_ms: 10_000, log_level: 'warn' },
+        auth: { keys: [{ hash: hashKey(CLIENT_KEY), name: 'ci', team: 'red', project: 'web' }] },
+        teams: [{ name: 'red' }],
+        providers: [{ name: 'slow', base_url: upstream.url, api_key: 'sk-provider-slow', timeout_ms: 5000, models: [{ name: 'm', ...PRICES }] }],
+        redis: { url: redisServer.url, key_prefix: prefix, command_timeout_ms: 200 },
+      }),
+    );
+    const base = `http://127.0.0.1:${port}`;
+    const stderr: string[] = [];
+    child = spawn(process.execPath, ['--import', 'tsx', 'service/main.ts', '--config', configFile], { cwd: process.cwd(), stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr!.on('data', (d) => stderr.push(String(d)));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child!.once('exit', (code, signal) => resolve({ code, signal })));
+    await waitFor(async () => (await fetch(`${base}/health`).catch(() => null))?.status === 200, 'gateway process up', 20_000);
+
+    // A connection with a slow request in flight, to send /ready on during the drain (idle
+    // keep-alive connections are closed at once by the drain, so only a busy one can ask).
+    const probe: Socket = connect(port, '127.0.0.1');
+    let probeText = '';
+    probe.on('data', (d) => (probeText += d));
+    probe.on('error', () => undefined);
+    const probeClosed = new Promise<void>((r) => probe.on('close', () => r()));
+    const slowBody = JSON.stringify(chatBody('m'));
+    probe.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${CLIENT_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(slowBody)}\r\n\r\n${slowBody}`);
+
+    const auth = { authorization: `Bearer ${CLIENT_KEY}`, 'content-type': 'application/json' };
+    const N_STREAMS = 12;
+    const N_PLAIN = 12;
+    const streams = Array.from({ length: N_STREAMS }, async () => {
+      const res = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: auth, body: JSON.stringify(chatBody('m', { stream: true, stream_options: { include_usage: true } })) });
+      return { status: res.status, sse: parseSse(await res.text()) };
+    });
+    const plain = Array.from({ length: N_PLAIN }, async () => {
+      const res = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: auth, body: JSON.stringify(chatBody('m')) });
+      return { status: res.status, body: (await res.json()) as { choices: Array<{ message: { content: string } }>; usage: { prompt_tokens: number; completion_tokens: number } } };
+    });
+    // Every request has been accepted and reached the upstream: now the signal.
+    await waitFor(() => upstream!.received.length === N_STREAMS + N_PLAIN + 1, 'all requests in flight');
+    const signalledAt = Date.now();
+    child.kill('SIGTERM');
+
+    // Draining: /ready on the busy connection says 503, new connections are refused.
+    await new Promise((r) => setTimeout(r, 150));
+    probe.write('GET /ready HTTP/1.1\r\nHost: x\r\n\r\n');
+    const refused = await fetch(`${base}/health`).then(
+      () => 'accepted',
+      (err: Error & { cause?: { code?: string } }) => err.cause?.code ?? err.message,
+    );
+    assert.equal(refused, 'ECONNREFUSED', 'a new connection after SIGTERM is refused');
+
+    const streamResults = await Promise.all(streams);
+    const plainResults = await Promise.all(plain);
+    for (const s of streamResults) {
+      assert.equal(s.status, 200);
+      assert.equal(s.sse.error, undefined, 'no SSE error event');
+      assert.equal(s.sse.content, STREAM_TEXT, 'the whole stream arrived');
+      assert.ok(s.sse.done, 'the stream ended with [DONE]');
+    }
+    for (const p of plainResults) {
+      assert.equal(p.status, 200);
+      assert.equal(p.body.choices[0].message.content, 'full answer');
+    }
+    assert.ok(Date.now() - signalledAt >= 500, 'requests were still running when SIGTERM arrived');
+
+    await probeClosed;
+    const [first, second] = probeText.split(/(?=HTTP\/1\.1 )/);
+    assert.match(first, /^HTTP\/1\.1 200 /, 'the in-flight request on the probe connection completed');
+    assert.match(second ?? '', /^HTTP\/1\.1 503 /, '/ready answers 503 while draining');
+    assert.match(second, /"status":"draining"/);
+    assert.match(second, /connection: close/i);
+
+    const exit = await exited;
+    assert.deepEqual(exit, { code: 0, signal: null }, `exit status; stderr: ${stderr.join('').slice(-2000)}`);
+
+    // Spend reached Redis: the report's total equals what the client can compute from the usage it saw.
+    let expected = 0;
+    const cost = (u: { prompt_tokens: number; completion_tokens: number }) => (u.prompt_tokens * PRICES.input_per_million + u.completion_tokens * PRICES.output_per_million) / 1e6;
+    for (const s of streamResults) expected += cost(s.sse.usage!);
+    for (const p of plainResults) expected += cost(p.body.usage);
+    expected += cost({ prompt_tokens: 10, completion_tokens: 5 }); // the probe connection's request
+    const redis = new Redis(redisServer.url, { keyPrefix: prefix, lazyConnect: true });
+    try {
+      await redis.connect();
+      const report = await spendReport(new RedisSpendStore(redis), {}, Date.now());
+      assert.equal(report.totals.requests, N_STREAMS + N_PLAIN + 1);
+      assert.ok(Math.abs(report.totals.cost_usd - expected) < 1e-9, `spend ${report.totals.cost_usd} vs client-computed ${expected}`);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
