@@ -50,6 +50,18 @@ export interface Gateway {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** True when a path has dot segments, encoded or not, or encoded slashes/backslashes an upstream might decode into them. */
+export function escapesPrefix(path: string): boolean {
+  if (/%(2f|5c)/i.test(path)) return true;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    return true;
+  }
+  return decoded.split(/[/\\]/).some((seg) => seg === '.' || seg === '..');
+}
+
 const CIRCUIT_GAUGE = { closed: 0, 'half-open': 1, open: 2 } as const;
 
 export function createApp(deps: AppDeps): Gateway {
@@ -214,7 +226,12 @@ export function createApp(deps: AppDeps): Gateway {
         },
       },
     });
-    app.use('/v1', authenticate, (req, _res, next) => (req.method === 'GET' && req.path.startsWith('/gateway') ? next() : proxy(req, _res, next)));
+    app.use('/v1', authenticate, (req, _res, next) => {
+      if (req.method === 'GET' && req.path.startsWith('/gateway')) return next();
+      // Never forward a path that could climb out of the provider's /v1 (with the gateway's provider key).
+      if (escapesPrefix(req.path)) return next(notFound(`Unknown endpoint: ${req.method} ${(req.baseUrl + req.path).slice(0, 200)}`, 'unknown_url'));
+      proxy(req, _res, next);
+    });
   }
 
   app.use((req, _res, next) => next(notFound(`Unknown endpoint: ${req.method} ${req.path.slice(0, 200)}`, 'unknown_url')));

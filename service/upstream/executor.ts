@@ -14,6 +14,7 @@ import type { CircuitBreakers } from '../routing/circuit-breaker';
 import type { StatsTracker } from '../routing/provider-stats';
 import { classifyNetworkError, UpstreamClient } from './client';
 import { BodyTooLargeError, readCapped, readErrorBody } from './read-body';
+import { inspectEvent } from './sse-relay';
 
 /** Largest non-streaming upstream body the gateway will hold in memory. */
 export const MAX_UPSTREAM_BODY_BYTES = 32 * 1024 * 1024;
@@ -98,6 +99,31 @@ function relayClientError(status: number, text: string): GatewayError {
   return new GatewayError(status, 'invalid_request_error', 'upstream_rejected', `The provider rejected the request (HTTP ${status}).`);
 }
 
+/** Largest first event the gateway waits for before relaying a stream. */
+const MAX_FIRST_EVENT_BYTES = 64 * 1024;
+const EVENT_END = /\r?\n\r?\n/;
+
+/** Reads the stream until its first complete SSE event (or the end, or 64 KiB); returns the bytes read. */
+async function readFirstEvent(rest: AsyncIterator<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for (;;) {
+    const next = await rest.next();
+    if (next.done || !next.value?.length) break;
+    chunks.push(next.value);
+    size += next.value.length;
+    if (size >= MAX_FIRST_EVENT_BYTES || EVENT_END.test(chunks.length === 1 ? next.value.toString('latin1') : Buffer.concat(chunks).toString('latin1'))) break;
+  }
+  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+}
+
+function firstEventInvalid(first: Buffer): boolean {
+  const text = first.toString('utf8');
+  const m = EVENT_END.exec(text);
+  if (!m) return false; // incomplete: the relay decides when the rest arrives
+  return inspectEvent(text.slice(0, m.index), false, { outputText: '', sawDone: false, clientGone: false }) === 'invalid';
+}
+
 const isEventStream = (headers: Record<string, string | string[] | undefined>) => String(headers['content-type'] ?? '').includes('text/event-stream');
 
 export class Executor {
@@ -130,12 +156,17 @@ export class Executor {
             return { kind: 'failure', reason: 'invalid_stream', retryable: false };
           }
           const rest = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-          const first = await rest.next();
-          if (first.done || !first.value?.length) return { kind: 'failure', reason: 'empty_stream', retryable: false };
+          const first = await readFirstEvent(rest);
+          if (!first.length) return { kind: 'failure', reason: 'empty_stream', retryable: false };
+          // Nothing has reached the client yet: an invalid first event is a provider fault to fail over from.
+          if (firstEventInvalid(first)) {
+            res.body.destroy();
+            return { kind: 'failure', reason: 'invalid_stream', retryable: false };
+          }
           clearTimeout(timer);
           keepListener = true;
           const done = () => input.clientSignal.removeEventListener('abort', onClientAbort);
-          return { kind: 'success', result: { candidate: c, ttfbMs, startedAt, stream: { first: first.value, rest, abort: () => ac.abort(), done } } };
+          return { kind: 'success', result: { candidate: c, ttfbMs, startedAt, stream: { first, rest, abort: () => ac.abort(), done } } };
         }
         const raw = await readCapped(res.body, MAX_UPSTREAM_BODY_BYTES);
         let parsed: unknown;
