@@ -8,15 +8,12 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { dnsLabel } from '../service/config/schema';
 
 /** The Pulumi project name (Pulumi.yaml `name`); stack config keys are `ai-gateway:<key>`. */
 export const PROJECT = 'ai-gateway';
 
-const k8sName = z
-  .string()
-  .min(1)
-  .max(63)
-  .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'must be a DNS label: lower-case letters, digits and -');
+const k8sName = dnsLabel;
 
 const hostname = z
   .string()

@@ -25,11 +25,13 @@ const name = z
   .max(128)
   .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/, 'must be letters, digits and . _ : / - (starting with a letter or digit)');
 
-const labelSafe = z
+/** A DNS label (also a valid Kubernetes name and label value); the Pulumi stack config uses it too. */
+export const dnsLabel = z
   .string()
   .min(1)
   .max(63)
-  .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'must be lower-case letters, digits and -, like a Kubernetes label value');
+  .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'must be a DNS label: lower-case letters, digits and -');
+const labelSafe = dnsLabel;
 
 const sha256Hash = z
   .string()
