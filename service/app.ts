@@ -15,7 +15,7 @@ import { forbidden, GatewayError, notFound, toGatewayError, upstreamUnavailable 
 import { inferenceHandler } from './http/inference';
 import type { Metrics } from './metrics/metrics';
 import { statusClass } from './metrics/metrics';
-import { buildCatalog } from './routing/catalog';
+import { buildCatalog, Endpoint } from './routing/catalog';
 import { CircuitBreakers } from './routing/circuit-breaker';
 import { StatsTracker } from './routing/provider-stats';
 import type { ResponseCache, Tenancy } from './tenancy/contracts';
@@ -161,9 +161,14 @@ export function createApp(deps: AppDeps): Gateway {
     next(deps.tenancy.isAdmin(req.headers.authorization) ? undefined : forbidden('This endpoint needs a gateway admin key.', 'admin_key_required'));
   };
 
-  app.post('/v1/chat/completions', authenticate, body, wrap(inferenceHandler(ctx, 'chat')));
-  app.post('/v1/completions', authenticate, body, wrap(inferenceHandler(ctx, 'completion')));
-  app.post('/v1/embeddings', authenticate, body, wrap(inferenceHandler(ctx, 'embedding')));
+  // Tagged first, so requests refused before the handler (auth, body) are counted under their endpoint too.
+  const tag = (endpoint: Endpoint) => (_req: Request, res: Response, next: NextFunction) => {
+    res.locals.endpoint = endpoint;
+    next();
+  };
+  app.post('/v1/chat/completions', tag('chat'), authenticate, body, wrap(inferenceHandler(ctx, 'chat')));
+  app.post('/v1/completions', tag('completion'), authenticate, body, wrap(inferenceHandler(ctx, 'completion')));
+  app.post('/v1/embeddings', tag('embedding'), authenticate, body, wrap(inferenceHandler(ctx, 'embedding')));
 
   app.get('/v1/models', authenticate, (_req, res) => {
     res.json({ object: 'list', data: catalog.list().map((m) => ({ id: m.id, object: 'model', created: 0, owned_by: m.ownedBy })) });
