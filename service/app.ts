@@ -217,8 +217,15 @@ export function createApp(deps: AppDeps): Gateway {
           if (passthrough.api_key) proxyReq.setHeader('authorization', `Bearer ${passthrough.api_key}`);
           else proxyReq.removeHeader('authorization');
         },
-        proxyRes: (_proxyRes, _req, res) => {
-          (res as Response).locals.provider = passthrough.name;
+        proxyRes: (proxyRes, _req, res) => {
+          const r = res as Response;
+          r.locals.provider = passthrough.name;
+          // 401/403 is about the gateway's provider key: its body may echo that key, and it is not the client's fault.
+          if (proxyRes.statusCode === 401 || proxyRes.statusCode === 403) {
+            proxyRes.resume();
+            const e = upstreamUnavailable(`The provider "${passthrough.name}" rejected the gateway's provider credentials. This is a gateway configuration problem, not your key.`, 'upstream_auth_failed');
+            r.status(e.status).json(e.toBody());
+          }
         },
         error: (_err, _req, res) => {
           const r = res as Response;

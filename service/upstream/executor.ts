@@ -86,7 +86,9 @@ export interface ExecutorDeps {
 const defaultSleep = (ms: number, signal: AbortSignal) => sleep(ms, undefined, { signal }).catch(() => undefined);
 
 /** The upstream's 4xx (not auth, not retryable) is about the client's request: relay it in the OpenAI shape. */
-function relayClientError(status: number, text: string): GatewayError {
+function relayClientError(status: number, text: string, apiKey: string | undefined): GatewayError {
+  // A provider may echo the credentials it was sent: never pass the gateway's provider key on.
+  if (apiKey) text = text.split(apiKey).join('[redacted]');
   try {
     const parsed = JSON.parse(text) as { error?: { message?: unknown; type?: unknown; code?: unknown; param?: unknown } };
     const e = parsed?.error;
@@ -185,7 +187,7 @@ export class Executor {
       }
       if (isProviderAuthFailure(status)) return { kind: 'failure', reason: 'provider_auth', status, retryable: false };
       if (status === 404) return { kind: 'failure', reason: 'not_found', status, retryable: false };
-      if (status >= 400 && status < 500) return { kind: 'client_error', error: relayClientError(status, text) };
+      if (status >= 400 && status < 500) return { kind: 'client_error', error: relayClientError(status, text, c.provider.api_key) };
       return { kind: 'failure', reason: 'status_other', status, retryable: false };
     } catch (err) {
       if (input.clientSignal.aborted) return { kind: 'client_gone' };

@@ -53,8 +53,8 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** Sends one inline command and resolves with the first reply line (or rejects on error/timeout). */
-function command(port: number, line: string, timeoutMs = 500): Promise<string> {
+/** Sends one inline command (after AUTH when a password is set) and resolves with its first reply line (or rejects on error/timeout). */
+function command(port: number, line: string, timeoutMs = 500, password?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const sock = new Socket();
     let buf = '';
@@ -68,19 +68,20 @@ function command(port: number, line: string, timeoutMs = 500): Promise<string> {
     sock.once('close', () => done(new Error('connection closed without a reply')));
     sock.on('data', (d) => {
       buf += d.toString('utf8');
-      const nl = buf.indexOf('\r\n');
-      if (nl >= 0) done(null, buf.slice(0, nl));
+      const lines = buf.split('\r\n');
+      const want = password === undefined ? 1 : 2; // with AUTH first, the command's reply is the second line
+      if (lines.length > want) done(null, lines[want - 1]);
     });
-    sock.connect(port, HOST, () => sock.write(`${line}\r\n`));
+    sock.connect(port, HOST, () => sock.write(password === undefined ? `${line}\r\n` : `AUTH ${password}\r\n${line}\r\n`));
   });
 }
 
-async function waitForPing(port: number, child: ChildProcess, deadlineMs = 5000): Promise<void> {
+async function waitForPing(port: number, child: ChildProcess, deadlineMs = 5000, password?: string): Promise<void> {
   const until = Date.now() + deadlineMs;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode} before answering PING`);
     try {
-      if ((await command(port, 'PING')) === '+PONG') return;
+      if ((await command(port, 'PING', 500, password)) === '+PONG') return;
     } catch {
       /* not yet listening */
     }
@@ -89,18 +90,21 @@ async function waitForPing(port: number, child: ChildProcess, deadlineMs = 5000)
   }
 }
 
-export async function startRedis(): Promise<RedisServer> {
+/** `password`: start with --requirepass (url then carries it: redis://:PASSWORD@host:port). */
+export async function startRedis(opts: { password?: string } = {}): Promise<RedisServer> {
   assertBinary();
   const dir = mkdtempSync(join(tmpdir(), 'aigw-redis-'));
   const port = await freePort();
   let child: ChildProcess | null = null;
+  const password = opts.password;
 
   const launch = async () => {
     const args = ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir, '--loglevel', 'warning'];
+    if (opts.password !== undefined) args.push('--requirepass', opts.password);
     const proc = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     proc.stderr?.resume();
     child = proc;
-    await waitForPing(port, proc);
+    await waitForPing(port, proc, 5000, opts.password);
     // A snapshot from stop({ keepData: true }) is loaded once; later plain stops lose data again.
     rmSync(join(dir, 'dump.rdb'), { force: true });
   };
@@ -111,7 +115,7 @@ export async function startRedis(): Promise<RedisServer> {
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
     // SHUTDOWN SAVE snapshots and exits in one step: no write is acknowledged after the snapshot.
     // It closes the connection without a reply, so the "error" is the expected outcome.
-    if (opts.keepData) await command(port, 'SHUTDOWN SAVE', 5000).catch(() => undefined);
+    if (opts.keepData) await command(port, 'SHUTDOWN SAVE', 5000, password).catch(() => undefined);
     proc.kill('SIGCONT'); // in case it was paused
     proc.kill('SIGTERM');
     const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
@@ -124,7 +128,7 @@ export async function startRedis(): Promise<RedisServer> {
   return {
     host: HOST,
     port,
-    url: `redis://${HOST}:${port}`,
+    url: password === undefined ? `redis://${HOST}:${port}` : `redis://:${encodeURIComponent(password)}@${HOST}:${port}`,
     running: () => child !== null && child.exitCode === null,
     stop,
     pause: () => void child?.kill('SIGSTOP'),
