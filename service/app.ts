@@ -253,7 +253,6 @@ export function createApp(deps: AppDeps): Gateway {
     const e = toGatewayError(err);
     if (!(err instanceof GatewayError)) logger.error({ request_id: res.locals.requestId, err: { message: (err as Error)?.message, stack: (err as Error)?.stack } }, 'unhandled error');
     res.locals.errorCode = e.code;
-    if (e.code === 'invalid_api_key' || e.code === 'missing_api_key') metrics.authFailures.inc({ reason: e.code });
     if (res.headersSent) {
       if (!res.writableEnded) res.end();
       return;

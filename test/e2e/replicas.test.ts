@@ -95,7 +95,9 @@ describe('three gateway replicas sharing one Redis', function () {
     }
     const budgetRequests = Math.round(0.02 / COST); // 10
     assert.ok(accepted >= budgetRequests, `accepted ${accepted}`);
-    assert.ok(accepted <= budgetRequests + 3, `accepted ${accepted}: overshoot beyond the 3 in flight`);
+    // In flight: the 3 requests of a round, plus at most the 3 spend writes of the round before
+    // that another replica may read just ahead of.
+    assert.ok(accepted <= budgetRequests + 6, `accepted ${accepted}: overshoot beyond what was in flight`);
     assert.equal(refused?.body.error?.code, 'budget_exceeded');
     assert.equal(refused?.body.error?.type, 'insufficient_quota');
     const totals = await spend(replicas[1], 'budgeted');

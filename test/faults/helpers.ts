@@ -2,17 +2,7 @@
 import assert from 'node:assert/strict';
 import { createServer, connect } from 'node:net';
 
-/** A seeded PRNG (mulberry32): the same seed gives the same run. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from '../helpers/random';
 
 /** Asserts the OpenAI error shape: {"error":{"message","type","code"}} with string message and type. */
 export function assertOpenAIError(body: unknown, what = 'response'): { message: string; type: string; code: string | null } {

@@ -36,6 +36,16 @@ export interface FakeUpstream {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Waits for 'drain' or 'close', removing both listeners after (no listener pile-up over a long body). */
+const drainOrClose = (res: ServerResponse) =>
+  new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('drain', done).off('close', done);
+      resolve();
+    };
+    res.on('drain', done).on('close', done);
+  });
+
 export const DEFAULT_CHUNKS = ['Hello', ' from', ' the', ' fake', ' upstream', '.'];
 
 function completionBody(name: string, req: Received, content: string, usage: boolean) {
@@ -131,7 +141,7 @@ export async function startFakeUpstream(name = 'fake', initial?: (req: Received,
         res.writeHead(200, { 'content-type': 'application/json' });
         const block = Buffer.alloc(64 * 1024, 0x20);
         for (let sent = 0; sent < b.bytes && !res.destroyed; sent += block.length) {
-          if (!res.write(block)) await new Promise((r) => res.once('drain', r).once('close', r));
+          if (!res.write(block)) await drainOrClose(res);
         }
         res.end();
         return;

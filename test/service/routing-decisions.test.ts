@@ -6,18 +6,9 @@ import { buildCatalog, Candidate } from '../../service/routing/catalog';
 import { BreakerSettings, canPass, CircuitBreakers, initialCircuit, onAttempt, onResult } from '../../service/routing/circuit-breaker';
 import { ProviderStats, StatsTracker } from '../../service/routing/provider-stats';
 import { PlanContext, planRoute } from '../../service/routing/strategies';
+import { mulberry32 } from '../helpers/random';
 
-/** A seeded PRNG (mulberry32) so "random" plans are reproducible. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const seeded = mulberry32;
 
 const config = parseConfig({
   auth: { mode: 'none' },
