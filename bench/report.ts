@@ -1,0 +1,149 @@
+/**
+ * The benchmark's results: their JSON shape, the check against GUIDE.md section 4's
+ * targets, and the Markdown tables run.ts prints and writes beside the JSON.
+ */
+
+export interface PeakStats {
+  /** req/s of each round; `rps` is the best (noise on a shared machine only ever lowers it). */
+  rounds: number[];
+  rps: number;
+  requests: number;
+  cpuUsTotal: number;
+  cpuUsPerRequest: number;
+  errors: number;
+  p50Ms?: number;
+  p99Ms?: number;
+}
+
+export type RateStats =
+  | { p50Us: number; p99Us: number; ok: number; errors: number; achievedRate: number; cpuUsPerRequest: number; rssMb: number; firstError?: string }
+  | { skipped: string };
+
+export interface StreamStats {
+  ok: number;
+  errors: number;
+  ttfbP50Us: number;
+  ttfbP99Us: number;
+  gapP50Us: number;
+  gapP99Us: number;
+  lastChunkP50Us: number;
+  readsPerStream: number;
+  firstError?: string;
+}
+
+export interface TargetCheck {
+  what: string;
+  target: string;
+  measured: string;
+  /** null: could not be measured in this run (a peer was absent). */
+  met: boolean | null;
+}
+
+export interface Results {
+  meta: {
+    date: string;
+    commit: string;
+    node: string;
+    cpus: number;
+    quick: boolean;
+    loadTool: string;
+    targets: string[];
+    absent: Record<string, string>;
+    gatewayFeatures: string;
+    gatewayLog: string;
+    durationSeconds: number;
+  };
+  peak: Record<string, PeakStats>;
+  rates: Record<number, Record<string, RateStats>>;
+  stream: Record<string, StreamStats>;
+  soak?: { warmupRequests: number; requests: number; rps: number; errors: number; rssAfterWarmupMb: number; rssEndMb: number; growthPct: number };
+  gatewayMetrics?: Record<string, number>;
+  targetsMet?: TargetCheck[];
+}
+
+const ms = (us: number | undefined, digits = 2) => (us === undefined || !Number.isFinite(us) ? '–' : (us / 1000).toFixed(digits));
+const measured = (s: RateStats | undefined): s is Extract<RateStats, { p50Us: number }> => !!s && 'p50Us' in s;
+const fmtInt = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? '–' : Math.round(n).toLocaleString('en-US'));
+
+/** Latency the target adds over calling the upstream directly at `rate`, or undefined. */
+export function added(r: Results, rate: number, target: string): { p50Us: number; p99Us: number } | undefined {
+  const d = r.rates[rate]?.direct;
+  const t = r.rates[rate]?.[target];
+  if (!measured(d) || !measured(t)) return undefined;
+  return { p50Us: t.p50Us - d.p50Us, p99Us: t.p99Us - d.p99Us };
+}
+
+export function evaluateTargets(r: Results): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const a = added(r, 1000, 'gateway');
+  checks.push({ what: 'Added latency p50 at 1,000 req/s', target: '<= 0.5 ms', measured: a ? `${ms(a.p50Us)} ms` : '–', met: a ? a.p50Us <= 500 : null });
+  checks.push({ what: 'Added latency p99 at 1,000 req/s', target: '<= 1.5 ms', measured: a ? `${ms(a.p99Us)} ms` : '–', met: a ? a.p99Us <= 1500 : null });
+  const gw = r.peak.gateway?.rps;
+  const pk = r.peak.portkey?.rps;
+  const ng = r.peak.nginx?.rps;
+  checks.push({ what: 'Peak throughput vs Portkey', target: '>= 5x', measured: gw && pk ? `${(gw / pk).toFixed(1)}x` : 'Portkey absent', met: gw && pk ? gw / pk >= 5 : null });
+  checks.push({ what: 'Peak throughput vs nginx', target: '>= 0.25x', measured: gw && ng ? `${(gw / ng).toFixed(2)}x` : 'nginx absent', met: gw && ng ? gw / ng >= 0.25 : null });
+  const sg = r.stream.gateway;
+  const sd = r.stream.direct;
+  const ttfb = sg && sd ? sg.ttfbP50Us - sd.ttfbP50Us : undefined;
+  checks.push({ what: 'Stream first byte added (p50)', target: '<= 1 ms', measured: ttfb === undefined ? '–' : `${ms(ttfb)} ms`, met: ttfb === undefined ? null : ttfb <= 1000 });
+  const rss = r.rates[1000]?.gateway;
+  checks.push({ what: 'RSS at 1,000 req/s', target: '< 150 MB', measured: measured(rss) ? `${rss.rssMb.toFixed(0)} MB` : '–', met: measured(rss) ? rss.rssMb < 150 : null });
+  checks.push({ what: `RSS growth over the soak (${fmtInt(r.soak?.requests)} requests)`, target: '< 10%', measured: r.soak ? `${r.soak.growthPct.toFixed(1)}%` : '–', met: r.soak ? r.soak.growthPct < 10 : null });
+  const cpu = r.peak.gateway?.cpuUsPerRequest;
+  checks.push({ what: 'Gateway CPU per request (at peak)', target: '<= 200 us', measured: cpu ? `${cpu.toFixed(0)} us` : '–', met: cpu ? cpu <= 200 : null });
+  return checks;
+}
+
+export function renderMarkdown(r: Results): string {
+  const names = ['direct', 'gateway', 'nginx', 'portkey'].filter((n) => r.meta.targets.includes(n));
+  const row = (label: string, cell: (n: string) => string) => `| ${label} | ${names.map(cell).join(' | ')} |`;
+  const lines: string[] = [];
+  const m = r.meta;
+  lines.push(`### Benchmark ${m.date.slice(0, 16).replace('T', ' ')} UTC (commit ${m.commit}${m.quick ? ', --quick' : ''})`);
+  lines.push('');
+  lines.push(`Node ${m.node}, ${m.cpus} CPUs shared by every process (load generator, upstream, Redis, proxies); load: ${m.loadTool} for peak and soak, an open-loop generator for fixed rates. Gateway: ${m.gatewayFeatures}. Took ${m.durationSeconds} s.`);
+  const absent = Object.entries(m.absent);
+  lines.push(absent.length ? `Absent: ${absent.map(([n, why]) => `**${n}** (${why})`).join('; ')}.` : 'Every peer was present (nginx, Portkey).');
+  lines.push('');
+  lines.push(`| | ${names.join(' | ')} |`);
+  lines.push(`|---|${names.map(() => '---:').join('|')}|`);
+  lines.push(row('Peak throughput, req/s (50 connections)', (n) => fmtInt(r.peak[n]?.rps)));
+  lines.push(row('CPU per request at peak, µs', (n) => (r.peak[n] ? r.peak[n].cpuUsPerRequest.toFixed(0) : '–')));
+  for (const rate of Object.keys(r.rates).map(Number)) {
+    const s = (n: string) => r.rates[rate][n];
+    lines.push(row(`Latency p50 / p99 at ${fmtInt(rate)} req/s, ms`, (n) => (measured(s(n)) ? `${ms((s(n) as { p50Us: number }).p50Us)} / ${ms((s(n) as { p99Us: number }).p99Us)}` : s(n) ? 'over capacity' : '–')));
+    lines.push(row(`**Added** p50 / p99 at ${fmtInt(rate)} req/s, ms`, (n) => {
+      if (n === 'direct') return '(baseline)';
+      const a = added(r, rate, n);
+      return a ? `**${ms(a.p50Us)} / ${ms(a.p99Us)}**` : '–';
+    }));
+  }
+  const r1k = (n: string) => r.rates[1000]?.[n];
+  lines.push(row('CPU per request at 1,000 req/s, µs', (n) => (measured(r1k(n)) ? (r1k(n) as { cpuUsPerRequest: number }).cpuUsPerRequest.toFixed(0) : '–')));
+  lines.push(row('RSS at 1,000 req/s, MB', (n) => (measured(r1k(n)) ? (r1k(n) as { rssMb: number }).rssMb.toFixed(0) : '–')));
+  const st = (n: string) => r.stream[n];
+  const d = st('direct');
+  lines.push(row('Stream first byte p50 / p99, ms', (n) => (st(n) ? `${ms(st(n).ttfbP50Us)} / ${ms(st(n).ttfbP99Us)}` : '–')));
+  lines.push(row('**Added** first byte p50, ms', (n) => (n === 'direct' ? '(baseline)' : st(n) && d ? `**${ms(st(n).ttfbP50Us - d.ttfbP50Us)}**` : '–')));
+  lines.push(row('Gap between chunks p50 / p99, ms', (n) => (st(n) ? `${ms(st(n).gapP50Us)} / ${ms(st(n).gapP99Us)}` : '–')));
+  lines.push(row('**Added** gap p50 / last chunk p50, ms', (n) => (n === 'direct' ? '(baseline)' : st(n) && d ? `**${ms(st(n).gapP50Us - d.gapP50Us)} / ${ms(st(n).lastChunkP50Us - d.lastChunkP50Us)}**` : '–')));
+  lines.push(row('Reads carrying content per stream (upstream sends 20)', (n) => (st(n) ? String(st(n).readsPerStream) : '–')));
+  lines.push(row('Errors (all phases)', (n) => String((r.peak[n]?.errors ?? 0) + Object.values(r.rates).reduce((s, x) => s + (measured(x[n]) ? (x[n] as { errors: number }).errors : 0), 0) + (st(n)?.errors ?? 0))));
+  lines.push('');
+  if (r.soak) {
+    lines.push(`Soak (gateway): ${fmtInt(r.soak.warmupRequests)} warm-up requests, then ${fmtInt(r.soak.requests)} at ${fmtInt(r.soak.rps)} req/s: RSS ${r.soak.rssAfterWarmupMb} MB -> ${r.soak.rssEndMb} MB (${r.soak.growthPct >= 0 ? '+' : ''}${r.soak.growthPct}%), ${r.soak.errors} errors.`);
+    lines.push('');
+  }
+  const g = r.peak.gateway;
+  const ratios: string[] = [];
+  for (const n of ['portkey', 'nginx', 'direct']) {
+    const o = r.peak[n];
+    if (g && o) ratios.push(`${n}: throughput ${(g.rps / o.rps).toFixed(2)}x, CPU per request ${(g.cpuUsPerRequest / o.cpuUsPerRequest).toFixed(2)}x`);
+  }
+  if (ratios.length) lines.push(`**Gateway vs** ${ratios.join('; ')}.`, '');
+  lines.push('| Target (GUIDE.md §4) | goal | measured | met |');
+  lines.push('|---|---|---:|:---:|');
+  for (const c of r.targetsMet ?? []) lines.push(`| ${c.what} | ${c.target} | ${c.measured} | ${c.met === null ? '–' : c.met ? 'yes' : '**no**'} |`);
+  return lines.join('\n');
+}

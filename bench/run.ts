@@ -1,0 +1,421 @@
+/**
+ * npm run bench [-- --quick] [-- --out FILE] [-- --log-file FILE] [-- --keep]
+ * npm run bench -- --profile     (gateway only, node --cpu-prof, prints the hot spots)
+ * npm run bench -- --all-limits  (also tokens per minute and team limits on the gateway)
+ *
+ * Side by side, in one run, on 127.0.0.1, each in its own process: a fast fake OpenAI
+ * upstream called directly, the gateway (compiled dist/, auth + Redis rate limits +
+ * budgets + cost + metrics + one info log line per request), nginx proxy_pass and the
+ * Portkey gateway (each when installed: `npm run bench:setup`). Load comes from other
+ * processes: wrk (or autocannon when wrk is missing) for peak throughput and the soak,
+ * bench/loadgen.ts for fixed rates and streams. Targets alternate within each round.
+ *
+ * Prints a Markdown table and writes bench/results/latest.json and latest.md.
+ * Ratios are the headline: the machine is shared and its absolute numbers are noisy.
+ */
+import { execSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RateResult, RateSpec, StreamResult, StreamSpec } from './loadgen';
+import { cpuUs, hasCommand, pct, rssMb, run, round, sortNum, stopAll } from './lib';
+import { summarise } from './profile-summary';
+import { renderMarkdown, Results, StreamStats, evaluateTargets } from './report';
+import { CHAT_PATH, GatewayTarget, MODEL, ROOT, startGateway, startNginx, startPortkey, startUpstream, Target, TargetName } from './targets';
+
+interface Options {
+  quick: boolean;
+  /** Profile mode: only the gateway under wrk, with node --cpu-prof, then a summary of the hot spots. */
+  profile: boolean;
+  /** Also token-per-minute and team-level limits on the gateway. */
+  allLimits: boolean;
+  out: string;
+  logFile: string;
+  keep: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const value = (name: string) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  if (argv.includes('--help')) {
+    process.stdout.write('usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--all-limits]\n');
+    process.exit(0);
+  }
+  return { quick: argv.includes('--quick'), profile: argv.includes('--profile'), allLimits: argv.includes('--all-limits'), out: value('--out') ?? join(ROOT, 'bench/results/latest.json'), logFile: value('--log-file') ?? '/dev/null', keep: argv.includes('--keep') };
+}
+
+/** Durations and counts; --quick shrinks them for iteration (the numbers get noisier). */
+function plan(quick: boolean) {
+  return quick
+    ? { rounds: 1, peakSeconds: 3, warmupSeconds: 1, rateMs: 2500, rateWarmupMs: 500, streams: 30, soakWarmup: 5_000, soak: 20_000 }
+    : { rounds: 2, peakSeconds: 6, warmupSeconds: 2, rateMs: 5000, rateWarmupMs: 1000, streams: 100, soakWarmup: 20_000, soak: 110_000 };
+}
+
+const RATES = [500, 1000, 2000];
+const STREAM = { chunks: 20, intervalMs: 5, concurrency: 10 };
+const BODY = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Say hello in one short sentence.' }], max_tokens: 32 });
+const STREAM_BODY = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Count to twenty.' }], max_tokens: 64, stream: true });
+
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+
+function buildIfStale(): void {
+  const newest = (dir: string): number =>
+    readdirSync(dir, { withFileTypes: true }).reduce((m, e) => {
+      const p = join(dir, e.name);
+      return Math.max(m, e.isDirectory() ? newest(p) : e.name.endsWith('.ts') ? statSync(p).mtimeMs : 0);
+    }, 0);
+  let built = 0;
+  try {
+    built = statSync(join(ROOT, 'dist/service/main.js')).mtimeMs;
+  } catch {
+    /* never built */
+  }
+  if (built >= newest(join(ROOT, 'service'))) return;
+  log('dist/ is older than service/: building (tsc)');
+  try {
+    execSync('npx tsc -p tsconfig.json', { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  } catch {
+    // tsc still emits on type errors (someone else's work in progress); only a missing entry point stops us.
+    statSync(join(ROOT, 'dist/service/main.js'));
+    log('tsc reported errors; benchmarking what it emitted');
+  }
+}
+
+const cpuOf = (t: Target) => t.pids().reduce((s, pid) => s + cpuUs(pid), 0);
+const rssOf = (t: Target) => t.pids().reduce((s, pid) => s + rssMb(pid), 0);
+
+/** A sanity call per target: a 200 chat completion and a stream with [DONE]; returns the non-streaming response headers. */
+async function check(t: Target): Promise<Record<string, string>> {
+  const init = (body: string) => ({ method: 'POST', headers: { ...t.headers, 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(10_000) });
+  const res = await fetch(`${t.base}${CHAT_PATH}`, init(BODY));
+  const text = await res.text();
+  if (res.status !== 200 || !text.includes('"choices"')) throw new Error(`${t.name}: chat completion answered HTTP ${res.status}: ${text.slice(0, 300)}`);
+  const s = await fetch(`${t.base}${CHAT_PATH}`, init(STREAM_BODY));
+  const st = await s.text();
+  if (s.status !== 200 || !st.includes('[DONE]') || !st.includes(`tok${STREAM.chunks - 1}`)) throw new Error(`${t.name}: stream answered HTTP ${s.status}: ${st.slice(0, 300)}`);
+  return Object.fromEntries(res.headers);
+}
+
+// ---------------------------------------------------------------- load tools
+
+interface PeakRun {
+  rps: number;
+  requests: number;
+  non2xx: number;
+  socketErrors: number;
+  cpuUs: number;
+  p50Ms?: number;
+  p99Ms?: number;
+}
+
+const wrkScripts = new Map<string, string>();
+
+/** A wrk Lua script posting the chat body with the target's headers. */
+function wrkScript(dir: string, t: Target): string {
+  let file = wrkScripts.get(t.name);
+  if (file) return file;
+  const headers = Object.entries({ ...t.headers, 'content-type': 'application/json' })
+    .map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`)
+    .join('\n');
+  file = join(dir, `wrk-${t.name}.lua`);
+  writeFileSync(file, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(BODY)}\n${headers}\n`);
+  wrkScripts.set(t.name, file);
+  return file;
+}
+
+const WRK_UNITS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60000 };
+const wrkMs = (out: string, label: string) => {
+  const m = new RegExp(`^\\s+${label}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(out);
+  return m ? Number(m[1]) * WRK_UNITS[m[2]] : undefined;
+};
+
+/** Closed-loop load with 50 connections for `seconds`: wrk when installed, else autocannon. */
+async function closedLoop(dir: string, t: Target, seconds: number): Promise<PeakRun> {
+  const url = `${t.base}${CHAT_PATH}`;
+  const cpu0 = cpuOf(t);
+  let r: PeakRun;
+  if (hasCommand('wrk')) {
+    const out = await run('wrk', ['-t1', '-c50', `-d${seconds}s`, '--latency', '-s', wrkScript(dir, t), url], (seconds + 30) * 1000);
+    const rps = /Requests\/sec:\s+([\d.]+)/.exec(out.stdout);
+    if (out.code !== 0 || !rps) throw new Error(`wrk against ${t.name} failed: ${out.stderr || out.stdout}`);
+    r = {
+      rps: Number(rps[1]),
+      requests: Number(/(\d+) requests in/.exec(out.stdout)?.[1] ?? 0),
+      non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out.stdout)?.[1] ?? 0),
+      socketErrors: (/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out.stdout) ?? []).slice(1).reduce((s, x) => s + Number(x), 0),
+      cpuUs: 0,
+      p50Ms: wrkMs(out.stdout, '50'),
+      p99Ms: wrkMs(out.stdout, '99'),
+    };
+  } else {
+    const headers = Object.entries({ ...t.headers, 'content-type': 'application/json' }).flatMap(([k, v]) => ['-H', `${k}=${v}`]);
+    const out = await run(process.execPath, [join(ROOT, 'node_modules/autocannon/autocannon.js'), '-c', '50', '-d', String(seconds), '-m', 'POST', '-b', BODY, ...headers, '-j', url], (seconds + 60) * 1000);
+    if (out.code !== 0) throw new Error(`autocannon against ${t.name} failed: ${out.stderr}`);
+    const j = JSON.parse(out.stdout) as { requests: { average: number; total: number }; non2xx: number; errors: number; latency: { p50: number; p99: number } };
+    r = { rps: j.requests.average, requests: j.requests.total, non2xx: j.non2xx, socketErrors: j.errors, cpuUs: 0, p50Ms: j.latency.p50, p99Ms: j.latency.p99 };
+  }
+  r.cpuUs = cpuOf(t) - cpu0;
+  return r;
+}
+
+/** Closed-loop load until at least `count` requests were served (wrk cannot stop on a count: runs sized from the rate seen). */
+async function closedLoopCount(dir: string, t: Target, count: number, expectedRps: number): Promise<PeakRun> {
+  const total: PeakRun = { rps: 0, requests: 0, non2xx: 0, socketErrors: 0, cpuUs: 0 };
+  let seconds = 0;
+  while (total.requests < count) {
+    const rps = total.requests ? total.requests / seconds : expectedRps;
+    const s = Math.max(1, Math.min(120, Math.ceil(((count - total.requests) / Math.max(1, rps)) * 1.05)));
+    const r = await closedLoop(dir, t, s);
+    if (!r.requests) throw new Error(`no request got through ${t.name}`);
+    seconds += s;
+    total.requests += r.requests;
+    total.non2xx += r.non2xx;
+    total.socketErrors += r.socketErrors;
+    total.cpuUs += r.cpuUs;
+  }
+  total.rps = total.requests / seconds;
+  return total;
+}
+
+async function loadgen<T>(spec: RateSpec | StreamSpec, timeoutMs: number): Promise<T> {
+  const out = await run(process.execPath, ['-r', 'tsx/cjs', join(ROOT, 'bench/loadgen.ts'), JSON.stringify(spec)], timeoutMs, { cwd: ROOT });
+  if (out.code !== 0) throw new Error(`loadgen failed (${out.code}): ${out.stderr}`);
+  return JSON.parse(out.stdout) as T;
+}
+
+/** Runs `fn` while sampling the target's RSS every 250 ms; returns the result and the peak RSS. */
+async function withRss<T>(t: Target, fn: () => Promise<T>): Promise<[T, number]> {
+  let peak = rssOf(t);
+  const timer = setInterval(() => {
+    try {
+      peak = Math.max(peak, rssOf(t));
+    } catch {
+      /* process gone: reported by fn */
+    }
+  }, 250);
+  try {
+    return [await fn(), peak];
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+// ---------------------------------------------------------------- phases
+
+const rotate = <T>(xs: T[], n: number) => xs.map((_x, i) => xs[(i + n) % xs.length]);
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2));
+  const p = plan(opts.quick);
+  const started = Date.now();
+  const dir = mkdtempSync(join(tmpdir(), 'aigw-bench-'));
+  let gateway: GatewayTarget | undefined;
+  let cleaned = false;
+  const cleanup = async () => {
+    if (cleaned) return;
+    cleaned = true;
+    await stopAll();
+    await gateway?.redis.close().catch(() => undefined);
+    if (!opts.keep) rmSync(dir, { recursive: true, force: true });
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      log(`${sig}: stopping every process the benchmark started`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+
+  try {
+    buildIfStale();
+    const upstream = await startUpstream({ chunks: STREAM.chunks, intervalMs: STREAM.intervalMs });
+    if (opts.profile) {
+      const profDir = join(ROOT, 'bench/results');
+      mkdirSync(profDir, { recursive: true });
+      const name = `gateway-${Date.now()}.cpuprofile`;
+      gateway = await startGateway(upstream, dir, opts.logFile, { allLimits: opts.allLimits, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', name] });
+      await check(gateway);
+      await closedLoop(dir, gateway, 2);
+      const r = await closedLoop(dir, gateway, opts.quick ? 5 : 15);
+      log(`profiled: ${r.rps.toFixed(0)} req/s, ${(r.cpuUs / Math.max(1, r.requests)).toFixed(1)} us CPU/request (profiling adds overhead)`);
+      await gateway.stop();
+      const file = join(profDir, name);
+      process.stdout.write(summarise(JSON.parse(readFileSync(file, 'utf8')), 40));
+      log(`profile: ${file} (open in Chrome DevTools > Performance, or: npx tsx bench/profile-summary.ts FILE)`);
+      return;
+    }
+    gateway = await startGateway(upstream, dir, opts.logFile, { allLimits: opts.allLimits });
+    const targets: Target[] = [upstream, gateway];
+    const absent: Partial<Record<TargetName, string>> = {};
+    for (const [name, startPeer] of [['nginx', () => startNginx(upstream, dir)], ['portkey', () => startPortkey(upstream)]] as const) {
+      try {
+        const t = await startPeer();
+        await check(t);
+        targets.push(t);
+      } catch (err) {
+        absent[name] = (err as Error).message.split('\n')[0];
+        log(`${name} absent: ${absent[name]}`);
+      }
+    }
+    const gatewayHeaders = await check(gateway);
+    await check(upstream);
+    if (!gatewayHeaders['x-ratelimit-limit-requests']) throw new Error('the gateway answered without rate-limit headers: is rate limiting on?');
+    log(`targets: ${targets.map((t) => t.name).join(', ')}${Object.keys(absent).length ? ` (absent: ${Object.keys(absent).join(', ')})` : ''}; load: ${hasCommand('wrk') ? 'wrk' : 'autocannon'} + bench/loadgen.ts`);
+
+    const results: Results = {
+      meta: {
+        date: new Date().toISOString(),
+        commit: execSync('git rev-parse --short HEAD', { cwd: ROOT, encoding: 'utf8' }).trim(),
+        node: process.version,
+        cpus: cpus().length,
+        quick: opts.quick,
+        loadTool: hasCommand('wrk') ? 'wrk -t1 -c50' : 'autocannon -c50',
+        targets: targets.map((t) => t.name),
+        absent,
+        gatewayFeatures: `auth (hashed key), Redis rate limit (${opts.allLimits ? 'requests + tokens per minute, per key and per team' : 'requests per minute per key'}), team budget, cost accounting and spend in Redis, Prometheus metrics, one JSON info log line per request`,
+        gatewayLog: opts.logFile,
+        durationSeconds: 0,
+      },
+      peak: {},
+      rates: {},
+      stream: {},
+    };
+
+    // Warm every target's JIT and connection pools before measuring.
+    log('warm-up');
+    for (const t of targets) await closedLoop(dir, t, p.warmupSeconds);
+
+    // 1. Peak throughput, closed loop, 50 connections; CPU per request over the same run.
+    for (let pass = 0; pass < p.rounds; pass++) {
+      for (const t of rotate(targets, pass)) {
+        const r = await closedLoop(dir, t, p.peakSeconds);
+        const agg = (results.peak[t.name] ??= { rounds: [], rps: 0, requests: 0, cpuUsPerRequest: 0, errors: 0, cpuUsTotal: 0 });
+        agg.rounds.push(round(r.rps, 0)!);
+        agg.rps = Math.max(...agg.rounds);
+        agg.requests += r.requests;
+        agg.cpuUsTotal += r.cpuUs;
+        agg.cpuUsPerRequest = round(agg.cpuUsTotal / Math.max(1, agg.requests), 1)!;
+        agg.errors += r.non2xx + r.socketErrors;
+        agg.p50Ms = r.p50Ms;
+        agg.p99Ms = r.p99Ms;
+        log(`peak ${t.name}: ${r.rps.toFixed(0)} req/s, ${(r.cpuUs / Math.max(1, r.requests)).toFixed(1)} us CPU/request${r.non2xx + r.socketErrors ? `, ${r.non2xx + r.socketErrors} errors` : ''}`);
+      }
+    }
+
+    // 2. Fixed rates, open loop: latency percentiles, CPU per request and RSS at each rate.
+    for (const rate of RATES) {
+      const perTarget: Record<string, { lat: number[]; ok: number; errors: number; cpu: number; issued: number; rss: number; achieved: number[]; firstError?: string }> = {};
+      const able = targets.filter((t) => {
+        const peak = results.peak[t.name]?.rps ?? Infinity;
+        if (peak >= rate * 1.6) return true; // open loop near saturation only measures the queue
+        (results.rates[rate] ??= {})[t.name] = { skipped: `over capacity (peak ${Math.round(peak)} req/s)` };
+        return false;
+      });
+      for (let pass = 0; pass < p.rounds; pass++) {
+        for (const t of rotate(able, pass)) {
+          const cpu0 = cpuOf(t);
+          const [r, rss] = await withRss(t, () =>
+            loadgen<RateResult>({ mode: 'rate', url: `${t.base}${CHAT_PATH}`, headers: t.headers, body: BODY, rate, durationMs: p.rateMs, warmupMs: p.rateWarmupMs, connections: 50 }, p.rateMs + p.rateWarmupMs + 30_000),
+          );
+          const acc = (perTarget[t.name] ??= { lat: [], ok: 0, errors: 0, cpu: 0, issued: 0, rss: 0, achieved: [] });
+          acc.cpu += cpuOf(t) - cpu0;
+          acc.issued += r.issuedTotal;
+          acc.lat.push(...r.latenciesUs);
+          acc.ok += r.ok;
+          acc.errors += r.errors;
+          acc.rss = Math.max(acc.rss, rss);
+          acc.achieved.push(r.achievedRate);
+          acc.firstError ??= r.firstError;
+        }
+      }
+      const rateOut = (results.rates[rate] ??= {});
+      for (const [name, a] of Object.entries(perTarget)) {
+        const lat = sortNum(a.lat);
+        rateOut[name] = {
+          p50Us: pct(lat, 50),
+          p99Us: pct(lat, 99),
+          ok: a.ok,
+          errors: a.errors,
+          achievedRate: round(a.achieved.reduce((s, x) => s + x, 0) / a.achieved.length, 0)!,
+          cpuUsPerRequest: round(a.cpu / Math.max(1, a.issued), 1)!,
+          rssMb: round(a.rss, 1)!,
+          ...(a.firstError ? { firstError: a.firstError } : {}),
+        };
+      }
+      const d = rateOut.direct;
+      log(`rate ${rate}/s: ${Object.entries(rateOut).map(([n, v]) => ('p50Us' in v ? `${n} p50 ${(v.p50Us / 1000).toFixed(2)} p99 ${(v.p99Us / 1000).toFixed(2)} ms` : `${n} ${v.skipped}`)).join('; ')}${d && 'p50Us' in d ? '' : ''}`);
+    }
+
+    // 3. Streaming: time to first byte and gaps between chunks, against calling the upstream directly.
+    for (const t of targets) {
+      const r = await loadgen<StreamResult>({ mode: 'stream', url: `${t.base}${CHAT_PATH}`, headers: t.headers, body: STREAM_BODY, count: p.streams, concurrency: STREAM.concurrency, warmup: STREAM.concurrency }, 120_000);
+      results.stream[t.name] = streamStats(r);
+      log(`stream ${t.name}: first byte p50 ${(results.stream[t.name].ttfbP50Us / 1000).toFixed(2)} ms, chunk gap p50 ${(results.stream[t.name].gapP50Us / 1000).toFixed(2)} ms`);
+    }
+
+    // 4. Soak: the gateway's RSS after a warm-up and after >= 100,000 more requests.
+    log(`soak: ${p.soakWarmup} warm-up + ${p.soak} requests through the gateway`);
+    const gwPeak = results.peak.gateway?.rps ?? 1000;
+    const w = await closedLoopCount(dir, gateway, p.soakWarmup, gwPeak);
+    const rss0 = rssOf(gateway);
+    const s = await closedLoopCount(dir, gateway, p.soak, gwPeak);
+    const rss1 = rssOf(gateway);
+    results.soak = { warmupRequests: w.requests, requests: s.requests, rps: round(s.rps, 0)!, errors: s.non2xx + s.socketErrors, rssAfterWarmupMb: round(rss0, 1)!, rssEndMb: round(rss1, 1)!, growthPct: round(((rss1 - rss0) / rss0) * 100, 1)! };
+    results.gatewayMetrics = await gatewayCounters(gateway.metricsUrl);
+
+    results.meta.durationSeconds = Math.round((Date.now() - started) / 1000);
+    results.targetsMet = evaluateTargets(results);
+    const md = renderMarkdown(results);
+    mkdirSync(join(opts.out, '..'), { recursive: true });
+    writeFileSync(opts.out, `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(opts.out.replace(/\.json$/, '') + '.md', md);
+    process.stdout.write(`${md}\n`);
+    log(`wrote ${opts.out} in ${results.meta.durationSeconds} s`);
+  } finally {
+    await cleanup();
+  }
+}
+
+function streamStats(r: StreamResult): StreamStats {
+  const gaps: number[] = [];
+  const last: number[] = [];
+  for (const offsets of r.chunkOffsetsUs) {
+    for (let i = 1; i < offsets.length; i++) if (offsets[i] !== undefined && offsets[i - 1] !== undefined) gaps.push(offsets[i] - offsets[i - 1]);
+    if (offsets.length) last.push(offsets[offsets.length - 1]);
+  }
+  const ttfb = sortNum(r.ttfbUs);
+  const g = sortNum(gaps);
+  return {
+    ok: r.ok,
+    errors: r.errors,
+    ttfbP50Us: pct(ttfb, 50),
+    ttfbP99Us: pct(ttfb, 99),
+    gapP50Us: pct(g, 50),
+    gapP99Us: pct(g, 99),
+    lastChunkP50Us: pct(sortNum(last), 50),
+    readsPerStream: round(r.reads.reduce((s, x) => s + x, 0) / Math.max(1, r.reads.length), 1)!,
+    ...(r.firstError ? { firstError: r.firstError } : {}),
+  };
+}
+
+/** A few counters from the gateway's /metrics, to show the features were on and nothing was refused. */
+async function gatewayCounters(url: string): Promise<Record<string, number>> {
+  const text = await (await fetch(url)).text();
+  const sum = (name: string, filter = '') =>
+    text
+      .split('\n')
+      .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(filter))
+      .reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  const names = text.match(/^# TYPE (\S+) counter$/gm)?.map((l) => l.split(' ')[2]) ?? [];
+  const out: Record<string, number> = {};
+  for (const n of names) if (/requests_total|rate_limited|cost|tokens_total|redis_errors|auth_failures/.test(n)) out[n] = sum(n);
+  return out;
+}
+
+main().catch(async (err: Error) => {
+  log(`failed: ${err.message}`);
+  await stopAll();
+  process.exit(1);
+});
+
