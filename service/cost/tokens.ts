@@ -3,7 +3,18 @@
  * Uses gpt-tokenizer's o200k_base encoding (GPT-4o family); for other model families it is
  * an approximation, which is what "estimated" means.
  */
-import { countTokens } from 'gpt-tokenizer';
+import type { countTokens as CountTokens } from 'gpt-tokenizer';
+
+/**
+ * The tokenizer is loaded on first use: its o200k_base tables add ~70 MB of RSS and ~150 ms
+ * of start-up, and most deployments never need them (providers report usage, and the gateway
+ * asks for it on streams). Only an upstream that omits usage pays for the load, once.
+ */
+let countTokensImpl: typeof CountTokens | undefined;
+const countTokens = (text: string): number => {
+  countTokensImpl ??= (require('gpt-tokenizer') as typeof import('gpt-tokenizer')).countTokens;
+  return countTokensImpl(text);
+};
 
 /** Per-message and reply-priming overheads of the chat format (OpenAI's published counting recipe). */
 const TOKENS_PER_MESSAGE = 3;
