@@ -135,6 +135,9 @@ export function renderMarkdown(r: Results): string {
     lines.push(`Soak (gateway): ${fmtInt(r.soak.warmupRequests)} warm-up requests, then ${fmtInt(r.soak.requests)} at ${fmtInt(r.soak.rps)} req/s: RSS ${r.soak.rssAfterWarmupMb} MB -> ${r.soak.rssEndMb} MB (${r.soak.growthPct >= 0 ? '+' : ''}${r.soak.growthPct}%), ${r.soak.errors} errors.`);
     lines.push('');
   }
+  if (r.gatewayMetrics) {
+    lines.push(`Gateway counters at the end (features were on, nothing refused): ${Object.entries(r.gatewayMetrics).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ')}.`, '');
+  }
   const g = r.peak.gateway;
   const ratios: string[] = [];
   for (const n of ['portkey', 'nginx', 'direct']) {
