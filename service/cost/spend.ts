@@ -74,7 +74,11 @@ export const batchSize = (b: Batch): number => {
 
 /** The increments one served request contributes (pure). */
 export function entryBatch(e: SpendEntry): Batch {
-  const b: Batch = new Map();
+  return addEntry(new Map(), e);
+}
+
+/** Adds one served request's increments to a batch in place (no intermediate batch). */
+export function addEntry(b: Batch, e: SpendEntry): Batch {
   const cost = e.cached ? 0 : toNanoUsd(e.costUsd);
   const list = toNanoUsd(e.listCostUsd);
   const row = `spend:${e.day}`;
@@ -196,6 +200,9 @@ export class SpendLedger {
   private seq = 0;
   /** Entries not yet sent. */
   private buffer: Batch = new Map();
+  /** Entries recorded in this event-loop turn, sent together as one write at the end of it. */
+  private tick: Batch = new Map();
+  private tickScheduled = false;
   /** Batches whose write failed (maybe after reaching the store), in order, to re-send as they are. */
   private failed: Array<{ seq: number; batch: Batch }> = [];
   private readonly inflight = new Set<Promise<void>>();
@@ -211,13 +218,48 @@ export class SpendLedger {
     return this.failed.reduce((n, f) => n + batchSize(f.batch), batchSize(this.buffer));
   }
 
-  /** An amount in the buffer, which has certainly not reached the store (for budget checks). */
+  /** An amount not yet sent, which has certainly not reached the store (for budget checks). */
   unsent(key: string, field: string): number {
-    return this.buffer.get(key)?.get(field) ?? 0;
+    return (this.buffer.get(key)?.get(field) ?? 0) + (this.tick.get(key)?.get(field) ?? 0);
   }
 
   record(batch: Batch): void {
-    if (this.failed.length === 0 && this.opts.canWrite()) {
+    mergeInto(this.writable() ? this.tick : this.buffer, batch);
+    this.afterRecord();
+  }
+
+  /** Records one served request (adds its increments straight into the batch they go out in). */
+  recordEntry(e: SpendEntry): void {
+    addEntry(this.writable() ? this.tick : this.buffer, e);
+    this.afterRecord();
+  }
+
+  private writable(): boolean {
+    return this.failed.length === 0 && this.opts.canWrite();
+  }
+
+  private afterRecord(): void {
+    if (this.tick.size > 0) this.scheduleTick();
+    else this.report();
+  }
+
+  /**
+   * Requests settled in the same event-loop turn share one write: under load that is one
+   * Redis call for many requests instead of one each, and it delays nothing (the write goes
+   * out at the end of the turn, as a lone write would).
+   */
+  private scheduleTick(): void {
+    if (this.tickScheduled) return;
+    this.tickScheduled = true;
+    setImmediate(() => this.endTick());
+  }
+
+  private endTick(): void {
+    this.tickScheduled = false;
+    if (this.tick.size === 0) return;
+    const batch = this.tick;
+    this.tick = new Map();
+    if (this.writable()) {
       this.send(++this.seq, batch);
       return;
     }
@@ -251,6 +293,7 @@ export class SpendLedger {
   }
 
   private async drain(): Promise<void> {
+    this.endTick();
     for (;;) {
       await Promise.all([...this.inflight]);
       if (!this.opts.canWrite() || (this.failed.length === 0 && this.buffer.size === 0)) break;

@@ -8,7 +8,7 @@ import type { GatewayConfig, TeamConfig } from '../config/schema';
 import { budgetExceeded, rateLimited } from '../http/errors';
 import type { Metrics } from '../metrics/metrics';
 import { errorCode, Logger, redisReady, silentLogger } from '../redis/client';
-import { budgetKey, MemorySpendStore, RedisSpendStore, SpendLedger, SpendReport, SpendStore, entryBatch, spendReport } from '../cost/spend';
+import { budgetKey, MemorySpendStore, RedisSpendStore, SpendLedger, SpendReport, SpendStore, spendReport } from '../cost/spend';
 import { toNanoUsd } from '../cost/cost';
 import { BudgetStatus, Period, budgetMessage, checkBudget, utcPeriods } from './budget';
 import type { Admission, Principal, Settlement, Tenancy } from './contracts';
@@ -92,11 +92,27 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
     return s;
   };
 
+  /**
+   * Budget reads in flight, by team and period: admissions arriving while one is out share it
+   * (single flight), so a burst of requests costs one Redis read, not one each. A shared read
+   * is at most one round trip old, which the in-flight overshoot bound already covers.
+   */
+  const budgetReads = new Map<string, Promise<{ day: number; month: number }>>();
+  function readStoredBudget(team: string, day: string, month: string): Promise<{ day: number; month: number }> {
+    const k = `${team}\u0000${day}`;
+    let p = budgetReads.get(k);
+    if (!p) {
+      p = store.readBudget(team, day, month).finally(() => budgetReads.delete(k));
+      budgetReads.set(k, p);
+    }
+    return p;
+  }
+
   async function readTeamSpend(team: string, at: number): Promise<{ day: number; month: number }> {
     const { day, month } = utcPeriods(at);
     if (!redis || redisReady(redis)) {
       try {
-        const stored = await store.readBudget(team, day, month);
+        const stored = await readStoredBudget(team, day, month);
         // Plus this replica's spend not yet sent (at most one write behind).
         const key = budgetKey(team, month);
         const spent = { day: stored.day + ledger.unsent(key, `d:${day}`), month: stored.month + ledger.unsent(key, 'm') };
@@ -207,22 +223,20 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
         const nano = toNanoUsd(cost);
         local.dayNano += nano;
         local.monthNano += nano;
-        ledger.record(
-          entryBatch({
-            day,
-            month,
-            team,
-            project,
-            provider: s.provider,
-            model: s.model,
-            costUsd: cost,
-            listCostUsd: Math.max(0, s.listCostUsd),
-            cached: s.cached,
-            estimated: s.estimated,
-            promptTokens: s.usage.prompt_tokens,
-            completionTokens: s.usage.completion_tokens,
-          }),
-        );
+        ledger.recordEntry({
+          day,
+          month,
+          team,
+          project,
+          provider: s.provider,
+          model: s.model,
+          costUsd: cost,
+          listCostUsd: Math.max(0, s.listCostUsd),
+          cached: s.cached,
+          estimated: s.estimated,
+          promptTokens: s.usage.prompt_tokens,
+          completionTokens: s.usage.completion_tokens,
+        });
       } catch (err) {
         log.warn({ reason: (err as Error)?.message }, 'settle failed');
       }
