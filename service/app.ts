@@ -3,18 +3,18 @@
  * upstream client as parameters, so tests build their own; main.ts is the only place that
  * reads the environment.
  */
-import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import express from 'express';
 import { createProxyMiddleware } from 'http-proxy-middleware';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config/schema';
-import { jsonBody } from './http/body';
 import type { GatewayContext } from './http/context';
-import { forbidden, GatewayError, notFound, toGatewayError, upstreamUnavailable } from './http/errors';
-import { inferenceHandler } from './http/inference';
+import { forbidden, GatewayError, notFound, upstreamUnavailable } from './http/errors';
+import { inferenceRoute } from './http/inference';
+import { recordOf, RequestTracker } from './http/request-context';
+import { sendError } from './http/respond';
 import type { Metrics } from './metrics/metrics';
-import { statusClass } from './metrics/metrics';
 import { buildCatalog, Endpoint } from './routing/catalog';
 import { CircuitBreakers } from './routing/circuit-breaker';
 import { StatsTracker } from './routing/provider-stats';
@@ -39,6 +39,12 @@ export interface AppDeps {
 }
 
 export interface Gateway {
+  /**
+   * The server's request handler: POST to the three inference paths is served directly on
+   * node:http (the hot path), everything else by the Express app.
+   */
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** Every route, inference included (for paths the fast path does not match exactly, e.g. a trailing slash). */
   app: express.Express;
   ctx: GatewayContext;
   /** Flags the gateway as draining: /ready answers 503 and new inference requests are refused. */
@@ -47,8 +53,6 @@ export interface Gateway {
   inflight(): number;
   close(): Promise<void>;
 }
-
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** True when a path has dot segments, encoded or not, or encoded slashes/backslashes an upstream might decode into them. */
 export function escapesPrefix(path: string): boolean {
@@ -61,6 +65,13 @@ export function escapesPrefix(path: string): boolean {
   }
   return decoded.split(/[/\\]/).some((seg) => seg === '.' || seg === '..');
 }
+
+/** The endpoints the gateway inspects, served on node:http directly when the path matches exactly. */
+const INFERENCE_PATHS: ReadonlyArray<[string, Endpoint]> = [
+  ['/v1/chat/completions', 'chat'],
+  ['/v1/completions', 'completion'],
+  ['/v1/embeddings', 'embedding'],
+];
 
 const CIRCUIT_GAUGE = { closed: 0, 'half-open': 1, open: 2 } as const;
 
@@ -81,10 +92,9 @@ export function createApp(deps: AppDeps): Gateway {
   );
   const stats = new StatsTracker(config.routing.ewma_alpha, now);
   const catalog = buildCatalog(config);
-  let draining = false;
-  let inflight = 0;
+  const tracker = new RequestTracker(logger, metrics, now);
   const executor = new Executor({ config, client, breakers, stats, metrics, admitProvider: (p) => deps.tenancy.admitProvider(p), now, random, sleep: deps.sleep });
-  const ctx: GatewayContext = { config, logger, metrics, catalog, breakers, stats, executor, tenancy: deps.tenancy, cache: deps.cache, now, random, isDraining: () => draining };
+  const ctx: GatewayContext = { config, logger, metrics, catalog, breakers, stats, executor, tenancy: deps.tenancy, cache: deps.cache, now, random, isDraining: () => tracker.draining };
 
   const app = express();
   app.disable('x-powered-by');
@@ -93,44 +103,7 @@ export function createApp(deps: AppDeps): Gateway {
 
   // Request id, timing, one log line and the request metrics per request.
   app.use((req: Request, res: Response, next: NextFunction) => {
-    const incoming = req.headers['x-request-id'];
-    const requestId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    res.locals.requestId = requestId;
-    res.locals.startedAt = now();
-    res.setHeader('x-request-id', requestId);
-    if (draining) res.setHeader('connection', 'close');
-    inflight++;
-    metrics.inflight.inc();
-    res.once('close', () => {
-      inflight--;
-      metrics.inflight.dec();
-      const l = res.locals;
-      const seconds = (now() - l.startedAt) / 1000;
-      if (l.endpoint) {
-        const status = res.statusCode;
-        metrics.requests.inc({ endpoint: l.endpoint, provider: l.provider ?? 'none', model: l.model ?? 'unknown', team: l.principal?.team ?? 'unauthenticated', project: l.principal?.project ?? 'unauthenticated', status_class: statusClass(status) });
-        metrics.requestDuration.observe({ endpoint: l.endpoint, provider: l.provider ?? 'none', model: l.model ?? 'unknown', stream: l.stream ? 'true' : 'false' }, seconds);
-      }
-      logger.info({
-        request_id: requestId,
-        method: req.method,
-        path: req.path.length > 200 ? `${req.path.slice(0, 200)}...` : req.path,
-        status: res.statusCode,
-        duration_ms: Math.round(seconds * 1e4) / 10,
-        endpoint: l.endpoint,
-        model: l.model,
-        provider: l.provider,
-        attempts: l.attempts,
-        stream: l.stream,
-        stream_outcome: l.streamOutcome,
-        team: l.principal?.team,
-        project: l.principal?.project,
-        key: l.principal?.keyName,
-        cost_usd: l.costUsd,
-        error_code: l.errorCode,
-        client_gone: !res.writableFinished || undefined,
-      });
-    });
+    tracker.start(req, res);
     next();
   });
 
@@ -139,10 +112,9 @@ export function createApp(deps: AppDeps): Gateway {
   });
   app.get('/ready', (_req, res) => {
     const redis = deps.redisUp ? (deps.redisUp() ? 'up' : 'down (serving with in-memory fallbacks)') : 'not configured';
-    res.status(draining ? 503 : 200).json({ status: draining ? 'draining' : 'ready', providers: config.providers.length, redis });
+    res.status(tracker.draining ? 503 : 200).json({ status: tracker.draining ? 'draining' : 'ready', providers: config.providers.length, redis });
   });
 
-  const body = jsonBody(config.server.body_limit_bytes);
   const wrap = (fn: (req: Request, res: Response) => Promise<void> | void) => (req: Request, res: Response, next: NextFunction) => {
     Promise.resolve()
       .then(() => fn(req, res))
@@ -151,7 +123,7 @@ export function createApp(deps: AppDeps): Gateway {
   // Authenticate before reading the body: an unauthenticated client never costs a parse.
   const authenticate = (req: Request, res: Response, next: NextFunction) => {
     try {
-      res.locals.principal = deps.tenancy.authenticate(req.headers.authorization);
+      recordOf(res).principal = deps.tenancy.authenticate(req.headers.authorization);
       next();
     } catch (err) {
       next(err);
@@ -161,14 +133,12 @@ export function createApp(deps: AppDeps): Gateway {
     next(deps.tenancy.isAdmin(req.headers.authorization) ? undefined : forbidden('This endpoint needs a gateway admin key.', 'admin_key_required'));
   };
 
-  // Tagged first, so requests refused before the handler (auth, body) are counted under their endpoint too.
-  const tag = (endpoint: Endpoint) => (_req: Request, res: Response, next: NextFunction) => {
-    res.locals.endpoint = endpoint;
-    next();
-  };
-  app.post('/v1/chat/completions', tag('chat'), authenticate, body, wrap(inferenceHandler(ctx, 'chat')));
-  app.post('/v1/completions', tag('completion'), authenticate, body, wrap(inferenceHandler(ctx, 'completion')));
-  app.post('/v1/embeddings', tag('embedding'), authenticate, body, wrap(inferenceHandler(ctx, 'embedding')));
+  const inference = new Map<string, (req: IncomingMessage, res: ServerResponse) => Promise<void>>();
+  for (const [path, endpoint] of INFERENCE_PATHS) {
+    const route = inferenceRoute(ctx, endpoint);
+    inference.set(path, route);
+    app.post(path, route);
+  }
 
   app.get('/v1/models', authenticate, (_req, res) => {
     res.json({ object: 'list', data: catalog.list().map((m) => ({ id: m.id, object: 'model', created: 0, owned_by: m.ownedBy })) });
@@ -219,7 +189,7 @@ export function createApp(deps: AppDeps): Gateway {
         },
         proxyRes: (proxyRes, _req, res) => {
           const r = res as Response;
-          r.locals.provider = passthrough.name;
+          recordOf(r).provider = passthrough.name;
           // 401/403 is about the gateway's provider key: its body may echo that key, and it is not the client's fault.
           if (proxyRes.statusCode === 401 || proxyRes.statusCode === 403) {
             proxyRes.resume();
@@ -249,25 +219,29 @@ export function createApp(deps: AppDeps): Gateway {
   app.use((req, _res, next) => next(notFound(`Unknown endpoint: ${req.method} ${req.path.slice(0, 200)}`, 'unknown_url')));
 
   // The one place errors become responses.
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const e = toGatewayError(err);
-    if (!(err instanceof GatewayError)) logger.error({ request_id: res.locals.requestId, err: { message: (err as Error)?.message, stack: (err as Error)?.stack } }, 'unhandled error');
-    res.locals.errorCode = e.code;
-    if (res.headersSent) {
-      if (!res.writableEnded) res.end();
-      return;
-    }
-    for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
-    res.status(e.status).json(e.toBody());
-  });
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => sendError(logger, res, err));
 
   return {
+    handle: (req, res) => {
+      if (req.method === 'POST') {
+        const url = req.url!;
+        const q = url.indexOf('?');
+        const path = q === -1 ? url : url.slice(0, q);
+        const route = inference.get(path);
+        if (route) {
+          tracker.start(req, res, path);
+          void route(req, res);
+          return;
+        }
+      }
+      void app(req, res);
+    },
     app,
     ctx,
     startDraining: () => {
-      draining = true;
+      tracker.draining = true;
     },
-    inflight: () => inflight,
+    inflight: () => tracker.inflight,
     close: () => client.close(),
   };
 }

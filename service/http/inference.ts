@@ -4,7 +4,7 @@
  *   authenticate -> validate -> resolve model -> admit (limits, budget) -> cache lookup
  *   -> routing plan -> execute (retry, failover, breaker) -> relay -> account -> cache store
  */
-import type { Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { costUsd } from '../cost/cost';
 import { estimateCompletionTokens, estimatePromptTokens } from '../cost/tokens';
 import type { Candidate, Endpoint, ModelRoute } from '../routing/catalog';
@@ -12,8 +12,11 @@ import { planRoute } from '../routing/strategies';
 import type { Principal, Usage } from '../tenancy/contracts';
 import type { Success } from '../upstream/executor';
 import { relaySse } from '../upstream/sse-relay';
+import { readJsonBody } from './body';
 import type { GatewayContext } from './context';
 import { badRequest, modelNotFound } from './errors';
+import { recordOf, RequestRecord } from './request-context';
+import { sendError, sendJson } from './respond';
 import { validateRequest, ValidRequest } from './validate';
 
 /** Output tokens assumed by cost-optimal routing when the request sets no max_tokens. */
@@ -89,61 +92,63 @@ function account(ctx: GatewayContext, principal: Principal, route: ModelRoute, c
   return cost;
 }
 
-function setOutcomeHeaders(res: Response, success: Pick<Success, 'candidate' | 'attempts'>): void {
+function setOutcomeHeaders(res: ServerResponse, success: Pick<Success, 'candidate' | 'attempts'>): void {
   res.setHeader('x-gateway-provider', success.candidate.provider.name);
   res.setHeader('x-gateway-attempts', String(success.attempts));
 }
 
-async function relayStream(ctx: GatewayContext, req: Request, res: Response, valid: ValidRequest, principal: Principal, route: ModelRoute, success: Success) {
+async function relayStream(ctx: GatewayContext, res: ServerResponse, rec: RequestRecord, valid: ValidRequest, principal: Principal, route: ModelRoute, success: Success) {
   const c = success.candidate;
-  res.status(200);
+  res.statusCode = 200;
   res.setHeader('content-type', 'text/event-stream; charset=utf-8');
   res.setHeader('cache-control', 'no-cache, no-transform');
   res.setHeader('x-accel-buffering', 'no');
   res.flushHeaders();
-  ctx.metrics.streamTtfb.observe({ provider: c.provider.name, model: route.model }, (ctx.now() - res.locals.startedAt) / 1000);
+  ctx.metrics.streamTtfb.observe({ provider: c.provider.name, model: route.model }, (ctx.now() - rec.startedAt) / 1000);
   const result = await relaySse(success.stream!, res, !valid.clientWantsUsage);
   const totalMs = ctx.now() - success.startedAt;
   if (result.interrupted) {
     ctx.metrics.streamInterruptions.inc({ provider: c.provider.name, model: route.model });
     ctx.stats.recordFailure(c.provider.name, route.model);
     ctx.breakers.record(c.provider.name, route.model, false);
-    res.locals.streamOutcome = result.interrupted === 'cut' ? 'interrupted' : 'invalid_upstream_stream';
+    rec.streamOutcome = result.interrupted === 'cut' ? 'interrupted' : 'invalid_upstream_stream';
   } else if (!result.clientGone) {
     ctx.stats.recordTotal(c.provider.name, route.model, totalMs);
     ctx.metrics.upstreamLatency.observe({ provider: c.provider.name, model: route.model, phase: 'total' }, totalMs / 1000);
   }
   if (result.clientGone) {
-    ctx.metrics.clientDisconnects.inc({ endpoint: res.locals.endpoint });
-    res.locals.streamOutcome = 'client_gone';
+    ctx.metrics.clientDisconnects.inc({ endpoint: rec.endpoint });
+    rec.streamOutcome = 'client_gone';
   }
   // The provider bills what it produced even when the stream was cut: account it.
   const { usage, estimated } = resolveUsage(valid, result.usage, result.outputText);
-  res.locals.costUsd = account(ctx, principal, route, c, usage, estimated, false);
+  rec.costUsd = account(ctx, principal, route, c, usage, estimated, false);
 }
 
+/** Serves one validated request body; the principal is on the request record. */
 export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
-  return async (req: Request, res: Response): Promise<void> => {
-    res.locals.endpoint = endpoint;
-    const principal = res.locals.principal as Principal; // set by the authenticate middleware
-    const valid = validateRequest(endpoint, req.body);
+  return async (req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> => {
+    const rec = recordOf(res);
+    rec.endpoint = endpoint;
+    const principal = rec.principal!; // authenticated before the body was read
+    const valid = validateRequest(endpoint, body);
     const route = resolveRoute(ctx, endpoint, valid);
-    res.locals.model = route.model;
-    res.locals.stream = valid.stream;
+    rec.model = route.model;
+    rec.stream = valid.stream;
 
     const admission = await ctx.tenancy.admit(principal, route.model);
-    for (const [k, v] of Object.entries(admission.headers)) res.setHeader(k, v);
+    for (const k in admission.headers) res.setHeader(k, admission.headers[k]);
 
     const cacheKey = valid.stream ? null : ctx.cache.keyFor(principal, route.model, valid.body, req.headers);
     if (cacheKey) {
       const hit = await ctx.cache.get(cacheKey);
       if (hit !== null) {
         res.setHeader('x-gateway-cache', 'hit');
-        res.locals.provider = 'cache';
+        rec.provider = 'cache';
         const parsed = JSON.parse(hit) as Record<string, unknown>;
         const { usage, estimated } = resolveUsage(valid, usageOf(parsed), outputTextOf(parsed));
         account(ctx, principal, route, undefined, usage, estimated, true);
-        res.status(200).type('application/json').send(hit);
+        sendJson(res, 200, hit);
         return;
       }
       res.setHeader('x-gateway-cache', 'miss');
@@ -162,9 +167,9 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
         plan: makePlan(ctx, route, valid, endpoint, Number(req.headers['content-length']) || JSON.stringify(valid.body).length),
         bodyFor: upstreamBodies(valid, endpoint),
         stream: valid.stream,
-        requestId: res.locals.requestId,
+        requestId: rec.requestId,
         clientSignal: clientAbort.signal,
-        deadline: res.locals.startedAt + ctx.config.routing.timeout_ms,
+        deadline: rec.startedAt + ctx.config.routing.timeout_ms,
       });
     } finally {
       res.off('close', onClose);
@@ -175,16 +180,36 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
       throw result.error;
     }
     setOutcomeHeaders(res, result);
-    res.locals.provider = result.candidate.provider.name;
-    res.locals.attempts = result.attempts;
+    rec.provider = result.candidate.provider.name;
+    rec.attempts = result.attempts;
 
-    if (result.stream) return relayStream(ctx, req, res, valid, principal, route, result);
+    if (result.stream) return relayStream(ctx, res, rec, valid, principal, route, result);
 
     const { raw, parsed } = result.json!;
     const { usage, estimated } = resolveUsage(valid, usageOf(parsed), outputTextOf(parsed));
-    res.locals.costUsd = account(ctx, principal, route, result.candidate, usage, estimated, false);
-    res.status(200).type('application/json').send(raw);
+    rec.costUsd = account(ctx, principal, route, result.candidate, usage, estimated, false);
+    sendJson(res, 200, raw);
     if (cacheKey) void ctx.cache.set(cacheKey, raw.toString('utf8')).catch(() => undefined);
   };
 }
 
+/**
+ * One inference endpoint on a plain node:http request whose bookkeeping has started:
+ * authenticate (an unauthenticated client never costs a body read), read the JSON body,
+ * handle, and answer any error in the OpenAI shape.
+ */
+export function inferenceRoute(ctx: GatewayContext, endpoint: Endpoint): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  const handle = inferenceHandler(ctx, endpoint);
+  const limit = ctx.config.server.body_limit_bytes;
+  return async (req, res) => {
+    const rec = recordOf(res);
+    // Tagged first, so requests refused before the handler (auth, body) are counted under their endpoint too.
+    rec.endpoint = endpoint;
+    try {
+      rec.principal = ctx.tenancy.authenticate(req.headers.authorization);
+      await handle(req, res, await readJsonBody(req, limit));
+    } catch (err) {
+      sendError(ctx.logger, res, err);
+    }
+  };
+}
