@@ -55,7 +55,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
   // is cut off close to headers_timeout_ms, not up to 30 s later.
   const server = createServer(
     { headersTimeout: config.server.headers_timeout_ms, requestTimeout: config.routing.timeout_ms + 30_000, keepAliveTimeout: 65_000, connectionsCheckingInterval: Math.min(1_000, config.server.headers_timeout_ms) },
-    gateway.app,
+    gateway.handle,
   );
   server.maxHeadersCount = 100;
   const metricsServer = createServer((req, res) => {
