@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { connect, Socket } from 'node:net';
-import { gzipSync } from 'node:zlib';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { hashKey } from '../../service/tenancy/keys';
 import { FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
 import { provider, startTestGateway, TestGateway } from '../helpers/gateway';
@@ -117,6 +117,22 @@ describe('hostile input', function () {
       expectError(await chat(bomb, { 'content-encoding': 'gzip' }), 413, 'request_too_large');
       expectError(await chat(JSON.stringify(chatBody('m')), { 'content-encoding': 'gzip' }), 400, 'invalid_body');
       expectError(await chat(JSON.stringify(chatBody('m')), { 'content-encoding': 'x-unknown' }), 415, 'unsupported_media_type');
+    });
+
+    it('deflate and br bodies, a byte order mark, a declared charset, and path variants are served as on the Express routes', async () => {
+      const body = JSON.stringify(chatBody('m'));
+      assert.equal((await chat(deflateSync(body), { 'content-encoding': 'deflate' })).status, 200);
+      assert.equal((await chat(brotliCompressSync(body), { 'content-encoding': 'br' })).status, 200);
+      assert.equal((await chat(`\ufeff${body}`)).status, 200, 'a UTF-8 byte order mark is skipped');
+      assert.equal((await chat(body, { 'content-type': 'application/json; charset=UTF-8' })).status, 200);
+      assert.equal((await chat(Buffer.from(body, 'utf16le'), { 'content-type': 'application/json; charset=utf-16le' })).status, 200);
+      for (const path of ['/v1/chat/completions?x=1', '/v1/chat/completions/', '/V1/Chat/Completions']) {
+        const res = await post(gw.url, path, chatBody('m'), AUTH);
+        assert.equal(res.status, 200, `${path}: ${res.text}`);
+      }
+      upstream.received.length = 0;
+      expectError(await chat(body, { 'content-type': 'application/json; charset=latin1' }), 415, 'unsupported_media_type');
+      expectError(await chat(''), 400, 'missing_model'); // an empty body reads as {}
     });
 
     it('invalid UTF-8: 400 invalid_encoding', async () => {
