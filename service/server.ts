@@ -35,7 +35,14 @@ const listen = (server: Server, port: number, host: string) =>
 const urlOf = (a: AddressInfo) => `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
 
 export async function startGateway(config: GatewayConfig, opts: { logger?: Logger } = {}): Promise<RunningGateway> {
-  const logger = opts.logger ?? pino({ level: config.server.log_level, base: { service: 'ai-gateway' }, redact: { paths: ['*.authorization', '*.api_key', '*.password'], censor: '[redacted]' } });
+  // Asynchronous stdout: under load, lines that arrive while a write is pending go out together
+  // (one syscall for many request lines); shutdown flushes what is left.
+  const logger =
+    opts.logger ??
+    pino(
+      { level: config.server.log_level, base: { service: 'ai-gateway' }, redact: { paths: ['*.authorization', '*.api_key', '*.password'], censor: '[redacted]' } },
+      pino.destination({ dest: 1, sync: false }),
+    );
   const metrics = createMetrics();
   const redis = createRedisClient(config, { metrics, logger });
   const tenancy = createTenancy(config, { redis, metrics, logger });
@@ -95,6 +102,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
       await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
       metricsServer.closeAllConnections();
       logger.info('shutdown complete');
+      await new Promise<void>((resolve) => logger.flush(() => resolve()));
     })());
 
   return { url: urlOf(addr), metricsUrl: `${urlOf(maddr)}/metrics`, gateway, metrics, logger, shutdown };
