@@ -48,12 +48,21 @@ export class RequestTracker {
   inflight = 0;
   /** Set on shutdown: responses then carry connection: close. */
   draining = false;
+  /**
+   * Writes the per-request line. Its fields are all strings, numbers and booleans, which the
+   * logger's nested-path redaction (`*.authorization` and the like) can never match, yet pino
+   * would still run every field through the wildcard redactor (about 17 KB of garbage per
+   * line): a child without redaction writes the same line without that work.
+   */
+  readonly requestLog: Logger;
 
   constructor(
     readonly logger: Logger,
     readonly metrics: Metrics,
     readonly now: () => number,
-  ) {}
+  ) {
+    this.requestLog = typeof logger.child === 'function' ? logger.child({}, { redact: [] }) : logger;
+  }
 
   /** Starts the bookkeeping of one request: x-request-id, connection: close while draining, in-flight count, and the log line and metrics on close. */
   start(req: IncomingMessage, res: ServerResponse, path?: string): RequestRecord {
@@ -74,7 +83,7 @@ export class RequestTracker {
 function onResponseClose(this: ServerResponse): void {
   const res = this;
   const l = recordOf(res);
-  const { logger, metrics } = l.tracker;
+  const { requestLog, metrics } = l.tracker;
   l.tracker.inflight--;
   metrics.inflight.dec();
   const seconds = (l.tracker.now() - l.startedAt) / 1000;
@@ -85,7 +94,7 @@ function onResponseClose(this: ServerResponse): void {
   }
   const req = res.req as IncomingMessage & { path?: string };
   const path = l.path ?? (req.path as string);
-  logger.info({
+  requestLog.info({
     request_id: l.requestId,
     method: req.method,
     path: path.length > 200 ? `${path.slice(0, 200)}...` : path,
