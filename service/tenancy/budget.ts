@@ -7,10 +7,20 @@ import { NANO } from '../cost/cost';
 
 export type Period = 'daily' | 'monthly';
 
-/** UTC day (YYYY-MM-DD) and month (YYYY-MM) of a timestamp in ms. */
-export function utcPeriods(at: number): { day: string; month: string } {
-  const day = new Date(at).toISOString().slice(0, 10);
-  return { day, month: day.slice(0, 7) };
+const DAY_MS = 86_400_000;
+/** The last day formatted (a request calls utcPeriods three times, all in the same day but once a day). */
+let lastDayStart = NaN;
+let lastPeriods: { readonly day: string; readonly month: string } = { day: '', month: '' };
+
+/** UTC day (YYYY-MM-DD) and month (YYYY-MM) of a timestamp in ms. The result is shared: do not mutate it. */
+export function utcPeriods(at: number): { readonly day: string; readonly month: string } {
+  const dayStart = at - (((at % DAY_MS) + DAY_MS) % DAY_MS); // JS time has no leap seconds: UTC days are DAY_MS long
+  if (dayStart !== lastDayStart) {
+    const day = new Date(at).toISOString().slice(0, 10);
+    lastPeriods = { day, month: day.slice(0, 7) };
+    lastDayStart = dayStart;
+  }
+  return lastPeriods;
 }
 
 export interface BudgetStatus {
