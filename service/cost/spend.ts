@@ -144,12 +144,8 @@ end
 return 1
 `;
 
-type ApplyCommand = (numKeys: number, ...args: Array<string | number>) => Promise<number>;
-
 export class RedisSpendStore implements SpendStore {
-  constructor(private readonly redis: Redis) {
-    if (!(redis as unknown as { aigwSpendApply?: unknown }).aigwSpendApply) redis.defineCommand('aigwSpendApply', { lua: APPLY_LUA });
-  }
+  constructor(private readonly redis: Redis) {}
 
   async apply(batch: Batch, writer: string, seq: number): Promise<void> {
     const keys = [`spend:seq:${writer}`];
@@ -159,7 +155,11 @@ export class RedisSpendStore implements SpendStore {
       args.push(key.startsWith('budget:') ? BUDGET_TTL_SECONDS : SPEND_TTL_SECONDS, fields.size);
       for (const [field, n] of fields) args.push(field, n);
     }
-    await (this.redis as unknown as { aigwSpendApply: ApplyCommand }).aigwSpendApply(keys.length, ...keys, ...args);
+    // EVAL with the script text, not EVALSHA: after a Redis restart EVALSHA answers NOSCRIPT and
+    // ioredis re-sends it as EVAL behind later writes, which breaks the in-order application the
+    // sequence numbers rely on (a re-sent earlier batch would then be skipped and lost). Redis
+    // caches the compiled script by its hash, so this costs only the bytes on the wire.
+    await this.redis.eval(APPLY_LUA, keys.length, ...keys, ...args);
   }
 
   async readDays(days: string[]): Promise<Array<Record<string, string>>> {
