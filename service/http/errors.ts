@@ -52,7 +52,8 @@ export const payloadTooLarge = (limit: number) =>
 export const rateLimited = (message: string, retryAfterSeconds: number, headers: Record<string, string> = {}, code = 'rate_limit_exceeded') =>
   new GatewayError(429, 'rate_limit_error', code, message, { ...headers, 'retry-after': String(Math.max(1, Math.ceil(retryAfterSeconds))) });
 
-export const budgetExceeded = (message: string) => new GatewayError(429, 'insufficient_quota', 'budget_exceeded', message);
+export const budgetExceeded = (message: string, retryAfterSeconds?: number) =>
+  new GatewayError(429, 'insufficient_quota', 'budget_exceeded', message, retryAfterSeconds === undefined ? {} : { 'retry-after': String(retryAfterSeconds) });
 
 export const upstreamUnavailable = (message: string, code = 'upstream_unavailable') => new GatewayError(502, 'upstream_error', code, message);
 

@@ -49,6 +49,13 @@ export function checkBudget(budget: TeamConfig['budget'], spentNano: { day: numb
   return status;
 }
 
+/** Whole seconds from `at` until the period's budget resets (next UTC midnight, or the first of next month). */
+export function secondsUntilReset(period: Period, at: number): number {
+  const d = new Date(at);
+  const next = period === 'daily' ? Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1) : Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+  return Math.max(1, Math.ceil((next - at) / 1000));
+}
+
 export function budgetMessage(team: string, period: Period, budget: NonNullable<TeamConfig['budget']>): string {
   const usd = period === 'daily' ? budget.daily_usd : budget.monthly_usd;
   const resets = period === 'daily' ? 'at 00:00 UTC' : 'on the first day of next month (UTC)';

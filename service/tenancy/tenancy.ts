@@ -10,7 +10,7 @@ import type { Metrics } from '../metrics/metrics';
 import { errorCode, Logger, redisReady, silentLogger } from '../redis/client';
 import { budgetKey, MemorySpendStore, RedisSpendStore, SpendLedger, SpendReport, SpendStore, spendReport } from '../cost/spend';
 import { toNanoUsd } from '../cost/cost';
-import { BudgetStatus, Period, budgetMessage, checkBudget, utcPeriods } from './budget';
+import { BudgetStatus, Period, budgetMessage, checkBudget, secondsUntilReset, utcPeriods } from './budget';
 import type { Admission, Principal, Settlement, Tenancy } from './contracts';
 import { authError, createKeyRing } from './keys';
 import { CheckResult, ScopeLimiter, keyLimitSpec, rateLimitHeaders, tightest } from './limits';
@@ -142,7 +142,7 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
     exportBudget(team, status);
     if (status.refused) {
       metrics.budgetRejections.inc({ team, period: status.refused });
-      throw budgetExceeded(budgetMessage(team, status.refused, budget));
+      throw budgetExceeded(budgetMessage(team, status.refused, budget), secondsUntilReset(status.refused, now()));
     }
   }
 

@@ -100,6 +100,7 @@ describe('three gateway replicas sharing one Redis', function () {
     assert.ok(accepted <= budgetRequests + 6, `accepted ${accepted}: overshoot beyond what was in flight`);
     assert.equal(refused?.body.error?.code, 'budget_exceeded');
     assert.equal(refused?.body.error?.type, 'insufficient_quota');
+    assert.ok(Number(refused?.headers.get('retry-after')) >= 1, 'says when the budget resets');
     const totals = await spend(replicas[1], 'budgeted');
     assert.equal(totals.requests, accepted);
     assert.ok(Math.abs(totals.cost_usd - accepted * COST) < 1e-9, `report ${totals.cost_usd} vs ${accepted * COST}`);

@@ -4,7 +4,7 @@ import { cacheDecision, cacheKey, canonical, MemoryCacheStore } from '../../serv
 import { costUsd, createPriceTable, priceRequest, toNanoUsd } from '../../service/cost/cost';
 import { entryBatch, MemorySpendStore, parseSpendQuery, SpendEntry, summarize } from '../../service/cost/spend';
 import { estimatePromptTokens, estimateTokens } from '../../service/cost/tokens';
-import { checkBudget, utcPeriods } from '../../service/tenancy/budget';
+import { checkBudget, Period, secondsUntilReset, utcPeriods } from '../../service/tenancy/budget';
 import { createKeyRing, generateKey, hashKey, HashSet, parseBearer } from '../../service/tenancy/keys';
 import { fallbackPoints, formatReset, keyLimitSpec, rateLimitHeaders, tightest } from '../../service/tenancy/limits';
 import { GatewayError } from '../../service/http/errors';
@@ -150,6 +150,17 @@ describe('tenancy decisions', () => {
       assert.deepEqual(utcPeriods(Date.UTC(2025, 0, 31, 23, 59, 59)), { day: '2025-01-31', month: '2025-01' });
       assert.deepEqual(utcPeriods(Date.UTC(2025, 1, 1, 0, 0, 0)), { day: '2025-02-01', month: '2025-02' });
     });
+    const resets: Array<[Period, number, number]> = [
+      ['daily', Date.UTC(2025, 0, 31, 23, 59, 59), 1],
+      ['daily', Date.UTC(2025, 0, 31, 12, 0, 0), 12 * 3600],
+      ['daily', Date.UTC(2025, 0, 31, 23, 59, 59, 999), 1],
+      ['monthly', Date.UTC(2025, 0, 31, 23, 0, 0), 3600],
+      ['monthly', Date.UTC(2024, 1, 28, 0, 0, 0), 2 * 86400], // leap year: Feb 29 comes first
+      ['monthly', Date.UTC(2025, 11, 31, 0, 0, 0), 86400], // December rolls into next year
+    ];
+    for (const [period, at, expected] of resets) {
+      it(`${period} budget resets in ${expected} s from ${new Date(at).toISOString()}`, () => assert.equal(secondsUntilReset(period, at), expected));
+    }
   });
 
   describe('rate limit specs and headers', () => {
