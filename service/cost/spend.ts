@@ -284,12 +284,21 @@ export class SpendLedger {
     this.opts.onBuffered?.(this.buffered);
   }
 
-  /** Waits for writes in flight, then re-sends failed batches and the buffer (when writable). */
-  flush(): Promise<void> {
-    this.flushing ??= this.drain().finally(() => {
-      this.flushing = null;
-    });
-    return this.flushing;
+  /**
+   * Waits for writes in flight, then re-sends failed batches and the buffer (when writable).
+   * A drain already running (the retry timer's) may have started before the store came back
+   * and stop at its own failures; so, while the store is writable and work is left, drain again
+   * (a few rounds at most: a store that keeps failing is left to the timer).
+   */
+  async flush(): Promise<void> {
+    for (let round = 0; round < 3; round++) {
+      this.flushing ??= this.drain().finally(() => {
+        this.flushing = null;
+      });
+      await this.flushing;
+      const done = this.failed.length === 0 && this.buffer.size === 0 && this.tick.size === 0 && this.inflight.size === 0;
+      if (done || !this.opts.canWrite()) return;
+    }
   }
 
   private async drain(): Promise<void> {
