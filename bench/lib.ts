@@ -4,7 +4,6 @@
  */
 import { ChildProcess, spawn, SpawnOptions, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 
 /** Every process the benchmark started, so that any exit path can stop them. */
 const children = new Set<ChildProcess>();
@@ -72,16 +71,6 @@ export async function run(command: string, args: string[], timeoutMs: number, op
 
 export function hasCommand(name: string): boolean {
   return !spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer().once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Polls `url` until it answers 2xx, or throws with `describe()` after `timeoutMs`. */

@@ -8,7 +8,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startRedis, RedisServer } from '../test/helpers/redis-server';
-import { childPids, freePort, hasCommand, start, Started, stop, waitHttp } from './lib';
+import { childPids, hasCommand, start, Started, stop, waitHttp } from './lib';
+import { freePort } from '../test/helpers/ports';
 
 export const ROOT = resolve(__dirname, '..');
 export const CHAT_PATH = '/v1/chat/completions';

@@ -1,8 +1,9 @@
 /** Small tools shared by the fault, soak and hostile-input suites. */
 import assert from 'node:assert/strict';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 
 export { mulberry32 } from '../helpers/random';
+export { freePort } from '../helpers/ports';
 
 /** Asserts the OpenAI error shape: {"error":{"message","type","code"}} with string message and type. */
 export function assertOpenAIError(body: unknown, what = 'response'): { message: string; type: string; code: string | null } {
@@ -12,17 +13,6 @@ export function assertOpenAIError(body: unknown, what = 'response'): { message: 
   assert.equal(typeof e.type, 'string', `${what}: error.type`);
   assert.ok('code' in e && (typeof e.code === 'string' || e.code === null), `${what}: error.code`);
   return e as { message: string; type: string; code: string | null };
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export interface JsonResponse {

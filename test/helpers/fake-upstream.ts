@@ -5,6 +5,7 @@
  */
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { freePort } from './ports';
 
 export type Behavior =
   | { kind: 'ok'; content?: string; usage?: boolean; delayMs?: number }
@@ -189,9 +190,5 @@ export async function startFakeUpstream(name = 'fake', initial?: (req: Received,
 
 /** A URL whose port has nothing listening: connections are refused. */
 export async function refusedUrl(): Promise<string> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return `http://127.0.0.1:${port}/v1`;
+  return `http://127.0.0.1:${await freePort()}/v1`;
 }

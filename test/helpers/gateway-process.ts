@@ -4,11 +4,11 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { GatewayConfigInput } from '../../service/config/schema';
+import { freePort } from './ports';
 
 export interface GatewayProcess {
   url: string;
@@ -17,14 +17,6 @@ export interface GatewayProcess {
   output: () => string;
   /** Sends a signal and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
-}
-
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 export async function startGatewayProcess(config: Omit<GatewayConfigInput, 'server'> & { server?: GatewayConfigInput['server'] }, env: NodeJS.ProcessEnv = {}): Promise<GatewayProcess> {
