@@ -14,7 +14,7 @@ import type { CircuitBreakers } from '../routing/circuit-breaker';
 import type { StatsTracker } from '../routing/provider-stats';
 import { classifyNetworkError, UpstreamClient } from './client';
 import { BodyTooLargeError, readCapped, readErrorBody } from './read-body';
-import { inspectEvent } from './sse-relay';
+import { EVENT_END, inspectEvent } from './sse-relay';
 
 /** Largest non-streaming upstream body the gateway will hold in memory. */
 export const MAX_UPSTREAM_BODY_BYTES = 32 * 1024 * 1024;
@@ -103,7 +103,6 @@ function relayClientError(status: number, text: string, apiKey: string | undefin
 
 /** Largest first event the gateway waits for before relaying a stream. */
 const MAX_FIRST_EVENT_BYTES = 64 * 1024;
-const EVENT_END = /\r?\n\r?\n/;
 
 /** Reads the stream until its first complete SSE event (or the end, or 64 KiB); returns the bytes read. */
 async function readFirstEvent(rest: AsyncIterator<Buffer>): Promise<Buffer> {

@@ -21,7 +21,8 @@ export interface RelayResult {
   clientGone: boolean;
 }
 
-const EVENT_END = /\r?\n\r?\n/;
+/** The blank line that ends an SSE event. */
+export const EVENT_END = /\r?\n\r?\n/;
 
 export function sseErrorEvent(message: string, code: string): string {
   return `data: ${JSON.stringify({ error: { message, type: 'upstream_error', code, param: null } })}\n\n`;
