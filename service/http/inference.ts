@@ -24,12 +24,11 @@ const DEFAULT_EXPECTED_OUTPUT_TOKENS = 256;
 
 const PATH_OF: Record<Endpoint, string> = { chat: '/v1/chat/completions', completion: '/v1/completions', embedding: '/v1/embeddings' };
 
-function resolveRoute(ctx: GatewayContext, endpoint: Endpoint, req: ValidRequest): ModelRoute & { candidates: Candidate[] } {
-  const route = ctx.catalog.resolve(req.model);
+function resolveRoute(ctx: GatewayContext, endpoint: Endpoint, req: ValidRequest): ModelRoute {
+  const route = ctx.catalog.resolveFor(req.model, endpoint);
   if (!route) throw modelNotFound(req.model);
-  const candidates = route.candidates.filter((c) => (endpoint === 'embedding') === (c.kind === 'embedding'));
-  if (!candidates.length) throw badRequest(`The model "${req.model}" does not support ${PATH_OF[endpoint]}.`, 'model_not_supported', 'model');
-  return { ...route, candidates };
+  if (!route.candidates.length) throw badRequest(`The model "${req.model}" does not support ${PATH_OF[endpoint]}.`, 'model_not_supported', 'model');
+  return route;
 }
 
 function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, endpoint: Endpoint, bodyBytes: number): Candidate[] {

@@ -32,6 +32,8 @@ export interface ModelRoute {
 
 export interface Catalog {
   resolve(model: string): ModelRoute | undefined;
+  /** The route with only the candidates serving this endpoint (possibly none); built once per model and endpoint. */
+  resolveFor(model: string, endpoint: Endpoint): ModelRoute | undefined;
   /** Every public model name, with the kind it serves, sorted. */
   list(): { id: string; kind: Endpoint; ownedBy: string }[];
 }
@@ -89,5 +91,19 @@ export function buildCatalog(config: GatewayConfig): Catalog {
     }))
     .sort((a, b) => a.id.localeCompare(b.id));
 
-  return { resolve: (model) => routes.get(model), list: () => listing };
+  const serves = (endpoint: Endpoint, c: Candidate) => (endpoint === 'embedding') === (c.kind === 'embedding');
+  const restricted = new Map<string, ModelRoute>();
+  const resolveFor = (model: string, endpoint: Endpoint): ModelRoute | undefined => {
+    const route = routes.get(model);
+    if (!route) return undefined;
+    const key = `${endpoint}\u0000${model}`;
+    let r = restricted.get(key);
+    if (!r) {
+      r = { ...route, candidates: route.candidates.filter((c) => serves(endpoint, c)) };
+      restricted.set(key, r);
+    }
+    return r;
+  };
+
+  return { resolve: (model) => routes.get(model), resolveFor, list: () => listing };
 }

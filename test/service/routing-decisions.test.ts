@@ -53,6 +53,13 @@ describe('routing decisions', () => {
       assert.equal(catalog.resolve('../../etc/passwd'), undefined);
       assert.deepEqual(catalog.list().map((m) => m.id), ['alias', 'm', 'm2']);
     });
+    it('resolveFor keeps only the candidates serving the endpoint, and returns the same route each time', () => {
+      const chat = catalog.resolveFor('m', 'chat')!;
+      assert.deepEqual(names(chat.candidates), ['cheap-slow', 'mid', 'pricey-fast']);
+      assert.equal(catalog.resolveFor('m', 'chat'), chat);
+      assert.deepEqual(catalog.resolveFor('m', 'embedding')!.candidates, []);
+      assert.equal(catalog.resolveFor('nope', 'chat'), undefined);
+    });
     it('list price defaults to the priciest candidate', () => {
       assert.deepEqual(catalog.resolve('m')!.listPrice, { inputPerMillion: 5, outputPerMillion: 15 });
     });
