@@ -5,17 +5,14 @@
  * reaches Redis, and the process exits 0.
  */
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import Redis from 'ioredis';
 import { RedisSpendStore, spendReport } from '../../service/cost/spend';
 import { hashKey } from '../../service/tenancy/keys';
 import { FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
+import { GatewayProcess, startGatewayProcess } from '../helpers/gateway-process';
 import { RedisServer, startRedis } from '../helpers/redis-server';
-import { chatBody, freePort, parseSse, waitFor } from './helpers';
+import { chatBody, parseSse, waitFor } from './helpers';
 
 const CLIENT_KEY = 'sk-gw-shutdown-client-key';
 const STREAM_CHUNKS = Array.from({ length: 20 }, (_x, i) => `c${i} `);
@@ -26,41 +23,28 @@ describe('graceful shutdown of the gateway process (SIGTERM under load)', functi
   this.timeout(40_000);
   let redisServer: RedisServer | undefined;
   let upstream: FakeUpstream | undefined;
-  let child: ChildProcess | undefined;
-  let dir: string | undefined;
+  let gw: GatewayProcess | undefined;
 
   after(async () => {
-    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await gw?.stop('SIGKILL');
     await upstream?.close();
     await redisServer?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('drains in-flight streams and requests, reports not ready, refuses new connections, flushes spend, exits 0', async () => {
     redisServer = await startRedis();
     // Streams: 20 chunks x 50 ms (about 1 s). Non-streaming answers: 800 ms.
     upstream = await startFakeUpstream('slow', (req) => (req.body.stream ? { kind: 'stream', chunks: STREAM_CHUNKS, delayMs: 50 } : { kind: 'ok', delayMs: 800, content: 'full answer' }));
-    const port = await freePort();
-    const metricsPort = await freePort();
     const prefix = `shutdown-${process.pid}-${Date.now()}:`;
-    dir = mkdtempSync(join(tmpdir(), 'aigw-shutdown-'));
-    const configFile = join(dir, 'gateway.yaml');
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        server: { host: '127.0.0.1', port, metrics_port: metricsPort, shutdown_grace_ms: 10_000, log_level: 'warn' },
-        auth: { keys: [{ hash: hashKey(CLIENT_KEY), name: 'ci', team: 'red', project: 'web' }] },
-        teams: [{ name: 'red' }],
-        providers: [{ name: 'slow', base_url: upstream.url, api_key: 'sk-provider-slow', timeout_ms: 5000, models: [{ name: 'm', ...PRICES }] }],
-        redis: { url: redisServer.url, key_prefix: prefix, command_timeout_ms: 200 },
-      }),
-    );
-    const base = `http://127.0.0.1:${port}`;
-    const stderr: string[] = [];
-    child = spawn(process.execPath, ['--import', 'tsx', 'service/main.ts', '--config', configFile], { cwd: process.cwd(), stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr!.on('data', (d) => stderr.push(String(d)));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child!.once('exit', (code, signal) => resolve({ code, signal })));
-    await waitFor(async () => (await fetch(`${base}/health`).catch(() => null))?.status === 200, 'gateway process up', 20_000);
+    gw = await startGatewayProcess({
+      server: { shutdown_grace_ms: 10_000 },
+      auth: { keys: [{ hash: hashKey(CLIENT_KEY), name: 'ci', team: 'red', project: 'web' }] },
+      teams: [{ name: 'red' }],
+      providers: [{ name: 'slow', base_url: upstream.url, api_key: 'sk-provider-slow', timeout_ms: 5000, models: [{ name: 'm', ...PRICES }] }],
+      redis: { url: redisServer.url, key_prefix: prefix, command_timeout_ms: 200 },
+    });
+    const base = gw.url;
+    const port = Number(new URL(base).port);
 
     // A connection with a slow request in flight, to send /ready on during the drain (idle
     // keep-alive connections are closed at once by the drain, so only a busy one can ask).
@@ -86,7 +70,7 @@ describe('graceful shutdown of the gateway process (SIGTERM under load)', functi
     // Every request has been accepted and reached the upstream: now the signal.
     await waitFor(() => upstream!.received.length === N_STREAMS + N_PLAIN + 1, 'all requests in flight');
     const signalledAt = Date.now();
-    child.kill('SIGTERM');
+    gw.proc.kill('SIGTERM');
 
     // Draining: /ready on the busy connection says 503, new connections are refused.
     await new Promise((r) => setTimeout(r, 150));
@@ -118,8 +102,8 @@ describe('graceful shutdown of the gateway process (SIGTERM under load)', functi
     assert.match(second, /"status":"draining"/);
     assert.match(second, /connection: close/i);
 
-    const exit = await exited;
-    assert.deepEqual(exit, { code: 0, signal: null }, `exit status; stderr: ${stderr.join('').slice(-2000)}`);
+    const exit = await gw.exited;
+    assert.deepEqual(exit, { code: 0, signal: null }, `exit status; output: ${gw.output().slice(-2000)}`);
 
     // Spend reached Redis: the report's total equals what the client can compute from the usage it saw.
     let expected = 0;

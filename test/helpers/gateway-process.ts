@@ -15,6 +15,8 @@ export interface GatewayProcess {
   metricsUrl: string;
   proc: ChildProcess;
   output: () => string;
+  /** Resolves when the process exits, with its exit code or the signal that ended it. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Sends a signal and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -29,7 +31,7 @@ export async function startGatewayProcess(config: Omit<GatewayConfigInput, 'serv
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
   for (;;) {
@@ -50,10 +52,11 @@ export async function startGatewayProcess(config: Omit<GatewayConfigInput, 'serv
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     proc,
     output: () => out,
+    exited,
     stop: async (signal = 'SIGTERM') => {
       if (proc.exitCode === null) proc.kill(signal);
       const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
-      const code = await exited;
+      const { code } = await exited;
       clearTimeout(timer);
       return code;
     },
