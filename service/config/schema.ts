@@ -260,9 +260,14 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['auth', 'keys'], message: 'at least one key is required when auth.mode is "keys"' });
       }
       const hashes = new Set<string>();
+      const names = new Map<string, number>();
       cfg.auth.keys.forEach((k, i) => {
         if (hashes.has(k.hash)) ctx.addIssue({ code: 'custom', path: ['auth', 'keys', i, 'hash'], message: 'duplicate key hash' });
         hashes.add(k.hash);
+        const first = names.get(k.name);
+        if (first !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['auth', 'keys', i, 'name'], message: `duplicate key name "${k.name}" (also auth.keys[${first}]); limits are counted per name` });
+        } else names.set(k.name, i);
         if (cfg.teams.length > 0 && !teams.has(k.team)) {
           ctx.addIssue({ code: 'custom', path: ['auth', 'keys', i, 'team'], message: `unknown team "${k.team}"` });
         }

@@ -143,6 +143,8 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
       const hit = await ctx.cache.get(cacheKey);
       if (hit !== null) {
         res.setHeader('x-gateway-cache', 'hit');
+        res.setHeader('x-gateway-provider', 'cache');
+        res.setHeader('x-gateway-attempts', '0');
         rec.provider = 'cache';
         const parsed = JSON.parse(hit) as Record<string, unknown>;
         const { usage, estimated } = resolveUsage(valid, usageOf(parsed), outputTextOf(parsed));

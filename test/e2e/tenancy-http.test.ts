@@ -70,6 +70,8 @@ describe('tenancy over HTTP: keys, cache, spend report', function () {
     await new Promise((r) => setTimeout(r, 50)); // the store is written after the response
     const second = await client.chat.completions.create(body).withResponse();
     assert.equal(second.response.headers.get('x-gateway-cache'), 'hit');
+    assert.equal(second.response.headers.get('x-gateway-provider'), 'cache', 'the README: a cache hit is served by provider "cache"');
+    assert.equal(second.response.headers.get('x-gateway-attempts'), '0', 'a hit makes no upstream attempt');
     assert.deepEqual(second.data.choices, first.data.choices);
     assert.equal(up.received.length, calls, 'a hit does not reach the upstream');
     const bypass = await client.chat.completions.create(body, { headers: { 'cache-control': 'no-cache' } }).withResponse();

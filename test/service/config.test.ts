@@ -60,6 +60,7 @@ describe('config validation', () => {
     ['key hash not sha256', (c) => { c.auth.keys[0].hash = 'sk-plaintext-key'; }, /auth\.keys\[0\]\.hash: must be "sha256:"/],
     ['key for an unknown team', (c) => { c.auth.keys[0].team = 'ghost'; }, /auth\.keys\[0\]\.team: unknown team "ghost"/],
     ['auth keys mode without keys', (c) => { c.auth = { mode: 'keys', keys: [] } as never; }, /auth\.keys: at least one key is required/],
+    ['duplicate key names, naming both entries', (c) => { c.auth.keys.push({ hash: `sha256:${'b'.repeat(64)}`, name: 'app', team: 'search' }); }, /auth\.keys\[1\]\.name: duplicate key name "app" \(also auth\.keys\[0\]\); limits are counted per name/],
     ['duplicate provider names', (c) => { c.providers.push({ ...c.providers[0] }); }, /providers: provider names must be unique/],
     ['azure without api_version', (c) => { (c.providers[0] as Record<string, unknown>).type = 'azure'; }, /providers\[0\]\.api_version: required for type azure/],
     ['alias to an unknown provider', (c) => { c.models = { fast: { targets: [{ provider: 'ghost', model: 'gpt-4o-mini' }] } }; }, /models\.fast\.targets\[0\]\.provider: unknown provider "ghost"/],
