@@ -1,7 +1,6 @@
 /**
  * Prices and cost: pure functions. Prices are USD per million tokens, as in the config.
  */
-import type { GatewayConfig } from '../config/schema';
 import type { Usage } from '../tenancy/contracts';
 
 export interface Prices {
@@ -22,27 +21,11 @@ export const NANO = 1e9;
 export const toNanoUsd = (usd: number): number => Math.round(usd * NANO);
 export const fromNanoUsd = (nano: number): number => nano / NANO;
 
-export interface PriceTable {
-  /** Prices of `providerModel` (the name in providers[].models[].name) at `provider`; undefined when not configured. */
-  providerPrice(provider: string, providerModel: string): Prices | undefined;
-  /** `models.<name>.list_price`; undefined when not configured (then no routing savings are claimed). */
-  listPrice(model: string): Prices | undefined;
-}
-
-export function createPriceTable(config: Pick<GatewayConfig, 'providers' | 'models'>): PriceTable {
-  const byProvider = new Map<string, Prices>();
-  for (const p of config.providers) {
-    for (const m of p.models) byProvider.set(`${p.name}\u0000${m.name}`, { input_per_million: m.input_per_million, output_per_million: m.output_per_million });
-  }
-  return {
-    providerPrice: (provider, model) => byProvider.get(`${provider}\u0000${model}`),
-    listPrice: (model) => config.models[model]?.list_price,
-  };
-}
-
 /**
- * Cost and list cost of one request. Without a list price the list cost equals the cost
- * (no savings claimed).
+ * The one pricing rule of a served request, used by the gateway's accounting: the cost at the
+ * serving provider's prices (none for a cache hit), and the list cost at the model's
+ * `models.<name>.list_price`. Without a list price the list cost equals the cost, so no savings
+ * are claimed: neither routing savings nor cache savings.
  */
 export function priceRequest(usage: Usage, prices: Prices | undefined, listPrice: Prices | undefined): { costUsd: number; listCostUsd: number } {
   const cost = prices ? costUsd(usage, prices) : 0;

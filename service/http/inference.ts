@@ -5,7 +5,7 @@
  *   -> routing plan -> execute (retry, failover, breaker) -> relay -> account -> cache store
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { costUsd } from '../cost/cost';
+import { priceRequest } from '../cost/cost';
 import { estimateCompletionTokens, estimatePromptTokens } from '../cost/tokens';
 import type { Candidate, Endpoint, ModelRoute } from '../routing/catalog';
 import { planRoute } from '../routing/strategies';
@@ -84,11 +84,10 @@ function resolveUsage(req: ValidRequest, reported: Usage | undefined, outputText
 }
 
 function account(ctx: GatewayContext, principal: Principal, route: ModelRoute, c: Candidate | undefined, usage: Usage, estimated: boolean, cached: boolean): number {
-  const prices = c ? { input_per_million: c.inputPerMillion, output_per_million: c.outputPerMillion } : { input_per_million: 0, output_per_million: 0 };
-  const cost = cached ? 0 : costUsd(usage, prices);
-  const listCost = costUsd(usage, { input_per_million: route.listPrice.inputPerMillion, output_per_million: route.listPrice.outputPerMillion });
-  ctx.tenancy.settle({ principal, provider: c?.provider.name ?? 'cache', model: route.model, usage, estimated, costUsd: cost, listCostUsd: listCost, cached, at: ctx.now() });
-  return cost;
+  const prices = c && !cached ? { input_per_million: c.inputPerMillion, output_per_million: c.outputPerMillion } : undefined;
+  const { costUsd, listCostUsd } = priceRequest(usage, prices, route.listPrice);
+  ctx.tenancy.settle({ principal, provider: c?.provider.name ?? 'cache', model: route.model, usage, estimated, costUsd, listCostUsd, cached, at: ctx.now() });
+  return costUsd;
 }
 
 function setOutcomeHeaders(res: ServerResponse, success: Pick<Success, 'candidate' | 'attempts'>): void {

@@ -3,6 +3,7 @@
  * name and price, and which strategy routes it. Built once from config.
  */
 import type { GatewayConfig, ProviderConfig, StrategyName } from '../config/schema';
+import type { Prices } from '../cost/cost';
 
 export type Endpoint = 'chat' | 'completion' | 'embedding';
 
@@ -26,8 +27,8 @@ export interface ModelRoute {
   weights?: Record<string, number>;
   /** Provider order for `priority` (falls back to providers[].priority). */
   order?: string[];
-  /** List price for the savings figure (falls back to the priciest candidate). */
-  listPrice: { inputPerMillion: number; outputPerMillion: number };
+  /** `models.<name>.list_price`, for the savings figure; undefined: no savings are claimed (see priceRequest). */
+  listPrice?: Prices;
 }
 
 export interface Catalog {
@@ -62,16 +63,13 @@ export function buildCatalog(config: GatewayConfig): Catalog {
 
   const makeRoute = (model: string, candidates: Candidate[]): ModelRoute => {
     const route = config.models[model];
-    const priciest = [...candidates].sort((a, b) => b.inputPerMillion + b.outputPerMillion - (a.inputPerMillion + a.outputPerMillion))[0];
     return {
       model,
       strategy: route?.strategy ?? config.routing.strategy,
       candidates,
       weights: route?.weights,
       order: route?.order,
-      listPrice: route?.list_price
-        ? { inputPerMillion: route.list_price.input_per_million, outputPerMillion: route.list_price.output_per_million }
-        : { inputPerMillion: priciest?.inputPerMillion ?? 0, outputPerMillion: priciest?.outputPerMillion ?? 0 },
+      listPrice: route?.list_price,
     };
   };
 

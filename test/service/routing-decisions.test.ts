@@ -60,8 +60,10 @@ describe('routing decisions', () => {
       assert.deepEqual(catalog.resolveFor('m', 'embedding')!.candidates, []);
       assert.equal(catalog.resolveFor('nope', 'chat'), undefined);
     });
-    it('list price defaults to the priciest candidate', () => {
-      assert.deepEqual(catalog.resolve('m')!.listPrice, { inputPerMillion: 5, outputPerMillion: 15 });
+    it('list price is models.<name>.list_price only: never a provider price (no savings claimed without one)', () => {
+      assert.equal(catalog.resolve('m')!.listPrice, undefined);
+      const listed = buildCatalog(parseConfig({ ...JSON.parse(JSON.stringify(config)), models: { m: { list_price: { input_per_million: 7, output_per_million: 9 } } } }));
+      assert.deepEqual(listed.resolve('m')!.listPrice, { input_per_million: 7, output_per_million: 9 });
     });
   });
 

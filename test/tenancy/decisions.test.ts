@@ -1,7 +1,7 @@
 /** Tables of cases for the pure decisions: keys, cost, tokens, budgets, limits, cache keys, spend report. */
 import assert from 'node:assert/strict';
 import { cacheDecision, cacheKey, canonical, MemoryCacheStore } from '../../service/cache/cache';
-import { costUsd, createPriceTable, priceRequest, toNanoUsd } from '../../service/cost/cost';
+import { costUsd, priceRequest, toNanoUsd } from '../../service/cost/cost';
 import { entryBatch, MemorySpendStore, parseSpendQuery, SpendEntry, summarize } from '../../service/cost/spend';
 import { estimatePromptTokens, estimateTokens } from '../../service/cost/tokens';
 import { checkBudget, Period, secondsUntilReset, utcPeriods } from '../../service/tenancy/budget';
@@ -82,13 +82,13 @@ describe('tenancy decisions', () => {
       });
     }
 
-    it('price table: provider prices, list price, and no savings without a list price', () => {
-      const table = createPriceTable(testConfig());
-      assert.deepEqual(table.providerPrice('cheap', 'gpt-x'), { input_per_million: 1, output_per_million: 2 });
-      assert.equal(table.providerPrice('cheap', 'other'), undefined);
+    it('priceRequest: provider cost, list cost at the list price, no savings without a list price, a cache hit costs nothing', () => {
       const usage = { prompt_tokens: 1000, completion_tokens: 1000 };
-      assert.deepEqual(priceRequest(usage, table.providerPrice('cheap', 'gpt-x'), table.listPrice('gpt-x')), { costUsd: 0.003, listCostUsd: 0.03 });
+      const list = testConfig().models['gpt-x'].list_price;
+      assert.deepEqual(priceRequest(usage, { input_per_million: 1, output_per_million: 2 }, list), { costUsd: 0.003, listCostUsd: 0.03 });
       assert.deepEqual(priceRequest(usage, { input_per_million: 1, output_per_million: 1 }, undefined), { costUsd: 0.002, listCostUsd: 0.002 });
+      assert.deepEqual(priceRequest(usage, undefined, list), { costUsd: 0, listCostUsd: 0.03 });
+      assert.deepEqual(priceRequest(usage, undefined, undefined), { costUsd: 0, listCostUsd: 0 });
     });
 
     it('nano-USD rounding keeps sums exact', () => {
