@@ -6,31 +6,12 @@
  * Environment: PORT (default 8080), METRICS_PORT (9090), REDIS_URL (unset: no Redis,
  * in-memory limits and spend), LOG_LEVEL (default warn, so the example output stays readable).
  */
-import { join } from 'node:path';
-import { loadConfigFile } from '../service/config/load';
 import { parseConfig } from '../service/config/schema';
 import { startGateway } from '../service/server';
-import { generateKey, hashKey } from '../service/tenancy/keys';
-import { startFakeUpstream } from '../test/helpers/fake-upstream';
+import { startDemoProviders } from './demo-setup';
 
 async function main() {
-  // The simulated providers: demo code only, never part of the gateway.
-  const premium = await startFakeUpstream('premium', (req) => (req.body.stream ? { kind: 'stream', delayMs: 60, firstByteDelayMs: 250 } : { kind: 'ok', delayMs: 300, content: 'Hello from the premium provider.' }));
-  const budget = await startFakeUpstream('budget', (req) => {
-    if (Math.random() < 0.25) return { kind: 'status', status: 503 };
-    return req.body.stream ? { kind: 'stream', delayMs: 30 } : { kind: 'ok', delayMs: 40, content: 'Hello from the budget provider.' };
-  });
-
-  const key = generateKey();
-  const adminKey = generateKey();
-  const env = {
-    ...process.env,
-    DEMO_KEY_HASH: hashKey(key),
-    DEMO_ADMIN_KEY_HASH: hashKey(adminKey),
-    DEMO_PREMIUM_URL: premium.url,
-    DEMO_BUDGET_URL: budget.url,
-  };
-  const file = loadConfigFile(join(__dirname, '../config/demo.yaml'), env);
+  const { premium, budget, key, adminKey, config: file } = await startDemoProviders();
   const config = parseConfig({
     ...file,
     server: {
@@ -62,6 +43,11 @@ Try it:
   curl -sN ${base}/v1/chat/completions \\
     -H "Authorization: Bearer ${key}" -H "Content-Type: application/json" \\
     -d '{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"Stream, please"}]}'
+
+  # "fast" routes by measured latency: after one request each, budget (~40 ms) beats premium (~300 ms)
+  curl -s ${base}/v1/chat/completions -o /dev/null -D - \
+    -H "Authorization: Bearer ${key}" -H "Content-Type: application/json" \
+    -d '{"model":"fast","messages":[{"role":"user","content":"Quick!"}]}'
 
   curl -s ${base}/v1/models -H "Authorization: Bearer ${key}"
   curl -s ${base}/v1/gateway/providers -H "Authorization: Bearer ${adminKey}"

@@ -179,6 +179,15 @@ export const configSchema = z
           .object({ price: z.number().min(0).default(1), latency: z.number().min(0).default(1), errors: z.number().min(0).default(2) })
           .strict()
           .prefault({}),
+        /**
+         * latency-optimal keeps measuring the providers it does not prefer: a never-tried one goes
+         * first; one not heard from for `reprobe_after_ms` goes first once; and a `share` of requests
+         * goes first to a random other candidate (its fallbacks stay in latency order).
+         */
+        exploration: z
+          .object({ share: z.number().min(0).max(1).default(0.05), reprobe_after_ms: z.number().int().positive().default(60_000) })
+          .strict()
+          .prefault({}),
         /** Smoothing of the latency and error moving averages (0..1, higher = faster reaction). */
         ewma_alpha: z.number().gt(0).lte(1).default(0.2),
         circuit_breaker: z

@@ -48,6 +48,8 @@ function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, end
     weights: route.weights,
     order: route.order,
     balanced: r.balanced_weights,
+    now: ctx.now(),
+    exploration: { share: r.exploration.share, reprobeAfterMs: r.exploration.reprobe_after_ms },
   });
 }
 

@@ -18,6 +18,17 @@ export interface PlanContext {
   weights?: Record<string, number>;
   order?: string[];
   balanced: { price: number; latency: number; errors: number };
+  /** When this plan is made (ms, the injected clock), for re-probing quiet providers. */
+  now: number;
+  /** latency-optimal's measuring of the providers it does not currently prefer. */
+  exploration: Exploration;
+}
+
+export interface Exploration {
+  /** Share of plans (0..1) whose head is a random one of the non-fastest candidates. */
+  share: number;
+  /** A candidate not heard from (success or failure) for this long goes first once, to be re-measured. */
+  reprobeAfterMs: number;
 }
 
 export const expectedCost = (c: Candidate, t: { input: number; output: number }): number =>
@@ -25,7 +36,7 @@ export const expectedCost = (c: Candidate, t: { input: number; output: number })
 
 const byKey = (key: (c: Candidate) => number) => (a: Candidate, b: Candidate) => key(a) - key(b) || a.order - b.order;
 
-/** Unmeasured providers rank as fast as the fastest measured one, so they get sampled. */
+/** For the balanced score: unmeasured providers rank as fast as the fastest measured one. */
 function latencyOf(candidates: Candidate[], ctx: PlanContext): Map<Candidate, number> {
   const known = candidates.map((c) => ctx.stats(c)[ctx.latencyMetric]).filter((v): v is number => v !== undefined);
   const floor = known.length ? Math.min(...known) : 0;
@@ -36,9 +47,38 @@ function costOptimal(cs: Candidate[], ctx: PlanContext): Candidate[] {
   return [...cs].sort(byKey((c) => expectedCost(c, ctx.expectedTokens)));
 }
 
+/** When the gateway last heard from a candidate (success or failure); undefined: never. */
+const lastHeard = (s: ProviderStats): number | undefined =>
+  s.lastSuccessAt === undefined && s.lastFailureAt === undefined ? undefined : Math.max(s.lastSuccessAt ?? -Infinity, s.lastFailureAt ?? -Infinity);
+
+/**
+ * The candidate latency-optimal puts first to measure it, if any: one never tried (config
+ * order); else the one quiet longest, once quiet for reprobeAfterMs; else, with probability
+ * `share`, a random one of the others. `ranked` is fastest first.
+ */
+export function explorationPick(ranked: Candidate[], ctx: PlanContext): Candidate | undefined {
+  const neverTried = ranked.find((c) => ctx.stats(c).samples === 0 && ctx.stats(c)[ctx.latencyMetric] === undefined);
+  if (neverTried) return neverTried;
+  const others = ranked.slice(1);
+  let quietest: Candidate | undefined;
+  let quietestAt = Infinity;
+  for (const c of others) {
+    const at = lastHeard(ctx.stats(c));
+    if (at !== undefined && at < quietestAt) [quietest, quietestAt] = [c, at];
+  }
+  if (quietest && ctx.now - quietestAt >= ctx.exploration.reprobeAfterMs) return quietest;
+  if (others.length && ctx.random() < ctx.exploration.share) return others[Math.floor(ctx.random() * others.length)];
+  return undefined;
+}
+
+/**
+ * Lowest measured latency first; candidates without a latency (only failures so far) last.
+ * explorationPick may move one candidate to the head so it gets (re)measured.
+ */
 function latencyOptimal(cs: Candidate[], ctx: PlanContext): Candidate[] {
-  const lat = latencyOf(cs, ctx);
-  return [...cs].sort(byKey((c) => lat.get(c)!));
+  const ranked = [...cs].sort(byKey((c) => ctx.stats(c)[ctx.latencyMetric] ?? Infinity));
+  const probe = explorationPick(ranked, ctx);
+  return probe ? [probe, ...ranked.filter((c) => c !== probe)] : ranked;
 }
 
 /** Score = w_price * price/maxPrice + w_latency * latency/maxLatency + w_errors * errorRate; lower wins. */

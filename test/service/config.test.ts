@@ -40,6 +40,7 @@ describe('config validation', () => {
     assert.equal(c.cache.enabled, false);
     assert.equal(c.cache.ttl_seconds, 3600);
     assert.equal(c.server.metrics_port, 9090);
+    assert.deepEqual(c.routing.exploration, { share: 0.05, reprobe_after_ms: 60_000 });
   });
 
   it('${VAR:-default} uses the default when the variable is unset', () => {

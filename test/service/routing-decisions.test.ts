@@ -9,6 +9,11 @@ import { PlanContext, planRoute } from '../../service/routing/strategies';
 import { mulberry32 } from '../helpers/random';
 
 const seeded = mulberry32;
+/** A random() that returns the given values in turn. */
+const sequence = (...values: number[]) => {
+  let i = 0;
+  return () => values[i++ % values.length];
+};
 
 const config = parseConfig({
   auth: { mode: 'none' },
@@ -29,6 +34,9 @@ const catalog = buildCatalog(config);
 const cands = catalog.resolve('m')!.candidates;
 const names = (plan: Candidate[]) => plan.map((c) => c.provider.name);
 
+const NOW = 1_000_000;
+const heard = (agoMs: number) => ({ samples: 5, lastSuccessAt: NOW - agoMs });
+
 function ctx(over: Partial<PlanContext> & { statsBy?: Record<string, Partial<ProviderStats>> } = {}): PlanContext {
   const statsBy = over.statsBy ?? {};
   return {
@@ -38,6 +46,8 @@ function ctx(over: Partial<PlanContext> & { statsBy?: Record<string, Partial<Pro
     expectedTokens: { input: 1000, output: 256 },
     latencyMetric: 'totalMs',
     balanced: { price: 1, latency: 1, errors: 2 },
+    now: NOW,
+    exploration: { share: 0, reprobeAfterMs: 60_000 },
     ...over,
   };
 }
@@ -75,7 +85,14 @@ describe('routing decisions', () => {
       ['cost-optimal: output-heavy request prefers cheap output', m2, { strategy: 'cost-optimal', expectedTokens: { input: 10, output: 4000 } }, ['output-cheap', 'input-cheap']],
       ['latency-optimal: lowest EWMA first', cands, { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900 }, mid: { totalMs: 300 }, 'pricey-fast': { totalMs: 80 } } }, ['pricey-fast', 'mid', 'cheap-slow']],
       ['latency-optimal: streams rank by time to first byte', cands, { strategy: 'latency-optimal', latencyMetric: 'ttfbMs', statsBy: { 'cheap-slow': { ttfbMs: 20, totalMs: 900 }, mid: { ttfbMs: 50, totalMs: 60 }, 'pricey-fast': { ttfbMs: 90, totalMs: 100 } } }, ['cheap-slow', 'mid', 'pricey-fast']],
-      ['latency-optimal: an unmeasured provider ranks with the fastest, so it gets sampled', cands, { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900 }, mid: { totalMs: 300 } } }, ['mid', 'pricey-fast', 'cheap-slow']],
+      ['latency-optimal: a never-tried provider goes first, so it gets measured', cands, { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900 }, mid: { totalMs: 300 } } }, ['pricey-fast', 'mid', 'cheap-slow']],
+      ['latency-optimal: a never-tried provider listed after a healthy measured one goes first', cands.slice(0, 2), { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 150, ...heard(10) } } }, ['mid', 'cheap-slow']],
+      ['latency-optimal: several never tried: the first in config order goes first', cands, { strategy: 'latency-optimal', statsBy: { 'pricey-fast': { totalMs: 80, ...heard(10) } } }, ['cheap-slow', 'pricey-fast', 'mid']],
+      ['latency-optimal: a provider with only failures so far ranks after the measured ones', cands, { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900, ...heard(10) }, mid: { samples: 2, lastFailureAt: NOW - 10 }, 'pricey-fast': { totalMs: 80, ...heard(10) } } }, ['pricey-fast', 'cheap-slow', 'mid']],
+      ['latency-optimal: a provider quiet for reprobe_after_ms goes first once, to be re-measured', cands, { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900, ...heard(60_000) }, mid: { totalMs: 300, ...heard(5) }, 'pricey-fast': { totalMs: 80, ...heard(1) } } }, ['cheap-slow', 'pricey-fast', 'mid']],
+      ['latency-optimal: quiet for less than reprobe_after_ms: latency order', cands, { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900, ...heard(59_999) }, mid: { totalMs: 300, ...heard(5) }, 'pricey-fast': { totalMs: 80, ...heard(1) } } }, ['pricey-fast', 'mid', 'cheap-slow']],
+      ['latency-optimal: a draw under the exploration share puts a random other candidate first', cands, { strategy: 'latency-optimal', exploration: { share: 0.1, reprobeAfterMs: 60_000 }, random: sequence(0.05, 0.6), statsBy: { 'cheap-slow': { totalMs: 900, ...heard(1) }, mid: { totalMs: 300, ...heard(1) }, 'pricey-fast': { totalMs: 80, ...heard(1) } } }, ['cheap-slow', 'pricey-fast', 'mid']],
+      ['latency-optimal: a draw over the exploration share keeps latency order', cands, { strategy: 'latency-optimal', exploration: { share: 0.1, reprobeAfterMs: 60_000 }, random: () => 0.1, statsBy: { 'cheap-slow': { totalMs: 900, ...heard(1) }, mid: { totalMs: 300, ...heard(1) }, 'pricey-fast': { totalMs: 80, ...heard(1) } } }, ['pricey-fast', 'mid', 'cheap-slow']],
       ['balanced: price and latency trade off', cands, { strategy: 'balanced', statsBy: { 'cheap-slow': { totalMs: 2000 }, mid: { totalMs: 200 }, 'pricey-fast': { totalMs: 100 } } }, ['mid', 'cheap-slow', 'pricey-fast']],
       ['balanced: errors push a provider back', cands, { strategy: 'balanced', statsBy: { 'cheap-slow': { totalMs: 100, errorRate: 0.9 }, mid: { totalMs: 100 }, 'pricey-fast': { totalMs: 100 } } }, ['mid', 'pricey-fast', 'cheap-slow']],
       ['priority: provider priority (lower first)', cands, { strategy: 'priority' }, ['pricey-fast', 'mid', 'cheap-slow']],
@@ -96,6 +113,18 @@ describe('routing decisions', () => {
       // Binomial(2000, 0.05): mean 100, sd sqrt(2000*0.05*0.95) = 9.75
       assert.ok(Math.abs(minor - 100) <= 4 * 9.75, `minor share ${minor} of 2000`);
     });
+  });
+
+  it('latency-optimal with share 0.05 over 2,000 plans sends about 100 to the slower candidates (seeded)', () => {
+    const c = ctx({ strategy: 'latency-optimal', exploration: { share: 0.05, reprobeAfterMs: 60_000 }, random: seeded(7), statsBy: { 'cheap-slow': { totalMs: 900, ...heard(1) }, mid: { totalMs: 300, ...heard(1) }, 'pricey-fast': { totalMs: 80, ...heard(1) } } });
+    const heads: Record<string, number> = {};
+    for (let i = 0; i < 2000; i++) {
+      const head = planRoute(cands, c)[0].provider.name;
+      heads[head] = (heads[head] ?? 0) + 1;
+    }
+    const explored = 2000 - heads['pricey-fast'];
+    assert.ok(Math.abs(explored - 100) <= 4 * 9.75, `explored ${explored} of 2000`);
+    assert.ok(heads.mid > 0 && heads['cheap-slow'] > 0, 'every slower candidate gets some');
   });
 
   describe('backoff and Retry-After', () => {
