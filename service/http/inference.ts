@@ -9,7 +9,7 @@ import { priceRequest } from '../cost/cost';
 import { estimateCompletionTokens, estimatePromptTokens } from '../cost/tokens';
 import type { Candidate, Endpoint, ModelRoute } from '../routing/catalog';
 import { planRoute } from '../routing/strategies';
-import type { Principal, Usage } from '../tenancy/contracts';
+import type { Admission, Principal, TokenReservation, Usage } from '../tenancy/contracts';
 import type { Success } from '../upstream/executor';
 import { relaySse } from '../upstream/sse-relay';
 import { readJsonBody } from './body';
@@ -31,7 +31,12 @@ function resolveRoute(ctx: GatewayContext, endpoint: Endpoint, req: ValidRequest
   return route;
 }
 
-function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, endpoint: Endpoint, bodyBytes: number): Candidate[] {
+/** Expected token mix of a request: about 4 body bytes a token in, max_tokens (or a default) out. */
+function expectedTokensOf(req: ValidRequest, endpoint: Endpoint, bodyBytes: number): { input: number; output: number } {
+  return { input: Math.ceil(bodyBytes / 4), output: endpoint === 'embedding' ? 0 : (req.maxTokens ?? DEFAULT_EXPECTED_OUTPUT_TOKENS) };
+}
+
+function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, expectedTokens: { input: number; output: number }): Candidate[] {
   const open = route.candidates.filter((c) => ctx.breakers.canPass(c.provider.name, route.model));
   // All circuits open: the executor reports it (503 with retry-after) without calling anyone.
   if (!open.length) return route.candidates;
@@ -40,10 +45,7 @@ function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, end
     strategy: route.strategy,
     stats: (c) => ctx.stats.get(c.provider.name, route.model),
     random: ctx.random,
-    expectedTokens: {
-      input: Math.ceil(bodyBytes / 4), // about 4 bytes a token: enough to weigh input against output prices
-      output: endpoint === 'embedding' ? 0 : (req.maxTokens ?? DEFAULT_EXPECTED_OUTPUT_TOKENS),
-    },
+    expectedTokens,
     latencyMetric: req.stream ? 'ttfbMs' : 'totalMs',
     weights: route.weights,
     order: route.order,
@@ -85,10 +87,10 @@ function resolveUsage(req: ValidRequest, reported: Usage | undefined, outputText
   return { usage: { prompt_tokens: estimatePromptTokens(req.body), completion_tokens: estimateCompletionTokens(outputText) }, estimated: true };
 }
 
-function account(ctx: GatewayContext, principal: Principal, route: ModelRoute, c: Candidate | undefined, usage: Usage, estimated: boolean, cached: boolean): number {
+function account(ctx: GatewayContext, principal: Principal, reservation: TokenReservation | undefined, route: ModelRoute, c: Candidate | undefined, usage: Usage, estimated: boolean, cached: boolean): number {
   const prices = c && !cached ? { input_per_million: c.inputPerMillion, output_per_million: c.outputPerMillion } : undefined;
   const { costUsd, listCostUsd } = priceRequest(usage, prices, route.listPrice);
-  ctx.tenancy.settle({ principal, provider: c?.provider.name ?? 'cache', model: route.model, usage, estimated, costUsd, listCostUsd, cached, at: ctx.now() });
+  ctx.tenancy.settle({ principal, provider: c?.provider.name ?? 'cache', model: route.model, usage, estimated, costUsd, listCostUsd, cached, at: ctx.now(), reservation });
   return costUsd;
 }
 
@@ -97,7 +99,7 @@ function setOutcomeHeaders(res: ServerResponse, success: Pick<Success, 'candidat
   res.setHeader('x-gateway-attempts', String(success.attempts));
 }
 
-async function relayStream(ctx: GatewayContext, res: ServerResponse, rec: RequestRecord, valid: ValidRequest, principal: Principal, route: ModelRoute, success: Success) {
+async function relayStream(ctx: GatewayContext, res: ServerResponse, rec: RequestRecord, valid: ValidRequest, principal: Principal, admission: Admission, route: ModelRoute, success: Success) {
   const c = success.candidate;
   res.statusCode = 200;
   res.setHeader('content-type', 'text/event-stream; charset=utf-8');
@@ -122,7 +124,7 @@ async function relayStream(ctx: GatewayContext, res: ServerResponse, rec: Reques
   }
   // The provider bills what it produced even when the stream was cut: account it.
   const { usage, estimated } = resolveUsage(valid, result.usage, result.outputText);
-  rec.costUsd = account(ctx, principal, route, c, usage, estimated, false);
+  rec.costUsd = account(ctx, principal, admission.reservation, route, c, usage, estimated, false);
 }
 
 /** Serves one validated request body; the principal is on the request record. */
@@ -136,7 +138,8 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
     rec.model = route.model;
     rec.stream = valid.stream;
 
-    const admission = await ctx.tenancy.admit(principal, route.model);
+    const expectedTokens = expectedTokensOf(valid, endpoint, Number(req.headers['content-length']) || JSON.stringify(valid.body).length);
+    const admission = await ctx.tenancy.admit(principal, route.model, expectedTokens.input + expectedTokens.output);
     for (const k in admission.headers) res.setHeader(k, admission.headers[k]);
 
     const cacheKey = valid.stream ? null : ctx.cache.keyFor(principal, route.model, valid.body, req.headers);
@@ -149,7 +152,7 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
         rec.provider = 'cache';
         const parsed = JSON.parse(hit) as Record<string, unknown>;
         const { usage, estimated } = resolveUsage(valid, usageOf(parsed), outputTextOf(parsed));
-        account(ctx, principal, route, undefined, usage, estimated, true);
+        account(ctx, principal, admission.reservation, route, undefined, usage, estimated, true);
         sendJson(res, 200, hit);
         return;
       }
@@ -166,7 +169,7 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
       result = await ctx.executor.execute({
         model: route.model,
         endpoint,
-        plan: makePlan(ctx, route, valid, endpoint, Number(req.headers['content-length']) || JSON.stringify(valid.body).length),
+        plan: makePlan(ctx, route, valid, expectedTokens),
         bodyFor: upstreamBodies(valid, endpoint),
         stream: valid.stream,
         requestId: rec.requestId,
@@ -178,6 +181,7 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
     }
     res.setHeader('x-gateway-attempts', String(result.attempts));
     if (!result.ok) {
+      ctx.tenancy.release(principal, admission.reservation);
       if (result.clientGone) ctx.metrics.clientDisconnects.inc({ endpoint });
       throw result.error;
     }
@@ -185,11 +189,11 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
     rec.provider = result.candidate.provider.name;
     rec.attempts = result.attempts;
 
-    if (result.stream) return relayStream(ctx, res, rec, valid, principal, route, result);
+    if (result.stream) return relayStream(ctx, res, rec, valid, principal, admission, route, result);
 
     const { raw, parsed } = result.json!;
     const { usage, estimated } = resolveUsage(valid, usageOf(parsed), outputTextOf(parsed));
-    rec.costUsd = account(ctx, principal, route, result.candidate, usage, estimated, false);
+    rec.costUsd = account(ctx, principal, admission.reservation, route, result.candidate, usage, estimated, false);
     sendJson(res, 200, raw);
     if (cacheKey) void ctx.cache.set(cacheKey, raw.toString('utf8')).catch(() => undefined);
   };

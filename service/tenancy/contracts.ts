@@ -19,6 +19,14 @@ export interface Usage {
 export interface Admission {
   /** Headers for the client: x-ratelimit-limit-requests, -remaining-requests, -reset-requests and token equivalents. */
   headers: Record<string, string>;
+  /** The expected tokens counted against the token limits at admission; give it to settle() or release(). */
+  reservation?: TokenReservation;
+}
+
+/** Tokens reserved for one admitted request, until the earliest end of the windows they were counted in. */
+export interface TokenReservation {
+  tokens: number;
+  until: number;
 }
 
 /** One served request, reported after the response finished (or was cut). */
@@ -37,6 +45,8 @@ export interface Settlement {
   /** Served from the response cache: costs nothing; listCostUsd counts as saved. */
   cached: boolean;
   at: number;
+  /** The request's admission reservation, which the actual usage replaces. */
+  reservation?: TokenReservation;
 }
 
 export interface Tenancy {
@@ -44,8 +54,13 @@ export interface Tenancy {
   authenticate(authorization: string | undefined): Principal;
   /** True when the header carries an admin key (for /v1/gateway/* endpoints). */
   isAdmin(authorization: string | undefined): boolean;
-  /** Rate limits (requests, tokens already used) and budgets. Throws GatewayError 429 when refused. */
-  admit(principal: Principal, model: string): Promise<Admission>;
+  /**
+   * Rate limits and budgets. Reserves `expectedTokens` against the token limits (admitted while
+   * tokens were left before this request). Throws GatewayError 429 when refused, reserving nothing.
+   */
+  admit(principal: Principal, model: string, expectedTokens?: number): Promise<Admission>;
+  /** Gives back the reservation of an admitted request that will not be settled (it failed). */
+  release(principal: Principal, reservation: TokenReservation | undefined): void;
   /** Per-provider quota guard: false means skip this provider for now. */
   admitProvider(provider: string): Promise<boolean>;
   /** Records usage: token limits, spend (buffered while Redis is down), cost metrics. Never throws. */

@@ -6,12 +6,15 @@
  *   requests_per_minute + burst: a per-minute limiter, and a burst pool of `burst` extra
  *     requests per BURST_WINDOW_SECONDS used only once the minute's requests are spent
  *     (BurstyRateLimiter).
- *   tokens_per_minute: admission checks (without consuming) that tokens remain in the window;
- *     settle consumes the actual usage.
+ *   tokens_per_minute: admission reserves the request's expected tokens in the window (one
+ *     atomic increment, so concurrent requests each see what remains after themselves) and
+ *     admits when tokens were left before it; settle replaces the reservation by the actual
+ *     usage, and a refused or failed request gives it back.
  */
 import type Redis from 'ioredis';
 import { BurstyRateLimiter, RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { RateLimitConfig } from '../config/schema';
+import type { TokenReservation } from './contracts';
 
 export const WINDOW_SECONDS = 60;
 export const BURST_WINDOW_SECONDS = 600;
@@ -65,6 +68,18 @@ export interface WindowState {
 
 export type CheckResult = { ok: true; state: WindowState } | { ok: false; state: WindowState };
 
+/** A token reservation: its state with the request counted, and without (for a refusal's headers). */
+export type Reserved = CheckResult & { unreserved: WindowState };
+
+
+/**
+ * Tokens to add to the window when a request finishes: its usage minus its reservation while
+ * the reservation's window lasts (negative gives tokens back); after that window, the usage.
+ */
+export function tokensToRecord(actual: number, reservation: TokenReservation | undefined, at: number): number {
+  return reservation && at < reservation.until ? actual - reservation.tokens : actual;
+}
+
 const isRes = (x: unknown): x is RateLimiterRes => x instanceof RateLimiterRes;
 
 /** The limits of one scope (a key, a team, a provider), for every id in that scope. */
@@ -97,24 +112,30 @@ export class ScopeLimiter {
     }
   }
 
-  /** Whether tokens remain in the current window (consumes nothing); null when no token limit. */
-  async checkTokens(id: string): Promise<CheckResult | null> {
+  /**
+   * Counts `tokens` for one request in the current window (never refused by itself) and reports
+   * whether tokens were left before it; null when no token limit. Errors (both stores failing) admit.
+   */
+  async reserveTokens(id: string, tokens: number): Promise<Reserved | null> {
     if (!this.tokens) return null;
     const limit = this.spec.tokens_per_minute!;
+    const n = Math.max(0, Math.ceil(tokens));
     try {
-      const res = await this.tokens.get(id);
-      if (!res) return { ok: true, state: { limit, remaining: limit, resetMs: WINDOW_SECONDS * 1000 } };
-      const remaining = Math.max(0, limit - res.consumedPoints);
-      return { ok: remaining > 0, state: { limit, remaining, resetMs: Math.max(0, res.msBeforeNext) } };
+      const res = n > 0 ? await this.tokens.penalty(id, n) : await this.tokens.get(id);
+      const consumed = res?.consumedPoints ?? 0;
+      const resetMs = res ? Math.max(0, res.msBeforeNext) : WINDOW_SECONDS * 1000;
+      const left = (used: number) => Math.min(limit, Math.max(0, limit - used));
+      return { ok: consumed - n < limit, state: { limit, remaining: left(consumed), resetMs }, unreserved: { limit, remaining: left(consumed - n), resetMs } };
     } catch {
       return null;
     }
   }
 
-  /** Records tokens used; going over the limit here is expected (the next admission refuses). */
+  /** Adds tokens to the window (negative: gives them back); going over the limit here is expected (the next admission refuses). */
   async spendTokens(id: string, tokens: number): Promise<void> {
-    if (!this.tokens || tokens <= 0) return;
-    await this.tokens.consume(id, Math.ceil(tokens)).catch(() => undefined);
+    const n = Math.round(tokens);
+    if (!this.tokens || n === 0) return;
+    await (n > 0 ? this.tokens.penalty(id, n) : this.tokens.reward(id, -n)).catch(() => undefined);
   }
 }
 

@@ -11,9 +11,9 @@ import { errorCode, Logger, redisReady, silentLogger } from '../redis/client';
 import { budgetKey, MemorySpendStore, RedisSpendStore, SpendLedger, SpendReport, SpendStore, spendReport } from '../cost/spend';
 import { toNanoUsd } from '../cost/cost';
 import { BudgetStatus, Period, budgetMessage, checkBudget, secondsUntilReset, utcPeriods } from './budget';
-import type { Admission, Principal, Settlement, Tenancy } from './contracts';
+import type { Admission, Principal, Settlement, Tenancy, TokenReservation } from './contracts';
 import { authError, createKeyRing } from './keys';
-import { CheckResult, ScopeLimiter, keyLimitSpec, rateLimitHeaders, tightest } from './limits';
+import { CheckResult, ScopeLimiter, keyLimitSpec, rateLimitHeaders, tightest, tokensToRecord } from './limits';
 
 export interface TenancyDeps {
   /** null: no Redis configured (memory state). */
@@ -146,6 +146,17 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
     }
   }
 
+  /** Adds a finished request's tokens to its key and team windows, net of its reservation. */
+  function recordTokens(principal: Principal, actual: number, reservation: TokenReservation | undefined, at: number): void {
+    const tokens = tokensToRecord(actual, reservation, at);
+    void (keyLimiters.get(principal.keyName) ?? defaultKeyLimiter).spendTokens(principal.keyName, tokens);
+    void teamLimiters.get(principal.team)?.spendTokens(principal.team, tokens);
+  }
+
+  function release(principal: Principal, reservation: TokenReservation | undefined): void {
+    if (reservation) recordTokens(principal, 0, reservation, now());
+  }
+
   function refuse(scope: string, kind: 'requests' | 'tokens', result: CheckResult, headers: Record<string, string>): never {
     metrics.rateLimited.inc({ scope, kind });
     const what = kind === 'requests' ? `${result.state.limit} requests per minute` : `${result.state.limit} tokens per minute`;
@@ -164,7 +175,7 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
 
     isAdmin: (authorization) => keyRing.isAdmin(authorization),
 
-    async admit(principal: Principal): Promise<Admission> {
+    async admit(principal: Principal, _model: string, expectedTokens = 0): Promise<Admission> {
       const keyLimiter = keyLimiters.get(principal.keyName) ?? defaultKeyLimiter;
       const teamLimiter = teamLimiters.get(principal.team);
       // Issued together: with auto-pipelining they share one Redis round trip.
@@ -175,20 +186,28 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
       const [keyReq, teamReq, keyTok, teamTok] = await Promise.all([
         keyLimiter.takeRequest(principal.keyName),
         teamLimiter?.takeRequest(principal.team) ?? null,
-        keyLimiter.checkTokens(principal.keyName),
-        teamLimiter?.checkTokens(principal.team) ?? null,
+        keyLimiter.reserveTokens(principal.keyName, expectedTokens),
+        teamLimiter?.reserveTokens(principal.team, expectedTokens) ?? null,
       ]);
+      const reservation = keyTok || teamTok ? { tokens: Math.max(0, Math.ceil(expectedTokens)), until: now() + Math.min(keyTok?.state.resetMs ?? Infinity, teamTok?.state.resetMs ?? Infinity) } : undefined;
       const requests = tightest([keyReq?.state, teamReq?.state]);
-      const tokens = tightest([keyTok?.state, teamTok?.state]);
-      const headers = rateLimitHeaders(requests, tokens);
-      if (keyReq && !keyReq.ok) refuse('key', 'requests', keyReq, rateLimitHeaders(keyReq.state, tokens));
-      if (teamReq && !teamReq.ok) refuse('team', 'requests', teamReq, rateLimitHeaders(teamReq.state, tokens));
-      if (keyTok && !keyTok.ok) refuse('key', 'tokens', keyTok, rateLimitHeaders(requests, keyTok.state));
-      if (teamTok && !teamTok.ok) refuse('team', 'tokens', teamTok, rateLimitHeaders(requests, teamTok.state));
-      const budgetError = await budgetCheck;
-      if (budgetError) throw budgetError;
-      return { headers };
+      try {
+        // A refused request reserves nothing: its headers show the tokens without it.
+        const tokens = tightest([keyTok?.unreserved, teamTok?.unreserved]);
+        if (keyReq && !keyReq.ok) refuse('key', 'requests', keyReq, rateLimitHeaders(keyReq.state, tokens));
+        if (teamReq && !teamReq.ok) refuse('team', 'requests', teamReq, rateLimitHeaders(teamReq.state, tokens));
+        if (keyTok && !keyTok.ok) refuse('key', 'tokens', keyTok, rateLimitHeaders(requests, keyTok.unreserved));
+        if (teamTok && !teamTok.ok) refuse('team', 'tokens', teamTok, rateLimitHeaders(requests, teamTok.unreserved));
+        const budgetError = await budgetCheck;
+        if (budgetError) throw budgetError;
+      } catch (err) {
+        release(principal, reservation);
+        throw err;
+      }
+      return { headers: rateLimitHeaders(requests, tightest([keyTok?.state, teamTok?.state])), reservation };
     },
+
+    release,
 
     async admitProvider(provider) {
       const limiter = providerLimiters.get(provider);
@@ -203,19 +222,18 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
 
     settle(s: Settlement) {
       try {
-        const { team, project, keyName } = s.principal;
+        const { team, project } = s.principal;
         const labels = { provider: s.provider, model: s.model, team, project };
         const cost = s.cached ? 0 : Math.max(0, s.costUsd);
         if (cost > 0) metrics.cost.inc({ ...labels, estimated: String(s.estimated) }, cost);
+        // A cache hit uses no tokens: its reservation is given back.
+        recordTokens(s.principal, s.cached ? 0 : s.usage.prompt_tokens + s.usage.completion_tokens, s.reservation, s.at);
         if (s.cached) {
           if (s.listCostUsd > 0) metrics.savings.inc({ model: s.model, team, project, reason: 'cache' }, s.listCostUsd);
         } else {
-          const tokens = s.usage.prompt_tokens + s.usage.completion_tokens;
           if (s.usage.prompt_tokens > 0) metrics.tokens.inc({ ...labels, direction: 'input' }, s.usage.prompt_tokens);
           if (s.usage.completion_tokens > 0) metrics.tokens.inc({ ...labels, direction: 'output' }, s.usage.completion_tokens);
           if (s.listCostUsd > cost) metrics.savings.inc({ model: s.model, team, project, reason: 'routing' }, s.listCostUsd - cost);
-          void (keyLimiters.get(keyName) ?? defaultKeyLimiter).spendTokens(keyName, tokens);
-          void teamLimiters.get(team)?.spendTokens(team, tokens);
         }
         const at = s.at;
         const { day, month } = utcPeriods(at);

@@ -111,6 +111,17 @@ describe('tenancy across replicas sharing Redis', function () {
     await assert.rejects(a.tenancy.admit(alice, 'gpt-x'), (e: GatewayError) => e.status === 429 && e.headers['x-ratelimit-remaining-tokens'] === '0' && /tokens per minute/.test(e.message));
   });
 
+  it('tokens per minute: concurrent admissions on two replicas each count their reservation in Redis', async () => {
+    const config = testConfig({ rate_limit: { tokens_per_minute: 1000 }, redis: redisCfg() });
+    const [a, b] = await start(config, 2);
+    const alice = a.tenancy.authenticate(`Bearer ${KEYS.alice}`);
+    const admitted = await Promise.all([a, b, a, b].map((r) => r.tenancy.admit(alice, 'gpt-x', 100)));
+    assert.deepEqual(admitted.map((x) => Number(x.headers['x-ratelimit-remaining-tokens'])).sort(), [600, 700, 800, 900]);
+    for (const x of admitted) a.tenancy.settle(settlement(alice, 0.001, { usage: { prompt_tokens: 10, completion_tokens: 0 }, reservation: x.reservation, at: Date.now() }));
+    await a.tenancy.flush();
+    assert.equal((await b.tenancy.admit(alice, 'gpt-x', 0)).headers['x-ratelimit-remaining-tokens'], '960', 'reservations replaced by the 4 x 10 tokens used');
+  });
+
   it('per-provider request limits are shared across replicas', async () => {
     const config = testConfig({ redis: redisCfg() });
     const rs = await start(config);
