@@ -222,6 +222,15 @@ export const configSchema = z
         host: z.string().optional(),
         port: z.number().int().min(1).max(65535).default(6379),
         password: z.string().optional(),
+        /**
+         * TLS to Redis: a `rediss://` url enables it by itself; this block enables it for host/port
+         * too. ca_file: PEM of the CA(s) that signed the server's certificate (default: Node's CAs);
+         * servername: the name to check the certificate against (default: the host).
+         */
+        tls: z
+          .object({ ca_file: z.string().min(1).optional(), reject_unauthorized: z.boolean().default(true), servername: z.string().min(1).optional() })
+          .strict()
+          .optional(),
         key_prefix: z.string().default('aigw:'),
         /** Every Redis call is bounded by this; past it the gateway falls back (memory limits, cache bypass, buffered spend). */
         command_timeout_ms: z.number().int().positive().default(100),
@@ -284,6 +293,9 @@ export const configSchema = z
     }
     if (cfg.redis && !cfg.redis.url && !cfg.redis.host) {
       ctx.addIssue({ code: 'custom', path: ['redis'], message: 'set redis.url or redis.host (or remove the redis block to run without Redis)' });
+    }
+    if (cfg.redis?.tls && cfg.redis.url && !/^rediss:\/\//i.test(cfg.redis.url)) {
+      ctx.addIssue({ code: 'custom', path: ['redis', 'tls'], message: 'redis.url is not rediss://: use a rediss:// url for TLS (or remove redis.tls)' });
     }
   });
 

@@ -7,8 +7,10 @@
  * reconnects forever with capped backoff, never throws from an event, logs once per
  * up/down transition and keeps `aigw_redis_up` current.
  */
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import Redis, { RedisOptions } from 'ioredis';
-import type { GatewayConfig } from '../config/schema';
+import { ConfigError, GatewayConfig } from '../config/schema';
 import type { Metrics } from '../metrics/metrics';
 
 /** The subset of a pino logger used here (pino loggers fit). */
@@ -26,9 +28,29 @@ export function reconnectDelayMs(attempt: number): number {
   return Math.min(50 * 2 ** Math.min(attempt, 10), 2000);
 }
 
-export function redisOptions(cfg: RedisConfig): RedisOptions {
+/** True when the connection uses TLS: a rediss:// url, or a redis.tls block. */
+export const usesTls = (cfg: RedisConfig): boolean => !!cfg.tls || /^rediss:\/\//i.test(cfg.url ?? '');
+
+/** Node TLS options from `redis.tls` (the CA file is read here, at start); undefined without TLS. */
+export function tlsOptions(cfg: RedisConfig, readFile: (file: string) => Buffer = readFileSync): ConnectionOptions | undefined {
+  if (!usesTls(cfg)) return undefined;
+  const t = cfg.tls;
+  let ca: Buffer | undefined;
+  if (t?.ca_file) {
+    try {
+      ca = readFile(t.ca_file);
+    } catch (err) {
+      throw new ConfigError([`redis.tls.ca_file: cannot read ${t.ca_file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+    }
+  }
+  return { rejectUnauthorized: t?.reject_unauthorized ?? true, ...(ca ? { ca } : {}), ...(t?.servername ? { servername: t.servername } : {}) };
+}
+
+export function redisOptions(cfg: RedisConfig, readFile?: (file: string) => Buffer): RedisOptions {
+  const tls = tlsOptions(cfg, readFile);
   return {
     ...(cfg.url ? {} : { host: cfg.host, port: cfg.port }),
+    ...(tls ? { tls } : {}),
     ...(cfg.password !== undefined ? { password: cfg.password } : {}),
     keyPrefix: cfg.key_prefix,
     commandTimeout: cfg.command_timeout_ms,
@@ -76,6 +98,7 @@ export function createRedisClient(config: GatewayConfig, deps: { metrics?: Metri
 /** A short, credential-free description of a Redis error for logs. */
 export function errorCode(err: unknown): string {
   const e = err as { code?: string; name?: string; message?: string };
+  if (e?.code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|^ERR_TLS|^ERR_SSL/.test(e.code)) return `TLS: ${e.code} (check redis.tls.ca_file and redis.tls.servername)`;
   if (e?.code) return e.code;
   if (e?.message && /timed? ?out/i.test(e.message)) return 'timeout';
   return e?.name ?? 'error';

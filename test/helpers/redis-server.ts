@@ -14,8 +14,9 @@
  * (a Redis with persistence that went away and came back).
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports';
@@ -44,9 +45,9 @@ function assertBinary(): void {
 }
 
 /** Sends one inline command (after AUTH when a password is set) and resolves with its first reply line (or rejects on error/timeout). */
-function command(port: number, line: string, timeoutMs = 500, password?: string): Promise<string> {
+function command(port: number, line: string, timeoutMs = 500, password?: string, tls?: RedisTls): Promise<string> {
   return new Promise((resolve, reject) => {
-    const sock = new Socket();
+    const sock: Socket = tls ? tlsConnect({ port, host: HOST, ca: readFileSync(tls.caFile), rejectUnauthorized: false }) : new Socket();
     let buf = '';
     const done = (err: Error | null, reply?: string) => {
       sock.destroy();
@@ -62,16 +63,18 @@ function command(port: number, line: string, timeoutMs = 500, password?: string)
       const want = password === undefined ? 1 : 2; // with AUTH first, the command's reply is the second line
       if (lines.length > want) done(null, lines[want - 1]);
     });
-    sock.connect(port, HOST, () => sock.write(password === undefined ? `${line}\r\n` : `AUTH ${password}\r\n${line}\r\n`));
+    const send = () => sock.write(password === undefined ? `${line}\r\n` : `AUTH ${password}\r\n${line}\r\n`);
+    if (tls) sock.once('secureConnect', send);
+    else sock.connect(port, HOST, send);
   });
 }
 
-async function waitForPing(port: number, child: ChildProcess, deadlineMs = 5000, password?: string): Promise<void> {
+async function waitForPing(port: number, child: ChildProcess, deadlineMs = 5000, password?: string, tls?: RedisTls, stderr = () => ''): Promise<void> {
   const until = Date.now() + deadlineMs;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode} before answering PING`);
+    if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode} before answering PING: ${stderr()}`);
     try {
-      if ((await command(port, 'PING', 500, password)) === '+PONG') return;
+      if ((await command(port, 'PING', 500, password, tls)) === '+PONG') return;
     } catch {
       /* not yet listening */
     }
@@ -80,21 +83,39 @@ async function waitForPing(port: number, child: ChildProcess, deadlineMs = 5000,
   }
 }
 
-/** `password`: start with --requirepass (url then carries it: redis://:PASSWORD@host:port). */
-export async function startRedis(opts: { password?: string } = {}): Promise<RedisServer> {
+/** The server's TLS files (PEM): with them Redis listens only on TLS (--port 0 --tls-port), clients need no certificate. */
+export interface RedisTls {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+}
+
+/**
+ * `password`: start with --requirepass (url then carries it: redis://:PASSWORD@host:port).
+ * `tls`: listen with TLS only; url is then rediss://host:port.
+ */
+export async function startRedis(opts: { password?: string; tls?: RedisTls } = {}): Promise<RedisServer> {
   assertBinary();
   const dir = mkdtempSync(join(tmpdir(), 'aigw-redis-'));
   const port = await freePort();
   let child: ChildProcess | null = null;
   const password = opts.password;
+  const tls = opts.tls;
 
   const launch = async () => {
-    const args = ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir, '--loglevel', 'warning'];
+    const t = tls;
+    const listen = t
+      ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', t.certFile, '--tls-key-file', t.keyFile, '--tls-ca-cert-file', t.caFile, '--tls-auth-clients', 'no']
+      : ['--port', String(port)];
+    const args = [...listen, '--bind', HOST, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir, '--loglevel', 'warning'];
     if (opts.password !== undefined) args.push('--requirepass', opts.password);
-    const proc = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    proc.stderr?.resume();
+    const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const keep = (d: Buffer) => void (output = (output + d.toString('utf8')).slice(-2000));
+    proc.stdout?.on('data', keep);
+    proc.stderr?.on('data', keep);
     child = proc;
-    await waitForPing(port, proc, 5000, opts.password);
+    await waitForPing(port, proc, 5000, opts.password, t, () => output);
     // A snapshot from stop({ keepData: true }) is loaded once; later plain stops lose data again.
     rmSync(join(dir, 'dump.rdb'), { force: true });
   };
@@ -105,7 +126,7 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Redi
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
     // SHUTDOWN SAVE snapshots and exits in one step: no write is acknowledged after the snapshot.
     // It closes the connection without a reply, so the "error" is the expected outcome.
-    if (opts.keepData) await command(port, 'SHUTDOWN SAVE', 5000, password).catch(() => undefined);
+    if (opts.keepData) await command(port, 'SHUTDOWN SAVE', 5000, password, tls).catch(() => undefined);
     proc.kill('SIGCONT'); // in case it was paused
     proc.kill('SIGTERM');
     const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
@@ -118,7 +139,7 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Redi
   return {
     host: HOST,
     port,
-    url: password === undefined ? `redis://${HOST}:${port}` : `redis://:${encodeURIComponent(password)}@${HOST}:${port}`,
+    url: `${tls ? 'rediss' : 'redis'}://${password === undefined ? '' : `:${encodeURIComponent(password)}@`}${HOST}:${port}`,
     running: () => child !== null && child.exitCode === null,
     stop,
     pause: () => void child?.kill('SIGSTOP'),

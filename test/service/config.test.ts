@@ -70,6 +70,7 @@ describe('config validation', () => {
     ['negative price', (c) => { c.providers[0].models[0].input_per_million = -1; }, /providers\[0\]\.models\[0\]\.input_per_million/],
     ['budget alert threshold over 1', (c) => { c.teams[0].budget = { daily_usd: 10, alert_threshold: 2 } as never; }, /teams\[0\]\.budget\.alert_threshold/],
     ['redis block without host or url', (c) => { c.redis = { port: 6379 }; }, /redis: set redis\.url or redis\.host/],
+    ['redis.tls with a plain redis:// url', (c) => { c.redis = { url: 'redis://127.0.0.1:6379', tls: { ca_file: '/etc/ca.pem' } }; }, /redis\.tls: redis\.url is not rediss:\/\//],
     ['port out of range', (c) => { c.server = { port: 70000 }; }, /server\.port/],
   ];
   for (const [name, mutate, expected, env] of table) {
