@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # The gateway image. Build: docker build -t ghcr.io/example/ai-gateway:0.1.0 .
-# Pin the base by digest in CI (node:20-bookworm-slim@sha256:...) for reproducible builds.
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Node 24 LTS (Node 20 reached end of life in April 2026; package.json engines: >=22).
+# Pin the base by digest in CI (node:24-bookworm-slim@sha256:...) for reproducible builds.
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---- build: all dependencies, TypeScript compiled to dist/
 FROM ${NODE_IMAGE} AS build
