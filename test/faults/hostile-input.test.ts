@@ -4,7 +4,8 @@
  * leaves the process healthy (GET /health is checked after every case).
  */
 import assert from 'node:assert/strict';
-import { connect, Socket } from 'node:net';
+import { createServer } from 'node:http';
+import { AddressInfo, connect, Socket } from 'node:net';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { hashKey } from '../../service/tenancy/keys';
 import { FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
@@ -223,10 +224,17 @@ describe('hostile input', function () {
       assertOpenAIError(await viaPath.json());
     });
 
-    it('more than 100 headers: the extras are ignored (maxHeadersCount), the request is served', async () => {
+    it('more than 100 headers (maxHeadersCount): refused with 431 by a Node with the CVE-2026-58044 fix, else the extras are ignored', async () => {
       const many = Array.from({ length: 300 }, (_x, i) => `X-H${i}: ${i}\r\n`).join('');
-      const res = await rawHttp(gw.url, `GET /health HTTP/1.1\r\nHost: x\r\n${many}Connection: close\r\n\r\n`);
-      assert.match(res, /^HTTP\/1\.1 200 /);
+      const request = `GET /health HTTP/1.1\r\nHost: x\r\n${many}Connection: close\r\n\r\n`;
+      // What this Node does with a server limited to 100 headers (Node 24.18.1 and later refuse; Node 20 truncates).
+      const bare = createServer((_req, res) => res.end('ok'));
+      bare.maxHeadersCount = 100;
+      await new Promise<void>((resolve) => bare.listen(0, '127.0.0.1', resolve));
+      const runtime = await rawHttp(`http://127.0.0.1:${(bare.address() as AddressInfo).port}`, request).finally(() => bare.close());
+      const expected = /^HTTP\/1\.1 431 /.test(runtime) ? /^HTTP\/1\.1 431 / : /^HTTP\/1\.1 200 /;
+      // 300 headers stay under Node's default limit (1000): a 431 comes from the gateway's own limit of 100.
+      assert.match(await rawHttp(gw.url, request), expected);
     });
   });
 
