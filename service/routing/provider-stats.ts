@@ -13,6 +13,8 @@ export interface ProviderStats {
   samples: number;
   lastSuccessAt?: number;
   lastFailureAt?: number;
+  /** When the last attempt started (set before its outcome is known). */
+  lastAttemptAt?: number;
 }
 
 export const ewma = (prev: number | undefined, sample: number, alpha: number): number =>
@@ -27,6 +29,11 @@ export class StatsTracker {
 
   get(provider: string, model: string): ProviderStats {
     return this.stats.get(this.key(provider, model)) ?? { errorRate: 0, samples: 0 };
+  }
+
+  /** An attempt starts: latency-optimal sends a provider being probed no more probes meanwhile. */
+  recordAttempt(provider: string, model: string): void {
+    this.stats.set(this.key(provider, model), { ...this.get(provider, model), lastAttemptAt: this.now() });
   }
 
   recordSuccess(provider: string, model: string, ttfbMs: number, totalMs?: number): void {

@@ -47,23 +47,29 @@ function costOptimal(cs: Candidate[], ctx: PlanContext): Candidate[] {
   return [...cs].sort(byKey((c) => expectedCost(c, ctx.expectedTokens)));
 }
 
-/** When the gateway last heard from a candidate (success or failure); undefined: never. */
-const lastHeard = (s: ProviderStats): number | undefined =>
-  s.lastSuccessAt === undefined && s.lastFailureAt === undefined ? undefined : Math.max(s.lastSuccessAt ?? -Infinity, s.lastFailureAt ?? -Infinity);
+/** When the gateway last tried a candidate or heard from it; undefined: never. */
+function lastTried(s: ProviderStats): number | undefined {
+  const times = [s.lastAttemptAt, s.lastSuccessAt, s.lastFailureAt].filter((t): t is number => t !== undefined);
+  return times.length ? Math.max(...times) : undefined;
+}
 
 /**
  * The candidate latency-optimal puts first to measure it, if any: one never tried (config
- * order); else the one quiet longest, once quiet for reprobeAfterMs; else, with probability
- * `share`, a random one of the others. `ranked` is fastest first.
+ * order); else the one tried longest ago, once that is reprobeAfterMs ago; else, with
+ * probability `share`, a random one of the others. `ranked` is fastest first. A probe counts
+ * as a try when it starts, so concurrent requests do not all go to the provider being probed.
  */
 export function explorationPick(ranked: Candidate[], ctx: PlanContext): Candidate | undefined {
-  const neverTried = ranked.find((c) => ctx.stats(c).samples === 0 && ctx.stats(c)[ctx.latencyMetric] === undefined);
+  const neverTried = ranked.find((c) => {
+    const s = ctx.stats(c);
+    return s.samples === 0 && s.lastAttemptAt === undefined && s[ctx.latencyMetric] === undefined;
+  });
   if (neverTried) return neverTried;
   const others = ranked.slice(1);
   let quietest: Candidate | undefined;
   let quietestAt = Infinity;
   for (const c of others) {
-    const at = lastHeard(ctx.stats(c));
+    const at = lastTried(ctx.stats(c));
     if (at !== undefined && at < quietestAt) [quietest, quietestAt] = [c, at];
   }
   if (quietest && ctx.now - quietestAt >= ctx.exploration.reprobeAfterMs) return quietest;
@@ -72,7 +78,7 @@ export function explorationPick(ranked: Candidate[], ctx: PlanContext): Candidat
 }
 
 /**
- * Lowest measured latency first; candidates without a latency (only failures so far) last.
+ * Lowest measured latency first; candidates without a latency (being probed, or only failures so far) last.
  * explorationPick may move one candidate to the head so it gets (re)measured.
  */
 function latencyOptimal(cs: Candidate[], ctx: PlanContext): Candidate[] {

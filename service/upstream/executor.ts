@@ -232,6 +232,7 @@ export class Executor {
         }
         attempts++;
         breakers.attempt(p, input.model);
+        stats.recordAttempt(p, input.model);
         const outcome = await this.attemptOnce(c, input, Math.min(c.provider.timeout_ms, remaining));
         if (outcome.kind === 'client_gone') {
           breakers.release(p, input.model);

@@ -43,3 +43,32 @@ describe('latency-optimal: re-probing a quiet provider', () => {
     assert.deepEqual(served.slice(-3), ['b', 'b', 'b'], `served after the swap: ${served.join(',')}`);
   });
 });
+
+describe('latency-optimal: probing a never-tried provider under concurrent load', () => {
+  let a: FakeUpstream;
+  let b: FakeUpstream;
+  let gw: TestGateway;
+
+  before(async () => {
+    a = await startFakeUpstream('a', () => ({ kind: 'ok', delayMs: 10 }));
+    b = await startFakeUpstream('b', () => ({ kind: 'ok', delayMs: 300 }));
+    gw = await startTestGateway({
+      auth: { mode: 'none' },
+      providers: [provider('a', a.url, ['m']), provider('b', b.url, ['m'])],
+      routing: { strategy: 'latency-optimal', exploration: { share: 0, reprobe_after_ms: 60_000 } },
+    });
+  });
+  after(async () => {
+    await gw.shutdown();
+    await a.close();
+    await b.close();
+  });
+
+  it('one request probes it; the concurrent others go to the measured provider meanwhile', async () => {
+    const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'unused-in-auth-none', maxRetries: 0 });
+    const send = async () => (await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }).withResponse()).response.headers.get('x-gateway-provider');
+    assert.equal(await send(), 'a'); // a is measured; b is still never tried
+    const served = await Promise.all(Array.from({ length: 10 }, send));
+    assert.equal(served.filter((p) => p === 'b').length, 1, `served: ${served.join(',')}`);
+  });
+});

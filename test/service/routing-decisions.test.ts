@@ -91,6 +91,8 @@ describe('routing decisions', () => {
       ['latency-optimal: a provider with only failures so far ranks after the measured ones', cands, { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900, ...heard(10) }, mid: { samples: 2, lastFailureAt: NOW - 10 }, 'pricey-fast': { totalMs: 80, ...heard(10) } } }, ['pricey-fast', 'cheap-slow', 'mid']],
       ['latency-optimal: a provider quiet for reprobe_after_ms goes first once, to be re-measured', cands, { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900, ...heard(60_000) }, mid: { totalMs: 300, ...heard(5) }, 'pricey-fast': { totalMs: 80, ...heard(1) } } }, ['cheap-slow', 'pricey-fast', 'mid']],
       ['latency-optimal: quiet for less than reprobe_after_ms: latency order', cands, { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900, ...heard(59_999) }, mid: { totalMs: 300, ...heard(5) }, 'pricey-fast': { totalMs: 80, ...heard(1) } } }, ['pricey-fast', 'mid', 'cheap-slow']],
+      ['latency-optimal: a never-tried provider whose first attempt is under way gets no more requests meanwhile', cands, { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900, ...heard(10) }, mid: { lastAttemptAt: NOW - 5 }, 'pricey-fast': { totalMs: 80, ...heard(10) } } }, ['pricey-fast', 'cheap-slow', 'mid']],
+      ['latency-optimal: a re-probe under way (attempt started, no answer yet) is not repeated', cands, { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900, ...heard(60_000), lastAttemptAt: NOW - 5 }, mid: { totalMs: 300, ...heard(5) }, 'pricey-fast': { totalMs: 80, ...heard(1) } } }, ['pricey-fast', 'mid', 'cheap-slow']],
       ['latency-optimal: a draw under the exploration share puts a random other candidate first', cands, { strategy: 'latency-optimal', exploration: { share: 0.1, reprobeAfterMs: 60_000 }, random: sequence(0.05, 0.6), statsBy: { 'cheap-slow': { totalMs: 900, ...heard(1) }, mid: { totalMs: 300, ...heard(1) }, 'pricey-fast': { totalMs: 80, ...heard(1) } } }, ['cheap-slow', 'pricey-fast', 'mid']],
       ['latency-optimal: a draw over the exploration share keeps latency order', cands, { strategy: 'latency-optimal', exploration: { share: 0.1, reprobeAfterMs: 60_000 }, random: () => 0.1, statsBy: { 'cheap-slow': { totalMs: 900, ...heard(1) }, mid: { totalMs: 300, ...heard(1) }, 'pricey-fast': { totalMs: 80, ...heard(1) } } }, ['pricey-fast', 'mid', 'cheap-slow']],
       ['balanced: price and latency trade off', cands, { strategy: 'balanced', statsBy: { 'cheap-slow': { totalMs: 2000 }, mid: { totalMs: 200 }, 'pricey-fast': { totalMs: 100 } } }, ['mid', 'cheap-slow', 'pricey-fast']],
@@ -206,6 +208,16 @@ describe('routing decisions', () => {
   });
 
   describe('provider stats (EWMA)', () => {
+    it('records when an attempt starts, before its outcome', () => {
+      let t = 100;
+      const s = new StatsTracker(0.5, () => t);
+      s.recordAttempt('a', 'm');
+      assert.deepEqual(s.get('a', 'm'), { errorRate: 0, samples: 0, lastAttemptAt: 100 });
+      t = 250;
+      s.recordSuccess('a', 'm', 10, 20);
+      assert.equal(s.get('a', 'm').lastAttemptAt, 100);
+      assert.equal(s.get('a', 'm').lastSuccessAt, 250);
+    });
     it('smooths latency and error rate', () => {
       const s = new StatsTracker(0.5, () => 0);
       s.recordSuccess('a', 'm', 100, 200);
