@@ -66,7 +66,7 @@ describe('infra: stack config', () => {
     ['negative replicas', (r) => (r.replicas = -2), /^ai-gateway:replicas: Too small/],
     ['HPA maximum under the replicas', (r) => (r.autoscaling.maxReplicas = 2), /^ai-gateway:autoscaling\.maxReplicas: must be at least replicas \(3\)/],
     ['an unpinned image', (r) => (r.image = 'ghcr.io/example/ai-gateway:latest'), /^ai-gateway:image: must pin a tag or digest/],
-    ['a host that is not a DNS name', (r) => (r.ingress.host = 'https://gateway.example.com/'), /^ai-gateway:ingress\.host: must be a lower-case DNS host name/],
+    ['a host that is not a DNS name', (r) => (r.route.host = 'https://gateway.example.com/'), /^ai-gateway:route\.host: must be a lower-case DNS host name/],
     ['a provider key in plain config', (r) => (r.gateway.providers[0].api_key = 'sk-plain'), /^ai-gateway:gateway\.providers\[0\]\.api_key: set provider keys as the secret providerApiKeys/],
     ['a Redis block inside the gateway config', (r) => (r.gateway.redis = { host: 'x' }), /^ai-gateway:gateway\.redis: Redis is set by the stack key "redis"/],
     ['a canary weight over 100', (r) => (r.canary = { image: 'ghcr.io/example/ai-gateway:0.2.0', weight: 101 }), /^ai-gateway:canary\.weight: Too big/],
