@@ -7,6 +7,7 @@
  * to add; nothing is left to fail over silently at runtime.
  */
 import { isIP } from 'node:net';
+import { bypassesProxy } from '../service/upstream/proxy';
 import type { EgressConfig } from './config';
 
 /** Private, CGNAT, link-local and loopback ranges: never reached by the public-443 rule. */
@@ -75,20 +76,6 @@ export function classify(rawUrl: string, clusterDomain: string): Destination {
   if (isIP(host) === 6) return { kind: 'address', host, port, scope: 'forbidden' };
   const isPrivate = !host.includes('.') || host.includes('.privatelink.') || PRIVATE_SUFFIXES.some((s) => host.endsWith(s));
   return { kind: 'host', host, port, scope: isPrivate ? 'private' : 'public' };
-}
-
-/** undici's EnvHttpProxyAgent NO_PROXY rule: `*` bypasses all; `host`, `.host`, `*.host`, optional `:port`; suffix match. */
-export function bypassesProxy(rawUrl: string, noProxy: string[]): boolean {
-  const url = new URL(rawUrl);
-  const host = url.host.replace(/:\d*$/, '').toLowerCase();
-  const port = Number(url.port) || DEFAULT_PORTS[url.protocol] || 0;
-  if (noProxy.join(',') === '*') return true;
-  return noProxy.some((raw) => {
-    const m = /^(.+):(\d+)$/.exec(raw);
-    const entry = (m ? m[1] : raw).replace(/^\*?\./, '').toLowerCase();
-    if (m && Number(m[2]) !== port) return false;
-    return host === entry || host.endsWith(`.${entry}`);
-  });
 }
 
 /** NO_PROXY for the pods: the stack's entries plus in-cluster names, which a proxy outside the cluster cannot reach. */
