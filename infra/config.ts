@@ -194,6 +194,13 @@ export const stackConfigSchema = z
     preStopDelaySeconds: z.number().int().min(0).max(120).default(10),
     route: routeSchema,
     egress: egressSchema,
+    /** Before route.kind existed. Named here so an old stack file gets directions, not just "unknown key". */
+    ingress: z
+      .never({
+        error:
+          'replaced by "route": move host to route.host, clusterIssuer to route.tls.clusterIssuer, tlsSecretName to route.tls.secretName, className and controllerNamespace under route.ingress, readTimeoutSeconds to route.streamTimeoutSeconds, and set route.kind: ingress-nginx to keep the nginx Ingress (docs/deploy.md)',
+      })
+      .optional(),
     redis: redisSchema,
     monitoring: z
       .object({

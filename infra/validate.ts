@@ -8,7 +8,7 @@
 import { cidrWithin, classify, parseCidr } from './egress';
 import type { StackConfig } from './config';
 import { gatewayBlocks } from './config';
-import { ACME_SOLVER_LABELS } from './gatewayApi';
+import { ACME_SOLVER_LABELS, acmeSolverSource, routeSource } from './gatewayApi';
 
 // Loose shape for reading rendered objects.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -102,10 +102,10 @@ function checkAutoscalers(objects: Obj[]): string[] {
     });
 }
 
-/** Namespaces the stack config names as peers: route, Prometheus, DNS, provider Services, extra entries. */
+/** Namespaces the stack config names as peers (for the route kind in use): route, ACME solver, Prometheus, DNS, provider Services, extra entries. */
 export function namedNamespaces(stack: StackConfig): Set<string> {
   const r = stack.route;
-  const names = [r.ingress.controllerNamespace, r.gateway.dataPlaneNamespace, r.gateway.parentRef?.namespace, stack.monitoring.prometheusNamespace, stack.egress.dns.namespace, ...stack.egress.extra.map((e) => e.namespace)];
+  const names = [routeSource(r), acmeSolverSource(r), r.gateway.parentRef?.namespace, stack.monitoring.prometheusNamespace, stack.egress.dns.namespace, ...stack.egress.extra.map((e) => e.namespace)];
   for (const p of gatewayBlocks(stack).flatMap((g) => g.providers)) {
     try {
       const d = classify(String(p.base_url), stack.egress.clusterDomain);

@@ -72,6 +72,11 @@ describe('infra: stack config', () => {
     ['a canary weight over 100', (r) => (r.canary = { image: 'ghcr.io/example/ai-gateway:0.2.0', weight: 101 }), /^ai-gateway:canary\.weight: Too big/],
     ['a missing namespace', (r) => delete r.namespace, /^ai-gateway:namespace: is required$/],
     ['a managed Redis without egress CIDRs', (r) => (r.redis = { mode: 'external' }), /^ai-gateway:redis\.egressCidrs: is required$/],
+    ['a stack file from before route.kind (ingress key)', (r) => (r.ingress = { host: 'gateway.example.com', clusterIssuer: 'letsencrypt-prod' }), /^ai-gateway:ingress: replaced by "route": move host to route\.host.*route\.kind: ingress-nginx/],
+    ['an egress.extra entry with neither a CIDR nor a namespace', (r) => (r.egress = { extra: [{ port: 8000 }] }), /^ai-gateway:egress\.extra\[0\]: set exactly one of cidr or namespace/],
+    ['an egress.extra CIDR that does not parse', (r) => (r.egress = { extra: [{ cidr: '10.0.0.300/24', port: 8000 }] }), /^ai-gateway:egress\.extra\[0\]\.cidr: must be an IPv4 CIDR/],
+    ['an https:// proxy URL', (r) => (r.egress = { proxy: { url: 'https://proxy.example.com:3128' } }), /^ai-gateway:egress\.proxy\.url: must be an http:\/\/ URL/],
+    ['a canary.gateway holding a provider key', (r) => (r.canary = { image: 'ghcr.io/example/ai-gateway:0.2.0', weight: 5, gateway: { providers: [{ name: 'x', api_key: 'sk-plain' }] } }), /^ai-gateway:canary\.gateway\.providers\.0\.api_key: set provider keys as the secret|^ai-gateway:canary\.gateway\.providers\[0\]\.api_key: set provider keys as the secret/],
   ];
   for (const [what, breakIt, expected] of broken) {
     it(`refuses ${what}, naming the key`, () => {

@@ -175,6 +175,15 @@ describe('infra: public route (Gateway API and ingress-nginx), canary, certifica
     assert.ok(!admits(nginxDns01, SOLVER_POD_LABELS, 'ingress-nginx', 8089));
   });
 
+  it("in ingress-nginx mode the stack's own ACME Issuer solves HTTP-01 through nginx", async () => {
+    const r = await render('staging', '--set', 'route.kind=ingress-nginx');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(one(r, 'Issuer', 'ai-gateway-acme').spec.acme.solvers, [{ http01: { ingress: { ingressClassName: 'nginx' } } }]);
+    assert.equal(one(r, 'Ingress', 'ai-gateway').metadata.annotations['cert-manager.io/issuer'], 'ai-gateway-acme');
+    assert.ok(admits(r, SOLVER_POD_LABELS, 'ingress-nginx', 8089));
+    assert.equal(ofKind(r, 'Gateway').length + ofKind(r, 'HTTPRoute').length, 0);
+  });
+
   it('refuses route settings that cannot work, naming the key', async () => {
     const cases: [string[], RegExp][] = [
       [['--set', 'route.gateway={create: {className: eg}}'], /ai-gateway:route\.gateway: set exactly one of parentRef|ai-gateway:route\.gateway\.dataPlaneNamespace: is required with create/],
