@@ -252,6 +252,10 @@ export const stackConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['canary', 'image'], message: 'is the same as image; a canary needs a different image or canary.gateway overrides' });
     }
     refineRoute(c.route, c.namespace, ctx);
+    const canaryServer = c.canary?.gateway?.server as Record<string, unknown> | undefined;
+    for (const key of ['port', 'metrics_port', 'host'].filter((k) => canaryServer?.[k] !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['canary', 'gateway', 'server', key], message: "the canary listens where the stable pods do (the Service, route and NetworkPolicies name the stable ports); remove it" });
+    }
     if (c.canary?.gateway) {
       const merged = gatewayBlock.safeParse(mergeGatewayOverrides(c.gateway, c.canary.gateway));
       for (const issue of merged.success ? [] : merged.error.issues) ctx.addIssue({ code: 'custom', path: ['canary', 'gateway', ...issue.path], message: issue.message });

@@ -92,12 +92,11 @@ new NetworkPolicies('netpol', {
   egress,
 });
 
-const canaryOn = !!c.canary && c.canary.weight > 0;
 let canary: Canary | undefined;
-if (c.canary && canaryOn) {
+if (c.canary && c.canary.weight > 0) {
   const own = canaryConfig && new GatewayConfigMap('canary-config', { namespace: ns.name, stack: stackName, rendered: canaryConfig, objectName: 'ai-gateway-canary-config' });
   const canaryWorkload = own
-    ? { ...workloadArgs, configMapName: own.name, configChecksum: own.checksum, ports: { http: canaryConfig.parsed.server.port, metrics: canaryConfig.parsed.server.metrics_port }, shutdownGraceMs: canaryConfig.parsed.server.shutdown_grace_ms }
+    ? { ...workloadArgs, configMapName: own.name, configChecksum: own.checksum, shutdownGraceMs: canaryConfig.parsed.server.shutdown_grace_ms }
     : workloadArgs;
   const ingress = c.route.kind === 'ingress-nginx' ? ingressSettings(c.route, ns.name, gw.server.body_limit_bytes) : undefined;
   canary = new Canary('canary', { image: c.canary.image, weight: c.canary.weight, replicas: c.canary.replicas, workload: canaryWorkload, ingress });

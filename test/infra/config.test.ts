@@ -75,6 +75,7 @@ describe('infra: stack config', () => {
     ['a stack file from before route.kind (ingress key)', (r) => (r.ingress = { host: 'gateway.example.com', clusterIssuer: 'letsencrypt-prod' }), /^ai-gateway:ingress: replaced by "route": move host to route\.host.*route\.kind: ingress-nginx/],
     ['an egress.extra entry with neither a CIDR nor a namespace', (r) => (r.egress = { extra: [{ port: 8000 }] }), /^ai-gateway:egress\.extra\[0\]: set exactly one of cidr or namespace/],
     ['an egress.extra CIDR that does not parse', (r) => (r.egress = { extra: [{ cidr: '10.0.0.300/24', port: 8000 }] }), /^ai-gateway:egress\.extra\[0\]\.cidr: must be an IPv4 CIDR/],
+    ['a canary.gateway that moves the listening port', (r) => (r.canary = { image: 'ghcr.io/example/ai-gateway:0.2.0', weight: 5, gateway: { server: { port: 8081 } } }), /^ai-gateway:canary\.gateway\.server\.port: the canary listens where the stable pods do/],
     ['an https:// proxy URL', (r) => (r.egress = { proxy: { url: 'https://proxy.example.com:3128' } }), /^ai-gateway:egress\.proxy\.url: must be an http:\/\/ URL/],
     ['a canary.gateway holding a provider key', (r) => (r.canary = { image: 'ghcr.io/example/ai-gateway:0.2.0', weight: 5, gateway: { providers: [{ name: 'x', api_key: 'sk-plain' }] } }), /^ai-gateway:canary\.gateway\.providers\.0\.api_key: set provider keys as the secret|^ai-gateway:canary\.gateway\.providers\[0\]\.api_key: set provider keys as the secret/],
   ];
