@@ -96,8 +96,15 @@ export const routeSchema = z
       .prefault({}),
     gateway: z
       .object({
-        /** A Gateway owned by someone else (usually the platform team), with its own TLS listener. */
-        parentRef: z.object({ name: k8sName, namespace: k8sName, sectionName: k8sName.optional() }).strict().optional(),
+        /**
+         * A Gateway owned by someone else (usually the platform team), and its HTTPS listener. The listener is
+         * required: without sectionName the route would attach to plain-HTTP listeners too, keys in clear text.
+         */
+        parentRef: z
+          .object({ name: k8sName, namespace: k8sName, sectionName: k8sName.optional() })
+          .strict()
+          .refine((p) => !!p.sectionName, { path: ['sectionName'], message: "is required: the name of the Gateway's HTTPS listener (without it the route attaches to plain-HTTP listeners too)" })
+          .optional(),
         /** Or: a Gateway this stack creates in its namespace, HTTPS listener with a cert-manager certificate. */
         create: z.object({ className: k8sName }).strict().optional(),
         /** Namespace of the Gateway's proxy pods (the only peers allowed to the HTTP port); default: parentRef.namespace. */

@@ -188,6 +188,7 @@ describe('infra: public route (Gateway API and ingress-nginx), canary, certifica
     const cases: [string[], RegExp][] = [
       [['--set', 'route.gateway={create: {className: eg}}'], /ai-gateway:route\.gateway: set exactly one of parentRef|ai-gateway:route\.gateway\.dataPlaneNamespace: is required with create/],
       [['--set', 'route.gateway={create: {className: eg}, dataPlaneNamespace: ai-gateway}'], /ai-gateway:route\.gateway\.dataPlaneNamespace: must not be the stack's namespace/],
+      [['--set', 'route.gateway.parentRef={name: shared-gateway, namespace: gateway-system}'], /ai-gateway:route\.gateway\.parentRef\.sectionName: is required: the name of the Gateway's HTTPS listener/],
       [['--set', 'route.kind=ingress-nginx', '--set', 'route.tls={}'], /ai-gateway:route\.tls: the Ingress needs a certificate issuer/],
     ];
     for (const [args, expected] of cases) {
