@@ -1,6 +1,8 @@
 /**
- * A canary release: a second gateway Deployment (and Service) running the canary image, and an
- * nginx canary Ingress for the same host that sends `weight` percent of requests to it.
+ * A canary release: a second gateway Deployment (and Service) running the canary image (and its own
+ * config when `canary.gateway` overrides it). On Gateway API the HTTPRoute's weighted backendRefs
+ * send `weight` percent of requests to it (route.ts); on ingress-nginx an nginx canary Ingress for
+ * the same host does.
  * Raising the weight shifts traffic; weight 0 or no canary block removes both (rollback);
  * promotion is setting the main image to the canary's and removing the block.
  */
@@ -16,12 +18,13 @@ export interface CanaryArgs {
   replicas: number;
   /** The stable workload's settings; the canary changes only image, track and replicas. */
   workload: Omit<GatewayWorkloadArgs, 'track' | 'image' | 'replicas' | 'autoscaling' | 'disruptionBudget'>;
-  ingress: Omit<GatewayIngressArgs, 'name' | 'serviceName' | 'canaryWeight' | 'labels'>;
+  /** ingress-nginx mode only: the stable Ingress's settings, for the nginx canary Ingress. */
+  ingress?: Omit<GatewayIngressArgs, 'name' | 'serviceName' | 'canaryWeight' | 'labels'>;
 }
 
 export class Canary extends pulumi.ComponentResource {
   readonly workload: GatewayWorkload;
-  readonly ingress: GatewayIngress;
+  readonly ingress?: GatewayIngress;
 
   constructor(name: string, args: CanaryArgs, opts?: pulumi.ComponentResourceOptions) {
     super('ai-gateway:infra:Canary', name, {}, opts);
@@ -31,6 +34,10 @@ export class Canary extends pulumi.ComponentResource {
       { ...args.workload, track: 'canary', image: args.image, replicas: args.replicas, disruptionBudget: false },
       { parent: this },
     );
+    if (!args.ingress) {
+      this.registerOutputs({ url: this.workload.url });
+      return;
+    }
     this.ingress = new GatewayIngress(
       `${name}-ingress`,
       { ...args.ingress, name: `${APP}-canary`, labels: this.workload.podLabels, serviceName: this.workload.serviceName, canaryWeight: args.weight },

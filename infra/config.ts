@@ -28,7 +28,7 @@ const quantity = z.union([z.string().regex(/^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M
 const resourcePair = z.object({ cpu: quantity, memory: quantity }).strict();
 const resources = z.object({ requests: resourcePair, limits: resourcePair }).strict();
 
-const cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, 'must be an IPv4 CIDR like 10.0.0.0/16');
+const cidr = z.cidrv4({ error: 'must be an IPv4 CIDR like 10.0.0.0/16' });
 const labels = z.record(z.string(), z.string());
 const percent = z.number().int().min(1).max(100);
 
@@ -73,6 +73,112 @@ const gatewayBlock = z
   })
   .loose();
 
+const port = z.number().int().min(1).max(65535);
+
+/** How the public reaches the gateway: a Gateway API HTTPRoute (default) or an ingress-nginx Ingress. */
+export const routeSchema = z
+  .object({
+    kind: z.enum(['gateway-api', 'ingress-nginx']).default('gateway-api'),
+    host: hostname,
+    /** Longest a request (a whole SSE stream) may last through the route: HTTPRoute timeouts, nginx read/send timeouts. */
+    streamTimeoutSeconds: z.number().int().min(30).max(86_400).default(3600),
+    /** The certificate of a listener or Ingress this stack creates (not used with a shared Gateway). */
+    tls: z
+      .object({
+        /** An existing cert-manager ClusterIssuer; `challenge` says how it proves the host. */
+        clusterIssuer: k8sName.optional(),
+        challenge: z.enum(['http-01', 'dns-01', 'none']).default('http-01'),
+        /** Or: the stack creates its own ACME Issuer with the HTTP-01 solver that fits the route kind. */
+        acme: z.object({ email: z.email(), server: z.url({ protocol: /^https$/ }).default('https://acme-v02.api.letsencrypt.org/directory') }).strict().optional(),
+        secretName: k8sName.optional(),
+      })
+      .strict()
+      .prefault({}),
+    gateway: z
+      .object({
+        /**
+         * A Gateway owned by someone else (usually the platform team), and its HTTPS listener. The listener is
+         * required: without sectionName the route would attach to plain-HTTP listeners too, keys in clear text.
+         */
+        parentRef: z
+          .object({ name: k8sName, namespace: k8sName, sectionName: k8sName.optional() })
+          .strict()
+          .refine((p) => !!p.sectionName, { path: ['sectionName'], message: "is required: the name of the Gateway's HTTPS listener (without it the route attaches to plain-HTTP listeners too)" })
+          .optional(),
+        /** Or: a Gateway this stack creates in its namespace, HTTPS listener with a cert-manager certificate. */
+        create: z.object({ className: k8sName }).strict().optional(),
+        /** Namespace of the Gateway's proxy pods (the only peers allowed to the HTTP port); default: parentRef.namespace. */
+        dataPlaneNamespace: k8sName.optional(),
+      })
+      .strict()
+      .prefault({}),
+    ingress: z
+      .object({
+        className: z.string().default('nginx'),
+        /** Namespace of the ingress controller: the only one allowed to reach the gateway's HTTP port. */
+        controllerNamespace: k8sName.default('ingress-nginx'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type RouteConfig = z.output<typeof routeSchema>;
+
+function refineRoute(r: RouteConfig, namespace: string, ctx: z.RefinementCtx) {
+  const issue = (path: PropertyKey[], message: string) => ctx.addIssue({ code: 'custom', path: ['route', ...path], message });
+  const createsCertificate = r.kind === 'ingress-nginx' || !!r.gateway.create;
+  if (r.tls.clusterIssuer && r.tls.acme) issue(['tls'], 'set either clusterIssuer or acme, not both');
+  if (createsCertificate && !r.tls.clusterIssuer && !r.tls.acme) issue(['tls'], `${r.kind === 'ingress-nginx' ? 'the Ingress' : 'a Gateway this stack creates'} needs a certificate issuer: set route.tls.clusterIssuer or route.tls.acme`);
+  if (r.kind !== 'gateway-api') return;
+  if (!!r.gateway.parentRef === !!r.gateway.create) issue(['gateway'], 'set exactly one of parentRef (a shared Gateway) or create (a Gateway of this stack)');
+  if (r.gateway.create && !r.gateway.dataPlaneNamespace) issue(['gateway', 'dataPlaneNamespace'], "is required with create: the namespace where the GatewayClass's controller runs the proxy pods");
+  if (r.gateway.dataPlaneNamespace === namespace) issue(['gateway', 'dataPlaneNamespace'], "must not be the stack's namespace: its default-deny policy would block the proxy pods");
+}
+
+/** A destination outside the render that the gateway may reach: a CIDR (or a namespace) and a port. */
+const egressExtra = z
+  .object({
+    cidr: cidr.optional(),
+    namespace: k8sName.optional(),
+    port,
+    protocol: z.enum(['TCP', 'UDP']).default('TCP'),
+    /** Provider or proxy host names that resolve into this CIDR (a private endpoint's name). */
+    hosts: z.array(z.string().min(1)).default([]),
+  })
+  .strict()
+  .refine((e) => !!e.cidr !== !!e.namespace, 'set exactly one of cidr or namespace');
+
+export const egressSchema = z
+  .object({
+    clusterDomain: z.string().default('cluster.local'),
+    extra: z.array(egressExtra).default([]),
+    /** An HTTPS proxy for upstream calls: the pods get HTTPS_PROXY/HTTP_PROXY/NO_PROXY, the policy the proxy. */
+    proxy: z.object({ url: z.url({ protocol: /^http$/, error: 'must be an http:// URL (the proxy itself; https:// targets are tunnelled through it with CONNECT)' }), noProxy: z.array(z.string().min(1)).default([]) }).strict().optional(),
+    dns: z
+      .object({
+        namespace: k8sName.default('kube-system'),
+        podLabels: labels.default({ 'k8s-app': 'kube-dns' }),
+        /** NodeLocal DNSCache's link-local address (often 169.254.20.10), when the cluster runs it. */
+        nodeLocalAddress: z.ipv4().optional(),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .prefault({});
+
+export type EgressConfig = z.output<typeof egressSchema>;
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/** The canary's gateway block: objects merge key by key, anything else (arrays too) replaces. */
+export function mergeGatewayOverrides<T extends Record<string, unknown>>(base: T, overrides: Record<string, unknown>): T {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(overrides)) out[k] = isPlainObject(v) && isPlainObject(out[k]) ? mergeGatewayOverrides(out[k] as Record<string, unknown>, v) : v;
+  return out as T;
+}
+
 export const stackConfigSchema = z
   .object({
     /** Guards apply per environment: production refuses auth mode "none". */
@@ -93,19 +199,15 @@ export const stackConfigSchema = z
     resources: resources.default({ requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } }),
     /** Seconds the pod keeps serving after SIGTERM is scheduled, so endpoints drop it first. */
     preStopDelaySeconds: z.number().int().min(0).max(120).default(10),
+    route: routeSchema,
+    egress: egressSchema,
+    /** Before route.kind existed. Named here so an old stack file gets directions, not just "unknown key". */
     ingress: z
-      .object({
-        host: hostname,
-        className: z.string().default('nginx'),
-        /** cert-manager ClusterIssuer that signs the TLS certificate. */
-        clusterIssuer: k8sName,
-        tlsSecretName: k8sName.optional(),
-        /** Namespace of the ingress controller: the only one allowed to reach the gateway's HTTP port. */
-        controllerNamespace: k8sName.default('ingress-nginx'),
-        /** Seconds nginx waits between two reads from the gateway (long streams). */
-        readTimeoutSeconds: z.number().int().min(30).max(86_400).default(3600),
+      .never({
+        error:
+          'replaced by "route": move host to route.host, clusterIssuer to route.tls.clusterIssuer, tlsSecretName to route.tls.secretName, className and controllerNamespace under route.ingress, readTimeoutSeconds to route.streamTimeoutSeconds, and set route.kind: ingress-nginx to keep the nginx Ingress (docs/deploy.md)',
       })
-      .strict(),
+      .optional(),
     redis: redisSchema,
     monitoring: z
       .object({
@@ -123,9 +225,11 @@ export const stackConfigSchema = z
     canary: z
       .object({
         image,
-        /** Percent of requests nginx sends to the canary; 0 removes the canary. */
+        /** Percent of requests the route sends to the canary; 0 removes the canary. */
         weight: z.number().int().min(0).max(100),
         replicas: z.number().int().min(1).max(20).default(1),
+        /** Overrides of the gateway block for the canary pods only (deep-merged; arrays replace). */
+        gateway: z.record(z.string(), z.unknown()).optional(),
       })
       .strict()
       .optional(),
@@ -151,8 +255,17 @@ export const stackConfigSchema = z
     if (c.environment === 'production' && c.replicas < 2) {
       ctx.addIssue({ code: 'custom', path: ['replicas'], message: 'production needs at least 2 replicas to survive a node drain' });
     }
-    if (c.canary && c.canary.image === c.image && c.canary.weight > 0) {
-      ctx.addIssue({ code: 'custom', path: ['canary', 'image'], message: 'is the same as image; a canary needs a different image' });
+    if (c.canary && c.canary.image === c.image && c.canary.weight > 0 && !c.canary.gateway) {
+      ctx.addIssue({ code: 'custom', path: ['canary', 'image'], message: 'is the same as image; a canary needs a different image or canary.gateway overrides' });
+    }
+    refineRoute(c.route, c.namespace, ctx);
+    const canaryServer = c.canary?.gateway?.server as Record<string, unknown> | undefined;
+    for (const key of ['port', 'metrics_port', 'host'].filter((k) => canaryServer?.[k] !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['canary', 'gateway', 'server', key], message: "the canary listens where the stable pods do (the Service, route and NetworkPolicies name the stable ports); remove it" });
+    }
+    if (c.canary?.gateway) {
+      const merged = gatewayBlock.safeParse(mergeGatewayOverrides(c.gateway, c.canary.gateway));
+      for (const issue of merged.success ? [] : merged.error.issues) ctx.addIssue({ code: 'custom', path: ['canary', 'gateway', ...issue.path], message: issue.message });
     }
   });
 
@@ -180,12 +293,20 @@ export const slotPath = (s: Pick<SecretSlot, 'key' | 'entry'>) => (s.entry === u
 
 const SHA256 = /^sha256:[0-9a-f]{64}$/;
 
-/** Every secret the stack needs, derived from its plain config (providers, key names, Redis mode). */
-export function secretSlots(c: Pick<StackConfig, 'gateway' | 'adminKeys' | 'redis'>): SecretSlot[] {
-  const slots: SecretSlot[] = c.gateway.providers.map((p) => ({ key: 'providerApiKeys', entry: p.name, env: `PROVIDER_${envSuffix(p.name)}_API_KEY`, kind: 'apiKey' }));
-  if (c.gateway.auth.mode === 'keys') {
-    for (const k of c.gateway.auth.keys) slots.push({ key: 'clientKeyHashes', entry: k.name, env: `CLIENT_KEY_HASH_${envSuffix(k.name)}`, kind: 'keyHash' });
-  }
+/** The gateway blocks the stack deploys: the stable one, and a running canary's when it overrides it. */
+export function gatewayBlocks(c: Pick<StackConfig, 'gateway'> & Partial<Pick<StackConfig, 'canary'>>): StackConfig['gateway'][] {
+  return c.canary?.gateway && c.canary.weight > 0 ? [c.gateway, mergeGatewayOverrides(c.gateway, c.canary.gateway)] : [c.gateway];
+}
+
+const uniqueBy = <T>(items: T[], key: (t: T) => string) => [...new Map(items.map((t) => [key(t), t])).values()];
+
+/** Every secret the stack needs, derived from its plain config (providers, key names, Redis mode), the canary's included. */
+export function secretSlots(c: Pick<StackConfig, 'gateway' | 'adminKeys' | 'redis'> & Partial<Pick<StackConfig, 'canary'>>): SecretSlot[] {
+  const blocks = gatewayBlocks(c);
+  const providers = uniqueBy(blocks.flatMap((g) => g.providers), (p) => p.name);
+  const slots: SecretSlot[] = providers.map((p) => ({ key: 'providerApiKeys', entry: p.name, env: `PROVIDER_${envSuffix(p.name)}_API_KEY`, kind: 'apiKey' }));
+  const keys = uniqueBy(blocks.flatMap((g) => (g.auth.mode === 'keys' ? g.auth.keys : [])), (k) => k.name);
+  for (const k of keys) slots.push({ key: 'clientKeyHashes', entry: k.name, env: `CLIENT_KEY_HASH_${envSuffix(k.name)}`, kind: 'keyHash' });
   for (const name of c.adminKeys) slots.push({ key: 'adminKeyHashes', entry: name, env: `ADMIN_KEY_HASH_${envSuffix(name)}`, kind: 'keyHash' });
   slots.push(c.redis.mode === 'in-cluster' ? { key: 'redisPassword', env: 'REDIS_PASSWORD', kind: 'password' } : { key: 'redisUrl', env: 'REDIS_URL', kind: 'redisUrl' });
   return slots;

@@ -41,6 +41,8 @@ export interface GatewayWorkloadArgs {
   /** The gateway drains this long after SIGTERM (server.shutdown_grace_ms). */
   shutdownGraceMs: number;
   preStopDelaySeconds: number;
+  /** Plain environment beyond the config path (the HTTPS proxy settings). */
+  extraEnv?: Record<string, string>;
 }
 
 const SERVICE_PORT = 80;
@@ -105,6 +107,7 @@ export class GatewayWorkload extends pulumi.ComponentResource {
                   env: [
                     { name: 'GATEWAY_CONFIG', value: `${CONFIG_DIR}/${CONFIG_FILE}` },
                     { name: 'NODE_ENV', value: 'production' },
+                    ...Object.entries(args.extraEnv ?? {}).map(([name, value]) => ({ name, value })),
                   ],
                   envFrom: [{ secretRef: { name: args.secretName } }],
                   resources: args.resources,

@@ -75,6 +75,8 @@ export function renderGatewayConfig(stack: StackConfig, redisServiceName: string
 
 export interface GatewayConfigMapArgs {
   namespace: pulumi.Input<string>;
+  /** Object name; default ai-gateway-config (the canary's own config is ai-gateway-canary-config). */
+  objectName?: string;
   stack: string;
   rendered: RenderedGatewayConfig;
 }
@@ -91,7 +93,7 @@ export class GatewayConfigMap extends pulumi.ComponentResource {
     this.configMap = new k8s.core.v1.ConfigMap(
       name,
       {
-        metadata: { name: `${APP}-config`, namespace: args.namespace, labels: objectLabels(args.stack, 'gateway') },
+        metadata: { name: args.objectName ?? `${APP}-config`, namespace: args.namespace, labels: objectLabels(args.stack, 'gateway') },
         data: { [CONFIG_FILE]: args.rendered.yaml },
       },
       { parent: this },

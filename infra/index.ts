@@ -8,12 +8,14 @@ import { objectLabels } from './common';
 import { PROJECT, STACK_KEYS, STRING_KEYS, StackConfig, StackConfigError, parseStackConfig, slotValue } from './config';
 import { Canary } from './canary';
 import { GatewayWorkload } from './gateway';
-import { GatewayConfigMap, renderGatewayConfig } from './gatewayConfig';
-import { GatewayIngress } from './ingress';
+import { GatewayConfigMap } from './gatewayConfig';
+import { acmeSolverSource, routeSource } from './gatewayApi';
 import { Monitoring } from './monitoring';
 import { GatewayNamespace } from './namespace';
 import { NetworkPolicies } from './networkPolicies';
-import { REDIS_SERVICE, Redis } from './redis';
+import { planStack } from './plan';
+import { Redis } from './redis';
+import { PublicRoute, ingressSettings } from './route';
 
 /** The CLI hands structured values over as JSON text and top-level values as strings ("3" for 3). */
 function parseValue(value: string): unknown {
@@ -42,7 +44,7 @@ function readStackConfig(): StackConfig {
 function load() {
   try {
     const stack = readStackConfig();
-    return { stack, gatewayConfig: renderGatewayConfig(stack, REDIS_SERVICE) };
+    return { stack, ...planStack(stack) };
   } catch (err) {
     // RunError: Pulumi prints the message (which names each bad key) without a stack trace.
     if (err instanceof StackConfigError) throw new pulumi.RunError(err.message);
@@ -50,10 +52,11 @@ function load() {
   }
 }
 
-const { stack: c, gatewayConfig } = load();
+const { stack: c, gatewayConfig, canaryConfig, egress } = load();
 const stackName = pulumi.getStack();
 const gw = gatewayConfig.parsed;
 
+// The slots cover the canary's providers too (secretSlots reads canary.gateway), so one Secret serves both tracks.
 const secretValues = Object.fromEntries(gatewayConfig.secretSlots.map((s) => [s.env, slotValue(c, s)!]));
 const ns = new GatewayNamespace('namespace', { name: c.namespace, stack: stackName, environment: c.environment, secretEnv: pulumi.secret(secretValues) });
 
@@ -73,6 +76,7 @@ const workloadArgs = {
   ports: { http: gw.server.port, metrics: gw.server.metrics_port },
   shutdownGraceMs: gw.server.shutdown_grace_ms,
   preStopDelaySeconds: c.preStopDelaySeconds,
+  extraEnv: egress.proxyEnv,
 };
 const gateway = new GatewayWorkload('gateway', { ...workloadArgs, track: 'stable', image: c.image, replicas: c.replicas, autoscaling, disruptionBudget: true });
 
@@ -80,25 +84,33 @@ new NetworkPolicies('netpol', {
   namespace: ns.name,
   labels: objectLabels(stackName, 'gateway'),
   gatewayPorts: { http: gw.server.port, metrics: gw.server.metrics_port },
-  ingressControllerNamespace: c.ingress.controllerNamespace,
+  routeNamespace: routeSource(c.route),
+  acmeSolverFrom: acmeSolverSource(c.route),
   prometheusNamespace: c.monitoring.prometheusNamespace,
   redis: c.redis,
+  dns: c.egress.dns,
+  egress,
 });
 
-const ingressArgs = {
-  namespace: ns.name,
-  host: c.ingress.host,
-  className: c.ingress.className,
-  clusterIssuer: c.ingress.clusterIssuer,
-  tlsSecretName: c.ingress.tlsSecretName ?? `${c.ingress.host.replace(/\./g, '-')}-tls`.slice(0, 63),
-  bodyLimitBytes: gw.server.body_limit_bytes,
-  readTimeoutSeconds: c.ingress.readTimeoutSeconds,
-};
-const ingress = new GatewayIngress('ingress', { ...ingressArgs, name: 'ai-gateway', labels: gateway.podLabels, serviceName: gateway.serviceName });
-
+let canary: Canary | undefined;
 if (c.canary && c.canary.weight > 0) {
-  new Canary('canary', { image: c.canary.image, weight: c.canary.weight, replicas: c.canary.replicas, workload: workloadArgs, ingress: ingressArgs });
+  const own = canaryConfig && new GatewayConfigMap('canary-config', { namespace: ns.name, stack: stackName, rendered: canaryConfig, objectName: 'ai-gateway-canary-config' });
+  const canaryWorkload = own
+    ? { ...workloadArgs, configMapName: own.name, configChecksum: own.checksum, shutdownGraceMs: canaryConfig.parsed.server.shutdown_grace_ms }
+    : workloadArgs;
+  const ingress = c.route.kind === 'ingress-nginx' ? ingressSettings(c.route, ns.name, gw.server.body_limit_bytes) : undefined;
+  canary = new Canary('canary', { image: c.canary.image, weight: c.canary.weight, replicas: c.canary.replicas, workload: canaryWorkload, ingress });
 }
+
+const route = new PublicRoute('route', {
+  namespace: ns.name,
+  namespaceName: c.namespace,
+  labels: gateway.podLabels,
+  route: c.route,
+  stable: { service: gateway.serviceName, port: gateway.servicePort },
+  canary: canary && c.route.kind === 'gateway-api' ? { service: canary.workload.serviceName, port: canary.workload.servicePort, weight: c.canary!.weight } : undefined,
+  bodyLimitBytes: gw.server.body_limit_bytes,
+});
 
 if (c.monitoring.enabled) {
   new Monitoring('monitoring', {
@@ -116,6 +128,7 @@ if (c.monitoring.enabled) {
 
 export const namespace = ns.name;
 export const serviceUrl = gateway.url;
-export const ingressHost = ingress.host;
-export const publicUrl = `https://${c.ingress.host}/v1`;
+export const routeKind = c.route.kind;
+export const publicHost = route.host;
+export const publicUrl = `https://${c.route.host}/v1`;
 export const canaryWeight = c.canary?.weight ?? 0;

@@ -9,6 +9,7 @@
  */
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
+import { IssuerRef, issuerAnnotation } from './gatewayApi';
 
 const NGINX = 'nginx.ingress.kubernetes.io';
 
@@ -18,7 +19,8 @@ export interface GatewayIngressArgs {
   labels: Record<string, string>;
   host: string;
   className: string;
-  clusterIssuer: string;
+  /** The cert-manager issuer of the certificate (a ClusterIssuer, or the stack's own ACME Issuer). */
+  issuer: IssuerRef;
   tlsSecretName: string;
   serviceName: pulumi.Input<string>;
   /** The gateway's server.body_limit_bytes: nginx refuses larger bodies before they reach a pod. */
@@ -28,11 +30,11 @@ export interface GatewayIngressArgs {
   canaryWeight?: number;
 }
 
-export function ingressAnnotations(args: Pick<GatewayIngressArgs, 'clusterIssuer' | 'bodyLimitBytes' | 'readTimeoutSeconds' | 'canaryWeight'>): Record<string, string> {
+export function ingressAnnotations(args: Pick<GatewayIngressArgs, 'issuer' | 'bodyLimitBytes' | 'readTimeoutSeconds' | 'canaryWeight'>): Record<string, string> {
   const timeout = String(args.readTimeoutSeconds);
   return {
     ...(args.canaryWeight === undefined
-      ? { 'cert-manager.io/cluster-issuer': args.clusterIssuer }
+      ? issuerAnnotation(args.issuer)
       : { [`${NGINX}/canary`]: 'true', [`${NGINX}/canary-weight`]: String(args.canaryWeight) }),
     [`${NGINX}/force-ssl-redirect`]: 'true',
     [`${NGINX}/proxy-body-size`]: `${Math.ceil(args.bodyLimitBytes / 1024)}k`,

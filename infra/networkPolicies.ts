@@ -1,16 +1,22 @@
 /**
  * NetworkPolicies: everything in the namespace is denied unless a policy below allows it.
- *   gateway in:  HTTP from the ingress controller's namespace; metrics from Prometheus' namespace.
- *   gateway out: DNS, Redis, and TCP 443 to public addresses only (private, link-local and CGNAT ranges excluded,
- *                which keeps the cloud metadata endpoint and cluster-internal services out of reach).
+ *   gateway in:  HTTP from the route's namespace (Gateway proxies or ingress controller); metrics from Prometheus'.
+ *   gateway out: DNS (kube-dns pods by label, NodeLocal DNSCache's address), Redis, and what the providers
+ *                need (egress.ts): in-cluster Services by namespace and port, `egress.extra` entries, and
+ *                TCP 443 to public addresses only (private, link-local and CGNAT ranges excluded, which keeps
+ *                the cloud metadata endpoint and cluster-internal services out of reach).
  *   redis in:    the Redis port from gateway pods only; redis out: nothing.
+ *   ACME solver: cert-manager's HTTP-01 solver pods, from the route's namespace on 8089, while a
+ *                certificate of this namespace is proved over HTTP-01.
  */
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { APP, REDIS_PORT, selectorLabels } from './common';
+import type { EgressConfig } from './config';
+import { EgressPlan, NON_PUBLIC_RANGES } from './egress';
+import { ACME_SOLVER_LABELS, ACME_SOLVER_PORT } from './gatewayApi';
 
-export const NON_PUBLIC_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16', '100.64.0.0/10', '127.0.0.0/8'];
-const DNS_NAMESPACE = 'kube-system';
+export { NON_PUBLIC_RANGES };
 
 type Rule = k8s.types.input.networking.v1.NetworkPolicyPeer;
 
@@ -18,14 +24,34 @@ export interface NetworkPoliciesArgs {
   namespace: pulumi.Input<string>;
   labels: Record<string, string>;
   gatewayPorts: { http: number; metrics: number };
-  ingressControllerNamespace: string;
+  /** Namespace of the pods that forward public traffic (Gateway proxies or ingress controller). */
+  routeNamespace: string;
+  /** Where cert-manager's HTTP-01 solver is reached from, when a certificate of this namespace uses HTTP-01. */
+  acmeSolverFrom?: string;
   prometheusNamespace: string;
+  dns: EgressConfig['dns'];
+  egress: EgressPlan;
   /** In-cluster Redis pods, or the CIDRs and port of a managed Redis. */
   redis: { mode: 'in-cluster' } | { mode: 'external'; egressCidrs: string[]; port: number };
 }
 
 const inNamespace = (name: string): Rule => ({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': name } } });
 const tcp = (port: number) => ({ protocol: 'TCP', port });
+
+/** Egress rules for the upstreams: in-cluster Services, extra entries, and public HTTPS when a provider needs it. */
+function upstreamEgress(plan: EgressPlan): k8s.types.input.networking.v1.NetworkPolicyEgressRule[] {
+  return [
+    ...plan.services.map((s) => ({ to: [inNamespace(s.namespace)], ports: [tcp(s.port)] })),
+    ...plan.extra.map((e) => ({ to: [e.cidr ? { ipBlock: { cidr: e.cidr } } : inNamespace(e.namespace!)], ports: [{ protocol: e.protocol, port: e.port }] })),
+    ...(plan.public443 ? [{ to: [{ ipBlock: { cidr: '0.0.0.0/0', except: NON_PUBLIC_RANGES } }], ports: [tcp(443)] }] : []),
+  ];
+}
+
+function dnsEgress(dns: EgressConfig['dns']): k8s.types.input.networking.v1.NetworkPolicyEgressRule {
+  const kubeDns: Rule = { ...inNamespace(dns.namespace), podSelector: { matchLabels: dns.podLabels } };
+  const nodeLocal: Rule[] = dns.nodeLocalAddress ? [{ ipBlock: { cidr: `${dns.nodeLocalAddress}/32` } }] : [];
+  return { to: [kubeDns, ...nodeLocal], ports: [{ protocol: 'UDP', port: 53 }, tcp(53)] };
+}
 
 export class NetworkPolicies extends pulumi.ComponentResource {
   readonly policies: k8s.networking.v1.NetworkPolicy[] = [];
@@ -48,15 +74,20 @@ export class NetworkPolicies extends pulumi.ComponentResource {
       podSelector: gatewayPods.podSelector,
       policyTypes: ['Ingress', 'Egress'],
       ingress: [
-        { from: [inNamespace(args.ingressControllerNamespace)], ports: [tcp(args.gatewayPorts.http)] },
+        { from: [inNamespace(args.routeNamespace)], ports: [tcp(args.gatewayPorts.http)] },
         { from: [inNamespace(args.prometheusNamespace)], ports: [tcp(args.gatewayPorts.metrics)] },
       ],
-      egress: [
-        { to: [inNamespace(DNS_NAMESPACE)], ports: [{ protocol: 'UDP', port: 53 }, tcp(53)] },
-        redisEgress,
-        { to: [{ ipBlock: { cidr: '0.0.0.0/0', except: NON_PUBLIC_RANGES } }], ports: [tcp(443)] },
-      ],
+      egress: [dnsEgress(args.dns), redisEgress, ...upstreamEgress(args.egress)],
     });
+
+    if (args.acmeSolverFrom) {
+      policy('acme-http01-solver', {
+        podSelector: { matchLabels: ACME_SOLVER_LABELS },
+        policyTypes: ['Ingress', 'Egress'],
+        ingress: [{ from: [inNamespace(args.acmeSolverFrom)], ports: [tcp(ACME_SOLVER_PORT)] }],
+        egress: [],
+      });
+    }
 
     if (args.redis.mode === 'in-cluster') {
       policy('redis', {

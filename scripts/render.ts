@@ -10,6 +10,8 @@
  * Secrets: `secure:` entries of the stack file, and secrets the stack needs but does not have, get
  * format-valid placeholders (render never needs the real secrets). Secret objects are written with
  * their values redacted, and a secret reaching any other object fails the render.
+ * Every object is validated against its schema (Kubernetes, Prometheus operator, Gateway API, cert-manager)
+ * and by infra/validate.ts's cross-object checks; any problem fails the render and nothing is written.
  * Writes one file per object to DIR (default out/STACK/), replacing the YAML files already there.
  */
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,6 +19,8 @@ import { join, resolve } from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { parse as parseYaml, stringify } from 'yaml';
 import { STRING_KEYS, SecretKind, StackConfig, parsePlainStackConfig, placeholderSecret, secretSlots, slotValue } from '../infra/config';
+import { checkRendered } from '../infra/validate';
+import { checkSchemas } from '../infra/validateSchemas';
 
 const ROOT = resolve(__dirname, '..');
 export const REDACTED = '<redacted>';
@@ -237,10 +241,20 @@ async function main() {
   // The program registers resources asynchronously; when the event loop is empty, all are in.
   process.once('beforeExit', () => {
     if (failed) return;
+    validate(rendered, loaded).then(() => write(), fail);
+  });
+  const write = () => {
     const files = writeObjects(args.out, rendered);
     const note = filled.length ? ` (placeholders for secrets not set: ${filled.join(', ')})` : '';
     process.stdout.write(`render: ${files.length} objects for stack ${args.stack} written to ${args.out}${note}\n`);
-  });
+  };
+}
+
+/** Schemas (Kubernetes, Prometheus operator, Gateway API, cert-manager) and the checks they miss; throws listing every problem. */
+async function validate(rendered: Rendered[], loaded: LoadedConfig) {
+  const objects = rendered.map((r) => r.object);
+  const problems = [...(await checkSchemas(objects)), ...checkRendered(objects, parsePlainStackConfig(loaded.values))];
+  if (problems.length) throw new Error(`rendered objects failed validation, nothing written:\n  - ${problems.join('\n  - ')}`);
 }
 
 main().catch(fail);

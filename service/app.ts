@@ -20,6 +20,7 @@ import { CircuitBreakers } from './routing/circuit-breaker';
 import { StatsTracker } from './routing/provider-stats';
 import type { ResponseCache, Tenancy } from './tenancy/contracts';
 import { UpstreamClient } from './upstream/client';
+import { proxyFromEnv, tunnelAgent } from './upstream/proxy';
 import { Executor } from './upstream/executor';
 
 export interface AppDeps {
@@ -33,6 +34,8 @@ export interface AppDeps {
   /** Redis reachability for /ready and the status endpoint; undefined when Redis is not configured. */
   redisUp?: () => boolean;
   client?: UpstreamClient;
+  /** Where HTTPS_PROXY / HTTP_PROXY / NO_PROXY are read from (default: process.env). */
+  env?: NodeJS.ProcessEnv;
   now?: () => number;
   random?: () => number;
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -79,7 +82,7 @@ export function createApp(deps: AppDeps): Gateway {
   const { config, logger, metrics } = deps;
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
-  const client = deps.client ?? new UpstreamClient(config.providers);
+  const client = deps.client ?? new UpstreamClient(config.providers, deps.env ?? process.env);
   const cb = config.routing.circuit_breaker;
   const breakers = new CircuitBreakers(
     { consecutiveFailures: cb.consecutive_failures, errorRateThreshold: cb.error_rate_threshold, windowMs: cb.window_ms, minRequests: cb.min_requests, cooldownMs: cb.cooldown_ms },
@@ -179,14 +182,12 @@ export function createApp(deps: AppDeps): Gateway {
   if (passthrough) {
     const proxy = createProxyMiddleware<Request, Response>({
       target: passthrough.base_url,
+      // Through HTTPS_PROXY like the provider pools, unless NO_PROXY names the host.
+      agent: tunnelAgent(passthrough.base_url, proxyFromEnv(deps.env ?? process.env)),
       changeOrigin: true,
       xfwd: false,
       proxyTimeout: passthrough.timeout_ms,
       on: {
-        proxyReq: (proxyReq) => {
-          if (passthrough.api_key) proxyReq.setHeader('authorization', `Bearer ${passthrough.api_key}`);
-          else proxyReq.removeHeader('authorization');
-        },
         proxyRes: (proxyRes, _req, res) => {
           const r = res as Response;
           recordOf(r).provider = passthrough.name;
@@ -212,6 +213,10 @@ export function createApp(deps: AppDeps): Gateway {
       if (req.method === 'GET' && req.path.startsWith('/gateway')) return next();
       // Never forward a path that could climb out of the provider's /v1 (with the gateway's provider key).
       if (escapesPrefix(req.path)) return next(notFound(`Unknown endpoint: ${req.method} ${(req.baseUrl + req.path).slice(0, 200)}`, 'unknown_url'));
+      // The client's gateway key never leaves: replaced by the provider key before the outgoing request is
+      // built (a proxyReq hook would be too late when the socket comes asynchronously, e.g. through HTTPS_PROXY).
+      if (passthrough.api_key) req.headers.authorization = `Bearer ${passthrough.api_key}`;
+      else delete req.headers.authorization;
       proxy(req, _res, next);
     });
   }

@@ -1,11 +1,16 @@
 /**
  * The pooled keep-alive client for providers (undici). Knows how each provider type is
  * addressed and authenticated; knows nothing about retries or routing.
+ *
+ * With HTTPS_PROXY / HTTP_PROXY in the environment, each provider's pool is undici's
+ * EnvHttpProxyAgent instead: requests tunnel through the proxy (CONNECT) unless NO_PROXY names
+ * the host (same rules as curl: `host`, `.domain`, `host:port`, `*`).
  */
-import { Pool } from 'undici';
+import { EnvHttpProxyAgent, Pool } from 'undici';
 import type Dispatcher from 'undici/types/dispatcher';
 import type { ProviderConfig } from '../config/schema';
 import type { Candidate, Endpoint } from '../routing/catalog';
+import { ProxySettings, proxyFromEnv } from './proxy';
 
 const PATHS: Record<Endpoint, string> = { chat: '/chat/completions', completion: '/completions', embedding: '/embeddings' };
 
@@ -42,21 +47,26 @@ export function targetFor(provider: ProviderConfig, endpoint: Endpoint, upstream
 }
 
 export class UpstreamClient {
-  private readonly pools = new Map<string, Pool>();
+  private readonly pools = new Map<string, Dispatcher>();
   private readonly targets = new Map<string, Target>();
+  private readonly proxy: ProxySettings | undefined;
 
-  constructor(private readonly providers: ProviderConfig[]) {}
+  /** `env` is where the proxy settings come from (the process environment unless a test injects one). */
+  constructor(private readonly providers: ProviderConfig[], env: NodeJS.ProcessEnv = process.env) {
+    this.proxy = proxyFromEnv(env);
+  }
 
-  private pool(provider: ProviderConfig, origin: string): Pool {
+  private pool(provider: ProviderConfig, origin: string): Dispatcher {
     let pool = this.pools.get(provider.name);
     if (!pool) {
-      pool = new Pool(origin, {
+      const options = {
         connections: provider.max_connections,
         keepAliveTimeout: 30_000,
         keepAliveMaxTimeout: 600_000,
         connectTimeout: Math.min(10_000, provider.timeout_ms),
         pipelining: 1,
-      });
+      };
+      pool = this.proxy ? new EnvHttpProxyAgent({ ...options, ...this.proxy }) : new Pool(origin, options);
       this.pools.set(provider.name, pool);
     }
     return pool;
@@ -75,6 +85,7 @@ export class UpstreamClient {
   send(call: UpstreamCall): Promise<UpstreamResponse> {
     const t = this.target(call.candidate, call.endpoint);
     return this.pool(call.candidate.provider, t.origin).request({
+      origin: t.origin,
       method: 'POST',
       path: t.path,
       headers: { ...t.headers, 'x-request-id': call.requestId },

@@ -66,12 +66,18 @@ describe('infra: stack config', () => {
     ['negative replicas', (r) => (r.replicas = -2), /^ai-gateway:replicas: Too small/],
     ['HPA maximum under the replicas', (r) => (r.autoscaling.maxReplicas = 2), /^ai-gateway:autoscaling\.maxReplicas: must be at least replicas \(3\)/],
     ['an unpinned image', (r) => (r.image = 'ghcr.io/example/ai-gateway:latest'), /^ai-gateway:image: must pin a tag or digest/],
-    ['a host that is not a DNS name', (r) => (r.ingress.host = 'https://gateway.example.com/'), /^ai-gateway:ingress\.host: must be a lower-case DNS host name/],
+    ['a host that is not a DNS name', (r) => (r.route.host = 'https://gateway.example.com/'), /^ai-gateway:route\.host: must be a lower-case DNS host name/],
     ['a provider key in plain config', (r) => (r.gateway.providers[0].api_key = 'sk-plain'), /^ai-gateway:gateway\.providers\[0\]\.api_key: set provider keys as the secret providerApiKeys/],
     ['a Redis block inside the gateway config', (r) => (r.gateway.redis = { host: 'x' }), /^ai-gateway:gateway\.redis: Redis is set by the stack key "redis"/],
     ['a canary weight over 100', (r) => (r.canary = { image: 'ghcr.io/example/ai-gateway:0.2.0', weight: 101 }), /^ai-gateway:canary\.weight: Too big/],
     ['a missing namespace', (r) => delete r.namespace, /^ai-gateway:namespace: is required$/],
     ['a managed Redis without egress CIDRs', (r) => (r.redis = { mode: 'external' }), /^ai-gateway:redis\.egressCidrs: is required$/],
+    ['a stack file from before route.kind (ingress key)', (r) => (r.ingress = { host: 'gateway.example.com', clusterIssuer: 'letsencrypt-prod' }), /^ai-gateway:ingress: replaced by "route": move host to route\.host.*route\.kind: ingress-nginx/],
+    ['an egress.extra entry with neither a CIDR nor a namespace', (r) => (r.egress = { extra: [{ port: 8000 }] }), /^ai-gateway:egress\.extra\[0\]: set exactly one of cidr or namespace/],
+    ['an egress.extra CIDR that does not parse', (r) => (r.egress = { extra: [{ cidr: '10.0.0.300/24', port: 8000 }] }), /^ai-gateway:egress\.extra\[0\]\.cidr: must be an IPv4 CIDR/],
+    ['a canary.gateway that moves the listening port', (r) => (r.canary = { image: 'ghcr.io/example/ai-gateway:0.2.0', weight: 5, gateway: { server: { port: 8081 } } }), /^ai-gateway:canary\.gateway\.server\.port: the canary listens where the stable pods do/],
+    ['an https:// proxy URL', (r) => (r.egress = { proxy: { url: 'https://proxy.example.com:3128' } }), /^ai-gateway:egress\.proxy\.url: must be an http:\/\/ URL/],
+    ['a canary.gateway holding a provider key', (r) => (r.canary = { image: 'ghcr.io/example/ai-gateway:0.2.0', weight: 5, gateway: { providers: [{ name: 'x', api_key: 'sk-plain' }] } }), /^ai-gateway:canary\.gateway\.providers\.0\.api_key: set provider keys as the secret|^ai-gateway:canary\.gateway\.providers\[0\]\.api_key: set provider keys as the secret/],
   ];
   for (const [what, breakIt, expected] of broken) {
     it(`refuses ${what}, naming the key`, () => {

@@ -51,35 +51,6 @@ export function podTemplates(r: RenderResult): { owner: Obj; template: Obj }[] {
   return r.objects.filter((o) => ['Deployment', 'StatefulSet', 'DaemonSet', 'Job'].includes(o.kind)).map((owner) => ({ owner, template: owner.spec.template }));
 }
 
-/** The kubernetes-models (or prometheus-operator) class for an object, loaded the ESM way. */
-export async function modelFor(o: Obj): Promise<new (data: Obj) => { validate(): void }> {
-  const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/') : ['', o.apiVersion];
-  const pkg = group === 'monitoring.coreos.com' ? '@kubernetes-models/prometheus-operator' : 'kubernetes-models';
-  const groupPath = group === '' ? version : `${group}/${version}`;
-  const mod = (await import(`${pkg}/${groupPath}/${o.kind}`)) as Record<string, new (data: Obj) => { validate(): void }>;
-  const Model = mod[o.kind];
-  if (!Model) throw new Error(`no model for ${o.apiVersion} ${o.kind}`);
-  return Model;
-}
-
-/** Does a label selector (matchLabels and matchExpressions) select these labels? */
-export function selects(selector: Obj | undefined, labels: Record<string, string>): boolean {
-  if (!selector) return false;
-  const byLabels = Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
-  const byExpr = (selector.matchExpressions ?? []).every((e: Obj) => {
-    const has = e.key in labels;
-    switch (e.operator) {
-      case 'In':
-        return has && e.values.includes(labels[e.key]);
-      case 'NotIn':
-        return !has || !e.values.includes(labels[e.key]);
-      case 'Exists':
-        return has;
-      case 'DoesNotExist':
-        return !has;
-      default:
-        return false;
-    }
-  });
-  return byLabels && byExpr;
-}
+/** Schema models and selector matching: the same code `npm run render` validates with. */
+export { modelFor } from '../../infra/validateSchemas';
+export { selects } from '../../infra/validate';

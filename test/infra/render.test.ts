@@ -1,6 +1,7 @@
 /**
  * Renders the staging and production stacks (and canary, rollback and managed-Redis variants) the way
- * `npm run render` does, and checks the objects a `pulumi up` would create.
+ * `npm run render` does, and checks the objects a `pulumi up` would create. These renders use the
+ * ingress-nginx route mode; the Gateway API mode (the stacks' default) is test/infra/route.test.ts's.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -25,6 +26,9 @@ const PROD_SECRETS: Record<string, string> = {
 };
 const secretArgs = (secrets: Record<string, string>) => Object.entries(secrets).flatMap(([k, v]) => ['--set-secret', `${k}=${v}`]);
 const CANARY_IMAGE = 'ghcr.io/example/ai-gateway:0.2.0-rc.1';
+/** The ingress-nginx route mode, with the ClusterIssuers these tests have always used. */
+const NGINX = ['--set', 'route.kind=ingress-nginx'];
+const NGINX_STAGING = [...NGINX, '--set', 'route.tls={clusterIssuer: letsencrypt-staging}'];
 
 let staging: RenderResult;
 let production: RenderResult;
@@ -43,11 +47,11 @@ describe('infra: rendered stacks', function () {
 
   before(async () => {
     [staging, production, canary, canaryZero, external] = await Promise.all([
-      render('staging'),
-      render('production', ...secretArgs(PROD_SECRETS)),
-      render('production', ...secretArgs(PROD_SECRETS), '--set', `canary.image=${CANARY_IMAGE}`, '--set', 'canary.weight=10'),
-      render('production', ...secretArgs(PROD_SECRETS), '--set', `canary.image=${CANARY_IMAGE}`, '--set', 'canary.weight=0'),
-      render('staging', '--set', 'redis={mode: external, egressCidrs: [10.20.0.0/24], port: 6380}', '--set-secret', 'redisUrl=rediss://:LEAKCHECK-url-pass@redis.internal:6380'),
+      render('staging', ...NGINX_STAGING),
+      render('production', ...NGINX, ...secretArgs(PROD_SECRETS)),
+      render('production', ...NGINX, ...secretArgs(PROD_SECRETS), '--set', `canary.image=${CANARY_IMAGE}`, '--set', 'canary.weight=10'),
+      render('production', ...NGINX, ...secretArgs(PROD_SECRETS), '--set', `canary.image=${CANARY_IMAGE}`, '--set', 'canary.weight=0'),
+      render('staging', ...NGINX_STAGING, '--set', 'redis={mode: external, egressCidrs: [10.20.0.0/24], port: 6380}', '--set-secret', 'redisUrl=rediss://:LEAKCHECK-url-pass@redis.internal:6380'),
     ]);
     stacks = [
       ['staging', staging],
