@@ -37,6 +37,8 @@ export interface GatewayWorkloadArgs {
    * It reveals nothing usable: it covers every secret at once, provider API keys among them.
    */
   secretChecksum: string;
+  /** Names of registry Secrets for a private image. */
+  imagePullSecrets?: string[];
   ports: { http: number; metrics: number };
   /** The gateway drains this long after SIGTERM (server.shutdown_grace_ms). */
   shutdownGraceMs: number;
@@ -84,6 +86,7 @@ export class GatewayWorkload extends pulumi.ComponentResource {
             spec: {
               automountServiceAccountToken: false,
               enableServiceLinks: false,
+              imagePullSecrets: (args.imagePullSecrets ?? []).map((n) => ({ name: n })),
               securityContext: podSecurityContext(GATEWAY_UID),
               terminationGracePeriodSeconds: terminationGraceSeconds(args.preStopDelaySeconds, args.shutdownGraceMs),
               topologySpreadConstraints: ['kubernetes.io/hostname', 'topology.kubernetes.io/zone'].map((topologyKey) => ({

@@ -2,9 +2,11 @@
  * The Pulumi program: reads and validates the stack config, then composes one component per concern.
  * `pulumi up --stack staging|production`; `npm run render -- --stack NAME` renders it without a cluster.
  */
-import { createHash } from 'node:crypto';
 import * as pulumi from '@pulumi/pulumi';
-import { objectLabels } from './common';
+import { objectLabels, selectorLabels } from './common';
+import { digest } from './contentName';
+import { checkCluster, clusterProvider } from './provider';
+import { SmokeProbe } from './smokeProbe';
 import { PROJECT, STACK_KEYS, STRING_KEYS, StackConfig, StackConfigError, parseStackConfig, slotValue } from './config';
 import { Canary } from './canary';
 import { GatewayWorkload } from './gateway';
@@ -13,7 +15,7 @@ import { GatewayIngress } from './ingress';
 import { Monitoring } from './monitoring';
 import { GatewayNamespace } from './namespace';
 import { NetworkPolicies } from './networkPolicies';
-import { REDIS_SERVICE, Redis } from './redis';
+import { REDIS_SERVICE, Redis, passwordChecksum } from './redis';
 
 /** The CLI hands structured values over as JSON text and top-level values as strings ("3" for 3). */
 function parseValue(value: string): unknown {
@@ -42,7 +44,10 @@ function readStackConfig(): StackConfig {
 function load() {
   try {
     const stack = readStackConfig();
-    return { stack, gatewayConfig: renderGatewayConfig(stack, REDIS_SERVICE) };
+    // Before any resource exists: the stack's kubeconfig context must be there.
+    const clusterProblem = checkCluster(stack.cluster);
+    if (clusterProblem) throw new StackConfigError([clusterProblem]);
+    return { stack, gatewayConfig: renderGatewayConfig(stack, REDIS_SERVICE, pulumi.getStack()) };
   } catch (err) {
     // RunError: Pulumi prints the message (which names each bad key) without a stack trace.
     if (err instanceof StackConfigError) throw new pulumi.RunError(err.message);
@@ -55,11 +60,18 @@ const stackName = pulumi.getStack();
 const gw = gatewayConfig.parsed;
 
 const secretValues = Object.fromEntries(gatewayConfig.secretSlots.map((s) => [s.env, slotValue(c, s)!]));
-const ns = new GatewayNamespace('namespace', { name: c.namespace, stack: stackName, environment: c.environment, secretEnv: pulumi.secret(secretValues) });
+const secretChecksum = digest('secret-checksum', JSON.stringify(Object.entries(secretValues).sort()));
+// Every object goes through the stack's own provider; production protects the namespace and the Redis data.
+const provider = clusterProvider(c.cluster);
+const protect = c.protect ?? c.environment === 'production';
+const ns = new GatewayNamespace('namespace', { name: c.namespace, stack: stackName, environment: c.environment, secretEnv: pulumi.secret(secretValues), secretChecksum, protect }, { provider });
 
-const config = new GatewayConfigMap('gateway-config', { namespace: ns.name, stack: stackName, rendered: gatewayConfig });
+const config = new GatewayConfigMap('gateway-config', { namespace: ns.name, stack: stackName, rendered: gatewayConfig }, { provider });
 
-new Redis('redis', { namespace: ns.name, stack: stackName, config: c.redis, secretName: ns.secretName });
+if (c.redis.mode === 'in-cluster') {
+  const password = c.redisPassword!;
+  new Redis('redis', { namespace: ns.name, stack: stackName, config: c.redis, password: pulumi.secret(password), passwordChecksum: passwordChecksum(password), protect, gatewayPodSelector: selectorLabels('gateway') }, { provider });
+}
 
 const autoscaling = c.autoscaling?.enabled === false ? undefined : c.autoscaling && { ...c.autoscaling };
 const workloadArgs = {
@@ -69,12 +81,13 @@ const workloadArgs = {
   configMapName: config.name,
   configChecksum: config.checksum,
   secretName: ns.secretName,
-  secretChecksum: createHash('sha256').update(`${PROJECT}/secret-checksum\0${JSON.stringify(Object.entries(secretValues).sort())}`).digest('hex'),
+  secretChecksum,
+  imagePullSecrets: c.imagePullSecrets,
   ports: { http: gw.server.port, metrics: gw.server.metrics_port },
   shutdownGraceMs: gw.server.shutdown_grace_ms,
   preStopDelaySeconds: c.preStopDelaySeconds,
 };
-const gateway = new GatewayWorkload('gateway', { ...workloadArgs, track: 'stable', image: c.image, replicas: c.replicas, autoscaling, disruptionBudget: true });
+const gateway = new GatewayWorkload('gateway', { ...workloadArgs, track: 'stable', image: c.image, replicas: c.replicas, autoscaling, disruptionBudget: true }, { provider });
 
 new NetworkPolicies('netpol', {
   namespace: ns.name,
@@ -83,7 +96,7 @@ new NetworkPolicies('netpol', {
   ingressControllerNamespace: c.ingress.controllerNamespace,
   prometheusNamespace: c.monitoring.prometheusNamespace,
   redis: c.redis,
-});
+}, { provider });
 
 const ingressArgs = {
   namespace: ns.name,
@@ -94,10 +107,15 @@ const ingressArgs = {
   bodyLimitBytes: gw.server.body_limit_bytes,
   readTimeoutSeconds: c.ingress.readTimeoutSeconds,
 };
-const ingress = new GatewayIngress('ingress', { ...ingressArgs, name: 'ai-gateway', labels: gateway.podLabels, serviceName: gateway.serviceName });
+const ingress = new GatewayIngress('ingress', { ...ingressArgs, name: 'ai-gateway', labels: gateway.podLabels, serviceName: gateway.serviceName }, { provider });
 
 if (c.canary && c.canary.weight > 0) {
-  new Canary('canary', { image: c.canary.image, weight: c.canary.weight, replicas: c.canary.replicas, workload: workloadArgs, ingress: ingressArgs });
+  new Canary('canary', { image: c.canary.image, weight: c.canary.weight, replicas: c.canary.replicas, workload: workloadArgs, ingress: ingressArgs }, { provider });
+}
+
+if (c.smokeProbe?.enabled) {
+  const probe = { probe: c.smokeProbe, key: pulumi.secret(c.smokeProbeKey!), serviceUrl: gateway.url, gatewayHttpPort: gw.server.port };
+  new SmokeProbe('smoke-probe', { ...probe, namespace: ns.name, stack: stackName, image: c.image, imagePullSecrets: c.imagePullSecrets }, { provider });
 }
 
 if (c.monitoring.enabled) {
@@ -111,7 +129,8 @@ if (c.monitoring.enabled) {
     dailySpendAlertUsd: c.monitoring.dailySpendAlertUsd,
     errorRateAlertRatio: c.monitoring.errorRateAlertRatio,
     p99LatencyAlertSeconds: c.monitoring.p99LatencyAlertSeconds,
-  });
+    smokeProbe: c.smokeProbe?.enabled ? { schedule: c.smokeProbe.schedule } : undefined,
+  }, { provider });
 }
 
 export const namespace = ns.name;
