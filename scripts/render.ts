@@ -225,6 +225,7 @@ export interface ManifestEntry {
   retainOnDelete: boolean;
   deleteBeforeReplace: boolean;
   metadataName?: string;
+  providerInputs?: Record<string, unknown>;
 }
 
 /** Wraps the mock monitor's registerResource to record each request's options. */
@@ -243,6 +244,8 @@ function recordRegistrations(entries: ManifestEntry[]) {
       retainOnDelete: req.getRetainondelete() === true,
       deleteBeforeReplace: req.getDeletebeforereplace() === true,
       ...(typeof inputs?.metadata?.name === 'string' ? { metadataName: inputs.metadata.name } : {}),
+      // A provider's settings (context, kubeconfig, mutability flags) hold no secret here.
+      ...(String(req.getType()).startsWith('pulumi:providers:') ? { providerInputs: inputs } : {}),
     });
     return register(req, cb);
   };
