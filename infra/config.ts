@@ -69,6 +69,15 @@ export const redisSchema = z.discriminatedUnion('mode', [
       /** Sentinel (HA) instead of one address: the gateway asks these for the master named sentinelName. */
       sentinels: z.array(z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535).default(26379) }).strict()).min(1).optional(),
       sentinelName: z.string().min(1).optional(),
+      /** rediss:// with a private CA: the CA certificate (PEM, public) is mounted into the gateway pods. */
+      tls: z
+        .object({
+          caCert: z.string().regex(/^-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----\s*$/, 'must be a PEM certificate').optional(),
+          servername: z.string().min(1).optional(),
+          rejectUnauthorized: z.boolean().optional(),
+        })
+        .strict()
+        .optional(),
       /** Default `aigw:<stack>:`, so two stacks on one managed Redis never share budgets or spend. */
       keyPrefix: keyPrefix.optional(),
     })
@@ -310,6 +319,7 @@ export function checkSecrets(c: StackConfig): StackConfig {
     const v = slotValue(c, s);
     const set = `pulumi config set --secret${s.entry === undefined ? '' : ' --path'} '${slotPath(s)}' <value>`;
     if (v === undefined || v === '') problems.push(`${PROJECT}:${slotPath(s)}: missing secret; set it with \`${set}\``);
+    else if (s.kind === 'redisUrl' && c.redis.mode === 'external' && c.redis.tls && !v.startsWith('rediss://')) problems.push(`${PROJECT}:${slotPath(s)}: redis.tls is set, so the URL must start with rediss://`);
     else if (s.kind === 'keyHash' && !SHA256.test(v)) problems.push(`${PROJECT}:${slotPath(s)}: must be "sha256:" followed by 64 lower-case hex digits (see \`npm run keygen\`)`);
   }
   if (problems.length) throw new StackConfigError(problems);

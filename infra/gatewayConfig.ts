@@ -15,6 +15,7 @@ import { ConfigError, GatewayConfig } from '../service/config/schema';
 import { contentName } from './contentName';
 import { APP, CONFIG_FILE, REDIS_PORT, objectLabels, serviceHost } from './common';
 import { REDIS_CACHE_SERVICE } from './redis';
+import { gatewayRedisTls } from './redisTls';
 import { withProbeKey } from './smokeProbe';
 import { PROJECT, SecretSlot, StackConfig, StackConfigError, placeholderSecret, secretSlots } from './config';
 
@@ -67,6 +68,7 @@ function redisBlock(stack: StackConfig, redisServiceName: string, stackName: str
     // Two stacks on one managed Redis must never share budgets or spend.
     key_prefix: r.keyPrefix ?? defaultKeyPrefix(stackName),
     ...(r.sentinels ? { sentinels: r.sentinels, sentinel_name: r.sentinelName } : {}),
+    ...(r.tls ? { tls: gatewayRedisTls(r.tls) } : {}),
   };
 }
 

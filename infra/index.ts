@@ -6,6 +6,7 @@ import * as pulumi from '@pulumi/pulumi';
 import { objectLabels, selectorLabels } from './common';
 import { digest } from './contentName';
 import { checkCluster, clusterProvider } from './provider';
+import { redisCaConfigMap } from './redisTls';
 import { SmokeProbe } from './smokeProbe';
 import { PROJECT, STACK_KEYS, STRING_KEYS, StackConfig, StackConfigError, parseStackConfig, slotValue } from './config';
 import { Canary } from './canary';
@@ -73,6 +74,8 @@ if (c.redis.mode === 'in-cluster') {
   new Redis('redis', { namespace: ns.name, stack: stackName, config: c.redis, password: pulumi.secret(password), passwordChecksum: passwordChecksum(password), protect, gatewayPodSelector: selectorLabels('gateway') }, { provider });
 }
 
+const redisCa = redisCaConfigMap({ namespace: ns.name, stack: stackName, redis: c.redis }, { provider });
+
 const autoscaling = c.autoscaling?.enabled === false ? undefined : c.autoscaling && { ...c.autoscaling };
 const workloadArgs = {
   namespace: ns.name,
@@ -83,6 +86,7 @@ const workloadArgs = {
   secretName: ns.secretName,
   secretChecksum,
   imagePullSecrets: c.imagePullSecrets,
+  redisCaConfigMap: redisCa?.metadata.name,
   ports: { http: gw.server.port, metrics: gw.server.metrics_port },
   shutdownGraceMs: gw.server.shutdown_grace_ms,
   preStopDelaySeconds: c.preStopDelaySeconds,

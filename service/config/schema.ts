@@ -143,6 +143,8 @@ export const redisConnectionSchema = z
     /** Redis Sentinel: ask these for the current master of `sentinel_name` (host/port/url are then unused). */
     sentinels: z.array(z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535).default(26379) }).strict()).min(1).optional(),
     sentinel_name: z.string().min(1).optional(),
+    /** TLS settings for rediss:// (the connection side is service/redis/client.ts' job; the stack renders ca_file). */
+    tls: z.object({ ca_file: z.string().min(1).optional(), reject_unauthorized: z.boolean().optional(), servername: z.string().min(1).optional() }).strict().optional(),
   })
   .strict()
   .superRefine((r, ctx) => {

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { parse as parseYaml, stringify } from 'yaml';
-import { PATCHED_REDIS_IMAGE, StackConfigError, parsePlainStackConfig } from '../../infra/config';
+import { PATCHED_REDIS_IMAGE, StackConfigError, parsePlainStackConfig, parseStackConfig } from '../../infra/config';
 import { contextProblem } from '../../infra/provider';
 import { MAXMEMORY_RATIO, quantityBytes } from '../../infra/redis';
 import type { ManifestEntry } from '../../scripts/render';
@@ -56,6 +56,24 @@ const entry = (r: Rendered, type: string, name: string) => {
   return e;
 };
 
+/** A throwaway CA certificate, made with openssl. */
+function caCert(): string {
+  const dir = mkdtempSync(join(tmp, 'ca-'));
+  const res = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=day2 test CA', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.crt')], { encoding: 'utf8' });
+  assert.equal(res.status, 0, res.stderr);
+  return readFileSync(join(dir, 'ca.crt'), 'utf8');
+}
+
+let CA_PEM = '';
+/** A stack-file-shaped override: a managed Redis behind Sentinel, over TLS with a private CA. */
+function managedRedisFile(): string {
+  CA_PEM = caCert();
+  const file = join(tmp, 'managed-redis.yaml');
+  const redis = { mode: 'external', egressCidrs: ['10.20.0.0/24'], port: 6380, sentinels: [{ host: 'sentinel-0.redis.internal', port: 26379 }], sentinelName: 'gateway-master', tls: { caCert: CA_PEM, servername: 'redis.internal' } };
+  writeFileSync(file, stringify({ config: { 'ai-gateway:redis': redis } }));
+  return file;
+}
+
 describe('infra: day-2 operations', function () {
   this.timeout(120_000);
   let base: Rendered;
@@ -74,13 +92,7 @@ describe('infra: day-2 operations', function () {
       renderWithManifest('production', ...secretArgs({ redisPassword: 'redis-day2-password-second' })),
       renderWithManifest('production', ...secretArgs(), '--set', `image=${PREVIOUS_IMAGE}`),
       renderWithManifest('staging'),
-      renderWithManifest(
-        'staging',
-        '--set',
-        'redis={mode: external, egressCidrs: [10.20.0.0/24], port: 6380, sentinels: [{host: sentinel-0.redis.internal, port: 26379}], sentinelName: gateway-master}',
-        '--set-secret',
-        'redisUrl=rediss://:day2-pass@redis.internal:6380',
-      ),
+      renderWithManifest('staging', '--config-file', managedRedisFile(), '--set-secret', 'redisUrl=rediss://:day2-pass@redis.internal:6380'),
     ]);
   });
   after(() => {
@@ -195,13 +207,20 @@ describe('infra: day-2 operations', function () {
       assert.ok(selects(pdb.spec.selector, podSpec(base, 'StatefulSet', 'redis').metadata.labels));
     });
 
-    it('managed Redis: per-stack key prefix by default, Sentinel and its egress', () => {
+    it('managed Redis: per-stack key prefix by default, Sentinel and its egress, rediss:// with a private CA', () => {
       const cfg = parseYaml(named(sentinel, 'ConfigMap', 'ai-gateway-config').data['config.yaml']);
       assert.equal(cfg.redis.key_prefix, 'aigw:staging:');
       assert.deepEqual(cfg.redis.sentinels, [{ host: 'sentinel-0.redis.internal', port: 26379 }]);
       assert.equal(cfg.redis.sentinel_name, 'gateway-master');
       const egress = one(sentinel, 'NetworkPolicy', 'ai-gateway-gateway').spec.egress[1];
       assert.deepEqual(egress.ports.map((p: Obj) => p.port), [6380, 26379]);
+      // rediss:// with the private CA: a content-named ConfigMap mounted into the pods, the gateway pointed at it.
+      assert.deepEqual(cfg.redis.tls, { ca_file: '/etc/redis-ca/ca.crt', servername: 'redis.internal' });
+      const ca = named(sentinel, 'ConfigMap', 'redis-ca');
+      assert.equal(ca.data['ca.crt'], CA_PEM);
+      const pod = deployment(sentinel).spec.template.spec;
+      assert.deepEqual(pod.volumes.find((v: Obj) => v.name === 'redis-ca'), { name: 'redis-ca', configMap: { name: ca.metadata.name } });
+      assert.deepEqual(pod.containers[0].volumeMounts.find((m: Obj) => m.name === 'redis-ca'), { name: 'redis-ca', mountPath: '/etc/redis-ca', readOnly: true });
     });
   });
 
@@ -316,6 +335,15 @@ describe('infra: day-2 operations', function () {
       assert.equal(contextProblem('production', ['a', 'b'], read), undefined);
       assert.match(contextProblem('production', ['a'], read)!, /context "production" is not in a \(it has: dev\)/);
       assert.match(contextProblem('production', ['missing'], read)!, /no kubeconfig with contexts at missing/);
+    });
+
+    it('a managed Redis with tls needs a rediss:// URL (named, never echoed)', () => {
+      const raw = { ...stackFile('staging'), redis: { mode: 'external', egressCidrs: ['10.0.0.0/24'], tls: { servername: 'redis.internal' } }, providerApiKeys: { openai: 'sk-x' }, redisUrl: 'redis://:pw-not-echoed@h:6379' };
+      assert.throws(() => parseStackConfig(raw), (err: StackConfigError) => {
+        assert.deepEqual(err.problems, ['ai-gateway:redisUrl: redis.tls is set, so the URL must start with rediss://']);
+        return true;
+      });
+      assert.equal(parseStackConfig({ ...raw, redisUrl: 'rediss://:pw@h:6380' }).redis.mode, 'external');
     });
 
     it('imagePullSecrets reach the gateway and probe pods', async () => {
