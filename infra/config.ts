@@ -116,7 +116,24 @@ export const stackConfigSchema = z
         kubeconfig: z.string().min(1).optional(),
       })
       .strict(),
-    image,
+    /** The gateway image, pinned (tag or digest; production: digest). Leave it out when the stack builds the image (`imageBuild`). */
+    image: image.optional(),
+    /** Build this repository's Dockerfile and push it from the stack (infra/image.ts); the pods then run the pushed digest. */
+    imageBuild: z
+      .object({
+        /** registry/name without a tag, e.g. ghcr.io/example/ai-gateway. */
+        repository: z.string().regex(/^[a-z0-9][a-z0-9._\-/:]*[a-z0-9]$/, 'must be registry/name without a tag'),
+        tag: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, 'must be a Docker tag like 0.2.0').refine((t) => t !== 'latest', 'must not be latest'),
+        /** Registry the credentials are for (default: the repository's host). */
+        registry: z.string().min(1).optional(),
+        /** Registry user; its password is the secret registryPassword. */
+        username: z.string().min(1).optional(),
+        platforms: z.array(z.enum(['linux/amd64', 'linux/arm64'])).min(1).default(['linux/amd64']),
+        context: z.string().min(1).default('.'),
+        dockerfile: z.string().min(1).default('Dockerfile'),
+      })
+      .strict()
+      .optional(),
     /** Names of existing kubernetes.io/dockerconfigjson Secrets in the namespace, for a private registry. */
     imagePullSecrets: z.array(k8sName).default([]),
     /** Protect the namespace and the Redis data from `pulumi destroy` and replacement (default: on in production). */
@@ -195,6 +212,8 @@ export const stackConfigSchema = z
     adminKeyHashes: z.record(z.string(), z.string()).default({}),
     redisPassword: z.string().min(16, 'must be at least 16 characters').optional(),
     redisUrl: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL').optional(),
+    /** Password or token for imageBuild.username (used only by the build, never in the cluster). */
+    registryPassword: z.string().min(1).optional(),
     /** The smoke probe's client key (plaintext, for its Secret); the gateway gets only its hash. */
     smokeProbeKey: z.string().min(16, 'must be at least 16 characters').optional(),
   })
@@ -209,12 +228,18 @@ export const stackConfigSchema = z
     if (c.environment === 'production' && c.replicas < 2) {
       ctx.addIssue({ code: 'custom', path: ['replicas'], message: 'production needs at least 2 replicas to survive a node drain' });
     }
+    if (!c.image === !c.imageBuild) {
+      ctx.addIssue({ code: 'custom', path: ['image'], message: c.image ? 'set image or imageBuild, not both' : 'is required (or imageBuild, to build and push from the stack)' });
+    }
+    if (c.imageBuild?.username && !c.registryPassword) {
+      ctx.addIssue({ code: 'custom', path: ['registryPassword'], message: 'missing secret for imageBuild.username; set it with `pulumi config set --secret registryPassword <token>`' });
+    }
     if (c.environment === 'production') {
       for (const [path, ref] of [[['image'], c.image], [['canary', 'image'], c.canary?.image]] as const) {
         if (ref && !DIGEST.test(ref)) ctx.addIssue({ code: 'custom', path: [...path], message: 'production needs an image pinned by digest (name@sha256:...); a tag can be moved' });
       }
     }
-    if (c.canary && c.canary.image === c.image && c.canary.weight > 0) {
+    if (c.canary && c.image && c.canary.image === c.image && c.canary.weight > 0) {
       ctx.addIssue({ code: 'custom', path: ['canary', 'image'], message: 'is the same as image; a canary needs a different image' });
     }
   });
@@ -329,7 +354,7 @@ export function checkSecrets(c: StackConfig): StackConfig {
 export const parseStackConfig = (raw: Record<string, unknown>): StackConfig => checkSecrets(parsePlainStackConfig(raw));
 
 /** Keys whose values are strings even when they look like JSON (a password of digits stays a string). */
-export const STRING_KEYS: ReadonlySet<string> = new Set(['environment', 'namespace', 'image', 'redisPassword', 'redisUrl', 'smokeProbeKey']);
+export const STRING_KEYS: ReadonlySet<string> = new Set(['environment', 'namespace', 'image', 'redisPassword', 'redisUrl', 'smokeProbeKey', 'registryPassword']);
 
 /** The top-level keys `parseStackConfig` knows, so a reader can fetch each from Pulumi config. */
 export const STACK_KEYS = Object.keys(stackConfigSchema.shape) as (keyof StackConfig)[];

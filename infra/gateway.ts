@@ -22,7 +22,7 @@ export interface GatewayWorkloadArgs {
   namespace: pulumi.Input<string>;
   stack: string;
   track: Track;
-  image: string;
+  image: pulumi.Input<string>;
   /** Fixed replicas, or the HPA minimum when autoscaling is set. */
   replicas: number;
   autoscaling?: AutoscalingArgs;

@@ -6,6 +6,7 @@ import * as pulumi from '@pulumi/pulumi';
 import { objectLabels, selectorLabels } from './common';
 import { digest } from './contentName';
 import { checkCluster, clusterProvider } from './provider';
+import { gatewayImage } from './image';
 import { redisCaConfigMap } from './redisTls';
 import { SmokeProbe } from './smokeProbe';
 import { PROJECT, STACK_KEYS, STRING_KEYS, StackConfig, StackConfigError, parseStackConfig, slotValue } from './config';
@@ -76,6 +77,8 @@ if (c.redis.mode === 'in-cluster') {
 
 const redisCa = redisCaConfigMap({ namespace: ns.name, stack: stackName, redis: c.redis }, { provider });
 
+const image = gatewayImage(c);
+
 const autoscaling = c.autoscaling?.enabled === false ? undefined : c.autoscaling && { ...c.autoscaling };
 const workloadArgs = {
   namespace: ns.name,
@@ -91,7 +94,7 @@ const workloadArgs = {
   shutdownGraceMs: gw.server.shutdown_grace_ms,
   preStopDelaySeconds: c.preStopDelaySeconds,
 };
-const gateway = new GatewayWorkload('gateway', { ...workloadArgs, track: 'stable', image: c.image, replicas: c.replicas, autoscaling, disruptionBudget: true }, { provider });
+const gateway = new GatewayWorkload('gateway', { ...workloadArgs, track: 'stable', image, replicas: c.replicas, autoscaling, disruptionBudget: true }, { provider });
 
 new NetworkPolicies('netpol', {
   namespace: ns.name,
@@ -119,7 +122,7 @@ if (c.canary && c.canary.weight > 0) {
 
 if (c.smokeProbe?.enabled) {
   const probe = { probe: c.smokeProbe, key: pulumi.secret(c.smokeProbeKey!), serviceUrl: gateway.url, gatewayHttpPort: gw.server.port };
-  new SmokeProbe('smoke-probe', { ...probe, namespace: ns.name, stack: stackName, image: c.image, imagePullSecrets: c.imagePullSecrets }, { provider });
+  new SmokeProbe('smoke-probe', { ...probe, namespace: ns.name, stack: stackName, image, imagePullSecrets: c.imagePullSecrets }, { provider });
 }
 
 if (c.monitoring.enabled) {

@@ -50,7 +50,7 @@ export function probeCommand(url: string, probe: NonNullable<StackConfig['smokeP
 export interface SmokeProbeArgs {
   namespace: pulumi.Input<string>;
   stack: string;
-  image: string;
+  image: pulumi.Input<string>;
   imagePullSecrets: string[];
   probe: NonNullable<StackConfig['smokeProbe']>;
   /** The probe's plaintext key (a secret Output). */

@@ -6,6 +6,7 @@
  *        [--config-file FILE]...        extra `config:` (a stack-file-shaped YAML) laid over the stack file
  *        [--set KEY=VALUE]...           one key, `--path` style: `canary.weight=10`; VALUE is YAML
  *        [--set-secret KEY=VALUE]...    the same, marked secret
+ *        [--unset KEY]...               remove a top-level key, like `pulumi config rm`
  *        [--kubeconfig FILE]            kubeconfig the program checks `cluster.context` against (default: a
  *                                       throwaway one holding just that context; render never contacts a cluster)
  *        [--manifest FILE]              also write every registered resource (components and the provider too)
@@ -16,6 +17,7 @@
  * their values redacted, and a secret reaching any other object fails the render.
  * Writes one file per object to DIR (default out/STACK/), replacing the YAML files already there.
  */
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -33,15 +35,16 @@ interface Args {
   sets: { key: string; value: string; secret: boolean }[];
   kubeconfig?: string;
   manifest?: string;
+  unset: string[];
 }
 
 function usage(message: string): never {
-  process.stderr.write(`render: ${message}\nusage: npm run render -- --stack NAME [--out DIR] [--config-file FILE]... [--set KEY=VALUE]... [--set-secret KEY=VALUE]... [--kubeconfig FILE] [--manifest FILE]\n`);
+  process.stderr.write(`render: ${message}\nusage: npm run render -- --stack NAME [--out DIR] [--config-file FILE]... [--set KEY=VALUE]... [--set-secret KEY=VALUE]... [--unset KEY]... [--kubeconfig FILE] [--manifest FILE]\n`);
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Partial<Args> & Pick<Args, 'configFiles' | 'sets'> = { configFiles: [], sets: [] };
+  const args: Partial<Args> & Pick<Args, 'configFiles' | 'sets' | 'unset'> = { configFiles: [], sets: [], unset: [] };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = argv[++i];
@@ -50,6 +53,7 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--out') args.out = value;
     else if (flag === '--config-file') args.configFiles.push(value);
     else if (flag === '--kubeconfig') args.kubeconfig = value;
+    else if (flag === '--unset') args.unset.push(value.replace(/^[^:]+:/, ''));
     else if (flag === '--manifest') args.manifest = resolve(value);
     else if (flag === '--set' || flag === '--set-secret') {
       const eq = value.indexOf('=');
@@ -226,7 +230,15 @@ export interface ManifestEntry {
   deleteBeforeReplace: boolean;
   metadataName?: string;
   providerInputs?: Record<string, unknown>;
+  inputs?: Record<string, unknown>;
 }
+
+const redactSecrets = (value: unknown): unknown => {
+  if (isWrappedSecret(value)) return '<secret>';
+  if (Array.isArray(value)) return value.map(redactSecrets);
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactSecrets(v)]));
+  return value;
+};
 
 /** Wraps the mock monitor's registerResource to record each request's options. */
 function recordRegistrations(entries: ManifestEntry[]) {
@@ -246,6 +258,8 @@ function recordRegistrations(entries: ManifestEntry[]) {
       ...(typeof inputs?.metadata?.name === 'string' ? { metadataName: inputs.metadata.name } : {}),
       // A provider's settings (context, kubeconfig, mutability flags) hold no secret here.
       ...(String(req.getType()).startsWith('pulumi:providers:') ? { providerInputs: inputs } : {}),
+      // Other resources (the image build): inputs with every secret value replaced by "<secret>".
+      ...(req.getCustom() && !String(req.getType()).startsWith('kubernetes:') && !String(req.getType()).startsWith('pulumi:') ? { inputs: redactSecrets(inputs) as Record<string, unknown> } : {}),
     });
     return register(req, cb);
   };
@@ -264,6 +278,7 @@ async function main() {
   const project = (readYaml(join(ROOT, 'Pulumi.yaml')) as { name: string; stackConfigDir?: string });
   const stackFile = join(ROOT, project.stackConfigDir ?? '.', `Pulumi.${args.stack}.yaml`);
   const loaded = loadConfig(project.name, [stackFile, ...args.configFiles], args.sets);
+  for (const key of args.unset) delete loaded.values[key];
   const filled = fillMissingSecrets(loaded);
   const kubeDir = useKubeconfig(loaded.values, args.kubeconfig);
   if (kubeDir) process.once('exit', () => rmSync(kubeDir, { recursive: true, force: true }));
@@ -290,6 +305,8 @@ async function main() {
         } catch (err) {
           onError(err);
         }
+        // The image build is never run here: it "pushes" a digest derived from its tags.
+        if (r.type === 'docker-build:index:Image') return { id: `${r.name}-id`, state: { ...r.inputs, digest: `sha256:${createHash('sha256').update(JSON.stringify(r.inputs.tags)).digest('hex')}` } };
         return { id: `${r.name}-id`, state: r.inputs };
       },
       call: (c) => c.inputs,

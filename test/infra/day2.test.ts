@@ -346,6 +346,33 @@ describe('infra: day-2 operations', function () {
       assert.equal(parseStackConfig({ ...raw, redisUrl: 'rediss://:pw@h:6380' }).redis.mode, 'external');
     });
 
+    it('imageBuild: the stack builds the Dockerfile, pushes with secret credentials, and the pods run the pushed digest', async () => {
+      const manifest = join(tmp, 'build.json');
+      const token = 'ghp-day2-registry-token';
+      const build = ['--unset', 'image', '--set', 'imageBuild={repository: ghcr.io/example/ai-gateway, tag: 0.2.0, username: ci-bot}'];
+      const r = await render('production', ...secretArgs(), ...build, '--set-secret', `registryPassword=${token}`, '--manifest', manifest);
+      assert.equal(r.code, 0, r.stderr);
+      const entries = JSON.parse(readFileSync(manifest, 'utf8')) as ManifestEntry[];
+      const img = entries.filter((e) => e.type === 'docker-build:index:Image');
+      assert.equal(img.length, 1);
+      const inputs = img[0].inputs as Obj;
+      assert.equal(inputs.context.location, ROOT);
+      assert.equal(inputs.dockerfile.location, join(ROOT, 'Dockerfile'));
+      assert.deepEqual(inputs.tags, ['ghcr.io/example/ai-gateway:0.2.0']);
+      assert.equal(inputs.push, true);
+      assert.equal(inputs.buildOnPreview, false);
+      assert.deepEqual(inputs.registries, [{ address: 'ghcr.io', username: 'ci-bot', password: '<secret>' }], 'the registry password reaches the build only as a secret');
+      assert.ok(![...r.files.values(), readFileSync(manifest, 'utf8')].some((t) => t.includes(token)));
+      for (const { owner, template } of podTemplates(r).filter(({ owner }) => owner.kind !== 'StatefulSet')) {
+        assert.match(template.spec.containers[0].image, /^ghcr\.io\/example\/ai-gateway@sha256:[0-9a-f]{64}$/, `${owner.kind} runs the pushed digest`);
+      }
+      // Off unless asked: the committed stacks register no build.
+      assert.ok(!base.manifest.some((e) => e.type.startsWith('docker-build:')));
+      const missing = await render('production', ...secretArgs(), ...build);
+      assert.notEqual(missing.code, 0);
+      assert.match(missing.stderr, /ai-gateway:registryPassword: missing secret for imageBuild\.username/);
+    });
+
     it('imagePullSecrets reach the gateway and probe pods', async () => {
       const r = await render('production', ...secretArgs(), '--set', 'imagePullSecrets=[ghcr-pull]');
       assert.equal(r.code, 0, r.stderr);
