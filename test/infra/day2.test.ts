@@ -186,6 +186,9 @@ describe('infra: day-2 operations', function () {
         assert.equal(Number(flag('--maxmemory')), Math.floor(limit * ratio));
         assert.ok(Number(flag('--maxmemory')) < limit);
       }
+      // Production: 1Gi limit -> 70% for state; the cache's default 256Mi limit -> 75%.
+      const maxmemory = (sts: string) => { const a = podSpec(base, 'StatefulSet', sts).spec.containers[0].args; return a[a.indexOf('--maxmemory') + 1]; };
+      assert.deepEqual([maxmemory('redis'), maxmemory('redis-cache')], ['751619276', '201326592']);
       const cfg = parseYaml(named(base, 'ConfigMap', 'ai-gateway-config').data['config.yaml']);
       assert.equal(cfg.redis.host, 'redis.ai-gateway.svc.cluster.local');
       assert.equal(cfg.cache.redis.host, 'redis-cache.ai-gateway.svc.cluster.local');
