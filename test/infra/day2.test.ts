@@ -292,6 +292,48 @@ describe('infra: day-2 operations', function () {
       assert.equal(res.status, 0, `${res.stdout}${res.stderr}`);
       assert.match(res.stdout, /SUCCESS: \d+ rules found/);
     });
+
+    it('the day-2 alerts fire on the series they watch and stay quiet before (promtool test rules)', function () {
+      if (spawnSync('promtool', ['--version']).error) {
+        console.warn('      promtool not found (Debian package prometheus): alerts not evaluated');
+        this.skip();
+      }
+      const rules = one(base, 'PrometheusRule', 'ai-gateway').spec.groups.flatMap((g: Obj) => g.rules) as Obj[];
+      const expr = (name: string) => rules.find((r) => r.alert === name)!.expr as string;
+      const ns = 'namespace="ai-gateway"';
+      const track = (t: string, status: string) => `aigw_requests_total{${ns},app_kubernetes_io_track="${t}",status_class="${status}"}`;
+      // One sample a minute for an hour; each alert's condition starts at minute 10 (the probe's: never succeeds after t=0).
+      const input_series = [
+        { series: `aigw_redis_up{${ns},pod="gw-1"}`, values: '1x10 0x50' },
+        { series: `aigw_redis_up{${ns},pod="gw-2"}`, values: '1x60' },
+        { series: `aigw_spend_buffered_entries{${ns},pod="gw-1"}`, values: '0x10 5x50' },
+        { series: `aigw_provider_unhealthy{${ns},provider="openai"}`, values: '0x10 1x50' },
+        { series: `aigw_provider_unhealthy{${ns},provider="azure-east"}`, values: '0x60' },
+        { series: track('stable', '5xx'), values: '0+1x60' },
+        { series: track('stable', '2xx'), values: '0+99x60' },
+        { series: track('canary', '5xx'), values: '0x20 10+10x39' },
+        { series: track('canary', '2xx'), values: '0+90x60' },
+        { series: `kube_cronjob_status_last_successful_time{${ns},cronjob="ai-gateway-smoke-probe"}`, values: '0x60' },
+      ];
+      const cases: [string, string, string][] = [
+        ['AIGatewayRedisUnreachable', '5m', '30m'],
+        ['AIGatewaySpendBuffered', '5m', '30m'],
+        ['AIGatewayProviderKeyRejected', '5m', '30m'],
+        ['AIGatewayCanaryWorseThanStable', '15m', '50m'],
+        ['AIGatewaySmokeProbeFailing', '30m', '40m'],
+      ];
+      const promql_expr_test = cases.flatMap(([name, quiet, firing]) => [
+        { expr: `count(${expr(name)})`, eval_time: quiet, exp_samples: [] },
+        { expr: `count(${expr(name)})`, eval_time: firing, exp_samples: [{ labels: '{}', value: 1 }] },
+      ]);
+      const rulesFile = join(tmp, 'alert-rules.yaml');
+      const testFile = join(tmp, 'alert-tests.yaml');
+      writeFileSync(rulesFile, stringify({ groups: one(base, 'PrometheusRule', 'ai-gateway').spec.groups }));
+      writeFileSync(testFile, stringify({ rule_files: [rulesFile], evaluation_interval: '1m', tests: [{ interval: '1m', input_series, promql_expr_test }] }));
+      const res = spawnSync('promtool', ['test', 'rules', testFile], { encoding: 'utf8' });
+      assert.equal(res.status, 0, `${res.stdout}${res.stderr}`);
+      assert.match(res.stdout, /SUCCESS/);
+    });
   });
 
   describe('stack config', () => {
