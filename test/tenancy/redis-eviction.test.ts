@@ -123,6 +123,8 @@ describe('Redis eviction: a full cache evicts cache entries, never a budget, lim
     const cacheKeys = await keysOf(cache);
     assert.ok(cacheKeys.length > 0 && cacheKeys.length < REQUESTS, `${cacheKeys.length} cache entries kept of ${REQUESTS}`);
     assert.ok(cacheKeys.every((k) => k.startsWith(`${PREFIX}cache:`)), `only cache entries on the cache server: ${cacheKeys.slice(0, 5).join(', ')}`);
+    const figures = { requests: REQUESTS, entry_bytes: ENTRY_CHARS, cache_cap_bytes: CACHE_CAP, cache_entries_kept: cacheKeys.length, cache_evicted: await info(cache, 'evicted_keys'), cache_used_memory: await info(cache, 'used_memory'), state_keys: stateKeys.length, state_evicted: await info(state, 'evicted_keys') };
+    console.log(`      eviction: ${JSON.stringify(figures)}`);
     const entry = (i: number) => `${PREFIX}${cacheKey('search', 'gpt-fill', bodies[i])}`;
     assert.equal(await cache.exists(entry(0)), 0, 'the first (least recently used) entry was evicted');
     assert.equal(await cache.exists(entry(REQUESTS - 1)), 1, 'the newest entry is kept');
