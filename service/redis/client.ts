@@ -67,7 +67,8 @@ export function createCacheRedisClient(config: GatewayConfig, deps: { logger?: L
 function connectRedis(cfg: RedisConfig, role: string, deps: { metrics?: Metrics; logger?: Logger }): Redis {
   const log = deps.logger ?? silentLogger;
   const options = redisOptions(cfg);
-  const client = cfg.url && !cfg.sentinels ? new Redis(cfg.url, options) : new Redis(options);
+  // With sentinels, a URL still supplies the credentials (and db); its host is not used.
+  const client = cfg.url ? new Redis(cfg.url, options) : new Redis(options);
   let up: boolean | null = null;
   const mark = (next: boolean, detail?: string) => {
     deps.metrics?.redisUp.set(next ? 1 : 0);

@@ -14,6 +14,7 @@ import { freePort } from '../helpers/ports';
 import { RedisServer, startRedis } from '../helpers/redis-server';
 
 const MASTER = 'gw-master';
+const PASSWORD = 'sentinel-test-password';
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000) {
   const end = Date.now() + timeoutMs;
@@ -31,11 +32,11 @@ describe('Redis through Sentinel', function () {
   let dir: string;
 
   before(async () => {
-    master = await startRedis();
+    master = await startRedis({ password: PASSWORD });
     dir = mkdtempSync(join(tmpdir(), 'aigw-sentinel-'));
     sentinelPort = await freePort();
     const conf = join(dir, 'sentinel.conf');
-    writeFileSync(conf, [`port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor ${MASTER} 127.0.0.1 ${master.port} 1`, ''].join('\n'));
+    writeFileSync(conf, [`port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor ${MASTER} 127.0.0.1 ${master.port} 1`, `sentinel auth-pass ${MASTER} ${PASSWORD}`, ''].join('\n'));
     sentinel = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
     const probe = new Redis({ host: '127.0.0.1', port: sentinelPort, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
     probe.on('error', () => undefined); // refused until the sentinel listens
@@ -51,11 +52,12 @@ describe('Redis through Sentinel', function () {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('connects to the master the sentinel names and writes under the key prefix there', async () => {
+  it('connects to the master the sentinel names, with the password from the URL (the stack passes rediss://...), and writes under the key prefix there', async () => {
     const config = parseConfig({
       providers: [{ name: 'p', base_url: 'https://example.com/v1', models: [{ name: 'm' }] }],
       auth: { mode: 'none' },
-      redis: { sentinels: [{ host: '127.0.0.1', port: sentinelPort }], sentinel_name: MASTER, key_prefix: 'aigw:prod:', command_timeout_ms: 1000 },
+      // The URL's host is a name that does not resolve: only Sentinel can have found the master.
+      redis: { url: `redis://:${PASSWORD}@master.invalid:1`, sentinels: [{ host: '127.0.0.1', port: sentinelPort }], sentinel_name: MASTER, key_prefix: 'aigw:prod:', command_timeout_ms: 1000 },
     });
     const client = createRedisClient(config)!;
     const direct = new Redis(master.url);
