@@ -11,8 +11,10 @@ COPY package.json package-lock.json ./
 # --ignore-scripts: @pulumi/kubernetes' install script wants the Pulumi CLI; nothing here needs install scripts.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
-# Only the service is compiled into the image (tsc skips the include entries that are absent).
+# Only the service and the smoke script (the scheduled probe runs it) are compiled into the image
+# (tsc skips the include entries that are absent).
 COPY service ./service
+COPY scripts/smoke.ts ./scripts/smoke.ts
 RUN npm run build
 
 # ---- runtime: production dependencies and the compiled service only
@@ -22,6 +24,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist/service ./dist/service
+COPY --from=build /app/dist/scripts/smoke.js ./dist/scripts/smoke.js
 # Example configs (the demo default among them); the cluster mounts its own at /etc/gateway/config.yaml.
 COPY config ./config
 

@@ -12,7 +12,7 @@ export const GATEWAY_UID = 10001;
 /** The redis user of the official redis alpine image. */
 export const REDIS_UID = 999;
 
-export type Component = 'gateway' | 'redis';
+export type Component = 'gateway' | 'redis' | 'redis-cache' | 'smoke-probe';
 export type Track = 'stable' | 'canary';
 
 /** Labels that select a component's pods (NetworkPolicies and Services rely on these). */

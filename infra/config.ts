@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { dnsLabel } from '../service/config/schema';
+import { hashKey } from '../service/tenancy/keys';
 
 /** The Pulumi project name (Pulumi.yaml `name`); stack config keys are `ai-gateway:<key>`. */
 export const PROJECT = 'ai-gateway';
@@ -24,6 +25,8 @@ const image = z
   .regex(/^[a-z0-9][a-z0-9._\-/:]*(@sha256:[0-9a-f]{64})?$/, 'must be an image reference like registry/name:tag or registry/name@sha256:...')
   .refine((s) => /[:@]/.test(s.replace(/^[^/]*\//, '')) && !s.endsWith(':latest'), 'must pin a tag or digest (not :latest)');
 
+const DIGEST = /@sha256:[0-9a-f]{64}$/;
+
 const quantity = z.union([z.string().regex(/^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/, 'must be a Kubernetes quantity like 250m, 1, 512Mi'), z.number().positive().transform(String)]);
 const resourcePair = z.object({ cpu: quantity, memory: quantity }).strict();
 const resources = z.object({ requests: resourcePair, limits: resourcePair }).strict();
@@ -32,16 +35,28 @@ const cidr = z.cidrv4({ error: 'must be an IPv4 CIDR like 10.0.0.0/16' });
 const labels = z.record(z.string(), z.string());
 const percent = z.number().int().min(1).max(100);
 
+/** The Redis image the in-cluster default pins (tests check it stays at or above the patched release). */
+export const PATCHED_REDIS_IMAGE = 'redis:7.4.6-alpine';
+
+const keyPrefix = z.string().regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 : _ . -');
+
 export const redisSchema = z.discriminatedUnion('mode', [
   z
     .object({
       mode: z.literal('in-cluster'),
-      image: image.default('redis:7.4.1-alpine'),
+      /** 7.4.6 is the first 7.4 release with CVE-2025-49844, -46817, -46818 and -46819 fixed; see docs/deploy.md. */
+      image: image.default(PATCHED_REDIS_IMAGE),
       persistence: z
         .object({ enabled: z.boolean(), size: quantity.default('1Gi'), storageClass: z.string().optional() })
         .strict()
         .prefault({ enabled: false }),
       resources: resources.default({ requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '500m', memory: '256Mi' } }),
+      /** The response cache's own Redis (allkeys-lru), so the cache can never evict budgets, limits or spend. */
+      cache: z
+        .object({ enabled: z.boolean().default(true), resources: resources.default({ requests: { cpu: '50m', memory: '128Mi' }, limits: { cpu: '500m', memory: '256Mi' } }) })
+        .strict()
+        .prefault({}),
+      keyPrefix: keyPrefix.optional(),
     })
     .strict(),
   z
@@ -51,8 +66,23 @@ export const redisSchema = z.discriminatedUnion('mode', [
       port: z.number().int().min(1).max(65535).default(6379),
       /** Where the managed Redis lives, for the gateway's egress NetworkPolicy. */
       egressCidrs: z.array(cidr).min(1),
+      /** Sentinel (HA) instead of one address: the gateway asks these for the master named sentinelName. */
+      sentinels: z.array(z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535).default(26379) }).strict()).min(1).optional(),
+      sentinelName: z.string().min(1).optional(),
+      /** rediss:// with a private CA: the CA certificate (PEM, public) is mounted into the gateway pods. */
+      tls: z
+        .object({
+          caCert: z.string().regex(/^-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----\s*$/, 'must be a PEM certificate').optional(),
+          servername: z.string().min(1).optional(),
+          rejectUnauthorized: z.boolean().optional(),
+        })
+        .strict()
+        .optional(),
+      /** Default `aigw:<stack>:`, so two stacks on one managed Redis never share budgets or spend. */
+      keyPrefix: keyPrefix.optional(),
     })
-    .strict(),
+    .strict()
+    .refine((r) => !r.sentinels === !r.sentinelName, { message: 'sentinels and sentinelName go together', path: ['sentinelName'] }),
 ]);
 
 /** The gateway block: the gateway's own config (service/config/schema.ts) minus everything secret. */
@@ -184,7 +214,36 @@ export const stackConfigSchema = z
     /** Guards apply per environment: production refuses auth mode "none". */
     environment: z.enum(['staging', 'production']),
     namespace: k8sName,
-    image,
+    /** The cluster this stack deploys to: a kubeconfig context, checked before anything is created (infra/provider.ts). */
+    cluster: z
+      .object({
+        context: z.string().min(1),
+        /** Path of the kubeconfig file; default $KUBECONFIG or ~/.kube/config. */
+        kubeconfig: z.string().min(1).optional(),
+      })
+      .strict(),
+    /** The gateway image, pinned (tag or digest; production: digest). Leave it out when the stack builds the image (`imageBuild`). */
+    image: image.optional(),
+    /** Build this repository's Dockerfile and push it from the stack (infra/image.ts); the pods then run the pushed digest. */
+    imageBuild: z
+      .object({
+        /** registry/name without a tag, e.g. ghcr.io/example/ai-gateway. */
+        repository: z.string().regex(/^[a-z0-9][a-z0-9._\-/:]*[a-z0-9]$/, 'must be registry/name without a tag'),
+        tag: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, 'must be a Docker tag like 0.2.0').refine((t) => t !== 'latest', 'must not be latest'),
+        /** Registry the credentials are for (default: the repository's host). */
+        registry: z.string().min(1).optional(),
+        /** Registry user; its password is the secret registryPassword. */
+        username: z.string().min(1).optional(),
+        platforms: z.array(z.enum(['linux/amd64', 'linux/arm64'])).min(1).default(['linux/amd64']),
+        context: z.string().min(1).default('.'),
+        dockerfile: z.string().min(1).default('Dockerfile'),
+      })
+      .strict()
+      .optional(),
+    /** Names of existing kubernetes.io/dockerconfigjson Secrets in the namespace, for a private registry. */
+    imagePullSecrets: z.array(k8sName).default([]),
+    /** Protect the namespace and the Redis data from `pulumi destroy` and replacement (default: on in production). */
+    protect: z.boolean().optional(),
     /** Replicas of the stable Deployment; with autoscaling on, the HPA's minimum. */
     replicas: z.number().int().min(1).max(100),
     autoscaling: z
@@ -233,6 +292,20 @@ export const stackConfigSchema = z
       })
       .strict()
       .optional(),
+    /** A CronJob that runs `npm run smoke` against the Service on a schedule, with its own low-limit key (infra/smokeProbe.ts). */
+    smokeProbe: z
+      .object({
+        enabled: z.boolean().default(true),
+        schedule: z.string().regex(/^(\S+\s+){4}\S+$/, 'must be a five-field cron schedule').default('*/15 * * * *'),
+        /** Fail the probe when the chat completion takes longer than this. */
+        maxLatencyMs: z.number().int().positive().default(500),
+        /** Model the probe asks (default: the first that GET /v1/models lists). */
+        model: z.string().min(1).optional(),
+        requestsPerMinute: z.number().int().min(1).max(60).default(4),
+        dailyBudgetUsd: z.number().positive().max(100).default(1),
+      })
+      .strict()
+      .optional(),
     /** Names of admin keys; each needs the secret adminKeyHashes.<name>. */
     adminKeys: z.array(k8sName).default([]),
     gateway: gatewayBlock,
@@ -243,6 +316,10 @@ export const stackConfigSchema = z
     adminKeyHashes: z.record(z.string(), z.string()).default({}),
     redisPassword: z.string().min(16, 'must be at least 16 characters').optional(),
     redisUrl: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL').optional(),
+    /** Password or token for imageBuild.username (used only by the build, never in the cluster). */
+    registryPassword: z.string().min(1).optional(),
+    /** The smoke probe's client key (plaintext, for its Secret); the gateway gets only its hash. */
+    smokeProbeKey: z.string().min(16, 'must be at least 16 characters').optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -255,7 +332,18 @@ export const stackConfigSchema = z
     if (c.environment === 'production' && c.replicas < 2) {
       ctx.addIssue({ code: 'custom', path: ['replicas'], message: 'production needs at least 2 replicas to survive a node drain' });
     }
-    if (c.canary && c.canary.image === c.image && c.canary.weight > 0 && !c.canary.gateway) {
+    if (!c.image === !c.imageBuild) {
+      ctx.addIssue({ code: 'custom', path: ['image'], message: c.image ? 'set image or imageBuild, not both' : 'is required (or imageBuild, to build and push from the stack)' });
+    }
+    if (c.imageBuild?.username && !c.registryPassword) {
+      ctx.addIssue({ code: 'custom', path: ['registryPassword'], message: 'missing secret for imageBuild.username; set it with `pulumi config set --secret registryPassword <token>`' });
+    }
+    if (c.environment === 'production') {
+      for (const [path, ref] of [[['image'], c.image], [['canary', 'image'], c.canary?.image]] as const) {
+        if (ref && !DIGEST.test(ref)) ctx.addIssue({ code: 'custom', path: [...path], message: 'production needs an image pinned by digest (name@sha256:...); a tag can be moved' });
+      }
+    }
+    if (c.canary && c.image && c.canary.image === c.image && c.canary.weight > 0 && !c.canary.gateway) {
       ctx.addIssue({ code: 'custom', path: ['canary', 'image'], message: 'is the same as image; a canary needs a different image or canary.gateway overrides' });
     }
     refineRoute(c.route, c.namespace, ctx);
@@ -279,7 +367,7 @@ export type SecretKind = 'apiKey' | 'keyHash' | 'password' | 'redisUrl';
 /** One secret the stack needs: where it lives in stack config and which env var carries it into the pod. */
 export interface SecretSlot {
   /** Top-level config key, e.g. providerApiKeys. */
-  key: 'providerApiKeys' | 'clientKeyHashes' | 'adminKeyHashes' | 'redisPassword' | 'redisUrl';
+  key: 'providerApiKeys' | 'clientKeyHashes' | 'adminKeyHashes' | 'redisPassword' | 'redisUrl' | 'smokeProbeKey';
   /** Entry inside an object-valued key (provider or key name), absent for scalar keys. */
   entry?: string;
   env: string;
@@ -301,7 +389,7 @@ export function gatewayBlocks(c: Pick<StackConfig, 'gateway'> & Partial<Pick<Sta
 const uniqueBy = <T>(items: T[], key: (t: T) => string) => [...new Map(items.map((t) => [key(t), t])).values()];
 
 /** Every secret the stack needs, derived from its plain config (providers, key names, Redis mode), the canary's included. */
-export function secretSlots(c: Pick<StackConfig, 'gateway' | 'adminKeys' | 'redis'> & Partial<Pick<StackConfig, 'canary'>>): SecretSlot[] {
+export function secretSlots(c: Pick<StackConfig, 'gateway' | 'adminKeys' | 'redis' | 'smokeProbe'> & Partial<Pick<StackConfig, 'canary'>>): SecretSlot[] {
   const blocks = gatewayBlocks(c);
   const providers = uniqueBy(blocks.flatMap((g) => g.providers), (p) => p.name);
   const slots: SecretSlot[] = providers.map((p) => ({ key: 'providerApiKeys', entry: p.name, env: `PROVIDER_${envSuffix(p.name)}_API_KEY`, kind: 'apiKey' }));
@@ -309,10 +397,15 @@ export function secretSlots(c: Pick<StackConfig, 'gateway' | 'adminKeys' | 'redi
   for (const k of keys) slots.push({ key: 'clientKeyHashes', entry: k.name, env: `CLIENT_KEY_HASH_${envSuffix(k.name)}`, kind: 'keyHash' });
   for (const name of c.adminKeys) slots.push({ key: 'adminKeyHashes', entry: name, env: `ADMIN_KEY_HASH_${envSuffix(name)}`, kind: 'keyHash' });
   slots.push(c.redis.mode === 'in-cluster' ? { key: 'redisPassword', env: 'REDIS_PASSWORD', kind: 'password' } : { key: 'redisUrl', env: 'REDIS_URL', kind: 'redisUrl' });
+  // The gateway gets the probe key's hash; the plaintext goes only into the probe's own Secret.
+  if (c.smokeProbe?.enabled) slots.push({ key: 'smokeProbeKey', env: PROBE_KEY_HASH_ENV, kind: 'keyHash' });
   return slots;
 }
 
+export const PROBE_KEY_HASH_ENV = 'CLIENT_KEY_HASH_SMOKE_PROBE';
+
 export function slotValue(c: StackConfig, s: SecretSlot): string | undefined {
+  if (s.key === 'smokeProbeKey') return c.smokeProbeKey === undefined ? undefined : hashKey(c.smokeProbeKey);
   if (s.key === 'redisPassword' || s.key === 'redisUrl') return c[s.key];
   return c[s.key][s.entry!];
 }
@@ -372,6 +465,7 @@ export function checkSecrets(c: StackConfig): StackConfig {
     const v = slotValue(c, s);
     const set = `pulumi config set --secret${s.entry === undefined ? '' : ' --path'} '${slotPath(s)}' <value>`;
     if (v === undefined || v === '') problems.push(`${PROJECT}:${slotPath(s)}: missing secret; set it with \`${set}\``);
+    else if (s.kind === 'redisUrl' && c.redis.mode === 'external' && c.redis.tls && !v.startsWith('rediss://')) problems.push(`${PROJECT}:${slotPath(s)}: redis.tls is set, so the URL must start with rediss://`);
     else if (s.kind === 'keyHash' && !SHA256.test(v)) problems.push(`${PROJECT}:${slotPath(s)}: must be "sha256:" followed by 64 lower-case hex digits (see \`npm run keygen\`)`);
   }
   if (problems.length) throw new StackConfigError(problems);
@@ -381,7 +475,7 @@ export function checkSecrets(c: StackConfig): StackConfig {
 export const parseStackConfig = (raw: Record<string, unknown>): StackConfig => checkSecrets(parsePlainStackConfig(raw));
 
 /** Keys whose values are strings even when they look like JSON (a password of digits stays a string). */
-export const STRING_KEYS: ReadonlySet<string> = new Set(['environment', 'namespace', 'image', 'redisPassword', 'redisUrl']);
+export const STRING_KEYS: ReadonlySet<string> = new Set(['environment', 'namespace', 'image', 'redisPassword', 'redisUrl', 'smokeProbeKey', 'registryPassword']);
 
 /** The top-level keys `parseStackConfig` knows, so a reader can fetch each from Pulumi config. */
 export const STACK_KEYS = Object.keys(stackConfigSchema.shape) as (keyof StackConfig)[];

@@ -4,6 +4,7 @@
  */
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
+import { REDIS_CA_DIR } from './redisTls';
 import { APP, CONFIG_DIR, CONFIG_FILE, GATEWAY_UID, Track, containerSecurityContext, objectLabels, podSecurityContext, selectorLabels, serviceHost } from './common';
 
 export interface Resources {
@@ -21,7 +22,7 @@ export interface GatewayWorkloadArgs {
   namespace: pulumi.Input<string>;
   stack: string;
   track: Track;
-  image: string;
+  image: pulumi.Input<string>;
   /** Fixed replicas, or the HPA minimum when autoscaling is set. */
   replicas: number;
   autoscaling?: AutoscalingArgs;
@@ -37,6 +38,10 @@ export interface GatewayWorkloadArgs {
    * It reveals nothing usable: it covers every secret at once, provider API keys among them.
    */
   secretChecksum: string;
+  /** Names of registry Secrets for a private image. */
+  imagePullSecrets?: string[];
+  /** ConfigMap with the managed Redis' CA certificate (infra/redisTls.ts), mounted at REDIS_CA_DIR. */
+  redisCaConfigMap?: pulumi.Input<string>;
   ports: { http: number; metrics: number };
   /** The gateway drains this long after SIGTERM (server.shutdown_grace_ms). */
   shutdownGraceMs: number;
@@ -86,6 +91,7 @@ export class GatewayWorkload extends pulumi.ComponentResource {
             spec: {
               automountServiceAccountToken: false,
               enableServiceLinks: false,
+              imagePullSecrets: (args.imagePullSecrets ?? []).map((n) => ({ name: n })),
               securityContext: podSecurityContext(GATEWAY_UID),
               terminationGracePeriodSeconds: terminationGraceSeconds(args.preStopDelaySeconds, args.shutdownGraceMs),
               topologySpreadConstraints: ['kubernetes.io/hostname', 'topology.kubernetes.io/zone'].map((topologyKey) => ({
@@ -120,12 +126,14 @@ export class GatewayWorkload extends pulumi.ComponentResource {
                   volumeMounts: [
                     { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
                     { name: 'tmp', mountPath: '/tmp' },
+                    ...(args.redisCaConfigMap ? [{ name: 'redis-ca', mountPath: REDIS_CA_DIR, readOnly: true }] : []),
                   ],
                 },
               ],
               volumes: [
                 { name: 'config', configMap: { name: args.configMapName } },
                 { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+                ...(args.redisCaConfigMap ? [{ name: 'redis-ca', configMap: { name: args.redisCaConfigMap } }] : []),
               ],
             },
           },

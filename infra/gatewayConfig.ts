@@ -12,7 +12,11 @@ import * as pulumi from '@pulumi/pulumi';
 import { stringify } from 'yaml';
 import { parseConfigText } from '../service/config/load';
 import { ConfigError, GatewayConfig } from '../service/config/schema';
+import { contentName } from './contentName';
 import { APP, CONFIG_FILE, REDIS_PORT, objectLabels, serviceHost } from './common';
+import { REDIS_CACHE_SERVICE } from './redis';
+import { gatewayRedisTls } from './redisTls';
+import { withProbeKey } from './smokeProbe';
 import { PROJECT, SecretSlot, StackConfig, StackConfigError, placeholderSecret, secretSlots } from './config';
 
 export interface RenderedGatewayConfig {
@@ -29,9 +33,9 @@ export interface RenderedGatewayConfig {
 const ref = (env: string) => `\${${env}}`;
 
 /** Builds the gateway config object: the stack's gateway block plus secret references and Redis. */
-function assemble(stack: StackConfig, redisServiceName: string, slots: SecretSlot[]): Record<string, unknown> {
+function assemble(stack: StackConfig, redisServiceName: string, slots: SecretSlot[], stackName: string): Record<string, unknown> {
   const env = (key: SecretSlot['key'], entry?: string) => slots.find((s) => s.key === key && s.entry === entry)?.env;
-  const { providers, auth, ...rest } = stack.gateway;
+  const { providers, auth, ...rest } = withProbeKey(stack, stack.gateway);
   const userRateLimit = (rest.rate_limit ?? {}) as Record<string, unknown>;
   const maxReplicas = stack.autoscaling?.enabled === false ? stack.replicas : (stack.autoscaling?.maxReplicas ?? stack.replicas);
   const keyRef = (name: string) => {
@@ -48,20 +52,42 @@ function assemble(stack: StackConfig, redisServiceName: string, slots: SecretSlo
     providers: providers.map((p) => ({ ...p, api_key: ref(env('providerApiKeys', p.name)!) })),
     // When Redis is unreachable each replica enforces limit / expected_replicas: the HPA maximum keeps the sum under the limit.
     rate_limit: { ...userRateLimit, expected_replicas: userRateLimit.expected_replicas ?? maxReplicas },
-    redis:
-      stack.redis.mode === 'in-cluster'
-        ? { host: serviceHost(redisServiceName, stack.namespace), port: REDIS_PORT, password: ref('REDIS_PASSWORD') }
-        : { url: ref('REDIS_URL') },
+    redis: redisBlock(stack, redisServiceName, stackName),
+    cache: cacheBlock(stack, rest.cache as Record<string, unknown> | undefined),
   };
 }
 
+/** The gateway's `redis` block: the in-cluster Service, or the managed URL (with Sentinel and the per-stack key prefix). */
+function redisBlock(stack: StackConfig, redisServiceName: string, stackName: string): Record<string, unknown> {
+  const r = stack.redis;
+  if (r.mode === 'in-cluster') {
+    return { host: serviceHost(redisServiceName, stack.namespace), port: REDIS_PORT, password: ref('REDIS_PASSWORD'), ...(r.keyPrefix ? { key_prefix: r.keyPrefix } : {}) };
+  }
+  return {
+    url: ref('REDIS_URL'),
+    // Two stacks on one managed Redis must never share budgets or spend.
+    key_prefix: r.keyPrefix ?? defaultKeyPrefix(stackName),
+    ...(r.sentinels ? { sentinels: r.sentinels, sentinel_name: r.sentinelName } : {}),
+    ...(r.tls ? { tls: gatewayRedisTls(r.tls) } : {}),
+  };
+}
+
+export const defaultKeyPrefix = (stackName: string) => `aigw:${stackName}:`;
+
+/** The response cache on its own in-cluster Redis (allkeys-lru), when there is one (infra/redis.ts). */
+function cacheBlock(stack: StackConfig, userCache: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (stack.redis.mode !== 'in-cluster' || !stack.redis.cache.enabled) return userCache;
+  const redis = { host: serviceHost(REDIS_CACHE_SERVICE, stack.namespace), port: REDIS_PORT, password: ref('REDIS_PASSWORD'), ...(stack.redis.keyPrefix ? { key_prefix: stack.redis.keyPrefix } : {}) };
+  return { ...(userCache ?? {}), redis };
+}
+
 /** Renders and validates the gateway config; throws StackConfigError naming `ai-gateway:gateway.<key>`. */
-export function renderGatewayConfig(stack: StackConfig, redisServiceName: string): RenderedGatewayConfig {
+export function renderGatewayConfig(stack: StackConfig, redisServiceName: string, stackName = 'stack'): RenderedGatewayConfig {
   const slots = secretSlots(stack);
   const yaml =
     `# Rendered by the Pulumi program (infra/gatewayConfig.ts) from stack config ${PROJECT}:gateway.\n` +
     `# Environment references are filled at start from the ${APP} Secret; no secret is stored here.\n` +
-    stringify(assemble(stack, redisServiceName, slots), { lineWidth: 0 });
+    stringify(assemble(stack, redisServiceName, slots, stackName), { lineWidth: 0 });
   const placeholders = Object.fromEntries(slots.map((s) => [s.env, placeholderSecret(s)]));
   let parsed: GatewayConfig;
   try {
@@ -93,7 +119,9 @@ export class GatewayConfigMap extends pulumi.ComponentResource {
     this.configMap = new k8s.core.v1.ConfigMap(
       name,
       {
-        metadata: { name: args.objectName ?? `${APP}-config`, namespace: args.namespace, labels: objectLabels(args.stack, 'gateway') },
+        // Content-named and immutable: a change is a new ConfigMap the pods roll onto (infra/contentName.ts).
+        metadata: { name: contentName(args.objectName ?? `${APP}-config`, args.rendered.checksum), namespace: args.namespace, labels: objectLabels(args.stack, 'gateway') },
+        immutable: true,
         data: { [CONFIG_FILE]: args.rendered.yaml },
       },
       { parent: this },

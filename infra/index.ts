@@ -2,9 +2,13 @@
  * The Pulumi program: reads and validates the stack config, then composes one component per concern.
  * `pulumi up --stack staging|production`; `npm run render -- --stack NAME` renders it without a cluster.
  */
-import { createHash } from 'node:crypto';
 import * as pulumi from '@pulumi/pulumi';
-import { objectLabels } from './common';
+import { objectLabels, selectorLabels } from './common';
+import { digest } from './contentName';
+import { checkCluster, clusterProvider } from './provider';
+import { gatewayImage } from './image';
+import { redisCaConfigMap } from './redisTls';
+import { SmokeProbe } from './smokeProbe';
 import { PROJECT, STACK_KEYS, STRING_KEYS, StackConfig, StackConfigError, parseStackConfig, slotValue } from './config';
 import { Canary } from './canary';
 import { GatewayWorkload } from './gateway';
@@ -14,7 +18,7 @@ import { Monitoring } from './monitoring';
 import { GatewayNamespace } from './namespace';
 import { NetworkPolicies } from './networkPolicies';
 import { planStack } from './plan';
-import { Redis } from './redis';
+import { Redis, passwordChecksum } from './redis';
 import { PublicRoute, ingressSettings } from './route';
 
 /** The CLI hands structured values over as JSON text and top-level values as strings ("3" for 3). */
@@ -44,7 +48,10 @@ function readStackConfig(): StackConfig {
 function load() {
   try {
     const stack = readStackConfig();
-    return { stack, ...planStack(stack) };
+    // Before any resource exists: the stack's kubeconfig context must be there.
+    const clusterProblem = checkCluster(stack.cluster);
+    if (clusterProblem) throw new StackConfigError([clusterProblem]);
+    return { stack, ...planStack(stack, pulumi.getStack()) };
   } catch (err) {
     // RunError: Pulumi prints the message (which names each bad key) without a stack trace.
     if (err instanceof StackConfigError) throw new pulumi.RunError(err.message);
@@ -58,11 +65,22 @@ const gw = gatewayConfig.parsed;
 
 // The slots cover the canary's providers too (secretSlots reads canary.gateway), so one Secret serves both tracks.
 const secretValues = Object.fromEntries(gatewayConfig.secretSlots.map((s) => [s.env, slotValue(c, s)!]));
-const ns = new GatewayNamespace('namespace', { name: c.namespace, stack: stackName, environment: c.environment, secretEnv: pulumi.secret(secretValues) });
+const secretChecksum = digest('secret-checksum', JSON.stringify(Object.entries(secretValues).sort()));
+// Every object goes through the stack's own provider; production protects the namespace and the Redis data.
+const provider = clusterProvider(c.cluster);
+const protect = c.protect ?? c.environment === 'production';
+const ns = new GatewayNamespace('namespace', { name: c.namespace, stack: stackName, environment: c.environment, secretEnv: pulumi.secret(secretValues), secretChecksum, protect }, { provider });
 
-const config = new GatewayConfigMap('gateway-config', { namespace: ns.name, stack: stackName, rendered: gatewayConfig });
+const config = new GatewayConfigMap('gateway-config', { namespace: ns.name, stack: stackName, rendered: gatewayConfig }, { provider });
 
-new Redis('redis', { namespace: ns.name, stack: stackName, config: c.redis, secretName: ns.secretName });
+if (c.redis.mode === 'in-cluster') {
+  const password = c.redisPassword!;
+  new Redis('redis', { namespace: ns.name, stack: stackName, config: c.redis, password: pulumi.secret(password), passwordChecksum: passwordChecksum(password), protect, gatewayPodSelector: selectorLabels('gateway') }, { provider });
+}
+
+const redisCa = redisCaConfigMap({ namespace: ns.name, stack: stackName, redis: c.redis }, { provider });
+
+const image = gatewayImage(c);
 
 const autoscaling = c.autoscaling?.enabled === false ? undefined : c.autoscaling && { ...c.autoscaling };
 const workloadArgs = {
@@ -72,13 +90,15 @@ const workloadArgs = {
   configMapName: config.name,
   configChecksum: config.checksum,
   secretName: ns.secretName,
-  secretChecksum: createHash('sha256').update(`${PROJECT}/secret-checksum\0${JSON.stringify(Object.entries(secretValues).sort())}`).digest('hex'),
+  secretChecksum,
+  imagePullSecrets: c.imagePullSecrets,
+  redisCaConfigMap: redisCa?.metadata.name,
   ports: { http: gw.server.port, metrics: gw.server.metrics_port },
   shutdownGraceMs: gw.server.shutdown_grace_ms,
   preStopDelaySeconds: c.preStopDelaySeconds,
   extraEnv: egress.proxyEnv,
 };
-const gateway = new GatewayWorkload('gateway', { ...workloadArgs, track: 'stable', image: c.image, replicas: c.replicas, autoscaling, disruptionBudget: true });
+const gateway = new GatewayWorkload('gateway', { ...workloadArgs, track: 'stable', image, replicas: c.replicas, autoscaling, disruptionBudget: true }, { provider });
 
 new NetworkPolicies('netpol', {
   namespace: ns.name,
@@ -90,16 +110,21 @@ new NetworkPolicies('netpol', {
   redis: c.redis,
   dns: c.egress.dns,
   egress,
-});
+}, { provider });
 
 let canary: Canary | undefined;
 if (c.canary && c.canary.weight > 0) {
-  const own = canaryConfig && new GatewayConfigMap('canary-config', { namespace: ns.name, stack: stackName, rendered: canaryConfig, objectName: 'ai-gateway-canary-config' });
+  const own = canaryConfig && new GatewayConfigMap('canary-config', { namespace: ns.name, stack: stackName, rendered: canaryConfig, objectName: 'ai-gateway-canary-config' }, { provider });
   const canaryWorkload = own
     ? { ...workloadArgs, configMapName: own.name, configChecksum: own.checksum, shutdownGraceMs: canaryConfig.parsed.server.shutdown_grace_ms }
     : workloadArgs;
   const ingress = c.route.kind === 'ingress-nginx' ? ingressSettings(c.route, ns.name, gw.server.body_limit_bytes) : undefined;
-  canary = new Canary('canary', { image: c.canary.image, weight: c.canary.weight, replicas: c.canary.replicas, workload: canaryWorkload, ingress });
+  canary = new Canary('canary', { image: c.canary.image, weight: c.canary.weight, replicas: c.canary.replicas, workload: canaryWorkload, ingress }, { provider });
+}
+
+if (c.smokeProbe?.enabled) {
+  const probe = { probe: c.smokeProbe, key: pulumi.secret(c.smokeProbeKey!), serviceUrl: gateway.url, gatewayHttpPort: gw.server.port };
+  new SmokeProbe('smoke-probe', { ...probe, namespace: ns.name, stack: stackName, image, imagePullSecrets: c.imagePullSecrets }, { provider });
 }
 
 const route = new PublicRoute('route', {
@@ -110,7 +135,7 @@ const route = new PublicRoute('route', {
   stable: { service: gateway.serviceName, port: gateway.servicePort },
   canary: canary && c.route.kind === 'gateway-api' ? { service: canary.workload.serviceName, port: canary.workload.servicePort, weight: c.canary!.weight } : undefined,
   bodyLimitBytes: gw.server.body_limit_bytes,
-});
+}, { provider });
 
 if (c.monitoring.enabled) {
   new Monitoring('monitoring', {
@@ -123,7 +148,8 @@ if (c.monitoring.enabled) {
     dailySpendAlertUsd: c.monitoring.dailySpendAlertUsd,
     errorRateAlertRatio: c.monitoring.errorRateAlertRatio,
     p99LatencyAlertSeconds: c.monitoring.p99LatencyAlertSeconds,
-  });
+    smokeProbe: c.smokeProbe?.enabled ? { schedule: c.smokeProbe.schedule } : undefined,
+  }, { provider });
 }
 
 export const namespace = ns.name;

@@ -6,7 +6,9 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { APP, selectorLabels } from './common';
+import { day2Alerts } from './alerts';
 import { dashboardJson } from './dashboard';
+import { PROBE_CRONJOB } from './smokeProbe';
 
 export interface MonitoringArgs {
   namespace: pulumi.Input<string>;
@@ -20,9 +22,11 @@ export interface MonitoringArgs {
   dailySpendAlertUsd: number;
   errorRateAlertRatio: number;
   p99LatencyAlertSeconds: number;
+  /** Set when the smoke probe CronJob runs (adds its alert). */
+  smokeProbe?: { schedule: string };
 }
 
-interface Alert {
+export interface Alert {
   alert: string;
   expr: string;
   for: string;
@@ -32,7 +36,7 @@ interface Alert {
 }
 
 /** The alert rules, as pure data (tests read them; the PrometheusRule carries them). */
-export function alertRules(a: Pick<MonitoringArgs, 'namespaceName' | 'dailySpendAlertUsd' | 'errorRateAlertRatio' | 'p99LatencyAlertSeconds'>): Alert[] {
+export function alertRules(a: Pick<MonitoringArgs, 'namespaceName' | 'dailySpendAlertUsd' | 'errorRateAlertRatio' | 'p99LatencyAlertSeconds' | 'smokeProbe'>): Alert[] {
   const ns = `namespace="${a.namespaceName}"`;
   const errorRatio = (extra: string) =>
     `sum(rate(aigw_requests_total{${ns}${extra},status_class="5xx"}[5m])) / sum(rate(aigw_requests_total{${ns}${extra}}[5m]))`;
@@ -85,6 +89,7 @@ export function alertRules(a: Pick<MonitoringArgs, 'namespaceName' | 'dailySpend
       summary: 'A team passed the alert threshold of its budget',
       description: 'Team {{ $labels.team }} has spent past its alert threshold of the {{ $labels.period }} budget.',
     },
+    ...day2Alerts({ ...a, probeCronJob: PROBE_CRONJOB }),
   ];
 }
 

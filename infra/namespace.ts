@@ -2,6 +2,7 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { APP, GATEWAY_SECRET, objectLabels } from './common';
+import { contentName } from './contentName';
 
 export interface NamespaceArgs {
   name: string;
@@ -9,6 +10,10 @@ export interface NamespaceArgs {
   environment: string;
   /** Env var name -> value; a secret Output, so Pulumi encrypts it in state and never prints it. */
   secretEnv: pulumi.Output<Record<string, string>>;
+  /** Digest of secretEnv: the Secret is named by it, so a rotation is a new Secret the pods roll onto. */
+  secretChecksum: string;
+  /** Production: neither `pulumi destroy` nor a rename may delete the namespace (the Redis volume lives in it). */
+  protect: boolean;
 }
 
 export class GatewayNamespace extends pulumi.ComponentResource {
@@ -34,14 +39,15 @@ export class GatewayNamespace extends pulumi.ComponentResource {
           },
         },
       },
-      { parent: this },
+      { parent: this, protect: args.protect, retainOnDelete: args.protect },
     );
     this.name = this.namespace.metadata.name;
     this.secret = new k8s.core.v1.Secret(
       `${name}-secrets`,
       {
-        metadata: { name: GATEWAY_SECRET, namespace: this.name, labels: objectLabels(args.stack, 'gateway') },
+        metadata: { name: contentName(GATEWAY_SECRET, args.secretChecksum), namespace: this.name, labels: objectLabels(args.stack, 'gateway') },
         type: 'Opaque',
+        immutable: true,
         stringData: pulumi.secret(args.secretEnv),
       },
       { parent: this },

@@ -32,7 +32,7 @@ export interface NetworkPoliciesArgs {
   dns: EgressConfig['dns'];
   egress: EgressPlan;
   /** In-cluster Redis pods, or the CIDRs and port of a managed Redis. */
-  redis: { mode: 'in-cluster' } | { mode: 'external'; egressCidrs: string[]; port: number };
+  redis: { mode: 'in-cluster' } | { mode: 'external'; egressCidrs: string[]; port: number; sentinels?: { port: number }[] };
 }
 
 const inNamespace = (name: string): Rule => ({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': name } } });
@@ -69,7 +69,7 @@ export class NetworkPolicies extends pulumi.ComponentResource {
     const redisEgress =
       args.redis.mode === 'in-cluster'
         ? { to: [{ podSelector: { matchLabels: selectorLabels('redis') } }], ports: [tcp(REDIS_PORT)] }
-        : { to: args.redis.egressCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: [tcp(args.redis.port)] };
+        : { to: args.redis.egressCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: [...new Set([args.redis.port, ...(args.redis.sentinels ?? []).map((s) => s.port)])].map(tcp) };
     policy('gateway', {
       podSelector: gatewayPods.podSelector,
       policyTypes: ['Ingress', 'Egress'],

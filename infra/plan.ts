@@ -17,10 +17,10 @@ export interface StackPlan {
 }
 
 /** The canary's config: the gateway block with `canary.gateway` merged in, checked by the gateway's own parser. */
-function renderCanaryConfig(stack: StackConfig): RenderedGatewayConfig | undefined {
+function renderCanaryConfig(stack: StackConfig, stackName: string): RenderedGatewayConfig | undefined {
   if (!stack.canary?.gateway || stack.canary.weight === 0) return undefined;
   try {
-    return renderGatewayConfig({ ...stack, gateway: mergeGatewayOverrides(stack.gateway, stack.canary.gateway) }, REDIS_SERVICE);
+    return renderGatewayConfig({ ...stack, gateway: mergeGatewayOverrides(stack.gateway, stack.canary.gateway) }, REDIS_SERVICE, stackName);
   } catch (err) {
     if (!(err instanceof StackConfigError)) throw err;
     const prefix = `${PROJECT}:gateway`;
@@ -37,9 +37,10 @@ function upstreams(stable: RenderedGatewayConfig, canary?: RenderedGatewayConfig
   return list;
 }
 
-export function planStack(stack: StackConfig): StackPlan {
-  const gatewayConfig = renderGatewayConfig(stack, REDIS_SERVICE);
-  const canaryConfig = renderCanaryConfig(stack);
+/** `stackName` goes into the default Redis key prefix of a managed Redis (see renderGatewayConfig). */
+export function planStack(stack: StackConfig, stackName: string): StackPlan {
+  const gatewayConfig = renderGatewayConfig(stack, REDIS_SERVICE, stackName);
+  const canaryConfig = renderCanaryConfig(stack, stackName);
   const egress = planEgress(upstreams(gatewayConfig, canaryConfig), stack.egress);
   if (egress.problems.length) throw new StackConfigError(egress.problems);
   return { gatewayConfig, canaryConfig, egress };

@@ -35,7 +35,12 @@ export function selects(selector: Obj | undefined, labels: Labels): boolean {
 
 const name = (o: Obj) => `${o.kind}/${o.metadata?.name}`;
 const templates = (objects: Obj[]) => objects.filter((o) => WORKLOADS.includes(o.kind)).map((o) => ({ owner: o, labels: (o.spec?.template?.metadata?.labels ?? {}) as Labels }));
-const selectsAnyPod = (objects: Obj[], selector: Obj) => templates(objects).some((t) => selects(selector, t.labels));
+/** Pod labels of every pod the render can start: workloads' templates and CronJobs' job templates. */
+const podLabels = (objects: Obj[]): Labels[] => [
+  ...templates(objects).map((t) => t.labels),
+  ...objects.filter((o) => o.kind === 'CronJob').map((o) => (o.spec?.jobTemplate?.spec?.template?.metadata?.labels ?? {}) as Labels),
+];
+const selectsAnyPod = (objects: Obj[], selector: Obj) => podLabels(objects).some((l) => selects(selector, l));
 
 // ---------------------------------------------------------------- labels
 

@@ -6,6 +6,11 @@
  *        [--config-file FILE]...        extra `config:` (a stack-file-shaped YAML) laid over the stack file
  *        [--set KEY=VALUE]...           one key, `--path` style: `canary.weight=10`; VALUE is YAML
  *        [--set-secret KEY=VALUE]...    the same, marked secret
+ *        [--unset KEY]...               remove a top-level key, like `pulumi config rm`
+ *        [--kubeconfig FILE]            kubeconfig the program checks `cluster.context` against (default: a
+ *                                       throwaway one holding just that context; render never contacts a cluster)
+ *        [--manifest FILE]              also write every registered resource (components and the provider too)
+ *                                       with its provider and options (protect, retainOnDelete, ...) as JSON
  *
  * Secrets: `secure:` entries of the stack file, and secrets the stack needs but does not have, get
  * format-valid placeholders (render never needs the real secrets). Secret objects are written with
@@ -14,7 +19,9 @@
  * and by infra/validate.ts's cross-object checks; any problem fails the render and nothing is written.
  * Writes one file per object to DIR (default out/STACK/), replacing the YAML files already there.
  */
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { parse as parseYaml, stringify } from 'yaml';
@@ -30,15 +37,18 @@ interface Args {
   out: string;
   configFiles: string[];
   sets: { key: string; value: string; secret: boolean }[];
+  kubeconfig?: string;
+  manifest?: string;
+  unset: string[];
 }
 
 function usage(message: string): never {
-  process.stderr.write(`render: ${message}\nusage: npm run render -- --stack NAME [--out DIR] [--config-file FILE]... [--set KEY=VALUE]... [--set-secret KEY=VALUE]...\n`);
+  process.stderr.write(`render: ${message}\nusage: npm run render -- --stack NAME [--out DIR] [--config-file FILE]... [--set KEY=VALUE]... [--set-secret KEY=VALUE]... [--unset KEY]... [--kubeconfig FILE] [--manifest FILE]\n`);
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Partial<Args> & Pick<Args, 'configFiles' | 'sets'> = { configFiles: [], sets: [] };
+  const args: Partial<Args> & Pick<Args, 'configFiles' | 'sets' | 'unset'> = { configFiles: [], sets: [], unset: [] };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = argv[++i];
@@ -46,6 +56,9 @@ function parseArgs(argv: string[]): Args {
     if (flag === '--stack') args.stack = value;
     else if (flag === '--out') args.out = value;
     else if (flag === '--config-file') args.configFiles.push(value);
+    else if (flag === '--kubeconfig') args.kubeconfig = value;
+    else if (flag === '--unset') args.unset.push(value.replace(/^[^:]+:/, ''));
+    else if (flag === '--manifest') args.manifest = resolve(value);
     else if (flag === '--set' || flag === '--set-secret') {
       const eq = value.indexOf('=');
       if (eq < 1) usage(`${flag} expects KEY=VALUE, got "${value}"`);
@@ -188,6 +201,74 @@ function writeObjects(out: string, rendered: Rendered[]): string[] {
   });
 }
 
+// ---------------------------------------------------------------- cluster and manifest
+
+/**
+ * Points `cluster.kubeconfig` at the given file, or at a throwaway kubeconfig holding only the stack's
+ * context (render never talks to a cluster), so the program's context check runs as in `pulumi up`.
+ */
+function useKubeconfig(values: Record<string, unknown>, file: string | undefined): string | undefined {
+  const cluster = values.cluster as { context?: unknown } | undefined;
+  if (!cluster || typeof cluster !== 'object' || typeof cluster.context !== 'string') return undefined;
+  let path = file;
+  let dir: string | undefined;
+  if (!path) {
+    dir = mkdtempSync(join(tmpdir(), 'aigw-render-kube-'));
+    path = join(dir, 'config');
+    const kubeconfig = { apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'render', cluster: { server: 'https://render.invalid' } }], users: [{ name: 'render', user: {} }], contexts: [{ name: cluster.context, context: { cluster: 'render', user: 'render' } }] };
+    writeFileSync(path, stringify(kubeconfig));
+  }
+  values.cluster = { ...cluster, kubeconfig: path };
+  return dir;
+}
+
+/** One registered resource as the engine would receive it: its provider and options, which the mocks do not pass on. */
+export interface ManifestEntry {
+  type: string;
+  name: string;
+  custom: boolean;
+  parent: string;
+  provider: string;
+  protect: boolean;
+  retainOnDelete: boolean;
+  deleteBeforeReplace: boolean;
+  metadataName?: string;
+  providerInputs?: Record<string, unknown>;
+  inputs?: Record<string, unknown>;
+}
+
+const redactSecrets = (value: unknown): unknown => {
+  if (isWrappedSecret(value)) return '<secret>';
+  if (Array.isArray(value)) return value.map(redactSecrets);
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactSecrets(v)]));
+  return value;
+};
+
+/** Wraps the mock monitor's registerResource to record each request's options. */
+function recordRegistrations(entries: ManifestEntry[]) {
+  const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: any, cb: unknown): unknown };
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: any, cb: unknown) => {
+    const inputs = req.getObject()?.toJavaScript() as { metadata?: { name?: unknown } } | undefined;
+    entries.push({
+      type: req.getType(),
+      name: req.getName(),
+      custom: req.getCustom(),
+      parent: req.getParent(),
+      provider: req.getProvider(),
+      protect: req.getProtect() === true,
+      retainOnDelete: req.getRetainondelete() === true,
+      deleteBeforeReplace: req.getDeletebeforereplace() === true,
+      ...(typeof inputs?.metadata?.name === 'string' ? { metadataName: inputs.metadata.name } : {}),
+      // A provider's settings (context, kubeconfig, mutability flags) hold no secret here.
+      ...(String(req.getType()).startsWith('pulumi:providers:') ? { providerInputs: inputs } : {}),
+      // Other resources (the image build): inputs with every secret value replaced by "<secret>".
+      ...(req.getCustom() && !String(req.getType()).startsWith('kubernetes:') && !String(req.getType()).startsWith('pulumi:') ? { inputs: redactSecrets(inputs) as Record<string, unknown> } : {}),
+    });
+    return register(req, cb);
+  };
+}
+
 // ---------------------------------------------------------------- main
 
 function fail(err: unknown): never {
@@ -201,7 +282,10 @@ async function main() {
   const project = (readYaml(join(ROOT, 'Pulumi.yaml')) as { name: string; stackConfigDir?: string });
   const stackFile = join(ROOT, project.stackConfigDir ?? '.', `Pulumi.${args.stack}.yaml`);
   const loaded = loadConfig(project.name, [stackFile, ...args.configFiles], args.sets);
+  for (const key of args.unset) delete loaded.values[key];
   const filled = fillMissingSecrets(loaded);
+  const kubeDir = useKubeconfig(loaded.values, args.kubeconfig);
+  if (kubeDir) process.once('exit', () => rmSync(kubeDir, { recursive: true, force: true }));
 
   const flat: Record<string, string> = {};
   for (const [k, v] of Object.entries(loaded.foreign)) flat[k] = typeof v === 'string' ? v : JSON.stringify(v);
@@ -225,6 +309,8 @@ async function main() {
         } catch (err) {
           onError(err);
         }
+        // The image build is never run here: it "pushes" a digest derived from its tags.
+        if (r.type === 'docker-build:index:Image') return { id: `${r.name}-id`, state: { ...r.inputs, digest: `sha256:${createHash('sha256').update(JSON.stringify(r.inputs.tags)).digest('hex')}` } };
         return { id: `${r.name}-id`, state: r.inputs };
       },
       call: (c) => c.inputs,
@@ -232,6 +318,8 @@ async function main() {
     project.name,
     args.stack,
   );
+  const manifest: ManifestEntry[] = [];
+  recordRegistrations(manifest);
 
   try {
     require('../infra');
@@ -245,6 +333,7 @@ async function main() {
   });
   const write = () => {
     const files = writeObjects(args.out, rendered);
+    if (args.manifest) writeFileSync(args.manifest, JSON.stringify(manifest, null, 2));
     const note = filled.length ? ` (placeholders for secrets not set: ${filled.join(', ')})` : '';
     process.stdout.write(`render: ${files.length} objects for stack ${args.stack} written to ${args.out}${note}\n`);
   };

@@ -1,12 +1,16 @@
 /**
  * Smoke test for a running gateway (local or deployed):
  *
- *   npm run smoke -- --url https://gateway.example.com --key sk-... [--model gpt-4o-mini] [--timeout-ms 30000]
+ *   npm run smoke -- --url https://gateway.example.com/v1 --key sk-... [--model gpt-4o-mini]
+ *                    [--max-latency-ms 500] [--timeout-ms 30000] [--health]
  *
- * Checks, in order: GET /health, GET /v1/models (with the key), a chat completion (prints its
- * latency, provider and usage) and a streamed chat completion (prints time to first byte,
- * chunk count and total time). Prints one line per check and exits non-zero, with the reason,
- * if any check fails. The key may also come from GATEWAY_KEY, the URL from GATEWAY_URL.
+ * The URL is the public one as the route exposes it (`pulumi stack output publicUrl`, ending in /v1),
+ * or the bare origin; both work. Checks, in order: GET /v1/models (with the key), a chat completion
+ * (prints its latency, provider and usage; fails when the latency passes --max-latency-ms, default
+ * 500), and a streamed chat completion (time to first byte, chunk count, total time). `--health` adds
+ * GET /health first, for a gateway reached directly (the public route serves /v1 only). Prints one
+ * line per check and exits non-zero, with the reason, if any check fails. The key may also come from
+ * GATEWAY_KEY, the URL from GATEWAY_URL.
  */
 
 interface Options {
@@ -14,12 +18,14 @@ interface Options {
   key: string;
   model?: string;
   timeoutMs: number;
+  maxLatencyMs: number;
+  health: boolean;
 }
 
 class CheckFailed extends Error {}
 
 function usage(problem: string): never {
-  process.stderr.write(`${problem}\nusage: npm run smoke -- --url URL --key KEY [--model MODEL] [--timeout-ms MS]\n`);
+  process.stderr.write(`${problem}\nusage: npm run smoke -- --url URL --key KEY [--model MODEL] [--max-latency-ms MS] [--timeout-ms MS] [--health]\n`);
   process.exit(2);
 }
 
@@ -40,7 +46,17 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Options {
   }
   const timeoutMs = Number(value('--timeout-ms') ?? 30_000);
   if (!(timeoutMs > 0)) usage('--timeout-ms must be a positive number');
-  return { url: url.replace(/\/+$/, ''), key, model: value('--model'), timeoutMs };
+  const maxLatencyMs = Number(value('--max-latency-ms') ?? DEFAULT_MAX_LATENCY_MS);
+  if (!(maxLatencyMs > 0)) usage('--max-latency-ms must be a positive number');
+  return { url: baseUrl(url), key, model: value('--model'), timeoutMs, maxLatencyMs, health: argv.includes('--health') };
+}
+
+/** The original design's target for a chat completion through the gateway. */
+export const DEFAULT_MAX_LATENCY_MS = 500;
+
+/** The origin (and any path prefix) without a trailing slash or /v1: the public URL ends in /v1. */
+export function baseUrl(url: string): string {
+  return url.replace(/\/+$/, '').replace(/\/v1$/, '');
 }
 
 const ms = (t0: number) => `${(performance.now() - t0).toFixed(1)} ms`;
@@ -108,7 +124,9 @@ async function chat(opts: Options): Promise<string> {
   const t0 = performance.now();
   const res = await call(opts, '/v1/chat/completions', { method: 'POST', headers: authHeaders(opts), body: chatBody(opts, false) });
   const text = await expectOk(res, 'POST /v1/chat/completions');
+  const elapsed = performance.now() - t0;
   const latency = ms(t0);
+  if (elapsed > opts.maxLatencyMs) throw new CheckFailed(`chat completion: latency ${latency} is over --max-latency-ms ${opts.maxLatencyMs}`);
   const body = json<{ choices?: Array<{ message?: { content?: unknown } }>; usage?: { prompt_tokens?: number; completion_tokens?: number } }>(text, 'chat completion');
   const content = body.choices?.[0]?.message?.content;
   if (typeof content !== 'string') throw new CheckFailed(`chat completion: no choices[0].message.content in ${text.slice(0, 200)}`);
@@ -160,7 +178,7 @@ export async function smoke(opts: Options, out: (line: string) => void): Promise
   out(`smoke test of ${opts.url}`);
   let ok = true;
   const steps: Array<[string, (o: Options) => Promise<string>]> = [
-    ['health', health],
+    ...(opts.health ? [['health', health] as [string, (o: Options) => Promise<string>]] : []),
     ['models', models],
     ['chat', chat],
     ['stream', stream],

@@ -10,7 +10,7 @@ import { createApp, Gateway } from './app';
 import { createResponseCache } from './cache/cache';
 import type { GatewayConfig } from './config/schema';
 import { createMetrics, Metrics } from './metrics/metrics';
-import { createRedisClient, redisReady } from './redis/client';
+import { createCacheRedisClient, createRedisClient, redisReady } from './redis/client';
 import { createTenancy } from './tenancy/tenancy';
 
 export interface RunningGateway {
@@ -46,7 +46,9 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
   const metrics = createMetrics();
   const redis = createRedisClient(config, { metrics, logger });
   const tenancy = createTenancy(config, { redis, metrics, logger });
-  const cache = createResponseCache(config, { redis, metrics });
+  // The cache on its own Redis when configured (an LRU server that cannot evict limits, budgets or spend).
+  const cacheRedis = createCacheRedisClient(config, { logger });
+  const cache = createResponseCache(config, { redis: cacheRedis ?? redis, metrics });
   const gateway = createApp({
     config,
     logger,
@@ -99,6 +101,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
       tenancy.close();
       await gateway.close();
       if (redis) await redis.quit().catch(() => redis.disconnect());
+      if (cacheRedis) await cacheRedis.quit().catch(() => cacheRedis.disconnect());
       await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
       metricsServer.closeAllConnections();
       logger.info('shutdown complete');

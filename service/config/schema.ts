@@ -130,6 +130,35 @@ export const teamSchema = z
   })
   .strict();
 
+/** One Redis connection: `redis`, and `cache.redis` when the cache has a server of its own. */
+export const redisConnectionSchema = z
+  .object({
+    url: z.string().optional(),
+    host: z.string().optional(),
+    port: z.number().int().min(1).max(65535).default(6379),
+    password: z.string().optional(),
+    key_prefix: z.string().default('aigw:'),
+    /** Every Redis call is bounded by this; past it the gateway falls back (memory limits, cache bypass, buffered spend). */
+    command_timeout_ms: z.number().int().positive().default(100),
+    /** Redis Sentinel: ask these for the current master of `sentinel_name` (host/port/url are then unused). */
+    sentinels: z.array(z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535).default(26379) }).strict()).min(1).optional(),
+    sentinel_name: z.string().min(1).optional(),
+    /**
+     * TLS to Redis: a `rediss://` url enables it by itself; this block enables it for host/port
+     * too. ca_file: PEM of the CA(s) that signed the server's certificate (default: Node's CAs);
+     * servername: the name to check the certificate against (default: the host).
+     */
+    tls: z
+      .object({ ca_file: z.string().min(1).optional(), reject_unauthorized: z.boolean().default(true), servername: z.string().min(1).optional() })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if (!r.url && !r.host && !r.sentinels) ctx.addIssue({ code: 'custom', path: [], message: 'set url, host or sentinels (or remove the block to run without Redis)' });
+    if (!r.sentinels !== !r.sentinel_name) ctx.addIssue({ code: 'custom', path: ['sentinel_name'], message: 'sentinels and sentinel_name go together' });
+  });
+
 export const configSchema = z
   .object({
     server: z
@@ -213,30 +242,16 @@ export const configSchema = z
       .object({
         enabled: z.boolean().default(false),
         ttl_seconds: z.number().int().positive().default(3600),
+        /**
+         * A Redis of its own for the cache (run it with maxmemory and allkeys-lru): Redis evicts per
+         * server, and limits, budgets and spend all carry TTLs, so sharing one server lets a busy cache
+         * evict them. Without it the cache uses `redis`.
+         */
+        redis: redisConnectionSchema.optional(),
       })
       .strict()
       .prefault({}),
-    redis: z
-      .object({
-        url: z.string().optional(),
-        host: z.string().optional(),
-        port: z.number().int().min(1).max(65535).default(6379),
-        password: z.string().optional(),
-        /**
-         * TLS to Redis: a `rediss://` url enables it by itself; this block enables it for host/port
-         * too. ca_file: PEM of the CA(s) that signed the server's certificate (default: Node's CAs);
-         * servername: the name to check the certificate against (default: the host).
-         */
-        tls: z
-          .object({ ca_file: z.string().min(1).optional(), reject_unauthorized: z.boolean().default(true), servername: z.string().min(1).optional() })
-          .strict()
-          .optional(),
-        key_prefix: z.string().default('aigw:'),
-        /** Every Redis call is bounded by this; past it the gateway falls back (memory limits, cache bypass, buffered spend). */
-        command_timeout_ms: z.number().int().positive().default(100),
-      })
-      .strict()
-      .optional(),
+    redis: redisConnectionSchema.optional(),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -290,9 +305,6 @@ export const configSchema = z
           ctx.addIssue({ code: 'custom', path: ['auth', 'keys', i, 'team'], message: `unknown team "${k.team}"` });
         }
       });
-    }
-    if (cfg.redis && !cfg.redis.url && !cfg.redis.host) {
-      ctx.addIssue({ code: 'custom', path: ['redis'], message: 'set redis.url or redis.host (or remove the redis block to run without Redis)' });
     }
     if (cfg.redis?.tls && cfg.redis.url && !/^rediss:\/\//i.test(cfg.redis.url)) {
       ctx.addIssue({ code: 'custom', path: ['redis', 'tls'], message: 'redis.url is not rediss://: use a rediss:// url for TLS (or remove redis.tls)' });

@@ -49,7 +49,8 @@ export function tlsOptions(cfg: RedisConfig, readFile: (file: string) => Buffer 
 export function redisOptions(cfg: RedisConfig, readFile?: (file: string) => Buffer): RedisOptions {
   const tls = tlsOptions(cfg, readFile);
   return {
-    ...(cfg.url ? {} : { host: cfg.host, port: cfg.port }),
+    // Sentinel: ioredis asks the sentinels for the master of `name` and follows failovers.
+    ...(cfg.sentinels ? { sentinels: cfg.sentinels.map((s) => ({ host: s.host, port: s.port })), name: cfg.sentinel_name } : cfg.url ? {} : { host: cfg.host, port: cfg.port }),
     ...(tls ? { tls } : {}),
     ...(cfg.password !== undefined ? { password: cfg.password } : {}),
     keyPrefix: cfg.key_prefix,
@@ -73,10 +74,22 @@ export const redisReady = (redis: Redis | null | undefined): redis is Redis => !
  * runs on in-memory state, for a single replica or the demo).
  */
 export function createRedisClient(config: GatewayConfig, deps: { metrics?: Metrics; logger?: Logger } = {}): Redis | null {
-  const cfg = config.redis;
-  if (!cfg) return null;
+  return config.redis ? connectRedis(config.redis, 'redis', deps) : null;
+}
+
+/**
+ * The response cache's own connection when `cache.redis` is set, else null (the cache then shares the
+ * main connection). It does not drive `aigw_redis_up`: a cache outage is a cache bypass, counted by
+ * `aigw_cache_requests_total{result="error"}`.
+ */
+export function createCacheRedisClient(config: GatewayConfig, deps: { logger?: Logger } = {}): Redis | null {
+  return config.cache.redis ? connectRedis(config.cache.redis, 'cache redis', { logger: deps.logger }) : null;
+}
+
+function connectRedis(cfg: RedisConfig, role: string, deps: { metrics?: Metrics; logger?: Logger }): Redis {
   const log = deps.logger ?? silentLogger;
   const options = redisOptions(cfg);
+  // With sentinels, a URL still supplies the credentials (and db); its host is not used.
   const client = cfg.url ? new Redis(cfg.url, options) : new Redis(options);
   let up: boolean | null = null;
   const mark = (next: boolean, detail?: string) => {
@@ -84,8 +97,8 @@ export function createRedisClient(config: GatewayConfig, deps: { metrics?: Metri
     if (up === next) return;
     up = next;
     // Never log the URL: it may carry a password.
-    if (next) log.info({ redis: 'up' }, 'redis reachable');
-    else log.warn({ redis: 'down', reason: detail }, 'redis unreachable; falling back to per-replica memory limits, buffered spend and cache bypass');
+    if (next) log.info({ redis: 'up', role }, `${role} reachable`);
+    else log.warn({ redis: 'down', role, reason: detail }, `${role} unreachable; falling back to per-replica memory limits, buffered spend and cache bypass`);
   };
   deps.metrics?.redisUp.set(0);
   client.on('ready', () => mark(true));

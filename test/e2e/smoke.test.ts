@@ -47,10 +47,11 @@ describe('smoke script (npm run smoke)', function () {
     await up.close();
   });
 
-  it('passes against a working gateway: health, models, chat and stream', async () => {
-    const { code, out } = await runSmoke(['--url', gw.url, '--key', KEY]);
+  it('passes against a working gateway given its public URL (ending in /v1, as the route exposes it): models, chat and stream', async () => {
+    const { code, out } = await runSmoke(['--url', `${gw.url}/v1`, '--key', KEY]);
     assert.equal(code, 0, out);
-    for (const check of ['health', 'models', 'chat', 'stream']) assert.match(out, new RegExp(`^ok +${check} `, 'm'), out);
+    for (const check of ['models', 'chat', 'stream']) assert.match(out, new RegExp(`^ok +${check} `, 'm'), out);
+    assert.doesNotMatch(out, /health/, 'the public route serves /v1 only: no /health check unless asked');
     assert.match(out, /using gpt-smoke/);
     assert.match(out, /latency [\d.]+ ms, provider p/);
     assert.match(out, /first byte [\d.]+ ms, [1-9]\d* chunk\(s\)/);
@@ -58,7 +59,7 @@ describe('smoke script (npm run smoke)', function () {
   });
 
   it('fails with a clear reason when the gateway cannot be reached', async () => {
-    const { code, out } = await runSmoke(['--url', (await refusedUrl()).replace(/\/v1$/, ''), '--key', KEY, '--timeout-ms', '3000']);
+    const { code, out } = await runSmoke(['--url', (await refusedUrl()).replace(/\/v1$/, ''), '--key', KEY, '--timeout-ms', '3000', '--health']);
     assert.notEqual(code, 0, out);
     assert.match(out, /FAIL health +GET \/health: ECONNREFUSED/, out);
     assert.match(out, /smoke test FAILED/);
@@ -67,7 +68,26 @@ describe('smoke script (npm run smoke)', function () {
   it('fails when the key is refused, naming the status', async () => {
     const { code, out } = await runSmoke(['--url', gw.url, '--key', 'sk-wrong', '--model', 'gpt-smoke']);
     assert.notEqual(code, 0, out);
-    assert.match(out, /^ok +health/m);
+    assert.doesNotMatch(out, /health/);
     assert.match(out, /FAIL models +GET \/v1\/models: HTTP 401/, out);
+  });
+
+  it('--health adds GET /health for a gateway reached directly', async () => {
+    const { code, out } = await runSmoke(['--url', gw.url, '--key', KEY, '--health']);
+    assert.equal(code, 0, out);
+    assert.match(out, /^ok +health +status ok/m, out);
+  });
+
+  it('fails the run when the chat completion is slower than --max-latency-ms (default 500)', async () => {
+    up.setBehavior((req) => (req.body.stream ? { kind: 'stream' } : { kind: 'ok', delayMs: 700 }));
+    try {
+      const slow = await runSmoke(['--url', gw.url, '--key', KEY, '--model', 'gpt-smoke']);
+      assert.notEqual(slow.code, 0, slow.out);
+      assert.match(slow.out, /FAIL chat +chat completion: latency [\d.]+ ms is over --max-latency-ms 500/, slow.out);
+      const lenient = await runSmoke(['--url', gw.url, '--key', KEY, '--model', 'gpt-smoke', '--max-latency-ms', '5000']);
+      assert.match(lenient.out, /^ok +chat /m, lenient.out);
+    } finally {
+      up.setBehavior((req) => (req.body.stream ? { kind: 'stream' } : { kind: 'ok' }));
+    }
   });
 });

@@ -46,9 +46,18 @@ export function one(r: RenderResult, kind: string, name: string): Obj {
   return found;
 }
 
-/** Pod templates of every workload kind, with the owning object. */
+/** A content-named object (`<base>-<10 hex>`, infra/contentName.ts): exactly one must exist. */
+export function named(r: RenderResult, kind: string, base: string): Obj {
+  const found = r.objects.filter((o) => o.kind === kind && new RegExp(`^${base}-[0-9a-f]{10}$`).test(o.metadata?.name ?? ''));
+  if (found.length !== 1) throw new Error(`${found.length} ${kind} named ${base}-<hash> among ${r.objects.map((o) => `${o.kind}/${o.metadata?.name}`).join(', ')}`);
+  return found[0];
+}
+
+/** Pod templates of every workload kind (a CronJob's through its jobTemplate), with the owning object. */
 export function podTemplates(r: RenderResult): { owner: Obj; template: Obj }[] {
-  return r.objects.filter((o) => ['Deployment', 'StatefulSet', 'DaemonSet', 'Job'].includes(o.kind)).map((owner) => ({ owner, template: owner.spec.template }));
+  return r.objects
+    .filter((o) => ['Deployment', 'StatefulSet', 'DaemonSet', 'Job', 'CronJob'].includes(o.kind))
+    .map((owner) => ({ owner, template: owner.kind === 'CronJob' ? owner.spec.jobTemplate.spec.template : owner.spec.template }));
 }
 
 /** Schema models and selector matching: the same code `npm run render` validates with. */

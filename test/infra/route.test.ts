@@ -8,9 +8,9 @@ import { createHash } from 'node:crypto';
 import { parseConfigText } from '../../service/config/load';
 import { GATEWAY_API_VERSION } from '../../infra/gatewayApi';
 import { durationMs } from '../../infra/validate';
-import { Obj, RenderResult, cleanup, modelFor, ofKind, one, render, selects } from './helpers';
+import { Obj, RenderResult, cleanup, modelFor, named, ofKind, one, render, selects } from './helpers';
 
-const CANARY_IMAGE = 'ghcr.io/example/ai-gateway:0.2.0';
+const CANARY_IMAGE = 'ghcr.io/example/ai-gateway:0.2.0@sha256:e100fbce008c04ec40637af0af91fb2f05aeedc23f856a2d3c0b1580625d755e';
 const CANARY = ['--set', `canary.image=${CANARY_IMAGE}`, '--set', 'canary.weight=5'];
 /** The labels cert-manager puts on the ACME HTTP-01 solver pod it creates in the Certificate's namespace. */
 const SOLVER_POD_LABELS = { 'acme.cert-manager.io/http01-solver': 'true', 'acme.cert-manager.io/http-domain': '1234', 'acme.cert-manager.io/http-token': '5678' };
@@ -117,16 +117,16 @@ describe('infra: public route (Gateway API and ingress-nginx), canary, certifica
   });
 
   it('canary.gateway gives the canary pods their own config, checked by the gateway parser; the stable config is untouched', () => {
-    const cm = one(canaryConfig, 'ConfigMap', 'ai-gateway-canary-config');
+    const cm = named(canaryConfig, 'ConfigMap', 'ai-gateway-canary-config');
     const text = cm.data['config.yaml'] as string;
     const parsed = parseConfigText(text, Object.fromEntries([...text.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map((m) => [m[1], m[1].includes('HASH') ? `sha256:${createHash('sha256').update(m[1]).digest('hex')}` : 'x'])));
     assert.equal(parsed.server.log_level, 'debug');
     assert.equal(parsed.routing.max_retries, 0);
     assert.equal(parsed.providers.length, 2, 'overrides merge into the gateway block (providers kept)');
-    const stableText = one(canaryConfig, 'ConfigMap', 'ai-gateway-config').data['config.yaml'];
-    assert.equal(stableText, one(production, 'ConfigMap', 'ai-gateway-config').data['config.yaml']);
+    const stableText = named(canaryConfig, 'ConfigMap', 'ai-gateway-config').data['config.yaml'];
+    assert.equal(stableText, named(production, 'ConfigMap', 'ai-gateway-config').data['config.yaml']);
     const pod = one(canaryConfig, 'Deployment', 'ai-gateway-canary').spec.template;
-    assert.equal(pod.spec.volumes.find((v: Obj) => v.name === 'config').configMap.name, 'ai-gateway-canary-config');
+    assert.equal(pod.spec.volumes.find((v: Obj) => v.name === 'config').configMap.name, cm.metadata.name);
     assert.notEqual(pod.metadata.annotations['checksum/config'], one(canaryConfig, 'Deployment', 'ai-gateway').spec.template.metadata.annotations['checksum/config']);
   });
 

@@ -23,12 +23,12 @@ describe('infra: checks on rendered objects beyond the schemas', function () {
   let production: RenderResult;
   let canary: RenderResult;
   let staging: RenderResult;
-  const canaryPatch = (raw: Obj) => (raw.canary = { image: 'ghcr.io/example/ai-gateway:0.2.0', weight: 5 });
+  const canaryPatch = (raw: Obj) => (raw.canary = { image: 'ghcr.io/example/ai-gateway:0.2.0@sha256:e100fbce008c04ec40637af0af91fb2f05aeedc23f856a2d3c0b1580625d755e', weight: 5 });
 
   before(async () => {
     [production, canary, staging] = await Promise.all([
       render('production'),
-      render('production', '--set', 'canary.image=ghcr.io/example/ai-gateway:0.2.0', '--set', 'canary.weight=5'),
+      render('production', '--set', 'canary.image=ghcr.io/example/ai-gateway:0.2.0@sha256:e100fbce008c04ec40637af0af91fb2f05aeedc23f856a2d3c0b1580625d755e', '--set', 'canary.weight=5'),
       render('staging'),
     ]);
     for (const r of [production, canary, staging]) assert.equal(r.code, 0, r.stderr);

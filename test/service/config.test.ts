@@ -69,7 +69,7 @@ describe('config validation', () => {
     ['weights naming an unknown provider', (c) => { c.models = { 'gpt-4o-mini': { strategy: 'weighted', weights: { ghost: 5 } } }; }, /models\.gpt-4o-mini: unknown provider "ghost"/],
     ['negative price', (c) => { c.providers[0].models[0].input_per_million = -1; }, /providers\[0\]\.models\[0\]\.input_per_million/],
     ['budget alert threshold over 1', (c) => { c.teams[0].budget = { daily_usd: 10, alert_threshold: 2 } as never; }, /teams\[0\]\.budget\.alert_threshold/],
-    ['redis block without host or url', (c) => { c.redis = { port: 6379 }; }, /redis: set redis\.url or redis\.host/],
+    ['redis block without host or url', (c) => { c.redis = { port: 6379 }; }, /redis: set url, host or sentinels/],
     ['redis.tls with a plain redis:// url', (c) => { c.redis = { url: 'redis://127.0.0.1:6379', tls: { ca_file: '/etc/ca.pem' } }; }, /redis\.tls: redis\.url is not rediss:\/\//],
     ['port out of range', (c) => { c.server = { port: 70000 }; }, /server\.port/],
   ];
