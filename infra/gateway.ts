@@ -41,6 +41,8 @@ export interface GatewayWorkloadArgs {
   /** The gateway drains this long after SIGTERM (server.shutdown_grace_ms). */
   shutdownGraceMs: number;
   preStopDelaySeconds: number;
+  /** More container variables (the OTEL_* ones when the stack sets `telemetry`). */
+  env?: k8s.types.input.core.v1.EnvVar[];
 }
 
 const SERVICE_PORT = 80;
@@ -105,6 +107,7 @@ export class GatewayWorkload extends pulumi.ComponentResource {
                   env: [
                     { name: 'GATEWAY_CONFIG', value: `${CONFIG_DIR}/${CONFIG_FILE}` },
                     { name: 'NODE_ENV', value: 'production' },
+                    ...(args.env ?? []),
                   ],
                   envFrom: [{ secretRef: { name: args.secretName } }],
                   resources: args.resources,

@@ -14,6 +14,7 @@ import { Monitoring } from './monitoring';
 import { GatewayNamespace } from './namespace';
 import { NetworkPolicies } from './networkPolicies';
 import { REDIS_SERVICE, Redis } from './redis';
+import { collectorEgress, telemetryEnv } from './telemetry';
 
 /** The CLI hands structured values over as JSON text and top-level values as strings ("3" for 3). */
 function parseValue(value: string): unknown {
@@ -73,6 +74,7 @@ const workloadArgs = {
   ports: { http: gw.server.port, metrics: gw.server.metrics_port },
   shutdownGraceMs: gw.server.shutdown_grace_ms,
   preStopDelaySeconds: c.preStopDelaySeconds,
+  env: telemetryEnv(c.telemetry, c.environment, c.namespace),
 };
 const gateway = new GatewayWorkload('gateway', { ...workloadArgs, track: 'stable', image: c.image, replicas: c.replicas, autoscaling, disruptionBudget: true });
 
@@ -83,6 +85,7 @@ new NetworkPolicies('netpol', {
   ingressControllerNamespace: c.ingress.controllerNamespace,
   prometheusNamespace: c.monitoring.prometheusNamespace,
   redis: c.redis,
+  extraEgress: c.telemetry ? [collectorEgress(c.telemetry, c.namespace)] : [],
 });
 
 const ingressArgs = {

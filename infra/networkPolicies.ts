@@ -2,7 +2,8 @@
  * NetworkPolicies: everything in the namespace is denied unless a policy below allows it.
  *   gateway in:  HTTP from the ingress controller's namespace; metrics from Prometheus' namespace.
  *   gateway out: DNS, Redis, and TCP 443 to public addresses only (private, link-local and CGNAT ranges excluded,
- *                which keeps the cloud metadata endpoint and cluster-internal services out of reach).
+ *                which keeps the cloud metadata endpoint and cluster-internal services out of reach); plus the
+ *                rules the stack adds (the OpenTelemetry collector's namespace or address, on its port).
  *   redis in:    the Redis port from gateway pods only; redis out: nothing.
  */
 import * as k8s from '@pulumi/kubernetes';
@@ -22,6 +23,8 @@ export interface NetworkPoliciesArgs {
   prometheusNamespace: string;
   /** In-cluster Redis pods, or the CIDRs and port of a managed Redis. */
   redis: { mode: 'in-cluster' } | { mode: 'external'; egressCidrs: string[]; port: number };
+  /** More gateway egress rules (infra/telemetry.ts: the collector). */
+  extraEgress?: k8s.types.input.networking.v1.NetworkPolicyEgressRule[];
 }
 
 const inNamespace = (name: string): Rule => ({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': name } } });
@@ -55,6 +58,7 @@ export class NetworkPolicies extends pulumi.ComponentResource {
         { to: [inNamespace(DNS_NAMESPACE)], ports: [{ protocol: 'UDP', port: 53 }, tcp(53)] },
         redisEgress,
         { to: [{ ipBlock: { cidr: '0.0.0.0/0', except: NON_PUBLIC_RANGES } }], ports: [tcp(443)] },
+        ...(args.extraEgress ?? []),
       ],
     });
 
