@@ -31,6 +31,8 @@ export interface OtlpReceiver {
   payloads: Array<{ contentType: string; path: string; body: Buffer }>;
   requests: number;
   bytes: number;
+  /** Spans received, in either encoding. */
+  spanCount: number;
   /** Every span of every OTLP/JSON payload so far. */
   spans(): ReceivedSpan[];
   /** Waits until `pred(spans())` holds (polls; rejects after `timeoutMs`). */
@@ -76,6 +78,38 @@ export function decodeJson(body: Buffer): ReceivedSpan[] {
   return out;
 }
 
+/** Reads a protobuf varint at `i`: [value, next index]. */
+function varint(b: Buffer, i: number): [number, number] {
+  let v = 0;
+  for (let shift = 0; ; shift += 7) {
+    const byte = b[i++];
+    v += (byte & 0x7f) * 2 ** shift;
+    if (byte < 0x80) return [v, i];
+  }
+}
+
+/** The length-delimited fields numbered `field` of one protobuf message (other fields skipped). */
+function lenFields(b: Buffer, field: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < b.length; ) {
+    const [key, at] = varint(b, i);
+    const wire = key & 7;
+    if (wire === 2) {
+      const [len, start] = varint(b, at);
+      if (key >>> 3 === field) out.push(b.subarray(start, start + len));
+      i = start + len;
+    } else if (wire === 0) i = varint(b, at)[1];
+    else if (wire === 1) i = at + 8;
+    else if (wire === 5) i = at + 4;
+    else throw new Error(`unexpected protobuf wire type ${wire}`);
+  }
+  return out;
+}
+
+/** Spans in an OTLP protobuf ExportTraceServiceRequest: resource_spans(1) > scope_spans(2) > spans(2). */
+export const countProtobufSpans = (body: Buffer): number =>
+  lenFields(body, 1).reduce((n, rs) => n + lenFields(rs, 2).reduce((m, ss) => m + lenFields(ss, 2).length, 0), 0);
+
 export async function startOtlpReceiver(opts: { keep?: boolean } = {}): Promise<OtlpReceiver> {
   const keep = opts.keep ?? true;
   const state: Omit<OtlpReceiver, 'url' | 'close'> & { url: string; close: () => Promise<void> } = {
@@ -83,6 +117,7 @@ export async function startOtlpReceiver(opts: { keep?: boolean } = {}): Promise<
     payloads: [],
     requests: 0,
     bytes: 0,
+    spanCount: 0,
     spans: () => state.payloads.filter((p) => p.contentType.includes('json')).flatMap((p) => decodeJson(p.body)),
     waitFor: async (pred, timeoutMs = 10_000) => {
       const until = Date.now() + timeoutMs;
@@ -106,6 +141,7 @@ export async function startOtlpReceiver(opts: { keep?: boolean } = {}): Promise<
       const contentType = String(req.headers['content-type'] ?? '');
       state.requests++;
       state.bytes += body.length;
+      state.spanCount += contentType.includes('json') ? decodeJson(body).length : countProtobufSpans(body);
       if (keep) state.payloads.push({ contentType, path: req.url ?? '', body });
       // An empty ExportTraceServiceResponse: full success.
       if (contentType.includes('json')) res.writeHead(200, { 'content-type': 'application/json' }).end('{}');

@@ -206,7 +206,7 @@ describe('OpenTelemetry traces: defaults and the off switch', function () {
       const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: CLIENT_KEY, maxRetries: 0 });
       await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: PROMPT }] }, { headers: { traceparent: `00-${traceId}-${parentId}-01` } });
       const until = Date.now() + 10_000;
-      while (!receiver.payloads.some((p) => p.body.includes(Buffer.from(traceId, 'hex'))) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      while (receiver.spanCount < 4 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
       const p = receiver.payloads.find((x) => x.body.includes(Buffer.from(traceId, 'hex')));
       assert.ok(p, 'a payload carrying the trace id (16 raw bytes)');
       assert.equal(p!.contentType, 'application/x-protobuf');
@@ -214,6 +214,9 @@ describe('OpenTelemetry traces: defaults and the off switch', function () {
       const bytes = p!.body.toString('latin1');
       for (const s of ['POST /v1/chat/completions', 'chat m-deployment', 'chat m-2025', 'gen_ai.usage.output_tokens', 'aigw.team']) assert.ok(bytes.includes(s), `payload has ${s}`);
       for (const secret of ['sk-provider-flaky-secret', 'sk-provider-backup-secret', CLIENT_KEY, PROMPT, COMPLETION]) assert.ok(!bytes.includes(secret), `payload contains ${secret}`);
+      // A server span and three attempts, decoded from the protobuf (the probes of /ready are not traced).
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(receiver.spanCount, 4);
     } finally {
       await gw.stop();
       await Promise.all([flaky.close(), backup.close(), receiver.close()]);

@@ -1,0 +1,167 @@
+/**
+ * npm run bench -- --tracing [--quick]
+ *
+ * The cost of tracing: the same gateway twice, side by side in one run, alternating within
+ * each round: tracing off (no OTEL_* variable) and tracing on (OTEL_TRACES_SAMPLER=always_on,
+ * OTLP http/protobuf to a local sink on 127.0.0.1 that decodes and counts every span).
+ * Peak throughput and CPU per request, latency at a fixed rate against the upstream called
+ * directly, stream first byte; then the on-gateway is stopped (flushing its last batch) and
+ * the sink's span count is checked against two spans per request.
+ * Writes bench/results/tracing-latest.json and .md.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startOtlpReceiver } from '../test/helpers/otlp-receiver';
+import type { RateResult, RateSpec, StreamResult, StreamSpec } from './loadgen';
+import { pct, round, sortNum } from './lib';
+import type { StreamStats } from './report';
+import { CHAT_PATH, GatewayTarget, ROOT, startGateway, Target } from './targets';
+
+interface Peak {
+  rps: number;
+  requests: number;
+  cpuUs: number;
+  p50Ms?: number;
+  p99Ms?: number;
+}
+
+/** What run.ts lends: its load tools and sanity check, so both modes measure the same way. */
+export interface TracingBenchDeps {
+  dir: string;
+  quick: boolean;
+  upstream: Target;
+  body: string;
+  streamBody: string;
+  stream: { concurrency: number };
+  closedLoop(dir: string, t: Target, seconds: number): Promise<Peak>;
+  loadgen<T>(spec: RateSpec | StreamSpec, timeoutMs: number): Promise<T>;
+  withRss<T>(t: Target, fn: () => Promise<T>): Promise<[T, number]>;
+  cpuOf(t: Target): number;
+  check(t: Target): Promise<Record<string, string>>;
+  streamStats(r: StreamResult): StreamStats;
+  log(msg: string): void;
+}
+
+const rotate = <T>(xs: T[], n: number) => xs.map((_x, i) => xs[(i + n) % xs.length]);
+
+async function requestsServed(metricsUrl: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('aigw_requests_total{'))
+    .reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
+export async function tracingComparison(d: TracingBenchDeps): Promise<void> {
+  const p = d.quick ? { rounds: 2, peakSeconds: 3, warmupSeconds: 1, rateMs: 2500, rateWarmupMs: 500, streams: 30 } : { rounds: 3, peakSeconds: 6, warmupSeconds: 2, rateMs: 5000, rateWarmupMs: 1000, streams: 100 };
+  const sink = await startOtlpReceiver({ keep: false });
+  let off: GatewayTarget | undefined;
+  let on: GatewayTarget | undefined;
+  try {
+    // Both log to a file (the same cost); the traced one's is read at the end for the SDK's
+    // "Dropped N spans because maxQueueSize reached" warnings.
+    off = await startGateway(d.upstream, d.dir, join(d.dir, 'gateway.log'), { name: 'gateway' });
+    const onLog = join(d.dir, 'gateway-traced.log');
+    on = await startGateway(d.upstream, d.dir, onLog, { name: 'gateway-traced', env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER: 'always_on', OTEL_SERVICE_NAME: 'ai-gateway-bench' } });
+    const gateways = [off, on];
+    for (const t of [d.upstream, ...gateways]) await d.check(t);
+    d.log('tracing comparison: warm-up');
+    for (const t of gateways) await d.closedLoop(d.dir, t, p.warmupSeconds);
+
+    const peak: Record<string, Peak[]> = {};
+    for (let pass = 0; pass < p.rounds; pass++) {
+      for (const t of rotate(gateways, pass)) {
+        const r = await d.closedLoop(d.dir, t, p.peakSeconds);
+        (peak[t.name] ??= []).push(r);
+        d.log(`peak ${t.name}: ${r.rps.toFixed(0)} req/s, ${(r.cpuUs / Math.max(1, r.requests)).toFixed(1)} us CPU/request`);
+      }
+    }
+    const best = (n: string) => Math.max(...peak[n].map((r) => r.rps));
+    const rate = Math.min(best(off.name), best(on.name)) >= 1600 ? 1000 : 500;
+
+    const rates: Record<string, { lat: number[]; cpu: number; issued: number; rss: number; errors: number }> = {};
+    for (let pass = 0; pass < p.rounds; pass++) {
+      for (const t of rotate([d.upstream, ...gateways], pass)) {
+        const cpu0 = d.cpuOf(t);
+        const spec: RateSpec = { mode: 'rate', url: `${t.base}${CHAT_PATH}`, headers: t.headers, body: d.body, rate, durationMs: p.rateMs, warmupMs: p.rateWarmupMs, connections: 50 };
+        const [r, rss] = await d.withRss(t, () => d.loadgen<RateResult>(spec, p.rateMs + p.rateWarmupMs + 30_000));
+        const acc = (rates[t.name] ??= { lat: [], cpu: 0, issued: 0, rss: 0, errors: 0 });
+        acc.lat.push(...r.latenciesUs);
+        acc.cpu += d.cpuOf(t) - cpu0;
+        acc.issued += r.issuedTotal;
+        acc.rss = Math.max(acc.rss, rss);
+        acc.errors += r.errors;
+      }
+    }
+    const streams: Record<string, StreamStats> = {};
+    for (const t of [d.upstream, ...gateways]) {
+      const spec: StreamSpec = { mode: 'stream', url: `${t.base}${CHAT_PATH}`, headers: t.headers, body: d.streamBody, count: p.streams, concurrency: d.stream.concurrency, warmup: d.stream.concurrency };
+      streams[t.name] = d.streamStats(await d.loadgen<StreamResult>(spec, 120_000));
+    }
+
+    const served = await requestsServed(on.metricsUrl);
+    await on.stop(); // SIGTERM: the gateway exports its last batch before it exits
+    await on.redis.close();
+    on = undefined;
+    const dropped = [...readFileSync(onLog, 'utf8').matchAll(/Dropped (\d+) spans because maxQueueSize reached/g)].reduce((n, m) => n + Number(m[1]), 0);
+    const results = summarise({ peak, rates, streams, rate, served, sink: { spans: sink.spanCount, requests: sink.requests, bytes: sink.bytes, droppedBySdk: dropped }, quick: d.quick });
+    const out = join(ROOT, 'bench/results/tracing-latest');
+    mkdirSync(join(out, '..'), { recursive: true });
+    writeFileSync(`${out}.json`, `${JSON.stringify(results.json, null, 2)}\n`);
+    writeFileSync(`${out}.md`, `${results.md}\n`);
+    process.stdout.write(`${results.md}\n`);
+    d.log(`wrote ${out}.json and .md`);
+  } finally {
+    for (const g of [on, off]) {
+      await g?.stop();
+      await g?.redis.close().catch(() => undefined);
+    }
+    await sink.close();
+  }
+}
+
+interface Collected {
+  peak: Record<string, Peak[]>;
+  rates: Record<string, { lat: number[]; cpu: number; issued: number; rss: number; errors: number }>;
+  streams: Record<string, StreamStats>;
+  rate: number;
+  served: number;
+  sink: { spans: number; requests: number; bytes: number; droppedBySdk: number };
+  quick: boolean;
+}
+
+function summarise(c: Collected): { json: unknown; md: string } {
+  const names = ['gateway', 'gateway-traced'];
+  const peakOf = (n: string) => {
+    const rs = c.peak[n];
+    const requests = rs.reduce((s, r) => s + r.requests, 0);
+    return { rounds: rs.map((r) => round(r.rps, 0)!), rps: Math.max(...rs.map((r) => r.rps)), cpuUsPerRequest: rs.reduce((s, r) => s + r.cpuUs, 0) / Math.max(1, requests), p99Ms: rs[rs.length - 1].p99Ms };
+  };
+  const rateOf = (n: string) => {
+    const a = c.rates[n];
+    const lat = sortNum(a.lat);
+    return { p50Us: pct(lat, 50), p99Us: pct(lat, 99), cpuUsPerRequest: a.cpu / Math.max(1, a.issued), rssMb: a.rss, errors: a.errors };
+  };
+  const direct = rateOf('direct');
+  const rows = names.map((n) => ({ name: n, peak: peakOf(n), rate: rateOf(n), stream: c.streams[n] }));
+  const ms = (us: number) => (us / 1000).toFixed(2);
+  const [o, t] = rows;
+  const md = [
+    `### Tracing off vs on (${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC${c.quick ? ', --quick' : ''})`,
+    '',
+    `Same gateway build, both running in this one run, measured alternately on a shared machine. "on": OTEL_TRACES_SAMPLER=always_on, OTLP http/protobuf to a local sink on 127.0.0.1, default batch processor; two spans per request (server + one upstream attempt).`,
+    '',
+    '| | tracing off | tracing on | on / off |',
+    '|---|---:|---:|---:|',
+    `| Peak throughput, req/s (best of ${o.peak.rounds.length} rounds: ${o.peak.rounds.join(', ')} / ${t.peak.rounds.join(', ')}) | ${o.peak.rps.toFixed(0)} | ${t.peak.rps.toFixed(0)} | ${(t.peak.rps / o.peak.rps).toFixed(2)}x |`,
+    `| CPU per request at peak, µs | ${o.peak.cpuUsPerRequest.toFixed(0)} | ${t.peak.cpuUsPerRequest.toFixed(0)} | ${(t.peak.cpuUsPerRequest / o.peak.cpuUsPerRequest).toFixed(2)}x |`,
+    `| Added latency p50 / p99 at ${c.rate} req/s over direct, ms | ${ms(o.rate.p50Us - direct.p50Us)} / ${ms(o.rate.p99Us - direct.p99Us)} | ${ms(t.rate.p50Us - direct.p50Us)} / ${ms(t.rate.p99Us - direct.p99Us)} | |`,
+    `| CPU per request at ${c.rate} req/s, µs | ${o.rate.cpuUsPerRequest.toFixed(0)} | ${t.rate.cpuUsPerRequest.toFixed(0)} | ${(t.rate.cpuUsPerRequest / o.rate.cpuUsPerRequest).toFixed(2)}x |`,
+    `| RSS at ${c.rate} req/s, MB | ${o.rate.rssMb.toFixed(0)} | ${t.rate.rssMb.toFixed(0)} | |`,
+    `| Stream first byte p50 added over direct, ms | ${ms(o.stream.ttfbP50Us - c.streams.direct.ttfbP50Us)} | ${ms(t.stream.ttfbP50Us - c.streams.direct.ttfbP50Us)} | |`,
+    `| Errors (rate + stream phases) | ${o.rate.errors + o.stream.errors} | ${t.rate.errors + t.stream.errors} | |`,
+    '',
+    `Sink: ${c.sink.spans.toLocaleString('en-US')} spans in ${c.sink.requests.toLocaleString('en-US')} OTLP requests (${(c.sink.bytes / 1e6).toFixed(1)} MB) for ${c.served.toLocaleString('en-US')} requests served with tracing on: ${((c.sink.spans / Math.max(1, 2 * c.served)) * 100).toFixed(1)}% of the expected 2 spans per request arrived; the SDK reported ${c.sink.droppedBySdk.toLocaleString('en-US')} spans dropped because its batch queue was full (OTEL_BSP_MAX_QUEUE_SIZE, default 2048).`,
+  ].join('\n');
+  return { json: { date: new Date().toISOString(), quick: c.quick, rate: c.rate, direct, gateways: rows, sink: c.sink, served: c.served }, md };
+}
