@@ -161,7 +161,7 @@ function summarise(c: Collected): { json: unknown; md: string } {
     `| Stream first byte p50 added over direct, ms | ${ms(o.stream.ttfbP50Us - c.streams.direct.ttfbP50Us)} | ${ms(t.stream.ttfbP50Us - c.streams.direct.ttfbP50Us)} | |`,
     `| Errors (rate + stream phases) | ${o.rate.errors + o.stream.errors} | ${t.rate.errors + t.stream.errors} | |`,
     '',
-    `Sink: ${c.sink.spans.toLocaleString('en-US')} spans in ${c.sink.requests.toLocaleString('en-US')} OTLP requests (${(c.sink.bytes / 1e6).toFixed(1)} MB) for ${c.served.toLocaleString('en-US')} requests served with tracing on: ${((c.sink.spans / Math.max(1, 2 * c.served)) * 100).toFixed(1)}% of the expected 2 spans per request arrived; the SDK reported ${c.sink.droppedBySdk.toLocaleString('en-US')} spans dropped because its batch queue was full (OTEL_BSP_MAX_QUEUE_SIZE, default 2048).`,
+    `Sink: ${c.sink.spans.toLocaleString('en-US')} spans in ${c.sink.requests.toLocaleString('en-US')} OTLP requests (${(c.sink.bytes / 1e6).toFixed(1)} MB) for ${c.served.toLocaleString('en-US')} requests served with tracing on: ${((c.sink.spans / Math.max(1, 2 * c.served)) * 100).toFixed(1)}% of the expected 2 spans per request arrived (a request the load generator abandons at the end of a run before its upstream attempt has only its server span); the SDK reported ${c.sink.droppedBySdk.toLocaleString('en-US')} spans dropped because its batch queue was full (OTEL_BSP_MAX_QUEUE_SIZE, default 2048).`,
   ].join('\n');
   return { json: { date: new Date().toISOString(), quick: c.quick, rate: c.rate, direct, gateways: rows, sink: c.sink, served: c.served }, md };
 }

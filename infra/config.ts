@@ -71,6 +71,7 @@ const gatewayBlock = z
       .loose()
       .prefault({}),
     redis: z.never({ error: 'Redis is set by the stack key "redis" (and the secret redisPassword or redisUrl)' }).optional(),
+    telemetry: z.never({ error: 'set the collector with the stack key telemetry.otlpEndpoint (it also opens the egress to it)' }).optional(),
   })
   .loose();
 

@@ -21,6 +21,14 @@ import type { AttemptOutcome, AttemptTrace, RequestFacts, RequestTrace, Tracing 
 
 const propagator = new W3CTraceContextPropagator();
 
+/** server.address/port per provider, parsed once. */
+const servers = new WeakMap<Candidate['provider'], { address: string; port: number }>();
+function serverOfProvider(p: Candidate['provider']): { address: string; port: number } {
+  let s = servers.get(p);
+  if (!s) servers.set(p, (s = serverOf(p.base_url)));
+  return s;
+}
+
 function exporterFor(s: Extract<TracingSettings, { enabled: true }>): SpanExporter {
   if (s.exporter === 'console') return new ConsoleSpanExporter();
   // Endpoint, headers, timeout and compression come from the OTEL_EXPORTER_OTLP_* variables; `url` only from the gateway config.
@@ -59,14 +67,18 @@ class OtelAttempt implements AttemptTrace {
   constructor(
     readonly span: Span,
     readonly candidate: Candidate,
+    /** True once the request's response has closed (the client may leave mid-attempt). */
+    private readonly requestEnded: () => boolean,
   ) {
     propagator.inject(trace.setSpan(ROOT_CONTEXT, span), this.headers, defaultTextMapSetter);
   }
 
   end(o: AttemptOutcome): void {
+    if (this.ended) return; // the request closed first and ended it
     if (o.kind === 'success') {
       this.succeeded = true;
       if (o.result?.json) this.endAt = performance.now();
+      if (this.requestEnded()) this.finish(); // nobody will end it with the request any more
       return;
     }
     const status = o.status ?? o.error?.status;
@@ -81,6 +93,16 @@ class OtelAttempt implements AttemptTrace {
     this.ended = true;
     this.span.end(endAt);
   }
+
+  /** Ends an attempt still in flight when the request closed (the client left, or the deadline passed). */
+  abandon(clientGone: boolean): void {
+    if (this.ended) return;
+    if (clientGone) {
+      this.span.setAttribute(ATTR.errorType, 'client_gone');
+      this.span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    this.finish();
+  }
 }
 
 class OtelRequestTrace implements RequestTrace {
@@ -88,6 +110,8 @@ class OtelRequestTrace implements RequestTrace {
   private readonly span: Span;
   private readonly ctx: Context;
   private readonly attempts: OtelAttempt[] = [];
+  private ended = false;
+  private readonly isEnded = () => this.ended;
 
   constructor(
     private readonly tracer: Tracer,
@@ -106,7 +130,7 @@ class OtelRequestTrace implements RequestTrace {
   }
 
   attempt(c: Candidate, endpoint: Endpoint, n: number): AttemptTrace {
-    const server = serverOf(c.provider.base_url);
+    const server = serverOfProvider(c.provider);
     const span = this.tracer.startSpan(
       genAiSpanName(endpoint, c.upstreamModel),
       {
@@ -124,12 +148,13 @@ class OtelRequestTrace implements RequestTrace {
       },
       this.ctx,
     );
-    const a = new OtelAttempt(span, c);
+    const a = new OtelAttempt(span, c, this.isEnded);
     this.attempts.push(a);
     return a;
   }
 
   end(f: RequestFacts, res: ServerResponse): void {
+    this.ended = true;
     const status = res.statusCode;
     const a: Attributes = { [ATTR.status]: status };
     this.nameExpressRoute(res);
@@ -150,7 +175,7 @@ class OtelRequestTrace implements RequestTrace {
       if (f.streamOutcome) winner.span.setAttribute(ATTR.streamOutcome, f.streamOutcome);
       winner.finish(winner.endAt);
     }
-    for (const x of this.attempts) x.finish(); // an attempt left open by an unexpected exit
+    for (const x of this.attempts) x.abandon(!res.writableFinished);
     this.span.end();
   }
 
@@ -177,7 +202,7 @@ function usageAttributes(f: RequestFacts): Attributes {
 }
 
 function gatewayAttributes(f: RequestFacts): Attributes {
-  const a: Attributes = {};
+  const a: Attributes = { [ATTR.requestId]: f.requestId };
   if (f.model) a[ATTR.requestModel] = f.model;
   if (f.principal) {
     a[ATTR.team] = f.principal.team;

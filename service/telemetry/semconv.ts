@@ -24,6 +24,7 @@ export const ATTR = {
   team: 'aigw.team',
   project: 'aigw.project',
   costUsd: 'aigw.cost_usd',
+  requestId: 'aigw.request_id',
   attempt: 'aigw.attempt',
   attempts: 'aigw.attempts',
   cache: 'aigw.cache',

@@ -15,6 +15,7 @@ import type { TracingSettings } from './settings';
 
 /** What the request record knows when the response closes (the http layer's RequestRecord satisfies it). */
 export interface RequestFacts {
+  readonly requestId: string;
   endpoint: Endpoint | undefined;
   principal: { team: string; project: string } | undefined;
   model: string | undefined;

@@ -71,6 +71,9 @@ describe('infra: telemetry (collector endpoint, OTEL_* variables, egress)', () =
     assert.match(problems({ otlpEndpoint: 'https://otlp.example.com' }).join('\n'), /^ai-gateway:telemetry\.egressCidrs: is required when otlpEndpoint is not an in-cluster Service/);
     assert.match(problems({ otlpEndpoint: 'http://c.o.svc:4318', sampleRatio: 2 }).join('\n'), /ai-gateway:telemetry\.sampleRatio/);
     assert.match(problems({ otlpEndpoint: 'http://c.o.svc:4318', endpoint: 'x' }).join('\n'), /unknown key\(s\) "endpoint"/);
+    // The gateway's own config key would bypass the egress rule: the stack points at the stack key.
+    const viaGateway = () => parsePlainStackConfig({ ...staging(), gateway: { ...(staging().gateway as object), telemetry: { otlp_endpoint: 'http://c.o.svc:4318' } } });
+    assert.throws(viaGateway, /ai-gateway:gateway\.telemetry: set the collector with the stack key telemetry\.otlpEndpoint/);
   });
 
   describe('rendered (Pulumi mocks)', function () {

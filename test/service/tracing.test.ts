@@ -24,7 +24,7 @@ const CLIENT = 3;
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
 const clientTraceparent = () => ({ traceId: hex(16), parentId: hex(8) });
 
-function config(flaky: FakeUpstream, backup: FakeUpstream) {
+function config(flaky: FakeUpstream, backup: FakeUpstream, sloth?: FakeUpstream) {
   return {
     server: { log_level: 'info' as const },
     auth: { mode: 'keys' as const, keys: [{ hash: hashKey(CLIENT_KEY), name: 'tracer', team: 'research', project: 'rag' }] },
@@ -33,6 +33,7 @@ function config(flaky: FakeUpstream, backup: FakeUpstream) {
       // An Azure deployment that keeps failing (503), tried first, then an OpenAI-type provider.
       provider('flaky', flaky.url.replace(/\/v1$/, ''), [{ name: 'm', upstream_name: 'm-deployment', input_per_million: 1, output_per_million: 2 }], { type: 'azure', api_version: '2024-10-21', priority: 1 }),
       provider('backup', backup.url, [{ name: 'm', upstream_name: 'm-2025', input_per_million: 1, output_per_million: 2 }, { name: 'e', kind: 'embedding' }], { priority: 2 }),
+      ...(sloth ? [provider('sloth', sloth.url, ['slow'], { timeout_ms: 10_000 })] : []),
     ],
   };
 }
@@ -54,6 +55,7 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
   let receiver: OtlpReceiver;
   let flaky: FakeUpstream;
   let backup: FakeUpstream;
+  let sloth: FakeUpstream;
   let gw: GatewayProcess;
   let client: OpenAI;
 
@@ -61,12 +63,13 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
     receiver = await startOtlpReceiver();
     flaky = await startFakeUpstream('flaky', () => ({ kind: 'status', status: 503 }));
     backup = await startFakeUpstream('backup', (req) => (req.body.stream ? { kind: 'stream', chunks: CHUNKS, delayMs: 60 } : { kind: 'ok', content: COMPLETION }));
-    gw = await startGatewayProcess(config(flaky, backup), otelEnv(receiver, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }));
+    sloth = await startFakeUpstream('sloth', () => ({ kind: 'hang' }));
+    gw = await startGatewayProcess(config(flaky, backup, sloth), otelEnv(receiver, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }));
     client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: CLIENT_KEY, maxRetries: 0 });
   });
   after(async () => {
     await gw?.stop();
-    await Promise.all([flaky?.close(), backup?.close(), receiver?.close()]);
+    await Promise.all([flaky?.close(), backup?.close(), sloth?.close(), receiver?.close()]);
   });
 
   it('failover: a server span under the client traceparent, one client span per attempt as siblings, GenAI and aigw attributes', async () => {
@@ -88,6 +91,7 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
     assert.deepEqual(
       { ...server.attrs, 'aigw.cost_usd': Math.round(Number(server.attrs['aigw.cost_usd']) * 1e9) / 1e9 },
       {
+        'aigw.request_id': response.headers.get('x-request-id'),
         'http.request.method': 'POST',
         'http.route': '/v1/chat/completions',
         'url.path': '/v1/chat/completions',
@@ -180,6 +184,18 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
     assert.equal(server.name, 'POST /v1/embeddings');
     assert.equal(server.attrs['gen_ai.operation.name'], 'embeddings');
     assert.deepEqual(attemptSpans(spans).map((a) => a.name), ['embeddings e']);
+  });
+
+  it('a client that leaves mid-attempt: the attempt span ends as client_gone, and nothing touches an ended span', async () => {
+    const { traceId, parentId } = clientTraceparent();
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 300);
+    await assert.rejects(client.chat.completions.create({ model: 'slow', messages: [{ role: 'user', content: PROMPT }] }, { headers: { traceparent: `00-${traceId}-${parentId}-01` }, signal: ac.signal }));
+    const spans = inTrace(traceId)(await receiver.waitFor((s) => inTrace(traceId)(s).length >= 2));
+    const attempts = attemptSpans(spans);
+    assert.deepEqual(attempts.map((a) => [a.name, a.attrs['error.type'], a.status, a.parentSpanId]), [['chat slow', 'client_gone', 2, serverSpan(spans)!.spanId]]);
+    await new Promise((r) => setTimeout(r, 300)); // the executor notices the abort after the response closed
+    assert.doesNotMatch(gw.output(), /Cannot execute the operation on ended Span/);
   });
 
   it('no key (provider or client) and no message content anywhere in what was exported', async () => {
