@@ -15,7 +15,7 @@ export const ROOT = resolve(__dirname, '..');
 export const CHAT_PATH = '/v1/chat/completions';
 export const MODEL = 'gpt-4o-mini';
 
-export type TargetName = 'direct' | 'gateway' | 'nginx' | 'portkey' | 'gateway-traced';
+export type TargetName = 'direct' | 'gateway' | 'nginx' | 'portkey' | 'gateway-traced' | 'gateway-base';
 
 export interface Target {
   name: TargetName;
@@ -68,7 +68,7 @@ export async function startGateway(
   upstream: Target,
   dir: string,
   logFile: string,
-  opts: { nodeArgs?: string[]; allLimits?: boolean; /** More environment (OTEL_*). */ env?: Record<string, string>; name?: TargetName } = {},
+  opts: { nodeArgs?: string[]; allLimits?: boolean; /** More environment (OTEL_*). */ env?: Record<string, string>; name?: TargetName; /** Another build's main.js. */ main?: string } = {},
 ): Promise<GatewayTarget> {
   const redis = await startRedis();
   const key = `sk-bench-${randomBytes(16).toString('hex')}`;
@@ -100,7 +100,7 @@ export async function startGateway(
   writeFileSync(configFile, JSON.stringify(config, null, 2)); // JSON is YAML
   // One JSON log line per request, as in production; written to a file or /dev/null, never to our pipe.
   const fd = openSync(logFile, 'w');
-  const s = start(process.execPath, [...(opts.nodeArgs ?? []), join(ROOT, 'dist/service/main.js'), '--config', configFile], { cwd: ROOT, stdout: fd, env: { ...process.env, ...opts.env } });
+  const s = start(process.execPath, [...(opts.nodeArgs ?? []), opts.main ?? join(ROOT, 'dist/service/main.js'), '--config', configFile], { cwd: ROOT, stdout: fd, env: { ...process.env, ...opts.env } });
   closeSync(fd);
   const base = `http://127.0.0.1:${port}`;
   try {

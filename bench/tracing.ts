@@ -1,5 +1,5 @@
 /**
- * npm run bench -- --tracing [--quick]
+ * npm run bench -- --tracing [--quick] [--baseline GIT_REF]
  *
  * The cost of tracing: the same gateway twice, side by side in one run, alternating within
  * each round: tracing off (no OTEL_* variable) and tracing on (OTEL_TRACES_SAMPLER=always_on,
@@ -7,9 +7,12 @@
  * Peak throughput and CPU per request, latency at a fixed rate against the upstream called
  * directly, stream first byte; then the on-gateway is stopped (flushing its last batch) and
  * the sink's span count is checked against two spans per request.
+ * With --baseline, a third gateway built from GIT_REF's service/ (e.g. the commit before tracing)
+ * runs beside them: "off" against it is the cost of the hooks when tracing is off.
  * Writes bench/results/tracing-latest.json and .md.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execSync } from 'node:child_process';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startOtlpReceiver } from '../test/helpers/otlp-receiver';
 import type { RateResult, RateSpec, StreamResult, StreamSpec } from './loadgen';
@@ -29,6 +32,8 @@ interface Peak {
 export interface TracingBenchDeps {
   dir: string;
   quick: boolean;
+  /** A git ref whose service/ is built and run as a third gateway, "gateway-base". */
+  baseline?: string;
   upstream: Target;
   body: string;
   streamBody: string;
@@ -44,6 +49,17 @@ export interface TracingBenchDeps {
 
 const rotate = <T>(xs: T[], n: number) => xs.map((_x, i) => xs[(i + n) % xs.length]);
 
+/** Builds GIT_REF's service/ into DIR/baseline/dist (node_modules linked from this checkout); returns its main.js. */
+function buildBaseline(ref: string, dir: string, log: (m: string) => void): string {
+  const src = join(dir, 'baseline');
+  mkdirSync(src);
+  log(`building the baseline gateway from ${ref}`);
+  execSync(`git archive ${ref} service tsconfig.json | tar -x -C ${src}`, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  symlinkSync(join(ROOT, 'node_modules'), join(src, 'node_modules'));
+  execSync(`${join(ROOT, 'node_modules/.bin/tsc')} -p tsconfig.json`, { cwd: src, stdio: ['ignore', 'ignore', 'inherit'] });
+  return join(src, 'dist/service/main.js');
+}
+
 async function requestsServed(metricsUrl: string): Promise<number> {
   const text = await (await fetch(metricsUrl)).text();
   return text
@@ -57,13 +73,15 @@ export async function tracingComparison(d: TracingBenchDeps): Promise<void> {
   const sink = await startOtlpReceiver({ keep: false });
   let off: GatewayTarget | undefined;
   let on: GatewayTarget | undefined;
+  let base: GatewayTarget | undefined;
   try {
+    if (d.baseline) base = await startGateway(d.upstream, d.dir, join(d.dir, 'gateway-base.log'), { name: 'gateway-base', main: buildBaseline(d.baseline, d.dir, d.log) });
     // Both log to a file (the same cost); the traced one's is read at the end for the SDK's
     // "Dropped N spans because maxQueueSize reached" warnings.
     off = await startGateway(d.upstream, d.dir, join(d.dir, 'gateway.log'), { name: 'gateway' });
     const onLog = join(d.dir, 'gateway-traced.log');
     on = await startGateway(d.upstream, d.dir, onLog, { name: 'gateway-traced', env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER: 'always_on', OTEL_SERVICE_NAME: 'ai-gateway-bench' } });
-    const gateways = [off, on];
+    const gateways = base ? [base, off, on] : [off, on];
     for (const t of [d.upstream, ...gateways]) await d.check(t);
     d.log('tracing comparison: warm-up');
     for (const t of gateways) await d.closedLoop(d.dir, t, p.warmupSeconds);
@@ -77,7 +95,7 @@ export async function tracingComparison(d: TracingBenchDeps): Promise<void> {
       }
     }
     const best = (n: string) => Math.max(...peak[n].map((r) => r.rps));
-    const rate = Math.min(best(off.name), best(on.name)) >= 1600 ? 1000 : 500;
+    const rate = Math.min(...gateways.map((g) => best(g.name))) >= 1600 ? 1000 : 500;
 
     const rates: Record<string, { lat: number[]; cpu: number; issued: number; rss: number; errors: number }> = {};
     for (let pass = 0; pass < p.rounds; pass++) {
@@ -104,7 +122,7 @@ export async function tracingComparison(d: TracingBenchDeps): Promise<void> {
     await on.redis.close();
     on = undefined;
     const dropped = [...readFileSync(onLog, 'utf8').matchAll(/Dropped (\d+) spans because maxQueueSize reached/g)].reduce((n, m) => n + Number(m[1]), 0);
-    const results = summarise({ peak, rates, streams, rate, served, sink: { spans: sink.spanCount, requests: sink.requests, bytes: sink.bytes, droppedBySdk: dropped }, quick: d.quick });
+    const results = summarise({ names: gateways.map((g) => g.name), baseline: d.baseline, peak, rates, streams, rate, served, sink: { spans: sink.spanCount, requests: sink.requests, bytes: sink.bytes, droppedBySdk: dropped }, quick: d.quick });
     const out = join(ROOT, 'bench/results/tracing-latest');
     mkdirSync(join(out, '..'), { recursive: true });
     writeFileSync(`${out}.json`, `${JSON.stringify(results.json, null, 2)}\n`);
@@ -112,7 +130,7 @@ export async function tracingComparison(d: TracingBenchDeps): Promise<void> {
     process.stdout.write(`${results.md}\n`);
     d.log(`wrote ${out}.json and .md`);
   } finally {
-    for (const g of [on, off]) {
+    for (const g of [on, off, base]) {
       await g?.stop();
       await g?.redis.close().catch(() => undefined);
     }
@@ -121,6 +139,8 @@ export async function tracingComparison(d: TracingBenchDeps): Promise<void> {
 }
 
 interface Collected {
+  names: string[];
+  baseline: string | undefined;
   peak: Record<string, Peak[]>;
   rates: Record<string, { lat: number[]; cpu: number; issued: number; rss: number; errors: number }>;
   streams: Record<string, StreamStats>;
@@ -130,8 +150,9 @@ interface Collected {
   quick: boolean;
 }
 
+const LABEL: Record<string, string> = { 'gateway-base': 'baseline build, no hooks', gateway: 'tracing off', 'gateway-traced': 'tracing on' };
+
 function summarise(c: Collected): { json: unknown; md: string } {
-  const names = ['gateway', 'gateway-traced'];
   const peakOf = (n: string) => {
     const rs = c.peak[n];
     const requests = rs.reduce((s, r) => s + r.requests, 0);
@@ -143,25 +164,25 @@ function summarise(c: Collected): { json: unknown; md: string } {
     return { p50Us: pct(lat, 50), p99Us: pct(lat, 99), cpuUsPerRequest: a.cpu / Math.max(1, a.issued), rssMb: a.rss, errors: a.errors };
   };
   const direct = rateOf('direct');
-  const rows = names.map((n) => ({ name: n, peak: peakOf(n), rate: rateOf(n), stream: c.streams[n] }));
+  const rows = c.names.map((n) => ({ name: n, peak: peakOf(n), rate: rateOf(n), stream: c.streams[n] }));
   const ms = (us: number) => (us / 1000).toFixed(2);
-  const [o, t] = rows;
+  const row = (label: string, cell: (r: (typeof rows)[number]) => string) => `| ${label} | ${rows.map(cell).join(' | ')} |`;
   const md = [
     `### Tracing off vs on (${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC${c.quick ? ', --quick' : ''})`,
     '',
-    `Same gateway build, both running in this one run, measured alternately on a shared machine. "on": OTEL_TRACES_SAMPLER=always_on, OTLP http/protobuf to a local sink on 127.0.0.1, default batch processor; two spans per request (server + one upstream attempt).`,
+    `Every gateway runs in this one run, measured alternately on a shared machine. "tracing on": OTEL_TRACES_SAMPLER=always_on, OTLP http/protobuf to a local sink on 127.0.0.1, default batch processor; two spans per request (server + one upstream attempt).${c.baseline ? ` "baseline": the gateway built from ${c.baseline}.` : ''}`,
     '',
-    '| | tracing off | tracing on | on / off |',
-    '|---|---:|---:|---:|',
-    `| Peak throughput, req/s (best of ${o.peak.rounds.length} rounds: ${o.peak.rounds.join(', ')} / ${t.peak.rounds.join(', ')}) | ${o.peak.rps.toFixed(0)} | ${t.peak.rps.toFixed(0)} | ${(t.peak.rps / o.peak.rps).toFixed(2)}x |`,
-    `| CPU per request at peak, µs | ${o.peak.cpuUsPerRequest.toFixed(0)} | ${t.peak.cpuUsPerRequest.toFixed(0)} | ${(t.peak.cpuUsPerRequest / o.peak.cpuUsPerRequest).toFixed(2)}x |`,
-    `| Added latency p50 / p99 at ${c.rate} req/s over direct, ms | ${ms(o.rate.p50Us - direct.p50Us)} / ${ms(o.rate.p99Us - direct.p99Us)} | ${ms(t.rate.p50Us - direct.p50Us)} / ${ms(t.rate.p99Us - direct.p99Us)} | |`,
-    `| CPU per request at ${c.rate} req/s, µs | ${o.rate.cpuUsPerRequest.toFixed(0)} | ${t.rate.cpuUsPerRequest.toFixed(0)} | ${(t.rate.cpuUsPerRequest / o.rate.cpuUsPerRequest).toFixed(2)}x |`,
-    `| RSS at ${c.rate} req/s, MB | ${o.rate.rssMb.toFixed(0)} | ${t.rate.rssMb.toFixed(0)} | |`,
-    `| Stream first byte p50 added over direct, ms | ${ms(o.stream.ttfbP50Us - c.streams.direct.ttfbP50Us)} | ${ms(t.stream.ttfbP50Us - c.streams.direct.ttfbP50Us)} | |`,
-    `| Errors (rate + stream phases) | ${o.rate.errors + o.stream.errors} | ${t.rate.errors + t.stream.errors} | |`,
+    `| | ${rows.map((r) => LABEL[r.name]).join(' | ')} |`,
+    `|---|${rows.map(() => '---:').join('|')}|`,
+    row('Peak throughput, req/s (best round)', (r) => `${r.peak.rps.toFixed(0)} (${r.peak.rounds.join(', ')})`),
+    row('CPU per request at peak, µs', (r) => r.peak.cpuUsPerRequest.toFixed(0)),
+    row(`Added latency p50 / p99 at ${c.rate} req/s over direct, ms`, (r) => `${ms(r.rate.p50Us - direct.p50Us)} / ${ms(r.rate.p99Us - direct.p99Us)}`),
+    row(`CPU per request at ${c.rate} req/s, µs`, (r) => r.rate.cpuUsPerRequest.toFixed(0)),
+    row(`RSS at ${c.rate} req/s, MB`, (r) => r.rate.rssMb.toFixed(0)),
+    row('Stream first byte p50 added over direct, ms', (r) => ms(r.stream.ttfbP50Us - c.streams.direct.ttfbP50Us)),
+    row('Errors (rate + stream phases)', (r) => String(r.rate.errors + r.stream.errors)),
     '',
     `Sink: ${c.sink.spans.toLocaleString('en-US')} spans in ${c.sink.requests.toLocaleString('en-US')} OTLP requests (${(c.sink.bytes / 1e6).toFixed(1)} MB) for ${c.served.toLocaleString('en-US')} requests served with tracing on: ${((c.sink.spans / Math.max(1, 2 * c.served)) * 100).toFixed(1)}% of the expected 2 spans per request arrived (a request the load generator abandons at the end of a run before its upstream attempt has only its server span); the SDK reported ${c.sink.droppedBySdk.toLocaleString('en-US')} spans dropped because its batch queue was full (OTEL_BSP_MAX_QUEUE_SIZE, default 2048).`,
   ].join('\n');
-  return { json: { date: new Date().toISOString(), quick: c.quick, rate: c.rate, direct, gateways: rows, sink: c.sink, served: c.served }, md };
+  return { json: { date: new Date().toISOString(), quick: c.quick, baseline: c.baseline, rate: c.rate, direct, gateways: rows, sink: c.sink, served: c.served }, md };
 }
