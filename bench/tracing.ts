@@ -68,15 +68,52 @@ async function requestsServed(metricsUrl: string): Promise<number> {
     .reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 }
 
+type Plan = { rounds: number; peakSeconds: number; warmupSeconds: number; rateMs: number; rateWarmupMs: number; streams: number };
+type RateAcc = { lat: number[]; cpu: number; issued: number; rss: number; errors: number };
+
+/** Peak rounds, fixed-rate rounds (with the upstream called directly as the baseline) and streams, targets alternating. */
+async function measure(d: TracingBenchDeps, p: Plan, gateways: Target[]) {
+  const peak: Record<string, Peak[]> = {};
+  for (let pass = 0; pass < p.rounds; pass++) {
+    for (const t of rotate(gateways, pass)) {
+      const r = await d.closedLoop(d.dir, t, p.peakSeconds);
+      (peak[t.name] ??= []).push(r);
+      d.log(`peak ${t.name}: ${r.rps.toFixed(0)} req/s, ${(r.cpuUs / Math.max(1, r.requests)).toFixed(1)} us CPU/request`);
+    }
+  }
+  const best = (n: string) => Math.max(...peak[n].map((r) => r.rps));
+  const rate = Math.min(...gateways.map((g) => best(g.name))) >= 1600 ? 1000 : 500;
+  const rates: Record<string, RateAcc> = {};
+  for (let pass = 0; pass < p.rounds; pass++) {
+    for (const t of rotate([d.upstream, ...gateways], pass)) {
+      const cpu0 = d.cpuOf(t);
+      const spec: RateSpec = { mode: 'rate', url: `${t.base}${CHAT_PATH}`, headers: t.headers, body: d.body, rate, durationMs: p.rateMs, warmupMs: p.rateWarmupMs, connections: 50 };
+      const [r, rss] = await d.withRss(t, () => d.loadgen<RateResult>(spec, p.rateMs + p.rateWarmupMs + 30_000));
+      const acc = (rates[t.name] ??= { lat: [], cpu: 0, issued: 0, rss: 0, errors: 0 });
+      acc.lat.push(...r.latenciesUs);
+      acc.cpu += d.cpuOf(t) - cpu0;
+      acc.issued += r.issuedTotal;
+      acc.rss = Math.max(acc.rss, rss);
+      acc.errors += r.errors;
+    }
+  }
+  const streams: Record<string, StreamStats> = {};
+  for (const t of [d.upstream, ...gateways]) {
+    const spec: StreamSpec = { mode: 'stream', url: `${t.base}${CHAT_PATH}`, headers: t.headers, body: d.streamBody, count: p.streams, concurrency: d.stream.concurrency, warmup: d.stream.concurrency };
+    streams[t.name] = d.streamStats(await d.loadgen<StreamResult>(spec, 120_000));
+  }
+  return { peak, rate, rates, streams };
+}
+
 export async function tracingComparison(d: TracingBenchDeps): Promise<void> {
-  const p = d.quick ? { rounds: 2, peakSeconds: 3, warmupSeconds: 1, rateMs: 2500, rateWarmupMs: 500, streams: 30 } : { rounds: 3, peakSeconds: 6, warmupSeconds: 2, rateMs: 5000, rateWarmupMs: 1000, streams: 100 };
+  const p: Plan = d.quick ? { rounds: 2, peakSeconds: 3, warmupSeconds: 1, rateMs: 2500, rateWarmupMs: 500, streams: 30 } : { rounds: 3, peakSeconds: 6, warmupSeconds: 2, rateMs: 5000, rateWarmupMs: 1000, streams: 100 };
   const sink = await startOtlpReceiver({ keep: false });
   let off: GatewayTarget | undefined;
   let on: GatewayTarget | undefined;
   let base: GatewayTarget | undefined;
   try {
     if (d.baseline) base = await startGateway(d.upstream, d.dir, join(d.dir, 'gateway-base.log'), { name: 'gateway-base', main: buildBaseline(d.baseline, d.dir, d.log) });
-    // Both log to a file (the same cost); the traced one's is read at the end for the SDK's
+    // All log to a file (the same cost); the traced one's is read at the end for the SDK's
     // "Dropped N spans because maxQueueSize reached" warnings.
     off = await startGateway(d.upstream, d.dir, join(d.dir, 'gateway.log'), { name: 'gateway' });
     const onLog = join(d.dir, 'gateway-traced.log');
@@ -85,44 +122,14 @@ export async function tracingComparison(d: TracingBenchDeps): Promise<void> {
     for (const t of [d.upstream, ...gateways]) await d.check(t);
     d.log('tracing comparison: warm-up');
     for (const t of gateways) await d.closedLoop(d.dir, t, p.warmupSeconds);
-
-    const peak: Record<string, Peak[]> = {};
-    for (let pass = 0; pass < p.rounds; pass++) {
-      for (const t of rotate(gateways, pass)) {
-        const r = await d.closedLoop(d.dir, t, p.peakSeconds);
-        (peak[t.name] ??= []).push(r);
-        d.log(`peak ${t.name}: ${r.rps.toFixed(0)} req/s, ${(r.cpuUs / Math.max(1, r.requests)).toFixed(1)} us CPU/request`);
-      }
-    }
-    const best = (n: string) => Math.max(...peak[n].map((r) => r.rps));
-    const rate = Math.min(...gateways.map((g) => best(g.name))) >= 1600 ? 1000 : 500;
-
-    const rates: Record<string, { lat: number[]; cpu: number; issued: number; rss: number; errors: number }> = {};
-    for (let pass = 0; pass < p.rounds; pass++) {
-      for (const t of rotate([d.upstream, ...gateways], pass)) {
-        const cpu0 = d.cpuOf(t);
-        const spec: RateSpec = { mode: 'rate', url: `${t.base}${CHAT_PATH}`, headers: t.headers, body: d.body, rate, durationMs: p.rateMs, warmupMs: p.rateWarmupMs, connections: 50 };
-        const [r, rss] = await d.withRss(t, () => d.loadgen<RateResult>(spec, p.rateMs + p.rateWarmupMs + 30_000));
-        const acc = (rates[t.name] ??= { lat: [], cpu: 0, issued: 0, rss: 0, errors: 0 });
-        acc.lat.push(...r.latenciesUs);
-        acc.cpu += d.cpuOf(t) - cpu0;
-        acc.issued += r.issuedTotal;
-        acc.rss = Math.max(acc.rss, rss);
-        acc.errors += r.errors;
-      }
-    }
-    const streams: Record<string, StreamStats> = {};
-    for (const t of [d.upstream, ...gateways]) {
-      const spec: StreamSpec = { mode: 'stream', url: `${t.base}${CHAT_PATH}`, headers: t.headers, body: d.streamBody, count: p.streams, concurrency: d.stream.concurrency, warmup: d.stream.concurrency };
-      streams[t.name] = d.streamStats(await d.loadgen<StreamResult>(spec, 120_000));
-    }
+    const m = await measure(d, p, gateways);
 
     const served = await requestsServed(on.metricsUrl);
     await on.stop(); // SIGTERM: the gateway exports its last batch before it exits
     await on.redis.close();
     on = undefined;
-    const dropped = [...readFileSync(onLog, 'utf8').matchAll(/Dropped (\d+) spans because maxQueueSize reached/g)].reduce((n, m) => n + Number(m[1]), 0);
-    const results = summarise({ names: gateways.map((g) => g.name), baseline: d.baseline, peak, rates, streams, rate, served, sink: { spans: sink.spanCount, requests: sink.requests, bytes: sink.bytes, droppedBySdk: dropped }, quick: d.quick });
+    const dropped = [...readFileSync(onLog, 'utf8').matchAll(/Dropped (\d+) spans because maxQueueSize reached/g)].reduce((n, x) => n + Number(x[1]), 0);
+    const results = summarise({ ...m, names: gateways.map((g) => g.name), baseline: d.baseline, served, sink: { spans: sink.spanCount, requests: sink.requests, bytes: sink.bytes, droppedBySdk: dropped }, quick: d.quick });
     const out = join(ROOT, 'bench/results/tracing-latest');
     mkdirSync(join(out, '..'), { recursive: true });
     writeFileSync(`${out}.json`, `${JSON.stringify(results.json, null, 2)}\n`);
@@ -142,7 +149,7 @@ interface Collected {
   names: string[];
   baseline: string | undefined;
   peak: Record<string, Peak[]>;
-  rates: Record<string, { lat: number[]; cpu: number; issued: number; rss: number; errors: number }>;
+  rates: Record<string, RateAcc>;
   streams: Record<string, StreamStats>;
   rate: number;
   served: number;
