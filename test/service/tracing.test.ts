@@ -11,7 +11,7 @@ import OpenAI from 'openai';
 import { hashKey } from '../../service/tenancy/keys';
 import { FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
 import { GatewayProcess, startGatewayProcess } from '../helpers/gateway-process';
-import { provider } from '../helpers/gateway';
+import { provider, startTestGateway } from '../helpers/gateway';
 import { OtlpReceiver, ReceivedSpan, startOtlpReceiver } from '../helpers/otlp-receiver';
 
 const CLIENT_KEY = `sk-client-trace-${randomBytes(8).toString('hex')}`;
@@ -254,3 +254,34 @@ describe('OpenTelemetry traces: defaults and the off switch', function () {
     assert.match(on.upstreamTraceparent ?? '', new RegExp(`^00-${on.traceId}-[0-9a-f]{16}-01$`));
   });
 });
+
+describe('OpenTelemetry traces: the gateway config key, cache hits', function () {
+  this.timeout(30_000);
+
+  it('telemetry.otlp_endpoint alone turns tracing on; a cache hit is a server span with aigw.cache=hit and no attempt', async () => {
+    const receiver = await startOtlpReceiver();
+    const upstream = await startFakeUpstream('up', () => ({ kind: 'ok', content: COMPLETION }));
+    // No endpoint variable: only the protocol, so the receiver can decode JSON.
+    const gw = await startTestGateway({ auth: { mode: 'none' }, cache: { enabled: true }, telemetry: { otlp_endpoint: receiver.url }, providers: [provider('up', upstream.url, ['m'])] }, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' });
+    const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'x', maxRetries: 0 });
+    const ids: string[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const { traceId, parentId } = clientTraceparent();
+        ids.push(traceId);
+        const { response } = await client.chat.completions.create({ model: 'm', temperature: 0, messages: [{ role: 'user', content: PROMPT }] }, { headers: { traceparent: `00-${traceId}-${parentId}-01` } }).withResponse();
+        assert.equal(response.headers.get('x-gateway-cache'), i === 0 ? 'miss' : 'hit');
+      }
+    } finally {
+      await gw.shutdown(); // flushes the batch
+      await upstream.close();
+    }
+    const [miss, hit] = ids.map((id) => inTrace(id)(receiver.spans()));
+    await receiver.close();
+    assert.deepEqual([serverSpan(miss)!.attrs['aigw.cache'], attemptSpans(miss).length], ['miss', 1]);
+    assert.deepEqual([serverSpan(hit)!.attrs['aigw.cache'], serverSpan(hit)!.attrs['aigw.provider'], attemptSpans(hit).length], ['hit', 'cache', 0]);
+    assert.equal(serverSpan(hit)!.attrs['gen_ai.usage.input_tokens'], 10);
+    assert.ok(receiver.payloads.every((p) => p.path === '/v1/traces'));
+  });
+});
+
