@@ -2,7 +2,7 @@
  * npm run bench [-- --quick] [-- --out FILE] [-- --log-file FILE] [-- --keep]
  * npm run bench -- --profile     (gateway only, node --cpu-prof, prints the hot spots)
  * npm run bench -- --all-limits  (also tokens per minute and team limits on the gateway)
- * npm run bench -- --tracing [--baseline REF]  (tracing off and on, side by side: bench/tracing.ts)
+ * npm run bench -- --tracing [--baseline REF] [--rounds N]  (tracing off and on, side by side: bench/tracing.ts)
  *
  * Side by side, in one run, on 127.0.0.1, each in its own process: a fast fake OpenAI
  * upstream called directly, the gateway (compiled dist/, auth + Redis rate limits +
@@ -35,6 +35,8 @@ interface Options {
   tracing: boolean;
   /** With --tracing: a git ref built and run as a third gateway. */
   baseline?: string;
+  /** With --tracing: rounds of each phase (default 3, --quick 2). */
+  rounds?: number;
   out: string;
   logFile: string;
   keep: boolean;
@@ -46,10 +48,10 @@ function parseOptions(argv: string[]): Options {
     return i >= 0 ? argv[i + 1] : undefined;
   };
   if (argv.includes('--help')) {
-    process.stdout.write('usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--all-limits] [--tracing [--baseline REF]]\n');
+    process.stdout.write('usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--all-limits] [--tracing [--baseline REF] [--rounds N]]\n');
     process.exit(0);
   }
-  return { quick: argv.includes('--quick'), profile: argv.includes('--profile'), allLimits: argv.includes('--all-limits'), tracing: argv.includes('--tracing'), baseline: value('--baseline'), out: value('--out') ?? join(ROOT, 'bench/results/latest.json'), logFile: value('--log-file') ?? '/dev/null', keep: argv.includes('--keep') };
+  return { quick: argv.includes('--quick'), profile: argv.includes('--profile'), allLimits: argv.includes('--all-limits'), tracing: argv.includes('--tracing'), baseline: value('--baseline'), rounds: value('--rounds') ? Number(value('--rounds')) : undefined, out: value('--out') ?? join(ROOT, 'bench/results/latest.json'), logFile: value('--log-file') ?? '/dev/null', keep: argv.includes('--keep') };
 }
 
 /** Durations and counts; --quick shrinks them for iteration (the numbers get noisier). */
@@ -253,7 +255,7 @@ async function main(): Promise<void> {
     }
     if (opts.tracing) {
       const deps = { closedLoop, loadgen, withRss, cpuOf, check, streamStats, log };
-      await tracingComparison({ ...deps, dir, quick: opts.quick, baseline: opts.baseline, upstream, body: BODY, streamBody: STREAM_BODY, stream: STREAM });
+      await tracingComparison({ ...deps, dir, quick: opts.quick, baseline: opts.baseline, rounds: opts.rounds, upstream, body: BODY, streamBody: STREAM_BODY, stream: STREAM });
       return;
     }
     gateway = await startGateway(upstream, dir, opts.logFile, { allLimits: opts.allLimits });

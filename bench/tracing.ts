@@ -1,5 +1,5 @@
 /**
- * npm run bench -- --tracing [--quick] [--baseline GIT_REF]
+ * npm run bench -- --tracing [--quick] [--baseline GIT_REF] [--rounds N]
  *
  * The cost of tracing: the same gateway twice, side by side in one run, alternating within
  * each round: tracing off (no OTEL_* variable) and tracing on (OTEL_TRACES_SAMPLER=always_on,
@@ -34,6 +34,8 @@ export interface TracingBenchDeps {
   quick: boolean;
   /** A git ref whose service/ is built and run as a third gateway, "gateway-base". */
   baseline?: string;
+  /** Rounds of each phase (more rounds, steadier figures on a noisy machine). */
+  rounds?: number;
   upstream: Target;
   body: string;
   streamBody: string;
@@ -107,6 +109,7 @@ async function measure(d: TracingBenchDeps, p: Plan, gateways: Target[]) {
 
 export async function tracingComparison(d: TracingBenchDeps): Promise<void> {
   const p: Plan = d.quick ? { rounds: 2, peakSeconds: 3, warmupSeconds: 1, rateMs: 2500, rateWarmupMs: 500, streams: 30 } : { rounds: 3, peakSeconds: 6, warmupSeconds: 2, rateMs: 5000, rateWarmupMs: 1000, streams: 100 };
+  if (d.rounds && d.rounds > 0) p.rounds = Math.floor(d.rounds);
   const sink = await startOtlpReceiver({ keep: false });
   let off: GatewayTarget | undefined;
   let on: GatewayTarget | undefined;
@@ -163,7 +166,8 @@ function summarise(c: Collected): { json: unknown; md: string } {
   const peakOf = (n: string) => {
     const rs = c.peak[n];
     const requests = rs.reduce((s, r) => s + r.requests, 0);
-    return { rounds: rs.map((r) => round(r.rps, 0)!), rps: Math.max(...rs.map((r) => r.rps)), cpuUsPerRequest: rs.reduce((s, r) => s + r.cpuUs, 0) / Math.max(1, requests), p99Ms: rs[rs.length - 1].p99Ms };
+    const perRound = sortNum(rs.map((r) => r.cpuUs / Math.max(1, r.requests)));
+    return { rounds: rs.map((r) => round(r.rps, 0)!), rps: Math.max(...rs.map((r) => r.rps)), cpuUsPerRequest: rs.reduce((s, r) => s + r.cpuUs, 0) / Math.max(1, requests), cpuUsMedian: perRound[perRound.length >> 1], p99Ms: rs[rs.length - 1].p99Ms };
   };
   const rateOf = (n: string) => {
     const a = c.rates[n];
@@ -182,7 +186,7 @@ function summarise(c: Collected): { json: unknown; md: string } {
     `| | ${rows.map((r) => LABEL[r.name]).join(' | ')} |`,
     `|---|${rows.map(() => '---:').join('|')}|`,
     row('Peak throughput, req/s (best round)', (r) => `${r.peak.rps.toFixed(0)} (${r.peak.rounds.join(', ')})`),
-    row('CPU per request at peak, µs', (r) => r.peak.cpuUsPerRequest.toFixed(0)),
+    row('CPU per request at peak, µs: all rounds (median round)', (r) => `${r.peak.cpuUsPerRequest.toFixed(0)} (${r.peak.cpuUsMedian.toFixed(0)})`),
     row(`Added latency p50 / p99 at ${c.rate} req/s over direct, ms`, (r) => `${ms(r.rate.p50Us - direct.p50Us)} / ${ms(r.rate.p99Us - direct.p99Us)}`),
     row(`CPU per request at ${c.rate} req/s, µs`, (r) => r.rate.cpuUsPerRequest.toFixed(0)),
     row(`RSS at ${c.rate} req/s, MB`, (r) => r.rate.rssMb.toFixed(0)),
