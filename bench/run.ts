@@ -2,6 +2,7 @@
  * npm run bench [-- --quick] [-- --out FILE] [-- --log-file FILE] [-- --keep]
  * npm run bench -- --profile     (gateway only, node --cpu-prof, prints the hot spots)
  * npm run bench -- --all-limits  (also tokens per minute and team limits on the gateway)
+ * npm run bench -- --tracing [--baseline REF] [--rounds N]  (tracing off and on, side by side: bench/tracing.ts)
  *
  * Side by side, in one run, on 127.0.0.1, each in its own process: a fast fake OpenAI
  * upstream called directly, the gateway (compiled dist/, auth + Redis rate limits +
@@ -22,6 +23,7 @@ import { cpuUs, hasCommand, pct, rssMb, run, round, sortNum, stopAll } from './l
 import { summarise } from './profile-summary';
 import { renderMarkdown, Results, StreamStats, evaluateTargets } from './report';
 import { CHAT_PATH, GatewayTarget, MODEL, ROOT, startGateway, startNginx, startPortkey, startUpstream, Target, TargetName } from './targets';
+import { tracingComparison } from './tracing';
 
 interface Options {
   quick: boolean;
@@ -29,6 +31,12 @@ interface Options {
   profile: boolean;
   /** Also token-per-minute and team-level limits on the gateway. */
   allLimits: boolean;
+  /** Tracing off vs on (100% sampled, exporting to a local sink), side by side. */
+  tracing: boolean;
+  /** With --tracing: a git ref built and run as a third gateway. */
+  baseline?: string;
+  /** With --tracing: rounds of each phase (default 3, --quick 2). */
+  rounds?: number;
   out: string;
   logFile: string;
   keep: boolean;
@@ -40,10 +48,10 @@ function parseOptions(argv: string[]): Options {
     return i >= 0 ? argv[i + 1] : undefined;
   };
   if (argv.includes('--help')) {
-    process.stdout.write('usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--all-limits]\n');
+    process.stdout.write('usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--all-limits] [--tracing [--baseline REF] [--rounds N]]\n');
     process.exit(0);
   }
-  return { quick: argv.includes('--quick'), profile: argv.includes('--profile'), allLimits: argv.includes('--all-limits'), out: value('--out') ?? join(ROOT, 'bench/results/latest.json'), logFile: value('--log-file') ?? '/dev/null', keep: argv.includes('--keep') };
+  return { quick: argv.includes('--quick'), profile: argv.includes('--profile'), allLimits: argv.includes('--all-limits'), tracing: argv.includes('--tracing'), baseline: value('--baseline'), rounds: value('--rounds') ? Number(value('--rounds')) : undefined, out: value('--out') ?? join(ROOT, 'bench/results/latest.json'), logFile: value('--log-file') ?? '/dev/null', keep: argv.includes('--keep') };
 }
 
 /** Durations and counts; --quick shrinks them for iteration (the numbers get noisier). */
@@ -243,6 +251,11 @@ async function main(): Promise<void> {
       const file = join(profDir, name);
       process.stdout.write(summarise(JSON.parse(readFileSync(file, 'utf8')), 40));
       log(`profile: ${file} (open in Chrome DevTools > Performance, or: npx tsx bench/profile-summary.ts FILE)`);
+      return;
+    }
+    if (opts.tracing) {
+      const deps = { closedLoop, loadgen, withRss, cpuOf, check, streamStats, log };
+      await tracingComparison({ ...deps, dir, quick: opts.quick, baseline: opts.baseline, rounds: opts.rounds, upstream, body: BODY, streamBody: STREAM_BODY, stream: STREAM });
       return;
     }
     gateway = await startGateway(upstream, dir, opts.logFile, { allLimits: opts.allLimits });

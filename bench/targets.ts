@@ -15,7 +15,7 @@ export const ROOT = resolve(__dirname, '..');
 export const CHAT_PATH = '/v1/chat/completions';
 export const MODEL = 'gpt-4o-mini';
 
-export type TargetName = 'direct' | 'gateway' | 'nginx' | 'portkey';
+export type TargetName = 'direct' | 'gateway' | 'nginx' | 'portkey' | 'gateway-traced' | 'gateway-base';
 
 export interface Target {
   name: TargetName;
@@ -64,7 +64,12 @@ export interface GatewayTarget extends Target {
  * cost accounting, metrics and one info log line per request. `allLimits` adds a tokens
  * per minute limit and team-level request and token limits (four more limiter calls per request).
  */
-export async function startGateway(upstream: Target, dir: string, logFile: string, opts: { nodeArgs?: string[]; allLimits?: boolean } = {}): Promise<GatewayTarget> {
+export async function startGateway(
+  upstream: Target,
+  dir: string,
+  logFile: string,
+  opts: { nodeArgs?: string[]; allLimits?: boolean; /** More environment (OTEL_*). */ env?: Record<string, string>; name?: TargetName; /** Another build's main.js. */ main?: string } = {},
+): Promise<GatewayTarget> {
   const redis = await startRedis();
   const key = `sk-bench-${randomBytes(16).toString('hex')}`;
   const hash = `sha256:${createHash('sha256').update(key).digest('hex')}`;
@@ -91,11 +96,11 @@ export async function startGateway(upstream: Target, dir: string, logFile: strin
     cache: { enabled: false },
     redis: { host: redis.host, port: redis.port },
   };
-  const configFile = join(dir, 'gateway.json.yaml');
+  const configFile = join(dir, `${opts.name ?? 'gateway'}.json.yaml`);
   writeFileSync(configFile, JSON.stringify(config, null, 2)); // JSON is YAML
   // One JSON log line per request, as in production; written to a file or /dev/null, never to our pipe.
   const fd = openSync(logFile, 'w');
-  const s = start(process.execPath, [...(opts.nodeArgs ?? []), join(ROOT, 'dist/service/main.js'), '--config', configFile], { cwd: ROOT, stdout: fd });
+  const s = start(process.execPath, [...(opts.nodeArgs ?? []), opts.main ?? join(ROOT, 'dist/service/main.js'), '--config', configFile], { cwd: ROOT, stdout: fd, env: { ...process.env, ...opts.env } });
   closeSync(fd);
   const base = `http://127.0.0.1:${port}`;
   try {
@@ -104,7 +109,7 @@ export async function startGateway(upstream: Target, dir: string, logFile: strin
     await redis.close();
     throw err;
   }
-  return { name: 'gateway', base, headers: { authorization: `Bearer ${key}` }, pids: () => [s.proc.pid!], stop: () => stop(s.proc, 15_000), redis, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, configFile };
+  return { name: opts.name ?? 'gateway', base, headers: { authorization: `Bearer ${key}` }, pids: () => [s.proc.pid!], stop: () => stop(s.proc, 15_000), redis, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, configFile };
 }
 
 export async function startNginx(upstream: Target, dir: string): Promise<Target> {

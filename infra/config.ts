@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { dnsLabel } from '../service/config/schema';
 import { hashKey } from '../service/tenancy/keys';
+import { collectorPeer } from './telemetry';
 
 /** The Pulumi project name (Pulumi.yaml `name`); stack config keys are `ai-gateway:<key>`. */
 export const PROJECT = 'ai-gateway';
@@ -100,6 +101,7 @@ const gatewayBlock = z
       .loose()
       .prefault({}),
     redis: z.never({ error: 'Redis is set by the stack key "redis" (and the secret redisPassword or redisUrl)' }).optional(),
+    telemetry: z.never({ error: 'set the collector with the stack key telemetry.otlpEndpoint (it also opens the egress to it)' }).optional(),
   })
   .loose();
 
@@ -306,6 +308,24 @@ export const stackConfigSchema = z
       })
       .strict()
       .optional(),
+    /** Traces to an OpenTelemetry collector: OTEL_* variables on the gateway pods and an egress rule to it. */
+    telemetry: z
+      .object({
+        /**
+         * OTLP/HTTP base URL, e.g. http://otel-collector.observability.svc:4318 (the gateway appends /v1/traces).
+         * An in-cluster Service host (NAME.NAMESPACE.svc[.cluster.local], or a bare NAME in the gateway's namespace)
+         * or an IPv4 address derives the egress rule; any other host needs egressCidrs.
+         */
+        otlpEndpoint: z
+          .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL like http://otel-collector.observability.svc:4318' })
+          .refine((u) => !new URL(u).username && !new URL(u).password, 'must not carry credentials'),
+        /** Fraction of new traces sampled (parent-based: a client's sampled traceparent is always followed). */
+        sampleRatio: z.number().min(0).max(1).default(1),
+        /** Where a collector outside the cluster lives, for the egress rule (IPv4 CIDRs). */
+        egressCidrs: z.array(cidr).min(1).optional(),
+      })
+      .strict()
+      .optional(),
     /** Names of admin keys; each needs the secret adminKeyHashes.<name>. */
     adminKeys: z.array(k8sName).default([]),
     gateway: gatewayBlock,
@@ -331,6 +351,9 @@ export const stackConfigSchema = z
     }
     if (c.environment === 'production' && c.replicas < 2) {
       ctx.addIssue({ code: 'custom', path: ['replicas'], message: 'production needs at least 2 replicas to survive a node drain' });
+    }
+    if (c.telemetry && !c.telemetry.egressCidrs && collectorPeer(c.telemetry.otlpEndpoint, c.namespace).kind === 'external') {
+      ctx.addIssue({ code: 'custom', path: ['telemetry', 'egressCidrs'], message: 'is required when otlpEndpoint is not an in-cluster Service (NAME.NAMESPACE.svc) or an IP address: list the collector\'s CIDRs' });
     }
     if (!c.image === !c.imageBuild) {
       ctx.addIssue({ code: 'custom', path: ['image'], message: c.image ? 'set image or imageBuild, not both' : 'is required (or imageBuild, to build and push from the stack)' });

@@ -48,6 +48,8 @@ export interface GatewayWorkloadArgs {
   preStopDelaySeconds: number;
   /** Plain environment beyond the config path (the HTTPS proxy settings). */
   extraEnv?: Record<string, string>;
+  /** More container variables (the OTEL_* ones when the stack sets `telemetry`). */
+  env?: k8s.types.input.core.v1.EnvVar[];
 }
 
 const SERVICE_PORT = 80;
@@ -114,6 +116,7 @@ export class GatewayWorkload extends pulumi.ComponentResource {
                     { name: 'GATEWAY_CONFIG', value: `${CONFIG_DIR}/${CONFIG_FILE}` },
                     { name: 'NODE_ENV', value: 'production' },
                     ...Object.entries(args.extraEnv ?? {}).map(([name, value]) => ({ name, value })),
+                    ...(args.env ?? []),
                   ],
                   envFrom: [{ secretRef: { name: args.secretName } }],
                   resources: args.resources,

@@ -20,6 +20,7 @@ import { NetworkPolicies } from './networkPolicies';
 import { planStack } from './plan';
 import { Redis, passwordChecksum } from './redis';
 import { PublicRoute, ingressSettings } from './route';
+import { collectorEgress, telemetryEnv } from './telemetry';
 
 /** The CLI hands structured values over as JSON text and top-level values as strings ("3" for 3). */
 function parseValue(value: string): unknown {
@@ -97,6 +98,7 @@ const workloadArgs = {
   shutdownGraceMs: gw.server.shutdown_grace_ms,
   preStopDelaySeconds: c.preStopDelaySeconds,
   extraEnv: egress.proxyEnv,
+  env: telemetryEnv(c.telemetry, c.environment, c.namespace),
 };
 const gateway = new GatewayWorkload('gateway', { ...workloadArgs, track: 'stable', image, replicas: c.replicas, autoscaling, disruptionBudget: true }, { provider });
 
@@ -110,6 +112,7 @@ new NetworkPolicies('netpol', {
   redis: c.redis,
   dns: c.egress.dns,
   egress,
+  extraEgress: c.telemetry ? [collectorEgress(c.telemetry, c.namespace)] : [],
 }, { provider });
 
 let canary: Canary | undefined;

@@ -4,7 +4,8 @@
  *   gateway out: DNS (kube-dns pods by label, NodeLocal DNSCache's address), Redis, and what the providers
  *                need (egress.ts): in-cluster Services by namespace and port, `egress.extra` entries, and
  *                TCP 443 to public addresses only (private, link-local and CGNAT ranges excluded, which keeps
- *                the cloud metadata endpoint and cluster-internal services out of reach).
+ *                the cloud metadata endpoint and cluster-internal services out of reach); plus the
+ *                rules the stack adds (the OpenTelemetry collector's namespace or address, on its port).
  *   redis in:    the Redis port from gateway pods only; redis out: nothing.
  *   ACME solver: cert-manager's HTTP-01 solver pods, from the route's namespace on 8089, while a
  *                certificate of this namespace is proved over HTTP-01.
@@ -33,6 +34,8 @@ export interface NetworkPoliciesArgs {
   egress: EgressPlan;
   /** In-cluster Redis pods, or the CIDRs and port of a managed Redis. */
   redis: { mode: 'in-cluster' } | { mode: 'external'; egressCidrs: string[]; port: number; sentinels?: { port: number }[] };
+  /** More gateway egress rules (infra/telemetry.ts: the collector). */
+  extraEgress?: k8s.types.input.networking.v1.NetworkPolicyEgressRule[];
 }
 
 const inNamespace = (name: string): Rule => ({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': name } } });
@@ -77,7 +80,7 @@ export class NetworkPolicies extends pulumi.ComponentResource {
         { from: [inNamespace(args.routeNamespace)], ports: [tcp(args.gatewayPorts.http)] },
         { from: [inNamespace(args.prometheusNamespace)], ports: [tcp(args.gatewayPorts.metrics)] },
       ],
-      egress: [dnsEgress(args.dns), redisEgress, ...upstreamEgress(args.egress)],
+      egress: [dnsEgress(args.dns), redisEgress, ...upstreamEgress(args.egress), ...(args.extraEgress ?? [])],
     });
 
     if (args.acmeSolverFrom) {

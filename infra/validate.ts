@@ -9,6 +9,7 @@ import { cidrWithin, classify, parseCidr } from './egress';
 import type { StackConfig } from './config';
 import { gatewayBlocks } from './config';
 import { ACME_SOLVER_LABELS, acmeSolverSource, routeSource } from './gatewayApi';
+import { collectorPeer } from './telemetry';
 
 // Loose shape for reading rendered objects.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -107,7 +108,7 @@ function checkAutoscalers(objects: Obj[]): string[] {
     });
 }
 
-/** Namespaces the stack config names as peers (for the route kind in use): route, ACME solver, Prometheus, DNS, provider Services, extra entries. */
+/** Namespaces the stack config names as peers (for the route kind in use): route, ACME solver, Prometheus, DNS, provider Services, extra entries, the trace collector. */
 export function namedNamespaces(stack: StackConfig): Set<string> {
   const r = stack.route;
   const names = [routeSource(r), acmeSolverSource(r), r.gateway.parentRef?.namespace, stack.monitoring.prometheusNamespace, stack.egress.dns.namespace, ...stack.egress.extra.map((e) => e.namespace)];
@@ -119,6 +120,8 @@ export function namedNamespaces(stack: StackConfig): Set<string> {
       /* the gateway's parser reports a bad URL */
     }
   }
+  const collector = stack.telemetry && collectorPeer(stack.telemetry.otlpEndpoint, stack.namespace);
+  if (collector?.kind === 'namespace') names.push(collector.namespace);
   return new Set(names.filter((n): n is string => !!n));
 }
 

@@ -18,6 +18,7 @@ import type { Metrics } from './metrics/metrics';
 import { buildCatalog, Endpoint } from './routing/catalog';
 import { CircuitBreakers } from './routing/circuit-breaker';
 import { StatsTracker } from './routing/provider-stats';
+import type { Tracing } from './telemetry/tracing';
 import type { ResponseCache, Tenancy } from './tenancy/contracts';
 import { UpstreamClient } from './upstream/client';
 import { proxyFromEnv, tunnelAgent } from './upstream/proxy';
@@ -33,6 +34,8 @@ export interface AppDeps {
   spendReport?: (query: Record<string, string | undefined>) => Promise<unknown>;
   /** Redis reachability for /ready and the status endpoint; undefined when Redis is not configured. */
   redisUp?: () => boolean;
+  /** Server and upstream spans; undefined when tracing is off. */
+  tracing?: Tracing;
   client?: UpstreamClient;
   /** Where HTTPS_PROXY / HTTP_PROXY / NO_PROXY are read from (default: process.env). */
   env?: NodeJS.ProcessEnv;
@@ -95,7 +98,7 @@ export function createApp(deps: AppDeps): Gateway {
   );
   const stats = new StatsTracker(config.routing.ewma_alpha, now);
   const catalog = buildCatalog(config);
-  const tracker = new RequestTracker(logger, metrics, now);
+  const tracker = new RequestTracker(logger, metrics, now, deps.tracing);
   const executor = new Executor({ config, client, breakers, stats, metrics, admitProvider: (p) => deps.tenancy.admitProvider(p), now, random, sleep: deps.sleep });
   const ctx: GatewayContext = { config, logger, metrics, catalog, breakers, stats, executor, tenancy: deps.tenancy, cache: deps.cache, now, random, isDraining: () => tracker.draining };
 

@@ -30,7 +30,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const running = await startGateway(config);
+  const running = await startGateway(config, { env: process.env });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     if (++signals > 1) {

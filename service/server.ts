@@ -11,6 +11,8 @@ import { createResponseCache } from './cache/cache';
 import type { GatewayConfig } from './config/schema';
 import { createMetrics, Metrics } from './metrics/metrics';
 import { createCacheRedisClient, createRedisClient, redisReady } from './redis/client';
+import { tracingSettings } from './telemetry/settings';
+import { startTracing } from './telemetry/tracing';
 import { createTenancy } from './tenancy/tenancy';
 
 export interface RunningGateway {
@@ -34,7 +36,8 @@ const listen = (server: Server, port: number, host: string) =>
 
 const urlOf = (a: AddressInfo) => `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
 
-export async function startGateway(config: GatewayConfig, opts: { logger?: Logger } = {}): Promise<RunningGateway> {
+/** `env`: the process environment, for the standard OTEL_* variables (main.ts passes process.env; tests and the demo pass none). */
+export async function startGateway(config: GatewayConfig, opts: { logger?: Logger; env?: Record<string, string | undefined> } = {}): Promise<RunningGateway> {
   // Asynchronous stdout: under load, lines that arrive while a write is pending go out together
   // (one syscall for many request lines); shutdown flushes what is left.
   const logger =
@@ -44,6 +47,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
       pino.destination({ dest: 1, sync: false }),
     );
   const metrics = createMetrics();
+  const tracing = startTracing(tracingSettings(opts.env ?? {}, config.telemetry), logger);
   const redis = createRedisClient(config, { metrics, logger });
   const tenancy = createTenancy(config, { redis, metrics, logger });
   // The cache on its own Redis when configured (an LRU server that cannot evict limits, budgets or spend).
@@ -57,6 +61,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
     cache,
     spendReport: (q) => tenancy.spendReport(q),
     redisUp: redis ? () => redisReady(redis) : undefined,
+    tracing,
   });
 
   // Node enforces headersTimeout/requestTimeout only when it sweeps its connections, every
@@ -100,6 +105,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
       await tenancy.flush().catch((err: Error) => logger.error({ err: err.message }, 'spend flush failed'));
       tenancy.close();
       await gateway.close();
+      await tracing?.shutdown().catch((err: Error) => logger.warn({ err: err.message }, 'trace export on shutdown failed'));
       if (redis) await redis.quit().catch(() => redis.disconnect());
       if (cacheRedis) await cacheRedis.quit().catch(() => cacheRedis.disconnect());
       await new Promise<void>((resolve) => metricsServer.close(() => resolve()));

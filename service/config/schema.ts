@@ -252,6 +252,16 @@ export const configSchema = z
       .strict()
       .prefault({}),
     redis: redisConnectionSchema.optional(),
+    telemetry: z
+      .object({
+        /**
+         * OTLP/HTTP base URL of a collector for traces (the gateway appends /v1/traces). The standard
+         * OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT variables win over it.
+         */
+        otlp_endpoint: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((cfg, ctx) => {

@@ -76,6 +76,12 @@ function usageOf(parsed: Record<string, unknown>): Usage | undefined {
   return { prompt_tokens: u.prompt_tokens, completion_tokens: typeof u.completion_tokens === 'number' ? u.completion_tokens : 0 };
 }
 
+/** What the request record keeps of the usage and the answering model, for the trace. */
+function noteUsage(rec: RequestRecord, usage: Usage, estimated: boolean, model: unknown): void {
+  rec.usage = { usage, estimated };
+  rec.responseModel = typeof model === 'string' ? model : undefined;
+}
+
 function outputTextOf(parsed: Record<string, unknown>): string {
   const choices = Array.isArray(parsed.choices) ? (parsed.choices as Array<{ message?: { content?: unknown }; text?: unknown }>) : [];
   return choices.map((c) => (typeof c?.message?.content === 'string' ? c.message.content : typeof c?.text === 'string' ? c.text : '')).join('');
@@ -124,6 +130,7 @@ async function relayStream(ctx: GatewayContext, res: ServerResponse, rec: Reques
   }
   // The provider bills what it produced even when the stream was cut: account it.
   const { usage, estimated } = resolveUsage(valid, result.usage, result.outputText);
+  noteUsage(rec, usage, estimated, result.model);
   rec.costUsd = account(ctx, principal, admission.reservation, route, c, usage, estimated, false);
 }
 
@@ -136,6 +143,7 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
     const valid = validateRequest(endpoint, body);
     const route = resolveRoute(ctx, endpoint, valid);
     rec.model = route.model;
+    rec.strategy = route.strategy;
     rec.stream = valid.stream;
 
     const expectedTokens = expectedTokensOf(valid, endpoint, Number(req.headers['content-length']) || JSON.stringify(valid.body).length);
@@ -152,6 +160,7 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
         rec.provider = 'cache';
         const parsed = JSON.parse(hit) as Record<string, unknown>;
         const { usage, estimated } = resolveUsage(valid, usageOf(parsed), outputTextOf(parsed));
+        noteUsage(rec, usage, estimated, parsed.model);
         account(ctx, principal, admission.reservation, route, undefined, usage, estimated, true);
         sendJson(res, 200, hit);
         return;
@@ -175,6 +184,7 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
         requestId: rec.requestId,
         clientSignal: clientAbort.signal,
         deadline: rec.startedAt + ctx.config.routing.timeout_ms,
+        trace: rec.trace,
       });
     } finally {
       res.off('close', onClose);
@@ -193,6 +203,7 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
 
     const { raw, parsed } = result.json!;
     const { usage, estimated } = resolveUsage(valid, usageOf(parsed), outputTextOf(parsed));
+    noteUsage(rec, usage, estimated, parsed.model);
     rec.costUsd = account(ctx, principal, admission.reservation, route, result.candidate, usage, estimated, false);
     sendJson(res, 200, raw);
     if (cacheKey) void ctx.cache.set(cacheKey, raw.toString('utf8')).catch(() => undefined);

@@ -10,7 +10,8 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../metrics/metrics';
 import { statusClass } from '../metrics/metrics';
 import type { Endpoint } from '../routing/catalog';
-import type { Principal } from '../tenancy/contracts';
+import type { RequestTrace, Tracing } from '../telemetry/tracing';
+import type { Principal, Usage } from '../tenancy/contracts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -25,6 +26,11 @@ export class RequestRecord {
   streamOutcome: string | undefined = undefined;
   costUsd: number | undefined = undefined;
   errorCode: string | undefined = undefined;
+  strategy: string | undefined = undefined;
+  responseModel: string | undefined = undefined;
+  usage: { usage: Usage; estimated: boolean } | undefined = undefined;
+  /** The request's server span when tracing is on. */
+  trace: RequestTrace | undefined = undefined;
 
   constructor(
     readonly tracker: RequestTracker,
@@ -60,6 +66,7 @@ export class RequestTracker {
     readonly logger: Logger,
     readonly metrics: Metrics,
     readonly now: () => number,
+    readonly tracing?: Tracing,
   ) {
     this.requestLog = typeof logger.child === 'function' ? logger.child({}, { redact: [] }) : logger;
   }
@@ -70,6 +77,7 @@ export class RequestTracker {
     const requestId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     const rec = new RequestRecord(this, requestId, this.now(), path);
     (res as Tracked)[RECORD] = rec;
+    if (this.tracing !== undefined) rec.trace = this.tracing.start(req, path);
     res.setHeader('x-request-id', requestId);
     if (this.draining) res.setHeader('connection', 'close');
     this.inflight++;
@@ -92,10 +100,12 @@ function onResponseClose(this: ServerResponse): void {
     metrics.requests.inc({ endpoint: l.endpoint, provider: l.provider ?? 'none', model: l.model ?? 'unknown', team: l.principal?.team ?? 'unauthenticated', project: l.principal?.project ?? 'unauthenticated', status_class: statusClass(status) });
     metrics.requestDuration.observe({ endpoint: l.endpoint, provider: l.provider ?? 'none', model: l.model ?? 'unknown', stream: l.stream ? 'true' : 'false' }, seconds);
   }
+  l.trace?.end(l, res);
   const req = res.req as IncomingMessage & { path?: string };
   const path = l.path ?? (req.path as string);
   requestLog.info({
     request_id: l.requestId,
+    trace_id: l.trace?.traceId,
     method: req.method,
     path: path.length > 200 ? `${path.slice(0, 200)}...` : path,
     status,

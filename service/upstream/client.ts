@@ -22,6 +22,8 @@ export interface UpstreamCall {
   signal: AbortSignal;
   /** Longest wait for response headers, and for each body chunk. */
   timeoutMs: number;
+  /** Trace context for the provider (traceparent, tracestate), when tracing is on. */
+  headers?: Record<string, string>;
 }
 
 export type UpstreamResponse = Dispatcher.ResponseData;
@@ -88,7 +90,7 @@ export class UpstreamClient {
       origin: t.origin,
       method: 'POST',
       path: t.path,
-      headers: { ...t.headers, 'x-request-id': call.requestId },
+      headers: call.headers ? { ...call.headers, ...t.headers, 'x-request-id': call.requestId } : { ...t.headers, 'x-request-id': call.requestId },
       body: call.body,
       signal: call.signal,
       headersTimeout: call.timeoutMs,

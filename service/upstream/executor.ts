@@ -12,6 +12,7 @@ import type { Candidate, Endpoint } from '../routing/catalog';
 import { decideRetry, isProviderAuthFailure, isRetryableStatus, retryAfterMs } from '../routing/backoff';
 import type { CircuitBreakers } from '../routing/circuit-breaker';
 import type { StatsTracker } from '../routing/provider-stats';
+import type { RequestTrace } from '../telemetry/tracing';
 import { classifyNetworkError, UpstreamClient } from './client';
 import { BodyTooLargeError, readCapped, readErrorBody } from './read-body';
 import { EVENT_END, inspectEvent } from './sse-relay';
@@ -58,6 +59,8 @@ export interface ExecuteInput {
   requestId: string;
   clientSignal: AbortSignal;
   deadline: number;
+  /** The request's server span when tracing is on: one client span per attempt, whose traceparent goes upstream. */
+  trace?: RequestTrace;
 }
 
 type FailureKind =
@@ -134,7 +137,7 @@ export class Executor {
     this.sleep = deps.sleep ?? defaultSleep;
   }
 
-  private async attemptOnce(c: Candidate, input: ExecuteInput, timeoutMs: number): Promise<Attempt> {
+  private async attemptOnce(c: Candidate, input: ExecuteInput, timeoutMs: number, headers?: Record<string, string>): Promise<Attempt> {
     const { client, now } = this.deps;
     const ac = new AbortController();
     let timedOut = false;
@@ -147,7 +150,7 @@ export class Executor {
     let keepListener = false;
     const startedAt = now();
     try {
-      const res = await client.send({ candidate: c, endpoint: input.endpoint, body: input.bodyFor(c), requestId: input.requestId, signal: ac.signal, timeoutMs });
+      const res = await client.send({ candidate: c, endpoint: input.endpoint, body: input.bodyFor(c), requestId: input.requestId, signal: ac.signal, timeoutMs, headers });
       const ttfbMs = now() - startedAt;
       const status = res.statusCode;
       if (status >= 200 && status < 300) {
@@ -233,7 +236,9 @@ export class Executor {
         attempts++;
         breakers.attempt(p, input.model);
         stats.recordAttempt(p, input.model);
-        const outcome = await this.attemptOnce(c, input, Math.min(c.provider.timeout_ms, remaining));
+        const span = input.trace?.attempt(c, input.endpoint, attempts);
+        const outcome = await this.attemptOnce(c, input, Math.min(c.provider.timeout_ms, remaining), span?.headers);
+        span?.end(outcome);
         if (outcome.kind === 'client_gone') {
           breakers.release(p, input.model);
           metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: 'client_gone' });

@@ -13,6 +13,8 @@ import type { StreamHandle } from './executor';
 
 export interface RelayResult {
   usage?: Usage;
+  /** The model the provider says answered (the first chunk's `model`). */
+  model?: string;
   /** Text the model produced, for token estimation when no usage came. */
   outputText: string;
   sawDone: boolean;
@@ -50,13 +52,14 @@ export function inspectEvent(event: string, hideUsage: boolean, acc: RelayResult
     acc.sawDone = true;
     return 'forward';
   }
-  let chunk: { usage?: Usage | null; choices?: Choice[] };
+  let chunk: { usage?: Usage | null; choices?: Choice[]; model?: unknown };
   try {
     chunk = JSON.parse(data);
   } catch {
     return 'invalid';
   }
   if (!chunk || typeof chunk !== 'object') return 'invalid';
+  if (acc.model === undefined && typeof chunk.model === 'string') acc.model = chunk.model;
   const choices = Array.isArray(chunk.choices) ? chunk.choices : [];
   for (const choice of choices) {
     const text = choice?.delta?.content ?? choice?.text;

@@ -11,7 +11,8 @@ export interface TestGateway extends RunningGateway {
 
 type ConfigOverrides = Omit<GatewayConfigInput, 'server'> & { server?: GatewayConfigInput['server'] };
 
-export async function startTestGateway(input: ConfigOverrides): Promise<TestGateway> {
+/** `env`: the OTEL_* variables the gateway should see (none by default: tracing off). */
+export async function startTestGateway(input: ConfigOverrides, env?: Record<string, string | undefined>): Promise<TestGateway> {
   const config = parseConfig({
     ...input,
     server: { host: '127.0.0.1', port: 0, metrics_port: 0, log_level: 'info', ...input.server },
@@ -23,7 +24,7 @@ export async function startTestGateway(input: ConfigOverrides): Promise<TestGate
       cb();
     },
   });
-  const running = await startGateway(config, { logger: pino({ level: config.server.log_level }, sink) });
+  const running = await startGateway(config, { logger: pino({ level: config.server.log_level }, sink), env });
   return Object.assign(running, { logs });
 }
 
