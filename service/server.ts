@@ -11,6 +11,7 @@ import { createResponseCache } from './cache/cache';
 import type { GatewayConfig } from './config/schema';
 import { createMetrics, Metrics } from './metrics/metrics';
 import { createRedisClient, redisReady } from './redis/client';
+import { MemoryObjectRegistry, RedisObjectRegistry } from './tenancy/objects';
 import { createTenancy } from './tenancy/tenancy';
 
 export interface RunningGateway {
@@ -47,12 +48,14 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
   const redis = createRedisClient(config, { metrics, logger });
   const tenancy = createTenancy(config, { redis, metrics, logger });
   const cache = createResponseCache(config, { redis, metrics });
+  const objects = redis ? new RedisObjectRegistry(redis, Date.now, (operation) => metrics.redisErrors.inc({ operation })) : new MemoryObjectRegistry();
   const gateway = createApp({
     config,
     logger,
     metrics,
     tenancy,
     cache,
+    objects,
     spendReport: (q) => tenancy.spendReport(q),
     redisUp: redis ? () => redisReady(redis) : undefined,
   });

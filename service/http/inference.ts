@@ -1,20 +1,22 @@
 /**
- * The handler for the endpoints the gateway inspects (chat, completions, embeddings).
+ * The handler for the endpoints the gateway inspects (chat, completions, embeddings, responses).
  * It only sequences named steps:
  *   authenticate -> validate -> resolve model -> admit (limits, budget) -> cache lookup
  *   -> routing plan -> execute (retry, failover, breaker) -> relay -> account -> cache store
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Endpoint, ENDPOINTS, EndpointSpec } from '../core/endpoints';
 import { costUsd } from '../cost/cost';
 import { estimateCompletionTokens, estimatePromptTokens } from '../cost/tokens';
-import type { Candidate, Endpoint, ModelRoute } from '../routing/catalog';
+import type { Candidate, ModelRoute } from '../routing/catalog';
 import { planRoute } from '../routing/strategies';
 import type { Principal, Usage } from '../tenancy/contracts';
 import type { Success } from '../upstream/executor';
 import { relaySse } from '../upstream/sse-relay';
 import { readJsonBody } from './body';
 import type { GatewayContext } from './context';
-import { badRequest, modelNotFound } from './errors';
+import { badRequest, GatewayError, modelNotFound } from './errors';
+import { modelRewriter } from './model-name';
 import { recordOf, RequestRecord } from './request-context';
 import { sendError, sendJson } from './respond';
 import { validateRequest, ValidRequest } from './validate';
@@ -22,13 +24,33 @@ import { validateRequest, ValidRequest } from './validate';
 /** Output tokens assumed by cost-optimal routing when the request sets no max_tokens. */
 const DEFAULT_EXPECTED_OUTPUT_TOKENS = 256;
 
-const PATH_OF: Record<Endpoint, string> = { chat: '/v1/chat/completions', completion: '/v1/completions', embedding: '/v1/embeddings' };
+/** How long the gateway keeps the owner of a stored response: OpenAI keeps them 30 days. */
+export const STORED_RESPONSE_TTL_SECONDS = 30 * 86400;
 
 function resolveRoute(ctx: GatewayContext, endpoint: Endpoint, req: ValidRequest): ModelRoute {
   const route = ctx.catalog.resolveFor(req.model, endpoint);
   if (!route) throw modelNotFound(req.model);
-  if (!route.candidates.length) throw badRequest(`The model "${req.model}" does not support ${PATH_OF[endpoint]}.`, 'model_not_supported', 'model');
+  if (route.unserved === 'endpoint') {
+    throw new GatewayError(404, 'not_found_error', 'endpoint_not_supported', `No provider of the model "${req.model}" serves ${ENDPOINTS[endpoint].path} through this gateway.`, {}, 'model');
+  }
+  if (!route.candidates.length) throw badRequest(`The model "${req.model}" does not support ${ENDPOINTS[endpoint].path}.`, 'model_not_supported', 'model');
   return route;
+}
+
+/**
+ * A request continuing a stored response (previous_response_id) must be the team's own and
+ * goes to the provider holding it: the route keeps only that provider's candidates.
+ */
+async function pinToPreviousResponse(ctx: GatewayContext, principal: Principal, route: ModelRoute, req: ValidRequest): Promise<ModelRoute> {
+  const id = req.body.previous_response_id;
+  if (typeof id !== 'string') return route;
+  const owner = await ctx.objects.lookup(id);
+  if (!owner || owner.team !== principal.team) {
+    throw new GatewayError(404, 'invalid_request_error', 'previous_response_not_found', `Previous response with id '${id.slice(0, 128)}' not found.`, {}, 'previous_response_id');
+  }
+  const candidates = route.candidates.filter((c) => c.provider.name === owner.provider);
+  if (!candidates.length) throw badRequest(`The previous response is held by a provider that does not serve the model "${req.model}".`, 'invalid_value', 'previous_response_id');
+  return { ...route, candidates };
 }
 
 function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, endpoint: Endpoint, bodyBytes: number): Candidate[] {
@@ -52,29 +74,18 @@ function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, end
 }
 
 /** The body sent to one candidate: its upstream model name, and a request for usage on streams. */
-function upstreamBodies(req: ValidRequest, endpoint: Endpoint): (c: Candidate) => string {
+function upstreamBodies(req: ValidRequest, spec: EndpointSpec): (c: Candidate) => string {
   const memo = new Map<string, string>();
   return (c) => {
     let s = memo.get(c.upstreamModel);
     if (s === undefined) {
       const body: Record<string, unknown> = { ...req.body, model: c.upstreamModel };
-      if (req.stream && endpoint !== 'embedding') body.stream_options = { ...(req.body.stream_options as object), include_usage: true };
+      if (req.stream && spec.streamUsageOption) body.stream_options = { ...(req.body.stream_options as object), include_usage: true };
       s = JSON.stringify(body);
       memo.set(c.upstreamModel, s);
     }
     return s;
   };
-}
-
-function usageOf(parsed: Record<string, unknown>): Usage | undefined {
-  const u = parsed.usage as { prompt_tokens?: unknown; completion_tokens?: unknown } | undefined;
-  if (!u || typeof u.prompt_tokens !== 'number') return undefined;
-  return { prompt_tokens: u.prompt_tokens, completion_tokens: typeof u.completion_tokens === 'number' ? u.completion_tokens : 0 };
-}
-
-function outputTextOf(parsed: Record<string, unknown>): string {
-  const choices = Array.isArray(parsed.choices) ? (parsed.choices as Array<{ message?: { content?: unknown }; text?: unknown }>) : [];
-  return choices.map((c) => (typeof c?.message?.content === 'string' ? c.message.content : typeof c?.text === 'string' ? c.text : '')).join('');
 }
 
 /** Usage the provider reported, or an estimate from the request and the produced text. */
@@ -84,7 +95,7 @@ function resolveUsage(req: ValidRequest, reported: Usage | undefined, outputText
 }
 
 function account(ctx: GatewayContext, principal: Principal, route: ModelRoute, c: Candidate | undefined, usage: Usage, estimated: boolean, cached: boolean): number {
-  const prices = c ? { input_per_million: c.inputPerMillion, output_per_million: c.outputPerMillion } : { input_per_million: 0, output_per_million: 0 };
+  const prices = c ? { input_per_million: c.inputPerMillion, output_per_million: c.outputPerMillion, cached_input_per_million: c.cachedInputPerMillion } : { input_per_million: 0, output_per_million: 0 };
   const cost = cached ? 0 : costUsd(usage, prices);
   const listCost = costUsd(usage, { input_per_million: route.listPrice.inputPerMillion, output_per_million: route.listPrice.outputPerMillion });
   ctx.tenancy.settle({ principal, provider: c?.provider.name ?? 'cache', model: route.model, usage, estimated, costUsd: cost, listCostUsd: listCost, cached, at: ctx.now() });
@@ -96,7 +107,13 @@ function setOutcomeHeaders(res: ServerResponse, success: Pick<Success, 'candidat
   res.setHeader('x-gateway-attempts', String(success.attempts));
 }
 
-async function relayStream(ctx: GatewayContext, res: ServerResponse, rec: RequestRecord, valid: ValidRequest, principal: Principal, route: ModelRoute, success: Success) {
+/** Records a stored response's id against the team and provider (not when the client sent store: false). */
+function recordStoredResponse(ctx: GatewayContext, principal: Principal, c: Candidate, valid: ValidRequest, id: unknown): Promise<void> | undefined {
+  if (typeof id !== 'string' || valid.body.store === false) return undefined;
+  return ctx.objects.record(id, { team: principal.team, provider: c.provider.name }, STORED_RESPONSE_TTL_SECONDS);
+}
+
+async function relayStream(ctx: GatewayContext, res: ServerResponse, rec: RequestRecord, valid: ValidRequest, principal: Principal, route: ModelRoute, success: Success, endpoint: Endpoint) {
   const c = success.candidate;
   res.statusCode = 200;
   res.setHeader('content-type', 'text/event-stream; charset=utf-8');
@@ -104,7 +121,8 @@ async function relayStream(ctx: GatewayContext, res: ServerResponse, rec: Reques
   res.setHeader('x-accel-buffering', 'no');
   res.flushHeaders();
   ctx.metrics.streamTtfb.observe({ provider: c.provider.name, model: route.model }, (ctx.now() - rec.startedAt) / 1000);
-  const result = await relaySse(success.stream!, res, !valid.clientWantsUsage);
+  const result = await relaySse(success.stream!, res, !valid.clientWantsUsage, endpoint === 'responses', modelRewriter(ctx.config, route.model, c));
+  if (endpoint === 'responses') await recordStoredResponse(ctx, principal, c, valid, result.responseId);
   const totalMs = ctx.now() - success.startedAt;
   if (result.interrupted) {
     ctx.metrics.streamInterruptions.inc({ provider: c.provider.name, model: route.model });
@@ -129,13 +147,15 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
   return async (req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> => {
     const rec = recordOf(res);
     rec.endpoint = endpoint;
+    const spec = ENDPOINTS[endpoint];
     const principal = rec.principal!; // authenticated before the body was read
     const valid = validateRequest(endpoint, body);
-    const route = resolveRoute(ctx, endpoint, valid);
+    let route = resolveRoute(ctx, endpoint, valid);
     rec.model = route.model;
     rec.stream = valid.stream;
 
     const admission = await ctx.tenancy.admit(principal, route.model);
+    if (endpoint === 'responses') route = await pinToPreviousResponse(ctx, principal, route, valid);
     for (const k in admission.headers) res.setHeader(k, admission.headers[k]);
 
     const cacheKey = valid.stream ? null : ctx.cache.keyFor(principal, route.model, valid.body, req.headers);
@@ -145,7 +165,7 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
         res.setHeader('x-gateway-cache', 'hit');
         rec.provider = 'cache';
         const parsed = JSON.parse(hit) as Record<string, unknown>;
-        const { usage, estimated } = resolveUsage(valid, usageOf(parsed), outputTextOf(parsed));
+        const { usage, estimated } = resolveUsage(valid, spec.usage(parsed), spec.outputText(parsed));
         account(ctx, principal, route, undefined, usage, estimated, true);
         sendJson(res, 200, hit);
         return;
@@ -164,7 +184,7 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
         model: route.model,
         endpoint,
         plan: makePlan(ctx, route, valid, endpoint, Number(req.headers['content-length']) || JSON.stringify(valid.body).length),
-        bodyFor: upstreamBodies(valid, endpoint),
+        bodyFor: upstreamBodies(valid, spec),
         stream: valid.stream,
         requestId: rec.requestId,
         clientSignal: clientAbort.signal,
@@ -182,13 +202,17 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
     rec.provider = result.candidate.provider.name;
     rec.attempts = result.attempts;
 
-    if (result.stream) return relayStream(ctx, res, rec, valid, principal, route, result);
+    rec.upstreamModel = result.candidate.upstreamModel;
+    if (result.stream) return relayStream(ctx, res, rec, valid, principal, route, result, endpoint);
 
-    const { raw, parsed } = result.json!;
-    const { usage, estimated } = resolveUsage(valid, usageOf(parsed), outputTextOf(parsed));
+    const { parsed } = result.json!;
+    const rewrite = modelRewriter(ctx.config, route.model, result.candidate);
+    const raw = rewrite ? rewrite(result.json!.raw.toString('utf8')) : result.json!.raw;
+    const { usage, estimated } = resolveUsage(valid, spec.usage(parsed), spec.outputText(parsed));
     rec.costUsd = account(ctx, principal, route, result.candidate, usage, estimated, false);
+    if (endpoint === 'responses') await recordStoredResponse(ctx, principal, result.candidate, valid, parsed.id);
     sendJson(res, 200, raw);
-    if (cacheKey) void ctx.cache.set(cacheKey, raw.toString('utf8')).catch(() => undefined);
+    if (cacheKey) void ctx.cache.set(cacheKey, typeof raw === 'string' ? raw : raw.toString('utf8')).catch(() => undefined);
   };
 }
 

@@ -5,9 +5,8 @@
 import { Pool } from 'undici';
 import type Dispatcher from 'undici/types/dispatcher';
 import type { ProviderConfig } from '../config/schema';
-import type { Candidate, Endpoint } from '../routing/catalog';
-
-const PATHS: Record<Endpoint, string> = { chat: '/chat/completions', completion: '/completions', embedding: '/embeddings' };
+import { Endpoint, ENDPOINTS } from '../core/endpoints';
+import type { Candidate } from '../routing/catalog';
 
 export interface UpstreamCall {
   candidate: Candidate;
@@ -35,10 +34,44 @@ export function targetFor(provider: ProviderConfig, endpoint: Endpoint, upstream
   if (provider.type === 'azure') {
     if (provider.api_key) headers['api-key'] = provider.api_key;
     const q = new URLSearchParams({ 'api-version': provider.api_version ?? '' });
-    return { origin: url.origin, path: `${base}/openai/deployments/${encodeURIComponent(upstreamModel)}${PATHS[endpoint]}?${q}`, headers };
+    // The Responses API is per resource (the deployment goes in the body's model), the others per deployment.
+    const where = endpoint === 'responses' ? '/openai' : `/openai/deployments/${encodeURIComponent(upstreamModel)}`;
+    return { origin: url.origin, path: `${base}${where}${ENDPOINTS[endpoint].upstreamPath}?${q}`, headers };
   }
   if (provider.api_key) headers.authorization = `Bearer ${provider.api_key}`;
-  return { origin: url.origin, path: `${base}${PATHS[endpoint]}`, headers };
+  return { origin: url.origin, path: `${base}${ENDPOINTS[endpoint].upstreamPath}`, headers };
+}
+
+/**
+ * Where a pass-through or stored-object call goes: `subpath` is the client's path below /v1
+ * (e.g. /files/file-abc/content), `search` its query string ("" or "?..."). Headers carry the
+ * provider's credentials only; the caller adds content headers.
+ */
+export function targetForPath(provider: ProviderConfig, subpath: string, search: string): Target {
+  const url = new URL(provider.base_url);
+  const base = url.pathname.replace(/\/+$/, '');
+  const headers: Record<string, string> = {};
+  if (provider.type === 'azure') {
+    if (provider.api_key) headers['api-key'] = provider.api_key;
+    const q = new URLSearchParams(search);
+    q.set('api-version', provider.api_version ?? '');
+    return { origin: url.origin, path: `${base}/openai${subpath}?${q}`, headers };
+  }
+  if (provider.api_key) headers.authorization = `Bearer ${provider.api_key}`;
+  return { origin: url.origin, path: `${base}${subpath}${search}`, headers };
+}
+
+export interface ForwardCall {
+  provider: ProviderConfig;
+  method: 'GET' | 'POST' | 'DELETE';
+  /** The client's path below /v1. */
+  subpath: string;
+  search: string;
+  headers: Record<string, string>;
+  body?: string | Buffer | NodeJS.ReadableStream;
+  requestId: string;
+  signal: AbortSignal;
+  timeoutMs: number;
 }
 
 export class UpstreamClient {
@@ -79,6 +112,20 @@ export class UpstreamClient {
       path: t.path,
       headers: { ...t.headers, 'x-request-id': call.requestId },
       body: call.body,
+      signal: call.signal,
+      headersTimeout: call.timeoutMs,
+      bodyTimeout: call.timeoutMs,
+    });
+  }
+
+  /** One call to one provider for a pass-through or stored-object path (no retries: it may not be idempotent). */
+  forward(call: ForwardCall): Promise<UpstreamResponse> {
+    const t = targetForPath(call.provider, call.subpath, call.search);
+    return this.pool(call.provider, t.origin).request({
+      method: call.method,
+      path: t.path,
+      headers: { ...call.headers, ...t.headers, 'x-request-id': call.requestId },
+      body: call.body as Dispatcher.DispatchOptions['body'],
       signal: call.signal,
       headersTimeout: call.timeoutMs,
       bodyTimeout: call.timeoutMs,
