@@ -21,3 +21,22 @@ export function modelRewriter(config: Pick<GatewayConfig, 'routing'>, requested:
   const member = `"model":${JSON.stringify(requested)}`;
   return (text) => text.replace(MODEL_MEMBER, () => member);
 }
+
+/**
+ * For answers about stored objects (GET /v1/responses/{id}), where the requested name is not
+ * known: a provider's `upstream_name`s back to its public model names. Undefined when the
+ * provider maps none (or the config exposes upstream names).
+ */
+export function publicNameRewriter(config: Pick<GatewayConfig, 'routing' | 'providers'>, providerName: string): ((text: string) => string) | undefined {
+  const p = config.providers.find((x) => x.name === providerName);
+  if (config.routing.expose_upstream_model || !p) return undefined;
+  const names = new Map<string, string>();
+  for (const m of p.models) if (m.upstream_name && m.upstream_name !== m.name && !names.has(m.upstream_name)) names.set(m.upstream_name, m.name);
+  if (!names.size) return undefined;
+  return (text) =>
+    text.replace(MODEL_MEMBER, (member) => {
+      const value = JSON.parse(member.slice(member.indexOf(':') + 1)) as string;
+      const pub = names.get(value);
+      return pub === undefined ? member : `"model":${JSON.stringify(pub)}`;
+    });
+}

@@ -27,6 +27,7 @@ import { readJsonBody } from './body';
 import type { GatewayContext } from './context';
 import { forbidden, GatewayError, notFound, payloadTooLarge, upstreamTimeout, upstreamUnavailable } from './errors';
 import { STORED_RESPONSE_TTL_SECONDS } from './inference';
+import { publicNameRewriter } from './model-name';
 import { recordOf } from './request-context';
 import { sendJson } from './respond';
 
@@ -136,6 +137,8 @@ export function priceAnswer(entry: Entry | undefined, parsed: Record<string, unk
 }
 
 export function passthroughRoute(ctx: GatewayContext, client: UpstreamClient) {
+  // Stored responses carry the provider's model name: mapped names go back to public ones (built once per provider).
+  const renamers = new Map(ctx.config.providers.map((p) => [p.name, publicNameRewriter(ctx.config, p.name)]));
   return async (req: IncomingMessage & { path: string }, res: ServerResponse, search: string): Promise<void> => {
     const rec = recordOf(res);
     const principal = rec.principal!;
@@ -144,13 +147,14 @@ export function passthroughRoute(ctx: GatewayContext, client: UpstreamClient) {
     if (d.kind === 'refuse') throw d.error;
     rec.endpoint = d.label;
     rec.model = d.label;
+    // Like inference: the request is checked (objects it names must be the team's own) before it is admitted.
     const provider = await chooseProvider(ctx, principal, d);
+    const body = await forwardBody(ctx, req, principal, d.entry?.body_limit_bytes ?? ctx.config.server.body_limit_bytes);
     const admission = await ctx.tenancy.admit(principal, d.label);
     for (const k in admission.headers) res.setHeader(k, admission.headers[k]);
-    const body = await forwardBody(ctx, req, principal, d.entry?.body_limit_bytes ?? ctx.config.server.body_limit_bytes);
     rec.provider = provider.name;
     const upstream = await send(client, req, res, d, provider, path, search, body);
-    await relayAnswer(ctx, res, principal, provider, d, upstream);
+    await relayAnswer(ctx, res, principal, provider, d, upstream, d.label === 'responses_object' ? renamers.get(provider.name) : undefined);
   };
 }
 
@@ -176,7 +180,7 @@ async function send(client: UpstreamClient, req: IncomingMessage, res: ServerRes
 type Upstream = Awaited<ReturnType<UpstreamClient['forward']>>;
 
 /** Sends the provider's answer on; JSON answers are read for their object id and usage, others stream through. */
-async function relayAnswer(ctx: GatewayContext, res: ServerResponse, principal: Principal, provider: ProviderConfig, d: Extract<PassDecision, { kind: 'forward' }>, up: Upstream): Promise<void> {
+async function relayAnswer(ctx: GatewayContext, res: ServerResponse, principal: Principal, provider: ProviderConfig, d: Extract<PassDecision, { kind: 'forward' }>, up: Upstream, rename: ((text: string) => string) | undefined): Promise<void> {
   const status = up.statusCode;
   if (status === 401 || status === 403) {
     await readErrorBody(up.body);
@@ -200,7 +204,8 @@ async function relayAnswer(ctx: GatewayContext, res: ServerResponse, principal: 
     throw upstreamUnavailable(`The provider "${provider.name}" broke off its answer.`);
   }
   // A provider may echo the credentials it was sent: never pass the gateway's provider key on.
-  const text = provider.api_key ? raw.toString('utf8').split(provider.api_key).join('[redacted]') : raw.toString('utf8');
+  let text = provider.api_key ? raw.toString('utf8').split(provider.api_key).join('[redacted]') : raw.toString('utf8');
+  if (rename) text = rename(text);
   let parsed: Record<string, unknown> | undefined;
   try {
     const v = JSON.parse(text) as unknown;
