@@ -40,19 +40,32 @@ export function objectPath(path: string): ObjectPath | undefined {
   return undefined;
 }
 
-/** Ids a JSON request body refers to (strings and arrays of strings in ID_REFERENCE_FIELDS, top level). */
-export function referencedIds(body: unknown): string[] {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) return [];
-  const ids: string[] = [];
-  for (const field of ID_REFERENCE_FIELDS) {
-    const v = (body as Record<string, unknown>)[field];
-    if (typeof v === 'string') {
-      ids.push(v);
-    } else if (Array.isArray(v)) {
-      for (const x of v) if (typeof x === 'string') ids.push(x);
-    } else if (v && typeof v === 'object' && typeof (v as { id?: unknown }).id === 'string') {
-      ids.push((v as { id: string }).id); // e.g. "conversation": {"id": "conv_..."}
+const REFERENCE_FIELDS: ReadonlySet<string> = new Set(ID_REFERENCE_FIELDS);
+
+/**
+ * Ids a JSON request body refers to, at any depth: strings (or arrays of strings, or
+ * `{"id": ...}`) under the keys in ID_REFERENCE_FIELDS, e.g. a Responses `input_file` part's
+ * file_id or a file_search tool's vector_store_ids.
+ */
+export function referencedIds(body: unknown, into: string[] = []): string[] {
+  if (Array.isArray(body)) {
+    for (const x of body) if (x && typeof x === 'object') referencedIds(x, into);
+    return into;
+  }
+  if (!body || typeof body !== 'object') return into;
+  for (const key in body as Record<string, unknown>) {
+    const v = (body as Record<string, unknown>)[key];
+    if (REFERENCE_FIELDS.has(key)) {
+      if (typeof v === 'string') {
+        into.push(v);
+      } else if (Array.isArray(v)) {
+        for (const x of v) if (typeof x === 'string') into.push(x);
+      } else if (v && typeof v === 'object' && typeof (v as { id?: unknown }).id === 'string') {
+        into.push((v as { id: string }).id); // "conversation": {"id": ...}
+      }
+    } else if (v && typeof v === 'object') {
+      referencedIds(v, into);
     }
   }
-  return ids;
+  return into;
 }

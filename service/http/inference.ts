@@ -6,11 +6,13 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Endpoint, ENDPOINTS, EndpointSpec } from '../core/endpoints';
+import { OBJECT_COLLECTIONS, referencedIds } from '../core/passthrough-paths';
 import { costUsd } from '../cost/cost';
 import { estimateCompletionTokens, estimatePromptTokens } from '../cost/tokens';
 import type { Candidate, ModelRoute } from '../routing/catalog';
 import { planRoute } from '../routing/strategies';
 import type { Principal, Usage } from '../tenancy/contracts';
+import { assertOwned } from '../tenancy/objects';
 import type { Success } from '../upstream/executor';
 import { relaySse } from '../upstream/sse-relay';
 import { readJsonBody } from './body';
@@ -144,6 +146,9 @@ async function relayStream(ctx: GatewayContext, res: ServerResponse, rec: Reques
 
 /** Serves one validated request body; the principal is on the request record. */
 export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
+  // Ids a request names (previous_response_id, file_id, vector_store_ids...) must be the team's own. Chat,
+  // completions and embeddings pay for the scan only when the pass-through lets teams create such objects.
+  const checkReferences = endpoint === 'responses' || ctx.config.passthrough.some((e) => e.path !== '/v1/responses' && OBJECT_COLLECTIONS.includes(e.path));
   return async (req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> => {
     const rec = recordOf(res);
     rec.endpoint = endpoint;
@@ -154,8 +159,9 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
     rec.model = route.model;
     rec.stream = valid.stream;
 
-    const admission = await ctx.tenancy.admit(principal, route.model);
     if (endpoint === 'responses') route = await pinToPreviousResponse(ctx, principal, route, valid);
+    if (checkReferences) await assertOwned(ctx.objects, principal.team, referencedIds(valid.body));
+    const admission = await ctx.tenancy.admit(principal, route.model);
     for (const k in admission.headers) res.setHeader(k, admission.headers[k]);
 
     const cacheKey = valid.stream ? null : ctx.cache.keyFor(principal, route.model, valid.body, req.headers);
@@ -202,7 +208,7 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
     rec.provider = result.candidate.provider.name;
     rec.attempts = result.attempts;
 
-    rec.upstreamModel = result.candidate.upstreamModel;
+    if (result.candidate.upstreamModel !== route.model) rec.upstreamModel = result.candidate.upstreamModel;
     if (result.stream) return relayStream(ctx, res, rec, valid, principal, route, result, endpoint);
 
     const { parsed } = result.json!;

@@ -18,7 +18,7 @@ import { objectPath, ObjectPath, referencedIds } from '../core/passthrough-paths
 import type { GatewayConfig, ProviderConfig } from '../config/schema';
 import { costUsd } from '../cost/cost';
 import type { Principal } from '../tenancy/contracts';
-import { objectLifetimeSeconds } from '../tenancy/objects';
+import { assertOwned, objectLifetimeSeconds, objectNotFound } from '../tenancy/objects';
 import type { UpstreamClient } from '../upstream/client';
 import { classifyNetworkError } from '../upstream/client';
 import { MAX_UPSTREAM_BODY_BYTES } from '../upstream/executor';
@@ -65,9 +65,6 @@ export function decidePassthrough(method: string, path: string, entries: readonl
   return { kind: 'forward', method: method as Method, label: entry.path, entry, object: op };
 }
 
-const objectNotFound = (id: string, param: string | null = null) =>
-  new GatewayError(404, 'invalid_request_error', 'object_not_found', `No object with id '${id.slice(0, 128)}' was found.`, {}, param);
-
 /** The provider a forwarded request goes to: the object's owner, the entry's provider, or the first openai-type one. */
 async function chooseProvider(ctx: GatewayContext, principal: Principal, d: Extract<PassDecision, { kind: 'forward' }>): Promise<ProviderConfig> {
   if (d.object?.id) {
@@ -104,10 +101,7 @@ async function forwardBody(ctx: GatewayContext, req: IncomingMessage, principal:
   if (declared > limit) throw payloadTooLarge(limit);
   if (!isJson(req.headers['content-type'])) return cappedStream(req, limit);
   const body = await readJsonBody(req, limit);
-  for (const id of referencedIds(body)) {
-    const owner = await ctx.objects.lookup(id);
-    if (!owner || owner.team !== principal.team) throw objectNotFound(id);
-  }
+  await assertOwned(ctx.objects, principal.team, referencedIds(body));
   return JSON.stringify(body);
 }
 

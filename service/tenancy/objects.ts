@@ -9,7 +9,7 @@
  * nothing locally fails closed (503), it never guesses an owner.
  */
 import type Redis from 'ioredis';
-import { serviceUnavailable } from '../http/errors';
+import { GatewayError, serviceUnavailable } from '../http/errors';
 import { redisReady } from '../redis/client';
 
 export interface ObjectOwner {
@@ -111,4 +111,17 @@ export function objectLifetimeSeconds(parsed: Record<string, unknown>, defaultSe
   const exp = parsed.expires_at;
   if (typeof exp === 'number' && Number.isFinite(exp) && exp * 1000 > nowMs) return Math.ceil(exp - nowMs / 1000);
   return defaultSeconds;
+}
+
+/** OpenAI's answer for an object that does not exist: the same for one that belongs to another team. */
+export const objectNotFound = (id: string, param: string | null = null) =>
+  new GatewayError(404, 'invalid_request_error', 'object_not_found', `No object with id '${id.slice(0, 128)}' was found.`, {}, param);
+
+/** Throws 404 object_not_found unless every id was recorded for `team`. */
+export async function assertOwned(objects: ObjectRegistry, team: string, ids: readonly string[]): Promise<void> {
+  if (!ids.length) return;
+  const owners = await Promise.all(ids.map((id) => objects.lookup(id)));
+  owners.forEach((owner, i) => {
+    if (!owner || owner.team !== team) throw objectNotFound(ids[i]);
+  });
 }

@@ -122,10 +122,14 @@ describe('pass-through: closed by default, admitted, counted, objects private pe
     await assert.rejects(bob.files.content(file.id), OpenAI.NotFoundError);
     await assert.rejects(bob.files.delete(file.id), OpenAI.NotFoundError);
     await assert.rejects(bob.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' }), OpenAI.NotFoundError);
+    const fileInput = [{ role: 'user' as const, content: [{ type: 'input_file' as const, file_id: file.id }] }];
+    await assert.rejects(bob.responses.create({ model: 'm', input: fileInput }), (err: unknown) => err instanceof OpenAI.NotFoundError && (err as InstanceType<typeof OpenAI.APIError>).code === 'object_not_found');
+    await assert.rejects(bob.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: file.id } }] }] }), OpenAI.NotFoundError);
     await assert.rejects(bob.files.list(), (err: unknown) => err instanceof OpenAI.PermissionDeniedError && (err as InstanceType<typeof OpenAI.APIError>).code === 'listing_not_allowed');
     assert.equal(up.received.length, n, 'none of it reached the provider');
 
     assert.equal(await (await alice.files.content(file.id)).text(), `contents of ${file.id}\n`);
+    await alice.responses.create({ model: 'm', input: fileInput }); // the owner may use it
     await alice.files.delete(file.id);
     await assert.rejects(alice.files.retrieve(file.id), OpenAI.NotFoundError);
   });

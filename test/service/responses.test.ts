@@ -204,6 +204,11 @@ describe('POST /v1/responses: routed, streamed, limited and costed like chat', f
     await assert.rejects(slow.responses.retrieve(created.id), OpenAI.RateLimitError);
   });
 
+  it("a provider's 400 naming the upstream model is relayed with the requested name", async () => {
+    a.setBehavior(() => ({ kind: 'status', status: 400, body: { error: { message: `The model '${INTERNAL}' does not support 'reasoning.effort'.`, type: 'invalid_request_error', param: 'reasoning', code: 'unsupported_parameter' } } }));
+    await assert.rejects(alice.responses.create({ model: 'gpt-x', input: 'x' }), (err: unknown) => err instanceof OpenAI.BadRequestError && err.message.includes("'gpt-x'") && !err.message.includes(INTERNAL));
+  });
+
   it('chat: a mapped model never shows its upstream name, in the body or any stream chunk', async () => {
     const chat = await alice.chat.completions.create({ model: 'gpt-x', messages: [{ role: 'user', content: 'x' }] });
     assert.equal(chat.model, 'gpt-x');
