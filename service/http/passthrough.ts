@@ -225,7 +225,10 @@ async function trackObject(ctx: GatewayContext, principal: Principal, provider: 
   await ctx.objects.record(parsed.id, { team: principal.team, provider: provider.name }, ttl);
 }
 
+const NO_USAGE: Usage = Object.freeze({ prompt_tokens: 0, completion_tokens: 0 });
+
 function settle(ctx: GatewayContext, principal: Principal, provider: ProviderConfig, d: Extract<PassDecision, { kind: 'forward' }>, parsed: Record<string, unknown> | undefined): void {
-  const { usage, costUsd: cost, unpriced } = priceAnswer(d.entry, parsed);
+  // A stored response read carries the usage of its creation, already accounted: a read costs nothing and uses no tokens.
+  const { usage, costUsd: cost, unpriced } = d.entry ? priceAnswer(d.entry, parsed) : { usage: NO_USAGE, costUsd: 0, unpriced: false };
   ctx.tenancy.settle({ principal, provider: provider.name, model: d.label, usage, estimated: false, unpriced, costUsd: cost, listCostUsd: cost, cached: false, at: ctx.now() });
 }

@@ -195,11 +195,15 @@ describe('POST /v1/responses: routed, streamed, limited and costed like chat', f
     await assert.rejects(alice.responses.retrieve(created.id), OpenAI.NotFoundError);
   });
 
-  it('stored-response reads are admitted and counted', async () => {
+  it('stored-response reads are admitted and counted, their usage not counted twice', async () => {
+    const s0 = await spend('red');
     const created = await alice.responses.create({ model: 'plain', input: 'x' });
     const before = await metricValue(gw.metricsUrl, 'aigw_requests_total', { endpoint: 'responses_object', team: 'red' });
+    const spent = await waitSpend('red', s0.requests + 1);
     await alice.responses.retrieve(created.id);
     assert.equal(await metricValue(gw.metricsUrl, 'aigw_requests_total', { endpoint: 'responses_object', team: 'red' }), before + 1);
+    const after = await waitSpend('red', spent.requests + 1);
+    assert.deepEqual([after.requests - spent.requests, after.prompt_tokens - spent.prompt_tokens, after.cost_usd - spent.cost_usd], [1, 0, 0]);
     const slow = sdk(KEYS.slow);
     await assert.rejects(slow.responses.retrieve(created.id), OpenAI.RateLimitError);
   });
