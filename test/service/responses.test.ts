@@ -135,6 +135,9 @@ describe('POST /v1/responses: routed, streamed, limited and costed like chat', f
       (err: unknown) => err instanceof OpenAI.APIError && (err as InstanceType<typeof OpenAI.APIError>).code === 'stream_interrupted',
     );
     assert.equal(seen[0], 'response.created');
+    // Counted once the relay has finished, which may be just after the client read the error event.
+    const until = Date.now() + 3000;
+    while ((await metricValue(gw.metricsUrl, 'aigw_stream_interruptions_total', { provider: 'a' })) !== 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     assert.equal(await metricValue(gw.metricsUrl, 'aigw_stream_interruptions_total', { provider: 'a' }), 1);
   });
 
