@@ -11,6 +11,7 @@
  * path or request field naming an id the team does not own gets 404, and listing a
  * collection is refused (it would show other teams' objects).
  */
+import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import { chatUsage, responsesUsage, Usage } from '../core/endpoints';
@@ -113,7 +114,15 @@ function forwardHeaders(req: IncomingMessage, body: string | Transform | undefin
     const v = req.headers[name];
     if (typeof v === 'string') h[name] = v;
   }
-  if (typeof body === 'string') h['content-type'] = 'application/json';
+  if (typeof body === 'string') {
+    h['content-type'] = 'application/json'; // re-serialized: decoded and in UTF-8
+  } else if (body) {
+    // Streamed as received: its length and encoding go with it.
+    const length = req.headers['content-length'];
+    const encoding = req.headers['content-encoding'];
+    if (length) h['content-length'] = length;
+    if (typeof encoding === 'string') h['content-encoding'] = encoding;
+  }
   return h;
 }
 
@@ -186,8 +195,12 @@ async function relayAnswer(ctx: GatewayContext, res: ServerResponse, principal: 
     res.statusCode = status;
     for (const name of ['content-type', 'content-length', 'content-disposition'] as const) if (up.headers[name] !== undefined) res.setHeader(name, up.headers[name] as string);
     if (ok) settle(ctx, principal, provider, d, undefined);
-    for await (const chunk of up.body) if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
-    res.end();
+    for await (const chunk of up.body) {
+      if (res.destroyed) break;
+      if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    }
+    if (res.destroyed) up.body.destroy();
+    else res.end();
     return;
   }
   let raw: Buffer;
