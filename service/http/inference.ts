@@ -12,7 +12,7 @@ import { estimateCompletionTokens, estimatePromptTokens } from '../cost/tokens';
 import type { Candidate, ModelRoute } from '../routing/catalog';
 import { planRoute } from '../routing/strategies';
 import type { Principal, Usage } from '../tenancy/contracts';
-import { assertOwned } from '../tenancy/objects';
+import { assertOwned, STORED_RESPONSE_TTL_SECONDS } from '../tenancy/objects';
 import type { Success } from '../upstream/executor';
 import { relaySse } from '../upstream/sse-relay';
 import { readJsonBody } from './body';
@@ -25,9 +25,6 @@ import { validateRequest, ValidRequest } from './validate';
 
 /** Output tokens assumed by cost-optimal routing when the request sets no max_tokens. */
 const DEFAULT_EXPECTED_OUTPUT_TOKENS = 256;
-
-/** How long the gateway keeps the owner of a stored response: OpenAI keeps them 30 days. */
-export const STORED_RESPONSE_TTL_SECONDS = 30 * 86400;
 
 function resolveRoute(ctx: GatewayContext, endpoint: Endpoint, req: ValidRequest): ModelRoute {
   const route = ctx.catalog.resolveFor(req.model, endpoint);
@@ -165,19 +162,7 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
     for (const k in admission.headers) res.setHeader(k, admission.headers[k]);
 
     const cacheKey = valid.stream ? null : ctx.cache.keyFor(principal, route.model, valid.body, req.headers);
-    if (cacheKey) {
-      const hit = await ctx.cache.get(cacheKey);
-      if (hit !== null) {
-        res.setHeader('x-gateway-cache', 'hit');
-        rec.provider = 'cache';
-        const parsed = JSON.parse(hit) as Record<string, unknown>;
-        const { usage, estimated } = resolveUsage(valid, spec.usage(parsed), spec.outputText(parsed));
-        account(ctx, principal, route, undefined, usage, estimated, true);
-        sendJson(res, 200, hit);
-        return;
-      }
-      res.setHeader('x-gateway-cache', 'miss');
-    }
+    if (cacheKey && (await answerFromCache(ctx, res, rec, valid, principal, route, spec, cacheKey))) return;
 
     const clientAbort = new AbortController();
     const onClose = () => {
@@ -211,15 +196,37 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
     if (result.candidate.upstreamModel !== route.model) rec.upstreamModel = result.candidate.upstreamModel;
     if (result.stream) return relayStream(ctx, res, rec, valid, principal, route, result, endpoint);
 
-    const { parsed } = result.json!;
-    const rewrite = modelRewriter(ctx.config, route.model, result.candidate);
-    const raw = rewrite ? rewrite(result.json!.raw.toString('utf8')) : result.json!.raw;
-    const { usage, estimated } = resolveUsage(valid, spec.usage(parsed), spec.outputText(parsed));
-    rec.costUsd = account(ctx, principal, route, result.candidate, usage, estimated, false);
-    if (endpoint === 'responses') await recordStoredResponse(ctx, principal, result.candidate, valid, parsed.id);
-    sendJson(res, 200, raw);
-    if (cacheKey) void ctx.cache.set(cacheKey, typeof raw === 'string' ? raw : raw.toString('utf8')).catch(() => undefined);
+    return relayJson(ctx, res, rec, valid, principal, route, result, endpoint, cacheKey);
   };
+}
+
+/** Serves a cache hit (true), or marks the miss (false). */
+async function answerFromCache(ctx: GatewayContext, res: ServerResponse, rec: RequestRecord, valid: ValidRequest, principal: Principal, route: ModelRoute, spec: EndpointSpec, cacheKey: string): Promise<boolean> {
+  const hit = await ctx.cache.get(cacheKey);
+  if (hit === null) {
+    res.setHeader('x-gateway-cache', 'miss');
+    return false;
+  }
+  res.setHeader('x-gateway-cache', 'hit');
+  rec.provider = 'cache';
+  const parsed = JSON.parse(hit) as Record<string, unknown>;
+  const { usage, estimated } = resolveUsage(valid, spec.usage(parsed), spec.outputText(parsed));
+  account(ctx, principal, route, undefined, usage, estimated, true);
+  sendJson(res, 200, hit);
+  return true;
+}
+
+/** A non-streaming answer: the requested model name in it, accounted, its stored response recorded, sent, cached. */
+async function relayJson(ctx: GatewayContext, res: ServerResponse, rec: RequestRecord, valid: ValidRequest, principal: Principal, route: ModelRoute, result: Success, endpoint: Endpoint, cacheKey: string | null): Promise<void> {
+  const spec = ENDPOINTS[endpoint];
+  const { parsed } = result.json!;
+  const rewrite = modelRewriter(ctx.config, route.model, result.candidate);
+  const raw = rewrite ? rewrite(result.json!.raw.toString('utf8')) : result.json!.raw;
+  const { usage, estimated } = resolveUsage(valid, spec.usage(parsed), spec.outputText(parsed));
+  rec.costUsd = account(ctx, principal, route, result.candidate, usage, estimated, false);
+  if (endpoint === 'responses') await recordStoredResponse(ctx, principal, result.candidate, valid, parsed.id);
+  sendJson(res, 200, raw);
+  if (cacheKey) void ctx.cache.set(cacheKey, typeof raw === 'string' ? raw : raw.toString('utf8')).catch(() => undefined);
 }
 
 /**

@@ -19,7 +19,7 @@ import { objectPath, ObjectPath, referencedIds } from '../core/passthrough-paths
 import type { GatewayConfig, ProviderConfig } from '../config/schema';
 import { costUsd } from '../cost/cost';
 import type { Principal } from '../tenancy/contracts';
-import { assertOwned, objectLifetimeSeconds, objectNotFound } from '../tenancy/objects';
+import { assertOwned, objectLifetimeSeconds, objectNotFound, STORED_RESPONSE_TTL_SECONDS } from '../tenancy/objects';
 import type { UpstreamClient } from '../upstream/client';
 import { classifyNetworkError } from '../upstream/client';
 import { MAX_UPSTREAM_BODY_BYTES } from '../upstream/executor';
@@ -27,7 +27,6 @@ import { BodyTooLargeError, readCapped, readErrorBody } from '../upstream/read-b
 import { readJsonBody } from './body';
 import type { GatewayContext } from './context';
 import { forbidden, GatewayError, notFound, payloadTooLarge, upstreamTimeout, upstreamUnavailable } from './errors';
-import { STORED_RESPONSE_TTL_SECONDS } from './inference';
 import { publicNameRewriter } from './model-name';
 import { recordOf } from './request-context';
 import { sendJson } from './respond';

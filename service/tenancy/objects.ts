@@ -12,6 +12,9 @@ import type Redis from 'ioredis';
 import { GatewayError, serviceUnavailable } from '../http/errors';
 import { redisReady } from '../redis/client';
 
+/** How long the gateway keeps the owner of a stored response: OpenAI keeps them 30 days. */
+export const STORED_RESPONSE_TTL_SECONDS = 30 * 86400;
+
 export interface ObjectOwner {
   team: string;
   provider: string;
