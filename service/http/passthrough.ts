@@ -145,6 +145,8 @@ export function passthroughRoute(ctx: GatewayContext, client: UpstreamClient) {
     const rec = recordOf(res);
     const principal = rec.principal!;
     const path = `/v1${req.path}`;
+    // Without keys nothing beyond the inference routes leaves (every caller is the same anonymous team).
+    if (ctx.config.auth.mode === 'none') throw unknownUrl(req.method ?? 'GET', path);
     const d = decidePassthrough(req.method ?? 'GET', path, ctx.config.passthrough);
     if (d.kind === 'refuse') throw d.error;
     rec.endpoint = d.label;

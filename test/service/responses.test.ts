@@ -229,3 +229,22 @@ describe('POST /v1/responses: routed, streamed, limited and costed like chat', f
     assert.equal(line?.model, 'gpt-x', 'the upstream name is in the log line');
   });
 });
+
+describe('auth.mode none: nothing beyond the inference routes', function () {
+  this.timeout(20_000);
+  it('POST /v1/responses is served; stored-response reads are 404 unknown_url and reach no provider', async () => {
+    const up = await startFakeUpstream('open');
+    const gw = await startTestGateway({ auth: { mode: 'none' }, providers: [provider('open', up.url, ['m'])] });
+    try {
+      const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      const created = await client.responses.create({ model: 'm', input: 'x' });
+      const n = up.received.length;
+      await assert.rejects(client.responses.retrieve(created.id), (err: unknown) => err instanceof OpenAI.NotFoundError && (err as InstanceType<typeof OpenAI.APIError>).code === 'unknown_url');
+      await assert.rejects(client.moderations.create({ input: 'x' }), OpenAI.NotFoundError);
+      assert.equal(up.received.length, n);
+    } finally {
+      await gw.shutdown();
+      await up.close();
+    }
+  });
+});
