@@ -14,7 +14,7 @@ import { planRoute } from '../routing/strategies';
 import type { Principal, Usage } from '../tenancy/contracts';
 import { assertOwned, STORED_RESPONSE_TTL_SECONDS } from '../tenancy/objects';
 import type { Success } from '../upstream/executor';
-import { relaySse } from '../upstream/sse-relay';
+import { firstResponseId, relaySse } from '../upstream/sse-relay';
 import { readJsonBody } from './body';
 import type { GatewayContext } from './context';
 import { badRequest, GatewayError, modelNotFound } from './errors';
@@ -120,8 +120,11 @@ async function relayStream(ctx: GatewayContext, res: ServerResponse, rec: Reques
   res.setHeader('x-accel-buffering', 'no');
   res.flushHeaders();
   ctx.metrics.streamTtfb.observe({ provider: c.provider.name, model: route.model }, (ctx.now() - rec.startedAt) / 1000);
+  // A stored response is recorded before its first event reaches the client, so a follow-up request finds it on any replica.
+  const createdId = endpoint === 'responses' ? firstResponseId(success.stream!.first) : undefined;
+  if (createdId) await recordStoredResponse(ctx, principal, c, valid, createdId);
   const result = await relaySse(success.stream!, res, !valid.clientWantsUsage, endpoint === 'responses', modelRewriter(ctx.config, route.model, c));
-  if (endpoint === 'responses') await recordStoredResponse(ctx, principal, c, valid, result.responseId);
+  if (endpoint === 'responses' && !createdId) await recordStoredResponse(ctx, principal, c, valid, result.responseId);
   const totalMs = ctx.now() - success.startedAt;
   if (result.interrupted) {
     ctx.metrics.streamInterruptions.inc({ provider: c.provider.name, model: route.model });

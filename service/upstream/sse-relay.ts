@@ -109,6 +109,15 @@ export function inspectEvent(event: string, hideUsage: boolean, acc: RelayResult
   return 'forward';
 }
 
+/** The response id in a Responses API stream's first event (response.created), when the first bytes hold it. */
+export function firstResponseId(first: Buffer): string | undefined {
+  const text = first.toString('utf8');
+  const m = EVENT_END.exec(text);
+  const acc: RelayResult = { outputText: '', sawDone: false, clientGone: false };
+  inspectEvent(m ? text.slice(0, m.index) : text, false, acc);
+  return acc.responseId;
+}
+
 /**
  * @param typedEvents the stream is a Responses API stream: a cut ends with its `error` event.
  * @param rewrite applied to the text of each write (the requested model name for a mapped one); undefined costs nothing.
@@ -125,6 +134,7 @@ export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUs
     }
   };
   res.on('close', onClose);
+  if (res.destroyed) onClose(); // the client left before the relay began (e.g. while a stored response was recorded)
 
   /** Splits complete events out of `pending` and writes the ones to forward; false on invalid data. */
   const pump = async (text: string): Promise<boolean> => {
@@ -143,7 +153,7 @@ export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUs
       if (verdict === 'forward') out += event;
     }
     if (out && rewrite) out = rewrite(out);
-    if (out && !res.write(out)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    if (out && !clientClosed && !res.write(out)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
     return valid;
   };
 

@@ -7,6 +7,7 @@
  * never reaching the client. Real redis-server for limits, spend and object owners.
  */
 import assert from 'node:assert/strict';
+import Redis from 'ioredis';
 import OpenAI from 'openai';
 import { hashKey } from '../../service/tenancy/keys';
 import { DEFAULT_CHUNKS, FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
@@ -196,6 +197,19 @@ describe('POST /v1/responses: routed, streamed, limited and costed like chat', f
     await alice.responses.delete(created.id);
     assert.ok(!b.responses.has(created.id));
     await assert.rejects(alice.responses.retrieve(created.id), OpenAI.NotFoundError);
+  });
+
+  it('a streamed response is recorded for its team before its first event reaches the client', async () => {
+    a.setBehavior(() => ({ kind: 'stream', delayMs: 20 }));
+    const r = new Redis(redis.url);
+    try {
+      const stream = await alice.responses.create({ model: 'plain', input: 'x', stream: true });
+      let owner: string | null = null;
+      for await (const e of stream) if (e.type === 'response.created') owner = await r.get(`aigw:obj:${e.response.id}`);
+      assert.equal(owner, 'red\u0000a');
+    } finally {
+      r.disconnect();
+    }
   });
 
   it('stored-response reads are admitted and counted, their usage not counted twice', async () => {
