@@ -26,7 +26,7 @@ import { MAX_UPSTREAM_BODY_BYTES } from '../upstream/executor';
 import { BodyTooLargeError, readCapped, readErrorBody } from '../upstream/read-body';
 import { readJsonBody } from './body';
 import type { GatewayContext } from './context';
-import { forbidden, GatewayError, notFound, payloadTooLarge, upstreamTimeout, upstreamUnavailable } from './errors';
+import { forbidden, GatewayError, notFound, payloadTooLarge, rateLimited, upstreamTimeout, upstreamUnavailable } from './errors';
 import { publicNameRewriter } from './model-name';
 import { recordOf } from './request-context';
 import { sendJson } from './respond';
@@ -156,6 +156,8 @@ export function passthroughRoute(ctx: GatewayContext, client: UpstreamClient) {
     const body = await forwardBody(ctx, req, principal, d.entry?.body_limit_bytes ?? ctx.config.server.body_limit_bytes);
     const admission = await ctx.tenancy.admit(principal, d.label);
     for (const k in admission.headers) res.setHeader(k, admission.headers[k]);
+    // The provider's own quota (providers[].rate_limit) covers what passes through to it too.
+    if (!(await ctx.tenancy.admitProvider(provider.name))) throw rateLimited(`The provider "${provider.name}" is at its configured request quota; retry shortly.`, 1, {}, 'provider_quota_exceeded');
     rec.provider = provider.name;
     const upstream = await send(client, req, res, d, provider, path, search, body);
     await relayAnswer(ctx, res, principal, provider, d, upstream, d.label === 'responses_object' ? renamers.get(provider.name) : undefined);

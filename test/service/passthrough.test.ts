@@ -21,6 +21,7 @@ const PASSTHROUGH = [
   { path: '/v1/images/generations', methods: ['POST' as const], price: { per_image_usd: 0.04 } },
   { path: '/v1/files', methods: ['GET' as const, 'POST' as const, 'DELETE' as const], body_limit_bytes: 4096 },
   { path: '/v1/batches', methods: ['POST' as const] },
+  { path: '/v1/embeddings-legacy', methods: ['POST' as const], provider: 'quota' },
 ];
 
 describe('pass-through: closed by default, admitted, counted, objects private per team', function () {
@@ -47,7 +48,7 @@ describe('pass-through: closed by default, admitted, counted, objects private pe
         admin_key_hashes: [hashKey(KEYS.admin)],
       },
       teams: [{ name: 'red' }, { name: 'blue', budget: { daily_usd: 0.05 } }, { name: 'green' }],
-      providers: [provider('up', up.url, ['m'])],
+      providers: [provider('up', up.url, ['m']), provider('quota', up.url, ['q'], { rate_limit: { requests_per_minute: 1 } })],
       passthrough: PASSTHROUGH,
       redis: { url: redis.url },
     });
@@ -102,6 +103,13 @@ describe('pass-through: closed by default, admitted, counted, objects private pe
     assert.equal(up.received.length, n);
   });
 
+  it("the provider's quota covers pass-through calls to it", async () => {
+    assert.equal((await raw('POST', '/v1/embeddings-legacy', KEYS.alice, { input: 'x' })).status, 404, 'the fake has no such route: relayed as it answered');
+    const second = await raw('POST', '/v1/embeddings-legacy', KEYS.alice, { input: 'x' });
+    assert.equal(second.status, 429);
+    assert.equal(((await second.json()) as { error: { code: string } }).error.code, 'provider_quota_exceeded');
+  });
+
   it('the key rate limit applies to pass-through paths', async () => {
     const slow = sdk(KEYS.slow);
     await slow.moderations.create({ input: 'x' });
@@ -142,7 +150,7 @@ describe('pass-through: closed by default, admitted, counted, objects private pe
 });
 
 describe('pass-through decisions and config', () => {
-  const entries = parseConfig({ auth: { keys: [{ hash: hashKey('k'), name: 'k', team: 't' }] }, providers: [{ name: 'p', base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm' }] }], passthrough: PASSTHROUGH }).passthrough;
+  const entries = parseConfig({ auth: { keys: [{ hash: hashKey('k'), name: 'k', team: 't' }] }, providers: ['p', 'quota'].map((name) => ({ name, base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm' }] })), passthrough: PASSTHROUGH }).passthrough;
   const cases: Array<[string, string, string]> = [
     ['POST', '/v1/moderations', 'forward /v1/moderations'],
     ['GET', '/v1/moderations', 'refuse unknown_url'],
