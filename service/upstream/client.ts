@@ -33,10 +33,11 @@ export function targetFor(provider: ProviderConfig, endpoint: Endpoint, upstream
   const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
   if (provider.type === 'azure') {
     if (provider.api_key) headers['api-key'] = provider.api_key;
+    // Azure serves the Responses API only on its v1 surface, per resource, with the deployment as the body's
+    // model and no api-version; the other endpoints are per deployment with an api-version.
+    if (endpoint === 'responses') return { origin: url.origin, path: `${base}/openai/v1${ENDPOINTS[endpoint].upstreamPath}`, headers };
     const q = new URLSearchParams({ 'api-version': provider.api_version ?? '' });
-    // The Responses API is per resource (the deployment goes in the body's model), the others per deployment.
-    const where = endpoint === 'responses' ? '/openai' : `/openai/deployments/${encodeURIComponent(upstreamModel)}`;
-    return { origin: url.origin, path: `${base}${where}${ENDPOINTS[endpoint].upstreamPath}?${q}`, headers };
+    return { origin: url.origin, path: `${base}/openai/deployments/${encodeURIComponent(upstreamModel)}${ENDPOINTS[endpoint].upstreamPath}?${q}`, headers };
   }
   if (provider.api_key) headers.authorization = `Bearer ${provider.api_key}`;
   return { origin: url.origin, path: `${base}${ENDPOINTS[endpoint].upstreamPath}`, headers };
@@ -52,10 +53,9 @@ export function targetForPath(provider: ProviderConfig, subpath: string, search:
   const base = url.pathname.replace(/\/+$/, '');
   const headers: Record<string, string> = {};
   if (provider.type === 'azure') {
+    // Stored responses live on Azure's v1 surface (no api-version), like POST /responses.
     if (provider.api_key) headers['api-key'] = provider.api_key;
-    const q = new URLSearchParams(search);
-    q.set('api-version', provider.api_version ?? '');
-    return { origin: url.origin, path: `${base}/openai${subpath}?${q}`, headers };
+    return { origin: url.origin, path: `${base}/openai/v1${subpath}${search}`, headers };
   }
   if (provider.api_key) headers.authorization = `Bearer ${provider.api_key}`;
   return { origin: url.origin, path: `${base}${subpath}${search}`, headers };

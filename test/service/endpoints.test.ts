@@ -32,13 +32,13 @@ describe('endpoint table', () => {
     assert.equal(catalog.resolveFor('m', 'responses')!.unserved, undefined);
   });
 
-  it('upstream paths: openai /responses, azure per resource with the deployment in the body, others per deployment', () => {
+  it("upstream paths: openai /responses, azure's v1 surface for responses (deployment in the body), others per deployment", () => {
     const [oa, az, az2] = config.providers;
     assert.equal(targetFor(oa, 'responses', 'm').path, '/v1/responses');
-    assert.equal(targetFor(az2, 'responses', 'dep2').path, '/openai/responses?api-version=2025-04-01-preview');
+    assert.equal(targetFor(az2, 'responses', 'dep2').path, '/openai/v1/responses');
     assert.equal(targetFor(az, 'chat', 'dep-m').path, '/openai/deployments/dep-m/chat/completions?api-version=2025-04-01-preview');
     assert.equal(targetForPath(oa, '/responses/resp_1/input_items', '?limit=5').path, '/v1/responses/resp_1/input_items?limit=5');
-    assert.equal(targetForPath(az, '/responses/resp_1', '?limit=5').path, '/openai/responses/resp_1?limit=5&api-version=2025-04-01-preview');
+    assert.equal(targetForPath(az, '/responses/resp_1/input_items', '?limit=5').path, '/openai/v1/responses/resp_1/input_items?limit=5');
   });
 
   it('usage: chat and Responses shapes, cached and reasoning details', () => {
