@@ -6,22 +6,23 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import express from 'express';
-import { createProxyMiddleware } from 'http-proxy-middleware';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config/schema';
 import type { GatewayContext } from './http/context';
-import { forbidden, GatewayError, notFound, upstreamUnavailable } from './http/errors';
+import { Endpoint, ENDPOINT_NAMES, ENDPOINTS } from './core/endpoints';
+import { forbidden, GatewayError, notFound } from './http/errors';
 import { inferenceRoute } from './http/inference';
+import { passthroughRoute } from './http/passthrough';
 import { recordOf, RequestTracker } from './http/request-context';
 import { sendError } from './http/respond';
 import type { Metrics } from './metrics/metrics';
-import { buildCatalog, Endpoint } from './routing/catalog';
+import { buildCatalog } from './routing/catalog';
 import { CircuitBreakers } from './routing/circuit-breaker';
 import { StatsTracker } from './routing/provider-stats';
 import type { Tracing } from './telemetry/tracing';
 import type { ResponseCache, Tenancy } from './tenancy/contracts';
+import { MemoryObjectRegistry, ObjectRegistry } from './tenancy/objects';
 import { UpstreamClient } from './upstream/client';
-import { proxyFromEnv, tunnelAgent } from './upstream/proxy';
 import { Executor } from './upstream/executor';
 
 export interface AppDeps {
@@ -30,6 +31,8 @@ export interface AppDeps {
   metrics: Metrics;
   tenancy: Tenancy;
   cache: ResponseCache;
+  /** Owners of provider objects (stored responses, files...); in memory when not given. */
+  objects?: ObjectRegistry;
   /** Serves GET /v1/gateway/spend (admin only). */
   spendReport?: (query: Record<string, string | undefined>) => Promise<unknown>;
   /** Redis reachability for /ready and the status endpoint; undefined when Redis is not configured. */
@@ -73,11 +76,7 @@ export function escapesPrefix(path: string): boolean {
 }
 
 /** The endpoints the gateway inspects, served on node:http directly when the path matches exactly. */
-const INFERENCE_PATHS: ReadonlyArray<[string, Endpoint]> = [
-  ['/v1/chat/completions', 'chat'],
-  ['/v1/completions', 'completion'],
-  ['/v1/embeddings', 'embedding'],
-];
+const INFERENCE_PATHS: ReadonlyArray<[string, Endpoint]> = ENDPOINT_NAMES.map((e) => [ENDPOINTS[e].path, e]);
 
 const CIRCUIT_GAUGE = { closed: 0, 'half-open': 1, open: 2 } as const;
 
@@ -100,7 +99,7 @@ export function createApp(deps: AppDeps): Gateway {
   const catalog = buildCatalog(config);
   const tracker = new RequestTracker(logger, metrics, now, deps.tracing);
   const executor = new Executor({ config, client, breakers, stats, metrics, admitProvider: (p) => deps.tenancy.admitProvider(p), now, random, sleep: deps.sleep });
-  const ctx: GatewayContext = { config, logger, metrics, catalog, breakers, stats, executor, tenancy: deps.tenancy, cache: deps.cache, now, random, isDraining: () => tracker.draining };
+  const ctx: GatewayContext = { config, logger, metrics, catalog, breakers, stats, executor, tenancy: deps.tenancy, cache: deps.cache, objects: deps.objects ?? new MemoryObjectRegistry(now), now, random, isDraining: () => tracker.draining };
 
   const app = express();
   app.disable('x-powered-by');
@@ -180,49 +179,15 @@ export function createApp(deps: AppDeps): Gateway {
     res.json(await deps.spendReport(req.query as Record<string, string | undefined>));
   }));
 
-  // Every other /v1 endpoint passes through untouched to the first OpenAI-type provider.
-  const passthrough = config.providers.find((p) => p.type === 'openai');
-  if (passthrough) {
-    const proxy = createProxyMiddleware<Request, Response>({
-      target: passthrough.base_url,
-      // Through HTTPS_PROXY like the provider pools, unless NO_PROXY names the host.
-      agent: tunnelAgent(passthrough.base_url, proxyFromEnv(deps.env ?? process.env)),
-      changeOrigin: true,
-      xfwd: false,
-      proxyTimeout: passthrough.timeout_ms,
-      on: {
-        proxyRes: (proxyRes, _req, res) => {
-          const r = res as Response;
-          recordOf(r).provider = passthrough.name;
-          // 401/403 is about the gateway's provider key: its body may echo that key, and it is not the client's fault.
-          if (proxyRes.statusCode === 401 || proxyRes.statusCode === 403) {
-            proxyRes.resume();
-            const e = upstreamUnavailable(`The provider "${passthrough.name}" rejected the gateway's provider credentials. This is a gateway configuration problem, not your key.`, 'upstream_auth_failed');
-            r.status(e.status).json(e.toBody());
-          }
-        },
-        error: (_err, _req, res) => {
-          const r = res as Response;
-          if (typeof r.status !== 'function' || r.headersSent) {
-            (res as { destroy?: () => void }).destroy?.();
-            return;
-          }
-          const e = upstreamUnavailable(`The provider "${passthrough.name}" could not be reached for this pass-through request.`);
-          r.status(e.status).json(e.toBody());
-        },
-      },
-    });
-    app.use('/v1', authenticate, (req, _res, next) => {
-      if (req.method === 'GET' && req.path.startsWith('/gateway')) return next();
-      // Never forward a path that could climb out of the provider's /v1 (with the gateway's provider key).
-      if (escapesPrefix(req.path)) return next(notFound(`Unknown endpoint: ${req.method} ${(req.baseUrl + req.path).slice(0, 200)}`, 'unknown_url'));
-      // The client's gateway key never leaves: replaced by the provider key before the outgoing request is
-      // built (a proxyReq hook would be too late when the socket comes asynchronously, e.g. through HTTPS_PROXY).
-      if (passthrough.api_key) req.headers.authorization = `Bearer ${passthrough.api_key}`;
-      else delete req.headers.authorization;
-      proxy(req, _res, next);
-    });
-  }
+  // Every other /v1 path: the pass-through allowlist and stored responses; anything else is 404 before any provider sees it.
+  const passthrough = passthroughRoute(ctx, client);
+  app.use('/v1', authenticate, (req, res, next) => {
+    if (req.method === 'GET' && req.path.startsWith('/gateway')) return next();
+    // Never forward a path that could climb out of the provider's /v1 (with the gateway's provider key).
+    if (escapesPrefix(req.path)) return next(notFound(`Unknown endpoint: ${req.method} ${(req.baseUrl + req.path).slice(0, 200)}`, 'unknown_url'));
+    const q = req.originalUrl.indexOf('?');
+    passthrough(req, res, q === -1 ? '' : req.originalUrl.slice(q)).catch(next);
+  });
 
   app.use((req, _res, next) => next(notFound(`Unknown endpoint: ${req.method} ${req.path.slice(0, 200)}`, 'unknown_url')));
 

@@ -13,6 +13,7 @@ import { createMetrics, Metrics } from './metrics/metrics';
 import { createCacheRedisClient, createRedisClient, redisReady } from './redis/client';
 import { tracingSettings } from './telemetry/settings';
 import { startTracing } from './telemetry/tracing';
+import { MemoryObjectRegistry, RedisObjectRegistry } from './tenancy/objects';
 import { createTenancy } from './tenancy/tenancy';
 
 export interface RunningGateway {
@@ -53,12 +54,14 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
   // The cache on its own Redis when configured (an LRU server that cannot evict limits, budgets or spend).
   const cacheRedis = createCacheRedisClient(config, { logger });
   const cache = createResponseCache(config, { redis: cacheRedis ?? redis, metrics });
+  const objects = redis ? new RedisObjectRegistry(redis, Date.now, (operation) => metrics.redisErrors.inc({ operation })) : new MemoryObjectRegistry();
   const gateway = createApp({
     config,
     logger,
     metrics,
     tenancy,
     cache,
+    objects,
     spendReport: (q) => tenancy.spendReport(q),
     redisUp: redis ? () => redisReady(redis) : undefined,
     tracing,

@@ -15,6 +15,8 @@
  *   redis host and port -> redis.host / redis.port (or redis.url)
  */
 import { z } from 'zod';
+import { ENDPOINT_NAMES } from '../core/endpoints';
+import { OBJECT_COLLECTIONS } from '../core/passthrough-paths';
 
 export const STRATEGIES = ['cost-optimal', 'latency-optimal', 'balanced', 'weighted', 'priority'] as const;
 export type StrategyName = (typeof STRATEGIES)[number];
@@ -64,6 +66,8 @@ export const providerModelSchema = z
     /** The provider's own name for the model, when it differs (for Azure: the deployment name). */
     upstream_name: z.string().min(1).max(256).optional(),
     input_per_million: price.default(0),
+    /** Price of prompt tokens served from the provider's prompt cache (usage cached_tokens); defaults to input_per_million. */
+    cached_input_per_million: price.optional(),
     output_per_million: price.default(0),
     /** Which endpoints the model serves. */
     kind: z.enum(['chat', 'completion', 'embedding']).default('chat'),
@@ -88,6 +92,8 @@ export const providerSchema = z
     priority: z.number().int().default(100),
     /** Protects the provider's quota, across all clients. */
     rate_limit: z.object({ requests_per_minute: z.number().int().positive() }).strict().optional(),
+    /** Routed endpoints this provider serves (default: openai all of them, azure all but responses). */
+    endpoints: z.array(z.enum(ENDPOINT_NAMES)).min(1).optional(),
     models: z.array(providerModelSchema).min(1),
   })
   .strict();
@@ -107,6 +113,31 @@ export const modelRouteSchema = z
     order: z.array(labelSafe).optional(),
     /** The price a team would pay calling the model's vendor directly, for the savings report. */
     list_price: z.object({ input_per_million: price, output_per_million: price }).strict().optional(),
+  })
+  .strict();
+
+const HTTP_METHODS = ['GET', 'POST', 'DELETE'] as const;
+
+/** One path the pass-through opens (closed by default): admitted, counted and priced like inference. */
+export const passthroughEntrySchema = z
+  .object({
+    /** An exact path under /v1, e.g. /v1/moderations; for an object collection (/v1/files) its objects' paths too. */
+    path: z
+      .string()
+      .regex(/^\/v1(\/[a-z0-9_.-]+)+$/, 'must be a path under /v1 of lower-case segments, e.g. /v1/moderations')
+      .refine((p) => !p.split('/').some((seg) => seg === '.' || seg === '..'), 'must not contain . or .. segments'),
+    methods: z.array(z.enum(HTTP_METHODS)).min(1),
+    /** The openai-type provider it goes to (default: the first one). */
+    provider: labelSafe.optional(),
+    /** Largest request body (uploads); default server.body_limit_bytes. */
+    body_limit_bytes: z.number().int().positive().optional(),
+    /** How long an object created here stays owned by its team when the answer has no expires_at. */
+    object_ttl_seconds: z.number().int().positive().default(30 * 86400),
+    /** Prices for answers: from their usage (per million tokens), else per request or per generated image. */
+    price: z
+      .object({ input_per_million: price.optional(), output_per_million: price.optional(), per_request_usd: price.optional(), per_image_usd: price.optional() })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -159,7 +190,7 @@ export const redisConnectionSchema = z
     if (!r.sentinels !== !r.sentinel_name) ctx.addIssue({ code: 'custom', path: ['sentinel_name'], message: 'sentinels and sentinel_name go together' });
   });
 
-export const configSchema = z
+const configBase = z
   .object({
     server: z
       .object({
@@ -219,6 +250,8 @@ export const configSchema = z
           .prefault({}),
         /** Smoothing of the latency and error moving averages (0..1, higher = faster reaction). */
         ewma_alpha: z.number().gt(0).lte(1).default(0.2),
+        /** Send clients the provider's model name instead of the one they asked for (alias, upstream_name). */
+        expose_upstream_model: z.boolean().default(false),
         circuit_breaker: z
           .object({
             consecutive_failures: z.number().int().positive().default(5),
@@ -232,6 +265,8 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** Paths beyond the routed endpoints that the gateway relays; none by default. */
+    passthrough: z.array(passthroughEntrySchema).default([]),
     rate_limit: rateLimitSchema
       .extend({
         /** Replicas sharing the limit; when Redis is down each replica enforces limit / replicas in memory. */
@@ -263,8 +298,9 @@ export const configSchema = z
       .strict()
       .prefault({}),
   })
-  .strict()
-  .superRefine((cfg, ctx) => {
+  .strict();
+
+export const configSchema = configBase.superRefine((cfg, ctx) => {
     const providers = new Map(cfg.providers.map((p) => [p.name, p]));
     if (providers.size !== cfg.providers.length) {
       ctx.addIssue({ code: 'custom', path: ['providers'], message: 'provider names must be unique' });
@@ -316,10 +352,33 @@ export const configSchema = z
         }
       });
     }
+    checkPassthrough(cfg, providers, ctx);
     if (cfg.redis?.tls && cfg.redis.url && !/^rediss:\/\//i.test(cfg.redis.url)) {
       ctx.addIssue({ code: 'custom', path: ['redis', 'tls'], message: 'redis.url is not rediss://: use a rediss:// url for TLS (or remove redis.tls)' });
     }
   });
+
+type ParsedConfig = z.output<typeof configBase>;
+
+/** Pass-through entries: never with auth "none", unique paths, an openai-type provider, no path inside an object collection. */
+function checkPassthrough(cfg: ParsedConfig, providers: Map<string, ParsedConfig['providers'][number]>, ctx: z.RefinementCtx): void {
+  if (cfg.passthrough.length && cfg.auth.mode === 'none') {
+    ctx.addIssue({ code: 'custom', path: ['passthrough'], message: 'auth.mode "none" refuses a pass-through allowlist: remove passthrough or set auth.mode to "keys"' });
+  }
+  const paths = new Set<string>();
+  cfg.passthrough.forEach((e, i) => {
+    if (paths.has(e.path)) ctx.addIssue({ code: 'custom', path: ['passthrough', i, 'path'], message: `duplicate path "${e.path}"` });
+    paths.add(e.path);
+    const inside = OBJECT_COLLECTIONS.find((c) => e.path.startsWith(`${c}/`));
+    if (inside) ctx.addIssue({ code: 'custom', path: ['passthrough', i, 'path'], message: `is inside the object collection ${inside}: allow ${inside} (its objects stay private to their team)` });
+    if (e.path === '/v1/responses' || e.path.startsWith('/v1/responses/') || e.path.startsWith('/v1/gateway') || ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/models'].includes(e.path)) {
+      ctx.addIssue({ code: 'custom', path: ['passthrough', i, 'path'], message: 'is served by the gateway itself' });
+    }
+    const p = e.provider ? providers.get(e.provider) : cfg.providers.find((x) => x.type === 'openai');
+    if (!p) ctx.addIssue({ code: 'custom', path: ['passthrough', i, 'provider'], message: e.provider ? `unknown provider "${e.provider}"` : 'no openai-type provider to pass through to' });
+    else if (p.type !== 'openai') ctx.addIssue({ code: 'custom', path: ['passthrough', i, 'provider'], message: `provider "${p.name}" is not of type openai` });
+  });
+}
 
 /** The config as written (before defaults). */
 export type GatewayConfigInput = z.input<typeof configSchema>;

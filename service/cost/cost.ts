@@ -6,11 +6,19 @@ import type { Usage } from '../tenancy/contracts';
 export interface Prices {
   input_per_million: number;
   output_per_million: number;
+  /** Price of the prompt tokens served from the provider's prompt cache (usage.cached_tokens); input_per_million when unset. */
+  cached_input_per_million?: number;
 }
 
-/** USD for one request's usage at the given prices. */
+/**
+ * USD for one request's usage at the given prices. Cached prompt tokens are part of
+ * prompt_tokens and cost the cached-input price; reasoning tokens are part of
+ * completion_tokens and cost the output price, as providers bill them.
+ */
 export function costUsd(usage: Usage, prices: Prices): number {
-  return (usage.prompt_tokens * prices.input_per_million + usage.completion_tokens * prices.output_per_million) / 1_000_000;
+  const cached = usage.cached_tokens && prices.cached_input_per_million !== undefined ? Math.min(usage.cached_tokens, usage.prompt_tokens) : 0;
+  const input = (usage.prompt_tokens - cached) * prices.input_per_million + cached * (prices.cached_input_per_million ?? 0);
+  return (input + usage.completion_tokens * prices.output_per_million) / 1_000_000;
 }
 
 /**

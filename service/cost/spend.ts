@@ -28,6 +28,7 @@ export const METRICS = {
   requests: 'r',
   cached: 'h',
   estimated: 'e',
+  unpriced: 'u',
 } as const;
 
 const SPEND_TTL_SECONDS = 400 * 86400;
@@ -51,6 +52,8 @@ export interface SpendEntry {
   listCostUsd: number;
   cached: boolean;
   estimated: boolean;
+  /** A pass-through answer with no usage and no configured price: counted, cost 0. */
+  unpriced?: boolean;
   promptTokens: number;
   completionTokens: number;
 }
@@ -93,6 +96,7 @@ export function addEntry(b: Batch, e: SpendEntry): Batch {
     add(b, row, f(METRICS.promptTokens), Math.round(e.promptTokens));
     add(b, row, f(METRICS.completionTokens), Math.round(e.completionTokens));
     if (e.estimated) add(b, row, f(METRICS.estimated), 1);
+    if (e.unpriced) add(b, row, f(METRICS.unpriced), 1);
   }
   const budget = budgetKey(e.team, e.month);
   add(b, budget, 'm', cost);
@@ -337,6 +341,8 @@ export interface SpendFigures {
   requests: number;
   cached_requests: number;
   estimated_requests: number;
+  /** Pass-through requests whose answer had no usage and whose path has no price: cost unknown, recorded as 0. */
+  unpriced_requests: number;
   prompt_tokens: number;
   completion_tokens: number;
   cost_usd: number;
@@ -402,6 +408,7 @@ function figures(raw: Raw): SpendFigures {
     requests: g(METRICS.requests),
     cached_requests: g(METRICS.cached),
     estimated_requests: g(METRICS.estimated),
+    unpriced_requests: g(METRICS.unpriced),
     prompt_tokens: g(METRICS.promptTokens),
     completion_tokens: g(METRICS.completionTokens),
     cost_usd: fromNanoUsd(cost),

@@ -42,9 +42,15 @@ function contentText(content: unknown): string {
   return '';
 }
 
+/** Completions `prompt`, embeddings `input`, or Responses `input` (a string, or items whose content has text parts). */
 function inputText(input: unknown): string {
   if (typeof input === 'string') return input;
-  if (Array.isArray(input)) return input.filter((x) => typeof x === 'string').join('\n');
+  if (Array.isArray(input)) {
+    return input
+      .map((x) => (typeof x === 'string' ? x : x && typeof x === 'object' ? contentText((x as { content?: unknown }).content) : ''))
+      .filter(Boolean)
+      .join('\n');
+  }
   return '';
 }
 
@@ -65,7 +71,10 @@ export function estimatePromptTokens(body: Record<string, unknown>): number {
     return n;
   }
   if (body.prompt !== undefined) return estimateTokens(inputText(body.prompt));
-  if (body.input !== undefined) return estimateTokens(inputText(body.input));
+  if (body.input !== undefined || typeof body.instructions === 'string') {
+    const instructions = typeof body.instructions === 'string' ? estimateTokens(body.instructions) : 0;
+    return instructions + estimateTokens(inputText(body.input));
+  }
   return 0;
 }
 

@@ -6,6 +6,7 @@ import type { Catalog } from '../routing/catalog';
 import type { CircuitBreakers } from '../routing/circuit-breaker';
 import type { StatsTracker } from '../routing/provider-stats';
 import type { ResponseCache, Tenancy } from '../tenancy/contracts';
+import type { ObjectRegistry } from '../tenancy/objects';
 import type { Executor } from '../upstream/executor';
 
 export interface GatewayContext {
@@ -18,6 +19,8 @@ export interface GatewayContext {
   executor: Executor;
   tenancy: Tenancy;
   cache: ResponseCache;
+  /** Owners of provider objects (stored responses, files...): team and provider, by id. */
+  objects: ObjectRegistry;
   now: () => number;
   random: () => number;
   isDraining: () => boolean;

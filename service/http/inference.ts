@@ -1,20 +1,24 @@
 /**
- * The handler for the endpoints the gateway inspects (chat, completions, embeddings).
+ * The handler for the endpoints the gateway inspects (chat, completions, embeddings, responses).
  * It only sequences named steps:
  *   authenticate -> validate -> resolve model -> admit (limits, budget) -> cache lookup
  *   -> routing plan -> execute (retry, failover, breaker) -> relay -> account -> cache store
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Endpoint, ENDPOINTS, EndpointSpec } from '../core/endpoints';
+import { OBJECT_COLLECTIONS, referencedIds } from '../core/passthrough-paths';
 import { priceRequest } from '../cost/cost';
 import { estimateCompletionTokens, estimatePromptTokens } from '../cost/tokens';
-import type { Candidate, Endpoint, ModelRoute } from '../routing/catalog';
+import type { Candidate, ModelRoute } from '../routing/catalog';
 import { planRoute } from '../routing/strategies';
 import type { Admission, Principal, TokenReservation, Usage } from '../tenancy/contracts';
+import { assertOwned, STORED_RESPONSE_TTL_SECONDS } from '../tenancy/objects';
 import type { Success } from '../upstream/executor';
-import { relaySse } from '../upstream/sse-relay';
+import { firstResponseId, relaySse } from '../upstream/sse-relay';
 import { readJsonBody } from './body';
 import type { GatewayContext } from './context';
-import { badRequest, modelNotFound } from './errors';
+import { badRequest, GatewayError, modelNotFound } from './errors';
+import { modelRewriter } from './model-name';
 import { recordOf, RequestRecord } from './request-context';
 import { sendError, sendJson } from './respond';
 import { validateRequest, ValidRequest } from './validate';
@@ -22,13 +26,30 @@ import { validateRequest, ValidRequest } from './validate';
 /** Output tokens assumed by cost-optimal routing when the request sets no max_tokens. */
 const DEFAULT_EXPECTED_OUTPUT_TOKENS = 256;
 
-const PATH_OF: Record<Endpoint, string> = { chat: '/v1/chat/completions', completion: '/v1/completions', embedding: '/v1/embeddings' };
-
 function resolveRoute(ctx: GatewayContext, endpoint: Endpoint, req: ValidRequest): ModelRoute {
   const route = ctx.catalog.resolveFor(req.model, endpoint);
   if (!route) throw modelNotFound(req.model);
-  if (!route.candidates.length) throw badRequest(`The model "${req.model}" does not support ${PATH_OF[endpoint]}.`, 'model_not_supported', 'model');
+  if (route.unserved === 'endpoint') {
+    throw new GatewayError(404, 'not_found_error', 'endpoint_not_supported', `No provider of the model "${req.model}" serves ${ENDPOINTS[endpoint].path} through this gateway.`, {}, 'model');
+  }
+  if (!route.candidates.length) throw badRequest(`The model "${req.model}" does not support ${ENDPOINTS[endpoint].path}.`, 'model_not_supported', 'model');
   return route;
+}
+
+/**
+ * A request continuing a stored response (previous_response_id) must be the team's own and
+ * goes to the provider holding it: the route keeps only that provider's candidates.
+ */
+async function pinToPreviousResponse(ctx: GatewayContext, principal: Principal, route: ModelRoute, req: ValidRequest): Promise<ModelRoute> {
+  const id = req.body.previous_response_id;
+  if (typeof id !== 'string') return route;
+  const owner = await ctx.objects.lookup(id);
+  if (!owner || owner.team !== principal.team) {
+    throw new GatewayError(404, 'invalid_request_error', 'previous_response_not_found', `Previous response with id '${id.slice(0, 128)}' not found.`, {}, 'previous_response_id');
+  }
+  const candidates = route.candidates.filter((c) => c.provider.name === owner.provider);
+  if (!candidates.length) throw badRequest(`The previous response is held by a provider that does not serve the model "${req.model}".`, 'invalid_value', 'previous_response_id');
+  return { ...route, candidates };
 }
 
 /** Expected token mix of a request: about 4 body bytes a token in, max_tokens (or a default) out. */
@@ -56,35 +77,18 @@ function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, exp
 }
 
 /** The body sent to one candidate: its upstream model name, and a request for usage on streams. */
-function upstreamBodies(req: ValidRequest, endpoint: Endpoint): (c: Candidate) => string {
+function upstreamBodies(req: ValidRequest, spec: EndpointSpec): (c: Candidate) => string {
   const memo = new Map<string, string>();
   return (c) => {
     let s = memo.get(c.upstreamModel);
     if (s === undefined) {
       const body: Record<string, unknown> = { ...req.body, model: c.upstreamModel };
-      if (req.stream && endpoint !== 'embedding') body.stream_options = { ...(req.body.stream_options as object), include_usage: true };
+      if (req.stream && spec.streamUsageOption) body.stream_options = { ...(req.body.stream_options as object), include_usage: true };
       s = JSON.stringify(body);
       memo.set(c.upstreamModel, s);
     }
     return s;
   };
-}
-
-function usageOf(parsed: Record<string, unknown>): Usage | undefined {
-  const u = parsed.usage as { prompt_tokens?: unknown; completion_tokens?: unknown } | undefined;
-  if (!u || typeof u.prompt_tokens !== 'number') return undefined;
-  return { prompt_tokens: u.prompt_tokens, completion_tokens: typeof u.completion_tokens === 'number' ? u.completion_tokens : 0 };
-}
-
-/** What the request record keeps of the usage and the answering model, for the trace. */
-function noteUsage(rec: RequestRecord, usage: Usage, estimated: boolean, model: unknown): void {
-  rec.usage = { usage, estimated };
-  rec.responseModel = typeof model === 'string' ? model : undefined;
-}
-
-function outputTextOf(parsed: Record<string, unknown>): string {
-  const choices = Array.isArray(parsed.choices) ? (parsed.choices as Array<{ message?: { content?: unknown }; text?: unknown }>) : [];
-  return choices.map((c) => (typeof c?.message?.content === 'string' ? c.message.content : typeof c?.text === 'string' ? c.text : '')).join('');
 }
 
 /** Usage the provider reported, or an estimate from the request and the produced text. */
@@ -93,8 +97,14 @@ function resolveUsage(req: ValidRequest, reported: Usage | undefined, outputText
   return { usage: { prompt_tokens: estimatePromptTokens(req.body), completion_tokens: estimateCompletionTokens(outputText) }, estimated: true };
 }
 
+/** What the request record keeps of the usage and the answering model, for the trace. */
+function noteUsage(rec: RequestRecord, usage: Usage, estimated: boolean, model: unknown): void {
+  rec.usage = { usage, estimated };
+  rec.responseModel = typeof model === 'string' ? model : undefined;
+}
+
 function account(ctx: GatewayContext, principal: Principal, reservation: TokenReservation | undefined, route: ModelRoute, c: Candidate | undefined, usage: Usage, estimated: boolean, cached: boolean): number {
-  const prices = c && !cached ? { input_per_million: c.inputPerMillion, output_per_million: c.outputPerMillion } : undefined;
+  const prices = c && !cached ? { input_per_million: c.inputPerMillion, output_per_million: c.outputPerMillion, cached_input_per_million: c.cachedInputPerMillion } : undefined;
   const { costUsd, listCostUsd } = priceRequest(usage, prices, route.listPrice);
   ctx.tenancy.settle({ principal, provider: c?.provider.name ?? 'cache', model: route.model, usage, estimated, costUsd, listCostUsd, cached, at: ctx.now(), reservation });
   return costUsd;
@@ -105,7 +115,13 @@ function setOutcomeHeaders(res: ServerResponse, success: Pick<Success, 'candidat
   res.setHeader('x-gateway-attempts', String(success.attempts));
 }
 
-async function relayStream(ctx: GatewayContext, res: ServerResponse, rec: RequestRecord, valid: ValidRequest, principal: Principal, admission: Admission, route: ModelRoute, success: Success) {
+/** Records a stored response's id against the team and provider (not when the client sent store: false). */
+function recordStoredResponse(ctx: GatewayContext, principal: Principal, c: Candidate, valid: ValidRequest, id: unknown): Promise<void> | undefined {
+  if (typeof id !== 'string' || valid.body.store === false) return undefined;
+  return ctx.objects.record(id, { team: principal.team, provider: c.provider.name }, STORED_RESPONSE_TTL_SECONDS);
+}
+
+async function relayStream(ctx: GatewayContext, res: ServerResponse, rec: RequestRecord, valid: ValidRequest, principal: Principal, admission: Admission, route: ModelRoute, success: Success, endpoint: Endpoint) {
   const c = success.candidate;
   res.statusCode = 200;
   res.setHeader('content-type', 'text/event-stream; charset=utf-8');
@@ -113,7 +129,11 @@ async function relayStream(ctx: GatewayContext, res: ServerResponse, rec: Reques
   res.setHeader('x-accel-buffering', 'no');
   res.flushHeaders();
   ctx.metrics.streamTtfb.observe({ provider: c.provider.name, model: route.model }, (ctx.now() - rec.startedAt) / 1000);
-  const result = await relaySse(success.stream!, res, !valid.clientWantsUsage);
+  // A stored response is recorded before its first event reaches the client, so a follow-up request finds it on any replica.
+  const createdId = endpoint === 'responses' ? firstResponseId(success.stream!.first) : undefined;
+  if (createdId) await recordStoredResponse(ctx, principal, c, valid, createdId);
+  const result = await relaySse(success.stream!, res, !valid.clientWantsUsage, endpoint === 'responses', modelRewriter(ctx.config, route.model, c));
+  if (endpoint === 'responses' && !createdId) await recordStoredResponse(ctx, principal, c, valid, result.responseId);
   const totalMs = ctx.now() - success.startedAt;
   if (result.interrupted) {
     ctx.metrics.streamInterruptions.inc({ provider: c.provider.name, model: route.model });
@@ -136,37 +156,28 @@ async function relayStream(ctx: GatewayContext, res: ServerResponse, rec: Reques
 
 /** Serves one validated request body; the principal is on the request record. */
 export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
+  // Ids a request names (previous_response_id, file_id, vector_store_ids...) must be the team's own. Chat,
+  // completions and embeddings pay for the scan only when the pass-through lets teams create such objects.
+  const checkReferences = endpoint === 'responses' || ctx.config.passthrough.some((e) => e.path !== '/v1/responses' && OBJECT_COLLECTIONS.includes(e.path));
   return async (req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> => {
     const rec = recordOf(res);
     rec.endpoint = endpoint;
+    const spec = ENDPOINTS[endpoint];
     const principal = rec.principal!; // authenticated before the body was read
     const valid = validateRequest(endpoint, body);
-    const route = resolveRoute(ctx, endpoint, valid);
+    let route = resolveRoute(ctx, endpoint, valid);
     rec.model = route.model;
     rec.strategy = route.strategy;
     rec.stream = valid.stream;
 
+    if (endpoint === 'responses') route = await pinToPreviousResponse(ctx, principal, route, valid);
+    if (checkReferences) await assertOwned(ctx.objects, principal.team, referencedIds(valid.body));
     const expectedTokens = expectedTokensOf(valid, endpoint, Number(req.headers['content-length']) || JSON.stringify(valid.body).length);
     const admission = await ctx.tenancy.admit(principal, route.model, expectedTokens.input + expectedTokens.output);
     for (const k in admission.headers) res.setHeader(k, admission.headers[k]);
 
     const cacheKey = valid.stream ? null : ctx.cache.keyFor(principal, route.model, valid.body, req.headers);
-    if (cacheKey) {
-      const hit = await ctx.cache.get(cacheKey);
-      if (hit !== null) {
-        res.setHeader('x-gateway-cache', 'hit');
-        res.setHeader('x-gateway-provider', 'cache');
-        res.setHeader('x-gateway-attempts', '0');
-        rec.provider = 'cache';
-        const parsed = JSON.parse(hit) as Record<string, unknown>;
-        const { usage, estimated } = resolveUsage(valid, usageOf(parsed), outputTextOf(parsed));
-        noteUsage(rec, usage, estimated, parsed.model);
-        account(ctx, principal, admission.reservation, route, undefined, usage, estimated, true);
-        sendJson(res, 200, hit);
-        return;
-      }
-      res.setHeader('x-gateway-cache', 'miss');
-    }
+    if (cacheKey && (await answerFromCache(ctx, res, rec, valid, principal, admission, route, spec, cacheKey))) return;
 
     const clientAbort = new AbortController();
     const onClose = () => {
@@ -179,7 +190,7 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
         model: route.model,
         endpoint,
         plan: makePlan(ctx, route, valid, expectedTokens),
-        bodyFor: upstreamBodies(valid, endpoint),
+        bodyFor: upstreamBodies(valid, spec),
         stream: valid.stream,
         requestId: rec.requestId,
         clientSignal: clientAbort.signal,
@@ -199,15 +210,44 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
     rec.provider = result.candidate.provider.name;
     rec.attempts = result.attempts;
 
-    if (result.stream) return relayStream(ctx, res, rec, valid, principal, admission, route, result);
+    if (result.candidate.upstreamModel !== route.model) rec.upstreamModel = result.candidate.upstreamModel;
+    if (result.stream) return relayStream(ctx, res, rec, valid, principal, admission, route, result, endpoint);
 
-    const { raw, parsed } = result.json!;
-    const { usage, estimated } = resolveUsage(valid, usageOf(parsed), outputTextOf(parsed));
-    noteUsage(rec, usage, estimated, parsed.model);
-    rec.costUsd = account(ctx, principal, admission.reservation, route, result.candidate, usage, estimated, false);
-    sendJson(res, 200, raw);
-    if (cacheKey) void ctx.cache.set(cacheKey, raw.toString('utf8')).catch(() => undefined);
+    return relayJson(ctx, res, rec, valid, principal, admission, route, result, endpoint, cacheKey);
   };
+}
+
+/** Serves a cache hit (true), or marks the miss (false). */
+async function answerFromCache(ctx: GatewayContext, res: ServerResponse, rec: RequestRecord, valid: ValidRequest, principal: Principal, admission: Admission, route: ModelRoute, spec: EndpointSpec, cacheKey: string): Promise<boolean> {
+  const hit = await ctx.cache.get(cacheKey);
+  if (hit === null) {
+    res.setHeader('x-gateway-cache', 'miss');
+    return false;
+  }
+  res.setHeader('x-gateway-cache', 'hit');
+  res.setHeader('x-gateway-provider', 'cache');
+  res.setHeader('x-gateway-attempts', '0');
+  rec.provider = 'cache';
+  const parsed = JSON.parse(hit) as Record<string, unknown>;
+  const { usage, estimated } = resolveUsage(valid, spec.usage(parsed), spec.outputText(parsed));
+  noteUsage(rec, usage, estimated, parsed.model);
+  account(ctx, principal, admission.reservation, route, undefined, usage, estimated, true);
+  sendJson(res, 200, hit);
+  return true;
+}
+
+/** A non-streaming answer: the requested model name in it, accounted, its stored response recorded, sent, cached. */
+async function relayJson(ctx: GatewayContext, res: ServerResponse, rec: RequestRecord, valid: ValidRequest, principal: Principal, admission: Admission, route: ModelRoute, result: Success, endpoint: Endpoint, cacheKey: string | null): Promise<void> {
+  const spec = ENDPOINTS[endpoint];
+  const { parsed } = result.json!;
+  const rewrite = modelRewriter(ctx.config, route.model, result.candidate);
+  const raw = rewrite ? rewrite(result.json!.raw.toString('utf8')) : result.json!.raw;
+  const { usage, estimated } = resolveUsage(valid, spec.usage(parsed), spec.outputText(parsed));
+  noteUsage(rec, usage, estimated, parsed.model);
+  rec.costUsd = account(ctx, principal, admission.reservation, route, result.candidate, usage, estimated, false);
+  if (endpoint === 'responses') await recordStoredResponse(ctx, principal, result.candidate, valid, parsed.id);
+  sendJson(res, 200, raw);
+  if (cacheKey) void ctx.cache.set(cacheKey, typeof raw === 'string' ? raw : raw.toString('utf8')).catch(() => undefined);
 }
 
 /**

@@ -17,10 +17,13 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** What one request did, for its log line and metrics. Every field is declared up front (one object shape). */
 export class RequestRecord {
-  endpoint: Endpoint | undefined = undefined;
+  /** A routed endpoint, `responses_object` (a stored response by id) or a pass-through path: bounded by the config. */
+  endpoint: string | undefined = undefined;
   principal: Principal | undefined = undefined;
   model: string | undefined = undefined;
   provider: string | undefined = undefined;
+  /** The model name the provider was sent, when the request reached one (the log line only). */
+  upstreamModel: string | undefined = undefined;
   attempts: number | undefined = undefined;
   stream: boolean | undefined = undefined;
   streamOutcome: string | undefined = undefined;
@@ -112,6 +115,7 @@ function onResponseClose(this: ServerResponse): void {
     duration_ms: Math.round(seconds * 1e4) / 10,
     endpoint: l.endpoint,
     model: l.model,
+    upstream_model: l.upstreamModel,
     provider: l.provider,
     attempts: l.attempts,
     stream: l.stream,

@@ -3,7 +3,7 @@
  * only fail later. Everything else (unknown fields included) passes through to the provider
  * untouched, as the OpenAI API evolves faster than any gateway.
  */
-import type { Endpoint } from '../routing/catalog';
+import { Endpoint, ENDPOINTS } from '../core/endpoints';
 import { badRequest } from './errors';
 
 /** Upper bound on max_tokens/max_completion_tokens: no model generates more in one response. */
@@ -19,7 +19,6 @@ export interface ValidRequest {
   maxTokens?: number;
 }
 
-const REQUIRED: Record<Endpoint, string> = { chat: 'messages', completion: 'prompt', embedding: 'input' };
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
@@ -33,18 +32,22 @@ export function validateRequest(endpoint: Endpoint, body: unknown): ValidRequest
   if (typeof model !== 'string') throw badRequest('"model" must be a string.', 'invalid_model', 'model');
   if (model.length > 256 || CONTROL.test(model)) throw badRequest('"model" is not a valid model name.', 'invalid_model', 'model');
 
-  const field = REQUIRED[endpoint];
-  const value = b[field];
-  if (value === undefined || value === null) throw badRequest(`Missing required parameter: "${field}".`, 'missing_required_parameter', field);
+  const spec = ENDPOINTS[endpoint];
+  const field = spec.required;
+  const value = field === undefined ? undefined : b[field];
+  if (field !== undefined && (value === undefined || value === null)) throw badRequest(`Missing required parameter: "${field}".`, 'missing_required_parameter', field);
   if (endpoint === 'chat' && (!Array.isArray(value) || value.length === 0)) {
     throw badRequest('"messages" must be a non-empty array.', 'invalid_messages', 'messages');
   }
   if (b.stream !== undefined && b.stream !== null && typeof b.stream !== 'boolean') throw badRequest('"stream" must be a boolean.', 'invalid_type', 'stream');
   const stream = b.stream === true;
-  if (stream && endpoint === 'embedding') throw badRequest('Embeddings do not support streaming.', 'invalid_type', 'stream');
+  if (stream && !spec.streams) throw badRequest('Embeddings do not support streaming.', 'invalid_type', 'stream');
+  if (endpoint === 'responses' && b.previous_response_id !== undefined && b.previous_response_id !== null && typeof b.previous_response_id !== 'string') {
+    throw badRequest('"previous_response_id" must be a string.', 'invalid_type', 'previous_response_id');
+  }
 
   let maxTokens: number | undefined;
-  for (const key of ['max_tokens', 'max_completion_tokens'] as const) {
+  for (const key of spec.maxTokenFields) {
     const v = b[key];
     if (v === undefined || v === null) continue;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_OUTPUT_TOKENS) {

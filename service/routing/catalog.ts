@@ -4,16 +4,27 @@
  */
 import type { GatewayConfig, ProviderConfig, StrategyName } from '../config/schema';
 import type { Prices } from '../cost/cost';
+import { Endpoint, ENDPOINTS, ModelKind } from '../core/endpoints';
 
-export type Endpoint = 'chat' | 'completion' | 'embedding';
+export type { Endpoint } from '../core/endpoints';
+
+/** The endpoints a provider serves: its declared list, else the defaults for its type. */
+export function providerEndpoints(provider: Pick<ProviderConfig, 'type' | 'endpoints'>): ReadonlySet<Endpoint> {
+  if (provider.endpoints) return new Set(provider.endpoints);
+  return new Set((Object.keys(ENDPOINTS) as Endpoint[]).filter((e) => ENDPOINTS[e].defaultFor.includes(provider.type)));
+}
 
 export interface Candidate {
   provider: ProviderConfig;
   /** Name sent upstream (Azure: the deployment). */
   upstreamModel: string;
   inputPerMillion: number;
+  /** Price of prompt tokens the provider served from its prompt cache (defaults to inputPerMillion). */
+  cachedInputPerMillion: number;
   outputPerMillion: number;
-  kind: Endpoint;
+  kind: ModelKind;
+  /** Endpoints the provider serves (providers[].endpoints, else its type's defaults). */
+  endpoints: ReadonlySet<Endpoint>;
   /** Index in config order; the last tie-breaker of every strategy, so plans are deterministic. */
   order: number;
 }
@@ -29,6 +40,11 @@ export interface ModelRoute {
   order?: string[];
   /** `models.<name>.list_price`, for the savings figure; undefined: no savings are claimed (see priceRequest). */
   listPrice?: Prices;
+  /**
+   * Set on an endpoint-restricted route without candidates: `kind` when the model is not for
+   * this endpoint (an embedding model on chat), `endpoint` when no provider of it serves the endpoint.
+   */
+  unserved?: 'kind' | 'endpoint';
 }
 
 export interface Catalog {
@@ -36,7 +52,7 @@ export interface Catalog {
   /** The route with only the candidates serving this endpoint (possibly none); built once per model and endpoint. */
   resolveFor(model: string, endpoint: Endpoint): ModelRoute | undefined;
   /** Every public model name, with the kind it serves, sorted. */
-  list(): { id: string; kind: Endpoint; ownedBy: string }[];
+  list(): { id: string; kind: ModelKind; ownedBy: string }[];
 }
 
 export function buildCatalog(config: GatewayConfig): Catalog {
@@ -46,13 +62,16 @@ export function buildCatalog(config: GatewayConfig): Catalog {
   const byProvider = new Map<string, Map<string, Candidate>>();
   for (const provider of config.providers) {
     const models = new Map<string, Candidate>();
+    const endpoints = providerEndpoints(provider);
     for (const m of provider.models) {
       const c: Candidate = {
         provider,
         upstreamModel: m.upstream_name ?? m.name,
         inputPerMillion: m.input_per_million,
+        cachedInputPerMillion: m.cached_input_per_million ?? m.input_per_million,
         outputPerMillion: m.output_per_million,
         kind: m.kind,
+        endpoints,
         order: order++,
       };
       models.set(m.name, c);
@@ -89,7 +108,7 @@ export function buildCatalog(config: GatewayConfig): Catalog {
     }))
     .sort((a, b) => a.id.localeCompare(b.id));
 
-  const serves = (endpoint: Endpoint, c: Candidate) => (endpoint === 'embedding') === (c.kind === 'embedding');
+  const forKind = (endpoint: Endpoint, c: Candidate) => ENDPOINTS[endpoint].kinds.includes(c.kind);
   const restricted = new Map<string, ModelRoute>();
   const resolveFor = (model: string, endpoint: Endpoint): ModelRoute | undefined => {
     const route = routes.get(model);
@@ -97,7 +116,9 @@ export function buildCatalog(config: GatewayConfig): Catalog {
     const key = `${endpoint}\u0000${model}`;
     let r = restricted.get(key);
     if (!r) {
-      r = { ...route, candidates: route.candidates.filter((c) => serves(endpoint, c)) };
+      const ofKind = route.candidates.filter((c) => forKind(endpoint, c));
+      const candidates = ofKind.filter((c) => c.endpoints.has(endpoint));
+      r = { ...route, candidates, unserved: candidates.length ? undefined : ofKind.length ? 'endpoint' : 'kind' };
       restricted.set(key, r);
     }
     return r;

@@ -14,8 +14,9 @@ import { OTLPTraceExporter as OtlpProtoExporter } from '@opentelemetry/exporter-
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from 'pino';
-import type { Candidate, Endpoint } from '../routing/catalog';
-import { ATTR, OPERATION, genAiProviderName, genAiSpanName, serverOf, serverSpanName } from './semconv';
+import type { Endpoint } from '../core/endpoints';
+import type { Candidate } from '../routing/catalog';
+import { ATTR, OPERATION, genAiProviderName, genAiSpanName, operationOf, serverOf, serverSpanName } from './semconv';
 import type { TracingSettings } from './settings';
 import type { AttemptOutcome, AttemptTrace, RequestFacts, RequestTrace, Tracing } from './tracing';
 
@@ -158,8 +159,9 @@ class OtelRequestTrace implements RequestTrace {
     const status = res.statusCode;
     const a: Attributes = { [ATTR.status]: status };
     this.nameExpressRoute(res);
-    if (f.endpoint) {
-      a[ATTR.operation] = OPERATION[f.endpoint];
+    const operation = f.endpoint ? operationOf(f.endpoint) : undefined;
+    if (operation) {
+      a[ATTR.operation] = operation;
       const cache = res.getHeader('x-gateway-cache');
       a[ATTR.cache] = typeof cache === 'string' ? cache : 'none';
     }

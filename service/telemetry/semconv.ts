@@ -5,7 +5,7 @@
  * for unstable attributes); `aigw.*` are the gateway's own. No attribute ever carries
  * prompt or completion content, a header, or a key.
  */
-import type { Endpoint } from '../routing/catalog';
+import type { Endpoint } from '../core/endpoints';
 
 export const ATTR = {
   operation: 'gen_ai.operation.name',
@@ -40,6 +40,8 @@ export const OPERATION: Record<Endpoint, 'chat' | 'text_completion' | 'embedding
   chat: 'chat',
   completion: 'text_completion',
   embedding: 'embeddings',
+  // The Responses API generates a model answer from input items, as chat does.
+  responses: 'chat',
 };
 
 /** gen_ai.provider.name per provider type: the convention's well-known values. */
@@ -53,6 +55,9 @@ const PROVIDER_NAME: Record<string, string> = {
 export const genAiProviderName = (type: string): string => PROVIDER_NAME[type] ?? type;
 
 /** The GenAI span name: `{gen_ai.operation.name} {gen_ai.request.model}`. */
+/** The operation of an inspected endpoint; undefined for pass-through paths (their label is the path). */
+export const operationOf = (endpoint: string): (typeof OPERATION)[Endpoint] | undefined => (Object.prototype.hasOwnProperty.call(OPERATION, endpoint) ? OPERATION[endpoint as Endpoint] : undefined);
+
 export const genAiSpanName = (endpoint: Endpoint, model: string): string => `${OPERATION[endpoint]} ${model}`;
 
 /** The HTTP server span name: `{method} {route}` when the route is known, else just the method (low cardinality). */

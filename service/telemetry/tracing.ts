@@ -9,14 +9,16 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Candidate, Endpoint } from '../routing/catalog';
+import type { Endpoint } from '../core/endpoints';
+import type { Candidate } from '../routing/catalog';
 import type { Usage } from '../tenancy/contracts';
 import type { TracingSettings } from './settings';
 
 /** What the request record knows when the response closes (the http layer's RequestRecord satisfies it). */
 export interface RequestFacts {
   readonly requestId: string;
-  endpoint: Endpoint | undefined;
+  /** An inspected endpoint's name, or a pass-through path. */
+  endpoint: string | undefined;
   principal: { team: string; project: string } | undefined;
   model: string | undefined;
   provider: string | undefined;

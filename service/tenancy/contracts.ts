@@ -4,6 +4,10 @@
  * live beside this file and in service/cache, and simple in-memory/no-op ones serve the
  * `auth: none` demo and unit tests.
  */
+import type { Usage } from '../core/endpoints';
+
+export type { Usage };
+
 export interface Principal {
   /** Readable key name from config (never the key itself). */
   keyName: string;
@@ -11,10 +15,6 @@ export interface Principal {
   project: string;
 }
 
-export interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-}
 
 export interface Admission {
   /** Headers for the client: x-ratelimit-limit-requests, -remaining-requests, -reset-requests and token equivalents. */
@@ -38,6 +38,8 @@ export interface Settlement {
   usage: Usage;
   /** True when usage was estimated with a tokenizer because the upstream returned none. */
   estimated: boolean;
+  /** A pass-through request whose answer carried no usage and whose path has no configured price. */
+  unpriced?: boolean;
   /** Cost at the serving provider's configured prices. */
   costUsd: number;
   /** What the same usage would cost at the model's list price (for savings). */

@@ -252,6 +252,7 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
           listCostUsd: Math.max(0, s.listCostUsd),
           cached: s.cached,
           estimated: s.estimated,
+          unpriced: s.unpriced,
           promptTokens: s.usage.prompt_tokens,
           completionTokens: s.usage.completion_tokens,
         });

@@ -9,10 +9,9 @@
 import { EnvHttpProxyAgent, Pool } from 'undici';
 import type Dispatcher from 'undici/types/dispatcher';
 import type { ProviderConfig } from '../config/schema';
-import type { Candidate, Endpoint } from '../routing/catalog';
+import { Endpoint, ENDPOINTS } from '../core/endpoints';
+import type { Candidate } from '../routing/catalog';
 import { ProxySettings, proxyFromEnv } from './proxy';
-
-const PATHS: Record<Endpoint, string> = { chat: '/chat/completions', completion: '/completions', embedding: '/embeddings' };
 
 export interface UpstreamCall {
   candidate: Candidate;
@@ -41,11 +40,45 @@ export function targetFor(provider: ProviderConfig, endpoint: Endpoint, upstream
   const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
   if (provider.type === 'azure') {
     if (provider.api_key) headers['api-key'] = provider.api_key;
+    // Azure serves the Responses API only on its v1 surface, per resource, with the deployment as the body's
+    // model and no api-version; the other endpoints are per deployment with an api-version.
+    if (endpoint === 'responses') return { origin: url.origin, path: `${base}/openai/v1${ENDPOINTS[endpoint].upstreamPath}`, headers };
     const q = new URLSearchParams({ 'api-version': provider.api_version ?? '' });
-    return { origin: url.origin, path: `${base}/openai/deployments/${encodeURIComponent(upstreamModel)}${PATHS[endpoint]}?${q}`, headers };
+    return { origin: url.origin, path: `${base}/openai/deployments/${encodeURIComponent(upstreamModel)}${ENDPOINTS[endpoint].upstreamPath}?${q}`, headers };
   }
   if (provider.api_key) headers.authorization = `Bearer ${provider.api_key}`;
-  return { origin: url.origin, path: `${base}${PATHS[endpoint]}`, headers };
+  return { origin: url.origin, path: `${base}${ENDPOINTS[endpoint].upstreamPath}`, headers };
+}
+
+/**
+ * Where a pass-through or stored-object call goes: `subpath` is the client's path below /v1
+ * (e.g. /files/file-abc/content), `search` its query string ("" or "?..."). Headers carry the
+ * provider's credentials only; the caller adds content headers.
+ */
+export function targetForPath(provider: ProviderConfig, subpath: string, search: string): Target {
+  const url = new URL(provider.base_url);
+  const base = url.pathname.replace(/\/+$/, '');
+  const headers: Record<string, string> = {};
+  if (provider.type === 'azure') {
+    // Stored responses live on Azure's v1 surface (no api-version), like POST /responses.
+    if (provider.api_key) headers['api-key'] = provider.api_key;
+    return { origin: url.origin, path: `${base}/openai/v1${subpath}${search}`, headers };
+  }
+  if (provider.api_key) headers.authorization = `Bearer ${provider.api_key}`;
+  return { origin: url.origin, path: `${base}${subpath}${search}`, headers };
+}
+
+export interface ForwardCall {
+  provider: ProviderConfig;
+  method: 'GET' | 'POST' | 'DELETE';
+  /** The client's path below /v1. */
+  subpath: string;
+  search: string;
+  headers: Record<string, string>;
+  body?: string | Buffer | NodeJS.ReadableStream;
+  requestId: string;
+  signal: AbortSignal;
+  timeoutMs: number;
 }
 
 export class UpstreamClient {
@@ -92,6 +125,21 @@ export class UpstreamClient {
       path: t.path,
       headers: call.headers ? { ...call.headers, ...t.headers, 'x-request-id': call.requestId } : { ...t.headers, 'x-request-id': call.requestId },
       body: call.body,
+      signal: call.signal,
+      headersTimeout: call.timeoutMs,
+      bodyTimeout: call.timeoutMs,
+    });
+  }
+
+  /** One call to one provider for a pass-through or stored-object path (no retries: it may not be idempotent). */
+  forward(call: ForwardCall): Promise<UpstreamResponse> {
+    const t = targetForPath(call.provider, call.subpath, call.search);
+    return this.pool(call.provider, t.origin).request({
+      origin: t.origin, // a proxy agent (EnvHttpProxyAgent) serves many origins: it needs to be told which
+      method: call.method,
+      path: t.path,
+      headers: { ...call.headers, ...t.headers, 'x-request-id': call.requestId },
+      body: call.body as Dispatcher.DispatchOptions['body'],
       signal: call.signal,
       headersTimeout: call.timeoutMs,
       bodyTimeout: call.timeoutMs,

@@ -189,7 +189,7 @@ export class Executor {
       }
       if (isProviderAuthFailure(status)) return { kind: 'failure', reason: 'provider_auth', status, retryable: false };
       if (status === 404) return { kind: 'failure', reason: 'not_found', status, retryable: false };
-      if (status >= 400 && status < 500) return { kind: 'client_error', error: relayClientError(status, text, c.provider.api_key) };
+      if (status >= 400 && status < 500) return { kind: 'client_error', error: relayClientError(status, this.hideUpstreamName(text, c, input.model), c.provider.api_key) };
       return { kind: 'failure', reason: 'status_other', status, retryable: false };
     } catch (err) {
       if (input.clientSignal.aborted) return { kind: 'client_gone' };
@@ -201,6 +201,12 @@ export class Executor {
       clearTimeout(timer);
       if (!keepListener) input.clientSignal.removeEventListener('abort', onClientAbort);
     }
+  }
+
+  /** A relayed provider error names the model as the client did, unless upstream names are exposed. */
+  private hideUpstreamName(text: string, c: Candidate, model: string): string {
+    if (this.deps.config.routing.expose_upstream_model || c.upstreamModel === model || c.upstreamModel.length < 3) return text;
+    return text.split(c.upstreamModel).join(model);
   }
 
   async execute(input: ExecuteInput): Promise<ExecuteResult> {

@@ -3,12 +3,14 @@
  * written as soon as it arrives (no buffering beyond the event boundary), with
  * backpressure, while usage and output text are picked up for accounting. The usage-only
  * chunk the gateway asked for (stream_options.include_usage) is hidden from clients that
- * did not ask for it themselves.
+ * did not ask for it themselves. Responses API streams (typed events: `event: response.…`,
+ * data with a `type`) are relayed untouched too; their usage comes from `response.completed`
+ * (or `response.incomplete`/`response.failed`), their text from `response.output_text.delta`.
  */
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
-import type { Usage } from '../tenancy/contracts';
+import { chatUsage, responsesUsage, Usage } from '../core/endpoints';
 import type { StreamHandle } from './executor';
 
 export interface RelayResult {
@@ -18,6 +20,10 @@ export interface RelayResult {
   /** Text the model produced, for token estimation when no usage came. */
   outputText: string;
   sawDone: boolean;
+  /** Responses API streams: the last event's sequence_number (the gateway's error event follows it). */
+  sequence?: number;
+  /** Responses API streams: the response id from response.created (for the object's owner record). */
+  responseId?: string;
   /** The upstream failed after the first byte went to the client. */
   interrupted?: 'cut' | 'invalid';
   clientGone: boolean;
@@ -28,6 +34,16 @@ export const EVENT_END = /\r?\n\r?\n/;
 
 export function sseErrorEvent(message: string, code: string): string {
   return `data: ${JSON.stringify({ error: { message, type: 'upstream_error', code, param: null } })}\n\n`;
+}
+
+/**
+ * The Responses API's `error` event (type, code, message, param, sequence_number), plus an
+ * `error` object: the openai SDKs raise an APIError for any event whose data has `error`,
+ * while a bare `error` event would be yielded as data and go unnoticed.
+ */
+export function typedErrorEvent(message: string, code: string, sequence: number): string {
+  const error = { message, type: 'upstream_error', code, param: null };
+  return `event: error\ndata: ${JSON.stringify({ type: 'error', code, message, param: null, sequence_number: sequence, error })}\n\n`;
 }
 
 /** Reads the data payload of one SSE event (lines starting with "data:"), or undefined. */
@@ -43,6 +59,29 @@ function eventData(event: string): string | undefined {
 }
 
 type Choice = { delta?: { content?: unknown }; text?: unknown };
+type TypedEvent = { type: string; sequence_number?: unknown; delta?: unknown; response?: { id?: unknown; usage?: unknown } };
+
+/** A Responses API event: its text delta, its final usage, its sequence number. */
+function inspectTypedEvent(e: TypedEvent, acc: RelayResult): 'forward' {
+  if (typeof e.sequence_number === 'number') acc.sequence = e.sequence_number;
+  switch (e.type) {
+    case 'response.output_text.delta':
+      if (typeof e.delta === 'string') acc.outputText += e.delta;
+      break;
+    case 'response.created':
+      if (typeof e.response?.id === 'string') acc.responseId = e.response.id;
+      break;
+    case 'response.completed':
+    case 'response.incomplete':
+    case 'response.failed': {
+      const usage = responsesUsage(e.response?.usage);
+      if (usage) acc.usage = usage;
+      acc.sawDone = true;
+      break;
+    }
+  }
+  return 'forward';
+}
 
 /** Inspects one event: whether to forward it, and what it tells about usage and output. */
 export function inspectEvent(event: string, hideUsage: boolean, acc: RelayResult): 'forward' | 'drop' | 'invalid' {
@@ -52,7 +91,7 @@ export function inspectEvent(event: string, hideUsage: boolean, acc: RelayResult
     acc.sawDone = true;
     return 'forward';
   }
-  let chunk: { usage?: Usage | null; choices?: Choice[]; model?: unknown };
+  let chunk: { usage?: Usage | null; choices?: Choice[]; model?: unknown; type?: unknown };
   try {
     chunk = JSON.parse(data);
   } catch {
@@ -60,19 +99,33 @@ export function inspectEvent(event: string, hideUsage: boolean, acc: RelayResult
   }
   if (!chunk || typeof chunk !== 'object') return 'invalid';
   if (acc.model === undefined && typeof chunk.model === 'string') acc.model = chunk.model;
+  if (typeof chunk.type === 'string') return inspectTypedEvent(chunk as TypedEvent, acc);
   const choices = Array.isArray(chunk.choices) ? chunk.choices : [];
   for (const choice of choices) {
     const text = choice?.delta?.content ?? choice?.text;
     if (typeof text === 'string') acc.outputText += text;
   }
   if (chunk.usage && typeof chunk.usage.prompt_tokens === 'number') {
-    acc.usage = { prompt_tokens: chunk.usage.prompt_tokens, completion_tokens: Number(chunk.usage.completion_tokens) || 0 };
+    acc.usage = chatUsage(chunk.usage);
     if (hideUsage && choices.length === 0) return 'drop';
   }
   return 'forward';
 }
 
-export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUsage: boolean): Promise<RelayResult> {
+/** The response id in a Responses API stream's first event (response.created), when the first bytes hold it. */
+export function firstResponseId(first: Buffer): string | undefined {
+  const text = first.toString('utf8');
+  const m = EVENT_END.exec(text);
+  const acc: RelayResult = { outputText: '', sawDone: false, clientGone: false };
+  inspectEvent(m ? text.slice(0, m.index) : text, false, acc);
+  return acc.responseId;
+}
+
+/**
+ * @param typedEvents the stream is a Responses API stream: a cut ends with its `error` event.
+ * @param rewrite applied to the text of each write (the requested model name for a mapped one); undefined costs nothing.
+ */
+export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUsage: boolean, typedEvents = false, rewrite?: (text: string) => string): Promise<RelayResult> {
   const acc: RelayResult = { outputText: '', sawDone: false, clientGone: false };
   const decoder = new StringDecoder('utf8');
   let pending = '';
@@ -84,6 +137,7 @@ export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUs
     }
   };
   res.on('close', onClose);
+  if (res.destroyed) onClose(); // the client left before the relay began (e.g. while a stored response was recorded)
 
   /** Splits complete events out of `pending` and writes the ones to forward; false on invalid data. */
   const pump = async (text: string): Promise<boolean> => {
@@ -101,7 +155,8 @@ export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUs
       }
       if (verdict === 'forward') out += event;
     }
-    if (out && !res.write(out)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    if (out && rewrite) out = rewrite(out);
+    if (out && !clientClosed && !res.write(out)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
     return valid;
   };
 
@@ -117,7 +172,7 @@ export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUs
       handle.abort();
     } else if (!clientClosed) {
       const tail = pending + decoder.end();
-      if (tail.trim() && inspectEvent(tail, hideUsage, acc) === 'forward') res.write(tail);
+      if (tail.trim() && inspectEvent(tail, hideUsage, acc) === 'forward') res.write(rewrite ? rewrite(tail) : tail);
     }
   } catch {
     if (!clientClosed) acc.interrupted = 'cut';
@@ -127,11 +182,11 @@ export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUs
   }
   acc.clientGone = clientClosed;
   if (acc.interrupted && !clientClosed && !res.writableEnded) {
-    res.write(
+    const [message, code] =
       acc.interrupted === 'cut'
-        ? sseErrorEvent('The provider stream was interrupted after it started; the response is incomplete.', 'stream_interrupted')
-        : sseErrorEvent('The provider sent an invalid stream event; the response is incomplete.', 'invalid_upstream_stream'),
-    );
+        ? ['The provider stream was interrupted after it started; the response is incomplete.', 'stream_interrupted']
+        : ['The provider sent an invalid stream event; the response is incomplete.', 'invalid_upstream_stream'];
+    res.write(typedEvents ? typedErrorEvent(message, code, (acc.sequence ?? -1) + 1) : sseErrorEvent(message, code));
   }
   if (!res.writableEnded) res.end();
   return acc;

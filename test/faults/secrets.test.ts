@@ -44,7 +44,7 @@ function aBehavior(req: Received): Behavior {
     case 'cut':
       return { kind: 'stream', cutAfter: 2, delayMs: 5 };
     default:
-      if (req.path.endsWith('/files')) return echo(401);
+      if (req.path.endsWith('/moderations')) return echo(401);
       return req.body.stream ? { kind: 'stream' } : { kind: 'ok' };
   }
 }
@@ -79,6 +79,7 @@ describe('secrets never leak', function () {
       ],
       redis: { url: redis.url, key_prefix: 'secrets:', command_timeout_ms: 200 },
       cache: { enabled: true },
+      passthrough: [{ path: '/v1/moderations', methods: ['POST'], provider: 'a' }],
     });
     await waitFor(async () => (await metricValue(gw.metricsUrl, 'aigw_redis_up')) === 1, 'redis up (with password)');
   });
@@ -139,7 +140,9 @@ describe('secrets never leak', function () {
     await expect(call('POST', '/v1/chat/completions', { body: chatBody('solo', { x_case: '429-echo' }) }), 429, 'provider 429 alone');
     await expect(chat({ x_case: 'invalid-json' }), 200, 'invalid JSON: fails over');
     await expect(chat({ x_case: 'cut', stream: true }), 200, 'stream cut (SSE error event)');
-    await expect(call('GET', '/v1/files', {}), 502, 'pass-through: provider 401 echoing its key');
+    await expect(call('POST', '/v1/moderations', { body: { input: 'x' } }), 502, 'pass-through: provider 401 echoing its key');
+    await expect(call('POST', '/v1/moderations', { body: { input: 'x', x_case: '400-echo' } }), 400, 'pass-through: provider 400 echoing its key');
+    await expect(call('GET', '/v1/files', {}), 404, 'a path not in the pass-through allowlist');
     // Bad input that carries secrets in odd places.
     await expect(chat({}, { headers: { 'x-api-key': KEYS.client2, cookie: `session=${KEYS.admin}` } }), 200, 'keys in other headers are not logged');
     await expect(call('POST', '/v1/chat/completions', { body: `{"model":"${KEYS.providerB}","messages":[` }), 400, 'invalid JSON with a key inside');

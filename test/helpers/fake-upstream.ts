@@ -5,6 +5,7 @@
  */
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { passthroughCall, responseEvents, responseObject, StoredResponse, storedResponseCall } from './fake-responses';
 import { freePort } from './ports';
 
 export type Behavior =
@@ -18,6 +19,7 @@ export type Behavior =
   | { kind: 'empty-stream' };
 
 export interface Received {
+  method: string;
   path: string;
   headers: IncomingMessage['headers'];
   body: Record<string, unknown>;
@@ -31,6 +33,10 @@ export interface FakeUpstream {
   aborted: number;
   /** Responses completed. */
   completed: number;
+  /** Responses API objects this provider stored (POST /responses), by id. */
+  responses: Map<string, StoredResponse>;
+  /** Files uploaded to this provider, by id. */
+  files: Map<string, Record<string, unknown>>;
   setBehavior(fn: (req: Received, n: number) => Behavior): void;
   close(): Promise<void>;
 }
@@ -91,6 +97,8 @@ export async function startFakeUpstream(name = 'fake', initial?: (req: Received,
     received: [],
     aborted: 0,
     completed: 0,
+    responses: new Map(),
+    files: new Map(),
     setBehavior: (fn) => {
       behavior = fn;
     },
@@ -109,7 +117,7 @@ export async function startFakeUpstream(name = 'fake', initial?: (req: Received,
     } catch {
       /* tests may send anything */
     }
-    const received: Received = { path: req.url ?? '', headers: req.headers, body };
+    const received: Received = { method: req.method ?? 'GET', path: req.url ?? '', headers: req.headers, body };
     state.received.push(received);
     let finished = false;
     res.on('finish', () => {
@@ -123,6 +131,11 @@ export async function startFakeUpstream(name = 'fake', initial?: (req: Received,
     switch (b.kind) {
       case 'ok': {
         if (b.delayMs) await sleep(b.delayMs);
+        const other = otherCall(state, received, b.content ?? `Hello from ${name}`, b.usage !== false, Buffer.concat(chunks).length);
+        if (other) {
+          res.writeHead(other.status, { 'content-type': other.contentType ?? 'application/json' }).end(typeof other.body === 'string' ? other.body : JSON.stringify(other.body));
+          return;
+        }
         const payload = completionBody(name, received, b.content ?? `Hello from ${name}`, b.usage !== false);
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(payload));
         return;
@@ -154,6 +167,7 @@ export async function startFakeUpstream(name = 'fake', initial?: (req: Received,
         if (b.firstByteDelayMs) await sleep(b.firstByteDelayMs);
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
         const texts = b.chunks ?? DEFAULT_CHUNKS;
+        if (received.path.split('?')[0].endsWith('/responses')) return streamResponse(state, req, res, received, texts, b);
         for (let i = 0; i < texts.length; i++) {
           if (res.destroyed) return;
           if (b.cutAfter !== undefined && i === b.cutAfter) {
@@ -186,6 +200,39 @@ export async function startFakeUpstream(name = 'fake', initial?: (req: Received,
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
   return state;
+}
+
+const INFERENCE = /\/(chat\/completions|completions|embeddings)$/;
+
+/** Responses API calls and pass-through paths answered by 'ok'; undefined for chat, completions and embeddings. */
+function otherCall(state: FakeUpstream, req: Received, text: string, usage: boolean, rawBytes: number): { status: number; body: unknown; contentType?: string } | undefined {
+  const path = req.path.split('?')[0];
+  if (INFERENCE.test(path)) return undefined;
+  if (path.endsWith('/responses') && req.method === 'POST') {
+    const id = `resp_${state.name}_${state.received.length}`;
+    const response = responseObject(id, String(req.body.model), text, 'completed', usage);
+    if (req.body.store !== false) state.responses.set(id, { response, input: req.body.input });
+    return { status: 200, body: response };
+  }
+  if (path.includes('/responses/')) return storedResponseCall(req.method, path, state.responses);
+  return passthroughCall(req.method, path, req.body, state.files, rawBytes);
+}
+
+/** A Responses API stream: typed events with pauses; `cutAfter` counts events, `invalidAt` replaces one. */
+async function streamResponse(state: FakeUpstream, req: IncomingMessage, res: ServerResponse, received: Received, texts: string[], b: Extract<Behavior, { kind: 'stream' }>): Promise<void> {
+  const id = `resp_${state.name}_${state.received.length}`;
+  const events = responseEvents(id, String(received.body.model), texts, b.usage !== false);
+  for (let i = 0; i < events.length; i++) {
+    if (res.destroyed) return;
+    if (b.cutAfter !== undefined && i === b.cutAfter) {
+      req.socket.destroy();
+      return;
+    }
+    res.write(b.invalidAt === i ? 'event: response.output_text.delta\ndata: {"not json\n\n' : events[i]);
+    if (b.delayMs) await sleep(b.delayMs);
+  }
+  if (received.body.store !== false) state.responses.set(id, { response: JSON.parse(events[events.length - 1].split('data: ')[1]).response, input: received.body.input });
+  res.end();
 }
 
 /** A URL whose port has nothing listening: connections are refused. */

@@ -29,7 +29,7 @@ export async function startTestGateway(input: ConfigOverrides, env?: Record<stri
 }
 
 /** A provider entry for a fake upstream serving the given models at the given prices. */
-export function provider(name: string, url: string, models: Array<string | { name: string; upstream_name?: string; input_per_million?: number; output_per_million?: number; kind?: 'chat' | 'completion' | 'embedding' }>, extra: Record<string, unknown> = {}) {
+export function provider(name: string, url: string, models: Array<string | { name: string; upstream_name?: string; input_per_million?: number; cached_input_per_million?: number; output_per_million?: number; kind?: 'chat' | 'completion' | 'embedding' }>, extra: Record<string, unknown> = {}) {
   return {
     name,
     base_url: url,
@@ -49,4 +49,33 @@ export async function metricValue(metricsUrl: string, name: string, labels: Reco
     if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) total += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return total;
+}
+
+export interface SpendTotals {
+  requests: number;
+  cost_usd: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  unpriced_requests: number;
+}
+
+/** A team's totals from GET /v1/gateway/spend (retried while Redis is still connecting). */
+export async function spendTotals(gatewayUrl: string, adminKey: string, team: string): Promise<SpendTotals> {
+  const get = () => fetch(`${gatewayUrl}/v1/gateway/spend?team=${team}`, { headers: { authorization: `Bearer ${adminKey}` } });
+  let res = await get();
+  for (let i = 0; res.status === 503 && i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    res = await get();
+  }
+  return ((await res.json()) as { totals: SpendTotals }).totals;
+}
+
+/** Waits until a team's spend report counts at least `requests` (spend writes are coalesced), then returns its totals. */
+export async function waitForSpend(gatewayUrl: string, adminKey: string, team: string, requests: number): Promise<SpendTotals> {
+  const until = Date.now() + 5000;
+  for (;;) {
+    const t = await spendTotals(gatewayUrl, adminKey, team);
+    if (t.requests >= requests || Date.now() > until) return t;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

@@ -168,8 +168,8 @@ describe('infra: rendered stacks', function () {
 
   it('keeps every secret out of ConfigMaps and rendered files, and redacts the Secret', () => {
     // Staging sets no secrets: the renderer fills placeholders, which must stay out of the files just the same.
-    assert.match(staging.stdout, /placeholders for secrets not set: providerApiKeys\.openai, redisPassword/);
-    const stagingPlaceholders = [placeholderSecret({ key: 'providerApiKeys', entry: 'openai', kind: 'apiKey' }), placeholderSecret({ key: 'redisPassword', kind: 'password' })];
+    assert.match(staging.stdout, /placeholders for secrets not set: providerApiKeys\.openai, clientKeyHashes\.staging-tester, redisPassword/);
+    const stagingPlaceholders = [placeholderSecret({ key: 'providerApiKeys', entry: 'openai', kind: 'apiKey' }), placeholderSecret({ key: 'clientKeyHashes', entry: 'staging-tester', kind: 'keyHash' }), placeholderSecret({ key: 'redisPassword', kind: 'password' })];
     const checks: [string, RenderResult, string[]][] = [
       ['production', production, Object.values(PROD_SECRETS)],
       ['production+canary', canary, Object.values(PROD_SECRETS)],
@@ -255,7 +255,9 @@ describe('infra: rendered stacks', function () {
     const [s, p] = [gatewayConfig(staging), gatewayConfig(production)];
     assert.equal(s.server.log_level, 'debug');
     assert.equal(p.server.log_level, 'info');
-    assert.equal(s.auth.mode, 'none');
+    // Both are on public hosts: both need keys (staging's testers share one).
+    assert.equal(s.auth.mode, 'keys');
+    assert.deepEqual(s.auth.keys.map((k: Obj) => [k.name, k.team]), [['staging-tester', 'staging']]);
     assert.equal(p.auth.mode, 'keys');
     assert.notDeepEqual(s.teams.map((t: Obj) => t.budget), p.teams.map((t: Obj) => t.budget));
     assert.equal(one(staging, 'Namespace', 'ai-gateway-staging').metadata.labels['ai-gateway/environment'], 'staging');

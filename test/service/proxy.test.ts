@@ -1,7 +1,7 @@
 /**
  * HTTPS_PROXY / NO_PROXY: the real gateway process, started with a proxy in its environment, sends
  * provider calls through a CONNECT proxy on 127.0.0.1 (an https:// provider too, its TLS inside the
- * tunnel), calls a NO_PROXY host directly, and tunnels the /v1 pass-through as well.
+ * tunnel), calls a NO_PROXY host directly, and tunnels an allowlisted /v1 pass-through path as well.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -24,6 +24,8 @@ interface ConnectProxy {
   url: string;
   /** The host:port of every CONNECT it tunnelled, in order. */
   connects: string[];
+  /** Bytes the gateway sent through tunnels, per host:port (a reused tunnel counts too). */
+  bytesTo: Map<string, number>;
   close(): Promise<void>;
 }
 
@@ -31,6 +33,7 @@ interface ConnectProxy {
 async function startConnectProxy(): Promise<ConnectProxy> {
   const sockets = new Set<Socket>();
   const connects: string[] = [];
+  const bytesTo = new Map<string, number>();
   const server: Server = createHttpServer((_req, res) => res.writeHead(405).end());
   server.on('connect', (req, client: Socket, head: Buffer) => {
     connects.push(req.url ?? '');
@@ -38,6 +41,7 @@ async function startConnectProxy(): Promise<ConnectProxy> {
     const upstream = connect(Number(port), host, () => {
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length) upstream.write(head);
+      client.on('data', (b: Buffer) => bytesTo.set(req.url ?? '', (bytesTo.get(req.url ?? '') ?? 0) + b.length));
       upstream.pipe(client).pipe(upstream);
     });
     for (const s of [client, upstream]) {
@@ -49,6 +53,7 @@ async function startConnectProxy(): Promise<ConnectProxy> {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     connects,
+    bytesTo,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
@@ -64,15 +69,15 @@ function selfSigned(dir: string): { cert: string; key: string; certFile: string 
   return { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8'), certFile };
 }
 
-/** An OpenAI-shaped HTTPS upstream: chat completions and GET /v1/files, recording the paths it served. */
+/** An OpenAI-shaped HTTPS upstream: chat completions and moderations, recording the paths it served. */
 async function startHttpsUpstream(tlsFiles: { cert: string; key: string }) {
   const paths: string[] = [];
   const server = createHttpsServer(tlsFiles, (req, res) => {
     paths.push(`${req.method} ${req.url} ${req.headers.authorization ?? '(no authorization)'}`);
     req.resume();
     req.on('end', () => {
-      const body = req.url?.endsWith('/files')
-        ? { object: 'list', data: [] }
+      const body = req.url?.endsWith('/moderations')
+        ? { id: 'modr-tls', model: 'omni-moderation-latest', results: [{ flagged: false, categories: {}, category_scores: {} }] }
         : { id: 'chatcmpl-tls', object: 'chat.completion', created: 1700000000, model: 'm-tls', choices: [{ index: 0, message: { role: 'assistant', content: 'over tls' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } };
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     });
@@ -101,8 +106,9 @@ describe('upstream calls through an HTTPS proxy', function () {
       {
         auth: { keys: [{ hash: hashKey(CLIENT_KEY), name: 'ci', team: 'red' }] },
         teams: [{ name: 'red' }],
-        // The first openai provider also serves the /v1 pass-through.
+        // The first openai provider also serves the allowlisted pass-through path.
         providers: [provider('tls', secure.url, 'm-tls'), provider('plain', plain.url, 'm-plain'), provider('direct', direct.url, 'm-direct')],
+        passthrough: [{ path: '/v1/moderations', methods: ['POST'] }],
       },
       { HTTPS_PROXY: proxy.url, HTTP_PROXY: proxy.url, NO_PROXY: `example.internal, ${authority(direct.url)}`, NODE_EXTRA_CA_CERTS: tlsFiles.certFile },
     );
@@ -138,13 +144,13 @@ describe('upstream calls through an HTTPS proxy', function () {
     assert.ok(!proxy.connects.includes(authority(direct.url)), `the proxy tunnelled the NO_PROXY host: ${proxy.connects.join(', ')}`);
   });
 
-  it('tunnels the /v1 pass-through too (node:http agent over CONNECT)', async () => {
-    const before = proxy.connects.filter((c) => c === authority(secure.url)).length;
-    const files = await client.files.list().catch((err) => assert.fail(`${err}\n${gw.output()}`));
-    assert.deepEqual(files.data, []);
+  it('tunnels an allowlisted /v1 pass-through path too (the same proxied pools)', async () => {
+    const before = proxy.bytesTo.get(authority(secure.url)) ?? 0;
+    const mod = await client.moderations.create({ input: 'hi' }).catch((err) => assert.fail(`${err}\n${gw.output()}`));
+    assert.equal(mod.id, 'modr-tls');
     // The provider key replaced the client's gateway key before the request entered the tunnel.
-    assert.ok(secure.paths.includes('GET /v1/files Bearer sk-provider-tls'), secure.paths.join('\n'));
-    assert.ok(proxy.connects.filter((c) => c === authority(secure.url)).length > before, 'the pass-through went around the proxy');
+    assert.ok(secure.paths.includes('POST /v1/moderations Bearer sk-provider-tls'), secure.paths.join('\n'));
+    assert.ok((proxy.bytesTo.get(authority(secure.url)) ?? 0) > before, 'the pass-through went around the proxy');
   });
 
   it("reads the settings and the NO_PROXY rule the way undici's EnvHttpProxyAgent does", () => {

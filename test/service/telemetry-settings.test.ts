@@ -35,7 +35,7 @@ describe('tracing settings (standard OTEL_* variables, gateway config)', () => {
 
 describe('GenAI semantic-convention names', () => {
   it('operation per endpoint, provider name per provider type, span names', () => {
-    assert.deepEqual(OPERATION, { chat: 'chat', completion: 'text_completion', embedding: 'embeddings' });
+    assert.deepEqual(OPERATION, { chat: 'chat', completion: 'text_completion', embedding: 'embeddings', responses: 'chat' });
     assert.deepEqual(['openai', 'azure', 'anthropic', 'bedrock', 'other'].map(genAiProviderName), ['openai', 'azure.ai.openai', 'anthropic', 'aws.bedrock', 'other']);
     assert.equal(genAiSpanName('completion', 'gpt-3.5-turbo-instruct'), 'text_completion gpt-3.5-turbo-instruct');
     assert.equal(serverSpanName('POST', '/v1/embeddings'), 'POST /v1/embeddings');

@@ -1,0 +1,250 @@
+/**
+ * Every /v1 path that is not a routed endpoint. Closed by default: only paths in the
+ * `passthrough` allowlist (and the stored responses of POST /v1/responses) reach a provider;
+ * anything else is 404 `unknown_url` and nothing is sent upstream. What does pass is handled
+ * like inference: authenticated, admitted (key and team limits, budgets), counted in
+ * aigw_requests_total under its path, and settled in the spend report (priced from the
+ * answer's usage, per image or per request as configured, else recorded as unpriced).
+ *
+ * Objects are private to the team that created them: an id a POST to a collection returns
+ * (a file, a batch, a vector store...) is recorded against the team and its provider; any
+ * path or request field naming an id the team does not own gets 404, and listing a
+ * collection is refused (it would show other teams' objects).
+ */
+import { once } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform } from 'node:stream';
+import { chatUsage, responsesUsage, Usage } from '../core/endpoints';
+import { objectPath, ObjectPath, referencedIds } from '../core/passthrough-paths';
+import type { GatewayConfig, ProviderConfig } from '../config/schema';
+import { costUsd } from '../cost/cost';
+import type { Principal } from '../tenancy/contracts';
+import { assertOwned, objectLifetimeSeconds, objectNotFound, STORED_RESPONSE_TTL_SECONDS } from '../tenancy/objects';
+import type { UpstreamClient } from '../upstream/client';
+import { classifyNetworkError } from '../upstream/client';
+import { MAX_UPSTREAM_BODY_BYTES } from '../upstream/executor';
+import { BodyTooLargeError, readCapped, readErrorBody } from '../upstream/read-body';
+import { readJsonBody } from './body';
+import type { GatewayContext } from './context';
+import { forbidden, GatewayError, notFound, payloadTooLarge, rateLimited, upstreamTimeout, upstreamUnavailable } from './errors';
+import { publicNameRewriter } from './model-name';
+import { recordOf } from './request-context';
+import { sendJson } from './respond';
+
+type Entry = GatewayConfig['passthrough'][number];
+type Method = Entry['methods'][number];
+
+/** What the gateway will do with one pass-through request (pure decision). */
+export type PassDecision =
+  | { kind: 'refuse'; error: GatewayError }
+  | { kind: 'forward'; method: Method; label: string; entry?: Entry; object?: ObjectPath };
+
+const unknownUrl = (method: string, path: string) => notFound(`Unknown endpoint: ${method} ${path.slice(0, 200)}`, 'unknown_url');
+
+/** Stored responses: GET and DELETE a response, GET its input_items, POST cancel (background mode). */
+function storedResponseRule(op: ObjectPath): Method[] | undefined {
+  if (op.rest === '') return ['GET', 'DELETE'];
+  if (op.rest === '/input_items') return ['GET'];
+  if (op.rest === '/cancel') return ['POST'];
+  return undefined;
+}
+
+/** Matches a path and method against the allowlist and the stored-response routes. */
+export function decidePassthrough(method: string, path: string, entries: readonly Entry[]): PassDecision {
+  const op = objectPath(path);
+  if (op?.collection === '/v1/responses') {
+    const methods = op.id ? storedResponseRule(op) : undefined;
+    if (!methods || !methods.includes(method as Method)) return { kind: 'refuse', error: unknownUrl(method, path) };
+    return { kind: 'forward', method: method as Method, label: 'responses_object', object: op };
+  }
+  const entry = entries.find((e) => e.path === path || (op && e.path === op.collection));
+  if (!entry || !entry.methods.includes(method as Method)) return { kind: 'refuse', error: unknownUrl(method, path) };
+  if (op && !op.id && method === 'GET') {
+    return { kind: 'refuse', error: forbidden(`Listing ${op.collection} is not available through the gateway: it would show other teams' objects. Keep the ids your application creates.`, 'listing_not_allowed') };
+  }
+  return { kind: 'forward', method: method as Method, label: entry.path, entry, object: op };
+}
+
+/** The provider a forwarded request goes to: the object's owner, the entry's provider, or the first openai-type one. */
+async function chooseProvider(ctx: GatewayContext, principal: Principal, d: Extract<PassDecision, { kind: 'forward' }>): Promise<ProviderConfig> {
+  if (d.object?.id) {
+    const owner = await ctx.objects.lookup(d.object.id);
+    if (!owner || owner.team !== principal.team) throw objectNotFound(d.object.id);
+    const p = ctx.config.providers.find((x) => x.name === owner.provider);
+    if (!p) throw objectNotFound(d.object.id);
+    return p;
+  }
+  const p = d.entry?.provider ? ctx.config.providers.find((x) => x.name === d.entry!.provider) : ctx.config.providers.find((x) => x.type === 'openai');
+  if (!p) throw upstreamUnavailable('No provider is configured for this path.');
+  return p;
+}
+
+/** A request body that counts its bytes and fails past the limit. */
+function cappedStream(req: IncomingMessage, limit: number): Transform {
+  let size = 0;
+  const t = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      size += chunk.length;
+      cb(size > limit ? payloadTooLarge(limit) : null, chunk);
+    },
+  });
+  req.on('error', (err) => t.destroy(err));
+  return req.pipe(t);
+}
+
+const isJson = (contentType: string | undefined) => !!contentType && /^application\/json\b/i.test(contentType.trim());
+
+/** The body to forward: JSON is read (ids it names must be the team's own), anything else streams with a byte cap. */
+async function forwardBody(ctx: GatewayContext, req: IncomingMessage, principal: Principal, limit: number): Promise<string | Transform | undefined> {
+  if (req.method === 'GET' || req.method === 'DELETE') return undefined;
+  const declared = Number(req.headers['content-length']);
+  if (declared > limit) throw payloadTooLarge(limit);
+  if (!isJson(req.headers['content-type'])) return cappedStream(req, limit);
+  const body = await readJsonBody(req, limit);
+  await assertOwned(ctx.objects, principal.team, referencedIds(body));
+  return JSON.stringify(body);
+}
+
+const FORWARDED_HEADERS = ['content-type', 'accept', 'openai-beta'] as const;
+
+function forwardHeaders(req: IncomingMessage, body: string | Transform | undefined): Record<string, string> {
+  const h: Record<string, string> = {};
+  for (const name of FORWARDED_HEADERS) {
+    const v = req.headers[name];
+    if (typeof v === 'string') h[name] = v;
+  }
+  if (typeof body === 'string') {
+    h['content-type'] = 'application/json'; // re-serialized: decoded and in UTF-8
+  } else if (body) {
+    // Streamed as received: its length and encoding go with it.
+    const length = req.headers['content-length'];
+    const encoding = req.headers['content-encoding'];
+    if (length) h['content-length'] = length;
+    if (typeof encoding === 'string') h['content-encoding'] = encoding;
+  }
+  return h;
+}
+
+/** Cost of one answer: from its usage at the entry's token prices, else per image, else per request, else unpriced. */
+export function priceAnswer(entry: Entry | undefined, parsed: Record<string, unknown> | undefined): { usage: Usage; costUsd: number; unpriced: boolean } {
+  const usage = (parsed && (chatUsage(parsed.usage) ?? responsesUsage(parsed.usage))) || { prompt_tokens: 0, completion_tokens: 0 };
+  const price = entry?.price;
+  const hasUsage = usage.prompt_tokens > 0 || usage.completion_tokens > 0;
+  if (hasUsage && price && (price.input_per_million !== undefined || price.output_per_million !== undefined)) {
+    return { usage, costUsd: costUsd(usage, { input_per_million: price.input_per_million ?? 0, output_per_million: price.output_per_million ?? 0 }), unpriced: false };
+  }
+  if (price?.per_image_usd !== undefined && Array.isArray(parsed?.data)) return { usage, costUsd: price.per_image_usd * (parsed.data as unknown[]).length, unpriced: false };
+  if (price?.per_request_usd !== undefined) return { usage, costUsd: price.per_request_usd, unpriced: false };
+  return { usage, costUsd: 0, unpriced: true };
+}
+
+export function passthroughRoute(ctx: GatewayContext, client: UpstreamClient) {
+  // Stored responses carry the provider's model name: mapped names go back to public ones (built once per provider).
+  const renamers = new Map(ctx.config.providers.map((p) => [p.name, publicNameRewriter(ctx.config, p.name)]));
+  return async (req: IncomingMessage & { path: string }, res: ServerResponse, search: string): Promise<void> => {
+    const rec = recordOf(res);
+    const principal = rec.principal!;
+    const path = `/v1${req.path}`;
+    // Without keys nothing beyond the inference routes leaves (every caller is the same anonymous team).
+    if (ctx.config.auth.mode === 'none') throw unknownUrl(req.method ?? 'GET', path);
+    const d = decidePassthrough(req.method ?? 'GET', path, ctx.config.passthrough);
+    if (d.kind === 'refuse') throw d.error;
+    rec.endpoint = d.label;
+    rec.model = d.label;
+    // Like inference: the request is checked (objects it names must be the team's own) before it is admitted.
+    const provider = await chooseProvider(ctx, principal, d);
+    const body = await forwardBody(ctx, req, principal, d.entry?.body_limit_bytes ?? ctx.config.server.body_limit_bytes);
+    const admission = await ctx.tenancy.admit(principal, d.label);
+    for (const k in admission.headers) res.setHeader(k, admission.headers[k]);
+    // The provider's own quota (providers[].rate_limit) covers what passes through to it too.
+    if (!(await ctx.tenancy.admitProvider(provider.name))) throw rateLimited(`The provider "${provider.name}" is at its configured request quota; retry shortly.`, 1, {}, 'provider_quota_exceeded');
+    rec.provider = provider.name;
+    const upstream = await send(client, req, res, d, provider, path, search, body);
+    await relayAnswer(ctx, res, principal, provider, d, upstream, d.label === 'responses_object' ? renamers.get(provider.name) : undefined);
+  };
+}
+
+async function send(client: UpstreamClient, req: IncomingMessage, res: ServerResponse, d: Extract<PassDecision, { kind: 'forward' }>, provider: ProviderConfig, path: string, search: string, body: string | Transform | undefined) {
+  const ac = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) ac.abort();
+  };
+  res.on('close', onClose);
+  try {
+    return await client.forward({ provider, method: d.method, subpath: path.slice('/v1'.length), search, headers: forwardHeaders(req, body), body, requestId: recordOf(res).requestId, signal: ac.signal, timeoutMs: provider.timeout_ms });
+  } catch (err) {
+    if (err instanceof GatewayError) throw err;
+    if ((err as { cause?: unknown })?.cause instanceof GatewayError) throw (err as { cause: GatewayError }).cause;
+    const reason = classifyNetworkError(err);
+    if (reason === 'timeout') throw upstreamTimeout(`The provider "${provider.name}" did not answer in time.`);
+    throw upstreamUnavailable(`The provider "${provider.name}" could not be reached for this request (${reason}).`);
+  } finally {
+    res.off('close', onClose);
+  }
+}
+
+type Upstream = Awaited<ReturnType<UpstreamClient['forward']>>;
+
+/** Sends the provider's answer on; JSON answers are read for their object id and usage, others stream through. */
+async function relayAnswer(ctx: GatewayContext, res: ServerResponse, principal: Principal, provider: ProviderConfig, d: Extract<PassDecision, { kind: 'forward' }>, up: Upstream, rename: ((text: string) => string) | undefined): Promise<void> {
+  const status = up.statusCode;
+  if (status === 401 || status === 403) {
+    await readErrorBody(up.body);
+    throw upstreamUnavailable(`The provider "${provider.name}" rejected the gateway's provider credentials. This is a gateway configuration problem, not your key.`, 'upstream_auth_failed');
+  }
+  const contentType = String(up.headers['content-type'] ?? '');
+  const ok = status >= 200 && status < 300;
+  if (!isJson(contentType)) {
+    res.statusCode = status;
+    for (const name of ['content-type', 'content-length', 'content-disposition'] as const) if (up.headers[name] !== undefined) res.setHeader(name, up.headers[name] as string);
+    if (ok) settle(ctx, principal, provider, d, undefined);
+    for await (const chunk of up.body) {
+      if (res.destroyed) break;
+      if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    }
+    if (res.destroyed) up.body.destroy();
+    else res.end();
+    return;
+  }
+  let raw: Buffer;
+  try {
+    raw = await readCapped(up.body, MAX_UPSTREAM_BODY_BYTES);
+  } catch (err) {
+    if (err instanceof BodyTooLargeError) throw upstreamUnavailable(`The provider "${provider.name}" sent an answer larger than the gateway relays.`);
+    throw upstreamUnavailable(`The provider "${provider.name}" broke off its answer.`);
+  }
+  // A provider may echo the credentials it was sent: never pass the gateway's provider key on.
+  let text = provider.api_key ? raw.toString('utf8').split(provider.api_key).join('[redacted]') : raw.toString('utf8');
+  if (rename) text = rename(text);
+  let parsed: Record<string, unknown> | undefined;
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (v && typeof v === 'object' && !Array.isArray(v)) parsed = v as Record<string, unknown>;
+  } catch {
+    /* relayed as is */
+  }
+  if (ok) {
+    await trackObject(ctx, principal, provider, d, parsed);
+    settle(ctx, principal, provider, d, parsed);
+  }
+  sendJson(res, status, text);
+}
+
+/** A created object is recorded against the team; a deleted one is forgotten. */
+async function trackObject(ctx: GatewayContext, principal: Principal, provider: ProviderConfig, d: Extract<PassDecision, { kind: 'forward' }>, parsed: Record<string, unknown> | undefined): Promise<void> {
+  const op = d.object;
+  if (!op || !parsed) return;
+  const method = d.method;
+  if (method === 'DELETE' && op.id && op.rest === '') return ctx.objects.forget(op.id);
+  if (method !== 'POST' || typeof parsed.id !== 'string' || parsed.id === op.id) return;
+  const ttl = d.entry ? objectLifetimeSeconds(parsed, d.entry.object_ttl_seconds, ctx.now()) : STORED_RESPONSE_TTL_SECONDS;
+  await ctx.objects.record(parsed.id, { team: principal.team, provider: provider.name }, ttl);
+}
+
+const NO_USAGE: Usage = Object.freeze({ prompt_tokens: 0, completion_tokens: 0 });
+
+function settle(ctx: GatewayContext, principal: Principal, provider: ProviderConfig, d: Extract<PassDecision, { kind: 'forward' }>, parsed: Record<string, unknown> | undefined): void {
+  // A stored response read carries the usage of its creation, already accounted: a read costs nothing and uses no tokens.
+  const { usage, costUsd: cost, unpriced } = d.entry ? priceAnswer(d.entry, parsed) : { usage: NO_USAGE, costUsd: 0, unpriced: false };
+  ctx.tenancy.settle({ principal, provider: provider.name, model: d.label, usage, estimated: false, unpriced, costUsd: cost, listCostUsd: cost, cached: false, at: ctx.now() });
+}
