@@ -3,6 +3,7 @@
  * with a real redis-server.
  */
 import assert from 'node:assert/strict';
+import Redis from 'ioredis';
 import OpenAI from 'openai';
 import { hashKey } from '../../service/tenancy/keys';
 import { FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
@@ -67,7 +68,11 @@ describe('tenancy over HTTP: keys, cache, spend report', function () {
     const first = await client.chat.completions.create(body).withResponse();
     assert.equal(first.response.headers.get('x-gateway-cache'), 'miss');
     const calls = up.received.length;
-    await new Promise((r) => setTimeout(r, 50)); // the store is written after the response
+    // The store is written after the response: wait until Redis holds the entry (bounded), not a fixed time.
+    const probe = new Redis(redis.url, { lazyConnect: true });
+    await probe.connect();
+    for (const until = Date.now() + 5000; (await probe.keys('aigw:cache:*')).length === 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));
+    await probe.quit();
     const second = await client.chat.completions.create(body).withResponse();
     assert.equal(second.response.headers.get('x-gateway-cache'), 'hit');
     assert.equal(second.response.headers.get('x-gateway-provider'), 'cache', 'the README: a cache hit is served by provider "cache"');

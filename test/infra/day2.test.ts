@@ -383,7 +383,7 @@ describe('infra: day-2 operations', function () {
     });
 
     it('a managed Redis with tls needs a rediss:// URL (named, never echoed)', () => {
-      const raw = { ...stackFile('staging'), redis: { mode: 'external', egressCidrs: ['10.0.0.0/24'], tls: { servername: 'redis.internal' } }, providerApiKeys: { openai: 'sk-x' }, redisUrl: 'redis://:pw-not-echoed@h:6379' };
+      const raw = { ...stackFile('staging'), redis: { mode: 'external', egressCidrs: ['10.0.0.0/24'], tls: { servername: 'redis.internal' } }, providerApiKeys: { openai: 'sk-x' }, clientKeyHashes: { 'staging-tester': `sha256:${'0'.repeat(64)}` }, redisUrl: 'redis://:pw-not-echoed@h:6379' };
       assert.throws(() => parseStackConfig(raw), (err: StackConfigError) => {
         assert.deepEqual(err.problems, ['ai-gateway:redisUrl: redis.tls is set, so the URL must start with rediss://']);
         return true;
