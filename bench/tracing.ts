@@ -51,13 +51,22 @@ export interface TracingBenchDeps {
 
 const rotate = <T>(xs: T[], n: number) => xs.map((_x, i) => xs[(i + n) % xs.length]);
 
-/** Builds GIT_REF's service/ into DIR/baseline/dist (node_modules linked from this checkout); returns its main.js. */
+/**
+ * Builds GIT_REF's service/ into DIR/baseline/dist; returns its main.js. node_modules is linked from
+ * this checkout when GIT_REF has the same lock file, else GIT_REF's own lock is installed (`npm ci`):
+ * an older build may need a package this checkout no longer has.
+ */
 function buildBaseline(ref: string, dir: string, log: (m: string) => void): string {
   const src = join(dir, 'baseline');
   mkdirSync(src);
   log(`building the baseline gateway from ${ref}`);
-  execSync(`git archive ${ref} service tsconfig.json | tar -x -C ${src}`, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
-  symlinkSync(join(ROOT, 'node_modules'), join(src, 'node_modules'));
+  execSync(`git archive ${ref} service tsconfig.json package.json package-lock.json | tar -x -C ${src}`, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  if (readFileSync(join(src, 'package-lock.json'), 'utf8') === readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) {
+    symlinkSync(join(ROOT, 'node_modules'), join(src, 'node_modules'));
+  } else {
+    log(`installing ${ref}'s own dependencies (its lock file differs)`);
+    execSync('npm ci --ignore-scripts --no-audit --no-fund', { cwd: src, stdio: ['ignore', 'ignore', 'inherit'] });
+  }
   execSync(`${join(ROOT, 'node_modules/.bin/tsc')} -p tsconfig.json`, { cwd: src, stdio: ['ignore', 'ignore', 'inherit'] });
   return join(src, 'dist/service/main.js');
 }
