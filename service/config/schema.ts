@@ -17,6 +17,7 @@
 import { z } from 'zod';
 import { ENDPOINT_NAMES } from '../core/endpoints';
 import { OBJECT_COLLECTIONS } from '../core/passthrough-paths';
+import { adapterFor, PROVIDER_TYPES } from '../providers/registry';
 
 export const STRATEGIES = ['cost-optimal', 'latency-optimal', 'balanced', 'weighted', 'priority'] as const;
 export type StrategyName = (typeof STRATEGIES)[number];
@@ -77,7 +78,7 @@ export const providerModelSchema = z
 export const providerSchema = z
   .object({
     name: labelSafe,
-    type: z.enum(['openai', 'azure']).default('openai'),
+    type: z.enum(PROVIDER_TYPES).default('openai'),
     /** e.g. https://api.openai.com/v1 ; for Azure: https://RESOURCE.openai.azure.com */
     base_url: z.url({ protocol: /^https?$/ }),
     api_key: z.string().optional(),
@@ -308,6 +309,10 @@ export const configSchema = configBase.superRefine((cfg, ctx) => {
     cfg.providers.forEach((p, i) => {
       if (p.type === 'azure' && !p.api_version) {
         ctx.addIssue({ code: 'custom', path: ['providers', i, 'api_version'], message: 'required for type azure' });
+      }
+      const supported = adapterFor(p.type).supportedEndpoints;
+      for (const e of p.endpoints ?? []) {
+        if (!supported.includes(e)) ctx.addIssue({ code: 'custom', path: ['providers', i, 'endpoints'], message: `type ${p.type} does not serve the ${e} endpoint` });
       }
       const seen = new Set<string>();
       p.models.forEach((m, j) => {

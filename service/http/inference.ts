@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Endpoint, ENDPOINTS, EndpointSpec } from '../core/endpoints';
 import { OBJECT_COLLECTIONS, referencedIds } from '../core/passthrough-paths';
 import { priceRequest } from '../cost/cost';
+import { adapterFor } from '../providers/registry';
 import { estimateCompletionTokens, estimatePromptTokens } from '../cost/tokens';
 import type { Candidate, ModelRoute } from '../routing/catalog';
 import { planRoute } from '../routing/strategies';
@@ -76,16 +77,24 @@ function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, exp
   });
 }
 
-/** The body sent to one candidate: its upstream model name, and a request for usage on streams. */
-function upstreamBodies(req: ValidRequest, spec: EndpointSpec): (c: Candidate) => string {
+/**
+ * The body sent to one candidate: its upstream model name, and a request for usage on streams;
+ * translated by the adapter for a provider that does not speak the OpenAI wire format.
+ */
+function upstreamBodies(req: ValidRequest, endpoint: Endpoint, spec: EndpointSpec): (c: Candidate) => string {
   const memo = new Map<string, string>();
   return (c) => {
-    let s = memo.get(c.upstreamModel);
+    const translation = adapterFor(c.provider.type).translation;
+    const key = translation ? `${c.provider.name}\u0000${c.upstreamModel}` : c.upstreamModel;
+    let s = memo.get(key);
     if (s === undefined) {
-      const body: Record<string, unknown> = { ...req.body, model: c.upstreamModel };
-      if (req.stream && spec.streamUsageOption) body.stream_options = { ...(req.body.stream_options as object), include_usage: true };
-      s = JSON.stringify(body);
-      memo.set(c.upstreamModel, s);
+      if (translation) s = translation.requestBody(endpoint, req.body, c.upstreamModel, c.provider, req.stream);
+      else {
+        const body: Record<string, unknown> = { ...req.body, model: c.upstreamModel };
+        if (req.stream && spec.streamUsageOption) body.stream_options = { ...(req.body.stream_options as object), include_usage: true };
+        s = JSON.stringify(body);
+      }
+      memo.set(key, s);
     }
     return s;
   };
@@ -190,7 +199,7 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
         model: route.model,
         endpoint,
         plan: makePlan(ctx, route, valid, expectedTokens),
-        bodyFor: upstreamBodies(valid, spec),
+        bodyFor: upstreamBodies(valid, endpoint, spec),
         stream: valid.stream,
         requestId: rec.requestId,
         clientSignal: clientAbort.signal,

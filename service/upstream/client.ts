@@ -1,6 +1,6 @@
 /**
- * The pooled keep-alive client for providers (undici). Knows how each provider type is
- * addressed and authenticated; knows nothing about retries or routing.
+ * The pooled keep-alive client for providers (undici). Each provider type's adapter says how
+ * it is addressed and authenticated; this knows nothing about retries or routing.
  *
  * With HTTPS_PROXY / HTTP_PROXY in the environment, each provider's pool is undici's
  * EnvHttpProxyAgent instead: requests tunnel through the proxy (CONNECT) unless NO_PROXY names
@@ -9,7 +9,9 @@
 import { EnvHttpProxyAgent, Pool } from 'undici';
 import type Dispatcher from 'undici/types/dispatcher';
 import type { ProviderConfig } from '../config/schema';
-import { Endpoint, ENDPOINTS } from '../core/endpoints';
+import type { Endpoint } from '../core/endpoints';
+import { adapterFor } from '../providers/registry';
+import type { Target } from '../providers/types';
 import type { Candidate } from '../routing/catalog';
 import { ProxySettings, proxyFromEnv } from './proxy';
 
@@ -27,27 +29,11 @@ export interface UpstreamCall {
 
 export type UpstreamResponse = Dispatcher.ResponseData;
 
-export interface Target {
-  origin: string;
-  path: string;
-  headers: Record<string, string>;
-}
+export type { Target } from '../providers/types';
 
-/** Where and how to send a call to this provider (pure; unit-tested). */
+/** Where and how to send a call to this provider (pure; unit-tested): its adapter decides. */
 export function targetFor(provider: ProviderConfig, endpoint: Endpoint, upstreamModel: string): Target {
-  const url = new URL(provider.base_url);
-  const base = url.pathname.replace(/\/+$/, '');
-  const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-  if (provider.type === 'azure') {
-    if (provider.api_key) headers['api-key'] = provider.api_key;
-    // Azure serves the Responses API only on its v1 surface, per resource, with the deployment as the body's
-    // model and no api-version; the other endpoints are per deployment with an api-version.
-    if (endpoint === 'responses') return { origin: url.origin, path: `${base}/openai/v1${ENDPOINTS[endpoint].upstreamPath}`, headers };
-    const q = new URLSearchParams({ 'api-version': provider.api_version ?? '' });
-    return { origin: url.origin, path: `${base}/openai/deployments/${encodeURIComponent(upstreamModel)}${ENDPOINTS[endpoint].upstreamPath}?${q}`, headers };
-  }
-  if (provider.api_key) headers.authorization = `Bearer ${provider.api_key}`;
-  return { origin: url.origin, path: `${base}${ENDPOINTS[endpoint].upstreamPath}`, headers };
+  return adapterFor(provider.type).target(provider, endpoint, upstreamModel);
 }
 
 /**
@@ -56,16 +42,7 @@ export function targetFor(provider: ProviderConfig, endpoint: Endpoint, upstream
  * provider's credentials only; the caller adds content headers.
  */
 export function targetForPath(provider: ProviderConfig, subpath: string, search: string): Target {
-  const url = new URL(provider.base_url);
-  const base = url.pathname.replace(/\/+$/, '');
-  const headers: Record<string, string> = {};
-  if (provider.type === 'azure') {
-    // Stored responses live on Azure's v1 surface (no api-version), like POST /responses.
-    if (provider.api_key) headers['api-key'] = provider.api_key;
-    return { origin: url.origin, path: `${base}/openai/v1${subpath}${search}`, headers };
-  }
-  if (provider.api_key) headers.authorization = `Bearer ${provider.api_key}`;
-  return { origin: url.origin, path: `${base}${subpath}${search}`, headers };
+  return adapterFor(provider.type).targetForPath(provider, subpath, search);
 }
 
 export interface ForwardCall {
