@@ -79,11 +79,15 @@ export const providerSchema = z
   .object({
     name: labelSafe,
     type: z.enum(PROVIDER_TYPES).default('openai'),
-    /** e.g. https://api.openai.com/v1 ; for Azure: https://RESOURCE.openai.azure.com */
+    /** e.g. https://api.openai.com/v1 ; for Azure: https://RESOURCE.openai.azure.com ; for Anthropic: https://api.anthropic.com */
     base_url: z.url({ protocol: /^https?$/ }),
     api_key: z.string().optional(),
     /** Azure only: api-version query parameter. */
     api_version: z.string().optional(),
+    /** Anthropic only: the anthropic-version header (default 2023-06-01). */
+    anthropic_version: z.string().min(1).optional(),
+    /** Anthropic only: max_tokens sent when a request sets none (Anthropic requires it; default 4096). */
+    default_max_tokens: z.number().int().positive().optional(),
     /** Per-attempt timeout (connect + time to first byte + body for non-streaming). */
     timeout_ms: z.number().int().positive().default(30_000),
     max_connections: z.number().int().positive().default(256),

@@ -1,0 +1,60 @@
+/** The provider adapters as the client and executor read them: targets, status classes, error bodies, config rules. Pure. */
+import assert from 'node:assert/strict';
+import { ConfigError, parseConfig } from '../../service/config/schema';
+import { anthropicUsage, finishReason } from '../../service/providers/anthropic-response';
+import { adapterFor } from '../../service/providers/registry';
+import { buildCatalog } from '../../service/routing/catalog';
+import { targetFor } from '../../service/upstream/client';
+
+const providers = [
+  { name: 'ant', type: 'anthropic' as const, base_url: 'https://api.anthropic.com', api_key: 'sk-ant-x', models: [{ name: 'claude', upstream_name: 'claude-sonnet-4-5' }] },
+  { name: 'proxy', type: 'anthropic' as const, base_url: 'https://relay.internal/anthropic/', anthropic_version: '2023-01-01', models: [{ name: 'claude' }] },
+];
+
+describe('provider adapters', () => {
+  it('anthropic: {base_url}/v1/messages with x-api-key and anthropic-version, no bearer token', () => {
+    const config = parseConfig({ auth: { mode: 'none' }, providers });
+    const t = targetFor(config.providers[0], 'chat', 'claude-sonnet-4-5');
+    assert.equal(`${t.origin}${t.path}`, 'https://api.anthropic.com/v1/messages');
+    assert.equal(t.headers['x-api-key'], 'sk-ant-x');
+    assert.equal(t.headers['anthropic-version'], '2023-06-01');
+    assert.equal(t.headers.authorization, undefined);
+    const p = targetFor(config.providers[1], 'chat', 'claude');
+    assert.equal(p.path, '/anthropic/v1/messages');
+    assert.equal(p.headers['anthropic-version'], '2023-01-01');
+    assert.equal(p.headers['x-api-key'], undefined);
+  });
+
+  it('status classes: 529 is retryable for anthropic only; 429/5xx retryable, 401/403 auth, 404, other 4xx the client', () => {
+    const ant = adapterFor('anthropic');
+    const oa = adapterFor('openai');
+    assert.equal(ant.classifyStatus(529), 'retryable');
+    assert.equal(oa.classifyStatus(529), 'other');
+    for (const a of [ant, oa]) {
+      assert.equal(a.classifyStatus(429), 'retryable');
+      assert.equal(a.classifyStatus(503), 'retryable');
+      assert.equal(a.classifyStatus(401), 'auth');
+      assert.equal(a.classifyStatus(404), 'not_found');
+      assert.equal(a.classifyStatus(422), 'client');
+    }
+  });
+
+  it('error bodies: Anthropic {"type":"error","error":{type,message}} into OpenAI fields, the Anthropic type as code', () => {
+    assert.deepEqual(adapterFor('anthropic').errorBody('{"type":"error","error":{"type":"request_too_large","message":"too big"}}'), { message: 'too big', type: 'invalid_request_error', code: 'request_too_large', param: null });
+    assert.equal(adapterFor('anthropic').errorBody('<html>'), undefined);
+    assert.deepEqual(adapterFor('openai').errorBody('{"error":{"message":"m","type":"t","code":"c","param":"p"}}'), { message: 'm', type: 't', code: 'c', param: 'p' });
+  });
+
+  it('anthropic usage: cache reads and writes count in prompt_tokens, reads as cached_tokens; stop reasons', () => {
+    assert.deepEqual(anthropicUsage({ input_tokens: 5, output_tokens: 9, cache_read_input_tokens: 100, cache_creation_input_tokens: 20 }), { prompt_tokens: 125, completion_tokens: 9, cached_tokens: 100 });
+    assert.equal(anthropicUsage({}), undefined);
+    assert.deepEqual(['end_turn', 'max_tokens', 'tool_use', 'stop_sequence'].map(finishReason), ['stop', 'length', 'tool_calls', 'stop']);
+  });
+
+  it('anthropic serves chat by default and refuses other endpoints in config', () => {
+    const catalog = buildCatalog(parseConfig({ auth: { mode: 'none' }, providers }));
+    assert.deepEqual(catalog.resolveFor('claude', 'chat')?.candidates.map((c) => c.provider.name), ['ant', 'proxy']);
+    assert.equal(catalog.resolveFor('claude', 'responses')?.unserved, 'endpoint');
+    assert.throws(() => parseConfig({ auth: { mode: 'none' }, providers: [{ ...providers[0], endpoints: ['chat', 'embedding'] }] }), (e: ConfigError) => /type anthropic does not serve the embedding endpoint/.test(e.message));
+  });
+});
