@@ -27,7 +27,7 @@ import { validateRequest, ValidRequest } from './validate';
 /** Output tokens assumed by cost-optimal routing when the request sets no max_tokens. */
 const DEFAULT_EXPECTED_OUTPUT_TOKENS = 256;
 
-function resolveRoute(ctx: GatewayContext, endpoint: Endpoint, req: ValidRequest): ModelRoute {
+export function resolveRoute(ctx: GatewayContext, endpoint: Endpoint, req: ValidRequest): ModelRoute {
   const route = ctx.catalog.resolveFor(req.model, endpoint);
   if (!route) throw modelNotFound(req.model);
   if (route.unserved === 'endpoint') {
@@ -54,11 +54,11 @@ async function pinToPreviousResponse(ctx: GatewayContext, principal: Principal, 
 }
 
 /** Expected token mix of a request: about 4 body bytes a token in, max_tokens (or a default) out. */
-function expectedTokensOf(req: ValidRequest, endpoint: Endpoint, bodyBytes: number): { input: number; output: number } {
+export function expectedTokensOf(req: ValidRequest, endpoint: Endpoint, bodyBytes: number): { input: number; output: number } {
   return { input: Math.ceil(bodyBytes / 4), output: endpoint === 'embedding' ? 0 : (req.maxTokens ?? DEFAULT_EXPECTED_OUTPUT_TOKENS) };
 }
 
-function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, expectedTokens: { input: number; output: number }): Candidate[] {
+export function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, expectedTokens: { input: number; output: number }): Candidate[] {
   const open = route.candidates.filter((c) => ctx.breakers.canPass(c.provider.name, route.model));
   // All circuits open: the executor reports it (503 with retry-after) without calling anyone.
   if (!open.length) return route.candidates;
@@ -101,25 +101,25 @@ function upstreamBodies(req: ValidRequest, endpoint: Endpoint, spec: EndpointSpe
 }
 
 /** Usage the provider reported, or an estimate from the request and the produced text. */
-function resolveUsage(req: ValidRequest, reported: Usage | undefined, outputText: string): { usage: Usage; estimated: boolean } {
+export function resolveUsage(req: ValidRequest, reported: Usage | undefined, outputText: string): { usage: Usage; estimated: boolean } {
   if (reported) return { usage: reported, estimated: false };
   return { usage: { prompt_tokens: estimatePromptTokens(req.body), completion_tokens: estimateCompletionTokens(outputText) }, estimated: true };
 }
 
 /** What the request record keeps of the usage and the answering model, for the trace. */
-function noteUsage(rec: RequestRecord, usage: Usage, estimated: boolean, model: unknown): void {
+export function noteUsage(rec: RequestRecord, usage: Usage, estimated: boolean, model: unknown): void {
   rec.usage = { usage, estimated };
   rec.responseModel = typeof model === 'string' ? model : undefined;
 }
 
-function account(ctx: GatewayContext, principal: Principal, reservation: TokenReservation | undefined, route: ModelRoute, c: Candidate | undefined, usage: Usage, estimated: boolean, cached: boolean): number {
+export function account(ctx: GatewayContext, principal: Principal, reservation: TokenReservation | undefined, route: ModelRoute, c: Candidate | undefined, usage: Usage, estimated: boolean, cached: boolean): number {
   const prices = c && !cached ? { input_per_million: c.inputPerMillion, output_per_million: c.outputPerMillion, cached_input_per_million: c.cachedInputPerMillion } : undefined;
   const { costUsd, listCostUsd } = priceRequest(usage, prices, route.listPrice);
   ctx.tenancy.settle({ principal, provider: c?.provider.name ?? 'cache', model: route.model, usage, estimated, costUsd, listCostUsd, cached, at: ctx.now(), reservation });
   return costUsd;
 }
 
-function setOutcomeHeaders(res: ServerResponse, success: Pick<Success, 'candidate' | 'attempts'>): void {
+export function setOutcomeHeaders(res: ServerResponse, success: Pick<Success, 'candidate' | 'attempts'>): void {
   res.setHeader('x-gateway-provider', success.candidate.provider.name);
   res.setHeader('x-gateway-attempts', String(success.attempts));
 }

@@ -62,6 +62,8 @@ export interface ExecuteInput {
   requestId: string;
   clientSignal: AbortSignal;
   deadline: number;
+  /** Providers of this type answer in the client's own wire format: their answers and streams are not translated. */
+  nativeType?: string;
   /** The request's server span when tracing is on: one client span per attempt, whose traceparent goes upstream. */
   trace?: RequestTrace;
 }
@@ -191,7 +193,7 @@ export class Executor {
       await readErrorBody(res.body);
       return { kind: 'failure', reason: 'invalid_stream', retryable: false };
     }
-    const translation = adapterFor(c.provider.type).translation;
+    const translation = c.provider.type === call.input.nativeType ? undefined : adapterFor(c.provider.type).translation;
     const raw = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     const rest = translation ? translateSse(raw, translation.streamTranslator(Math.floor(this.deps.now() / 1000))) : raw;
     const first = await readFirstEvent(rest);
@@ -216,7 +218,7 @@ export class Executor {
       return { kind: 'failure', reason: 'invalid_json', retryable: false };
     }
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return { kind: 'failure', reason: 'invalid_json', retryable: false };
-    const translation = adapterFor(call.c.provider.type).translation;
+    const translation = call.c.provider.type === call.input.nativeType ? undefined : adapterFor(call.c.provider.type).translation;
     if (translation) {
       parsed = translation.responseJson(parsed as Record<string, unknown>, Math.floor(this.deps.now() / 1000));
       raw = Buffer.from(JSON.stringify(parsed), 'utf8');
