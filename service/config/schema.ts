@@ -86,6 +86,8 @@ export const providerSchema = z
     api_version: z.string().optional(),
     /** Anthropic only: the anthropic-version header (default 2023-06-01). */
     anthropic_version: z.string().min(1).optional(),
+    /** Bedrock only: the AWS region the calls are signed for (SigV4); base_url is the region's bedrock-runtime endpoint. */
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'must be an AWS region, e.g. us-east-1').optional(),
     /** Anthropic only: max_tokens sent when a request sets none (Anthropic requires it; default 4096). */
     default_max_tokens: z.number().int().positive().optional(),
     /** Per-attempt timeout (connect + time to first byte + body for non-streaming). */
@@ -314,6 +316,7 @@ export const configSchema = configBase.superRefine((cfg, ctx) => {
       if (p.type === 'azure' && !p.api_version) {
         ctx.addIssue({ code: 'custom', path: ['providers', i, 'api_version'], message: 'required for type azure' });
       }
+      if (p.type === 'bedrock' && !p.region) ctx.addIssue({ code: 'custom', path: ['providers', i, 'region'], message: 'required for type bedrock' });
       const supported = adapterFor(p.type).supportedEndpoints;
       for (const e of p.endpoints ?? []) {
         if (!supported.includes(e)) ctx.addIssue({ code: 'custom', path: ['providers', i, 'endpoints'], message: `type ${p.type} does not serve the ${e} endpoint` });

@@ -5,6 +5,7 @@
  * `thinking` blocks are not carried (OpenAI chat has no place for them).
  */
 import type { Usage } from '../core/endpoints';
+import { cacheAwareUsage, chatUsageObject } from './common';
 import { StreamEventError, StreamTranslator } from './types';
 
 type Json = Record<string, unknown>;
@@ -32,24 +33,10 @@ export function finishReason(stop: unknown): string | null {
   }
 }
 
-/**
- * Anthropic's input_tokens excludes what was read from or written to the prompt cache; the
- * OpenAI prompt_tokens counts all of it, with the cache reads as cached_tokens.
- */
+/** Anthropic's usage (input_tokens exclude the prompt-cache reads and writes) as the gateway's. */
 export function anthropicUsage(u: unknown): Usage | undefined {
   const x = u as AnthropicUsage | null | undefined;
-  if (!x || typeof x.input_tokens !== 'number') return undefined;
-  const cached = n(x.cache_read_input_tokens);
-  const usage: Usage = { prompt_tokens: x.input_tokens + cached + n(x.cache_creation_input_tokens), completion_tokens: n(x.output_tokens) };
-  if (cached) usage.cached_tokens = cached;
-  return usage;
-}
-
-/** The chat usage object for a Usage. */
-function chatUsageObject(u: Usage): Json {
-  const out: Json = { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens, total_tokens: u.prompt_tokens + u.completion_tokens };
-  if (u.cached_tokens) out.prompt_tokens_details = { cached_tokens: u.cached_tokens };
-  return out;
+  return x ? cacheAwareUsage(x.input_tokens, x.output_tokens, x.cache_read_input_tokens, x.cache_creation_input_tokens) : undefined;
 }
 
 /** A non-streaming Anthropic `message` as a chat.completion. */

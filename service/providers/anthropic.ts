@@ -8,6 +8,7 @@ import { anthropicRequest } from './anthropic-request';
 import { AnthropicStreamTranslator, anthropicUsage, chatCompletionOf } from './anthropic-response';
 import { defaultStatusClass } from './common';
 import { baseOf } from './openai';
+import { translateSse } from './sse-translate';
 import { ProviderAdapter, RequestTranslationError, Target, UpstreamErrorBody } from './types';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
@@ -60,7 +61,7 @@ export const anthropicAdapter: ProviderAdapter = {
       return JSON.stringify(anthropicRequest(body, upstreamModel, provider.default_max_tokens ?? DEFAULT_MAX_TOKENS, stream));
     },
     responseJson: chatCompletionOf,
-    streamTranslator: (nowSec) => new AnthropicStreamTranslator(nowSec),
+    translateStream: (source, nowSec) => translateSse(source, new AnthropicStreamTranslator(nowSec)),
     usage: (parsed) => anthropicUsage(parsed.usage),
   },
 };

@@ -1,4 +1,5 @@
 /** What most providers share: the status classes of HTTP and the OpenAI error body. */
+import type { Usage } from '../core/endpoints';
 import { isProviderAuthFailure, isRetryableStatus } from '../routing/backoff';
 import type { StatusClass, UpstreamErrorBody } from './types';
 
@@ -24,4 +25,25 @@ export function openAiErrorBody(text: string): UpstreamErrorBody | undefined {
   } catch {
     return undefined;
   }
+}
+
+const count = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+
+/**
+ * Usage of providers whose input count excludes prompt-cache reads and writes (Anthropic,
+ * Bedrock): the OpenAI prompt_tokens counts all of it, with the cache reads as cached_tokens.
+ */
+export function cacheAwareUsage(input: unknown, output: unknown, cacheRead: unknown, cacheWrite: unknown): Usage | undefined {
+  if (typeof input !== 'number') return undefined;
+  const cached = count(cacheRead);
+  const usage: Usage = { prompt_tokens: input + cached + count(cacheWrite), completion_tokens: count(output) };
+  if (cached) usage.cached_tokens = cached;
+  return usage;
+}
+
+/** The chat `usage` object for a Usage. */
+export function chatUsageObject(u: Usage): Record<string, unknown> {
+  const out: Record<string, unknown> = { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens, total_tokens: u.prompt_tokens + u.completion_tokens };
+  if (u.cached_tokens) out.prompt_tokens_details = { cached_tokens: u.cached_tokens };
+  return out;
 }

@@ -4,16 +4,18 @@
  */
 import { anthropicAdapter } from './anthropic';
 import { azureAdapter } from './azure';
+import { bedrockAdapter } from './bedrock';
 import { openaiAdapter } from './openai';
 import type { ProviderAdapter } from './types';
 
-export const PROVIDER_TYPES = ['openai', 'azure', 'anthropic'] as const;
+export const PROVIDER_TYPES = ['openai', 'azure', 'anthropic', 'bedrock'] as const;
 export type ProviderType = (typeof PROVIDER_TYPES)[number];
 
 const ADAPTERS: Readonly<Record<ProviderType, ProviderAdapter>> = {
   openai: openaiAdapter,
   azure: azureAdapter,
   anthropic: anthropicAdapter,
+  bedrock: bedrockAdapter,
 };
 
 export const adapterFor = (type: ProviderType): ProviderAdapter => ADAPTERS[type];

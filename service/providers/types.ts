@@ -33,10 +33,12 @@ export interface StreamTranslator {
 export interface Translation {
   /** The upstream request body for an OpenAI-shaped client request (throws RequestTranslationError when it cannot be expressed). */
   requestBody(endpoint: Endpoint, body: Record<string, unknown>, upstreamModel: string, provider: ProviderConfig, stream: boolean): string;
-  /** The upstream's JSON answer in the OpenAI shape of the endpoint. `nowSec`: unix seconds for `created`. */
-  responseJson(parsed: Record<string, unknown>, nowSec: number): Record<string, unknown>;
-  /** A fresh translator for one stream. */
-  streamTranslator(nowSec: number): StreamTranslator;
+  /** The upstream's JSON answer in the OpenAI shape of the endpoint. `nowSec`: unix seconds for `created`; `model`: the name it was sent. */
+  responseJson(parsed: Record<string, unknown>, nowSec: number, model: string): Record<string, unknown>;
+  /** One upstream stream's bytes as OpenAI SSE bytes, event by event. */
+  translateStream(source: AsyncIterator<Buffer>, nowSec: number, model: string): AsyncIterator<Buffer>;
+  /** The content type of the upstream's streams (default text/event-stream). */
+  streamContentType?: string;
   /** Usage in the provider's own answer. */
   usage(parsed: Record<string, unknown>): Usage | undefined;
 }
@@ -50,7 +52,9 @@ export interface ProviderAdapter {
   readonly supportedEndpoints: readonly Endpoint[];
   /** Whether pass-through and stored-object paths can go to it (targetForPath). */
   readonly forwardsPaths: boolean;
-  target(provider: ProviderConfig, endpoint: Endpoint, upstreamModel: string): Target;
+  target(provider: ProviderConfig, endpoint: Endpoint, upstreamModel: string, stream: boolean): Target;
+  /** Headers that authenticate one call (request signing), when the static target headers do not; `env` holds the credentials. */
+  sign?(provider: ProviderConfig, target: Target, body: string, env: NodeJS.ProcessEnv): Promise<Record<string, string>>;
   /** A pass-through or stored-object path below /v1 (only when forwardsPaths). */
   targetForPath(provider: ProviderConfig, subpath: string, search: string): Target;
   classifyStatus(status: number): StatusClass;

@@ -11,13 +11,14 @@ import type Dispatcher from 'undici/types/dispatcher';
 import type { ProviderConfig } from '../config/schema';
 import type { Endpoint } from '../core/endpoints';
 import { adapterFor } from '../providers/registry';
-import type { Target } from '../providers/types';
+import type { ProviderAdapter, Target } from '../providers/types';
 import type { Candidate } from '../routing/catalog';
 import { ProxySettings, proxyFromEnv } from './proxy';
 
 export interface UpstreamCall {
   candidate: Candidate;
   endpoint: Endpoint;
+  stream: boolean;
   body: string;
   requestId: string;
   signal: AbortSignal;
@@ -32,8 +33,8 @@ export type UpstreamResponse = Dispatcher.ResponseData;
 export type { Target } from '../providers/types';
 
 /** Where and how to send a call to this provider (pure; unit-tested): its adapter decides. */
-export function targetFor(provider: ProviderConfig, endpoint: Endpoint, upstreamModel: string): Target {
-  return adapterFor(provider.type).target(provider, endpoint, upstreamModel);
+export function targetFor(provider: ProviderConfig, endpoint: Endpoint, upstreamModel: string, stream = false): Target {
+  return adapterFor(provider.type).target(provider, endpoint, upstreamModel, stream);
 }
 
 /**
@@ -64,7 +65,7 @@ export class UpstreamClient {
   private readonly proxy: ProxySettings | undefined;
 
   /** `env` is where the proxy settings come from (the process environment unless a test injects one). */
-  constructor(private readonly providers: ProviderConfig[], env: NodeJS.ProcessEnv = process.env) {
+  constructor(private readonly providers: ProviderConfig[], private readonly env: NodeJS.ProcessEnv = process.env) {
     this.proxy = proxyFromEnv(env);
   }
 
@@ -84,23 +85,40 @@ export class UpstreamClient {
     return pool;
   }
 
-  private target(c: Candidate, endpoint: Endpoint): Target {
-    const key = `${c.provider.name}\u0000${endpoint}\u0000${c.upstreamModel}`;
+  private target(c: Candidate, endpoint: Endpoint, stream: boolean): Target {
+    const key = `${c.provider.name}\u0000${endpoint}\u0000${c.upstreamModel}\u0000${stream}`;
     let t = this.targets.get(key);
     if (!t) {
-      t = targetFor(c.provider, endpoint, c.upstreamModel);
+      t = targetFor(c.provider, endpoint, c.upstreamModel, stream);
       this.targets.set(key, t);
     }
     return t;
   }
 
   send(call: UpstreamCall): Promise<UpstreamResponse> {
-    const t = this.target(call.candidate, call.endpoint);
+    const t = this.target(call.candidate, call.endpoint, call.stream);
+    const sign = adapterFor(call.candidate.provider.type).sign;
+    if (sign) return this.sendSigned(call, t, sign);
     return this.pool(call.candidate.provider, t.origin).request({
       origin: t.origin,
       method: 'POST',
       path: t.path,
       headers: call.headers ? { ...call.headers, ...t.headers, 'x-request-id': call.requestId } : { ...t.headers, 'x-request-id': call.requestId },
+      body: call.body,
+      signal: call.signal,
+      headersTimeout: call.timeoutMs,
+      bodyTimeout: call.timeoutMs,
+    });
+  }
+
+  /** A call whose authentication depends on its body and time (SigV4): signed just before it goes. */
+  private async sendSigned(call: UpstreamCall, t: Target, sign: NonNullable<ProviderAdapter['sign']>): Promise<UpstreamResponse> {
+    const signed = await sign(call.candidate.provider, t, call.body, this.env);
+    return this.pool(call.candidate.provider, t.origin).request({
+      origin: t.origin,
+      method: 'POST',
+      path: t.path,
+      headers: { ...call.headers, ...t.headers, ...signed, 'x-request-id': call.requestId },
       body: call.body,
       signal: call.signal,
       headersTimeout: call.timeoutMs,

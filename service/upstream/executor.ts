@@ -10,7 +10,6 @@ import { badRequest, GatewayError, rateLimited, serviceUnavailable, upstreamTime
 import type { Metrics } from '../metrics/metrics';
 import type { Candidate, Endpoint } from '../routing/catalog';
 import { adapterFor } from '../providers/registry';
-import { translateSse } from '../providers/sse-translate';
 import { RequestTranslationError, StreamEventError } from '../providers/types';
 import { decideRetry, retryAfterMs } from '../routing/backoff';
 import type { CircuitBreakers } from '../routing/circuit-breaker';
@@ -139,7 +138,6 @@ interface AttemptCall {
   done: () => void;
 }
 
-const isEventStream = (headers: Record<string, string | string[] | undefined>) => String(headers['content-type'] ?? '').includes('text/event-stream');
 
 export class Executor {
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -168,7 +166,7 @@ export class Executor {
     const startedAt = now();
     const call = { c, input, ac, startedAt, ttfbMs: 0, keepListener: false, stopTimer: () => clearTimeout(timer), done: () => input.clientSignal.removeEventListener('abort', onClientAbort) };
     try {
-      const res = await client.send({ candidate: c, endpoint: input.endpoint, body, requestId: input.requestId, signal: ac.signal, timeoutMs, headers });
+      const res = await client.send({ candidate: c, endpoint: input.endpoint, stream: input.stream, body, requestId: input.requestId, signal: ac.signal, timeoutMs, headers });
       call.ttfbMs = now() - startedAt;
       const status = res.statusCode;
       if (status >= 200 && status < 300) return input.stream ? await this.readStream(res, call) : await this.readJson(res, call);
@@ -189,13 +187,13 @@ export class Executor {
   /** A 2xx stream: successful once its first event is in (translated to the OpenAI shape for other wire formats). */
   private async readStream(res: UpstreamResponse, call: AttemptCall): Promise<Attempt> {
     const { c, ac } = call;
-    if (!isEventStream(res.headers)) {
+    const translation = c.provider.type === call.input.nativeType ? undefined : adapterFor(c.provider.type).translation;
+    if (!String(res.headers['content-type'] ?? '').includes(translation?.streamContentType ?? 'text/event-stream')) {
       await readErrorBody(res.body);
       return { kind: 'failure', reason: 'invalid_stream', retryable: false };
     }
-    const translation = c.provider.type === call.input.nativeType ? undefined : adapterFor(c.provider.type).translation;
     const raw = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-    const rest = translation ? translateSse(raw, translation.streamTranslator(Math.floor(this.deps.now() / 1000))) : raw;
+    const rest = translation ? translation.translateStream(raw, Math.floor(this.deps.now() / 1000), c.upstreamModel) : raw;
     const first = await readFirstEvent(rest);
     if (!first.length) return { kind: 'failure', reason: 'empty_stream', retryable: false };
     // Nothing has reached the client yet: an invalid first event is a provider fault to fail over from.
@@ -220,7 +218,7 @@ export class Executor {
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return { kind: 'failure', reason: 'invalid_json', retryable: false };
     const translation = call.c.provider.type === call.input.nativeType ? undefined : adapterFor(call.c.provider.type).translation;
     if (translation) {
-      parsed = translation.responseJson(parsed as Record<string, unknown>, Math.floor(this.deps.now() / 1000));
+      parsed = translation.responseJson(parsed as Record<string, unknown>, Math.floor(this.deps.now() / 1000), call.c.upstreamModel);
       raw = Buffer.from(JSON.stringify(parsed), 'utf8');
     }
     return { kind: 'success', result: { candidate: call.c, ttfbMs: call.ttfbMs, startedAt: call.startedAt, json: { raw, parsed: parsed as Record<string, unknown> } } };

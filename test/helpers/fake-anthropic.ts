@@ -7,8 +7,8 @@
  * With tools in the request and no tool_result in its last message, it calls the first tool;
  * otherwise it answers text (echoing the tool results it was given).
  */
-import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { listenLoopback } from './loopback';
 
 export type AnthropicBehavior =
   | { kind: 'answer'; text?: string[]; cacheRead?: number; stopReason?: string }
@@ -103,16 +103,12 @@ async function answer(req: AnthropicReceived, res: ServerResponse, b: AnthropicB
 
 export async function startFakeAnthropic(initial?: (req: AnthropicReceived, n: number) => AnthropicBehavior): Promise<FakeAnthropic> {
   let behavior = initial ?? ((): AnthropicBehavior => ({ kind: 'answer' }));
-  const sockets = new Set<Socket>();
   const state: FakeAnthropic = {
     url: '',
     apiKey: 'sk-ant-fake-provider-key',
     received: [],
     setBehavior: (fn) => void (behavior = fn),
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
+    close: async () => undefined,
   };
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -126,12 +122,8 @@ export async function startFakeAnthropic(initial?: (req: AnthropicReceived, n: n
     state.received.push(received);
     await answer(received, res, behavior(received, state.received.length));
   };
-  const server: Server = createServer((req, res) => void handle(req, res).catch(() => res.destroy()));
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const server = await listenLoopback(handle);
+  state.url = server.origin;
+  state.close = server.close;
   return state;
 }

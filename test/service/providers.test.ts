@@ -58,3 +58,21 @@ describe('provider adapters', () => {
     assert.throws(() => parseConfig({ auth: { mode: 'none' }, providers: [{ ...providers[0], endpoints: ['chat', 'embedding'] }] }), (e: ConfigError) => /type anthropic does not serve the embedding endpoint/.test(e.message));
   });
 });
+
+describe('bedrock adapter', () => {
+  it('needs a region; calls /model/{id}/converse or /converse-stream; signs with the environment credentials, refuses without them', async () => {
+    const p = { name: 'br', type: 'bedrock' as const, base_url: 'https://bedrock-runtime.eu-west-1.amazonaws.com', models: [{ name: 'm', upstream_name: 'anthropic.claude-v2:1' }] };
+    assert.throws(() => parseConfig({ auth: { mode: 'none' }, providers: [p] }), (e: ConfigError) => /region: required for type bedrock/.test(e.message));
+    const config = parseConfig({ auth: { mode: 'none' }, providers: [{ ...p, region: 'eu-west-1' }] });
+    const provider = config.providers[0];
+    assert.equal(targetFor(provider, 'chat', 'anthropic.claude-v2:1', false).path, '/model/anthropic.claude-v2%3A1/converse');
+    const t = targetFor(provider, 'chat', 'anthropic.claude-v2:1', true);
+    assert.equal(t.path, '/model/anthropic.claude-v2%3A1/converse-stream');
+    const adapter = adapterFor('bedrock');
+    const signed = await adapter.sign!(provider, t, '{}', { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'secret', AWS_SESSION_TOKEN: 'tok' });
+    assert.match(signed.authorization, /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/bedrock\/aws4_request, SignedHeaders=[a-z0-9;-]+, Signature=[0-9a-f]{64}$/);
+    assert.equal(signed['x-amz-security-token'], 'tok');
+    assert.match(signed['x-amz-date'], /^\d{8}T\d{6}Z$/);
+    await assert.rejects(adapter.sign!(provider, t, '{}', {}), /no AWS credentials/);
+  });
+});
