@@ -11,7 +11,7 @@ import { converseRequest } from './bedrock-request';
 import { bedrockUsage, ConverseStreamTranslator, converseToChat, translateEventStream } from './bedrock-response';
 import { defaultStatusClass } from './common';
 import { baseOf } from './openai';
-import { ProviderAdapter, RequestTranslationError, Target, UpstreamErrorBody } from './types';
+import { CredentialsError, ProviderAdapter, RequestTranslationError, Target, UpstreamErrorBody } from './types';
 
 /** Bedrock's error body: {"message": "..."} (or "Message"); the exception name is in x-amzn-ErrorType, not kept. */
 export function bedrockErrorBody(text: string): UpstreamErrorBody | undefined {
@@ -28,7 +28,7 @@ export function bedrockErrorBody(text: string): UpstreamErrorBody | undefined {
 async function sign(provider: ProviderConfig, t: Target, body: string, env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
   const accessKeyId = env.AWS_ACCESS_KEY_ID;
   const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
-  if (!accessKeyId || !secretAccessKey) throw new Error('no AWS credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)');
+  if (!accessKeyId || !secretAccessKey) throw new CredentialsError('no AWS credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)');
   const signer = new SignatureV4({ service: 'bedrock', region: provider.region ?? '', sha256: Sha256, credentials: { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN || undefined } });
   const url = new URL(t.origin);
   const signed = await signer.sign({ method: 'POST', protocol: url.protocol, hostname: url.hostname, port: url.port ? Number(url.port) : undefined, path: t.path, headers: { ...t.headers, host: url.host }, body });

@@ -83,3 +83,6 @@ export class StreamEventError extends Error {
     super(message);
   }
 }
+
+/** The gateway has no usable credentials for a provider (e.g. no AWS keys in its environment): its configuration, like a 401. */
+export class CredentialsError extends Error {}

@@ -10,7 +10,7 @@ import { badRequest, GatewayError, rateLimited, serviceUnavailable, upstreamTime
 import type { Metrics } from '../metrics/metrics';
 import type { Candidate, Endpoint } from '../routing/catalog';
 import { adapterFor } from '../providers/registry';
-import { RequestTranslationError, StreamEventError } from '../providers/types';
+import { CredentialsError, RequestTranslationError, StreamEventError } from '../providers/types';
 import { decideRetry, retryAfterMs } from '../routing/backoff';
 import type { CircuitBreakers } from '../routing/circuit-breaker';
 import type { StatsTracker } from '../routing/provider-stats';
@@ -176,6 +176,7 @@ export class Executor {
       if (timedOut) return { kind: 'failure', reason: 'timeout', retryable: true };
       if (err instanceof BodyTooLargeError) return { kind: 'failure', reason: 'too_large', retryable: false };
       if (err instanceof StreamEventError) return { kind: 'failure', reason: 'invalid_stream', retryable: err.retryable };
+      if (err instanceof CredentialsError) return { kind: 'failure', reason: 'provider_auth', retryable: false };
       const reason = classifyNetworkError(err);
       return { kind: 'failure', reason: reason === 'aborted' ? 'network' : reason, retryable: true };
     } finally {

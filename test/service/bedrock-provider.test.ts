@@ -111,13 +111,36 @@ describe('bedrock provider type (openai SDK in front)', () => {
     await assert.rejects(client.chat.completions.create({ model: 'claude', messages: [{ role: 'user', content: 'hi' }] }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && e.code === 'bedrock_rejected' && /ValidationException/.test(e.message));
   });
 
-  it('a call signed with other credentials is refused by the fake (the signature is really checked)', async () => {
+  const refused = () => metricValue(gw.metricsUrl, 'aigw_upstream_attempts_total', { provider: 'br', outcome: 'provider_auth' });
+
+  it('a call signed with other credentials is refused by the fake (the signature is really checked): a provider auth failure', async () => {
     process.env.AWS_SECRET_ACCESS_KEY = 'not-the-secret';
+    const before = await refused();
     try {
       const { response } = await client.chat.completions.create({ model: 'claude', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
       assert.equal(response.headers.get('x-gateway-provider'), 'oa', 'bedrock refused the signature (403): failed over');
+      assert.equal((await refused()) - before, 1);
     } finally {
       process.env.AWS_SECRET_ACCESS_KEY = FAKE_AWS.secretAccessKey;
+    }
+  });
+
+  it('without AWS credentials in the environment nothing is sent to bedrock: a provider auth failure, failed over', async () => {
+    const other = await startTestGateway({
+      auth: { mode: 'none' },
+      providers: [{ ...provider('br', br.url, ['claude'], { priority: 1 }), type: 'bedrock', region: FAKE_AWS.region, api_key: undefined }, provider('oa', oa.url, ['claude'], { priority: 2 })],
+      routing: { strategy: 'priority' },
+    });
+    delete process.env.AWS_ACCESS_KEY_ID;
+    const sent = br.received.length;
+    try {
+      const res = await new OpenAI({ baseURL: `${other.url}/v1`, apiKey: 'x', maxRetries: 0 }).chat.completions.create({ model: 'claude', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+      assert.equal(res.response.headers.get('x-gateway-provider'), 'oa');
+      assert.equal(await metricValue(other.metricsUrl, 'aigw_upstream_attempts_total', { provider: 'br', outcome: 'provider_auth' }), 1);
+      assert.equal(br.received.length, sent);
+    } finally {
+      process.env.AWS_ACCESS_KEY_ID = FAKE_AWS.accessKeyId;
+      await other.shutdown();
     }
   });
 });

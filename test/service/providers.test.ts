@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { ConfigError, parseConfig } from '../../service/config/schema';
 import { anthropicUsage, finishReason } from '../../service/providers/anthropic-response';
 import { adapterFor } from '../../service/providers/registry';
+import { CredentialsError } from '../../service/providers/types';
 import { buildCatalog } from '../../service/routing/catalog';
 import { targetFor } from '../../service/upstream/client';
 
@@ -73,6 +74,6 @@ describe('bedrock adapter', () => {
     assert.match(signed.authorization, /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/bedrock\/aws4_request, SignedHeaders=[a-z0-9;-]+, Signature=[0-9a-f]{64}$/);
     assert.equal(signed['x-amz-security-token'], 'tok');
     assert.match(signed['x-amz-date'], /^\d{8}T\d{6}Z$/);
-    await assert.rejects(adapter.sign!(provider, t, '{}', {}), /no AWS credentials/);
+    await assert.rejects(adapter.sign!(provider, t, '{}', {}), (e: Error) => e instanceof CredentialsError && /no AWS credentials/.test(e.message));
   });
 });
