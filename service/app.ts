@@ -12,6 +12,7 @@ import type { GatewayContext } from './http/context';
 import { Endpoint, ENDPOINT_NAMES, ENDPOINTS } from './core/endpoints';
 import { forbidden, GatewayError, notFound } from './http/errors';
 import { inferenceRoute } from './http/inference';
+import { messagesRoute } from './http/messages';
 import { passthroughRoute } from './http/passthrough';
 import { recordOf, RequestTracker } from './http/request-context';
 import { sendError } from './http/respond';
@@ -144,6 +145,10 @@ export function createApp(deps: AppDeps): Gateway {
     inference.set(path, route);
     app.post(path, route);
   }
+  // Anthropic-shaped clients: the same routing, limits and accounting as chat.
+  const messages = messagesRoute(ctx);
+  inference.set('/v1/messages', messages);
+  app.post('/v1/messages', messages);
 
   app.get('/v1/models', authenticate, (_req, res) => {
     res.json({ object: 'list', data: catalog.list().map((m) => ({ id: m.id, object: 'model', created: 0, owned_by: m.ownedBy })) });

@@ -17,6 +17,7 @@
 import { z } from 'zod';
 import { ENDPOINT_NAMES } from '../core/endpoints';
 import { OBJECT_COLLECTIONS } from '../core/passthrough-paths';
+import { adapterFor, PROVIDER_TYPES } from '../providers/registry';
 
 export const STRATEGIES = ['cost-optimal', 'latency-optimal', 'balanced', 'weighted', 'priority'] as const;
 export type StrategyName = (typeof STRATEGIES)[number];
@@ -77,12 +78,18 @@ export const providerModelSchema = z
 export const providerSchema = z
   .object({
     name: labelSafe,
-    type: z.enum(['openai', 'azure']).default('openai'),
-    /** e.g. https://api.openai.com/v1 ; for Azure: https://RESOURCE.openai.azure.com */
+    type: z.enum(PROVIDER_TYPES).default('openai'),
+    /** e.g. https://api.openai.com/v1 ; for Azure: https://RESOURCE.openai.azure.com ; for Anthropic: https://api.anthropic.com */
     base_url: z.url({ protocol: /^https?$/ }),
     api_key: z.string().optional(),
     /** Azure only: api-version query parameter. */
     api_version: z.string().optional(),
+    /** Anthropic only: the anthropic-version header (default 2023-06-01). */
+    anthropic_version: z.string().min(1).optional(),
+    /** Bedrock only: the AWS region the calls are signed for (SigV4); base_url is the region's bedrock-runtime endpoint. */
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'must be an AWS region, e.g. us-east-1').optional(),
+    /** Anthropic only: max_tokens sent when a request sets none (Anthropic requires it; default 4096). */
+    default_max_tokens: z.number().int().positive().optional(),
     /** Per-attempt timeout (connect + time to first byte + body for non-streaming). */
     timeout_ms: z.number().int().positive().default(30_000),
     max_connections: z.number().int().positive().default(256),
@@ -308,6 +315,11 @@ export const configSchema = configBase.superRefine((cfg, ctx) => {
     cfg.providers.forEach((p, i) => {
       if (p.type === 'azure' && !p.api_version) {
         ctx.addIssue({ code: 'custom', path: ['providers', i, 'api_version'], message: 'required for type azure' });
+      }
+      if (p.type === 'bedrock' && !p.region) ctx.addIssue({ code: 'custom', path: ['providers', i, 'region'], message: 'required for type bedrock' });
+      const supported = adapterFor(p.type).supportedEndpoints;
+      for (const e of p.endpoints ?? []) {
+        if (!supported.includes(e)) ctx.addIssue({ code: 'custom', path: ['providers', i, 'endpoints'], message: `type ${p.type} does not serve the ${e} endpoint` });
       }
       const seen = new Set<string>();
       p.models.forEach((m, j) => {

@@ -27,7 +27,7 @@ export interface Usage {
 export interface EndpointSpec {
   /** Public path on the gateway. */
   path: string;
-  /** Path below an OpenAI-type provider's base URL (Azure: below the deployment, or /openai for responses). */
+  /** Path below an OpenAI-type provider's base URL (Azure: below the deployment, or /openai for responses); other provider types address it in their adapter. */
   upstreamPath: string;
   /** Field every request must carry, if any. */
   required?: string;
@@ -39,8 +39,6 @@ export interface EndpointSpec {
   streamUsageOption: boolean;
   /** Request fields capping the output, for cost-optimal routing. */
   maxTokenFields: readonly string[];
-  /** Providers of this type serve it unless they declare their endpoints. */
-  defaultFor: readonly ('openai' | 'azure')[];
   /** Usage reported in a non-streaming answer. */
   usage(parsed: Record<string, unknown>): Usage | undefined;
   /** Text produced, for token estimation when no usage came. */
@@ -89,7 +87,7 @@ export function responseOutputText(parsed: Record<string, unknown>): string {
   return text;
 }
 
-const CHAT_LIKE = { streams: true, streamUsageOption: true, maxTokenFields: ['max_tokens', 'max_completion_tokens'], defaultFor: ['openai', 'azure'], usage: (p: Record<string, unknown>) => chatUsage(p.usage), outputText: choicesText } as const;
+const CHAT_LIKE = { streams: true, streamUsageOption: true, maxTokenFields: ['max_tokens', 'max_completion_tokens'], usage: (p: Record<string, unknown>) => chatUsage(p.usage), outputText: choicesText } as const;
 
 export const ENDPOINTS: Readonly<Record<Endpoint, EndpointSpec>> = {
   chat: { ...CHAT_LIKE, path: '/v1/chat/completions', upstreamPath: '/chat/completions', required: 'messages', kinds: ['chat', 'completion'] },
@@ -102,8 +100,6 @@ export const ENDPOINTS: Readonly<Record<Endpoint, EndpointSpec>> = {
     streams: true,
     streamUsageOption: false,
     maxTokenFields: ['max_output_tokens'],
-    // An Azure deployment serves the Responses API only where the resource offers it: opt in with providers[].endpoints.
-    defaultFor: ['openai'],
     usage: (p) => responsesUsage(p.usage),
     outputText: responseOutputText,
   },

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Endpoint, ENDPOINTS, EndpointSpec } from '../core/endpoints';
 import { OBJECT_COLLECTIONS, referencedIds } from '../core/passthrough-paths';
 import { priceRequest } from '../cost/cost';
+import { adapterFor } from '../providers/registry';
 import { estimateCompletionTokens, estimatePromptTokens } from '../cost/tokens';
 import type { Candidate, ModelRoute } from '../routing/catalog';
 import { planRoute } from '../routing/strategies';
@@ -26,7 +27,7 @@ import { validateRequest, ValidRequest } from './validate';
 /** Output tokens assumed by cost-optimal routing when the request sets no max_tokens. */
 const DEFAULT_EXPECTED_OUTPUT_TOKENS = 256;
 
-function resolveRoute(ctx: GatewayContext, endpoint: Endpoint, req: ValidRequest): ModelRoute {
+export function resolveRoute(ctx: GatewayContext, endpoint: Endpoint, req: ValidRequest): ModelRoute {
   const route = ctx.catalog.resolveFor(req.model, endpoint);
   if (!route) throw modelNotFound(req.model);
   if (route.unserved === 'endpoint') {
@@ -53,11 +54,11 @@ async function pinToPreviousResponse(ctx: GatewayContext, principal: Principal, 
 }
 
 /** Expected token mix of a request: about 4 body bytes a token in, max_tokens (or a default) out. */
-function expectedTokensOf(req: ValidRequest, endpoint: Endpoint, bodyBytes: number): { input: number; output: number } {
+export function expectedTokensOf(req: ValidRequest, endpoint: Endpoint, bodyBytes: number): { input: number; output: number } {
   return { input: Math.ceil(bodyBytes / 4), output: endpoint === 'embedding' ? 0 : (req.maxTokens ?? DEFAULT_EXPECTED_OUTPUT_TOKENS) };
 }
 
-function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, expectedTokens: { input: number; output: number }): Candidate[] {
+export function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, expectedTokens: { input: number; output: number }): Candidate[] {
   const open = route.candidates.filter((c) => ctx.breakers.canPass(c.provider.name, route.model));
   // All circuits open: the executor reports it (503 with retry-after) without calling anyone.
   if (!open.length) return route.candidates;
@@ -76,41 +77,49 @@ function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, exp
   });
 }
 
-/** The body sent to one candidate: its upstream model name, and a request for usage on streams. */
-function upstreamBodies(req: ValidRequest, spec: EndpointSpec): (c: Candidate) => string {
+/**
+ * The body sent to one candidate: its upstream model name, and a request for usage on streams;
+ * translated by the adapter for a provider that does not speak the OpenAI wire format.
+ */
+function upstreamBodies(req: ValidRequest, endpoint: Endpoint, spec: EndpointSpec): (c: Candidate) => string {
   const memo = new Map<string, string>();
   return (c) => {
-    let s = memo.get(c.upstreamModel);
+    const translation = adapterFor(c.provider.type).translation;
+    const key = translation ? `${c.provider.name}\u0000${c.upstreamModel}` : c.upstreamModel;
+    let s = memo.get(key);
     if (s === undefined) {
-      const body: Record<string, unknown> = { ...req.body, model: c.upstreamModel };
-      if (req.stream && spec.streamUsageOption) body.stream_options = { ...(req.body.stream_options as object), include_usage: true };
-      s = JSON.stringify(body);
-      memo.set(c.upstreamModel, s);
+      if (translation) s = translation.requestBody(endpoint, req.body, c.upstreamModel, c.provider, req.stream);
+      else {
+        const body: Record<string, unknown> = { ...req.body, model: c.upstreamModel };
+        if (req.stream && spec.streamUsageOption) body.stream_options = { ...(req.body.stream_options as object), include_usage: true };
+        s = JSON.stringify(body);
+      }
+      memo.set(key, s);
     }
     return s;
   };
 }
 
 /** Usage the provider reported, or an estimate from the request and the produced text. */
-function resolveUsage(req: ValidRequest, reported: Usage | undefined, outputText: string): { usage: Usage; estimated: boolean } {
+export function resolveUsage(req: ValidRequest, reported: Usage | undefined, outputText: string): { usage: Usage; estimated: boolean } {
   if (reported) return { usage: reported, estimated: false };
   return { usage: { prompt_tokens: estimatePromptTokens(req.body), completion_tokens: estimateCompletionTokens(outputText) }, estimated: true };
 }
 
 /** What the request record keeps of the usage and the answering model, for the trace. */
-function noteUsage(rec: RequestRecord, usage: Usage, estimated: boolean, model: unknown): void {
+export function noteUsage(rec: RequestRecord, usage: Usage, estimated: boolean, model: unknown): void {
   rec.usage = { usage, estimated };
   rec.responseModel = typeof model === 'string' ? model : undefined;
 }
 
-function account(ctx: GatewayContext, principal: Principal, reservation: TokenReservation | undefined, route: ModelRoute, c: Candidate | undefined, usage: Usage, estimated: boolean, cached: boolean): number {
+export function account(ctx: GatewayContext, principal: Principal, reservation: TokenReservation | undefined, route: ModelRoute, c: Candidate | undefined, usage: Usage, estimated: boolean, cached: boolean): number {
   const prices = c && !cached ? { input_per_million: c.inputPerMillion, output_per_million: c.outputPerMillion, cached_input_per_million: c.cachedInputPerMillion } : undefined;
   const { costUsd, listCostUsd } = priceRequest(usage, prices, route.listPrice);
   ctx.tenancy.settle({ principal, provider: c?.provider.name ?? 'cache', model: route.model, usage, estimated, costUsd, listCostUsd, cached, at: ctx.now(), reservation });
   return costUsd;
 }
 
-function setOutcomeHeaders(res: ServerResponse, success: Pick<Success, 'candidate' | 'attempts'>): void {
+export function setOutcomeHeaders(res: ServerResponse, success: Pick<Success, 'candidate' | 'attempts'>): void {
   res.setHeader('x-gateway-provider', success.candidate.provider.name);
   res.setHeader('x-gateway-attempts', String(success.attempts));
 }
@@ -190,7 +199,7 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
         model: route.model,
         endpoint,
         plan: makePlan(ctx, route, valid, expectedTokens),
-        bodyFor: upstreamBodies(valid, spec),
+        bodyFor: upstreamBodies(valid, endpoint, spec),
         stream: valid.stream,
         requestId: rec.requestId,
         clientSignal: clientAbort.signal,

@@ -5,13 +5,14 @@
 import type { GatewayConfig, ProviderConfig, StrategyName } from '../config/schema';
 import type { Prices } from '../cost/cost';
 import { Endpoint, ENDPOINTS, ModelKind } from '../core/endpoints';
+import { adapterFor } from '../providers/registry';
 
 export type { Endpoint } from '../core/endpoints';
 
 /** The endpoints a provider serves: its declared list, else the defaults for its type. */
 export function providerEndpoints(provider: Pick<ProviderConfig, 'type' | 'endpoints'>): ReadonlySet<Endpoint> {
   if (provider.endpoints) return new Set(provider.endpoints);
-  return new Set((Object.keys(ENDPOINTS) as Endpoint[]).filter((e) => ENDPOINTS[e].defaultFor.includes(provider.type)));
+  return new Set(adapterFor(provider.type).defaultEndpoints);
 }
 
 export interface Candidate {

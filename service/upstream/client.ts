@@ -1,6 +1,6 @@
 /**
- * The pooled keep-alive client for providers (undici). Knows how each provider type is
- * addressed and authenticated; knows nothing about retries or routing.
+ * The pooled keep-alive client for providers (undici). Each provider type's adapter says how
+ * it is addressed and authenticated; this knows nothing about retries or routing.
  *
  * With HTTPS_PROXY / HTTP_PROXY in the environment, each provider's pool is undici's
  * EnvHttpProxyAgent instead: requests tunnel through the proxy (CONNECT) unless NO_PROXY names
@@ -9,13 +9,16 @@
 import { EnvHttpProxyAgent, Pool } from 'undici';
 import type Dispatcher from 'undici/types/dispatcher';
 import type { ProviderConfig } from '../config/schema';
-import { Endpoint, ENDPOINTS } from '../core/endpoints';
+import type { Endpoint } from '../core/endpoints';
+import { adapterFor } from '../providers/registry';
+import type { ProviderAdapter, Target } from '../providers/types';
 import type { Candidate } from '../routing/catalog';
 import { ProxySettings, proxyFromEnv } from './proxy';
 
 export interface UpstreamCall {
   candidate: Candidate;
   endpoint: Endpoint;
+  stream: boolean;
   body: string;
   requestId: string;
   signal: AbortSignal;
@@ -27,27 +30,11 @@ export interface UpstreamCall {
 
 export type UpstreamResponse = Dispatcher.ResponseData;
 
-export interface Target {
-  origin: string;
-  path: string;
-  headers: Record<string, string>;
-}
+export type { Target } from '../providers/types';
 
-/** Where and how to send a call to this provider (pure; unit-tested). */
-export function targetFor(provider: ProviderConfig, endpoint: Endpoint, upstreamModel: string): Target {
-  const url = new URL(provider.base_url);
-  const base = url.pathname.replace(/\/+$/, '');
-  const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-  if (provider.type === 'azure') {
-    if (provider.api_key) headers['api-key'] = provider.api_key;
-    // Azure serves the Responses API only on its v1 surface, per resource, with the deployment as the body's
-    // model and no api-version; the other endpoints are per deployment with an api-version.
-    if (endpoint === 'responses') return { origin: url.origin, path: `${base}/openai/v1${ENDPOINTS[endpoint].upstreamPath}`, headers };
-    const q = new URLSearchParams({ 'api-version': provider.api_version ?? '' });
-    return { origin: url.origin, path: `${base}/openai/deployments/${encodeURIComponent(upstreamModel)}${ENDPOINTS[endpoint].upstreamPath}?${q}`, headers };
-  }
-  if (provider.api_key) headers.authorization = `Bearer ${provider.api_key}`;
-  return { origin: url.origin, path: `${base}${ENDPOINTS[endpoint].upstreamPath}`, headers };
+/** Where and how to send a call to this provider (pure; unit-tested): its adapter decides. */
+export function targetFor(provider: ProviderConfig, endpoint: Endpoint, upstreamModel: string, stream = false): Target {
+  return adapterFor(provider.type).target(provider, endpoint, upstreamModel, stream);
 }
 
 /**
@@ -56,16 +43,7 @@ export function targetFor(provider: ProviderConfig, endpoint: Endpoint, upstream
  * provider's credentials only; the caller adds content headers.
  */
 export function targetForPath(provider: ProviderConfig, subpath: string, search: string): Target {
-  const url = new URL(provider.base_url);
-  const base = url.pathname.replace(/\/+$/, '');
-  const headers: Record<string, string> = {};
-  if (provider.type === 'azure') {
-    // Stored responses live on Azure's v1 surface (no api-version), like POST /responses.
-    if (provider.api_key) headers['api-key'] = provider.api_key;
-    return { origin: url.origin, path: `${base}/openai/v1${subpath}${search}`, headers };
-  }
-  if (provider.api_key) headers.authorization = `Bearer ${provider.api_key}`;
-  return { origin: url.origin, path: `${base}${subpath}${search}`, headers };
+  return adapterFor(provider.type).targetForPath(provider, subpath, search);
 }
 
 export interface ForwardCall {
@@ -87,7 +65,7 @@ export class UpstreamClient {
   private readonly proxy: ProxySettings | undefined;
 
   /** `env` is where the proxy settings come from (the process environment unless a test injects one). */
-  constructor(private readonly providers: ProviderConfig[], env: NodeJS.ProcessEnv = process.env) {
+  constructor(private readonly providers: ProviderConfig[], private readonly env: NodeJS.ProcessEnv = process.env) {
     this.proxy = proxyFromEnv(env);
   }
 
@@ -107,23 +85,40 @@ export class UpstreamClient {
     return pool;
   }
 
-  private target(c: Candidate, endpoint: Endpoint): Target {
-    const key = `${c.provider.name}\u0000${endpoint}\u0000${c.upstreamModel}`;
+  private target(c: Candidate, endpoint: Endpoint, stream: boolean): Target {
+    const key = `${c.provider.name}\u0000${endpoint}\u0000${c.upstreamModel}\u0000${stream}`;
     let t = this.targets.get(key);
     if (!t) {
-      t = targetFor(c.provider, endpoint, c.upstreamModel);
+      t = targetFor(c.provider, endpoint, c.upstreamModel, stream);
       this.targets.set(key, t);
     }
     return t;
   }
 
   send(call: UpstreamCall): Promise<UpstreamResponse> {
-    const t = this.target(call.candidate, call.endpoint);
+    const t = this.target(call.candidate, call.endpoint, call.stream);
+    const sign = adapterFor(call.candidate.provider.type).sign;
+    if (sign) return this.sendSigned(call, t, sign);
     return this.pool(call.candidate.provider, t.origin).request({
       origin: t.origin,
       method: 'POST',
       path: t.path,
       headers: call.headers ? { ...call.headers, ...t.headers, 'x-request-id': call.requestId } : { ...t.headers, 'x-request-id': call.requestId },
+      body: call.body,
+      signal: call.signal,
+      headersTimeout: call.timeoutMs,
+      bodyTimeout: call.timeoutMs,
+    });
+  }
+
+  /** A call whose authentication depends on its body and time (SigV4): signed just before it goes. */
+  private async sendSigned(call: UpstreamCall, t: Target, sign: NonNullable<ProviderAdapter['sign']>): Promise<UpstreamResponse> {
+    const signed = await sign(call.candidate.provider, t, call.body, this.env);
+    return this.pool(call.candidate.provider, t.origin).request({
+      origin: t.origin,
+      method: 'POST',
+      path: t.path,
+      headers: { ...call.headers, ...t.headers, ...signed, 'x-request-id': call.requestId },
       body: call.body,
       signal: call.signal,
       headersTimeout: call.timeoutMs,

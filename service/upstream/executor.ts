@@ -6,14 +6,16 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { GatewayConfig } from '../config/schema';
-import { GatewayError, rateLimited, serviceUnavailable, upstreamTimeout, upstreamUnavailable } from '../http/errors';
+import { badRequest, GatewayError, rateLimited, serviceUnavailable, upstreamTimeout, upstreamUnavailable } from '../http/errors';
 import type { Metrics } from '../metrics/metrics';
 import type { Candidate, Endpoint } from '../routing/catalog';
-import { decideRetry, isProviderAuthFailure, isRetryableStatus, retryAfterMs } from '../routing/backoff';
+import { adapterFor } from '../providers/registry';
+import { CredentialsError, RequestTranslationError, StreamEventError } from '../providers/types';
+import { decideRetry, retryAfterMs } from '../routing/backoff';
 import type { CircuitBreakers } from '../routing/circuit-breaker';
 import type { StatsTracker } from '../routing/provider-stats';
 import type { RequestTrace } from '../telemetry/tracing';
-import { classifyNetworkError, UpstreamClient } from './client';
+import { classifyNetworkError, UpstreamClient, UpstreamResponse } from './client';
 import { BodyTooLargeError, readCapped, readErrorBody } from './read-body';
 import { EVENT_END, inspectEvent } from './sse-relay';
 
@@ -59,6 +61,8 @@ export interface ExecuteInput {
   requestId: string;
   clientSignal: AbortSignal;
   deadline: number;
+  /** Providers of this type answer in the client's own wire format: their answers and streams are not translated. */
+  nativeType?: string;
   /** The request's server span when tracing is on: one client span per attempt, whose traceparent goes upstream. */
   trace?: RequestTrace;
 }
@@ -89,18 +93,12 @@ export interface ExecutorDeps {
 const defaultSleep = (ms: number, signal: AbortSignal) => sleep(ms, undefined, { signal }).catch(() => undefined);
 
 /** The upstream's 4xx (not auth, not retryable) is about the client's request: relay it in the OpenAI shape. */
-function relayClientError(status: number, text: string, apiKey: string | undefined): GatewayError {
+function relayClientError(status: number, text: string, c: Candidate): GatewayError {
   // A provider may echo the credentials it was sent: never pass the gateway's provider key on.
+  const apiKey = c.provider.api_key;
   if (apiKey) text = text.split(apiKey).join('[redacted]');
-  try {
-    const parsed = JSON.parse(text) as { error?: { message?: unknown; type?: unknown; code?: unknown; param?: unknown } };
-    const e = parsed?.error;
-    if (e && typeof e.message === 'string') {
-      return new GatewayError(status, (typeof e.type === 'string' ? e.type : 'invalid_request_error') as never, typeof e.code === 'string' ? e.code : 'upstream_rejected', e.message.slice(0, 2000), {}, typeof e.param === 'string' ? e.param : null);
-    }
-  } catch {
-    /* not JSON: fall through */
-  }
+  const e = adapterFor(c.provider.type).errorBody(text);
+  if (e) return new GatewayError(status, e.type as never, e.code ?? 'upstream_rejected', e.message.slice(0, 2000), {}, e.param);
   return new GatewayError(status, 'invalid_request_error', 'upstream_rejected', `The provider rejected the request (HTTP ${status}).`);
 }
 
@@ -128,7 +126,18 @@ function firstEventInvalid(first: Buffer): boolean {
   return inspectEvent(text.slice(0, m.index), false, { outputText: '', sawDone: false, clientGone: false }) === 'invalid';
 }
 
-const isEventStream = (headers: Record<string, string | string[] | undefined>) => String(headers['content-type'] ?? '').includes('text/event-stream');
+/** One attempt's state, shared by the readers of its answer. */
+interface AttemptCall {
+  c: Candidate;
+  input: ExecuteInput;
+  ac: AbortController;
+  startedAt: number;
+  ttfbMs: number;
+  keepListener: boolean;
+  stopTimer: () => void;
+  done: () => void;
+}
+
 
 export class Executor {
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -139,6 +148,13 @@ export class Executor {
 
   private async attemptOnce(c: Candidate, input: ExecuteInput, timeoutMs: number, headers?: Record<string, string>): Promise<Attempt> {
     const { client, now } = this.deps;
+    let body: string;
+    try {
+      body = input.bodyFor(c);
+    } catch (err) {
+      if (err instanceof RequestTranslationError) return { kind: 'client_error', error: badRequest(err.message, 'unsupported_by_provider', err.param) };
+      throw err;
+    }
     const ac = new AbortController();
     let timedOut = false;
     const onClientAbort = () => ac.abort();
@@ -147,59 +163,81 @@ export class Executor {
       timedOut = true;
       ac.abort();
     }, timeoutMs);
-    let keepListener = false;
     const startedAt = now();
+    const call = { c, input, ac, startedAt, ttfbMs: 0, keepListener: false, stopTimer: () => clearTimeout(timer), done: () => input.clientSignal.removeEventListener('abort', onClientAbort) };
     try {
-      const res = await client.send({ candidate: c, endpoint: input.endpoint, body: input.bodyFor(c), requestId: input.requestId, signal: ac.signal, timeoutMs, headers });
-      const ttfbMs = now() - startedAt;
+      const res = await client.send({ candidate: c, endpoint: input.endpoint, stream: input.stream, body, requestId: input.requestId, signal: ac.signal, timeoutMs, headers });
+      call.ttfbMs = now() - startedAt;
       const status = res.statusCode;
-      if (status >= 200 && status < 300) {
-        if (input.stream) {
-          if (!isEventStream(res.headers)) {
-            await readErrorBody(res.body);
-            return { kind: 'failure', reason: 'invalid_stream', retryable: false };
-          }
-          const rest = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-          const first = await readFirstEvent(rest);
-          if (!first.length) return { kind: 'failure', reason: 'empty_stream', retryable: false };
-          // Nothing has reached the client yet: an invalid first event is a provider fault to fail over from.
-          if (firstEventInvalid(first)) {
-            res.body.destroy();
-            return { kind: 'failure', reason: 'invalid_stream', retryable: false };
-          }
-          clearTimeout(timer);
-          keepListener = true;
-          const done = () => input.clientSignal.removeEventListener('abort', onClientAbort);
-          return { kind: 'success', result: { candidate: c, ttfbMs, startedAt, stream: { first, rest, abort: () => ac.abort(), done } } };
-        }
-        const raw = await readCapped(res.body, MAX_UPSTREAM_BODY_BYTES);
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(raw.toString('utf8'));
-        } catch {
-          return { kind: 'failure', reason: 'invalid_json', retryable: false };
-        }
-        if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return { kind: 'failure', reason: 'invalid_json', retryable: false };
-        return { kind: 'success', result: { candidate: c, ttfbMs, startedAt, json: { raw, parsed: parsed as Record<string, unknown> } } };
-      }
-      const text = await readErrorBody(res.body);
-      if (isRetryableStatus(status)) {
-        const headers = res.headers as Record<string, string | undefined>;
-        return { kind: 'failure', reason: 'status_retryable', status, retryable: true, retryAfterMs: retryAfterMs(headers, Date.now()) };
-      }
-      if (isProviderAuthFailure(status)) return { kind: 'failure', reason: 'provider_auth', status, retryable: false };
-      if (status === 404) return { kind: 'failure', reason: 'not_found', status, retryable: false };
-      if (status >= 400 && status < 500) return { kind: 'client_error', error: relayClientError(status, this.hideUpstreamName(text, c, input.model), c.provider.api_key) };
-      return { kind: 'failure', reason: 'status_other', status, retryable: false };
+      if (status >= 200 && status < 300) return input.stream ? await this.readStream(res, call) : await this.readJson(res, call);
+      return this.statusFailure(status, res.headers as Record<string, string | undefined>, await readErrorBody(res.body), c, input.model);
     } catch (err) {
       if (input.clientSignal.aborted) return { kind: 'client_gone' };
       if (timedOut) return { kind: 'failure', reason: 'timeout', retryable: true };
       if (err instanceof BodyTooLargeError) return { kind: 'failure', reason: 'too_large', retryable: false };
+      if (err instanceof StreamEventError) return { kind: 'failure', reason: 'invalid_stream', retryable: err.retryable };
+      if (err instanceof CredentialsError) return { kind: 'failure', reason: 'provider_auth', retryable: false };
       const reason = classifyNetworkError(err);
       return { kind: 'failure', reason: reason === 'aborted' ? 'network' : reason, retryable: true };
     } finally {
       clearTimeout(timer);
-      if (!keepListener) input.clientSignal.removeEventListener('abort', onClientAbort);
+      if (!call.keepListener) call.done();
+    }
+  }
+
+  /** A 2xx stream: successful once its first event is in (translated to the OpenAI shape for other wire formats). */
+  private async readStream(res: UpstreamResponse, call: AttemptCall): Promise<Attempt> {
+    const { c, ac } = call;
+    const translation = c.provider.type === call.input.nativeType ? undefined : adapterFor(c.provider.type).translation;
+    if (!String(res.headers['content-type'] ?? '').includes(translation?.streamContentType ?? 'text/event-stream')) {
+      await readErrorBody(res.body);
+      return { kind: 'failure', reason: 'invalid_stream', retryable: false };
+    }
+    const raw = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const rest = translation ? translation.translateStream(raw, Math.floor(this.deps.now() / 1000), c.upstreamModel) : raw;
+    const first = await readFirstEvent(rest);
+    if (!first.length) return { kind: 'failure', reason: 'empty_stream', retryable: false };
+    // Nothing has reached the client yet: an invalid first event is a provider fault to fail over from.
+    if (firstEventInvalid(first)) {
+      res.body.destroy();
+      return { kind: 'failure', reason: 'invalid_stream', retryable: false };
+    }
+    call.stopTimer();
+    call.keepListener = true;
+    return { kind: 'success', result: { candidate: c, ttfbMs: call.ttfbMs, startedAt: call.startedAt, stream: { first, rest, abort: () => ac.abort(), done: call.done } } };
+  }
+
+  /** A 2xx JSON answer, raw and parsed (translated to the OpenAI shape for other wire formats). */
+  private async readJson(res: UpstreamResponse, call: AttemptCall): Promise<Attempt> {
+    let raw = await readCapped(res.body, MAX_UPSTREAM_BODY_BYTES);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw.toString('utf8'));
+    } catch {
+      return { kind: 'failure', reason: 'invalid_json', retryable: false };
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return { kind: 'failure', reason: 'invalid_json', retryable: false };
+    const translation = call.c.provider.type === call.input.nativeType ? undefined : adapterFor(call.c.provider.type).translation;
+    if (translation) {
+      parsed = translation.responseJson(parsed as Record<string, unknown>, Math.floor(this.deps.now() / 1000), call.c.upstreamModel);
+      raw = Buffer.from(JSON.stringify(parsed), 'utf8');
+    }
+    return { kind: 'success', result: { candidate: call.c, ttfbMs: call.ttfbMs, startedAt: call.startedAt, json: { raw, parsed: parsed as Record<string, unknown> } } };
+  }
+
+  /** A non-2xx answer, classified by the provider's adapter. */
+  private statusFailure(status: number, headers: Record<string, string | undefined>, text: string, c: Candidate, model: string): Attempt {
+    switch (adapterFor(c.provider.type).classifyStatus(status)) {
+      case 'retryable':
+        return { kind: 'failure', reason: 'status_retryable', status, retryable: true, retryAfterMs: retryAfterMs(headers, Date.now()) };
+      case 'auth':
+        return { kind: 'failure', reason: 'provider_auth', status, retryable: false };
+      case 'not_found':
+        return { kind: 'failure', reason: 'not_found', status, retryable: false };
+      case 'client':
+        return { kind: 'client_error', error: relayClientError(status, this.hideUpstreamName(text, c, model), c) };
+      default:
+        return { kind: 'failure', reason: 'status_other', status, retryable: false };
     }
   }
 

@@ -16,7 +16,9 @@ export type Behavior =
   | { kind: 'reset' }
   | { kind: 'invalid-json' }
   | { kind: 'huge'; bytes: number }
-  | { kind: 'empty-stream' };
+  | { kind: 'empty-stream' }
+  /** Chat: calls the request's first tool with `args` (JSON text), as a chat.completion or as chunks. */
+  | { kind: 'tool-call'; args: string };
 
 export interface Received {
   method: string;
@@ -163,6 +165,8 @@ export async function startFakeUpstream(name = 'fake', initial?: (req: Received,
       case 'empty-stream':
         res.writeHead(200, { 'content-type': 'text/event-stream' }).end();
         return;
+      case 'tool-call':
+        return toolCall(name, received, res, b.args);
       case 'stream': {
         if (b.firstByteDelayMs) await sleep(b.firstByteDelayMs);
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
@@ -233,6 +237,24 @@ async function streamResponse(state: FakeUpstream, req: IncomingMessage, res: Se
   }
   if (received.body.store !== false) state.responses.set(id, { response: JSON.parse(events[events.length - 1].split('data: ')[1]).response, input: received.body.input });
   res.end();
+}
+
+/** A chat answer calling the request's first tool: one chat.completion, or chunks (id and name, then the arguments in two pieces). */
+function toolCall(name: string, req: Received, res: ServerResponse, args: string): void {
+  const fn = ((req.body.tools as Array<{ function: { name: string } }>)[0]).function.name;
+  const base = { id: `chatcmpl-${name}`, created: 1700000000, model: String(req.body.model) };
+  const usage = { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 };
+  if (!req.body.stream) {
+    const message = { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: fn, arguments: args } }] };
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...base, object: 'chat.completion', choices: [{ index: 0, message, finish_reason: 'tool_calls' }], usage }));
+    return;
+  }
+  const chunk = (delta: unknown, finish: string | null = null) => `data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  res.write(chunk({ role: 'assistant', content: null, tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: fn, arguments: '' } }] }));
+  for (const part of [args.slice(0, 5), args.slice(5)]) res.write(chunk({ tool_calls: [{ index: 0, function: { arguments: part } }] }));
+  res.write(chunk({}, 'tool_calls'));
+  res.end(`data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [], usage })}\n\ndata: [DONE]\n\n`);
 }
 
 /** A URL whose port has nothing listening: connections are refused. */

@@ -1,0 +1,136 @@
+/**
+ * OpenAI chat answers -> Anthropic Messages answers, for Anthropic-shaped clients served by
+ * OpenAI-type providers: a chat.completion to a `message`, and a chunk stream to Anthropic's
+ * events (message_start, content_block_start/delta/stop, message_delta with stop_reason and
+ * usage, message_stop), event by event. Also the observer of a native Anthropic stream.
+ */
+import { chatUsage, Usage } from '../core/endpoints';
+import { anthropicUsage } from '../providers/anthropic-response';
+import type { StreamTranslator } from '../providers/types';
+
+type Json = Record<string, any>;
+
+const STOP: Record<string, string> = { stop: 'end_turn', length: 'max_tokens', tool_calls: 'tool_use', function_call: 'tool_use', content_filter: 'refusal' };
+
+/** Anthropic usage from the gateway's Usage: input_tokens exclude the cache reads. */
+function messagesUsage(u: Usage | undefined): Json {
+  const cached = u?.cached_tokens ?? 0;
+  return { input_tokens: (u?.prompt_tokens ?? 0) - cached, output_tokens: u?.completion_tokens ?? 0, cache_read_input_tokens: cached, cache_creation_input_tokens: 0 };
+}
+
+const toolInput = (args: unknown): unknown => {
+  try {
+    return typeof args === 'string' && args ? JSON.parse(args) : {};
+  } catch {
+    return {};
+  }
+};
+
+/** A chat.completion as an Anthropic `message`. */
+export function chatToMessage(c: Json): Json {
+  const choice = c.choices?.[0] ?? {};
+  const content: Json[] = [];
+  if (typeof choice.message?.content === 'string' && choice.message.content) content.push({ type: 'text', text: choice.message.content });
+  for (const tc of choice.message?.tool_calls ?? []) content.push({ type: 'tool_use', id: tc.id, name: tc.function?.name, input: toolInput(tc.function?.arguments) });
+  return { id: c.id, type: 'message', role: 'assistant', model: c.model, content, stop_reason: STOP[choice.finish_reason] ?? 'end_turn', stop_sequence: null, usage: messagesUsage(chatUsage(c.usage)) };
+}
+
+const sse = (type: string, data: Json) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+
+/** The JSON data of one SSE event, '[DONE]', or undefined (comment, keep-alive, not JSON). */
+function dataOf(event: string): Json | '[DONE]' | undefined {
+  let data = '';
+  for (const line of event.split(/\r?\n/)) if (line.startsWith('data:')) data += line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5);
+  if (!data) return undefined;
+  if (data === '[DONE]') return data;
+  return JSON.parse(data) as Json;
+}
+
+/** What a relay learns for accounting. */
+export interface Observed {
+  usage?: Usage;
+  model?: string;
+  outputText: string;
+}
+
+/** chat.completion.chunk events -> Anthropic stream events. */
+export class ChatToMessagesStream implements StreamTranslator, Observed {
+  usage?: Usage;
+  model?: string;
+  outputText = '';
+  private started = false;
+  private ended = false;
+  private index = -1;
+  private open: 'text' | 'tool' | undefined;
+  private stop = 'end_turn';
+
+  event(text: string): string {
+    const data = dataOf(text);
+    if (data === undefined || this.ended) return '';
+    if (data === '[DONE]') return this.end();
+    let out = this.start(data);
+    if (data.usage) this.usage = chatUsage(data.usage) ?? this.usage;
+    const choice = data.choices?.[0];
+    const delta = choice?.delta ?? {};
+    if (typeof delta.content === 'string' && delta.content) {
+      this.outputText += delta.content;
+      if (this.open !== 'text') out += this.openBlock('text', { type: 'text', text: '' });
+      out += sse('content_block_delta', { index: this.index, delta: { type: 'text_delta', text: delta.content } });
+    }
+    for (const tc of delta.tool_calls ?? []) {
+      if (tc.id) out += this.openBlock('tool', { type: 'tool_use', id: tc.id, name: tc.function?.name ?? '', input: {} });
+      if (tc.function?.arguments) out += sse('content_block_delta', { index: this.index, delta: { type: 'input_json_delta', partial_json: tc.function.arguments } });
+    }
+    if (choice?.finish_reason) this.stop = STOP[choice.finish_reason] ?? 'end_turn';
+    return out;
+  }
+
+  private start(data: Json): string {
+    if (this.started) return '';
+    this.started = true;
+    this.model = typeof data.model === 'string' ? data.model : undefined;
+    const message = { id: data.id, type: 'message', role: 'assistant', model: data.model, content: [], stop_reason: null, stop_sequence: null, usage: messagesUsage(undefined) };
+    return sse('message_start', { message });
+  }
+
+  private closeBlock(): string {
+    if (!this.open) return '';
+    this.open = undefined;
+    return sse('content_block_stop', { index: this.index });
+  }
+
+  private openBlock(kind: 'text' | 'tool', block: Json): string {
+    const out = this.closeBlock();
+    this.open = kind;
+    this.index++;
+    return out + sse('content_block_start', { index: this.index, content_block: block });
+  }
+
+  /** At [DONE]: the last block closes, then message_delta (stop_reason, usage) and message_stop. */
+  private end(): string {
+    this.ended = true;
+    const out = this.closeBlock();
+    return out + sse('message_delta', { delta: { stop_reason: this.stop, stop_sequence: null }, usage: messagesUsage(this.usage) }) + sse('message_stop', {});
+  }
+}
+
+/** A native Anthropic stream, relayed as it is, read for usage and text. */
+export class MessagesStreamObserver implements StreamTranslator, Observed {
+  usage?: Usage;
+  model?: string;
+  outputText = '';
+  private raw: Json = {};
+
+  event(text: string): string {
+    const data = dataOf(text);
+    if (data && data !== '[DONE]') {
+      if (data.type === 'message_start') {
+        this.raw = { ...data.message?.usage };
+        this.model = data.message?.model;
+      } else if (data.type === 'message_delta' && data.usage) this.raw = { ...this.raw, ...data.usage };
+      else if (data.type === 'content_block_delta' && typeof data.delta?.text === 'string') this.outputText += data.delta.text;
+      this.usage = anthropicUsage(this.raw) ?? this.usage;
+    }
+    return `${text}\n\n`;
+  }
+}

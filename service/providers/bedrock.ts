@@ -1,0 +1,67 @@
+/**
+ * `type: bedrock`: Amazon Bedrock's Converse and ConverseStream APIs
+ * (POST {base_url}/model/{modelId}/converse[-stream]), each call signed with SigV4
+ * (service bedrock, providers[].region) with the credentials of the standard AWS
+ * environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
+ */
+import { Sha256 } from '@aws-crypto/sha256-js';
+import { SignatureV4 } from '@smithy/signature-v4';
+import type { ProviderConfig } from '../config/schema';
+import { converseRequest } from './bedrock-request';
+import { bedrockUsage, ConverseStreamTranslator, converseToChat, translateEventStream } from './bedrock-response';
+import { defaultStatusClass } from './common';
+import { baseOf } from './openai';
+import { CredentialsError, ProviderAdapter, RequestTranslationError, Target, UpstreamErrorBody } from './types';
+
+/** Bedrock's error body: {"message": "..."} (or "Message"); the exception name is in x-amzn-ErrorType, not kept. */
+export function bedrockErrorBody(text: string): UpstreamErrorBody | undefined {
+  try {
+    const e = JSON.parse(text) as { message?: unknown; Message?: unknown };
+    const message = typeof e?.message === 'string' ? e.message : typeof e?.Message === 'string' ? e.Message : undefined;
+    return message === undefined ? undefined : { message, type: 'invalid_request_error', code: 'bedrock_rejected', param: null };
+  } catch {
+    return undefined;
+  }
+}
+
+/** SigV4 headers for one call; credentials are read from `env` at each call (rotated session tokens are picked up). */
+async function sign(provider: ProviderConfig, t: Target, body: string, env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
+  const accessKeyId = env.AWS_ACCESS_KEY_ID;
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
+  if (!accessKeyId || !secretAccessKey) throw new CredentialsError('no AWS credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)');
+  const signer = new SignatureV4({ service: 'bedrock', region: provider.region ?? '', sha256: Sha256, credentials: { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN || undefined } });
+  const url = new URL(t.origin);
+  const signed = await signer.sign({ method: 'POST', protocol: url.protocol, hostname: url.hostname, port: url.port ? Number(url.port) : undefined, path: t.path, headers: { ...t.headers, host: url.host }, body });
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(signed.headers)) if (k !== 'host' && !(k in t.headers)) out[k] = String(v);
+  return out;
+}
+
+export const bedrockAdapter: ProviderAdapter = {
+  type: 'bedrock',
+  defaultEndpoints: ['chat'],
+  supportedEndpoints: ['chat'],
+  forwardsPaths: false,
+  target(provider: ProviderConfig, _endpoint, upstreamModel: string, stream: boolean): Target {
+    const { origin, base } = baseOf(provider);
+    const headers: Record<string, string> = { 'content-type': 'application/json', accept: stream ? 'application/vnd.amazon.eventstream' : 'application/json' };
+    return { origin, path: `${base}/model/${encodeURIComponent(upstreamModel)}/${stream ? 'converse-stream' : 'converse'}`, headers };
+  },
+  targetForPath() {
+    throw new Error('bedrock providers serve no pass-through paths');
+  },
+  sign,
+  classifyStatus: defaultStatusClass,
+  errorBody: bedrockErrorBody,
+  translation: {
+    requestBody(endpoint, body) {
+      if (endpoint !== 'chat') throw new RequestTranslationError(`The ${endpoint} endpoint is not served by bedrock providers.`);
+      return JSON.stringify(converseRequest(body));
+    },
+    // Converse answers do not name the model: the name sent is put in (mapped to the client's like any provider's).
+    responseJson: (parsed, nowSec, model) => converseToChat(parsed, nowSec, model),
+    translateStream: (source, nowSec, model) => translateEventStream(source, new ConverseStreamTranslator(nowSec, model)),
+    streamContentType: 'application/vnd.amazon.eventstream',
+    usage: (parsed) => bedrockUsage(parsed.usage as Record<string, unknown> | undefined),
+  },
+};
