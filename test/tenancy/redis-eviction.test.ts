@@ -117,7 +117,9 @@ describe('Redis eviction: a full cache evicts cache entries, never a budget, lim
     const budget = await state.hgetall((await budgetKeys())[0]);
     assert.ok(Number(budget.m) > 0, `budget month total: ${JSON.stringify(budget)}`);
 
-    // The cache server stayed under its cap by evicting cache entries, oldest first.
+    // The cache server stayed under its cap by evicting cache entries. Which ones is Redis's approximated
+    // LRU (a sample of keys, a clock of about a second), not ours to assert: entries written within the
+    // same second are evicted in no fixed order, so "the oldest entry is gone" fails now and then.
     assert.ok((await info(cache, 'evicted_keys')) > 0, 'the cache server evicted entries');
     assert.ok((await info(cache, 'used_memory')) <= CACHE_CAP * 1.1, 'the cache server stays at its cap');
     const cacheKeys = await keysOf(cache);
@@ -126,7 +128,6 @@ describe('Redis eviction: a full cache evicts cache entries, never a budget, lim
     const figures = { requests: REQUESTS, entry_bytes: ENTRY_CHARS, cache_cap_bytes: CACHE_CAP, cache_entries_kept: cacheKeys.length, cache_evicted: await info(cache, 'evicted_keys'), cache_used_memory: await info(cache, 'used_memory'), state_keys: stateKeys.length, state_evicted: await info(state, 'evicted_keys') };
     console.log(`      eviction: ${JSON.stringify(figures)}`);
     const entry = (i: number) => `${PREFIX}${cacheKey('search', 'gpt-fill', bodies[i])}`;
-    assert.equal(await cache.exists(entry(0)), 0, 'the first (least recently used) entry was evicted');
     assert.equal(await cache.exists(entry(REQUESTS - 1)), 1, 'the newest entry is kept');
 
     // The kept entry still serves: a repeat is answered from the cache, without the upstream.
