@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { GatewayConfig } from './config/schema';
 import type { GatewayContext } from './http/context';
 import { Endpoint, ENDPOINT_NAMES, ENDPOINTS } from './core/endpoints';
-import { forbidden, GatewayError, notFound } from './http/errors';
+import { forbidden, GatewayError, notFound } from './core/errors';
 import { inferenceRoute } from './http/inference';
 import { messagesRoute } from './http/messages';
 import { passthroughRoute } from './http/passthrough';

@@ -16,7 +16,7 @@
  */
 import type Redis from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { badRequest, serviceUnavailable } from '../http/errors';
+import { badRequest, serviceUnavailable } from '../core/errors';
 import { fromNanoUsd, toNanoUsd } from './cost';
 
 export const METRICS = {

@@ -12,7 +12,7 @@ import type { Readable, Transform } from 'node:stream';
 import zlib from 'node:zlib';
 import { parse as parseContentType } from 'content-type';
 import iconv from 'iconv-lite';
-import { GatewayError, payloadTooLarge } from './errors';
+import { GatewayError, payloadTooLarge } from '../core/errors';
 
 /** Deeper JSON than this is refused before parsing (no legitimate request comes close). */
 export const MAX_JSON_DEPTH = 64;

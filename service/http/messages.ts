@@ -17,7 +17,7 @@ import { relayEvents } from '../upstream/event-relay';
 import type { Success } from '../upstream/executor';
 import { readJsonBody } from './body';
 import type { GatewayContext } from './context';
-import { badRequest } from './errors';
+import { badRequest } from '../core/errors';
 import { account, expectedTokensOf, makePlan, noteUsage, resolveRoute, resolveUsage, setOutcomeHeaders } from './inference';
 import { modelRewriter } from './model-name';
 import { recordOf, RequestRecord } from './request-context';

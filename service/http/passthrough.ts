@@ -26,7 +26,7 @@ import { MAX_UPSTREAM_BODY_BYTES } from '../upstream/executor';
 import { BodyTooLargeError, readCapped, readErrorBody } from '../upstream/read-body';
 import { readJsonBody } from './body';
 import type { GatewayContext } from './context';
-import { forbidden, GatewayError, notFound, payloadTooLarge, rateLimited, upstreamTimeout, upstreamUnavailable } from './errors';
+import { forbidden, GatewayError, notFound, payloadTooLarge, rateLimited, upstreamTimeout, upstreamUnavailable } from '../core/errors';
 import { publicNameRewriter } from './model-name';
 import { recordOf } from './request-context';
 import { sendJson } from './respond';

@@ -5,7 +5,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { GatewayError, toGatewayError } from './errors';
+import { GatewayError, toGatewayError } from '../core/errors';
 import { recordOf } from './request-context';
 
 /** Sends a JSON text (or bytes already holding JSON) with its length. */

@@ -4,7 +4,7 @@
  * untouched, as the OpenAI API evolves faster than any gateway.
  */
 import { Endpoint, ENDPOINTS } from '../core/endpoints';
-import { badRequest } from './errors';
+import { badRequest } from '../core/errors';
 
 /** Upper bound on max_tokens/max_completion_tokens: no model generates more in one response. */
 export const MAX_OUTPUT_TOKENS = 1_000_000;

@@ -1,8 +1,7 @@
 /** Runs an upstream SSE byte stream through a StreamTranslator, event by event, as OpenAI SSE bytes. */
 import { StringDecoder } from 'node:string_decoder';
+import { EVENT_END } from '../core/sse';
 import type { StreamTranslator } from './types';
-
-const EVENT_END = /\r?\n\r?\n/;
 
 /** Yields each non-empty translation as soon as its upstream event is complete; a translator's error ends the stream with it. */
 export async function* translateSse(source: AsyncIterator<Buffer>, translator: StreamTranslator): AsyncGenerator<Buffer, void, undefined> {

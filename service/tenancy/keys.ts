@@ -4,7 +4,7 @@
  * depend on which configured key, if any, it matches).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { unauthorized } from '../http/errors';
+import { unauthorized } from '../core/errors';
 import type { Principal } from './contracts';
 
 export const KEY_PREFIX = 'sk-gw-';

@@ -9,7 +9,7 @@
  * nothing locally fails closed (503), it never guesses an owner.
  */
 import type Redis from 'ioredis';
-import { GatewayError, serviceUnavailable } from '../http/errors';
+import { GatewayError, serviceUnavailable } from '../core/errors';
 import { redisReady } from '../redis/client';
 
 /** How long the gateway keeps the owner of a stored response: OpenAI keeps them 30 days. */

@@ -5,7 +5,7 @@
  */
 import type Redis from 'ioredis';
 import type { GatewayConfig, TeamConfig } from '../config/schema';
-import { budgetExceeded, rateLimited } from '../http/errors';
+import { budgetExceeded, rateLimited } from '../core/errors';
 import type { Metrics } from '../metrics/metrics';
 import { errorCode, Logger, redisReady, silentLogger } from '../redis/client';
 import { budgetKey, MemorySpendStore, RedisSpendStore, SpendLedger, SpendReport, SpendStore, spendReport } from '../cost/spend';

@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { GatewayConfig } from '../config/schema';
-import { badRequest, GatewayError, rateLimited, serviceUnavailable, upstreamTimeout, upstreamUnavailable } from '../http/errors';
+import { badRequest, GatewayError, rateLimited, serviceUnavailable, upstreamTimeout, upstreamUnavailable } from '../core/errors';
 import type { Metrics } from '../metrics/metrics';
 import type { Candidate, Endpoint } from '../routing/catalog';
 import { adapterFor } from '../providers/registry';
@@ -17,7 +17,7 @@ import type { StatsTracker } from '../routing/provider-stats';
 import type { RequestTrace } from '../telemetry/tracing';
 import { classifyNetworkError, UpstreamClient, UpstreamResponse } from './client';
 import { BodyTooLargeError, readCapped, readErrorBody } from './read-body';
-import { EVENT_END, inspectEvent } from './sse-relay';
+import { EVENT_END, inspectEvent } from '../core/sse';
 
 /** Largest non-streaming upstream body the gateway will hold in memory. */
 export const MAX_UPSTREAM_BODY_BYTES = 32 * 1024 * 1024;
@@ -123,7 +123,7 @@ function firstEventInvalid(first: Buffer): boolean {
   const text = first.toString('utf8');
   const m = EVENT_END.exec(text);
   if (!m) return false; // incomplete: the relay decides when the rest arrives
-  return inspectEvent(text.slice(0, m.index), false, { outputText: '', sawDone: false, clientGone: false }) === 'invalid';
+  return inspectEvent(text.slice(0, m.index), false, { outputText: '', sawDone: false }) === 'invalid';
 }
 
 /** One attempt's state, shared by the readers of its answer. */

@@ -10,27 +10,14 @@
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
-import { chatUsage, responsesUsage, Usage } from '../core/endpoints';
+import { EVENT_END, EventSummary, inspectEvent } from '../core/sse';
 import type { StreamHandle } from './executor';
 
-export interface RelayResult {
-  usage?: Usage;
-  /** The model the provider says answered (the first chunk's `model`). */
-  model?: string;
-  /** Text the model produced, for token estimation when no usage came. */
-  outputText: string;
-  sawDone: boolean;
-  /** Responses API streams: the last event's sequence_number (the gateway's error event follows it). */
-  sequence?: number;
-  /** Responses API streams: the response id from response.created (for the object's owner record). */
-  responseId?: string;
+export interface RelayResult extends EventSummary {
   /** The upstream failed after the first byte went to the client. */
   interrupted?: 'cut' | 'invalid';
   clientGone: boolean;
 }
-
-/** The blank line that ends an SSE event. */
-export const EVENT_END = /\r?\n\r?\n/;
 
 export function sseErrorEvent(message: string, code: string): string {
   return `data: ${JSON.stringify({ error: { message, type: 'upstream_error', code, param: null } })}\n\n`;
@@ -44,81 +31,6 @@ export function sseErrorEvent(message: string, code: string): string {
 export function typedErrorEvent(message: string, code: string, sequence: number): string {
   const error = { message, type: 'upstream_error', code, param: null };
   return `event: error\ndata: ${JSON.stringify({ type: 'error', code, message, param: null, sequence_number: sequence, error })}\n\n`;
-}
-
-/** Reads the data payload of one SSE event (lines starting with "data:"), or undefined. */
-function eventData(event: string): string | undefined {
-  let data: string | undefined;
-  for (const line of event.split(/\r?\n/)) {
-    if (line.startsWith('data:')) {
-      const v = line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5);
-      data = data === undefined ? v : `${data}\n${v}`;
-    }
-  }
-  return data;
-}
-
-type Choice = { delta?: { content?: unknown }; text?: unknown };
-type TypedEvent = { type: string; sequence_number?: unknown; delta?: unknown; response?: { id?: unknown; usage?: unknown } };
-
-/** A Responses API event: its text delta, its final usage, its sequence number. */
-function inspectTypedEvent(e: TypedEvent, acc: RelayResult): 'forward' {
-  if (typeof e.sequence_number === 'number') acc.sequence = e.sequence_number;
-  switch (e.type) {
-    case 'response.output_text.delta':
-      if (typeof e.delta === 'string') acc.outputText += e.delta;
-      break;
-    case 'response.created':
-      if (typeof e.response?.id === 'string') acc.responseId = e.response.id;
-      break;
-    case 'response.completed':
-    case 'response.incomplete':
-    case 'response.failed': {
-      const usage = responsesUsage(e.response?.usage);
-      if (usage) acc.usage = usage;
-      acc.sawDone = true;
-      break;
-    }
-  }
-  return 'forward';
-}
-
-/** Inspects one event: whether to forward it, and what it tells about usage and output. */
-export function inspectEvent(event: string, hideUsage: boolean, acc: RelayResult): 'forward' | 'drop' | 'invalid' {
-  const data = eventData(event);
-  if (data === undefined) return 'forward'; // comment or keep-alive
-  if (data === '[DONE]') {
-    acc.sawDone = true;
-    return 'forward';
-  }
-  let chunk: { usage?: Usage | null; choices?: Choice[]; model?: unknown; type?: unknown };
-  try {
-    chunk = JSON.parse(data);
-  } catch {
-    return 'invalid';
-  }
-  if (!chunk || typeof chunk !== 'object') return 'invalid';
-  if (acc.model === undefined && typeof chunk.model === 'string') acc.model = chunk.model;
-  if (typeof chunk.type === 'string') return inspectTypedEvent(chunk as TypedEvent, acc);
-  const choices = Array.isArray(chunk.choices) ? chunk.choices : [];
-  for (const choice of choices) {
-    const text = choice?.delta?.content ?? choice?.text;
-    if (typeof text === 'string') acc.outputText += text;
-  }
-  if (chunk.usage && typeof chunk.usage.prompt_tokens === 'number') {
-    acc.usage = chatUsage(chunk.usage);
-    if (hideUsage && choices.length === 0) return 'drop';
-  }
-  return 'forward';
-}
-
-/** The response id in a Responses API stream's first event (response.created), when the first bytes hold it. */
-export function firstResponseId(first: Buffer): string | undefined {
-  const text = first.toString('utf8');
-  const m = EVENT_END.exec(text);
-  const acc: RelayResult = { outputText: '', sawDone: false, clientGone: false };
-  inspectEvent(m ? text.slice(0, m.index) : text, false, acc);
-  return acc.responseId;
 }
 
 /**

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type Redis from 'ioredis';
 import { createResponseCache } from '../../service/cache/cache';
 import { parseConfig } from '../../service/config/schema';
-import { GatewayError } from '../../service/http/errors';
+import { GatewayError } from '../../service/core/errors';
 import { Metrics } from '../../service/metrics/metrics';
 import { createTenancy } from '../../service/tenancy/tenancy';
 import { RedisServer, startRedis } from '../helpers/redis-server';

@@ -7,7 +7,7 @@ import { estimatePromptTokens, estimateTokens } from '../../service/cost/tokens'
 import { checkBudget, Period, secondsUntilReset, utcPeriods } from '../../service/tenancy/budget';
 import { createKeyRing, generateKey, hashKey, HashSet, parseBearer } from '../../service/tenancy/keys';
 import { fallbackPoints, formatReset, keyLimitSpec, rateLimitHeaders, tightest } from '../../service/tenancy/limits';
-import { GatewayError } from '../../service/http/errors';
+import { GatewayError } from '../../service/core/errors';
 import { testConfig } from './fixtures';
 
 describe('tenancy decisions', () => {

@@ -1,7 +1,7 @@
 /** Object owners: who may touch a provider object, with Redis up (real redis-server) and down. */
 import assert from 'node:assert/strict';
 import Redis from 'ioredis';
-import { GatewayError } from '../../service/http/errors';
+import { GatewayError } from '../../service/core/errors';
 import { assertOwned, MemoryObjectRegistry, objectLifetimeSeconds, RedisObjectRegistry } from '../../service/tenancy/objects';
 import { RedisServer, startRedis } from '../helpers/redis-server';
 import { waitFor } from './fixtures';

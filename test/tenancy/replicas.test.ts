@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import type Redis from 'ioredis';
 import { GatewayConfig } from '../../service/config/schema';
-import { GatewayError } from '../../service/http/errors';
+import { GatewayError } from '../../service/core/errors';
 import { Metrics } from '../../service/metrics/metrics';
 import { createTenancy, GatewayTenancy } from '../../service/tenancy/tenancy';
 import { RedisServer, startRedis } from '../helpers/redis-server';

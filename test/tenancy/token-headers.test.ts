@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import type { GatewayError } from '../../service/http/errors';
+import type { GatewayError } from '../../service/core/errors';
 import { createTenancy, GatewayTenancy } from '../../service/tenancy/tenancy';
 import { hashKey } from '../../service/tenancy/keys';
 import { tokensToRecord } from '../../service/tenancy/limits';
