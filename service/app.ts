@@ -20,7 +20,7 @@ import type { Metrics } from './metrics/metrics';
 import { buildCatalog } from './routing/catalog';
 import { CircuitBreakers } from './routing/circuit-breaker';
 import { StatsTracker } from './routing/provider-stats';
-import type { Tracing } from './telemetry/tracing';
+import type { Tracing } from './telemetry/trace-types';
 import type { ResponseCache, Tenancy } from './tenancy/contracts';
 import { MemoryObjectRegistry, ObjectRegistry } from './tenancy/objects';
 import { UpstreamClient } from './upstream/client';

@@ -17,7 +17,7 @@
 import { z } from 'zod';
 import { ENDPOINT_NAMES } from '../core/endpoints';
 import { OBJECT_COLLECTIONS } from '../core/passthrough-paths';
-import { adapterFor, PROVIDER_TYPES } from '../providers/registry';
+import { PROVIDER_FACTS, PROVIDER_TYPES } from '../core/provider-types';
 
 export const STRATEGIES = ['cost-optimal', 'latency-optimal', 'balanced', 'weighted', 'priority'] as const;
 export type StrategyName = (typeof STRATEGIES)[number];
@@ -317,7 +317,7 @@ export const configSchema = configBase.superRefine((cfg, ctx) => {
         ctx.addIssue({ code: 'custom', path: ['providers', i, 'api_version'], message: 'required for type azure' });
       }
       if (p.type === 'bedrock' && !p.region) ctx.addIssue({ code: 'custom', path: ['providers', i, 'region'], message: 'required for type bedrock' });
-      const supported = adapterFor(p.type).supportedEndpoints;
+      const supported = PROVIDER_FACTS[p.type].supportedEndpoints;
       for (const e of p.endpoints ?? []) {
         if (!supported.includes(e)) ctx.addIssue({ code: 'custom', path: ['providers', i, 'endpoints'], message: `type ${p.type} does not serve the ${e} endpoint` });
       }

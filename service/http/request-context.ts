@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../metrics/metrics';
 import { statusClass } from '../metrics/metrics';
 import type { Endpoint } from '../routing/catalog';
-import type { RequestTrace, Tracing } from '../telemetry/tracing';
+import type { RequestTrace, Tracing } from '../telemetry/trace-types';
 import type { Principal, Usage } from '../tenancy/contracts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;

@@ -10,6 +10,7 @@ import { defaultStatusClass } from './common';
 import { baseOf } from './openai';
 import { translateSse } from './sse-translate';
 import { ProviderAdapter, RequestTranslationError, Target, UpstreamErrorBody } from './types';
+import { PROVIDER_FACTS } from '../core/provider-types';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
 export const DEFAULT_MAX_TOKENS = 4096;
@@ -40,9 +41,7 @@ export function anthropicErrorBody(text: string): UpstreamErrorBody | undefined 
 
 export const anthropicAdapter: ProviderAdapter = {
   type: 'anthropic',
-  defaultEndpoints: ['chat'],
-  supportedEndpoints: ['chat'],
-  forwardsPaths: false,
+  ...PROVIDER_FACTS.anthropic,
   target(provider: ProviderConfig): Target {
     const { origin, base } = baseOf(provider);
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'anthropic-version': provider.anthropic_version ?? ANTHROPIC_VERSION };

@@ -4,13 +4,11 @@ import { Endpoint, ENDPOINTS } from '../core/endpoints';
 import { defaultStatusClass, openAiErrorBody } from './common';
 import { baseOf } from './openai';
 import type { ProviderAdapter, Target } from './types';
+import { PROVIDER_FACTS } from '../core/provider-types';
 
 export const azureAdapter: ProviderAdapter = {
   type: 'azure',
-  // An Azure deployment serves the Responses API only where the resource offers it: opt in with providers[].endpoints.
-  defaultEndpoints: ['chat', 'completion', 'embedding'],
-  supportedEndpoints: ['chat', 'completion', 'embedding', 'responses'],
-  forwardsPaths: true,
+  ...PROVIDER_FACTS.azure,
   target(provider: ProviderConfig, endpoint: Endpoint, upstreamModel: string): Target {
     const { origin, base } = baseOf(provider);
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };

@@ -12,6 +12,7 @@ import { bedrockUsage, ConverseStreamTranslator, converseToChat, translateEventS
 import { defaultStatusClass } from './common';
 import { baseOf } from './openai';
 import { CredentialsError, ProviderAdapter, RequestTranslationError, Target, UpstreamErrorBody } from './types';
+import { PROVIDER_FACTS } from '../core/provider-types';
 
 /** Bedrock's error body: {"message": "..."} (or "Message"); the exception name is in x-amzn-ErrorType, not kept. */
 export function bedrockErrorBody(text: string): UpstreamErrorBody | undefined {
@@ -39,9 +40,7 @@ async function sign(provider: ProviderConfig, t: Target, body: string, env: Node
 
 export const bedrockAdapter: ProviderAdapter = {
   type: 'bedrock',
-  defaultEndpoints: ['chat'],
-  supportedEndpoints: ['chat'],
-  forwardsPaths: false,
+  ...PROVIDER_FACTS.bedrock,
   target(provider: ProviderConfig, _endpoint, upstreamModel: string, stream: boolean): Target {
     const { origin, base } = baseOf(provider);
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: stream ? 'application/vnd.amazon.eventstream' : 'application/json' };

@@ -3,6 +3,7 @@ import type { ProviderConfig } from '../config/schema';
 import { Endpoint, ENDPOINTS } from '../core/endpoints';
 import { defaultStatusClass, openAiErrorBody } from './common';
 import type { ProviderAdapter, Target } from './types';
+import { PROVIDER_FACTS } from '../core/provider-types';
 
 /** The base URL's origin and its path without a trailing slash. */
 export function baseOf(provider: ProviderConfig): { origin: string; base: string } {
@@ -12,9 +13,7 @@ export function baseOf(provider: ProviderConfig): { origin: string; base: string
 
 export const openaiAdapter: ProviderAdapter = {
   type: 'openai',
-  defaultEndpoints: ['chat', 'completion', 'embedding', 'responses'],
-  supportedEndpoints: ['chat', 'completion', 'embedding', 'responses'],
-  forwardsPaths: true,
+  ...PROVIDER_FACTS.openai,
   target(provider: ProviderConfig, endpoint: Endpoint): Target {
     const { origin, base } = baseOf(provider);
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };

@@ -18,7 +18,7 @@ import type { Endpoint } from '../core/endpoints';
 import type { Candidate } from '../routing/catalog';
 import { ATTR, OPERATION, genAiProviderName, genAiSpanName, operationOf, serverOf, serverSpanName } from './semconv';
 import type { TracingSettings } from './settings';
-import type { AttemptOutcome, AttemptTrace, RequestFacts, RequestTrace, Tracing } from './tracing';
+import type { AttemptOutcome, AttemptTrace, RequestFacts, RequestTrace, Tracing } from './trace-types';
 
 const propagator = new W3CTraceContextPropagator();
 

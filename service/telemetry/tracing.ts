@@ -1,5 +1,5 @@
 /**
- * The gateway's tracing contract, and its start. The request path only sees these small
+ * The start of the gateway's tracing (its contract is in trace-types.ts). The request path only sees these small
  * interfaces: with tracing off there is no Tracing object at all (every hook is one
  * `undefined` check) and the OpenTelemetry SDK is never loaded.
  *
@@ -7,60 +7,9 @@
  *   client span  one per upstream attempt, children of the server span (retries and
  *                failovers are siblings); its traceparent goes to the provider
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Endpoint } from '../core/endpoints';
-import type { Candidate } from '../routing/catalog';
-import type { Usage } from '../tenancy/contracts';
 import type { TracingSettings } from './settings';
-
-/** What the request record knows when the response closes (the http layer's RequestRecord satisfies it). */
-export interface RequestFacts {
-  readonly requestId: string;
-  /** An inspected endpoint's name, or a pass-through path. */
-  endpoint: string | undefined;
-  principal: { team: string; project: string } | undefined;
-  model: string | undefined;
-  provider: string | undefined;
-  attempts: number | undefined;
-  stream: boolean | undefined;
-  streamOutcome: string | undefined;
-  costUsd: number | undefined;
-  errorCode: string | undefined;
-  strategy: string | undefined;
-  responseModel: string | undefined;
-  usage: { usage: Usage; estimated: boolean } | undefined;
-}
-
-/** How one attempt ended (the executor's own outcome type satisfies it). */
-export interface AttemptOutcome {
-  kind: 'success' | 'failure' | 'client_error' | 'client_gone';
-  reason?: string;
-  status?: number;
-  error?: { status: number };
-  result?: { json?: unknown };
-}
-
-export interface AttemptTrace {
-  /** Headers that carry this attempt's context to the provider (traceparent, tracestate). */
-  readonly headers: Record<string, string>;
-  /** Failures end the span now; the successful attempt's span ends with the request (a stream's when it ends), with usage. */
-  end(outcome: AttemptOutcome): void;
-}
-
-export interface RequestTrace {
-  readonly traceId: string;
-  attempt(candidate: Candidate, endpoint: Endpoint, attempt: number): AttemptTrace;
-  /** Called once, when the response closes. */
-  end(facts: RequestFacts, res: ServerResponse): void;
-}
-
-export interface Tracing {
-  /** Starts the server span of a request; undefined for paths that are not traced (probes). */
-  start(req: IncomingMessage, route: string | undefined): RequestTrace | undefined;
-  /** Exports what is buffered and stops. */
-  shutdown(): Promise<void>;
-}
+import type { Tracing } from './trace-types';
 
 /** The Tracing the settings ask for, or undefined (tracing off: the SDK is not even loaded). */
 export function startTracing(settings: TracingSettings, logger: Logger): Tracing | undefined {

@@ -14,7 +14,7 @@ import { CredentialsError, RequestTranslationError, StreamEventError } from '../
 import { decideRetry, retryAfterMs } from '../routing/backoff';
 import type { CircuitBreakers } from '../routing/circuit-breaker';
 import type { StatsTracker } from '../routing/provider-stats';
-import type { RequestTrace } from '../telemetry/tracing';
+import type { RequestTrace } from '../telemetry/trace-types';
 import { classifyNetworkError, UpstreamClient, UpstreamResponse } from './client';
 import { BodyTooLargeError, readCapped, readErrorBody } from './read-body';
 import { EVENT_END, inspectEvent } from '../core/sse';
