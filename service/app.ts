@@ -81,13 +81,19 @@ const INFERENCE_PATHS: ReadonlyArray<[string, Endpoint]> = ENDPOINT_NAMES.map((e
 
 const CIRCUIT_GAUGE = { closed: 0, 'half-open': 1, open: 2 } as const;
 
-export function createApp(deps: AppDeps): Gateway {
-  const { config, logger, metrics } = deps;
-  const now = deps.now ?? Date.now;
-  const random = deps.random ?? Math.random;
-  const client = deps.client ?? new UpstreamClient(config.providers, deps.env ?? process.env);
+type Middleware = (req: Request, res: Response, next: NextFunction) => void;
+type InferenceRoutes = Map<string, (req: IncomingMessage, res: ServerResponse) => Promise<void>>;
+
+/** What createApp builds from its deps: the request context and the pieces its routes read. */
+interface Wiring {
+  ctx: GatewayContext;
+  client: UpstreamClient;
+  tracker: RequestTracker;
+}
+
+function createBreakers(config: GatewayConfig, metrics: Metrics, logger: Logger, now: () => number): CircuitBreakers {
   const cb = config.routing.circuit_breaker;
-  const breakers = new CircuitBreakers(
+  return new CircuitBreakers(
     { consecutiveFailures: cb.consecutive_failures, errorRateThreshold: cb.error_rate_threshold, windowMs: cb.window_ms, minRequests: cb.min_requests, cooldownMs: cb.cooldown_ms },
     now,
     (provider, model, from, to) => {
@@ -96,12 +102,147 @@ export function createApp(deps: AppDeps): Gateway {
       logger.warn({ provider, model, from, to }, 'circuit breaker transition');
     },
   );
+}
+
+function wire(deps: AppDeps): Wiring {
+  const { config, logger, metrics } = deps;
+  const now = deps.now ?? Date.now;
+  const random = deps.random ?? Math.random;
+  const client = deps.client ?? new UpstreamClient(config.providers, deps.env ?? process.env);
+  const breakers = createBreakers(config, metrics, logger, now);
   const stats = new StatsTracker(config.routing.ewma_alpha, now);
   const catalog = buildCatalog(config);
   const tracker = new RequestTracker(logger, metrics, now, deps.tracing);
   const executor = new Executor({ config, client, breakers, stats, metrics, admitProvider: (p) => deps.tenancy.admitProvider(p), now, random, sleep: deps.sleep });
   const ctx: GatewayContext = { config, logger, metrics, catalog, breakers, stats, executor, tenancy: deps.tenancy, cache: deps.cache, objects: deps.objects ?? new MemoryObjectRegistry(now), now, random, isDraining: () => tracker.draining };
+  return { ctx, client, tracker };
+}
 
+const wrap = (fn: (req: Request, res: Response) => Promise<void> | void) => (req: Request, res: Response, next: NextFunction) => {
+  Promise.resolve()
+    .then(() => fn(req, res))
+    .catch(next);
+};
+
+/** Authenticate before reading the body: an unauthenticated client never costs a parse. */
+function authenticator(tenancy: Tenancy): Middleware {
+  return (req, res, next) => {
+    try {
+      recordOf(res).principal = tenancy.authenticate(req.headers.authorization);
+      next();
+    } catch (err) {
+      next(err);
+    }
+  };
+}
+
+function adminOnly(tenancy: Tenancy): Middleware {
+  return (req, _res, next) => {
+    next(tenancy.isAdmin(req.headers.authorization) ? undefined : forbidden('This endpoint needs a gateway admin key.', 'admin_key_required'));
+  };
+}
+
+function probeRoutes(app: express.Express, deps: AppDeps, tracker: RequestTracker): void {
+  app.get('/health', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/ready', (_req, res) => {
+    const redis = deps.redisUp ? (deps.redisUp() ? 'up' : 'down (serving with in-memory fallbacks)') : 'not configured';
+    res.status(tracker.draining ? 503 : 200).json({ status: tracker.draining ? 'draining' : 'ready', providers: deps.config.providers.length, redis });
+  });
+}
+
+/** The inspected endpoints and /v1/messages, on the Express app and in the map the fast path serves. */
+function inferenceRoutes(app: express.Express, ctx: GatewayContext): InferenceRoutes {
+  const inference: InferenceRoutes = new Map();
+  for (const [path, endpoint] of INFERENCE_PATHS) {
+    const route = inferenceRoute(ctx, endpoint);
+    inference.set(path, route);
+    app.post(path, route);
+  }
+  // Anthropic-shaped clients: the same routing, limits and accounting as chat.
+  const messages = messagesRoute(ctx);
+  inference.set('/v1/messages', messages);
+  app.post('/v1/messages', messages);
+  return inference;
+}
+
+function modelRoutes(app: express.Express, ctx: GatewayContext, authenticate: Middleware): void {
+  const { catalog } = ctx;
+  app.get('/v1/models', authenticate, (_req, res) => {
+    res.json({ object: 'list', data: catalog.list().map((m) => ({ id: m.id, object: 'model', created: 0, owned_by: m.ownedBy })) });
+  });
+  app.get('/v1/models/:model', authenticate, (req, res, next) => {
+    const m = catalog.list().find((x) => x.id === req.params.model);
+    if (!m) return next(new GatewayError(404, 'invalid_request_error', 'model_not_found', `The model "${String(req.params.model).slice(0, 256)}" does not exist or is not served by this gateway.`, {}, 'model'));
+    res.json({ id: m.id, object: 'model', created: 0, owned_by: m.ownedBy });
+  });
+}
+
+/** GET /v1/gateway/providers: each provider's models (its own and the aliases that target it) with circuit and latency. */
+function providerStatus(ctx: GatewayContext) {
+  const { config, stats, breakers } = ctx;
+  return config.providers.map((p) => ({
+    name: p.name,
+    type: p.type,
+    models: p.models.map((m) => m.name).concat(Object.entries(config.models).filter(([, r]) => r.targets?.some((t) => t.provider === p.name)).map(([alias]) => alias)).filter((v, i, a) => a.indexOf(v) === i).map((model) => {
+      const s = stats.get(p.name, model);
+      const circuit = breakers.get(p.name, model);
+      return {
+        model,
+        circuit: circuit.name,
+        retry_in_ms: breakers.retryInMs(p.name, model),
+        healthy: circuit.name !== 'open',
+        latency_ms: { ttfb: s.ttfbMs === undefined ? null : Math.round(s.ttfbMs * 10) / 10, total: s.totalMs === undefined ? null : Math.round(s.totalMs * 10) / 10 },
+        error_rate: Math.round(s.errorRate * 1000) / 1000,
+        samples: s.samples,
+      };
+    }),
+  }));
+}
+
+function gatewayRoutes(app: express.Express, deps: AppDeps, ctx: GatewayContext, admin: Middleware): void {
+  app.get('/v1/gateway/providers', admin, (_req, res) => {
+    res.json({ object: 'list', strategy: deps.config.routing.strategy, redis: deps.redisUp ? (deps.redisUp() ? 'up' : 'down') : 'not configured', data: providerStatus(ctx) });
+  });
+  app.get('/v1/gateway/spend', admin, wrap(async (req, res) => {
+    if (!deps.spendReport) throw notFound('Spend reporting is not enabled.', 'spend_unavailable');
+    res.json(await deps.spendReport(req.query as Record<string, string | undefined>));
+  }));
+}
+
+/** Every other /v1 path: the pass-through allowlist and stored responses; anything else is 404 before any provider sees it. */
+function passthroughRoutes(app: express.Express, ctx: GatewayContext, client: UpstreamClient, authenticate: Middleware): void {
+  const passthrough = passthroughRoute(ctx, client);
+  app.use('/v1', authenticate, (req, res, next) => {
+    if (req.method === 'GET' && req.path.startsWith('/gateway')) return next();
+    // Never forward a path that could climb out of the provider's /v1 (with the gateway's provider key).
+    if (escapesPrefix(req.path)) return next(notFound(`Unknown endpoint: ${req.method} ${(req.baseUrl + req.path).slice(0, 200)}`, 'unknown_url'));
+    const q = req.originalUrl.indexOf('?');
+    passthrough(req, res, q === -1 ? '' : req.originalUrl.slice(q)).catch(next);
+  });
+}
+
+/** The server's handler: POST to an inference path straight to its route on node:http, the rest to Express. */
+function fastPath(inference: InferenceRoutes, tracker: RequestTracker, app: express.Express): Gateway['handle'] {
+  return (req, res) => {
+    if (req.method === 'POST') {
+      const url = req.url!;
+      const q = url.indexOf('?');
+      const path = q === -1 ? url : url.slice(0, q);
+      const route = inference.get(path);
+      if (route) {
+        tracker.start(req, res, path);
+        void route(req, res);
+        return;
+      }
+    }
+    void app(req, res);
+  };
+}
+
+export function createApp(deps: AppDeps): Gateway {
+  const { ctx, client, tracker } = wire(deps);
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -112,108 +253,18 @@ export function createApp(deps: AppDeps): Gateway {
     tracker.start(req, res);
     next();
   });
-
-  app.get('/health', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/ready', (_req, res) => {
-    const redis = deps.redisUp ? (deps.redisUp() ? 'up' : 'down (serving with in-memory fallbacks)') : 'not configured';
-    res.status(tracker.draining ? 503 : 200).json({ status: tracker.draining ? 'draining' : 'ready', providers: config.providers.length, redis });
-  });
-
-  const wrap = (fn: (req: Request, res: Response) => Promise<void> | void) => (req: Request, res: Response, next: NextFunction) => {
-    Promise.resolve()
-      .then(() => fn(req, res))
-      .catch(next);
-  };
-  // Authenticate before reading the body: an unauthenticated client never costs a parse.
-  const authenticate = (req: Request, res: Response, next: NextFunction) => {
-    try {
-      recordOf(res).principal = deps.tenancy.authenticate(req.headers.authorization);
-      next();
-    } catch (err) {
-      next(err);
-    }
-  };
-  const admin = (req: Request, _res: Response, next: NextFunction) => {
-    next(deps.tenancy.isAdmin(req.headers.authorization) ? undefined : forbidden('This endpoint needs a gateway admin key.', 'admin_key_required'));
-  };
-
-  const inference = new Map<string, (req: IncomingMessage, res: ServerResponse) => Promise<void>>();
-  for (const [path, endpoint] of INFERENCE_PATHS) {
-    const route = inferenceRoute(ctx, endpoint);
-    inference.set(path, route);
-    app.post(path, route);
-  }
-  // Anthropic-shaped clients: the same routing, limits and accounting as chat.
-  const messages = messagesRoute(ctx);
-  inference.set('/v1/messages', messages);
-  app.post('/v1/messages', messages);
-
-  app.get('/v1/models', authenticate, (_req, res) => {
-    res.json({ object: 'list', data: catalog.list().map((m) => ({ id: m.id, object: 'model', created: 0, owned_by: m.ownedBy })) });
-  });
-  app.get('/v1/models/:model', authenticate, (req, res, next) => {
-    const m = catalog.list().find((x) => x.id === req.params.model);
-    if (!m) return next(new GatewayError(404, 'invalid_request_error', 'model_not_found', `The model "${String(req.params.model).slice(0, 256)}" does not exist or is not served by this gateway.`, {}, 'model'));
-    res.json({ id: m.id, object: 'model', created: 0, owned_by: m.ownedBy });
-  });
-
-  app.get('/v1/gateway/providers', admin, (_req, res) => {
-    const providers = config.providers.map((p) => ({
-      name: p.name,
-      type: p.type,
-      models: p.models.map((m) => m.name).concat(Object.entries(config.models).filter(([, r]) => r.targets?.some((t) => t.provider === p.name)).map(([alias]) => alias)).filter((v, i, a) => a.indexOf(v) === i).map((model) => {
-        const s = stats.get(p.name, model);
-        const circuit = breakers.get(p.name, model);
-        return {
-          model,
-          circuit: circuit.name,
-          retry_in_ms: breakers.retryInMs(p.name, model),
-          healthy: circuit.name !== 'open',
-          latency_ms: { ttfb: s.ttfbMs === undefined ? null : Math.round(s.ttfbMs * 10) / 10, total: s.totalMs === undefined ? null : Math.round(s.totalMs * 10) / 10 },
-          error_rate: Math.round(s.errorRate * 1000) / 1000,
-          samples: s.samples,
-        };
-      }),
-    }));
-    res.json({ object: 'list', strategy: config.routing.strategy, redis: deps.redisUp ? (deps.redisUp() ? 'up' : 'down') : 'not configured', data: providers });
-  });
-  app.get('/v1/gateway/spend', admin, wrap(async (req, res) => {
-    if (!deps.spendReport) throw notFound('Spend reporting is not enabled.', 'spend_unavailable');
-    res.json(await deps.spendReport(req.query as Record<string, string | undefined>));
-  }));
-
-  // Every other /v1 path: the pass-through allowlist and stored responses; anything else is 404 before any provider sees it.
-  const passthrough = passthroughRoute(ctx, client);
-  app.use('/v1', authenticate, (req, res, next) => {
-    if (req.method === 'GET' && req.path.startsWith('/gateway')) return next();
-    // Never forward a path that could climb out of the provider's /v1 (with the gateway's provider key).
-    if (escapesPrefix(req.path)) return next(notFound(`Unknown endpoint: ${req.method} ${(req.baseUrl + req.path).slice(0, 200)}`, 'unknown_url'));
-    const q = req.originalUrl.indexOf('?');
-    passthrough(req, res, q === -1 ? '' : req.originalUrl.slice(q)).catch(next);
-  });
-
+  probeRoutes(app, deps, tracker);
+  const authenticate = authenticator(deps.tenancy);
+  const inference = inferenceRoutes(app, ctx);
+  modelRoutes(app, ctx, authenticate);
+  gatewayRoutes(app, deps, ctx, adminOnly(deps.tenancy));
+  passthroughRoutes(app, ctx, client, authenticate);
   app.use((req, _res, next) => next(notFound(`Unknown endpoint: ${req.method} ${req.path.slice(0, 200)}`, 'unknown_url')));
-
   // The one place errors become responses.
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => sendError(logger, res, err));
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => sendError(deps.logger, res, err));
 
   return {
-    handle: (req, res) => {
-      if (req.method === 'POST') {
-        const url = req.url!;
-        const q = url.indexOf('?');
-        const path = q === -1 ? url : url.slice(0, q);
-        const route = inference.get(path);
-        if (route) {
-          tracker.start(req, res, path);
-          void route(req, res);
-          return;
-        }
-      }
-      void app(req, res);
-    },
+    handle: fastPath(inference, tracker, app),
     app,
     ctx,
     startDraining: () => {
