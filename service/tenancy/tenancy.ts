@@ -39,29 +39,48 @@ interface TeamSpend {
   monthNano: number;
 }
 
-export function createTenancy(config: GatewayConfig, deps: TenancyDeps): GatewayTenancy {
-  const { redis, metrics } = deps;
-  const now = deps.now ?? Date.now;
-  const log = deps.logger ?? silentLogger;
-  const keyRing = createKeyRing(config.auth);
-  const env = { redis, expectedReplicas: config.rate_limit.expected_replicas };
+type LimiterEnv = ConstructorParameters<typeof ScopeLimiter>[1];
 
-  // --- limiters, built once
-  const keyLimiters = new Map<string, ScopeLimiter>();
-  for (const k of config.auth.keys) keyLimiters.set(k.name, new ScopeLimiter(keyLimitSpec(k.rate_limit, config.rate_limit), env, 'rl:key'));
-  const defaultKeyLimiter = new ScopeLimiter(keyLimitSpec(undefined, config.rate_limit), env, 'rl:key');
-  const teams = new Map<string, TeamConfig>(config.teams.map((t) => [t.name, t]));
-  const teamLimiters = new Map<string, ScopeLimiter>();
-  for (const t of config.teams) if (t.rate_limit) teamLimiters.set(t.name, new ScopeLimiter(t.rate_limit, env, 'rl:team'));
-  const providerLimiters = new Map<string, ScopeLimiter>();
-  for (const p of config.providers) {
-    if (p.rate_limit) providerLimiters.set(p.name, new ScopeLimiter({ requests_per_minute: p.rate_limit.requests_per_minute, burst: 0 }, env, 'rl:provider'));
+/** The rate limiters of every key, team and provider, built once from the config. */
+class Limiters {
+  private readonly keys = new Map<string, ScopeLimiter>();
+  private readonly defaultKey: ScopeLimiter;
+  private readonly teams = new Map<string, ScopeLimiter>();
+  private readonly providers = new Map<string, ScopeLimiter>();
+
+  constructor(config: GatewayConfig, env: LimiterEnv) {
+    for (const k of config.auth.keys) this.keys.set(k.name, new ScopeLimiter(keyLimitSpec(k.rate_limit, config.rate_limit), env, 'rl:key'));
+    this.defaultKey = new ScopeLimiter(keyLimitSpec(undefined, config.rate_limit), env, 'rl:key');
+    for (const t of config.teams) if (t.rate_limit) this.teams.set(t.name, new ScopeLimiter(t.rate_limit, env, 'rl:team'));
+    for (const p of config.providers) {
+      if (p.rate_limit) this.providers.set(p.name, new ScopeLimiter({ requests_per_minute: p.rate_limit.requests_per_minute, burst: 0 }, env, 'rl:provider'));
+    }
   }
 
-  // --- spend
-  const store: SpendStore = redis ? new RedisSpendStore(redis) : new MemorySpendStore();
+  key(principal: Principal): ScopeLimiter {
+    return this.keys.get(principal.keyName) ?? this.defaultKey;
+  }
+
+  team(principal: Principal): ScopeLimiter | undefined {
+    return this.teams.get(principal.team);
+  }
+
+  provider(name: string): ScopeLimiter | undefined {
+    return this.providers.get(name);
+  }
+
+  /** Adds a finished request's tokens to its key and team windows, net of its reservation. */
+  recordTokens(principal: Principal, actual: number, reservation: TokenReservation | undefined, at: number): void {
+    const tokens = tokensToRecord(actual, reservation, at);
+    void this.key(principal).spendTokens(principal.keyName, tokens);
+    void this.team(principal)?.spendTokens(principal.team, tokens);
+  }
+}
+
+/** Counts a Redis failure and logs it at most every 10 s. */
+function redisErrorReporter(metrics: Metrics, log: Logger, now: () => number): (operation: string, err: unknown) => void {
   let lastErrorLog = 0;
-  const redisError = (operation: string, err: unknown) => {
+  return (operation, err) => {
     metrics.redisErrors.inc({ operation });
     const t = now();
     if (t - lastErrorLog > 10_000) {
@@ -69,6 +88,12 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
       log.warn({ operation, reason: errorCode(err) }, 'redis call failed; falling back');
     }
   };
+}
+
+/** The spend store and its write-behind ledger, flushed on a timer and whenever Redis is ready again. */
+function createSpend(deps: TenancyDeps, redisError: (operation: string, err: unknown) => void) {
+  const { redis, metrics } = deps;
+  const store: SpendStore = redis ? new RedisSpendStore(redis) : new MemorySpendStore();
   const ledger = new SpendLedger(store, {
     canWrite: () => !redis || redisReady(redis),
     onBuffered: (n) => metrics.spendBuffered.set(n),
@@ -80,88 +105,195 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
   }, deps.flushIntervalMs ?? 1000);
   timer.unref();
   redis?.on('ready', flushSoon);
-
-  /** Last known spend per team, plus this replica's own spend since: the budget basis while Redis is down. */
-  const known = new Map<string, TeamSpend>();
-  const localSpend = (team: string, at: number): TeamSpend => {
-    const { day, month } = utcPeriods(at);
-    let s = known.get(team);
-    if (!s || s.month !== month) s = { day, month, dayNano: 0, monthNano: 0 };
-    else if (s.day !== day) s = { ...s, day, dayNano: 0 };
-    known.set(team, s);
-    return s;
+  const close = () => {
+    clearInterval(timer);
+    redis?.off('ready', flushSoon);
   };
+  return { store, ledger, close };
+}
 
+/** Team budgets: spend read from the store (single flight), or the last known spend plus this replica's own while Redis is down. */
+class TeamBudgets {
+  /** Last known spend per team, plus this replica's own spend since: the budget basis while Redis is down. */
+  private readonly known = new Map<string, TeamSpend>();
   /**
    * Budget reads in flight, by team and period: admissions arriving while one is out share it
    * (single flight), so a burst of requests costs one Redis read, not one each. A shared read
    * is at most one round trip old, which the in-flight overshoot bound already covers.
    */
-  const budgetReads = new Map<string, Promise<{ day: number; month: number }>>();
-  function readStoredBudget(team: string, day: string, month: string): Promise<{ day: number; month: number }> {
+  private readonly reads = new Map<string, Promise<{ day: number; month: number }>>();
+  private readonly teams: Map<string, TeamConfig>;
+
+  constructor(
+    config: GatewayConfig,
+    private readonly spend: { store: SpendStore; ledger: SpendLedger },
+    private readonly redis: Redis | null,
+    private readonly metrics: Metrics,
+    private readonly now: () => number,
+    private readonly redisError: (operation: string, err: unknown) => void,
+  ) {
+    this.teams = new Map(config.teams.map((t) => [t.name, t]));
+  }
+
+  localSpend(team: string, at: number): TeamSpend {
+    const { day, month } = utcPeriods(at);
+    let s = this.known.get(team);
+    if (!s || s.month !== month) s = { day, month, dayNano: 0, monthNano: 0 };
+    else if (s.day !== day) s = { ...s, day, dayNano: 0 };
+    this.known.set(team, s);
+    return s;
+  }
+
+  private readStored(team: string, day: string, month: string): Promise<{ day: number; month: number }> {
     const k = `${team}\u0000${day}`;
-    let p = budgetReads.get(k);
+    let p = this.reads.get(k);
     if (!p) {
-      p = store.readBudget(team, day, month).finally(() => budgetReads.delete(k));
-      budgetReads.set(k, p);
+      p = this.spend.store.readBudget(team, day, month).finally(() => this.reads.delete(k));
+      this.reads.set(k, p);
     }
     return p;
   }
 
-  async function readTeamSpend(team: string, at: number): Promise<{ day: number; month: number }> {
+  private async readTeamSpend(team: string, at: number): Promise<{ day: number; month: number }> {
     const { day, month } = utcPeriods(at);
-    if (!redis || redisReady(redis)) {
+    if (!this.redis || redisReady(this.redis)) {
       try {
-        const stored = await readStoredBudget(team, day, month);
+        const stored = await this.readStored(team, day, month);
         // Plus this replica's spend not yet sent (at most one write behind).
         const key = budgetKey(team, month);
+        const { ledger } = this.spend;
         const spent = { day: stored.day + ledger.unsent(key, `d:${day}`), month: stored.month + ledger.unsent(key, 'm') };
-        known.set(team, { day, month, dayNano: spent.day, monthNano: spent.month });
+        this.known.set(team, { day, month, dayNano: spent.day, monthNano: spent.month });
         return spent;
       } catch (err) {
-        redisError('budget_read', err);
+        this.redisError('budget_read', err);
       }
     }
-    const s = localSpend(team, at);
+    const s = this.localSpend(team, at);
     return { day: s.dayNano, month: s.monthNano };
   }
 
-  function exportBudget(team: string, status: BudgetStatus): void {
+  private exportBudget(team: string, status: BudgetStatus): void {
     for (const period of ['daily', 'monthly'] as Period[]) {
       const ratio = status.ratios[period];
       if (ratio === undefined) continue;
-      metrics.budgetUsedRatio.set({ team, period }, ratio);
-      metrics.budgetAlert.set({ team, period }, status.alerts[period] ? 1 : 0);
+      this.metrics.budgetUsedRatio.set({ team, period }, ratio);
+      this.metrics.budgetAlert.set({ team, period }, status.alerts[period] ? 1 : 0);
     }
   }
 
-  async function checkTeamBudget(team: string): Promise<void> {
-    const budget = teams.get(team)?.budget;
+  /** Throws budgetExceeded when the team's daily or monthly budget is spent. */
+  async check(team: string): Promise<void> {
+    const budget = this.teams.get(team)?.budget;
     if (!budget || (budget.daily_usd === undefined && budget.monthly_usd === undefined)) return;
-    const status = checkBudget(budget, await readTeamSpend(team, now()));
-    exportBudget(team, status);
+    const status = checkBudget(budget, await this.readTeamSpend(team, this.now()));
+    this.exportBudget(team, status);
     if (status.refused) {
-      metrics.budgetRejections.inc({ team, period: status.refused });
-      throw budgetExceeded(budgetMessage(team, status.refused, budget), secondsUntilReset(status.refused, now()));
+      this.metrics.budgetRejections.inc({ team, period: status.refused });
+      throw budgetExceeded(budgetMessage(team, status.refused, budget), secondsUntilReset(status.refused, this.now()));
     }
   }
+}
 
-  /** Adds a finished request's tokens to its key and team windows, net of its reservation. */
-  function recordTokens(principal: Principal, actual: number, reservation: TokenReservation | undefined, at: number): void {
-    const tokens = tokensToRecord(actual, reservation, at);
-    void (keyLimiters.get(principal.keyName) ?? defaultKeyLimiter).spendTokens(principal.keyName, tokens);
-    void teamLimiters.get(principal.team)?.spendTokens(principal.team, tokens);
-  }
+function refuse(metrics: Metrics, scope: string, kind: 'requests' | 'tokens', result: CheckResult, headers: Record<string, string>): never {
+  metrics.rateLimited.inc({ scope, kind });
+  const what = kind === 'requests' ? `${result.state.limit} requests per minute` : `${result.state.limit} tokens per minute`;
+  throw rateLimited(`Rate limit reached for this ${scope === 'key' ? 'API key' : scope}: ${what}. Retry after the time in the Retry-After header.`, result.state.resetMs / 1000, headers);
+}
 
-  function release(principal: Principal, reservation: TokenReservation | undefined): void {
-    if (reservation) recordTokens(principal, 0, reservation, now());
-  }
+interface AdmitParts {
+  limiters: Limiters;
+  budgets: TeamBudgets;
+  metrics: Metrics;
+  now: () => number;
+  release(principal: Principal, reservation: TokenReservation | undefined): void;
+}
 
-  function refuse(scope: string, kind: 'requests' | 'tokens', result: CheckResult, headers: Record<string, string>): never {
-    metrics.rateLimited.inc({ scope, kind });
-    const what = kind === 'requests' ? `${result.state.limit} requests per minute` : `${result.state.limit} tokens per minute`;
-    throw rateLimited(`Rate limit reached for this ${scope === 'key' ? 'API key' : scope}: ${what}. Retry after the time in the Retry-After header.`, result.state.resetMs / 1000, headers);
+/** Takes a request from the key and team windows, reserves the expected tokens, checks the budget; refuses with the tightest headers. */
+async function admitRequest(parts: AdmitParts, principal: Principal, expectedTokens: number): Promise<Admission> {
+  const { limiters, metrics, now } = parts;
+  const keyLimiter = limiters.key(principal);
+  const teamLimiter = limiters.team(principal);
+  // Issued together: with auto-pipelining they share one Redis round trip.
+  const budgetCheck = parts.budgets.check(principal.team).then(
+    () => null,
+    (err: unknown) => err,
+  );
+  const [keyReq, teamReq, keyTok, teamTok] = await Promise.all([
+    keyLimiter.takeRequest(principal.keyName),
+    teamLimiter?.takeRequest(principal.team) ?? null,
+    keyLimiter.reserveTokens(principal.keyName, expectedTokens),
+    teamLimiter?.reserveTokens(principal.team, expectedTokens) ?? null,
+  ]);
+  const reservation = keyTok || teamTok ? { tokens: Math.max(0, Math.ceil(expectedTokens)), until: now() + Math.min(keyTok?.state.resetMs ?? Infinity, teamTok?.state.resetMs ?? Infinity) } : undefined;
+  const requests = tightest([keyReq?.state, teamReq?.state]);
+  try {
+    // A refused request reserves nothing: its headers show the tokens without it.
+    const tokens = tightest([keyTok?.unreserved, teamTok?.unreserved]);
+    if (keyReq && !keyReq.ok) refuse(metrics, 'key', 'requests', keyReq, rateLimitHeaders(keyReq.state, tokens));
+    if (teamReq && !teamReq.ok) refuse(metrics, 'team', 'requests', teamReq, rateLimitHeaders(teamReq.state, tokens));
+    if (keyTok && !keyTok.ok) refuse(metrics, 'key', 'tokens', keyTok, rateLimitHeaders(requests, keyTok.unreserved));
+    if (teamTok && !teamTok.ok) refuse(metrics, 'team', 'tokens', teamTok, rateLimitHeaders(requests, teamTok.unreserved));
+    const budgetError = await budgetCheck;
+    if (budgetError) throw budgetError;
+  } catch (err) {
+    parts.release(principal, reservation);
+    throw err;
   }
+  return { headers: rateLimitHeaders(requests, tightest([keyTok?.state, teamTok?.state])), reservation };
+}
+
+/** The cost, token and savings metrics of one settled request (cost: what it cost, 0 for a cache hit). */
+function countSettlement(metrics: Metrics, s: Settlement, cost: number): void {
+  const { team, project } = s.principal;
+  const labels = { provider: s.provider, model: s.model, team, project };
+  if (cost > 0) metrics.cost.inc({ ...labels, estimated: String(s.estimated) }, cost);
+  if (s.cached) {
+    if (s.listCostUsd > 0) metrics.savings.inc({ model: s.model, team, project, reason: 'cache' }, s.listCostUsd);
+  } else {
+    if (s.usage.prompt_tokens > 0) metrics.tokens.inc({ ...labels, direction: 'input' }, s.usage.prompt_tokens);
+    if (s.usage.completion_tokens > 0) metrics.tokens.inc({ ...labels, direction: 'output' }, s.usage.completion_tokens);
+    if (s.listCostUsd > cost) metrics.savings.inc({ model: s.model, team, project, reason: 'routing' }, s.listCostUsd - cost);
+  }
+}
+
+/** Adds a settled request's cost to the team's local spend and to the ledger. */
+function recordSpend(budgets: TeamBudgets, ledger: SpendLedger, s: Settlement, cost: number): void {
+  const { team, project } = s.principal;
+  const { day, month } = utcPeriods(s.at);
+  const local = budgets.localSpend(team, s.at);
+  const nano = toNanoUsd(cost);
+  local.dayNano += nano;
+  local.monthNano += nano;
+  ledger.recordEntry({
+    day,
+    month,
+    team,
+    project,
+    provider: s.provider,
+    model: s.model,
+    costUsd: cost,
+    listCostUsd: Math.max(0, s.listCostUsd),
+    cached: s.cached,
+    estimated: s.estimated,
+    unpriced: s.unpriced,
+    promptTokens: s.usage.prompt_tokens,
+    completionTokens: s.usage.completion_tokens,
+  });
+}
+
+export function createTenancy(config: GatewayConfig, deps: TenancyDeps): GatewayTenancy {
+  const { redis, metrics } = deps;
+  const now = deps.now ?? Date.now;
+  const log = deps.logger ?? silentLogger;
+  const keyRing = createKeyRing(config.auth);
+  const limiters = new Limiters(config, { redis, expectedReplicas: config.rate_limit.expected_replicas });
+  const redisError = redisErrorReporter(metrics, log, now);
+  const spend = createSpend(deps, redisError);
+  const budgets = new TeamBudgets(config, spend, redis, metrics, now, redisError);
+  const release = (principal: Principal, reservation: TokenReservation | undefined): void => {
+    if (reservation) limiters.recordTokens(principal, 0, reservation, now());
+  };
 
   return {
     authenticate(authorization) {
@@ -172,45 +304,11 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
       }
       return r;
     },
-
     isAdmin: (authorization) => keyRing.isAdmin(authorization),
-
-    async admit(principal: Principal, _model: string, expectedTokens = 0): Promise<Admission> {
-      const keyLimiter = keyLimiters.get(principal.keyName) ?? defaultKeyLimiter;
-      const teamLimiter = teamLimiters.get(principal.team);
-      // Issued together: with auto-pipelining they share one Redis round trip.
-      const budgetCheck = checkTeamBudget(principal.team).then(
-        () => null,
-        (err: unknown) => err,
-      );
-      const [keyReq, teamReq, keyTok, teamTok] = await Promise.all([
-        keyLimiter.takeRequest(principal.keyName),
-        teamLimiter?.takeRequest(principal.team) ?? null,
-        keyLimiter.reserveTokens(principal.keyName, expectedTokens),
-        teamLimiter?.reserveTokens(principal.team, expectedTokens) ?? null,
-      ]);
-      const reservation = keyTok || teamTok ? { tokens: Math.max(0, Math.ceil(expectedTokens)), until: now() + Math.min(keyTok?.state.resetMs ?? Infinity, teamTok?.state.resetMs ?? Infinity) } : undefined;
-      const requests = tightest([keyReq?.state, teamReq?.state]);
-      try {
-        // A refused request reserves nothing: its headers show the tokens without it.
-        const tokens = tightest([keyTok?.unreserved, teamTok?.unreserved]);
-        if (keyReq && !keyReq.ok) refuse('key', 'requests', keyReq, rateLimitHeaders(keyReq.state, tokens));
-        if (teamReq && !teamReq.ok) refuse('team', 'requests', teamReq, rateLimitHeaders(teamReq.state, tokens));
-        if (keyTok && !keyTok.ok) refuse('key', 'tokens', keyTok, rateLimitHeaders(requests, keyTok.unreserved));
-        if (teamTok && !teamTok.ok) refuse('team', 'tokens', teamTok, rateLimitHeaders(requests, teamTok.unreserved));
-        const budgetError = await budgetCheck;
-        if (budgetError) throw budgetError;
-      } catch (err) {
-        release(principal, reservation);
-        throw err;
-      }
-      return { headers: rateLimitHeaders(requests, tightest([keyTok?.state, teamTok?.state])), reservation };
-    },
-
+    admit: (principal: Principal, _model: string, expectedTokens = 0) => admitRequest({ limiters, budgets, metrics, now, release }, principal, expectedTokens),
     release,
-
     async admitProvider(provider) {
-      const limiter = providerLimiters.get(provider);
+      const limiter = limiters.provider(provider);
       if (!limiter) return true;
       const r = await limiter.takeRequest(provider);
       if (r && !r.ok) {
@@ -219,55 +317,19 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
       }
       return true;
     },
-
     settle(s: Settlement) {
       try {
-        const { team, project } = s.principal;
-        const labels = { provider: s.provider, model: s.model, team, project };
         const cost = s.cached ? 0 : Math.max(0, s.costUsd);
-        if (cost > 0) metrics.cost.inc({ ...labels, estimated: String(s.estimated) }, cost);
+        countSettlement(metrics, s, cost);
         // A cache hit uses no tokens: its reservation is given back.
-        recordTokens(s.principal, s.cached ? 0 : s.usage.prompt_tokens + s.usage.completion_tokens, s.reservation, s.at);
-        if (s.cached) {
-          if (s.listCostUsd > 0) metrics.savings.inc({ model: s.model, team, project, reason: 'cache' }, s.listCostUsd);
-        } else {
-          if (s.usage.prompt_tokens > 0) metrics.tokens.inc({ ...labels, direction: 'input' }, s.usage.prompt_tokens);
-          if (s.usage.completion_tokens > 0) metrics.tokens.inc({ ...labels, direction: 'output' }, s.usage.completion_tokens);
-          if (s.listCostUsd > cost) metrics.savings.inc({ model: s.model, team, project, reason: 'routing' }, s.listCostUsd - cost);
-        }
-        const at = s.at;
-        const { day, month } = utcPeriods(at);
-        const local = localSpend(team, at);
-        const nano = toNanoUsd(cost);
-        local.dayNano += nano;
-        local.monthNano += nano;
-        ledger.recordEntry({
-          day,
-          month,
-          team,
-          project,
-          provider: s.provider,
-          model: s.model,
-          costUsd: cost,
-          listCostUsd: Math.max(0, s.listCostUsd),
-          cached: s.cached,
-          estimated: s.estimated,
-          unpriced: s.unpriced,
-          promptTokens: s.usage.prompt_tokens,
-          completionTokens: s.usage.completion_tokens,
-        });
+        limiters.recordTokens(s.principal, s.cached ? 0 : s.usage.prompt_tokens + s.usage.completion_tokens, s.reservation, s.at);
+        recordSpend(budgets, spend.ledger, s, cost);
       } catch (err) {
         log.warn({ reason: (err as Error)?.message }, 'settle failed');
       }
     },
-
-    flush: () => ledger.flush(),
-
-    spendReport: (query) => spendReport(store, query, now()),
-
-    close() {
-      clearInterval(timer);
-      redis?.off('ready', flushSoon);
-    },
+    flush: () => spend.ledger.flush(),
+    spendReport: (query) => spendReport(spend.store, query, now()),
+    close: spend.close,
   };
 }
