@@ -229,7 +229,7 @@ export class Executor {
   private statusFailure(status: number, headers: Record<string, string | undefined>, text: string, c: Candidate, model: string): Attempt {
     switch (adapterFor(c.provider.type).classifyStatus(status)) {
       case 'retryable':
-        return { kind: 'failure', reason: 'status_retryable', status, retryable: true, retryAfterMs: retryAfterMs(headers, Date.now()) };
+        return { kind: 'failure', reason: 'status_retryable', status, retryable: true, retryAfterMs: retryAfterMs(headers, this.deps.now()) };
       case 'auth':
         return { kind: 'failure', reason: 'provider_auth', status, retryable: false };
       case 'not_found':
