@@ -1,0 +1,99 @@
+/**
+ * The stream relay on its own: a scripted upstream (an async iterator the test steps through)
+ * and an in-memory response, so event boundaries, usage, cuts, invalid events and a client
+ * leaving are checked deterministically, without sockets or timers.
+ */
+import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
+import { Writable } from 'node:stream';
+import type { StreamHandle } from '../../service/upstream/executor';
+import { relaySse } from '../../service/upstream/sse-relay';
+
+class MemoryResponse extends Writable {
+  text = '';
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    this.text += chunk.toString('utf8');
+    cb();
+  }
+}
+
+/** An upstream that yields `parts` after `first`, then ends or throws; records abort and done. */
+function upstream(first: string, parts: Array<string | Error>, onNext?: (i: number) => void) {
+  const state = { aborted: 0, done: 0 };
+  let i = 0;
+  const rest: AsyncIterator<Buffer> = {
+    async next() {
+      onNext?.(i);
+      if (i >= parts.length) return { done: true, value: undefined };
+      const p = parts[i++];
+      if (p instanceof Error) throw p;
+      return { done: false, value: Buffer.from(p, 'utf8') };
+    },
+  };
+  const handle: StreamHandle = { first: Buffer.from(first, 'utf8'), rest, abort: () => void state.aborted++, done: () => void state.done++ };
+  return { handle, state };
+}
+
+const chunk = (content: string) => `data: ${JSON.stringify({ model: 'm-1', choices: [{ delta: { content } }] })}\n\n`;
+const usageChunk = `data: ${JSON.stringify({ choices: [], usage: { prompt_tokens: 7, completion_tokens: 2, total_tokens: 9 } })}\n\n`;
+
+describe('stream relay (scripted upstream, in-memory response)', () => {
+  it('forwards whole events across chunk boundaries, picks up text, model and usage, and hides the usage-only chunk when asked', async () => {
+    const events = chunk('Hel') + chunk('lo') + usageChunk + 'data: [DONE]\n\n';
+    const { handle, state } = upstream(events.slice(0, 10), [events.slice(10, 50), events.slice(50, 51), events.slice(51)]);
+    const res = new MemoryResponse();
+    const r = await relaySse(handle, res as unknown as ServerResponse, true);
+    assert.equal(res.text, chunk('Hel') + chunk('lo') + 'data: [DONE]\n\n');
+    assert.equal(r.outputText, 'Hello');
+    assert.equal(r.model, 'm-1');
+    assert.equal(r.usage?.prompt_tokens, 7);
+    assert.equal(r.sawDone, true);
+    assert.equal(r.interrupted, undefined);
+    assert.deepEqual(state, { aborted: 0, done: 1 });
+    assert.equal(res.writableEnded, true);
+  });
+
+  it('a cut after the first byte ends the stream with an OpenAI-shaped error event', async () => {
+    const { handle } = upstream(chunk('a'), [chunk('b'), new Error('socket hang up')]);
+    const res = new MemoryResponse();
+    const r = await relaySse(handle, res as unknown as ServerResponse, false);
+    assert.equal(r.interrupted, 'cut');
+    assert.ok(res.text.startsWith(chunk('a') + chunk('b')));
+    const last = JSON.parse(res.text.trim().split('\n\n').pop()!.slice('data: '.length));
+    assert.equal(last.error.code, 'stream_interrupted');
+    assert.equal(res.writableEnded, true);
+  });
+
+  it('an invalid event aborts the upstream, is not forwarded, and ends with invalid_upstream_stream', async () => {
+    const { handle, state } = upstream(chunk('a'), ['data: {oops\n\n', chunk('never')]);
+    const res = new MemoryResponse();
+    const r = await relaySse(handle, res as unknown as ServerResponse, false);
+    assert.equal(r.interrupted, 'invalid');
+    assert.equal(state.aborted, 1);
+    assert.ok(!res.text.includes('oops') && !res.text.includes('never'));
+    assert.match(res.text, /"code":"invalid_upstream_stream"/);
+  });
+
+  it('a Responses API stream cut ends with the typed error event, numbered after the last sequence_number', async () => {
+    const typed = (type: string, seq: number, extra: object = {}) => `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq, ...extra })}\n\n`;
+    const { handle } = upstream(typed('response.created', 0, { response: { id: 'resp_1' } }), [typed('response.output_text.delta', 1, { delta: 'hi' }), new Error('cut')]);
+    const res = new MemoryResponse();
+    const r = await relaySse(handle, res as unknown as ServerResponse, false, true);
+    assert.equal(r.responseId, 'resp_1');
+    assert.equal(r.outputText, 'hi');
+    assert.match(res.text, /event: error\ndata: \{"type":"error","code":"stream_interrupted".*"sequence_number":2/);
+  });
+
+  it('a client that leaves mid-stream aborts the upstream and gets nothing more written', async () => {
+    const res = new MemoryResponse();
+    const { handle, state } = upstream(chunk('a'), [chunk('b'), chunk('c')], (i) => {
+      if (i === 1) res.destroy();
+    });
+    const r = await relaySse(handle, res as unknown as ServerResponse, false);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(r.clientGone, true);
+    assert.ok(state.aborted >= 1);
+    assert.ok(!res.text.includes('"c"'));
+    assert.equal(state.done, 1);
+  });
+});
