@@ -5,6 +5,7 @@
  * usage, message_stop), event by event. Also the observer of a native Anthropic stream.
  */
 import { chatUsage, Usage } from '../core/endpoints';
+import { eventData } from '../core/sse';
 import { anthropicUsage } from '../providers/anthropic-response';
 import type { StreamTranslator } from '../providers/types';
 
@@ -39,8 +40,7 @@ const sse = (type: string, data: Json) => `event: ${type}\ndata: ${JSON.stringif
 
 /** The JSON data of one SSE event, '[DONE]', or undefined (comment, keep-alive, not JSON). */
 function dataOf(event: string): Json | '[DONE]' | undefined {
-  let data = '';
-  for (const line of event.split(/\r?\n/)) if (line.startsWith('data:')) data += line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5);
+  const data = eventData(event);
   if (!data) return undefined;
   if (data === '[DONE]') return data;
   return JSON.parse(data) as Json;

@@ -5,6 +5,7 @@
  * `thinking` blocks are not carried (OpenAI chat has no place for them).
  */
 import type { Usage } from '../core/endpoints';
+import { eventData } from '../core/sse';
 import { cacheAwareUsage, chatUsageObject } from './common';
 import { StreamEventError, StreamTranslator } from './types';
 
@@ -56,12 +57,8 @@ export function chatCompletionOf(msg: Json, nowSec: number): Json {
 
 /** Event type and JSON data of one SSE event. */
 function parseEvent(text: string): { name?: string; data?: Json } {
-  let name: string | undefined;
-  let data = '';
-  for (const line of text.split(/\r?\n/)) {
-    if (line.startsWith('event:')) name = line.slice(6).trim();
-    else if (line.startsWith('data:')) data += line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5);
-  }
+  const name = /^event:(.*)$/m.exec(text)?.[1].trim();
+  const data = eventData(text);
   if (!data) return { name };
   try {
     return { name, data: JSON.parse(data) as Json };
