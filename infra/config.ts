@@ -352,7 +352,7 @@ export const stackConfigSchema = z
     if (c.environment === 'production' && c.replicas < 2) {
       ctx.addIssue({ code: 'custom', path: ['replicas'], message: 'production needs at least 2 replicas to survive a node drain' });
     }
-    if (c.telemetry && !c.telemetry.egressCidrs && collectorPeer(c.telemetry.otlpEndpoint, c.namespace).kind === 'external') {
+    if (c.telemetry && !c.telemetry.egressCidrs && collectorPeer(c.telemetry.otlpEndpoint, c.namespace, c.egress.clusterDomain).kind === 'external') {
       ctx.addIssue({ code: 'custom', path: ['telemetry', 'egressCidrs'], message: 'is required when otlpEndpoint is not an in-cluster Service (NAME.NAMESPACE.svc) or an IP address: list the collector\'s CIDRs' });
     }
     if (!c.image === !c.imageBuild) {

@@ -112,7 +112,7 @@ new NetworkPolicies('netpol', {
   redis: c.redis,
   dns: c.egress.dns,
   egress,
-  extraEgress: c.telemetry ? [collectorEgress(c.telemetry, c.namespace)] : [],
+  extraEgress: c.telemetry ? [collectorEgress(c.telemetry, c.namespace, c.egress.clusterDomain)] : [],
 }, { provider });
 
 let canary: Canary | undefined;

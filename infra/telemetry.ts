@@ -4,7 +4,9 @@
  * derived from the endpoint URL. Pure functions; the components apply what they return.
  */
 import type * as k8s from '@pulumi/kubernetes';
+import { isIP } from 'node:net';
 import type { StackConfig } from './config';
+import { classify } from './egress';
 
 type Telemetry = NonNullable<StackConfig['telemetry']>;
 
@@ -14,25 +16,23 @@ export type CollectorPeer =
   | { kind: 'ip'; cidr: string; port: number }
   | { kind: 'external'; host: string; port: number };
 
-const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
-/** NAME.NAMESPACE.svc or NAME.NAMESPACE.svc.cluster.local */
-const SERVICE_HOST = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?\.([a-z0-9]([a-z0-9-]*[a-z0-9])?)\.svc(\.cluster\.local)?\.?$/;
 const BARE_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 
-export function collectorPeer(endpoint: string, gatewayNamespace: string): CollectorPeer {
-  const u = new URL(endpoint);
-  const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
-  const host = u.hostname;
-  if (IPV4.test(host)) return { kind: 'ip', cidr: `${host}/32`, port };
-  const svc = SERVICE_HOST.exec(host);
-  if (svc) return { kind: 'namespace', namespace: svc[2], port };
-  if (BARE_NAME.test(host)) return { kind: 'namespace', namespace: gatewayNamespace, port };
-  return { kind: 'external', host, port };
+/**
+ * Classified as provider URLs are (egress.ts `classify`), with two collector rules: any IPv4 address
+ * is a /32 peer, and a bare Service name is a Service in the gateway's own namespace.
+ */
+export function collectorPeer(endpoint: string, gatewayNamespace: string, clusterDomain = 'cluster.local'): CollectorPeer {
+  const d = classify(endpoint, clusterDomain);
+  if (d.kind === 'service') return { kind: 'namespace', namespace: d.namespace, port: d.port };
+  if (d.kind === 'address' && isIP(d.host) === 4) return { kind: 'ip', cidr: `${d.host}/32`, port: d.port };
+  if (d.kind === 'host' && BARE_NAME.test(d.host)) return { kind: 'namespace', namespace: gatewayNamespace, port: d.port };
+  return { kind: 'external', host: new URL(endpoint).hostname, port: d.port };
 }
 
 /** The gateway's egress rule to the collector: its namespace, its address, or the configured CIDRs; on its port only. */
-export function collectorEgress(t: Telemetry, gatewayNamespace: string): k8s.types.input.networking.v1.NetworkPolicyEgressRule {
-  const peer = collectorPeer(t.otlpEndpoint, gatewayNamespace);
+export function collectorEgress(t: Telemetry, gatewayNamespace: string, clusterDomain?: string): k8s.types.input.networking.v1.NetworkPolicyEgressRule {
+  const peer = collectorPeer(t.otlpEndpoint, gatewayNamespace, clusterDomain);
   const ports = [{ protocol: 'TCP', port: peer.port }];
   if (t.egressCidrs) return { to: t.egressCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports };
   if (peer.kind === 'namespace') return { to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': peer.namespace } } }], ports };

@@ -120,7 +120,7 @@ export function namedNamespaces(stack: StackConfig): Set<string> {
       /* the gateway's parser reports a bad URL */
     }
   }
-  const collector = stack.telemetry && collectorPeer(stack.telemetry.otlpEndpoint, stack.namespace);
+  const collector = stack.telemetry && collectorPeer(stack.telemetry.otlpEndpoint, stack.namespace, stack.egress.clusterDomain);
   if (collector?.kind === 'namespace') names.push(collector.namespace);
   return new Set(names.filter((n): n is string => !!n));
 }
