@@ -9,7 +9,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics/metrics';
 import { statusClass } from '../metrics/metrics';
-import type { Endpoint } from '../routing/catalog';
 import type { RequestTrace, Tracing } from '../telemetry/trace-types';
 import type { Principal, Usage } from '../tenancy/contracts';
 
