@@ -17,6 +17,7 @@
 import { execSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
+import Redis from 'ioredis';
 import { join } from 'node:path';
 import type { RateResult, RateSpec, StreamResult, StreamSpec } from './loadgen';
 import { cpuUs, hasCommand, pct, rssMb, run, round, sortNum, stopAll } from './lib';
@@ -299,10 +300,26 @@ async function main(): Promise<void> {
     log('warm-up');
     for (const t of targets) await closedLoop(dir, t, p.warmupSeconds);
 
+    // Redis commands per gateway request, per phase (the gateway's own counter) and over the whole
+    // run as Redis executed them (commands inside scripts included).
+    const redisUse = { peak: { requests: 0, commands: 0 }, rates: {} as Record<number, { requests: number; commands: number }> };
+    const serverCommands0 = await redisServerCommands(gateway);
+    const requests0 = (await redisSample(gateway.metricsUrl)).requests;
+    const sampled = async <T>(t: Target, into: () => { requests: number; commands: number }, fn: () => Promise<T>): Promise<T> => {
+      if (t.name !== 'gateway') return fn();
+      const a = await redisSample(gateway!.metricsUrl);
+      const out = await fn();
+      const b = await redisSample(gateway!.metricsUrl);
+      const acc = into();
+      acc.requests += b.requests - a.requests;
+      acc.commands += b.commands - a.commands;
+      return out;
+    };
+
     // 1. Peak throughput, closed loop, 50 connections; CPU per request over the same run.
     for (let pass = 0; pass < p.rounds; pass++) {
       for (const t of rotate(targets, pass)) {
-        const r = await closedLoop(dir, t, p.peakSeconds);
+        const r = await sampled(t, () => redisUse.peak, () => closedLoop(dir, t, p.peakSeconds));
         const agg = (results.peak[t.name] ??= { rounds: [], rps: 0, requests: 0, cpuUsPerRequest: 0, errors: 0, cpuUsTotal: 0 });
         agg.rounds.push(round(r.rps, 0)!);
         agg.rps = Math.max(...agg.rounds);
@@ -328,8 +345,10 @@ async function main(): Promise<void> {
       for (let pass = 0; pass < p.rounds; pass++) {
         for (const t of rotate(able, pass)) {
           const cpu0 = cpuOf(t);
-          const [r, rss] = await withRss(t, () =>
-            loadgen<RateResult>({ mode: 'rate', url: `${t.base}${CHAT_PATH}`, headers: t.headers, body: BODY, rate, durationMs: p.rateMs, warmupMs: p.rateWarmupMs, connections: 50 }, p.rateMs + p.rateWarmupMs + 30_000),
+          const [r, rss] = await sampled(t, () => (redisUse.rates[rate] ??= { requests: 0, commands: 0 }), () =>
+            withRss(t, () =>
+              loadgen<RateResult>({ mode: 'rate', url: `${t.base}${CHAT_PATH}`, headers: t.headers, body: BODY, rate, durationMs: p.rateMs, warmupMs: p.rateWarmupMs, connections: 50 }, p.rateMs + p.rateWarmupMs + 30_000),
+            ),
           );
           const acc = (perTarget[t.name] ??= { lat: [], ok: 0, errors: 0, cpu: 0, issued: 0, rss: 0, achieved: [] });
           acc.cpu += cpuOf(t) - cpu0;
@@ -376,6 +395,14 @@ async function main(): Promise<void> {
     const rss1 = rssOf(gateway);
     results.soak = { warmupRequests: w.requests, requests: s.requests, rps: round(s.rps, 0)!, errors: s.non2xx + s.socketErrors, rssAfterWarmupMb: round(rss0, 1)!, rssEndMb: round(rss1, 1)!, growthPct: round(((rss1 - rss0) / rss0) * 100, 1)! };
     results.gatewayMetrics = await gatewayCounters(gateway.metricsUrl);
+    const perRequest = (u: { requests: number; commands: number }) => ({ ...u, perRequest: round(u.commands / Math.max(1, u.requests), 3)! });
+    const servedInRun = (await redisSample(gateway.metricsUrl)).requests - requests0;
+    results.redis = {
+      peak: perRequest(redisUse.peak),
+      rates: Object.fromEntries(Object.entries(redisUse.rates).map(([rate, u]) => [rate, perRequest(u)])),
+      serverCommandsPerRequest: round(((await redisServerCommands(gateway)) - serverCommands0) / Math.max(1, servedInRun), 3)!,
+    };
+    log(`redis commands per gateway request: peak ${results.redis.peak.perRequest}, ${Object.entries(results.redis.rates).map(([rate, u]) => `${rate}/s ${u.perRequest}`).join(', ')}; executed by Redis (scripts' commands included) ${results.redis.serverCommandsPerRequest}`);
 
     results.meta.durationSeconds = Math.round((Date.now() - started) / 1000);
     results.targetsMet = evaluateTargets(results);
@@ -412,6 +439,32 @@ function streamStats(r: StreamResult): StreamStats {
   };
 }
 
+/** The gateway's requests served and Redis commands sent (its state connection), from /metrics. */
+async function redisSample(url: string): Promise<{ requests: number; commands: number }> {
+  const text = await (await fetch(url)).text();
+  let requests = 0;
+  let commands = 0;
+  for (const l of text.split('\n')) {
+    if (l.startsWith('aigw_requests_total{')) requests += Number(l.slice(l.lastIndexOf(' ') + 1));
+    else if (l.startsWith('aigw_redis_commands_total{') && l.includes('role="state"')) commands += Number(l.slice(l.lastIndexOf(' ') + 1));
+  }
+  return { requests, commands };
+}
+
+/** Commands the gateway's Redis has executed (INFO stats; commands run inside scripts count too), less the INFO calls themselves. */
+let infoCalls = 0;
+async function redisServerCommands(gateway: GatewayTarget): Promise<number> {
+  const client = new Redis({ host: gateway.redis.host, port: gateway.redis.port, lazyConnect: true, maxRetriesPerRequest: 0 });
+  try {
+    await client.connect();
+    const info = await client.info('stats');
+    infoCalls += 1;
+    return Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? 0) - infoCalls;
+  } finally {
+    client.disconnect();
+  }
+}
+
 /** A few counters from the gateway's /metrics, to show the features were on and nothing was refused. */
 async function gatewayCounters(url: string): Promise<Record<string, number>> {
   const text = await (await fetch(url)).text();
@@ -422,7 +475,7 @@ async function gatewayCounters(url: string): Promise<Record<string, number>> {
       .reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
   const names = text.match(/^# TYPE (\S+) counter$/gm)?.map((l) => l.split(' ')[2]) ?? [];
   const out: Record<string, number> = {};
-  for (const n of names) if (/requests_total|rate_limited|cost|tokens_total|redis_errors|auth_failures/.test(n)) out[n] = sum(n);
+  for (const n of names) if (/requests_total|rate_limited|cost|tokens_total|redis_errors|redis_commands|auth_failures/.test(n)) out[n] = sum(n);
   return out;
 }
 

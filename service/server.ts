@@ -52,7 +52,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
   const redis = createRedisClient(config, { metrics, logger });
   const tenancy = createTenancy(config, { redis, metrics, logger });
   // The cache on its own Redis when configured (an LRU server that cannot evict limits, budgets or spend).
-  const cacheRedis = createCacheRedisClient(config, { logger });
+  const cacheRedis = createCacheRedisClient(config, { logger, metrics });
   const cache = createResponseCache(config, { redis: cacheRedis ?? redis, metrics });
   const objects = redis ? new RedisObjectRegistry(redis, Date.now, (operation) => metrics.redisErrors.inc({ operation })) : new MemoryObjectRegistry();
   const gateway = createApp({

@@ -142,6 +142,7 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     cacheRequests: new Counter({ name: 'aigw_cache_requests_total', help: 'Response cache lookups by result (hit, miss, bypass, error)', labelNames: ['result'] as const, registers: r }),
     redisUp: new Gauge({ name: 'aigw_redis_up', help: '1 when the gateway reaches Redis', registers: r }),
     redisErrors: new Counter({ name: 'aigw_redis_errors_total', help: 'Redis calls that failed or timed out (the gateway fell back)', labelNames: ['operation'] as const, registers: r }),
+    redisCommands: new Counter({ name: 'aigw_redis_commands_total', help: 'Commands sent to Redis (a script counts once; the rate over aigw_requests_total is Redis commands per request)', labelNames: ['role'] as const, registers: r }),
     spendBuffered: new Gauge({ name: 'aigw_spend_buffered_entries', help: 'Spend entries held in memory while Redis is unreachable', registers: r }),
   };
 }

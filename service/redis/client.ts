@@ -74,7 +74,7 @@ export const redisReady = (redis: Redis | null | undefined): redis is Redis => !
  * runs on in-memory state, for a single replica or the demo).
  */
 export function createRedisClient(config: GatewayConfig, deps: { metrics?: Metrics; logger?: Logger } = {}): Redis | null {
-  return config.redis ? connectRedis(config.redis, 'redis', deps) : null;
+  return config.redis ? connectRedis(config.redis, 'redis', { ...deps, commands: deps.metrics?.redisCommands.labels('state') }) : null;
 }
 
 /**
@@ -82,11 +82,11 @@ export function createRedisClient(config: GatewayConfig, deps: { metrics?: Metri
  * main connection). It does not drive `aigw_redis_up`: a cache outage is a cache bypass, counted by
  * `aigw_cache_requests_total{result="error"}`.
  */
-export function createCacheRedisClient(config: GatewayConfig, deps: { logger?: Logger } = {}): Redis | null {
-  return config.cache.redis ? connectRedis(config.cache.redis, 'cache redis', { logger: deps.logger }) : null;
+export function createCacheRedisClient(config: GatewayConfig, deps: { logger?: Logger; metrics?: Metrics } = {}): Redis | null {
+  return config.cache.redis ? connectRedis(config.cache.redis, 'cache redis', { logger: deps.logger, commands: deps.metrics?.redisCommands.labels('cache') }) : null;
 }
 
-function connectRedis(cfg: RedisConfig, role: string, deps: { metrics?: Metrics; logger?: Logger }): Redis {
+function connectRedis(cfg: RedisConfig, role: string, deps: { metrics?: Metrics; logger?: Logger; commands?: { inc(): void } }): Redis {
   const log = deps.logger ?? silentLogger;
   const options = redisOptions(cfg);
   // With sentinels, a URL still supplies the credentials (and db); its host is not used.
@@ -101,11 +101,21 @@ function connectRedis(cfg: RedisConfig, role: string, deps: { metrics?: Metrics;
     else log.warn({ redis: 'down', role, reason: detail }, `${role} unreachable; falling back to per-replica memory limits, buffered spend and cache bypass`);
   };
   deps.metrics?.redisUp.set(0);
+  if (deps.commands) countCommands(client, deps.commands);
   client.on('ready', () => mark(true));
   client.on('error', (err: Error) => mark(false, errorCode(err)));
   client.on('close', () => mark(false, 'connection closed'));
   client.on('end', () => mark(false, 'connection ended'));
   return client;
+}
+
+/** Counts every command the client sends (pipelined ones too: a pipeline sends each through sendCommand). */
+function countCommands(client: Redis, counter: { inc(): void }): void {
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = ((...args: Parameters<Redis['sendCommand']>) => {
+    counter.inc();
+    return send(...args);
+  }) as Redis['sendCommand'];
 }
 
 /** A short, credential-free description of a Redis error for logs. */

@@ -3,9 +3,10 @@
  * replica shares one count), each insured by an in-memory limiter holding limit / expected
  * replicas, which takes over while Redis is unreachable and hands back when it returns.
  *
- *   requests_per_minute + burst: a per-minute limiter, and a burst pool of `burst` extra
- *     requests per BURST_WINDOW_SECONDS used only once the minute's requests are spent
- *     (BurstyRateLimiter).
+ *   requests_per_minute + burst: with Redis, a per-minute window whose slots each replica leases
+ *     in batches (lease.ts: no Redis call on most requests, never over the limit); without Redis
+ *     or while it is down, rate-limiter-flexible in memory. A burst pool of `burst` extra
+ *     requests per BURST_WINDOW_SECONDS is used only once the minute's requests are spent.
  *   tokens_per_minute: admission reserves the request's expected tokens in the window (one
  *     atomic increment, so concurrent requests each see what remains after themselves) and
  *     admits when tokens were left before it; settle replaces the reservation by the actual
@@ -14,7 +15,9 @@
 import type Redis from 'ioredis';
 import { BurstyRateLimiter, RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { RateLimitConfig } from '../config/schema';
+import { redisReady } from '../redis/client';
 import type { TokenReservation } from './contracts';
+import { LeasedWindow, TakeResult } from './lease';
 
 export const WINDOW_SECONDS = 60;
 export const BURST_WINDOW_SECONDS = 600;
@@ -84,6 +87,11 @@ const isRes = (x: unknown): x is RateLimiterRes => x instanceof RateLimiterRes;
 
 /** The limits of one scope (a key, a team, a provider), for every id in that scope. */
 export class ScopeLimiter {
+  /** With Redis: the leased per-minute window; its memory insurance; the burst pool. */
+  private readonly leased?: LeasedWindow;
+  private readonly insurance?: Consumer;
+  private readonly burstPool?: Consumer;
+  /** Without Redis: the per-minute limiter (with its burst pool). */
   private readonly requests?: Consumer;
   private readonly tokens?: RateLimiterAbstract;
 
@@ -92,19 +100,38 @@ export class ScopeLimiter {
     env: LimiterEnv,
     prefix: string,
   ) {
-    if (spec.requests_per_minute) {
-      const perMinute = makeLimiter(env, `${prefix}:req`, spec.requests_per_minute, WINDOW_SECONDS);
-      this.requests = spec.burst > 0 ? new BurstyRateLimiter(perMinute, makeLimiter(env, `${prefix}:burst`, spec.burst, BURST_WINDOW_SECONDS)) : perMinute;
+    const rpm = spec.requests_per_minute;
+    if (rpm) {
+      const burst = spec.burst > 0 ? makeLimiter(env, `${prefix}:burst`, spec.burst, BURST_WINDOW_SECONDS) : undefined;
+      const redis = env.redis;
+      if (redis) {
+        this.leased = new LeasedWindow({ redis, prefix: `${prefix}:req`, limit: rpm, windowMs: WINDOW_SECONDS * 1000, expectedReplicas: env.expectedReplicas, ready: () => redisReady(redis) });
+        this.insurance = new RateLimiterMemory({ keyPrefix: `${prefix}:req:mem`, points: fallbackPoints(rpm, env.expectedReplicas), duration: WINDOW_SECONDS });
+        this.burstPool = burst;
+      } else {
+        const perMinute = makeLimiter(env, `${prefix}:req`, rpm, WINDOW_SECONDS);
+        this.requests = burst ? new BurstyRateLimiter(perMinute, burst) : perMinute;
+      }
     }
     if (spec.tokens_per_minute) this.tokens = makeLimiter(env, `${prefix}:tok`, spec.tokens_per_minute, WINDOW_SECONDS);
   }
 
-  /** Consumes one request; null when this scope has no request limit. Errors (both stores failing) admit. */
+  /** Consumes one request; null when this scope has no request limit. Errors (every store failing) admit. */
   async takeRequest(id: string): Promise<CheckResult | null> {
-    if (!this.requests) return null;
-    const limit = this.spec.requests_per_minute!;
+    const limit = this.spec.requests_per_minute;
+    if (!limit) return null;
+    if (!this.leased) return this.consume(this.requests!, id, limit);
+    const took: TakeResult = await this.leased.take(id);
+    if (took === null) return this.consume(this.insurance!, id, limit); // Redis down or slow
+    if (took.ok || !this.burstPool) return { ok: took.ok, state: { limit, remaining: took.remaining, resetMs: took.resetMs } };
+    // The minute is spent: the burst pool, one Redis call per request beyond the minute's limit.
+    const burst = await this.consume(this.burstPool, id, limit);
+    return { ok: burst ? burst.ok : true, state: { limit, remaining: 0, resetMs: Math.min(took.resetMs, burst?.state.resetMs ?? Infinity) } };
+  }
+
+  private async consume(limiter: Consumer, id: string, limit: number): Promise<CheckResult | null> {
     try {
-      const res = await this.requests.consume(id, 1);
+      const res = await limiter.consume(id, 1);
       return { ok: true, state: { limit, remaining: res.remainingPoints, resetMs: res.msBeforeNext } };
     } catch (err) {
       if (isRes(err)) return { ok: false, state: { limit, remaining: 0, resetMs: err.msBeforeNext } };

@@ -23,6 +23,8 @@ export interface TenancyDeps {
   logger?: Logger;
   /** How often buffered spend is retried (ms). */
   flushIntervalMs?: number;
+  /** How long spend waits to share a Redis write with other requests' (ms; default SPEND_COALESCE_MS). */
+  spendCoalesceMs?: number;
 }
 
 export interface GatewayTenancy extends Tenancy {
@@ -35,8 +37,37 @@ export interface GatewayTenancy extends Tenancy {
 interface TeamSpend {
   day: string;
   month: string;
+  /** The team's spend as last read, plus this replica's own since. */
   dayNano: number;
   monthNano: number;
+  /** When it was last read from the store (0: not read in this period). */
+  readAt: number;
+  /** The month's spend as read then, and the fleet's spend rate between the last two reads (nano-USD per ms; Infinity: unknown). */
+  readMonthNano: number;
+  rate: number;
+}
+
+/**
+ * A team's budget is judged on a view of its spend at most BUDGET_VIEW_MS old (refreshed in the
+ * background once half that old), as long as what is left exceeds what the fleet's measured
+ * spend rate could use in HEADROOM_FACTOR such periods; closer to the budget, or with no rate
+ * measured yet, every admission reads the spend from Redis (single flight), as before.
+ */
+export const BUDGET_VIEW_MS = 500;
+/**
+ * Spend of teams far from their budgets is written at most this long after the request (several
+ * requests share a write); a team close to a budget has its spend written at once.
+ */
+export const SPEND_COALESCE_MS = 50;
+export const HEADROOM_FACTOR = 4;
+
+const freshSpend = (day: string, month: string): TeamSpend => ({ day, month, dayNano: 0, monthNano: 0, readAt: 0, readMonthNano: 0, rate: Infinity });
+
+/** The spend to judge a budget on without a read, or null when a read is needed (pure). */
+export function cachedSpend(s: TeamSpend | undefined, budget: NonNullable<TeamConfig['budget']>, at: number, day: string): { day: number; month: number } | null {
+  if (!s || s.readAt === 0 || s.day !== day || at - s.readAt >= BUDGET_VIEW_MS) return null;
+  const left = Math.min(budget.daily_usd === undefined ? Infinity : toNanoUsd(budget.daily_usd) - s.dayNano, budget.monthly_usd === undefined ? Infinity : toNanoUsd(budget.monthly_usd) - s.monthNano);
+  return left > s.rate * BUDGET_VIEW_MS * HEADROOM_FACTOR ? { day: s.dayNano, month: s.monthNano } : null;
 }
 
 type LimiterEnv = ConstructorParameters<typeof ScopeLimiter>[1];
@@ -95,6 +126,7 @@ function createSpend(deps: TenancyDeps, redisError: (operation: string, err: unk
   const { redis, metrics } = deps;
   const store: SpendStore = redis ? new RedisSpendStore(redis) : new MemorySpendStore();
   const ledger = new SpendLedger(store, {
+    coalesceMs: deps.spendCoalesceMs ?? SPEND_COALESCE_MS,
     canWrite: () => !redis || redisReady(redis),
     onBuffered: (n) => metrics.spendBuffered.set(n),
     onError: (err) => redisError('spend_write', err),
@@ -121,7 +153,9 @@ class TeamBudgets {
    * (single flight), so a burst of requests costs one Redis read, not one each. A shared read
    * is at most one round trip old, which the in-flight overshoot bound already covers.
    */
-  private readonly reads = new Map<string, Promise<{ day: number; month: number }>>();
+  private readonly reads = new Map<string, { base: { day: number; month: number }; stored: Promise<{ day: number; month: number }> }>();
+  /** This replica's own spend per team in the current day and month. */
+  private readonly own = new Map<string, { day: string; month: string; dayNano: number; monthNano: number }>();
   private readonly teams: Map<string, TeamConfig>;
 
   constructor(
@@ -135,35 +169,68 @@ class TeamBudgets {
     this.teams = new Map(config.teams.map((t) => [t.name, t]));
   }
 
-  localSpend(team: string, at: number): TeamSpend {
+  private localSpend(team: string, at: number): TeamSpend {
     const { day, month } = utcPeriods(at);
     let s = this.known.get(team);
-    if (!s || s.month !== month) s = { day, month, dayNano: 0, monthNano: 0 };
-    else if (s.day !== day) s = { ...s, day, dayNano: 0 };
+    if (!s || s.month !== month) s = freshSpend(day, month);
+    else if (s.day !== day) s = { ...freshSpend(day, month), monthNano: s.monthNano };
     this.known.set(team, s);
     return s;
   }
 
+  /** This replica's own spend so far in the team's current day and month (only ever grows within them). */
+  private ownSpend(team: string, day: string, month: string): { day: number; month: number } {
+    const o = this.own.get(team);
+    return { day: o && o.day === day ? o.dayNano : 0, month: o && o.month === month ? o.monthNano : 0 };
+  }
+
+  /** Adds a settled request's cost (nano-USD) to the team's known and own spend. */
+  addSpend(team: string, at: number, nano: number): void {
+    const local = this.localSpend(team, at);
+    local.dayNano += nano;
+    local.monthNano += nano;
+    const { day, month } = utcPeriods(at);
+    let o = this.own.get(team);
+    if (!o || o.month !== month) this.own.set(team, (o = { day, month, dayNano: 0, monthNano: 0 }));
+    else if (o.day !== day) this.own.set(team, (o = { ...o, day, dayNano: 0 }));
+    o.dayNano += nano;
+    o.monthNano += nano;
+  }
+
+  /**
+   * The stored spend, plus this replica's spend that the read cannot contain: what was not yet
+   * sent when the read was issued (writes go out on the same connection, in order, so any write
+   * sent before the read is in it) and what was recorded since. A read shared by several
+   * admissions is one read, with one such baseline.
+   */
   private readStored(team: string, day: string, month: string): Promise<{ day: number; month: number }> {
     const k = `${team}\u0000${day}`;
-    let p = this.reads.get(k);
-    if (!p) {
-      p = this.spend.store.readBudget(team, day, month).finally(() => this.reads.delete(k));
-      this.reads.set(k, p);
+    let read = this.reads.get(k);
+    if (!read) {
+      const key = budgetKey(team, month);
+      const { ledger } = this.spend;
+      const own = this.ownSpend(team, day, month);
+      const base = { day: ledger.unsent(key, `d:${day}`) - own.day, month: ledger.unsent(key, 'm') - own.month };
+      read = { base, stored: this.spend.store.readBudget(team, day, month).finally(() => this.reads.delete(k)) };
+      this.reads.set(k, read);
     }
-    return p;
+    const { base, stored } = read;
+    return stored.then((v) => {
+      const own = this.ownSpend(team, day, month);
+      return { day: v.day + base.day + own.day, month: v.month + base.month + own.month };
+    });
   }
 
   private async readTeamSpend(team: string, at: number): Promise<{ day: number; month: number }> {
     const { day, month } = utcPeriods(at);
     if (!this.redis || redisReady(this.redis)) {
       try {
-        const stored = await this.readStored(team, day, month);
-        // Plus this replica's spend not yet sent (at most one write behind).
-        const key = budgetKey(team, month);
-        const { ledger } = this.spend;
-        const spent = { day: stored.day + ledger.unsent(key, `d:${day}`), month: stored.month + ledger.unsent(key, 'm') };
-        this.known.set(team, { day, month, dayNano: spent.day, monthNano: spent.month });
+        const spent = await this.readStored(team, day, month);
+        const t = this.now();
+        const prev = this.known.get(team);
+        const dt = prev && prev.readAt > 0 && prev.month === month ? t - prev.readAt : 0;
+        const rate = dt > 0 ? Math.max(0, spent.month - prev!.readMonthNano) / dt : Infinity;
+        this.known.set(team, { day, month, dayNano: spent.day, monthNano: spent.month, readAt: t, readMonthNano: spent.month, rate });
         return spent;
       } catch (err) {
         this.redisError('budget_read', err);
@@ -182,11 +249,24 @@ class TeamBudgets {
     }
   }
 
+  /** True when the team has a budget its spend is close to (by the same rule as cachedSpend): its spend must reach Redis at once. */
+  near(team: string): boolean {
+    const budget = this.teams.get(team)?.budget;
+    if (!budget || (budget.daily_usd === undefined && budget.monthly_usd === undefined)) return false;
+    const at = this.now();
+    return cachedSpend(this.known.get(team), budget, at, utcPeriods(at).day) === null;
+  }
+
   /** Throws budgetExceeded when the team's daily or monthly budget is spent. */
   async check(team: string): Promise<void> {
     const budget = this.teams.get(team)?.budget;
     if (!budget || (budget.daily_usd === undefined && budget.monthly_usd === undefined)) return;
-    const status = checkBudget(budget, await this.readTeamSpend(team, this.now()));
+    const at = this.now();
+    const known = this.known.get(team);
+    let spent = cachedSpend(known, budget, at, utcPeriods(at).day);
+    if (!spent) spent = await this.readTeamSpend(team, at);
+    else if (at - known!.readAt >= BUDGET_VIEW_MS / 2) void this.readTeamSpend(team, at); // refreshed in the background
+    const status = checkBudget(budget, spent);
     this.exportBudget(team, status);
     if (status.refused) {
       this.metrics.budgetRejections.inc({ team, period: status.refused });
@@ -261,11 +341,8 @@ function countSettlement(metrics: Metrics, s: Settlement, cost: number): void {
 function recordSpend(budgets: TeamBudgets, ledger: SpendLedger, s: Settlement, cost: number): void {
   const { team, project } = s.principal;
   const { day, month } = utcPeriods(s.at);
-  const local = budgets.localSpend(team, s.at);
-  const nano = toNanoUsd(cost);
-  local.dayNano += nano;
-  local.monthNano += nano;
-  ledger.recordEntry({
+  budgets.addSpend(team, s.at, toNanoUsd(cost));
+  const entry = {
     day,
     month,
     team,
@@ -279,7 +356,8 @@ function recordSpend(budgets: TeamBudgets, ledger: SpendLedger, s: Settlement, c
     unpriced: s.unpriced,
     promptTokens: s.usage.prompt_tokens,
     completionTokens: s.usage.completion_tokens,
-  });
+  };
+  ledger.recordEntry(entry, budgets.near(team));
 }
 
 export function createTenancy(config: GatewayConfig, deps: TenancyDeps): GatewayTenancy {
@@ -329,7 +407,11 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
       }
     },
     flush: () => spend.ledger.flush(),
-    spendReport: (query) => spendReport(spend.store, query, now()),
+    // This replica's own spend is written first, so its report includes every request it served.
+    spendReport: async (query) => {
+      await spend.ledger.flush().catch(() => undefined);
+      return spendReport(spend.store, query, now());
+    },
     close: spend.close,
   };
 }

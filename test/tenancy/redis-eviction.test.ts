@@ -98,9 +98,16 @@ describe('Redis eviction: a full cache evicts cache entries, never a budget, lim
     }
     assert.equal(up.received.length, REQUESTS, 'every prompt was distinct, so none was a cache hit');
 
-    // Every request's spend reaches the state server (the ledger writes on the next turns).
+    // Every request's spend reaches the state server (the ledger writes within SPEND_COALESCE_MS).
     const budgetKeys = async () => (await keysOf(state)).filter((k) => k.startsWith(`${PREFIX}budget:search:`));
-    await waitFor('spend in Redis', async () => (await budgetKeys()).length === 1);
+    const recorded = async () => {
+      let n = 0;
+      for (const k of (await keysOf(state)).filter((x) => x.startsWith(`${PREFIX}spend:`) && !x.includes(':seq:'))) {
+        for (const [f, v] of Object.entries(await state.hgetall(k))) if (f.startsWith('search|') && f.endsWith(`|${METRICS.requests}`)) n += Number(v);
+      }
+      return n;
+    };
+    await waitFor('spend of every request in Redis', async () => (await budgetKeys()).length === 1 && (await recorded()) === REQUESTS);
     const stateKeys = await keysOf(state);
     const kinds = (p: string) => stateKeys.filter((k) => k.startsWith(`${PREFIX}${p}`));
     assert.ok(kinds('rl:').length >= 2, `rate-limit keys: ${stateKeys.join(', ')}`);

@@ -1,0 +1,174 @@
+/**
+ * The leased request window (service/tenancy/lease.ts): slots leased from one Redis counter in
+ * batches and handed out from memory, against a real redis-server with one connection per
+ * simulated replica.
+ */
+import assert from 'node:assert/strict';
+import Redis from 'ioredis';
+import { FAIR_DIVISOR, LeasedWindow, MAX_PREFETCH, prefetchSize, Take, TakeResult } from '../../service/tenancy/lease';
+import { RedisServer, startRedis } from '../helpers/redis-server';
+import { ready, uniquePrefix, waitFor } from './fixtures';
+
+describe('leased request windows', function () {
+  this.timeout(20_000);
+
+  describe('prefetchSize (pure)', () => {
+    it('nothing before any take; at most twice the takes seen (slow start)', () => {
+      assert.equal(prefetchSize(0, 10), 0);
+      assert.equal(prefetchSize(1, 0), 2);
+      assert.equal(prefetchSize(4, 1), 8);
+    });
+    it('about 100 ms of the recent rate, at most MAX_PREFETCH', () => {
+      assert.equal(prefetchSize(100, 50), 200); // 2 per ms -> 200 in 100 ms (also 2 x 100)
+      assert.equal(prefetchSize(100, 1000), 10); // 0.1 per ms -> 10
+      assert.equal(prefetchSize(1, 60_000), 1);
+      assert.equal(prefetchSize(1_000_000, 1), MAX_PREFETCH);
+    });
+  });
+
+  describe('against Redis', () => {
+    let server: RedisServer;
+    const clients: Redis[] = [];
+    before(async () => {
+      server = await startRedis();
+    });
+    after(async () => {
+      await server?.close();
+    });
+    afterEach(() => {
+      for (const c of clients.splice(0)) c.disconnect();
+    });
+
+    async function client(): Promise<Redis> {
+      const c = new Redis({ host: server.host, port: server.port, enableAutoPipelining: true, lazyConnect: false, maxRetriesPerRequest: 0 });
+      clients.push(c);
+      await ready(c);
+      return c;
+    }
+
+    async function windows(n: number, limit: number, opts: { windowMs?: number; expectedReplicas?: number } = {}): Promise<LeasedWindow[]> {
+      const prefix = `${uniquePrefix()}rl:key:req`;
+      const out: LeasedWindow[] = [];
+      for (let i = 0; i < n; i++) {
+        const redis = await client();
+        out.push(new LeasedWindow({ redis, prefix, limit, windowMs: opts.windowMs ?? 60_000, expectedReplicas: opts.expectedReplicas ?? n, ready: () => redis.status === 'ready' }));
+      }
+      return out;
+    }
+
+    /** Lease scripts run by the server since the last call (EVALSHA and EVAL calls). */
+    async function leaseCalls(): Promise<() => Promise<number>> {
+      const admin = await client();
+      const read = async () => {
+        const info = await admin.info('commandstats');
+        let n = 0;
+        for (const m of info.matchAll(/cmdstat_(evalsha|eval):calls=(\d+)/g)) n += Number(m[2]);
+        return n;
+      };
+      const start = await read();
+      return async () => (await read()) - start;
+    }
+
+    const takeAll = (ws: LeasedWindow[], perWindow: number, id = 'alice') => Promise.all(ws.flatMap((w) => Array.from({ length: perWindow }, () => Promise.resolve(w.take(id)))));
+
+    it('300 concurrent requests on three replicas against a limit of 100: exactly 100 admitted, each with its own remaining count', async () => {
+      const results = (await takeAll(await windows(3, 100), 100)) as Take[];
+      const ok = results.filter((r) => r.ok);
+      assert.equal(ok.length, 100);
+      assert.deepEqual(
+        ok.map((r) => r.remaining).sort((a, b) => a - b),
+        Array.from({ length: 100 }, (_, i) => i),
+      );
+      for (const r of results.filter((x) => !x.ok)) assert.equal(r.remaining, 0);
+    });
+
+    it('one replica, sequential requests: remaining counts down by one, then refusal; far fewer lease calls than requests', async () => {
+      const calls = await leaseCalls();
+      const [w] = await windows(1, 1000);
+      const remaining: number[] = [];
+      for (let i = 0; i < 1000; i++) {
+        const r = (await w.take('alice')) as Take;
+        assert.ok(r.ok, `request ${i} admitted`);
+        remaining.push(r.remaining);
+      }
+      assert.deepEqual(remaining, Array.from({ length: 1000 }, (_, i) => 999 - i));
+      const refused = (await w.take('alice')) as Take;
+      assert.equal(refused.ok, false);
+      assert.ok(refused.resetMs > 0 && refused.resetMs <= 60_000);
+      const n = await calls();
+      assert.ok(n < 100, `${n} lease calls for 1,000 requests`);
+      // Refused from memory once the window is known to be spent: no more calls.
+      for (let i = 0; i < 50; i++) assert.equal(((await w.take('alice')) as Take).ok, false);
+      assert.equal(await calls(), n);
+    });
+
+    it('requests moving to another replica: never over the limit, and at most one and a half prefetches per other replica left unused', async () => {
+      const limit = 2000;
+      const ws = await windows(3, limit);
+      // Replicas 1 and 2 warm up (and prefetch), then all traffic goes to replica 0.
+      for (let i = 0; i < 200; i++) {
+        await ws[1].take('alice');
+        await ws[2].take('alice');
+      }
+      let admitted = 400;
+      for (;;) {
+        const r = (await ws[0].take('alice')) as Take;
+        if (!r.ok) break;
+        admitted++;
+      }
+      // Each holds at most its last prefetch (<= left / (8 x 3)) plus what was left of the one
+      // before when it asked (at most half of that).
+      const bound = 2 * Math.floor((1.5 * limit) / (FAIR_DIVISOR * 3));
+      assert.ok(admitted <= limit, `admitted ${admitted}`);
+      assert.ok(admitted >= limit - bound, `admitted ${admitted}, at most ${bound} held unused elsewhere`);
+      // The replicas holding slots still spend them.
+      let spentElsewhere = 0;
+      for (const w of [ws[1], ws[2]]) while (((await w.take('alice')) as Take).ok) spentElsewhere++;
+      assert.equal(admitted + spentElsewhere, limit, 'every slot is used by someone');
+    });
+
+    it('a new window starts when the old one ends; slots left from the old one are dropped', async () => {
+      const [w] = await windows(1, 5, { windowMs: 300 });
+      const first = await Promise.all(Array.from({ length: 7 }, () => Promise.resolve(w.take('bob'))));
+      assert.equal(first.filter((r) => r?.ok).length, 5);
+      await new Promise((r) => setTimeout(r, 350));
+      const second = await Promise.all(Array.from({ length: 7 }, () => Promise.resolve(w.take('bob'))));
+      assert.equal(second.filter((r) => r?.ok).length, 5);
+    });
+
+    it('ids have their own windows', async () => {
+      const [w] = await windows(1, 2);
+      assert.deepEqual((await takeAll([w], 3, 'a')).map((r) => r?.ok), [true, true, false]);
+      assert.deepEqual((await takeAll([w], 3, 'b')).map((r) => r?.ok), [true, true, false]);
+    });
+
+    it('Redis not ready: null (the caller falls back); slots already leased are still used', async () => {
+      const redis = await client();
+      let up = true;
+      const w = new LeasedWindow({ redis, prefix: `${uniquePrefix()}w`, limit: 100, windowMs: 60_000, expectedReplicas: 1, ready: () => up });
+      for (let i = 0; i < 20; i++) await w.take('alice'); // leases grow past the demand
+      await new Promise((r) => setTimeout(r, 50)); // the background lease lands
+      up = false;
+      const results: TakeResult[] = [];
+      for (let i = 0; i < 100; i++) results.push(await w.take('alice'));
+      const okFromPool = results.findIndex((r) => r === null);
+      assert.ok(okFromPool > 0, 'leased slots served first');
+      assert.ok(results.slice(0, okFromPool).every((r) => r?.ok));
+      assert.ok(results.slice(okFromPool).every((r) => r === null));
+    });
+
+    it('a lease that fails answers null to the requests waiting for it', async () => {
+      const redis = await client();
+      const w = new LeasedWindow({ redis, prefix: `${uniquePrefix()}w`, limit: 100, windowMs: 60_000, expectedReplicas: 1, ready: () => true });
+      server.pause();
+      try {
+        redis.options.commandTimeout = 100;
+        const r = await w.take('alice');
+        assert.equal(r, null);
+      } finally {
+        server.resume();
+      }
+      await waitFor(async () => (await w.take('alice'))?.ok === true, 'admitted after Redis resumed');
+    });
+  });
+});

@@ -1,0 +1,110 @@
+/**
+ * Redis commands per request: admission answers from leased slots and a recent view of the
+ * team's spend, and spend is written in shared batches, so a request far from its limits costs
+ * Redis a small fraction of a command; close to a budget, every admission reads the spend again.
+ */
+import assert from 'node:assert/strict';
+import type Redis from 'ioredis';
+import { BUDGET_VIEW_MS, cachedSpend, createTenancy, GatewayTenancy, HEADROOM_FACTOR } from '../../service/tenancy/tenancy';
+import { utcPeriods } from '../../service/tenancy/budget';
+import { Metrics } from '../../service/metrics/metrics';
+import { RedisServer, startRedis } from '../helpers/redis-server';
+import { connect, KEYS, metricValue, newMetrics, ready, settlement, testConfig, uniquePrefix } from './fixtures';
+
+const NANO = 1e9;
+
+describe('Redis commands per request', function () {
+  this.timeout(20_000);
+
+  describe('cachedSpend (pure): when a budget may be judged without a read', () => {
+    const budget = { daily_usd: 10, alert_threshold: 0.8 };
+    const at = Date.UTC(2026, 10, 25, 12);
+    const { day, month } = utcPeriods(at);
+    const seen = (over: Partial<Parameters<typeof cachedSpend>[0] & object> = {}) => ({ day, month, dayNano: 1 * NANO, monthNano: 1 * NANO, readAt: at - 100, readMonthNano: 1 * NANO, rate: 0, ...over });
+
+    it('never read, read too long ago, or read on another day: a read is needed', () => {
+      assert.equal(cachedSpend(undefined, budget, at, day), null);
+      assert.equal(cachedSpend(seen({ readAt: 0 }), budget, at, day), null);
+      assert.equal(cachedSpend(seen({ readAt: at - BUDGET_VIEW_MS }), budget, at, day), null);
+      assert.equal(cachedSpend(seen(), budget, at, '2026-11-26'), null);
+    });
+    it('spend rate not measured yet (one read so far): a read is needed', () => {
+      assert.equal(cachedSpend(seen({ rate: Infinity }), budget, at, day), null);
+    });
+    it('far from the budget at the measured rate: the view, with this replica\'s own spend in it', () => {
+      assert.deepEqual(cachedSpend(seen({ dayNano: 2 * NANO }), budget, at, day), { day: 2 * NANO, month: 1 * NANO });
+    });
+    it('what is left could go within HEADROOM_FACTOR views at the fleet\'s rate: a read is needed', () => {
+      const left = 9 * NANO; // 10 - 1
+      const rate = left / (BUDGET_VIEW_MS * HEADROOM_FACTOR); // nano-USD per ms
+      assert.equal(cachedSpend(seen({ rate }), budget, at, day), null);
+      assert.ok(cachedSpend(seen({ rate: rate * 0.99 }), budget, at, day));
+      assert.equal(cachedSpend(seen({ rate: 0, monthNano: 10 * NANO }), { ...budget, monthly_usd: 10 }, at, day), null, 'the monthly budget counts too');
+    });
+  });
+
+  describe('against Redis', () => {
+    let server: RedisServer;
+    let redis: Redis;
+    let metrics: Metrics;
+    let tenancy: GatewayTenancy;
+    before(async () => {
+      server = await startRedis();
+    });
+    after(async () => {
+      await server?.close();
+    });
+    afterEach(() => {
+      tenancy?.close();
+      redis?.disconnect();
+    });
+
+    async function start(teamBudgetUsd: number) {
+      const config = testConfig({
+        rate_limit: { requests_per_minute: 1_000_000, expected_replicas: 3 },
+        teams: [{ name: 'red', budget: { daily_usd: teamBudgetUsd } }, { name: 'blue' }],
+        redis: { url: server.url, key_prefix: uniquePrefix(), command_timeout_ms: 2000 },
+      });
+      metrics = newMetrics();
+      redis = connect(config, metrics);
+      await ready(redis);
+      tenancy = createTenancy(config, { redis, metrics });
+      return tenancy.authenticate(`Bearer ${KEYS.alice}`);
+    }
+
+    /** Requests one after another, each admitted, "served" for a turn of the event loop, and settled. */
+    async function serve(principal: ReturnType<GatewayTenancy['authenticate']>, n: number, cost: number): Promise<{ commands: number; refused: number }> {
+      const before = await metricValue(metrics, 'redisCommands', { role: 'state' });
+      let refused = 0;
+      for (let i = 0; i < n; i++) {
+        try {
+          await tenancy.admit(principal, 'gpt-x');
+        } catch {
+          refused++;
+          continue;
+        }
+        await new Promise((r) => setImmediate(r));
+        tenancy.settle(settlement(principal, cost));
+      }
+      await tenancy.flush();
+      return { commands: (await metricValue(metrics, 'redisCommands', { role: 'state' })) - before, refused };
+    }
+
+    it('far from every limit: well under one Redis command per request, and spend is still exact', async () => {
+      const alice = await start(1000);
+      const { commands, refused } = await serve(alice, 2000, 0.0001);
+      assert.equal(refused, 0);
+      assert.ok(commands / 2000 < 0.1, `${commands} Redis commands for 2,000 requests`);
+      const report = await tenancy.spendReport({ team: 'red' });
+      assert.equal(report.totals.requests, 2000);
+      assert.ok(Math.abs(report.totals.cost_usd - 0.2) < 1e-9);
+    });
+
+    it('close to the budget: the spend is read for every admission and written at once, and the budget holds exactly on one replica', async () => {
+      const alice = await start(0.01);
+      const { commands, refused } = await serve(alice, 200, 0.0001);
+      assert.equal(200 - refused, 100, 'a $0.01 budget at $0.0001 a request');
+      assert.ok(commands >= 100, `${commands} Redis commands for 200 requests near the budget`);
+    });
+  });
+});
