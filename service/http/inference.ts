@@ -4,6 +4,7 @@
  *   authenticate -> validate -> resolve model -> admit (limits, budget) -> cache lookup
  *   -> routing plan -> execute (retry, failover, breaker) -> relay -> account -> cache store
  */
+import { Cancel } from '../upstream/cancel';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Endpoint, ENDPOINTS, EndpointSpec } from '../core/endpoints';
 import { OBJECT_COLLECTIONS, referencedIds } from '../core/passthrough-paths';
@@ -189,7 +190,7 @@ export function inferenceHandler(ctx: GatewayContext, endpoint: Endpoint) {
     const cacheKey = valid.stream ? null : ctx.cache.keyFor(principal, route.model, valid.body, req.headers);
     if (cacheKey && (await answerFromCache(ctx, res, rec, valid, principal, admission, route, spec, cacheKey))) return;
 
-    const clientAbort = new AbortController();
+    const clientAbort = new Cancel();
     const onClose = () => {
       if (!res.writableFinished) clientAbort.abort();
     };

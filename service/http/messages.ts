@@ -5,6 +5,7 @@
  * natively; any other provider gets it as an OpenAI chat request, and its answer and
  * stream come back in Anthropic's shape and events.
  */
+import { Cancel } from '../upstream/cancel';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { chatUsage, Usage } from '../core/endpoints';
 import { ChatToMessagesStream, chatToMessage, MessagesStreamObserver } from '../messages/from-chat';
@@ -107,7 +108,7 @@ async function handleMessages(ctx: GatewayContext, req: IncomingMessage, res: Se
   const expected = expectedTokensOf(valid, 'chat', Number(req.headers['content-length']) || JSON.stringify(valid.body).length);
   const admission = await ctx.tenancy.admit(principal, route.model, expected.input + expected.output);
   for (const k in admission.headers) res.setHeader(k, admission.headers[k]);
-  const clientAbort = new AbortController();
+  const clientAbort = new Cancel();
   const onClose = () => {
     if (!res.writableFinished) clientAbort.abort();
   };

@@ -153,7 +153,7 @@ class TeamBudgets {
    * (single flight), so a burst of requests costs one Redis read, not one each. A shared read
    * is at most one round trip old, which the in-flight overshoot bound already covers.
    */
-  private readonly reads = new Map<string, { base: { day: number; month: number }; stored: Promise<{ day: number; month: number }> }>();
+  private readonly reads = new Map<string, Promise<{ day: number; month: number }>>();
   /** This replica's own spend per team in the current day and month. */
   private readonly own = new Map<string, { day: string; month: string; dayNano: number; monthNano: number }>();
   private readonly teams: Map<string, TeamConfig>;
@@ -200,8 +200,9 @@ class TeamBudgets {
   /**
    * The stored spend, plus this replica's spend that the read cannot contain: what was not yet
    * sent when the read was issued (writes go out on the same connection, in order, so any write
-   * sent before the read is in it) and what was recorded since. A read shared by several
-   * admissions is one read, with one such baseline.
+   * sent before the read is in it) and what was recorded since. One read in flight per team and
+   * day is shared by every admission that needs it, and updates the known spend (and the
+   * measured spend rate) once.
    */
   private readStored(team: string, day: string, month: string): Promise<{ day: number; month: number }> {
     const k = `${team}\u0000${day}`;
@@ -209,29 +210,37 @@ class TeamBudgets {
     if (!read) {
       const key = budgetKey(team, month);
       const { ledger } = this.spend;
-      const own = this.ownSpend(team, day, month);
-      const base = { day: ledger.unsent(key, `d:${day}`) - own.day, month: ledger.unsent(key, 'm') - own.month };
-      read = { base, stored: this.spend.store.readBudget(team, day, month).finally(() => this.reads.delete(k)) };
+      const own0 = this.ownSpend(team, day, month);
+      const base = { day: ledger.unsent(key, `d:${day}`) - own0.day, month: ledger.unsent(key, 'm') - own0.month };
+      read = this.spend.store
+        .readBudget(team, day, month)
+        .then((v) => {
+          const own = this.ownSpend(team, day, month);
+          const spent = { day: v.day + base.day + own.day, month: v.month + base.month + own.month };
+          this.noteRead(team, day, month, spent);
+          return spent;
+        })
+        .finally(() => this.reads.delete(k));
       this.reads.set(k, read);
     }
-    const { base, stored } = read;
-    return stored.then((v) => {
-      const own = this.ownSpend(team, day, month);
-      return { day: v.day + base.day + own.day, month: v.month + base.month + own.month };
-    });
+    return read;
+  }
+
+  /** A read's result becomes the known spend; the fleet's spend rate is measured against the read before. */
+  private noteRead(team: string, day: string, month: string, spent: { day: number; month: number }): void {
+    const t = this.now();
+    const prev = this.known.get(team);
+    const dt = prev && prev.readAt > 0 && prev.month === month ? t - prev.readAt : 0;
+    // Two reads within the same millisecond measure nothing: keep the rate measured before.
+    const rate = dt > 0 ? Math.max(0, spent.month - prev!.readMonthNano) / dt : prev && prev.readAt === t ? prev.rate : Infinity;
+    this.known.set(team, { day, month, dayNano: spent.day, monthNano: spent.month, readAt: t, readMonthNano: spent.month, rate });
   }
 
   private async readTeamSpend(team: string, at: number): Promise<{ day: number; month: number }> {
     const { day, month } = utcPeriods(at);
     if (!this.redis || redisReady(this.redis)) {
       try {
-        const spent = await this.readStored(team, day, month);
-        const t = this.now();
-        const prev = this.known.get(team);
-        const dt = prev && prev.readAt > 0 && prev.month === month ? t - prev.readAt : 0;
-        const rate = dt > 0 ? Math.max(0, spent.month - prev!.readMonthNano) / dt : Infinity;
-        this.known.set(team, { day, month, dayNano: spent.day, monthNano: spent.month, readAt: t, readMonthNano: spent.month, rate });
-        return spent;
+        return await this.readStored(team, day, month);
       } catch (err) {
         this.redisError('budget_read', err);
       }

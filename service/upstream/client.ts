@@ -6,6 +6,7 @@
  * EnvHttpProxyAgent instead: requests tunnel through the proxy (CONNECT) unless NO_PROXY names
  * the host (same rules as curl: `host`, `.domain`, `host:port`, `*`).
  */
+import type { CancelSignal } from './cancel';
 import { EnvHttpProxyAgent, Pool } from 'undici';
 import type Dispatcher from 'undici/types/dispatcher';
 import type { ProviderConfig } from '../config/schema';
@@ -21,7 +22,7 @@ export interface UpstreamCall {
   stream: boolean;
   body: string;
   requestId: string;
-  signal: AbortSignal;
+  signal: CancelSignal;
   /** Longest wait for response headers, and for each body chunk. */
   timeoutMs: number;
   /** Trace context for the provider (traceparent, tracestate), when tracing is on. */
@@ -55,7 +56,7 @@ export interface ForwardCall {
   headers: Record<string, string>;
   body?: string | Buffer | NodeJS.ReadableStream;
   requestId: string;
-  signal: AbortSignal;
+  signal: CancelSignal;
   timeoutMs: number;
 }
 
@@ -105,7 +106,7 @@ export class UpstreamClient {
       path: t.path,
       headers: call.headers ? { ...call.headers, ...t.headers, 'x-request-id': call.requestId } : { ...t.headers, 'x-request-id': call.requestId },
       body: call.body,
-      signal: call.signal,
+      signal: call.signal as AbortSignal, // undici listens with addEventListener; see cancel.ts
       headersTimeout: call.timeoutMs,
       bodyTimeout: call.timeoutMs,
     });
@@ -120,7 +121,7 @@ export class UpstreamClient {
       path: t.path,
       headers: { ...call.headers, ...t.headers, ...signed, 'x-request-id': call.requestId },
       body: call.body,
-      signal: call.signal,
+      signal: call.signal as AbortSignal, // undici listens with addEventListener; see cancel.ts
       headersTimeout: call.timeoutMs,
       bodyTimeout: call.timeoutMs,
     });
@@ -135,7 +136,7 @@ export class UpstreamClient {
       path: t.path,
       headers: { ...call.headers, ...t.headers, 'x-request-id': call.requestId },
       body: call.body as Dispatcher.DispatchOptions['body'],
-      signal: call.signal,
+      signal: call.signal as AbortSignal, // undici listens with addEventListener; see cancel.ts
       headersTimeout: call.timeoutMs,
       bodyTimeout: call.timeoutMs,
     });

@@ -4,6 +4,7 @@
  * streams, a provider counts as successful only once its first chunk has arrived, so
  * failover happens before the first byte reaches the client.
  */
+import { Cancel, CancelSignal } from './cancel';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { GatewayConfig } from '../config/schema';
 import { badRequest, GatewayError, rateLimited, serviceUnavailable, upstreamTimeout, upstreamUnavailable } from '../core/errors';
@@ -59,7 +60,8 @@ export interface ExecuteInput {
   bodyFor: (c: Candidate) => string;
   stream: boolean;
   requestId: string;
-  clientSignal: AbortSignal;
+  /** Aborted when the client goes away (an AbortSignal does too). */
+  clientSignal: CancelSignal;
   deadline: number;
   /** Providers of this type answer in the client's own wire format: their answers and streams are not translated. */
   nativeType?: string;
@@ -130,7 +132,7 @@ function firstEventInvalid(first: Buffer): boolean {
 interface AttemptCall {
   c: Candidate;
   input: ExecuteInput;
-  ac: AbortController;
+  ac: Cancel;
   startedAt: number;
   ttfbMs: number;
   keepListener: boolean;
@@ -155,7 +157,7 @@ export class Executor {
       if (err instanceof RequestTranslationError) return { kind: 'client_error', error: badRequest(err.message, 'unsupported_by_provider', err.param) };
       throw err;
     }
-    const ac = new AbortController();
+    const ac = new Cancel();
     let timedOut = false;
     const onClientAbort = () => ac.abort();
     input.clientSignal.addEventListener('abort', onClientAbort, { once: true });
@@ -247,6 +249,19 @@ export class Executor {
     return text.split(c.upstreamModel).join(model);
   }
 
+  /** Backoff between attempts, cut short when the client goes away (a real AbortSignal, made only when a retry waits). */
+  private async sleepUnlessGone(ms: number, client: CancelSignal): Promise<void> {
+    if (client.aborted) return;
+    const ac = new AbortController();
+    const onGone = () => ac.abort();
+    client.addEventListener('abort', onGone, { once: true });
+    try {
+      await this.sleep(ms, ac.signal);
+    } finally {
+      client.removeEventListener('abort', onGone);
+    }
+  }
+
   async execute(input: ExecuteInput): Promise<ExecuteResult> {
     const { config, breakers, stats, metrics, now } = this.deps;
     const r = config.routing;
@@ -334,7 +349,7 @@ export class Executor {
         }
         if (!breakers.canPass(p, input.model)) break; // this failure opened the circuit: move on now
         metrics.retries.inc({ provider: p, model: input.model, reason: outcome.reason });
-        await this.sleep(decision.delayMs, input.clientSignal);
+        await this.sleepUnlessGone(decision.delayMs, input.clientSignal);
         if (input.clientSignal.aborted) {
           return { ok: false, attempts, clientGone: true, error: new GatewayError(499, 'invalid_request_error', 'client_closed_request', 'Client closed the request.') };
         }
