@@ -69,6 +69,9 @@ export interface Results {
     peak: RedisUse;
     rates: Record<string, RedisUse>;
     serverCommandsPerRequest: number;
+    /** Redis's own CPU time (user + system) over the run, per gateway request served. */
+    serverCpuUsPerRequest: number;
+    requestsInRun: number;
   };
   targetsMet?: TargetCheck[];
 }
@@ -113,7 +116,7 @@ export function evaluateTargets(r: Results): TargetCheck[] {
 }
 
 export function renderMarkdown(r: Results): string {
-  const names = ['direct', 'gateway', 'nginx', 'portkey'].filter((n) => r.meta.targets.includes(n));
+  const names = ['direct', 'gateway', 'nginx', 'portkey', 'node-floor'].filter((n) => r.meta.targets.includes(n));
   const row = (label: string, cell: (n: string) => string) => `| ${label} | ${names.map(cell).join(' | ')} |`;
   const lines: string[] = [];
   const m = r.meta;
@@ -160,13 +163,13 @@ export function renderMarkdown(r: Results): string {
     lines.push(
       `Redis commands sent per gateway request: ${red.peak.perRequest} at peak (${fmtInt(red.peak.commands)} for ${fmtInt(red.peak.requests)} requests), ${Object.entries(red.rates)
         .map(([rate, u]) => `${u.perRequest} at ${fmtInt(Number(rate))} req/s`)
-        .join(', ')}; Redis executed ${red.serverCommandsPerRequest} commands per request over the whole run, counting the commands inside scripts.`,
+        .join(', ')}; over the whole run (${fmtInt(red.requestsInRun)} gateway requests) Redis executed ${red.serverCommandsPerRequest} commands per request, counting the commands inside scripts, and spent ${red.serverCpuUsPerRequest} µs of its CPU per request.`,
       '',
     );
   }
   const g = r.peak.gateway;
   const ratios: string[] = [];
-  for (const n of ['portkey', 'nginx', 'direct']) {
+  for (const n of ['portkey', 'nginx', 'node-floor', 'direct']) {
     const o = r.peak[n];
     if (g && o) ratios.push(`${n}: throughput ${(g.rps / o.rps).toFixed(2)}x, CPU per request ${(g.cpuUsPerRequest / o.cpuUsPerRequest).toFixed(2)}x`);
   }

@@ -23,7 +23,7 @@ import type { RateResult, RateSpec, StreamResult, StreamSpec } from './loadgen';
 import { cpuUs, hasCommand, pct, rssMb, run, round, sortNum, stopAll } from './lib';
 import { summarise } from './profile-summary';
 import { renderMarkdown, Results, StreamStats, evaluateTargets } from './report';
-import { CHAT_PATH, GatewayTarget, MODEL, ROOT, startGateway, startNginx, startPortkey, startUpstream, Target, TargetName } from './targets';
+import { CHAT_PATH, GatewayTarget, MODEL, ROOT, startGateway, startNginx, startNodeFloor, startPortkey, startUpstream, Target, TargetName } from './targets';
 import { tracingComparison } from './tracing';
 
 interface Options {
@@ -262,7 +262,7 @@ async function main(): Promise<void> {
     gateway = await startGateway(upstream, dir, opts.logFile, { allLimits: opts.allLimits });
     const targets: Target[] = [upstream, gateway];
     const absent: Partial<Record<TargetName, string>> = {};
-    for (const [name, startPeer] of [['nginx', () => startNginx(upstream, dir)], ['portkey', () => startPortkey(upstream)]] as const) {
+    for (const [name, startPeer] of [['nginx', () => startNginx(upstream, dir)], ['portkey', () => startPortkey(upstream)], ['node-floor', () => startNodeFloor(upstream)]] as const) {
       try {
         const t = await startPeer();
         await check(t);
@@ -303,7 +303,7 @@ async function main(): Promise<void> {
     // Redis commands per gateway request, per phase (the gateway's own counter) and over the whole
     // run as Redis executed them (commands inside scripts included).
     const redisUse = { peak: { requests: 0, commands: 0 }, rates: {} as Record<number, { requests: number; commands: number }> };
-    const serverCommands0 = await redisServerCommands(gateway);
+    const server0 = await redisServerUse(gateway);
     const requests0 = (await redisSample(gateway.metricsUrl)).requests;
     const sampled = async <T>(t: Target, into: () => { requests: number; commands: number }, fn: () => Promise<T>): Promise<T> => {
       if (t.name !== 'gateway') return fn();
@@ -397,12 +397,15 @@ async function main(): Promise<void> {
     results.gatewayMetrics = await gatewayCounters(gateway.metricsUrl);
     const perRequest = (u: { requests: number; commands: number }) => ({ ...u, perRequest: round(u.commands / Math.max(1, u.requests), 3)! });
     const servedInRun = (await redisSample(gateway.metricsUrl)).requests - requests0;
+    const server1 = await redisServerUse(gateway);
     results.redis = {
       peak: perRequest(redisUse.peak),
       rates: Object.fromEntries(Object.entries(redisUse.rates).map(([rate, u]) => [rate, perRequest(u)])),
-      serverCommandsPerRequest: round(((await redisServerCommands(gateway)) - serverCommands0) / Math.max(1, servedInRun), 3)!,
+      serverCommandsPerRequest: round((server1.commands - server0.commands) / Math.max(1, servedInRun), 3)!,
+      serverCpuUsPerRequest: round((server1.cpuUs - server0.cpuUs) / Math.max(1, servedInRun), 2)!,
+      requestsInRun: servedInRun,
     };
-    log(`redis commands per gateway request: peak ${results.redis.peak.perRequest}, ${Object.entries(results.redis.rates).map(([rate, u]) => `${rate}/s ${u.perRequest}`).join(', ')}; executed by Redis (scripts' commands included) ${results.redis.serverCommandsPerRequest}`);
+    log(`redis commands per gateway request: peak ${results.redis.peak.perRequest}, ${Object.entries(results.redis.rates).map(([rate, u]) => `${rate}/s ${u.perRequest}`).join(', ')}; executed by Redis (scripts' commands included) ${results.redis.serverCommandsPerRequest}; Redis CPU ${results.redis.serverCpuUsPerRequest} us per request`);
 
     results.meta.durationSeconds = Math.round((Date.now() - started) / 1000);
     results.targetsMet = evaluateTargets(results);
@@ -451,15 +454,19 @@ async function redisSample(url: string): Promise<{ requests: number; commands: n
   return { requests, commands };
 }
 
-/** Commands the gateway's Redis has executed (INFO stats; commands run inside scripts count too), less the INFO calls themselves. */
+/**
+ * What the gateway's Redis has done so far: commands executed (INFO stats; commands run inside
+ * scripts count too), less the INFO calls themselves, and its CPU time (INFO cpu, user + system).
+ */
 let infoCalls = 0;
-async function redisServerCommands(gateway: GatewayTarget): Promise<number> {
+async function redisServerUse(gateway: GatewayTarget): Promise<{ commands: number; cpuUs: number }> {
   const client = new Redis({ host: gateway.redis.host, port: gateway.redis.port, lazyConnect: true, maxRetriesPerRequest: 0 });
   try {
     await client.connect();
-    const info = await client.info('stats');
+    const info = await client.info('all');
     infoCalls += 1;
-    return Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? 0) - infoCalls;
+    const num = (name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? 0);
+    return { commands: num('total_commands_processed') - infoCalls, cpuUs: (num('used_cpu_user') + num('used_cpu_sys')) * 1e6 };
   } finally {
     client.disconnect();
   }

@@ -15,7 +15,7 @@ export const ROOT = resolve(__dirname, '..');
 export const CHAT_PATH = '/v1/chat/completions';
 export const MODEL = 'gpt-4o-mini';
 
-export type TargetName = 'direct' | 'gateway' | 'nginx' | 'portkey' | 'gateway-traced' | 'gateway-base';
+export type TargetName = 'direct' | 'gateway' | 'nginx' | 'portkey' | 'node-floor' | 'gateway-traced' | 'gateway-base';
 
 export interface Target {
   name: TargetName;
@@ -49,6 +49,14 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Target> {
   const s = start(cmd, [...args], { cwd: ROOT });
   const port = await portFromStdout(s, 'fake upstream');
   return { name: 'direct', base: `http://127.0.0.1:${port}`, headers: { authorization: 'Bearer sk-upstream-bench' }, pids: () => [s.proc.pid!] };
+}
+
+/** bench/node-floor.ts: node:http in, undici out, nothing else (the least a Node proxy costs). */
+export async function startNodeFloor(upstream: Target): Promise<Target> {
+  const [cmd, args] = tsNode('bench/node-floor.ts', ['--port', '0', '--upstream', upstream.base]);
+  const s = start(cmd, [...args], { cwd: ROOT });
+  const port = await portFromStdout(s, 'node floor proxy');
+  return { name: 'node-floor', base: `http://127.0.0.1:${port}`, headers: { authorization: 'Bearer sk-upstream-bench' }, pids: () => [s.proc.pid!] };
 }
 
 export interface GatewayTarget extends Target {

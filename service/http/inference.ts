@@ -138,7 +138,8 @@ async function relayStream(ctx: GatewayContext, res: ServerResponse, rec: Reques
   res.setHeader('content-type', 'text/event-stream; charset=utf-8');
   res.setHeader('cache-control', 'no-cache, no-transform');
   res.setHeader('x-accel-buffering', 'no');
-  res.flushHeaders();
+  // No separate flush: the headers leave with the first event, which is already in hand (one
+  // write and one wake-up of the client instead of two).
   ctx.metrics.streamTtfb.observe({ provider: c.provider.name, model: route.model }, (ctx.now() - rec.startedAt) / 1000);
   // A stored response is recorded before its first event reaches the client, so a follow-up request finds it on any replica.
   const createdId = endpoint === 'responses' ? firstResponseId(success.stream!.first) : undefined;

@@ -21,46 +21,48 @@ export const ewma = (prev: number | undefined, sample: number, alpha: number): n
   prev === undefined ? sample : prev + alpha * (sample - prev);
 
 export class StatsTracker {
-  private readonly stats = new Map<string, ProviderStats>();
+  /** provider -> model -> stats, updated in place (no key string or object built per request). */
+  private readonly stats = new Map<string, Map<string, ProviderStats>>();
 
   constructor(private readonly alpha: number, private readonly now: () => number) {}
 
-  private key = (provider: string, model: string) => `${provider}\u0000${model}`;
+  private entry(provider: string, model: string): ProviderStats {
+    let byModel = this.stats.get(provider);
+    if (!byModel) this.stats.set(provider, (byModel = new Map()));
+    let s = byModel.get(model);
+    if (!s) byModel.set(model, (s = { errorRate: 0, samples: 0 }));
+    return s;
+  }
 
+  /** The provider's stats for the model (live: read them, do not keep them as a snapshot). */
   get(provider: string, model: string): ProviderStats {
-    return this.stats.get(this.key(provider, model)) ?? { errorRate: 0, samples: 0 };
+    return this.stats.get(provider)?.get(model) ?? { errorRate: 0, samples: 0 };
   }
 
   /** An attempt starts: latency-optimal sends a provider being probed no more probes meanwhile. */
   recordAttempt(provider: string, model: string): void {
-    this.stats.set(this.key(provider, model), { ...this.get(provider, model), lastAttemptAt: this.now() });
+    this.entry(provider, model).lastAttemptAt = this.now();
   }
 
   recordSuccess(provider: string, model: string, ttfbMs: number, totalMs?: number): void {
-    const s = this.get(provider, model);
-    this.stats.set(this.key(provider, model), {
-      ...s,
-      ttfbMs: ewma(s.ttfbMs, ttfbMs, this.alpha),
-      totalMs: totalMs === undefined ? s.totalMs : ewma(s.totalMs, totalMs, this.alpha),
-      errorRate: ewma(s.samples ? s.errorRate : undefined, 0, this.alpha),
-      samples: s.samples + 1,
-      lastSuccessAt: this.now(),
-    });
+    const s = this.entry(provider, model);
+    s.ttfbMs = ewma(s.ttfbMs, ttfbMs, this.alpha);
+    if (totalMs !== undefined) s.totalMs = ewma(s.totalMs, totalMs, this.alpha);
+    s.errorRate = ewma(s.samples ? s.errorRate : undefined, 0, this.alpha);
+    s.samples++;
+    s.lastSuccessAt = this.now();
   }
 
   /** Updates total time of a stream once it finished (ttfb was recorded when it started). */
   recordTotal(provider: string, model: string, totalMs: number): void {
-    const s = this.get(provider, model);
-    this.stats.set(this.key(provider, model), { ...s, totalMs: ewma(s.totalMs, totalMs, this.alpha) });
+    const s = this.entry(provider, model);
+    s.totalMs = ewma(s.totalMs, totalMs, this.alpha);
   }
 
   recordFailure(provider: string, model: string): void {
-    const s = this.get(provider, model);
-    this.stats.set(this.key(provider, model), {
-      ...s,
-      errorRate: ewma(s.samples ? s.errorRate : undefined, 1, this.alpha),
-      samples: s.samples + 1,
-      lastFailureAt: this.now(),
-    });
+    const s = this.entry(provider, model);
+    s.errorRate = ewma(s.samples ? s.errorRate : undefined, 1, this.alpha);
+    s.samples++;
+    s.lastFailureAt = this.now();
   }
 }
