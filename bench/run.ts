@@ -25,11 +25,13 @@ import { summarise } from './profile-summary';
 import { renderMarkdown, Results, StreamStats, evaluateTargets } from './report';
 import { CHAT_PATH, GatewayTarget, MODEL, ROOT, startGateway, startNginx, startNodeFloor, startPortkey, startUpstream, Target, TargetName } from './targets';
 import { tracingComparison } from './tracing';
+import { gcComparison } from './gc';
 
 interface Options {
   quick: boolean;
   /** Profile mode: only the gateway under wrk, with node --cpu-prof, then a summary of the hot spots. */
   profile: boolean;
+  gc: boolean;
   /** Also token-per-minute and team-level limits on the gateway. */
   allLimits: boolean;
   /** Tracing off vs on (100% sampled, exporting to a local sink), side by side. */
@@ -49,10 +51,10 @@ function parseOptions(argv: string[]): Options {
     return i >= 0 ? argv[i + 1] : undefined;
   };
   if (argv.includes('--help')) {
-    process.stdout.write('usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--all-limits] [--tracing [--baseline REF] [--rounds N]]\n');
+    process.stdout.write('usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]]\n');
     process.exit(0);
   }
-  return { quick: argv.includes('--quick'), profile: argv.includes('--profile'), allLimits: argv.includes('--all-limits'), tracing: argv.includes('--tracing'), baseline: value('--baseline'), rounds: value('--rounds') ? Number(value('--rounds')) : undefined, out: value('--out') ?? join(ROOT, 'bench/results/latest.json'), logFile: value('--log-file') ?? '/dev/null', keep: argv.includes('--keep') };
+  return { quick: argv.includes('--quick'), profile: argv.includes('--profile'), gc: argv.includes('--gc'), allLimits: argv.includes('--all-limits'), tracing: argv.includes('--tracing'), baseline: value('--baseline'), rounds: value('--rounds') ? Number(value('--rounds')) : undefined, out: value('--out') ?? join(ROOT, 'bench/results/latest.json'), logFile: value('--log-file') ?? '/dev/null', keep: argv.includes('--keep') };
 }
 
 /** Durations and counts; --quick shrinks them for iteration (the numbers get noisier). */
@@ -252,6 +254,10 @@ async function main(): Promise<void> {
       const file = join(profDir, name);
       process.stdout.write(summarise(JSON.parse(readFileSync(file, 'utf8')), 40));
       log(`profile: ${file} (open in Chrome DevTools > Performance, or: npx tsx bench/profile-summary.ts FILE)`);
+      return;
+    }
+    if (opts.gc) {
+      await gcComparison({ dir, upstream, quick: opts.quick, baseline: opts.baseline, body: BODY, closedLoop, loadgen, check, log });
       return;
     }
     if (opts.tracing) {

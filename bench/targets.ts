@@ -4,6 +4,7 @@
  * `proxy_pass` and the Portkey gateway. Each start function returns a Target, or throws
  * with the reason (nginx and Portkey are optional: run.ts reports them as absent).
  */
+import { NODE_FLAGS } from '../service/core/runtime-flags';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -108,7 +109,9 @@ export async function startGateway(
   writeFileSync(configFile, JSON.stringify(config, null, 2)); // JSON is YAML
   // One JSON log line per request, as in production; written to a file or /dev/null, never to our pipe.
   const fd = openSync(logFile, 'w');
-  const s = start(process.execPath, [...(opts.nodeArgs ?? []), opts.main ?? join(ROOT, 'dist/service/main.js'), '--config', configFile], { cwd: ROOT, stdout: fd, env: { ...process.env, ...opts.env } });
+  // The flags the gateway runs with in its container (service/core/runtime-flags.ts), unless told otherwise.
+  const flags = process.env.BENCH_GATEWAY_NODE_FLAGS !== undefined ? process.env.BENCH_GATEWAY_NODE_FLAGS.split(' ').filter(Boolean) : NODE_FLAGS;
+  const s = start(process.execPath, [...flags, ...(opts.nodeArgs ?? []), opts.main ?? join(ROOT, 'dist/service/main.js'), '--config', configFile], { cwd: ROOT, stdout: fd, env: { ...process.env, ...opts.env } });
   closeSync(fd);
   const base = `http://127.0.0.1:${port}`;
   try {

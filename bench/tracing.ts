@@ -56,7 +56,7 @@ const rotate = <T>(xs: T[], n: number) => xs.map((_x, i) => xs[(i + n) % xs.leng
  * this checkout when GIT_REF has the same lock file, else GIT_REF's own lock is installed (`npm ci`):
  * an older build may need a package this checkout no longer has.
  */
-function buildBaseline(ref: string, dir: string, log: (m: string) => void): string {
+export function buildBaseline(ref: string, dir: string, log: (m: string) => void): string {
   const src = join(dir, 'baseline');
   mkdirSync(src);
   log(`building the baseline gateway from ${ref}`);
@@ -71,7 +71,7 @@ function buildBaseline(ref: string, dir: string, log: (m: string) => void): stri
   return join(src, 'dist/service/main.js');
 }
 
-async function requestsServed(metricsUrl: string): Promise<number> {
+export async function requestsServed(metricsUrl: string): Promise<number> {
   const text = await (await fetch(metricsUrl)).text();
   return text
     .split('\n')

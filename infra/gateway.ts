@@ -2,6 +2,7 @@
  * The gateway workload: Deployment, Service and, for the stable track, PodDisruptionBudget and
  * HorizontalPodAutoscaler. The canary is a second instance of this component with track "canary".
  */
+import { NODE_FLAGS } from '../service/core/runtime-flags';
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { REDIS_CA_DIR } from './redisTls';
@@ -107,7 +108,7 @@ export class GatewayWorkload extends pulumi.ComponentResource {
                   name: 'gateway',
                   image: args.image,
                   imagePullPolicy: 'IfNotPresent',
-                  command: ['node', 'dist/service/main.js', '--config', `${CONFIG_DIR}/${CONFIG_FILE}`],
+                  command: ['node', ...NODE_FLAGS, 'dist/service/main.js', '--config', `${CONFIG_DIR}/${CONFIG_FILE}`],
                   ports: [
                     { name: 'http', containerPort: args.ports.http, protocol: 'TCP' },
                     { name: 'metrics', containerPort: args.ports.metrics, protocol: 'TCP' },

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { NODE_FLAGS } from '../../service/core/runtime-flags';
 import { startGatewayProcess } from '../helpers/gateway-process';
 
 const ROOT = join(__dirname, '../..');
@@ -15,6 +16,13 @@ describe('Node runtime', () => {
   it('the image is built on Node 24 LTS, and engines accept Node 22 and later', () => {
     assert.match(read('Dockerfile'), /^ARG NODE_IMAGE=node:24-bookworm-slim$/m);
     assert.equal((JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node, '>=22');
+  });
+
+  it('the container runs the gateway with NODE_FLAGS, in the Dockerfile\'s CMD as in the Deployment\'s command', () => {
+    const cmd = /^CMD (\[.*\])$/m.exec(read('Dockerfile'));
+    assert.ok(cmd, 'the Dockerfile has an exec-form CMD');
+    assert.deepEqual(JSON.parse(cmd[1]), ['node', ...NODE_FLAGS, 'dist/service/main.js', '--config', '/etc/gateway/config.yaml']);
+    assert.ok(NODE_FLAGS.includes('--max-semi-space-size=16'));
   });
 
   it('.ci/run runs the suite on the machine\'s node and again on Node 24 from the npm registry', () => {
