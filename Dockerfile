@@ -43,4 +43,4 @@ EXPOSE 8080 9090
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8080/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # The flags are service/core/runtime-flags.ts's NODE_FLAGS (a test keeps them equal).
-CMD ["node", "--max-semi-space-size=8", "dist/service/main.js", "--config", "/etc/gateway/config.yaml"]
+CMD ["node", "--max-semi-space-size=16", "dist/service/main.js", "--config", "/etc/gateway/config.yaml"]

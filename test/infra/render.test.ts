@@ -211,7 +211,7 @@ describe('infra: rendered stacks', function () {
       const d = deployment(r);
       const pod = d.spec.template.spec;
       const c = pod.containers[0];
-      assert.deepEqual(c.command, ['node', '--max-semi-space-size=8', 'dist/service/main.js', '--config', '/etc/gateway/config.yaml']);
+      assert.deepEqual(c.command, ['node', '--max-semi-space-size=16', 'dist/service/main.js', '--config', '/etc/gateway/config.yaml']);
       assert.equal(c.livenessProbe.httpGet.path, '/health');
       assert.equal(c.readinessProbe.httpGet.path, '/ready');
       const preStop = Number(c.lifecycle.preStop.exec.command[1]);

@@ -22,7 +22,7 @@ describe('Node runtime', () => {
     const cmd = /^CMD (\[.*\])$/m.exec(read('Dockerfile'));
     assert.ok(cmd, 'the Dockerfile has an exec-form CMD');
     assert.deepEqual(JSON.parse(cmd[1]), ['node', ...NODE_FLAGS, 'dist/service/main.js', '--config', '/etc/gateway/config.yaml']);
-    assert.ok(NODE_FLAGS.includes('--max-semi-space-size=8'));
+    assert.ok(NODE_FLAGS.includes('--max-semi-space-size=16'));
   });
 
   it('.ci/run runs the suite on the machine\'s node and again on Node 24 from the npm registry', () => {
