@@ -47,6 +47,10 @@ export interface LimiterEnv {
   expectedReplicas: number;
 }
 
+/** The in-memory limiter that answers for a Redis window while Redis is unreachable: the limit split over the replicas. */
+const insuranceFor = (env: LimiterEnv, keyPrefix: string, points: number, duration: number): RateLimiterMemory =>
+  new RateLimiterMemory({ keyPrefix: `${keyPrefix}:mem`, points: fallbackPoints(points, env.expectedReplicas), duration });
+
 function makeLimiter(env: LimiterEnv, keyPrefix: string, points: number, duration: number): RateLimiterAbstract {
   if (!env.redis) return new RateLimiterMemory({ keyPrefix, points, duration });
   return new RateLimiterRedis({
@@ -56,7 +60,7 @@ function makeLimiter(env: LimiterEnv, keyPrefix: string, points: number, duratio
     duration,
     // Not connected: go straight to the insurance limiter instead of waiting for an error.
     rejectIfRedisNotReady: true,
-    insuranceLimiter: new RateLimiterMemory({ keyPrefix: `${keyPrefix}:mem`, points: fallbackPoints(points, env.expectedReplicas), duration }),
+    insuranceLimiter: insuranceFor(env, keyPrefix, points, duration),
   });
 }
 
@@ -106,7 +110,7 @@ export class ScopeLimiter {
       const redis = env.redis;
       if (redis) {
         this.leased = new LeasedWindow({ redis, prefix: `${prefix}:req`, limit: rpm, windowMs: WINDOW_SECONDS * 1000, expectedReplicas: env.expectedReplicas, ready: () => redisReady(redis) });
-        this.insurance = new RateLimiterMemory({ keyPrefix: `${prefix}:req:mem`, points: fallbackPoints(rpm, env.expectedReplicas), duration: WINDOW_SECONDS });
+        this.insurance = insuranceFor(env, `${prefix}:req`, rpm, WINDOW_SECONDS);
         this.burstPool = burst;
       } else {
         const perMinute = makeLimiter(env, `${prefix}:req`, rpm, WINDOW_SECONDS);

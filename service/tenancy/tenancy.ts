@@ -258,18 +258,24 @@ class TeamBudgets {
     }
   }
 
+  /** The team's budget, when it sets a daily or monthly amount. */
+  private budgetOf(team: string): TeamConfig['budget'] | undefined {
+    const budget = this.teams.get(team)?.budget;
+    return budget && (budget.daily_usd !== undefined || budget.monthly_usd !== undefined) ? budget : undefined;
+  }
+
   /** True when the team has a budget its spend is close to (by the same rule as cachedSpend): its spend must reach Redis at once. */
   near(team: string): boolean {
-    const budget = this.teams.get(team)?.budget;
-    if (!budget || (budget.daily_usd === undefined && budget.monthly_usd === undefined)) return false;
+    const budget = this.budgetOf(team);
+    if (!budget) return false;
     const at = this.now();
     return cachedSpend(this.known.get(team), budget, at, utcPeriods(at).day) === null;
   }
 
   /** Throws budgetExceeded when the team's daily or monthly budget is spent. */
   async check(team: string): Promise<void> {
-    const budget = this.teams.get(team)?.budget;
-    if (!budget || (budget.daily_usd === undefined && budget.monthly_usd === undefined)) return;
+    const budget = this.budgetOf(team);
+    if (!budget) return;
     const at = this.now();
     const known = this.known.get(team);
     let spent = cachedSpend(known, budget, at, utcPeriods(at).day);
