@@ -126,3 +126,12 @@ export function pct(sorted: number[], p: number): number {
 export const sortNum = (xs: number[]) => [...xs].sort((a, b) => a - b);
 
 export const round = (x: number, digits = 2) => (Number.isFinite(x) ? Math.round(x * 10 ** digits) / 10 ** digits : null);
+
+/** The sum of a metric's samples in Prometheus text (every label set, or those whose line contains `filter`). */
+export function metricSum(text: string, name: string, filter = ''): number {
+  let n = 0;
+  for (const l of text.split('\n')) {
+    if ((l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(filter)) n += Number(l.slice(l.lastIndexOf(' ') + 1));
+  }
+  return n;
+}

@@ -20,7 +20,7 @@ import { cpus, tmpdir } from 'node:os';
 import Redis from 'ioredis';
 import { join } from 'node:path';
 import type { RateResult, RateSpec, StreamResult, StreamSpec } from './loadgen';
-import { cpuUs, hasCommand, pct, rssMb, run, round, sortNum, stopAll } from './lib';
+import { cpuUs, hasCommand, metricSum, pct, rssMb, run, round, sortNum, stopAll } from './lib';
 import { summarise } from './profile-summary';
 import { renderMarkdown, Results, StreamStats, evaluateTargets } from './report';
 import { CHAT_PATH, GatewayTarget, MODEL, ROOT, startGateway, startNginx, startNodeFloor, startPortkey, startUpstream, Target, TargetName } from './targets';
@@ -451,13 +451,7 @@ function streamStats(r: StreamResult): StreamStats {
 /** The gateway's requests served and Redis commands sent (its state connection), from /metrics. */
 async function redisSample(url: string): Promise<{ requests: number; commands: number }> {
   const text = await (await fetch(url)).text();
-  let requests = 0;
-  let commands = 0;
-  for (const l of text.split('\n')) {
-    if (l.startsWith('aigw_requests_total{')) requests += Number(l.slice(l.lastIndexOf(' ') + 1));
-    else if (l.startsWith('aigw_redis_commands_total{') && l.includes('role="state"')) commands += Number(l.slice(l.lastIndexOf(' ') + 1));
-  }
-  return { requests, commands };
+  return { requests: metricSum(text, 'aigw_requests_total'), commands: metricSum(text, 'aigw_redis_commands_total', 'role="state"') };
 }
 
 /**
@@ -481,14 +475,9 @@ async function redisServerUse(gateway: GatewayTarget): Promise<{ commands: numbe
 /** A few counters from the gateway's /metrics, to show the features were on and nothing was refused. */
 async function gatewayCounters(url: string): Promise<Record<string, number>> {
   const text = await (await fetch(url)).text();
-  const sum = (name: string, filter = '') =>
-    text
-      .split('\n')
-      .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(filter))
-      .reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
   const names = text.match(/^# TYPE (\S+) counter$/gm)?.map((l) => l.split(' ')[2]) ?? [];
   const out: Record<string, number> = {};
-  for (const n of names) if (/requests_total|rate_limited|cost|tokens_total|redis_errors|redis_commands|auth_failures/.test(n)) out[n] = sum(n);
+  for (const n of names) if (/requests_total|rate_limited|cost|tokens_total|redis_errors|redis_commands|auth_failures/.test(n)) out[n] = metricSum(text, n);
   return out;
 }
 

@@ -16,7 +16,7 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startOtlpReceiver } from '../test/helpers/otlp-receiver';
 import type { RateResult, RateSpec, StreamResult, StreamSpec } from './loadgen';
-import { pct, round, sortNum } from './lib';
+import { metricSum, pct, round, sortNum } from './lib';
 import type { StreamStats } from './report';
 import { CHAT_PATH, GatewayTarget, ROOT, startGateway, Target } from './targets';
 
@@ -72,11 +72,7 @@ export function buildBaseline(ref: string, dir: string, log: (m: string) => void
 }
 
 export async function requestsServed(metricsUrl: string): Promise<number> {
-  const text = await (await fetch(metricsUrl)).text();
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith('aigw_requests_total{'))
-    .reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  return metricSum(await (await fetch(metricsUrl)).text(), 'aigw_requests_total');
 }
 
 type Plan = { rounds: number; peakSeconds: number; warmupSeconds: number; rateMs: number; rateWarmupMs: number; streams: number };
