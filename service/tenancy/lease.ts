@@ -12,14 +12,20 @@
  * doubles from one lease to the next) and at most 1 / (FAIR_DIVISOR * expected replicas) of
  * what is left in the window. So:
  *   - the fleet never admits more than the limit in a window (every admission holds a slot
- *     counted in Redis; the in-memory fallback while Redis is down is the exception, as before);
+ *     counted in Redis; the in-memory fallback while Redis is down or answers nothing, even to
+ *     a lease asked twice, is the exception, as before);
  *   - a replica can be refused while other replicas still hold unused prefetched slots: each
  *     holds at most its last prefetch plus what was left of the one before when it asked (a new
  *     lease is asked for once the pool is down to half a prefetch), so at most
  *     1.5 / (FAIR_DIVISOR * expected replicas) of the window each; they spend them on their next
- *     requests, or the slots expire with the window. Near the end of a window the prefetch shrinks to nothing and every slot goes to a
- *     waiting request, so concurrent requests get exactly the limit.
+ *     requests, or the slots expire with the window. Near the end of a window the prefetch
+ *     shrinks to nothing and every slot goes to a waiting request, so concurrent requests get
+ *     exactly the limit;
+ *   - a lease whose reply was lost to the command timeout is asked again under the same seq and
+ *     answered with the grant already made (LEASE_LUA), so a late reply neither loses slots nor
+ *     sends its requests to the fallback.
  */
+import { randomUUID } from 'node:crypto';
 import type Redis from 'ioredis';
 
 /** A prefetch covers about this much of the replica's recent traffic. */
@@ -41,8 +47,11 @@ export function prefetchSize(taken: number, elapsedMs: number): number {
 }
 
 /**
- * KEYS[1]: the window. ARGV: demand, prefetch, limit, window ms, fair divisor.
+ * KEYS[1]: the window; KEYS[2]: the last lease of each replica in it (a hash: replica -> "seq:grant").
+ * ARGV: demand, prefetch, limit, window ms, fair divisor, replica, lease seq.
  * Grants the demand (up to what is left) plus a prefetch of at most left / divisor.
+ * A lease asked again (the same replica and seq: its reply was lost to a timeout) gets the grant
+ * it already made instead of a second one, so a retry neither loses slots nor takes more.
  * Returns {granted, used in the window after the grant, ms until the window ends}.
  */
 export const LEASE_LUA = `
@@ -53,6 +62,11 @@ if ttl < 0 then
   redis.call('pexpire', KEYS[1], ARGV[4])
   ttl = tonumber(ARGV[4])
 end
+local last = redis.call('hget', KEYS[2], ARGV[6])
+if last then
+  local sep = string.find(last, ':', 1, true)
+  if string.sub(last, 1, sep - 1) == ARGV[7] then return {tonumber(string.sub(last, sep + 1)), used, ttl} end
+end
 local left = tonumber(ARGV[3]) - used
 local grant = 0
 if left > 0 then
@@ -60,15 +74,19 @@ if left > 0 then
   grant = math.min(left, tonumber(ARGV[1]) + math.min(tonumber(ARGV[2]), fair))
   if grant > 0 then used = redis.call('incrby', KEYS[1], grant) end
 end
+redis.call('hset', KEYS[2], ARGV[6], ARGV[7] .. ':' .. grant)
+redis.call('pexpire', KEYS[2], ttl)
 return {grant, used, ttl}
 `;
 
 type LeaseReply = [granted: number, used: number, ttlMs: number];
-type LeaseClient = Redis & { gatewayLease(key: string, demand: number, prefetch: number, limit: number, windowMs: number, divisor: number): Promise<LeaseReply> };
+type LeaseClient = Redis & {
+  gatewayLease(key: string, holders: string, demand: number, prefetch: number, limit: number, windowMs: number, divisor: number, replica: string, seq: number): Promise<LeaseReply>;
+};
 
 function leaseClient(redis: Redis): LeaseClient {
   const r = redis as LeaseClient;
-  if (typeof r.gatewayLease !== 'function') r.defineCommand('gatewayLease', { numberOfKeys: 1, lua: LEASE_LUA });
+  if (typeof r.gatewayLease !== 'function') r.defineCommand('gatewayLease', { numberOfKeys: 2, lua: LEASE_LUA });
   return r;
 }
 
@@ -117,6 +135,9 @@ export class LeasedWindow {
   private readonly redis: LeaseClient;
   private readonly now: () => number;
   private readonly divisor: number;
+  /** This replica in the window's lease record, and the number of its last lease. */
+  private readonly replica = randomUUID();
+  private seq = 0;
 
   constructor(private readonly opts: LeasedWindowOptions) {
     this.redis = leaseClient(opts.redis);
@@ -168,10 +189,20 @@ export class LeasedWindow {
     s.taken = 0;
     s.leasedAt = now;
     s.prefetch = prefetch;
+    this.ask(id, s, demand, prefetch, ++this.seq, false);
+  }
+
+  /**
+   * Sends one lease. A lease that fails while Redis still looks reachable (a reply later than
+   * the command timeout, as when this process stalls for longer than that) is asked once more
+   * under the same seq: the script answers with the grant it already made, if it ran, so the
+   * waiting requests get their slots instead of the in-memory fallback.
+   */
+  private ask(id: string, s: Slot, demand: number, prefetch: number, seq: number, retried: boolean): void {
     const { limit, windowMs, prefix } = this.opts;
-    this.redis.gatewayLease(`${prefix}:${id}`, demand, prefetch, limit, windowMs, this.divisor).then(
+    this.redis.gatewayLease(`${prefix}:${id}`, `${prefix}-leases:${id}`, demand, prefetch, limit, windowMs, this.divisor, this.replica, seq).then(
       ([granted, used, ttl]) => this.granted(id, s, Number(granted), Number(used), Number(ttl)),
-      () => this.failed(s),
+      () => (!retried && this.opts.ready() ? this.ask(id, s, demand, prefetch, seq, true) : this.failed(s)),
     );
   }
 

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import Redis from 'ioredis';
-import { FAIR_DIVISOR, LeasedWindow, MAX_PREFETCH, prefetchSize, Take, TakeResult } from '../../service/tenancy/lease';
+import { FAIR_DIVISOR, LEASE_LUA, LeasedWindow, MAX_PREFETCH, prefetchSize, Take, TakeResult } from '../../service/tenancy/lease';
 import { RedisServer, startRedis } from '../helpers/redis-server';
 import { ready, uniquePrefix, waitFor } from './fixtures';
 
@@ -169,6 +169,41 @@ describe('leased request windows', function () {
         server.resume();
       }
       await waitFor(async () => (await w.take('alice'))?.ok === true, 'admitted after Redis resumed');
+    });
+
+    it('a reply later than the command timeout: the lease is asked again and its grant is neither lost nor doubled', async () => {
+      const redis = await client();
+      const prefix = `${uniquePrefix()}w`;
+      const w = new LeasedWindow({ redis, prefix, limit: 100, windowMs: 60_000, expectedReplicas: 1, ready: () => redis.status === 'ready' });
+      redis.options.commandTimeout = 500;
+      // Redis stalls with the lease on the wire; it answers 700 ms later, after the first ask
+      // timed out (500 ms) and while the second is still waiting (until 1,000 ms).
+      server.pause();
+      const pending = Promise.resolve(w.take('alice'));
+      await new Promise((r) => setTimeout(r, 700));
+      server.resume();
+      const r = await pending;
+      assert.equal(r?.ok, true, 'admitted from the lease, not left to the in-memory fallback');
+      // Demand 1 + a prefetch of 1 (prefetchSize(1, long ago)), counted once: Redis ran the
+      // script twice, and the second run answered the first one's grant.
+      assert.equal(await redis.get(`${prefix}:alice`), '2', 'the window counts the lease once');
+      assert.equal((await w.take('alice'))?.ok, true, 'the prefetched slot serves the next request');
+    });
+
+    it('the lease script: the same replica and seq asked again gets the grant already made, never a second one', async () => {
+      const redis = await client();
+      redis.defineCommand('leaseOnce', { numberOfKeys: 2, lua: LEASE_LUA });
+      const lease = (replica: string, seq: number, demand: number) =>
+        (redis as unknown as { leaseOnce: (...a: unknown[]) => Promise<number[]> }).leaseOnce(`${prefix}:a`, `${prefix}-leases:a`, demand, 0, 5, 60_000, 1, replica, seq);
+      const prefix = `${uniquePrefix()}w`;
+      const grantAndUsed = async (...a: Parameters<typeof lease>) => (await lease(...a)).slice(0, 2);
+      assert.deepEqual(await grantAndUsed('r1', 1, 3), [3, 3]);
+      assert.deepEqual(await grantAndUsed('r1', 1, 3), [3, 3], 'asked again: the same grant, the window unchanged');
+      assert.deepEqual(await grantAndUsed('r1', 2, 3), [2, 5], 'a new lease: what is left');
+      assert.deepEqual(await grantAndUsed('r1', 2, 3), [2, 5]);
+      assert.deepEqual(await grantAndUsed('r2', 1, 1), [0, 5], 'another replica with the same seq is another lease');
+      assert.equal(await redis.get(`${prefix}:a`), '5');
+      assert.ok((await redis.pttl(`${prefix}-leases:a`)) > 0, 'the lease record expires with the window');
     });
   });
 });
