@@ -38,6 +38,8 @@ export interface AppDeps {
   spendReport?: (query: Record<string, string | undefined>) => Promise<unknown>;
   /** Redis reachability for /ready and the status endpoint; undefined when Redis is not configured. */
   redisUp?: () => boolean;
+  /** True while a starting replica waits for its first Redis connection (redisStartupWait): /ready answers 503. */
+  redisStarting?: () => boolean;
   /** Server and upstream spans; undefined when tracing is off. */
   tracing?: Tracing;
   client?: UpstreamClient;
@@ -147,8 +149,11 @@ function probeRoutes(app: express.Express, deps: AppDeps, tracker: RequestTracke
     res.json({ status: 'ok' });
   });
   app.get('/ready', (_req, res) => {
+    const providers = deps.config.providers.length;
+    if (tracker.draining) return void res.status(503).json({ status: 'draining', providers });
+    if (deps.redisStarting?.()) return void res.status(503).json({ status: 'starting', providers, redis: 'down (waiting for the first connection)' });
     const redis = deps.redisUp ? (deps.redisUp() ? 'up' : 'down (serving with in-memory fallbacks)') : 'not configured';
-    res.status(tracker.draining ? 503 : 200).json({ status: tracker.draining ? 'draining' : 'ready', providers: deps.config.providers.length, redis });
+    res.json({ status: 'ready', providers, redis });
   });
 }
 

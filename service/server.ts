@@ -10,7 +10,7 @@ import { createApp, Gateway } from './app';
 import { createResponseCache } from './cache/cache';
 import type { GatewayConfig } from './config/schema';
 import { createMetrics, Metrics } from './metrics/metrics';
-import { createCacheRedisClient, createRedisClient, redisReady } from './redis/client';
+import { createCacheRedisClient, createRedisClient, redisReady, redisStartupWait } from './redis/client';
 import { tracingSettings } from './telemetry/settings';
 import { startTracing } from './telemetry/tracing';
 import { MemoryObjectRegistry, RedisObjectRegistry } from './tenancy/objects';
@@ -64,6 +64,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
     objects,
     spendReport: (q) => tenancy.spendReport(q),
     redisUp: redis ? () => redisReady(redis) : undefined,
+    redisStarting: redis ? redisStartupWait(redis) : undefined,
     tracing,
   });
 

@@ -69,6 +69,23 @@ export function redisOptions(cfg: RedisConfig, readFile?: (file: string) => Buff
 /** True when commands can be sent now (callers skip Redis rather than queue). */
 export const redisReady = (redis: Redis | null | undefined): redis is Redis => !!redis && redis.status === 'ready';
 
+/** How long a starting replica waits for its first Redis connection before it reports ready without one. */
+export const REDIS_STARTUP_WAIT_MS = 10_000;
+
+/**
+ * Whether a starting replica is still waiting for its first Redis connection: true until the
+ * client is first ready, or for at most `waitMs`. Until then /ready answers 503, so a new replica
+ * in a rolling update takes no traffic while it could only admit from per-replica memory (the
+ * other replicas count in Redis). After `waitMs` it serves on its fallbacks, as a replica that
+ * lost Redis does: a Redis outage must not keep every restarted replica out of the Service.
+ */
+export function redisStartupWait(redis: Pick<Redis, 'status' | 'once'>, waitMs = REDIS_STARTUP_WAIT_MS, now: () => number = Date.now): () => boolean {
+  const until = now() + waitMs;
+  let seen = redis.status === 'ready';
+  if (!seen) redis.once('ready', () => (seen = true));
+  return () => !seen && now() < until;
+}
+
 /**
  * Connects to Redis (or returns null when the config has no `redis` block: the gateway then
  * runs on in-memory state, for a single replica or the demo).
