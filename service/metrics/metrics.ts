@@ -133,6 +133,7 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     circuitTransitions: new Counter({ name: 'aigw_circuit_transitions_total', help: 'Circuit breaker state changes', labelNames: ['provider', 'model', 'from', 'to'] as const, registers: r }),
     providerUnhealthy: requestGauge({ name: 'aigw_provider_unhealthy', help: '1 when a provider answered 401/403 (bad provider key) until it answers successfully', labelNames: ['provider'] as const, registers: r }),
     // --- tenancy
+    rateLimitFallbacks: new Counter({ name: 'aigw_rate_limit_fallbacks_total', help: 'Requests whose request limit was decided by the per-replica in-memory window (limit / expected_replicas) because Redis did not answer', labelNames: ['scope'] as const, registers: r }),
     rateLimited: new Counter({ name: 'aigw_rate_limited_total', help: 'Requests refused by a rate limit', labelNames: ['scope', 'kind'] as const, registers: r }),
     authFailures: new Counter({ name: 'aigw_auth_failures_total', help: 'Requests refused for a missing or unknown key', labelNames: ['reason'] as const, registers: r }),
     budgetRejections: new Counter({ name: 'aigw_budget_rejections_total', help: 'Requests refused because a team budget is spent', labelNames: ['team', 'period'] as const, registers: r }),

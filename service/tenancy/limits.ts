@@ -45,6 +45,8 @@ export interface LimiterEnv {
   /** null: memory only (no Redis configured), holding the full limit. */
   redis: Redis | null;
   expectedReplicas: number;
+  /** Called when Redis did not answer and the per-replica memory window decided a request (scope: key, team, provider). */
+  onFallback?: (scope: string) => void;
 }
 
 /** The in-memory limiter that answers for a Redis window while Redis is unreachable: the limit split over the replicas. */
@@ -98,6 +100,7 @@ export class ScopeLimiter {
   /** Without Redis: the per-minute limiter (with its burst pool). */
   private readonly requests?: Consumer;
   private readonly tokens?: RateLimiterAbstract;
+  private readonly onFallback?: () => void;
 
   constructor(
     readonly spec: LimitSpec,
@@ -112,6 +115,8 @@ export class ScopeLimiter {
         this.leased = new LeasedWindow({ redis, prefix: `${prefix}:req`, limit: rpm, windowMs: WINDOW_SECONDS * 1000, expectedReplicas: env.expectedReplicas, ready: () => redisReady(redis) });
         this.insurance = insuranceFor(env, `${prefix}:req`, rpm, WINDOW_SECONDS);
         this.burstPool = burst;
+        const scope = prefix.replace(/^rl:/, '');
+        if (env.onFallback) this.onFallback = () => env.onFallback!(scope);
       } else {
         const perMinute = makeLimiter(env, `${prefix}:req`, rpm, WINDOW_SECONDS);
         this.requests = burst ? new BurstyRateLimiter(perMinute, burst) : perMinute;
@@ -126,7 +131,11 @@ export class ScopeLimiter {
     if (!limit) return null;
     if (!this.leased) return this.consume(this.requests!, id, limit);
     const took: TakeResult = await this.leased.take(id);
-    if (took === null) return this.consume(this.insurance!, id, limit); // Redis down or slow
+    if (took === null) {
+      // Redis down, or no answer to a lease asked twice.
+      this.onFallback?.();
+      return this.consume(this.insurance!, id, limit);
+    }
     if (took.ok || !this.burstPool) return { ok: took.ok, state: { limit, remaining: took.remaining, resetMs: took.resetMs } };
     // The minute is spent: the burst pool, one Redis call per request beyond the minute's limit.
     const burst = await this.consume(this.burstPool, id, limit);

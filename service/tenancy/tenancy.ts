@@ -380,7 +380,7 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
   const now = deps.now ?? Date.now;
   const log = deps.logger ?? silentLogger;
   const keyRing = createKeyRing(config.auth);
-  const limiters = new Limiters(config, { redis, expectedReplicas: config.rate_limit.expected_replicas });
+  const limiters = new Limiters(config, { redis, expectedReplicas: config.rate_limit.expected_replicas, onFallback: (scope) => metrics.rateLimitFallbacks.inc({ scope }) });
   const redisError = redisErrorReporter(metrics, log, now);
   const spend = createSpend(deps, redisError);
   const budgets = new TeamBudgets(config, spend, redis, metrics, now, redisError);

@@ -7,6 +7,7 @@ import { GatewayProcess, startGatewayProcess } from '../helpers/gateway-process'
 import { FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
 import { RedisServer, startRedis } from '../helpers/redis-server';
 import { hashKey } from '../../service/tenancy/keys';
+import { metricValue } from '../helpers/gateway';
 
 // The fake upstream reports 10 prompt + 5 completion tokens: at 100/200 USD per million that is
 // exactly $0.002 a request.
@@ -74,6 +75,8 @@ describe('three gateway replicas sharing one Redis', function () {
     }
     const ok = replies.filter((r) => r.status === 200).length;
     const limited = replies.filter((r) => r.status === 429);
+    const fallbacks = await Promise.all(replicas.map((r) => metricValue(r.metricsUrl, 'aigw_rate_limit_fallbacks_total', { scope: 'key' })));
+    assert.deepEqual(fallbacks, [0, 0, 0], 'no replica decided a request from its in-memory window');
     assert.equal(ok, 100);
     assert.equal(limited.length, 200);
     const one = limited[0];

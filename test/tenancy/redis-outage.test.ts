@@ -73,7 +73,9 @@ describe('tenancy when Redis goes away', function () {
     assert.equal(await metricValue(metrics, 'redisUp'), 0);
 
     // The in-memory fallback holds 20 / 2 = 10 requests per minute for this replica.
+    assert.equal(await metricValue(metrics, 'rateLimitFallbacks', { scope: 'key' }), 0);
     assert.equal(await admitMany(alice, 15, settle), 10);
+    assert.equal(await metricValue(metrics, 'rateLimitFallbacks', { scope: 'key' }), 15, 'every decision in memory is counted');
     assert.ok((await metricValue(metrics, 'spendBuffered')) > 0, 'spend is buffered');
     await assert.rejects(tenancy.spendReport({}), (e: GatewayError) => e.status === 503);
     await tenancy.flush(); // nothing to write to: must not throw or lose anything
