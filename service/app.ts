@@ -150,9 +150,9 @@ function probeRoutes(app: express.Express, deps: AppDeps, tracker: RequestTracke
   });
   app.get('/ready', (_req, res) => {
     const providers = deps.config.providers.length;
-    if (tracker.draining) return void res.status(503).json({ status: 'draining', providers });
-    if (deps.redisStarting?.()) return void res.status(503).json({ status: 'starting', providers, redis: 'down (waiting for the first connection)' });
     const redis = deps.redisUp ? (deps.redisUp() ? 'up' : 'down (serving with in-memory fallbacks)') : 'not configured';
+    if (tracker.draining) return void res.status(503).json({ status: 'draining', providers, redis });
+    if (deps.redisStarting?.()) return void res.status(503).json({ status: 'starting', providers, redis: 'down (waiting for the first connection)' });
     res.json({ status: 'ready', providers, redis });
   });
 }

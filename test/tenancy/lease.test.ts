@@ -193,9 +193,9 @@ describe('leased request windows', function () {
     it('the lease script: the same replica and seq asked again gets the grant already made, never a second one', async () => {
       const redis = await client();
       redis.defineCommand('leaseOnce', { numberOfKeys: 2, lua: LEASE_LUA });
+      const prefix = `${uniquePrefix()}w`;
       const lease = (replica: string, seq: number, demand: number) =>
         (redis as unknown as { leaseOnce: (...a: unknown[]) => Promise<number[]> }).leaseOnce(`${prefix}:a`, `${prefix}-leases:a`, demand, 0, 5, 60_000, 1, replica, seq);
-      const prefix = `${uniquePrefix()}w`;
       const grantAndUsed = async (...a: Parameters<typeof lease>) => (await lease(...a)).slice(0, 2);
       assert.deepEqual(await grantAndUsed('r1', 1, 3), [3, 3]);
       assert.deepEqual(await grantAndUsed('r1', 1, 3), [3, 3], 'asked again: the same grant, the window unchanged');
