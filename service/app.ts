@@ -9,10 +9,8 @@ import express from 'express';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config/schema';
 import type { GatewayContext } from './http/context';
-import { Endpoint, ENDPOINT_NAMES, ENDPOINTS } from './core/endpoints';
 import { forbidden, GatewayError, notFound } from './core/errors';
-import { inferenceRoute } from './http/inference';
-import { messagesRoute } from './http/messages';
+import { inboundRoutes, InboundRoutes } from './http/routes';
 import { passthroughRoute } from './http/passthrough';
 import { recordOf, RequestTracker } from './http/request-context';
 import { sendError } from './http/respond';
@@ -59,7 +57,11 @@ export interface Gateway {
   /** Every route, inference included (for paths the fast path does not match exactly, e.g. a trailing slash). */
   app: express.Express;
   ctx: GatewayContext;
-  /** Flags the gateway as draining: /ready answers 503 and new inference requests are refused. */
+  /**
+   * Flags the gateway as draining: /ready answers 503 (the endpoint leaves the Service) and every
+   * response carries connection: close. Requests that still arrive are served, not refused: a load
+   * balancer keeps sending some until the endpoint removal reaches it.
+   */
   startDraining(): void;
   /** Requests in flight right now. */
   inflight(): number;
@@ -78,13 +80,9 @@ export function escapesPrefix(path: string): boolean {
   return decoded.split(/[/\\]/).some((seg) => seg === '.' || seg === '..');
 }
 
-/** The endpoints the gateway inspects, served on node:http directly when the path matches exactly. */
-const INFERENCE_PATHS: ReadonlyArray<[string, Endpoint]> = ENDPOINT_NAMES.map((e) => [ENDPOINTS[e].path, e]);
-
 const CIRCUIT_GAUGE = { closed: 0, 'half-open': 1, open: 2 } as const;
 
 type Middleware = (req: Request, res: Response, next: NextFunction) => void;
-type InferenceRoutes = Map<string, (req: IncomingMessage, res: ServerResponse) => Promise<void>>;
 
 /** What createApp builds from its deps: the request context and the pieces its routes read. */
 interface Wiring {
@@ -116,7 +114,7 @@ function wire(deps: AppDeps): Wiring {
   const catalog = buildCatalog(config);
   const tracker = new RequestTracker(logger, metrics, now, deps.tracing);
   const executor = new Executor({ config, client, breakers, stats, metrics, admitProvider: (p) => deps.tenancy.admitProvider(p), now, random, sleep: deps.sleep });
-  const ctx: GatewayContext = { config, logger, metrics, catalog, breakers, stats, executor, tenancy: deps.tenancy, cache: deps.cache, objects: deps.objects ?? new MemoryObjectRegistry(now), now, random, isDraining: () => tracker.draining };
+  const ctx: GatewayContext = { config, logger, metrics, catalog, breakers, stats, executor, tenancy: deps.tenancy, cache: deps.cache, objects: deps.objects ?? new MemoryObjectRegistry(now), now, random };
   return { ctx, client, tracker };
 }
 
@@ -157,19 +155,9 @@ function probeRoutes(app: express.Express, deps: AppDeps, tracker: RequestTracke
   });
 }
 
-/** The inspected endpoints and /v1/messages, on the Express app and in the map the fast path serves. */
-function inferenceRoutes(app: express.Express, ctx: GatewayContext): InferenceRoutes {
-  const inference: InferenceRoutes = new Map();
-  for (const [path, endpoint] of INFERENCE_PATHS) {
-    const route = inferenceRoute(ctx, endpoint);
-    inference.set(path, route);
-    app.post(path, route);
-  }
-  // Anthropic-shaped clients: the same routing, limits and accounting as chat.
-  const messages = messagesRoute(ctx);
-  inference.set('/v1/messages', messages);
-  app.post('/v1/messages', messages);
-  return inference;
+/** The inbound APIs: one table, read by the Express app (any path form) and by the fast path (exact paths). */
+function registerInbound(app: express.Express, inbound: InboundRoutes): void {
+  for (const [path, route] of inbound) app.post(path, route);
 }
 
 function modelRoutes(app: express.Express, ctx: GatewayContext, authenticate: Middleware): void {
@@ -229,7 +217,7 @@ function passthroughRoutes(app: express.Express, ctx: GatewayContext, client: Up
 }
 
 /** The server's handler: POST to an inference path straight to its route on node:http, the rest to Express. */
-function fastPath(inference: InferenceRoutes, tracker: RequestTracker, app: express.Express): Gateway['handle'] {
+function fastPath(inference: InboundRoutes, tracker: RequestTracker, app: express.Express): Gateway['handle'] {
   return (req, res) => {
     if (req.method === 'POST') {
       const url = req.url!;
@@ -260,7 +248,8 @@ export function createApp(deps: AppDeps): Gateway {
   });
   probeRoutes(app, deps, tracker);
   const authenticate = authenticator(deps.tenancy);
-  const inference = inferenceRoutes(app, ctx);
+  const inference = inboundRoutes(ctx);
+  registerInbound(app, inference);
   modelRoutes(app, ctx, authenticate);
   gatewayRoutes(app, deps, ctx, adminOnly(deps.tenancy));
   passthroughRoutes(app, ctx, client, authenticate);

@@ -23,5 +23,4 @@ export interface GatewayContext {
   objects: ObjectRegistry;
   now: () => number;
   random: () => number;
-  isDraining: () => boolean;
 }

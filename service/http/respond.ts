@@ -6,6 +6,8 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { GatewayError, toGatewayError } from '../core/errors';
+import { openAiErrors } from '../inbound/errors';
+import type { ErrorShape } from '../inbound/types';
 import { recordOf } from './request-context';
 
 /** Sends a JSON text (or bytes already holding JSON) with its length. */
@@ -16,8 +18,8 @@ export function sendJson(res: ServerResponse, status: number, body: string | Buf
   res.end(body);
 }
 
-/** The one place errors become responses: the OpenAI error shape, its headers, and the error code in the log line. */
-export function sendError(logger: Logger, res: ServerResponse, err: unknown): void {
+/** The one place errors become responses: the inbound API's error shape (OpenAI's unless said), its headers, and the error code in the log line. */
+export function sendError(logger: Logger, res: ServerResponse, err: unknown, shape: ErrorShape = openAiErrors): void {
   const e = toGatewayError(err);
   const rec = recordOf(res);
   if (!(err instanceof GatewayError)) logger.error({ request_id: rec.requestId, err: { message: (err as Error)?.message, stack: (err as Error)?.stack } }, 'unhandled error');
@@ -27,5 +29,5 @@ export function sendError(logger: Logger, res: ServerResponse, err: unknown): vo
     return;
   }
   for (const k in e.headers) res.setHeader(k, e.headers[k]);
-  sendJson(res, e.status, JSON.stringify(e.toBody()));
+  sendJson(res, e.status, shape.body(e, rec.requestId));
 }

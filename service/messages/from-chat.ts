@@ -4,6 +4,7 @@
  * events (message_start, content_block_start/delta/stop, message_delta with stop_reason and
  * usage, message_stop), event by event. Also the observer of a native Anthropic stream.
  */
+import { randomUUID } from 'node:crypto';
 import { chatUsage, Usage } from '../core/endpoints';
 import { eventData } from '../core/sse';
 import { anthropicUsage } from '../providers/anthropic-response';
@@ -27,13 +28,19 @@ const toolInput = (args: unknown): unknown => {
   }
 };
 
+/** An Anthropic-style message id (`msg_…`) for a chat completion's id, stable for the same id. */
+export function messageId(id: unknown): string {
+  const s = typeof id === 'string' ? id : '';
+  return s.startsWith('msg_') ? s : `msg_${s.replace(/^chatcmpl-/, '') || randomUUID().replace(/-/g, '')}`;
+}
+
 /** A chat.completion as an Anthropic `message`. */
 export function chatToMessage(c: Json): Json {
   const choice = c.choices?.[0] ?? {};
   const content: Json[] = [];
   if (typeof choice.message?.content === 'string' && choice.message.content) content.push({ type: 'text', text: choice.message.content });
   for (const tc of choice.message?.tool_calls ?? []) content.push({ type: 'tool_use', id: tc.id, name: tc.function?.name, input: toolInput(tc.function?.arguments) });
-  return { id: c.id, type: 'message', role: 'assistant', model: c.model, content, stop_reason: STOP[choice.finish_reason] ?? 'end_turn', stop_sequence: null, usage: messagesUsage(chatUsage(c.usage)) };
+  return { id: messageId(c.id), type: 'message', role: 'assistant', model: c.model, content, stop_reason: STOP[choice.finish_reason] ?? 'end_turn', stop_sequence: null, usage: messagesUsage(chatUsage(c.usage)) };
 }
 
 const sse = (type: string, data: Json) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
@@ -49,6 +56,8 @@ function dataOf(event: string): Json | '[DONE]' | undefined {
 /** What a relay learns for accounting. */
 export interface Observed {
   usage?: Usage;
+  /** The usage is the provider's final count (a running count, like message_start's, is not). */
+  usageFinal: boolean;
   model?: string;
   outputText: string;
 }
@@ -56,6 +65,7 @@ export interface Observed {
 /** chat.completion.chunk events -> Anthropic stream events. */
 export class ChatToMessagesStream implements StreamTranslator, Observed {
   usage?: Usage;
+  usageFinal = false;
   model?: string;
   outputText = '';
   private started = false;
@@ -69,7 +79,10 @@ export class ChatToMessagesStream implements StreamTranslator, Observed {
     if (data === undefined || this.ended) return '';
     if (data === '[DONE]') return this.end();
     let out = this.start(data);
-    if (data.usage) this.usage = chatUsage(data.usage) ?? this.usage;
+    if (data.usage) {
+      this.usage = chatUsage(data.usage) ?? this.usage;
+      this.usageFinal = this.usage !== undefined;
+    }
     const choice = data.choices?.[0];
     const delta = choice?.delta ?? {};
     if (typeof delta.content === 'string' && delta.content) {
@@ -89,7 +102,7 @@ export class ChatToMessagesStream implements StreamTranslator, Observed {
     if (this.started) return '';
     this.started = true;
     this.model = typeof data.model === 'string' ? data.model : undefined;
-    const message = { id: data.id, type: 'message', role: 'assistant', model: data.model, content: [], stop_reason: null, stop_sequence: null, usage: messagesUsage(undefined) };
+    const message = { id: messageId(data.id), type: 'message', role: 'assistant', model: data.model, content: [], stop_reason: null, stop_sequence: null, usage: messagesUsage(undefined) };
     return sse('message_start', { message });
   }
 
@@ -117,6 +130,7 @@ export class ChatToMessagesStream implements StreamTranslator, Observed {
 /** A native Anthropic stream, relayed as it is, read for usage and text. */
 export class MessagesStreamObserver implements StreamTranslator, Observed {
   usage?: Usage;
+  usageFinal = false;
   model?: string;
   outputText = '';
   private raw: Json = {};
@@ -127,7 +141,11 @@ export class MessagesStreamObserver implements StreamTranslator, Observed {
       if (data.type === 'message_start') {
         this.raw = { ...data.message?.usage };
         this.model = data.message?.model;
-      } else if (data.type === 'message_delta' && data.usage) this.raw = { ...this.raw, ...data.usage };
+      } else if (data.type === 'message_delta' && data.usage) {
+        // message_start's output_tokens is a running count (often 1); message_delta's is the final one.
+        this.raw = { ...this.raw, ...data.usage };
+        this.usageFinal = true;
+      }
       else if (data.type === 'content_block_delta' && typeof data.delta?.text === 'string') this.outputText += data.delta.text;
       this.usage = anthropicUsage(this.raw) ?? this.usage;
     }

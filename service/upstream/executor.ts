@@ -23,6 +23,9 @@ import { EVENT_END, inspectEvent } from '../core/sse';
 /** Largest non-streaming upstream body the gateway will hold in memory. */
 export const MAX_UPSTREAM_BODY_BYTES = 32 * 1024 * 1024;
 
+/** How a relayed stream ended: the provider finished it, cut it, sent an unusable event, or the client left. */
+export type StreamEnd = 'completed' | 'cut' | 'invalid' | 'client_gone';
+
 export interface StreamHandle {
   first: Buffer;
   rest: AsyncIterator<Buffer>;
@@ -30,6 +33,11 @@ export interface StreamHandle {
   abort(): void;
   /** Must be called when the relay ends, to release listeners. */
   done(): void;
+  /**
+   * Records how the stream ended, once: the provider's stats, breaker, latency and the stream
+   * metrics. The executor owns every attempt's outcome; callers only report the end.
+   */
+  finish(end: StreamEnd): void;
 }
 
 export interface Success {
@@ -67,6 +75,10 @@ export interface ExecuteInput {
   nativeType?: string;
   /** The request's server span when tracing is on: one client span per attempt, whose traceparent goes upstream. */
   trace?: RequestTrace;
+  /** The inbound API's name (the endpoint label of the client-facing metrics). */
+  label: string;
+  /** When the client's request started (for the stream's time to first byte). */
+  startedAt: number;
 }
 
 type FailureKind =
@@ -206,7 +218,31 @@ export class Executor {
     }
     call.stopTimer();
     call.keepListener = true;
-    return { kind: 'success', result: { candidate: c, ttfbMs: call.ttfbMs, startedAt: call.startedAt, stream: { first, rest, abort: () => ac.abort(), done: call.done } } };
+    const finish = this.streamFinisher(c.provider.name, call.input, call.startedAt, call.done);
+    return { kind: 'success', result: { candidate: c, ttfbMs: call.ttfbMs, startedAt: call.startedAt, stream: { first, rest, abort: () => ac.abort(), done: call.done, finish } } };
+  }
+
+  /** The end of one stream, recorded once against its provider (see StreamHandle.finish). */
+  private streamFinisher(p: string, input: ExecuteInput, startedAt: number, done: () => void): (end: StreamEnd) => void {
+    let finished = false;
+    return (end) => {
+      if (finished) return;
+      finished = true;
+      done();
+      const { stats, breakers, metrics, now } = this.deps;
+      const model = input.model;
+      if (end === 'cut' || end === 'invalid') {
+        metrics.streamInterruptions.inc({ provider: p, model });
+        stats.recordFailure(p, model);
+        breakers.record(p, model, false);
+      } else if (end === 'completed') {
+        const totalMs = now() - startedAt;
+        stats.recordTotal(p, model, totalMs);
+        metrics.upstreamLatency.observe({ provider: p, model, phase: 'total' }, totalMs / 1000);
+      } else {
+        metrics.clientDisconnects.inc({ endpoint: input.label });
+      }
+    };
   }
 
   /** A 2xx JSON answer, raw and parsed (translated to the OpenAI shape for other wire formats). */
@@ -301,7 +337,7 @@ export class Executor {
         if (outcome.kind === 'client_gone') {
           breakers.release(p, input.model);
           metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: 'client_gone' });
-          return { ok: false, attempts, clientGone: true, error: new GatewayError(499, 'invalid_request_error', 'client_closed_request', 'Client closed the request.') };
+          return this.clientGone(input, attempts);
         }
         if (outcome.kind === 'client_error') {
           breakers.record(p, input.model, true);
@@ -313,6 +349,7 @@ export class Executor {
           metrics.providerUnhealthy.set({ provider: p }, 0);
           metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: 'success' });
           metrics.upstreamLatency.observe({ provider: p, model: input.model, phase: 'ttfb' }, outcome.result.ttfbMs / 1000);
+          if (outcome.result.stream) metrics.streamTtfb.observe({ provider: p, model: input.model }, (now() - input.startedAt) / 1000);
           if (outcome.result.json) {
             const total = now() - outcome.result.startedAt;
             metrics.upstreamLatency.observe({ provider: p, model: input.model, phase: 'total' }, total / 1000);
@@ -350,13 +387,16 @@ export class Executor {
         if (!breakers.canPass(p, input.model)) break; // this failure opened the circuit: move on now
         metrics.retries.inc({ provider: p, model: input.model, reason: outcome.reason });
         await this.sleepUnlessGone(decision.delayMs, input.clientSignal);
-        if (input.clientSignal.aborted) {
-          return { ok: false, attempts, clientGone: true, error: new GatewayError(499, 'invalid_request_error', 'client_closed_request', 'Client closed the request.') };
-        }
+        if (input.clientSignal.aborted) return this.clientGone(input, attempts);
       }
       if (deadlineHit) break;
     }
     return { ok: false, attempts, error: this.finalError(input, attempts, last, lastProvider, skippedOpen, deadlineHit) };
+  }
+
+  private clientGone(input: ExecuteInput, attempts: number): Failure {
+    this.deps.metrics.clientDisconnects.inc({ endpoint: input.label });
+    return { ok: false, attempts, clientGone: true, error: new GatewayError(499, 'invalid_request_error', 'client_closed_request', 'Client closed the request.') };
   }
 
   private finalError(

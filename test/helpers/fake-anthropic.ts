@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { listenLoopback } from './loopback';
 
 export type AnthropicBehavior =
-  | { kind: 'answer'; text?: string[]; cacheRead?: number; stopReason?: string }
+  | { kind: 'answer'; text?: string[]; cacheRead?: number; stopReason?: string; /** Pause between stream events (default 2 ms). */ delayMs?: number }
   | { kind: 'error'; status: number; type: string; message?: string }
   /** A 200 stream whose events stop with an `error` event after `after` text deltas. */
   | { kind: 'stream-error'; type: string; after: number };
@@ -96,7 +96,7 @@ async function answer(req: AnthropicReceived, res: ServerResponse, b: AnthropicB
     if (res.destroyed) return;
     res.write(e);
     if (e.startsWith('event: error')) return void res.end();
-    await new Promise((r) => setTimeout(r, 2));
+    await new Promise((r) => setTimeout(r, b.kind === 'answer' ? (b.delayMs ?? 2) : 2));
   }
   res.end();
 }

@@ -56,7 +56,7 @@ function harness(script: Record<string, Reply[]>, routing: Record<string, unknow
   });
   const plan = buildCatalog(cfg).resolveFor('m', 'chat')!.candidates.slice().sort((x, y) => x.provider.name.localeCompare(y.provider.name));
   const run = (input: Partial<ExecuteInput> = {}): Promise<ExecuteResult> =>
-    executor.execute({ model: 'm', endpoint: 'chat', plan, bodyFor: () => '{"model":"m","messages":[]}', stream: false, requestId: 'r', clientSignal: new AbortController().signal, deadline: clock + 30_000, ...input });
+    executor.execute({ model: 'm', endpoint: 'chat', plan, bodyFor: () => '{"model":"m","messages":[]}', stream: false, requestId: 'r', clientSignal: new AbortController().signal, label: 'chat', startedAt: clock, deadline: clock + 30_000, ...input });
   return { run, sleeps, sent, now, metrics };
 }
 

@@ -93,29 +93,7 @@ describe('pass-through: closed by default, admitted, counted, objects private pe
     assert.equal(after.unpriced_requests - before.unpriced_requests, 1);
   });
 
-  it('images priced per image; a spent budget then refuses the next call with 429', async () => {
-    const bobImages = await bob.images.generate({ prompt: 'a cat', n: 2 });
-    assert.equal(bobImages.data?.length, 2);
-    const after = await waitSpend('blue', 1);
-    assert.ok(Math.abs(after.cost_usd - 0.08) < 1e-9, `cost ${after.cost_usd}`);
-    const n = up.received.length;
-    await assert.rejects(bob.images.generate({ prompt: 'a dog' }), (err: unknown) => err instanceof OpenAI.RateLimitError && (err as InstanceType<typeof OpenAI.APIError>).code === 'budget_exceeded');
-    assert.equal(up.received.length, n);
-  });
-
-  it("the provider's quota covers pass-through calls to it", async () => {
-    assert.equal((await raw('POST', '/v1/embeddings-legacy', KEYS.alice, { input: 'x' })).status, 404, 'the fake has no such route: relayed as it answered');
-    const second = await raw('POST', '/v1/embeddings-legacy', KEYS.alice, { input: 'x' });
-    assert.equal(second.status, 429);
-    assert.equal(((await second.json()) as { error: { code: string } }).error.code, 'provider_quota_exceeded');
-  });
-
-  it('the key rate limit applies to pass-through paths', async () => {
-    const slow = sdk(KEYS.slow);
-    await slow.moderations.create({ input: 'x' });
-    await assert.rejects(slow.moderations.create({ input: 'x' }), OpenAI.RateLimitError);
-  });
-
+  // Before the budget test below spends team blue's budget: admission (429) comes before the ownership checks (404).
   it("files: one team cannot read, download, delete or reference another team's file id; listing is refused", async () => {
     const file = await alice.files.create({ file: await toFile(Buffer.from('{"a":1}\n'), 'data.jsonl'), purpose: 'batch' });
     assert.match(file.id, /^file-/);
@@ -140,6 +118,29 @@ describe('pass-through: closed by default, admitted, counted, objects private pe
     await alice.responses.create({ model: 'm', input: fileInput }); // the owner may use it
     await alice.files.delete(file.id);
     await assert.rejects(alice.files.retrieve(file.id), OpenAI.NotFoundError);
+  });
+
+  it("the provider's quota covers pass-through calls to it", async () => {
+    assert.equal((await raw('POST', '/v1/embeddings-legacy', KEYS.alice, { input: 'x' })).status, 404, 'the fake has no such route: relayed as it answered');
+    const second = await raw('POST', '/v1/embeddings-legacy', KEYS.alice, { input: 'x' });
+    assert.equal(second.status, 429);
+    assert.equal(((await second.json()) as { error: { code: string } }).error.code, 'provider_quota_exceeded');
+  });
+
+  it('the key rate limit applies to pass-through paths', async () => {
+    const slow = sdk(KEYS.slow);
+    await slow.moderations.create({ input: 'x' });
+    await assert.rejects(slow.moderations.create({ input: 'x' }), OpenAI.RateLimitError);
+  });
+
+  it('images priced per image; a spent budget then refuses the next call with 429', async () => {
+    const bobImages = await bob.images.generate({ prompt: 'a cat', n: 2 });
+    assert.equal(bobImages.data?.length, 2);
+    const after = await waitSpend('blue', 1);
+    assert.ok(Math.abs(after.cost_usd - 0.08) < 1e-9, `cost ${after.cost_usd}`);
+    const n = up.received.length;
+    await assert.rejects(bob.images.generate({ prompt: 'a dog' }), (err: unknown) => err instanceof OpenAI.RateLimitError && (err as InstanceType<typeof OpenAI.APIError>).code === 'budget_exceeded');
+    assert.equal(up.received.length, n);
   });
 
   it('an upload over the entry body limit is 413 and never reaches the provider', async () => {

@@ -30,7 +30,7 @@ function upstream(first: string, parts: Array<string | Error>, onNext?: (i: numb
       return { done: false, value: Buffer.from(p, 'utf8') };
     },
   };
-  const handle: StreamHandle = { first: Buffer.from(first, 'utf8'), rest, abort: () => void state.aborted++, done: () => void state.done++ };
+  const handle: StreamHandle = { first: Buffer.from(first, 'utf8'), rest, abort: () => void state.aborted++, done: () => void state.done++, finish: () => undefined };
   return { handle, state };
 }
 

@@ -1,0 +1,273 @@
+/**
+ * The one request pipeline every inbound API runs through (chat, completions, embeddings,
+ * responses, Anthropic messages): each step a named function, the handler only sequences them:
+ *   authenticate -> read and validate (the inbound spec) -> resolve the model -> admit (limits,
+ *   budgets) -> ownership of referenced objects -> cache -> plan -> attempts (the executor:
+ *   retry, failover, breaker, and every attempt's outcome) -> relay (the spec) -> settle.
+ * Nothing here records provider stats or breaker state: the executor owns attempt outcomes,
+ * including how a stream ended; settle() is the one place spend is recorded.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Endpoint, ENDPOINTS } from '../core/endpoints';
+import { badRequest, GatewayError, modelNotFound } from '../core/errors';
+import { OBJECT_COLLECTIONS, referencedIds } from '../core/passthrough-paths';
+import { firstResponseId } from '../core/sse';
+import { priceRequest } from '../cost/cost';
+import { estimateCompletionTokens, estimatePromptTokens } from '../cost/tokens';
+import type { InboundSpec, StreamResult } from '../inbound/types';
+import type { ValidRequest } from '../inbound/validate';
+import type { Candidate, ModelRoute } from '../routing/catalog';
+import { planRoute } from '../routing/strategies';
+import type { Admission, Principal, Usage } from '../tenancy/contracts';
+import { assertOwned, STORED_RESPONSE_TTL_SECONDS } from '../tenancy/objects';
+import { Cancel } from '../upstream/cancel';
+import type { ExecuteResult, Success } from '../upstream/executor';
+import { readJsonBody } from './body';
+import type { GatewayContext } from './context';
+import { modelRewriter } from './model-name';
+import { recordOf, RequestRecord } from './request-context';
+import { sendError, sendJson } from './respond';
+
+/** Output tokens assumed by cost-optimal routing and token reservations when the request sets no max_tokens. */
+const DEFAULT_EXPECTED_OUTPUT_TOKENS = 256;
+
+/** One request on its way through the pipeline. */
+interface Served {
+  ctx: GatewayContext;
+  spec: InboundSpec;
+  res: ServerResponse;
+  rec: RequestRecord;
+  valid: ValidRequest;
+  principal: Principal;
+  route: ModelRoute;
+  admission: Admission;
+  /** The expected token mix (plan and reservation). */
+  expected: { input: number; output: number };
+}
+
+export function resolveRoute(ctx: GatewayContext, endpoint: Endpoint, req: ValidRequest): ModelRoute {
+  const route = ctx.catalog.resolveFor(req.model, endpoint);
+  if (!route) throw modelNotFound(req.model);
+  if (route.unserved === 'endpoint') {
+    throw new GatewayError(404, 'not_found_error', 'endpoint_not_supported', `No provider of the model "${req.model}" serves ${ENDPOINTS[endpoint].path} through this gateway.`, {}, 'model');
+  }
+  if (!route.candidates.length) throw badRequest(`The model "${req.model}" does not support ${ENDPOINTS[endpoint].path}.`, 'model_not_supported', 'model');
+  return route;
+}
+
+/** A request continuing a stored response (previous_response_id) must be the team's own and goes to the provider holding it. */
+async function pinToPreviousResponse(ctx: GatewayContext, principal: Principal, route: ModelRoute, req: ValidRequest): Promise<ModelRoute> {
+  const id = req.body.previous_response_id;
+  if (typeof id !== 'string') return route;
+  const owner = await ctx.objects.lookup(id);
+  if (!owner || owner.team !== principal.team) {
+    throw new GatewayError(404, 'invalid_request_error', 'previous_response_not_found', `Previous response with id '${id.slice(0, 128)}' not found.`, {}, 'previous_response_id');
+  }
+  const candidates = route.candidates.filter((c) => c.provider.name === owner.provider);
+  if (!candidates.length) throw badRequest(`The previous response is held by a provider that does not serve the model "${req.model}".`, 'invalid_value', 'previous_response_id');
+  return { ...route, candidates };
+}
+
+/** Bytes of the decoded body: Content-Length when the body was sent as it is, else the parsed body's size (a gzip body inflates). */
+function decodedBodyBytes(req: IncomingMessage, valid: ValidRequest): number {
+  const encoding = req.headers['content-encoding'];
+  const declared = Number(req.headers['content-length']);
+  if ((encoding === undefined || encoding.toLowerCase() === 'identity') && declared > 0) return declared;
+  return Buffer.byteLength(JSON.stringify(valid.body));
+}
+
+/** Expected token mix of a request: about 4 body bytes a token in, max_tokens (or a default) out. */
+export function expectedTokensOf(req: ValidRequest, endpoint: Endpoint, bodyBytes: number): { input: number; output: number } {
+  return { input: Math.ceil(bodyBytes / 4), output: endpoint === 'embedding' ? 0 : (req.maxTokens ?? DEFAULT_EXPECTED_OUTPUT_TOKENS) };
+}
+
+export function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, expectedTokens: { input: number; output: number }): Candidate[] {
+  const open = route.candidates.filter((c) => ctx.breakers.canPass(c.provider.name, route.model));
+  // All circuits open: the executor reports it (503 with retry-after) without calling anyone.
+  if (!open.length) return route.candidates;
+  const r = ctx.config.routing;
+  return planRoute(open, {
+    strategy: route.strategy,
+    stats: (c) => ctx.stats.get(c.provider.name, route.model),
+    random: ctx.random,
+    expectedTokens,
+    latencyMetric: req.stream ? 'ttfbMs' : 'totalMs',
+    weights: route.weights,
+    order: route.order,
+    balanced: r.balanced_weights,
+    now: ctx.now(),
+    exploration: { share: r.exploration.share, reprobeAfterMs: r.exploration.reprobe_after_ms },
+  });
+}
+
+/**
+ * Usage to bill: the provider's final count, or the best evidence when it never came (a cut or
+ * abandoned stream, a provider that reports none): what the provider counted so far, never
+ * less than the text the client received, marked estimated.
+ */
+export function billableUsage(req: ValidRequest, reported: Usage | undefined, final: boolean, outputText: string): { usage: Usage; estimated: boolean } {
+  if (reported && final) return { usage: reported, estimated: false };
+  const usage: Usage = {
+    prompt_tokens: reported?.prompt_tokens ?? estimatePromptTokens(req.body),
+    completion_tokens: Math.max(reported?.completion_tokens ?? 0, estimateCompletionTokens(outputText)),
+  };
+  if (reported?.cached_tokens) usage.cached_tokens = reported.cached_tokens;
+  return { usage, estimated: true };
+}
+
+/** The one place spend is recorded: usage priced at the serving candidate (the cache costs nothing), the reservation settled. */
+function settle(s: Served, c: Candidate | undefined, billed: { usage: Usage; estimated: boolean }, model: unknown, cached = false): void {
+  const { usage, estimated } = billed;
+  const prices = c && !cached ? { input_per_million: c.inputPerMillion, output_per_million: c.outputPerMillion, cached_input_per_million: c.cachedInputPerMillion } : undefined;
+  const { costUsd, listCostUsd } = priceRequest(usage, prices, s.route.listPrice);
+  s.ctx.tenancy.settle({ principal: s.principal, provider: c?.provider.name ?? 'cache', model: s.route.model, usage, estimated, costUsd, listCostUsd, cached, at: s.ctx.now(), reservation: s.admission.reservation });
+  s.rec.usage = { usage, estimated };
+  s.rec.responseModel = typeof model === 'string' ? model : undefined;
+  if (!cached) s.rec.costUsd = costUsd;
+}
+
+/** Records a stored response's id against the team and provider (not when the client sent store: false). */
+function recordStoredResponse(s: Served, c: Candidate, id: unknown): Promise<void> | undefined {
+  if (!s.spec.storesResponses || typeof id !== 'string' || s.valid.body.store === false) return undefined;
+  return s.ctx.objects.record(id, { team: s.principal.team, provider: c.provider.name }, STORED_RESPONSE_TTL_SECONDS);
+}
+
+/** Serves a cache hit (true), or marks the miss (false). */
+async function answerFromCache(s: Served, cacheKey: string): Promise<boolean> {
+  const hit = await s.ctx.cache.get(cacheKey);
+  if (hit === null) {
+    s.res.setHeader('x-gateway-cache', 'miss');
+    return false;
+  }
+  s.res.setHeader('x-gateway-cache', 'hit');
+  s.res.setHeader('x-gateway-provider', 'cache');
+  s.res.setHeader('x-gateway-attempts', '0');
+  s.rec.provider = 'cache';
+  const parsed = JSON.parse(hit) as Record<string, unknown>;
+  const spec = ENDPOINTS[s.spec.endpoint];
+  settle(s, undefined, billableUsage(s.valid, spec.usage(parsed), true, spec.outputText(parsed)), parsed.model, true);
+  sendJson(s.res, 200, hit);
+  return true;
+}
+
+/** The attempts, under the request deadline, cancelled when the client leaves. */
+async function attempt(s: Served): Promise<ExecuteResult> {
+  const { ctx, res, rec, spec, valid, route } = s;
+  const clientAbort = new Cancel();
+  const onClose = () => {
+    if (!res.writableFinished) clientAbort.abort();
+  };
+  res.on('close', onClose);
+  try {
+    return await ctx.executor.execute({
+      model: route.model,
+      endpoint: spec.endpoint,
+      label: spec.name,
+      plan: makePlan(ctx, route, valid, s.expected),
+      bodyFor: spec.bodyFor(valid),
+      stream: valid.stream,
+      requestId: rec.requestId,
+      clientSignal: clientAbort.signal,
+      startedAt: rec.startedAt,
+      deadline: rec.startedAt + ctx.config.routing.timeout_ms,
+      trace: rec.trace,
+      nativeType: spec.nativeType,
+    });
+  } finally {
+    res.off('close', onClose);
+  }
+}
+
+const STREAM_OUTCOME: Record<StreamResult['end'], string | undefined> = { completed: undefined, cut: 'interrupted', invalid: 'invalid_upstream_stream', client_gone: 'client_gone' };
+
+async function relayStream(s: Served, result: Success): Promise<void> {
+  const { ctx, res, rec, spec, route } = s;
+  const c = result.candidate;
+  res.statusCode = 200;
+  res.setHeader('content-type', 'text/event-stream; charset=utf-8');
+  res.setHeader('cache-control', 'no-cache, no-transform');
+  res.setHeader('x-accel-buffering', 'no');
+  // No separate flush: the headers leave with the first event, which is already in hand.
+  // A stored response is recorded before its first event reaches the client, so a follow-up finds it on any replica.
+  const createdId = spec.storesResponses ? firstResponseId(result.stream!.first) : undefined;
+  if (createdId) await recordStoredResponse(s, c, createdId);
+  const out = await spec.relayStream({ handle: result.stream!, res, candidate: c, valid: s.valid, rewrite: modelRewriter(ctx.config, route.model, c) });
+  result.stream!.finish(out.end);
+  if (!createdId) await recordStoredResponse(s, c, out.responseId);
+  rec.streamOutcome = STREAM_OUTCOME[out.end];
+  // The provider bills what it produced even when the stream was cut or left: settle it.
+  settle(s, c, billableUsage(s.valid, out.usage, out.usageFinal, out.outputText), out.model);
+}
+
+/** A non-streaming answer: in the client's shape, settled, its stored response recorded, sent, cached. */
+async function relayJson(s: Served, result: Success, cacheKey: string | null): Promise<void> {
+  const c = result.candidate;
+  const answer = s.spec.answer(result.json!, c, s.valid, modelRewriter(s.ctx.config, s.route.model, c));
+  settle(s, c, billableUsage(s.valid, answer.usage, true, answer.outputText), answer.model);
+  await recordStoredResponse(s, c, answer.id);
+  sendJson(s.res, 200, answer.body);
+  if (cacheKey) void s.ctx.cache.set(cacheKey, typeof answer.body === 'string' ? answer.body : answer.body.toString('utf8')).catch(() => undefined);
+}
+
+/** Admission, then (with a reservation to give back on refusal) the stored-object checks that may need a lookup. */
+async function admit(ctx: GatewayContext, spec: InboundSpec, req: IncomingMessage, res: ServerResponse, valid: ValidRequest, checkReferences: boolean): Promise<Served> {
+  const rec = recordOf(res);
+  const principal = rec.principal!;
+  let route = resolveRoute(ctx, spec.endpoint, valid);
+  rec.model = route.model;
+  rec.strategy = route.strategy;
+  rec.stream = valid.stream;
+  const expected = expectedTokensOf(valid, spec.endpoint, decodedBodyBytes(req, valid));
+  const admission = await ctx.tenancy.admit(principal, route.model, expected.input + expected.output);
+  try {
+    if (spec.storesResponses) route = await pinToPreviousResponse(ctx, principal, route, valid);
+    if (checkReferences) await assertOwned(ctx.objects, principal.team, referencedIds(valid.body));
+  } catch (err) {
+    ctx.tenancy.release(principal, admission.reservation);
+    throw err;
+  }
+  for (const k in admission.headers) res.setHeader(k, admission.headers[k]);
+  return { ctx, spec, res, rec, valid, principal, route, admission, expected };
+}
+
+/** Serves one authenticated request whose JSON body is read. */
+async function serve(ctx: GatewayContext, spec: InboundSpec, req: IncomingMessage, res: ServerResponse, body: unknown, checkReferences: boolean): Promise<void> {
+  const valid = spec.validate(body);
+  const s = await admit(ctx, spec, req, res, valid, checkReferences);
+  const { rec } = s;
+  const cacheKey = spec.cacheable && !valid.stream ? ctx.cache.keyFor(s.principal, s.route.model, valid.body, req.headers) : null;
+  if (cacheKey && (await answerFromCache(s, cacheKey))) return;
+  const result = await attempt(s);
+  res.setHeader('x-gateway-attempts', String(result.attempts));
+  if (!result.ok) {
+    ctx.tenancy.release(s.principal, s.admission.reservation);
+    throw result.error;
+  }
+  res.setHeader('x-gateway-provider', result.candidate.provider.name);
+  rec.provider = result.candidate.provider.name;
+  rec.attempts = result.attempts;
+  if (result.candidate.upstreamModel !== s.route.model) rec.upstreamModel = result.candidate.upstreamModel;
+  return result.stream ? relayStream(s, result) : relayJson(s, result, cacheKey);
+}
+
+/**
+ * The route of one inbound API: authenticate before reading the body (an unauthenticated
+ * client never costs a read), read the JSON body, serve, and answer any error in the API's shape.
+ */
+export function pipelineRoute(ctx: GatewayContext, spec: InboundSpec): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  const limit = ctx.config.server.body_limit_bytes;
+  // Ids a request names (previous_response_id, file_id, vector_store_ids...) must be the team's own. Chat,
+  // completions and embeddings pay for the scan only when the pass-through lets teams create such objects.
+  const checkReferences = spec.storesResponses || ctx.config.passthrough.some((e) => e.path !== '/v1/responses' && OBJECT_COLLECTIONS.includes(e.path));
+  return async (req, res) => {
+    const rec = recordOf(res);
+    // Tagged first, so requests refused before the body is read (auth, body) are counted under their endpoint too.
+    rec.endpoint = spec.name;
+    try {
+      rec.principal = ctx.tenancy.authenticate(spec.authorization(req.headers));
+      await serve(ctx, spec, req, res, await readJsonBody(req, limit), checkReferences);
+    } catch (err) {
+      sendError(ctx.logger, res, err, spec.errors);
+    }
+  };
+}

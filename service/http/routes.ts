@@ -1,0 +1,42 @@
+/**
+ * The route table of the inbound APIs: path -> handler, built once. The Express app registers
+ * every entry and the node:http fast path looks exact paths up in the same map, so a route is
+ * declared in one place.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { countMessageTokens } from '../inbound/count-tokens';
+import { INBOUND } from '../inbound';
+import { anthropicAuthorization, MESSAGES_INBOUND } from '../inbound/messages';
+import { readJsonBody } from './body';
+import type { GatewayContext } from './context';
+import { pipelineRoute, resolveRoute } from './pipeline';
+import { recordOf } from './request-context';
+import { sendError, sendJson } from './respond';
+
+export type InboundRoute = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+export type InboundRoutes = ReadonlyMap<string, InboundRoute>;
+
+/** POST /v1/messages/count_tokens: authenticated, the model resolved like a request's, the count estimated (no provider call). */
+function countTokensRoute(ctx: GatewayContext): InboundRoute {
+  const limit = ctx.config.server.body_limit_bytes;
+  return async (req, res) => {
+    const rec = recordOf(res);
+    rec.endpoint = 'messages_count_tokens';
+    try {
+      rec.principal = ctx.tenancy.authenticate(anthropicAuthorization(req.headers));
+      const count = countMessageTokens(await readJsonBody(req, limit));
+      rec.model = resolveRoute(ctx, 'chat', { model: count.model, stream: false, clientWantsUsage: false, body: {} }).model;
+      res.setHeader('x-gateway-estimated', 'true');
+      sendJson(res, 200, JSON.stringify({ input_tokens: count.input_tokens }));
+    } catch (err) {
+      sendError(ctx.logger, res, err, MESSAGES_INBOUND.errors);
+    }
+  };
+}
+
+export function inboundRoutes(ctx: GatewayContext): InboundRoutes {
+  const routes = new Map<string, InboundRoute>();
+  for (const spec of INBOUND) routes.set(spec.path, pipelineRoute(ctx, spec));
+  routes.set('/v1/messages/count_tokens', countTokensRoute(ctx));
+  return routes;
+}

@@ -1,0 +1,81 @@
+/**
+ * An inbound API (chat, completions, embeddings, responses, Anthropic messages) as data: how
+ * its requests are authenticated and validated, which routed endpoint it uses, what each
+ * provider type is sent, how an answer and a stream go back to the client, where the usage is,
+ * and what its errors look like. One pipeline (http/pipeline.ts) serves every spec; a new
+ * inbound API is a new spec, never a copy of the pipeline. The shape follows Envoy AI
+ * Gateway's endpoint specs, each pairing the client's schema with a provider's translator.
+ */
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { Endpoint } from '../core/endpoints';
+import type { GatewayError } from '../core/errors';
+import type { Candidate } from '../routing/catalog';
+import type { Usage } from '../tenancy/contracts';
+import type { StreamEnd, StreamHandle } from '../upstream/executor';
+import type { ValidRequest } from './validate';
+
+export type { StreamEnd };
+
+/** What a relayed stream told about itself, for settlement and the stored-response record. */
+export interface StreamResult {
+  end: StreamEnd;
+  /** Usage the provider reported so far. */
+  usage?: Usage;
+  /** The usage is the provider's final count (the stream's last usage event arrived), not a running one. */
+  usageFinal: boolean;
+  /** The model the provider says answered. */
+  model?: string;
+  /** Text the client received, for an estimate when the usage is missing or not final. */
+  outputText: string;
+  /** Responses API: the response id the stream created. */
+  responseId?: string;
+}
+
+/** One non-streaming answer as the client gets it, with what settlement needs. */
+export interface JsonAnswer {
+  body: string | Buffer;
+  usage?: Usage;
+  outputText: string;
+  model?: unknown;
+  /** Responses API: the stored response's id. */
+  id?: unknown;
+}
+
+export interface RelayArgs {
+  handle: StreamHandle;
+  res: ServerResponse;
+  candidate: Candidate;
+  valid: ValidRequest;
+  /** Applied to the text of each write (the requested model name for a mapped one); undefined costs nothing. */
+  rewrite?: (text: string) => string;
+}
+
+/** How the inbound API's clients read an error: the response body, and the event that ends a stream that failed. */
+export interface ErrorShape {
+  body(e: GatewayError, requestId: string): string;
+}
+
+export interface InboundSpec {
+  /** The endpoint label of metrics, logs and traces. */
+  readonly name: string;
+  /** Public path (POST). */
+  readonly path: string;
+  /** The routed endpoint: catalog, strategies, limits and the upstream path of OpenAI-type providers. */
+  readonly endpoint: Endpoint;
+  /** Providers of this type answer in this API's own wire format: relayed, never translated. */
+  readonly nativeType?: string;
+  /** The Authorization value the gateway's authenticator reads (e.g. Anthropic SDKs send x-api-key). */
+  authorization(headers: IncomingHttpHeaders): string | undefined;
+  validate(body: unknown): ValidRequest;
+  /** The body each candidate is sent (memoised per upstream model inside). */
+  bodyFor(valid: ValidRequest): (c: Candidate) => string;
+  /** A 2xx JSON answer (already in the OpenAI shape for other wire formats, unless native) as the client gets it. */
+  answer(json: { raw: Buffer; parsed: Record<string, unknown> }, c: Candidate, valid: ValidRequest, rewrite?: (text: string) => string): JsonAnswer;
+  /** Relays a stream whose first event is in, to its end; writes the API's error event when the provider fails after the first byte. */
+  relayStream(a: RelayArgs): Promise<StreamResult>;
+  readonly errors: ErrorShape;
+  /** Non-streaming answers may be served from the response cache. */
+  readonly cacheable: boolean;
+  /** Answers are stored at the provider (Responses API): ids recorded per team, previous_response_id pinned to its provider. */
+  readonly storesResponses: boolean;
+}
