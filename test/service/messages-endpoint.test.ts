@@ -142,4 +142,41 @@ describe('POST /v1/messages (@anthropic-ai/sdk in front)', () => {
     assert.equal(res.status, 401);
     await assert.rejects(client.messages.create({ model: 'claude', messages: [{ role: 'user', content: 'hi' }] } as never), (e: InstanceType<typeof Anthropic.APIError>) => e.status === 400 && /max_tokens/.test(e.message));
   });
+
+  it("errors come back in Anthropic's shape, so the SDK raises its typed errors with the gateway's message", async () => {
+    const anon = new Anthropic({ baseURL: gw.url, apiKey: 'sk-wrong', maxRetries: 0 });
+    await assert.rejects(anon.messages.create({ model: 'claude', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }), (e: unknown) => e instanceof Anthropic.AuthenticationError && !/^\{/.test(e.message) && /key/i.test(e.message));
+    await assert.rejects(client.messages.create({ model: 'nope', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }), (e: unknown) => e instanceof Anthropic.NotFoundError && /nope/.test(e.message));
+    const res = await fetch(`${gw.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': KEY }, body: JSON.stringify({ model: 'claude', messages: [{ role: 'user', content: 'hi' }] }) });
+    assert.equal(res.status, 400);
+    const body = (await res.json()) as { type: string; error: { type: string; message: string }; request_id: string };
+    assert.equal(body.type, 'error');
+    assert.equal(body.error.type, 'invalid_request_error');
+    assert.match(body.error.message, /max_tokens/);
+    assert.equal(body.request_id, res.headers.get('x-request-id'));
+    ant.setBehavior(() => ({ kind: 'error', status: 529, type: 'overloaded_error' }));
+    oa.setBehavior(() => ({ kind: 'status', status: 503 }));
+    await assert.rejects(client.messages.create({ model: 'claude', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }), (e: unknown) => e instanceof Anthropic.APIError && (e.error as { type: string }).type === 'error');
+  });
+
+  it('translated answers carry msg_ ids, in the message and in message_start', async () => {
+    const msg = await client.messages.create({ model: 'gpt', max_tokens: 50, messages: [{ role: 'user', content: 'hi' }] });
+    assert.match(msg.id, /^msg_/);
+    const stream = client.messages.stream({ model: 'gpt', max_tokens: 50, messages: [{ role: 'user', content: 'hi' }] });
+    assert.match((await stream.finalMessage()).id, /^msg_/);
+  });
+
+  it('POST /v1/messages/count_tokens counts the input tokens (an estimate, said in a header), authenticated, the model checked', async () => {
+    const before = ant.received.length + oa.received.length;
+    const { input_tokens } = await client.messages.countTokens({ model: 'claude', system: 'Be brief.', messages: [{ role: 'user', content: 'How many tokens is this sentence?' }] });
+    assert.ok(input_tokens > 5 && input_tokens < 40, `${input_tokens}`);
+    const longer = await client.messages.countTokens({ model: 'claude', messages: [{ role: 'user', content: 'How many tokens is this sentence? '.repeat(20) }] });
+    assert.ok(longer.input_tokens > input_tokens * 5);
+    assert.equal(ant.received.length + oa.received.length, before, 'no provider was called');
+    const anon = new Anthropic({ baseURL: gw.url, apiKey: 'sk-wrong', maxRetries: 0 });
+    await assert.rejects(anon.messages.countTokens({ model: 'claude', messages: [{ role: 'user', content: 'hi' }] }), Anthropic.AuthenticationError);
+    await assert.rejects(client.messages.countTokens({ model: 'nope', messages: [{ role: 'user', content: 'hi' }] }), Anthropic.NotFoundError);
+    const res = await fetch(`${gw.url}/v1/messages/count_tokens`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': KEY }, body: JSON.stringify({ model: 'claude', messages: [{ role: 'user', content: 'hi' }] }) });
+    assert.equal(res.headers.get('x-gateway-estimated'), 'true');
+  });
 });
