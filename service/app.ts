@@ -202,13 +202,14 @@ function gatewayRoutes(app: express.Express, deps: AppDeps, ctx: GatewayContext,
     if (!deps.spendReport) throw notFound('Spend reporting is not enabled.', 'spend_unavailable');
     res.json(await deps.spendReport(req.query as Record<string, string | undefined>));
   }));
+  // The rest of /v1/gateway is the admin API's too: an admin key on an unknown path gets 404, not "invalid API key".
+  app.use('/v1/gateway', admin, (req, _res, next) => next(notFound(`Unknown admin endpoint: ${req.method} ${(req.baseUrl + req.path).slice(0, 200)}`, 'unknown_url')));
 }
 
 /** Every other /v1 path: the pass-through allowlist and stored responses; anything else is 404 before any provider sees it. */
 function passthroughRoutes(app: express.Express, ctx: GatewayContext, client: UpstreamClient, authenticate: Middleware): void {
   const passthrough = passthroughRoute(ctx, client);
   app.use('/v1', authenticate, (req, res, next) => {
-    if (req.method === 'GET' && req.path.startsWith('/gateway')) return next();
     // Never forward a path that could climb out of the provider's /v1 (with the gateway's provider key).
     if (escapesPrefix(req.path)) return next(notFound(`Unknown endpoint: ${req.method} ${(req.baseUrl + req.path).slice(0, 200)}`, 'unknown_url'));
     const q = req.originalUrl.indexOf('?');

@@ -223,6 +223,15 @@ describe('routing engine: retries, failover, circuit breaker', () => {
     assert.equal(res.status, 403);
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'admin_key_required');
   });
+
+  it('an unknown admin path: 404 to the admin key, 403 to anyone else (never "invalid API key")', async () => {
+    r = await rig(() => ({ kind: 'ok' }));
+    const admin = await fetch(`${r.gw.url}/v1/gateway/nope`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    assert.equal(admin.status, 404);
+    assert.equal(((await admin.json()) as { error: { code: string } }).error.code, 'unknown_url');
+    const anon = await fetch(`${r.gw.url}/v1/gateway/nope`, { method: 'POST' });
+    assert.equal(anon.status, 403);
+  });
 });
 
 describe('routing engine: weighted 95/5 through the gateway', () => {
