@@ -75,35 +75,60 @@ export const providerModelSchema = z
   })
   .strict();
 
-export const providerSchema = z
-  .object({
-    name: labelSafe,
-    type: z.enum(PROVIDER_TYPES).default('openai'),
-    /** e.g. https://api.openai.com/v1 ; for Azure: https://RESOURCE.openai.azure.com ; for Anthropic: https://api.anthropic.com */
-    base_url: z.url({ protocol: /^https?$/ }),
-    api_key: z.string().optional(),
-    /** Azure only: api-version query parameter. */
-    api_version: z.string().optional(),
-    /** Anthropic only: the anthropic-version header (default 2023-06-01). */
-    anthropic_version: z.string().min(1).optional(),
-    /** Bedrock only: the AWS region the calls are signed for (SigV4); base_url is the region's bedrock-runtime endpoint. */
-    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'must be an AWS region, e.g. us-east-1').optional(),
-    /** Anthropic only: max_tokens sent when a request sets none (Anthropic requires it; default 4096). */
-    default_max_tokens: z.number().int().positive().optional(),
-    /** Per-attempt timeout (connect + time to first byte + body for non-streaming). */
-    timeout_ms: z.number().int().positive().default(30_000),
-    max_connections: z.number().int().positive().default(256),
-    /** Traffic share under the `weighted` strategy, when a model does not set its own weights. */
-    weight: z.number().nonnegative().default(1),
-    /** Order under the `priority` strategy (lower first). */
-    priority: z.number().int().default(100),
-    /** Protects the provider's quota, across all clients. */
-    rate_limit: z.object({ requests_per_minute: z.number().int().positive() }).strict().optional(),
-    /** Routed endpoints this provider serves (default: openai all of them, azure all but responses). */
-    endpoints: z.array(z.enum(ENDPOINT_NAMES)).min(1).optional(),
-    models: z.array(providerModelSchema).min(1),
-  })
-  .strict();
+/** Fields every provider has, whatever its type. */
+const providerCommon = {
+  name: labelSafe,
+  /** e.g. https://api.openai.com/v1 ; for Azure: https://RESOURCE.openai.azure.com ; for Anthropic: https://api.anthropic.com */
+  base_url: z.url({ protocol: /^https?$/ }),
+  /** Per-attempt timeout (connect + time to first byte + body for non-streaming). */
+  timeout_ms: z.number().int().positive().default(30_000),
+  max_connections: z.number().int().positive().default(256),
+  /** Traffic share under the `weighted` strategy, when a model does not set its own weights. */
+  weight: z.number().nonnegative().default(1),
+  /** Order under the `priority` strategy (lower first). */
+  priority: z.number().int().default(100),
+  /** Protects the provider's quota, across all clients. */
+  rate_limit: z.object({ requests_per_minute: z.number().int().positive() }).strict().optional(),
+  /** Routed endpoints this provider serves (default: openai all of them, azure all but responses). */
+  endpoints: z.array(z.enum(ENDPOINT_NAMES)).min(1).optional(),
+  models: z.array(providerModelSchema).min(1),
+};
+
+/**
+ * A provider, validated by the branch of its `type` (default openai): each type's own fields
+ * are known, required or refused by its branch, never by checks on a flat object.
+ */
+export const providerSchema = z.discriminatedUnion('type', [
+  z.object({ ...providerCommon, type: z.literal('openai').default('openai'), api_key: z.string().optional() }).strict(),
+  z
+    .object({
+      ...providerCommon,
+      type: z.literal('azure'),
+      api_key: z.string().optional(),
+      /** The api-version query parameter of every call. */
+      api_version: z.string({ error: 'required for type azure' }).min(1, 'required for type azure'),
+    })
+    .strict(),
+  z
+    .object({
+      ...providerCommon,
+      type: z.literal('anthropic'),
+      api_key: z.string().optional(),
+      /** The anthropic-version header (default 2023-06-01). */
+      anthropic_version: z.string().min(1).optional(),
+      /** max_tokens sent when a request sets none (Anthropic requires it; default 4096). */
+      default_max_tokens: z.number().int().positive().optional(),
+    })
+    .strict(),
+  z
+    .object({
+      ...providerCommon,
+      type: z.literal('bedrock'),
+      /** The AWS region the calls are signed for (SigV4); base_url is the region's bedrock-runtime endpoint. Credentials come from the AWS credential chain, never an api_key. */
+      region: z.string({ error: 'required for type bedrock' }).regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'must be an AWS region, e.g. us-east-1'),
+    })
+    .strict(),
+]);
 
 export const modelRouteSchema = z
   .object({
@@ -313,10 +338,6 @@ export const configSchema = configBase.superRefine((cfg, ctx) => {
       ctx.addIssue({ code: 'custom', path: ['providers'], message: 'provider names must be unique' });
     }
     cfg.providers.forEach((p, i) => {
-      if (p.type === 'azure' && !p.api_version) {
-        ctx.addIssue({ code: 'custom', path: ['providers', i, 'api_version'], message: 'required for type azure' });
-      }
-      if (p.type === 'bedrock' && !p.region) ctx.addIssue({ code: 'custom', path: ['providers', i, 'region'], message: 'required for type bedrock' });
       const supported = PROVIDER_FACTS[p.type].supportedEndpoints;
       for (const e of p.endpoints ?? []) {
         if (!supported.includes(e)) ctx.addIssue({ code: 'custom', path: ['providers', i, 'endpoints'], message: `type ${p.type} does not serve the ${e} endpoint` });
@@ -397,6 +418,19 @@ export type GatewayConfigInput = z.input<typeof configSchema>;
 /** The config after validation and defaults. */
 export type GatewayConfig = z.output<typeof configSchema>;
 export type ProviderConfig = GatewayConfig['providers'][number];
+/** The config of one provider type. */
+export type ProviderOf<T extends ProviderConfig['type']> = Extract<ProviderConfig, { type: T }>;
+
+/** A provider's config as its type's branch (an adapter is only ever handed providers of its own type). */
+export function providerOfType<T extends ProviderConfig['type']>(p: ProviderConfig, type: T): ProviderOf<T> {
+  if (p.type !== type) throw new Error(`provider "${p.name}" is of type ${p.type}, not ${type}`);
+  return p as ProviderOf<T>;
+}
+
+/** The provider's API key, for the types that have one (bedrock signs with AWS credentials instead). */
+export function providerApiKey(p: ProviderConfig): string | undefined {
+  return p.type === 'bedrock' ? undefined : p.api_key;
+}
 export type ProviderModelConfig = ProviderConfig['models'][number];
 export type ApiKeyConfig = GatewayConfig['auth']['keys'][number];
 export type TeamConfig = GatewayConfig['teams'][number];

@@ -16,7 +16,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import { chatUsage, responsesUsage, Usage } from '../core/endpoints';
 import { objectPath, ObjectPath, referencedIds } from '../core/passthrough-paths';
-import type { GatewayConfig, ProviderConfig } from '../config/schema';
+import { GatewayConfig, ProviderConfig, providerApiKey } from '../config/schema';
 import { costUsd } from '../cost/cost';
 import type { Principal } from '../tenancy/contracts';
 import { assertOwned, objectLifetimeSeconds, objectNotFound, STORED_RESPONSE_TTL_SECONDS } from '../tenancy/objects';
@@ -214,7 +214,8 @@ async function relayAnswer(ctx: GatewayContext, res: ServerResponse, principal: 
     throw upstreamUnavailable(`The provider "${provider.name}" broke off its answer.`);
   }
   // A provider may echo the credentials it was sent: never pass the gateway's provider key on.
-  let text = provider.api_key ? raw.toString('utf8').split(provider.api_key).join('[redacted]') : raw.toString('utf8');
+  const apiKey = providerApiKey(provider);
+  let text = apiKey ? raw.toString('utf8').split(apiKey).join('[redacted]') : raw.toString('utf8');
   if (rename) text = rename(text);
   let parsed: Record<string, unknown> | undefined;
   try {

@@ -3,7 +3,7 @@
  * anthropic-version headers). OpenAI chat requests are translated to it, answers and
  * streams back (see anthropic-request.ts, anthropic-response.ts).
  */
-import type { ProviderConfig } from '../config/schema';
+import { ProviderConfig, providerOfType } from '../config/schema';
 import { anthropicRequest } from './anthropic-request';
 import { AnthropicStreamTranslator, anthropicUsage, chatCompletionOf } from './anthropic-response';
 import { defaultStatusClass } from './common';
@@ -42,7 +42,8 @@ export function anthropicErrorBody(text: string): UpstreamErrorBody | undefined 
 export const anthropicAdapter: ProviderAdapter = {
   type: 'anthropic',
   ...PROVIDER_FACTS.anthropic,
-  target(provider: ProviderConfig): Target {
+  target(config: ProviderConfig): Target {
+    const provider = providerOfType(config, 'anthropic');
     const { origin, base } = baseOf(provider);
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'anthropic-version': provider.anthropic_version ?? ANTHROPIC_VERSION };
     if (provider.api_key) headers['x-api-key'] = provider.api_key;
@@ -57,7 +58,7 @@ export const anthropicAdapter: ProviderAdapter = {
   translation: {
     requestBody(endpoint, body, upstreamModel, provider, stream) {
       if (endpoint !== 'chat') throw new RequestTranslationError(`The ${endpoint} endpoint is not served by anthropic providers.`);
-      return JSON.stringify(anthropicRequest(body, upstreamModel, provider.default_max_tokens ?? DEFAULT_MAX_TOKENS, stream));
+      return JSON.stringify(anthropicRequest(body, upstreamModel, providerOfType(provider, 'anthropic').default_max_tokens ?? DEFAULT_MAX_TOKENS, stream));
     },
     responseJson: chatCompletionOf,
     translateStream: (source, nowSec) => translateSse(source, new AnthropicStreamTranslator(nowSec)),

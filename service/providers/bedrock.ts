@@ -6,7 +6,7 @@
  */
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
-import type { ProviderConfig } from '../config/schema';
+import { ProviderConfig, providerOfType } from '../config/schema';
 import { converseRequest } from './bedrock-request';
 import { bedrockUsage, ConverseStreamTranslator, converseToChat, translateEventStream } from './bedrock-response';
 import { defaultStatusClass } from './common';
@@ -30,7 +30,7 @@ async function sign(provider: ProviderConfig, t: Target, body: string, env: Node
   const accessKeyId = env.AWS_ACCESS_KEY_ID;
   const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
   if (!accessKeyId || !secretAccessKey) throw new CredentialsError('no AWS credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)');
-  const signer = new SignatureV4({ service: 'bedrock', region: provider.region ?? '', sha256: Sha256, credentials: { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN || undefined } });
+  const signer = new SignatureV4({ service: 'bedrock', region: providerOfType(provider, 'bedrock').region, sha256: Sha256, credentials: { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN || undefined } });
   const url = new URL(t.origin);
   const signed = await signer.sign({ method: 'POST', protocol: url.protocol, hostname: url.hostname, port: url.port ? Number(url.port) : undefined, path: t.path, headers: { ...t.headers, host: url.host }, body });
   const out: Record<string, string> = {};

@@ -1,5 +1,5 @@
 /** `type: openai`: the OpenAI wire format, bodies and streams relayed byte for byte. */
-import type { ProviderConfig } from '../config/schema';
+import { ProviderConfig, providerOfType } from '../config/schema';
 import { Endpoint, ENDPOINTS } from '../core/endpoints';
 import { defaultStatusClass, openAiErrorBody } from './common';
 import type { ProviderAdapter, Target } from './types';
@@ -14,13 +14,15 @@ export function baseOf(provider: ProviderConfig): { origin: string; base: string
 export const openaiAdapter: ProviderAdapter = {
   type: 'openai',
   ...PROVIDER_FACTS.openai,
-  target(provider: ProviderConfig, endpoint: Endpoint): Target {
+  target(config: ProviderConfig, endpoint: Endpoint): Target {
+    const provider = providerOfType(config, 'openai');
     const { origin, base } = baseOf(provider);
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
     if (provider.api_key) headers.authorization = `Bearer ${provider.api_key}`;
     return { origin, path: `${base}${ENDPOINTS[endpoint].upstreamPath}`, headers };
   },
-  targetForPath(provider, subpath, search) {
+  targetForPath(config, subpath, search) {
+    const provider = providerOfType(config, 'openai');
     const { origin, base } = baseOf(provider);
     const headers: Record<string, string> = {};
     if (provider.api_key) headers.authorization = `Bearer ${provider.api_key}`;

@@ -6,7 +6,7 @@
  */
 import { Cancel, CancelSignal } from './cancel';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { GatewayConfig } from '../config/schema';
+import { GatewayConfig, providerApiKey } from '../config/schema';
 import { badRequest, GatewayError, rateLimited, serviceUnavailable, upstreamTimeout, upstreamUnavailable } from '../core/errors';
 import type { Metrics } from '../metrics/metrics';
 import type { Candidate, Endpoint } from '../routing/catalog';
@@ -109,7 +109,7 @@ const defaultSleep = (ms: number, signal: AbortSignal) => sleep(ms, undefined, {
 /** The upstream's 4xx (not auth, not retryable) is about the client's request: relay it in the OpenAI shape. */
 function relayClientError(status: number, text: string, c: Candidate): GatewayError {
   // A provider may echo the credentials it was sent: never pass the gateway's provider key on.
-  const apiKey = c.provider.api_key;
+  const apiKey = providerApiKey(c.provider);
   if (apiKey) text = text.split(apiKey).join('[redacted]');
   const e = adapterFor(c.provider.type).errorBody(text);
   if (e) return new GatewayError(status, e.type as never, e.code ?? 'upstream_rejected', e.message.slice(0, 2000), {}, e.param);

@@ -40,6 +40,12 @@ export function provider(name: string, url: string, models: Array<string | { nam
   };
 }
 
+/** A provider entry without an api_key (bedrock signs with AWS credentials and refuses one). */
+export function keyless<T extends { api_key?: string }>(p: T): Omit<T, 'api_key'> {
+  const { api_key: _key, ...rest } = p;
+  return rest;
+}
+
 /** Reads one counter/gauge sample from the Prometheus text exposition. */
 export async function metricValue(metricsUrl: string, name: string, labels: Record<string, string> = {}): Promise<number> {
   const text = await (await fetch(metricsUrl)).text();

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { FAKE_AWS, FakeBedrock, startFakeBedrock } from '../helpers/fake-bedrock';
 import { FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
-import { metricValue, provider, startTestGateway, TestGateway } from '../helpers/gateway';
+import { keyless, metricValue, provider, startTestGateway, TestGateway } from '../helpers/gateway';
 
 const MODEL_ID = 'anthropic.claude-3-5-sonnet-20240620-v1:0';
 
@@ -28,7 +28,7 @@ describe('bedrock provider type (openai SDK in front)', () => {
       auth: { mode: 'none' },
       routing: { strategy: 'priority', retry_delay_ms: 5, max_retries: 1, circuit_breaker: { consecutive_failures: 50 } },
       providers: [
-        { ...provider('br', br.url, [{ name: 'claude', upstream_name: MODEL_ID, input_per_million: 3, cached_input_per_million: 0.3, output_per_million: 15 }], { priority: 1 }), type: 'bedrock', region: FAKE_AWS.region, api_key: undefined },
+        { ...keyless(provider('br', br.url, [{ name: 'claude', upstream_name: MODEL_ID, input_per_million: 3, cached_input_per_million: 0.3, output_per_million: 15 }], { priority: 1 })), type: 'bedrock', region: FAKE_AWS.region },
         provider('oa', `${oa.url}`, ['claude'], { priority: 2 }),
       ],
     });
@@ -128,7 +128,7 @@ describe('bedrock provider type (openai SDK in front)', () => {
   it('without AWS credentials in the environment nothing is sent to bedrock: a provider auth failure, failed over', async () => {
     const other = await startTestGateway({
       auth: { mode: 'none' },
-      providers: [{ ...provider('br', br.url, ['claude'], { priority: 1 }), type: 'bedrock', region: FAKE_AWS.region, api_key: undefined }, provider('oa', oa.url, ['claude'], { priority: 2 })],
+      providers: [{ ...keyless(provider('br', br.url, ['claude'], { priority: 1 })), type: 'bedrock', region: FAKE_AWS.region }, provider('oa', oa.url, ['claude'], { priority: 2 })],
       routing: { strategy: 'priority' },
     });
     delete process.env.AWS_ACCESS_KEY_ID;

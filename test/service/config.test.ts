@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { loadConfigFile, parseConfigText } from '../../service/config/load';
-import { ConfigError } from '../../service/config/schema';
+import { ConfigError, providerApiKey } from '../../service/config/schema';
 import { hashKey } from '../../service/tenancy/keys';
 
 const HASH = `sha256:${'a'.repeat(64)}`;
@@ -32,7 +32,7 @@ function problems(mutate: (c: ReturnType<typeof valid> & Record<string, unknown>
 describe('config validation', () => {
   it('accepts a valid config, interpolates ${ENV} and fills defaults from the original design', () => {
     const c = parseConfigText(stringify(valid()), { RELAY_KEY: 'sk-test' });
-    assert.equal(c.providers[0].api_key, 'sk-test');
+    assert.equal(providerApiKey(c.providers[0]), 'sk-test');
     assert.equal(c.routing.strategy, 'cost-optimal');
     assert.equal(c.routing.fallback, true);
     assert.equal(c.routing.max_retries, 2);
@@ -46,7 +46,7 @@ describe('config validation', () => {
   it('${VAR:-default} uses the default when the variable is unset', () => {
     const cfg = valid();
     cfg.providers[0].api_key = '${NOPE:-fallback}';
-    assert.equal(parseConfigText(stringify(cfg), {}).providers[0].api_key, 'fallback');
+    assert.equal(providerApiKey(parseConfigText(stringify(cfg), {}).providers[0]), 'fallback');
   });
 
   const table: Array<[string, (c: ReturnType<typeof valid> & Record<string, unknown>) => void, RegExp, NodeJS.ProcessEnv?]> = [
@@ -64,6 +64,10 @@ describe('config validation', () => {
     ['duplicate key names, naming both entries', (c) => { c.auth.keys.push({ hash: `sha256:${'b'.repeat(64)}`, name: 'app', team: 'search' }); }, /auth\.keys\[1\]\.name: duplicate key name "app" \(also auth\.keys\[0\]\); limits are counted per name/],
     ['duplicate provider names', (c) => { c.providers.push({ ...c.providers[0] }); }, /providers: provider names must be unique/],
     ['azure without api_version', (c) => { (c.providers[0] as Record<string, unknown>).type = 'azure'; }, /providers\[0\]\.api_version: required for type azure/],
+    ['bedrock without region', (c) => { Object.assign(c.providers[0], { type: 'bedrock', api_key: undefined }); delete (c.providers[0] as Record<string, unknown>).api_key; }, /providers\[0\]\.region: required for type bedrock/],
+    ['bedrock with an api_key (it signs with AWS credentials)', (c) => { Object.assign(c.providers[0], { type: 'bedrock', region: 'us-east-1' }); }, /providers\[0\]: unknown key\(s\) "api_key"/],
+    ['openai with an azure field', (c) => { Object.assign(c.providers[0], { api_version: '2024-10-21' }); }, /providers\[0\]: unknown key\(s\) "api_version"/],
+    ['an unknown provider type', (c) => { (c.providers[0] as Record<string, unknown>).type = 'vertex'; }, /providers\[0\]\.type: .*openai.*azure.*anthropic.*bedrock/],
     ['alias to an unknown provider', (c) => { c.models = { fast: { targets: [{ provider: 'ghost', model: 'gpt-4o-mini' }] } }; }, /models\.fast\.targets\[0\]\.provider: unknown provider "ghost"/],
     ['alias to a model the provider does not serve', (c) => { c.models = { fast: { targets: [{ provider: 'relay', model: 'gpt-5' }] } }; }, /models\.fast\.targets\[0\]\.model: provider "relay" does not serve model "gpt-5"/],
     ['weights naming an unknown provider', (c) => { c.models = { 'gpt-4o-mini': { strategy: 'weighted', weights: { ghost: 5 } } }; }, /models\.gpt-4o-mini: unknown provider "ghost"/],
