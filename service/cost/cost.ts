@@ -1,7 +1,7 @@
 /**
  * Prices and cost: pure functions. Prices are USD per million tokens, as in the config.
  */
-import type { Usage } from '../tenancy/contracts';
+import type { Usage } from '../core/endpoints';
 
 export interface Prices {
   input_per_million: number;

@@ -1,7 +1,14 @@
 /** What most providers share: the status classes of HTTP and the OpenAI error body. */
 import type { Usage } from '../core/endpoints';
-import { isProviderAuthFailure, isRetryableStatus } from '../routing/backoff';
 import type { StatusClass, UpstreamErrorBody } from './types';
+
+/** Statuses worth another try on the same provider. */
+const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+
+export const isRetryableStatus = (status: number): boolean => RETRYABLE_STATUS.has(status);
+
+/** A provider answering these has a bad key or no access: fail over and mark it unhealthy. */
+export const isProviderAuthFailure = (status: number): boolean => status === 401 || status === 403;
 
 export function defaultStatusClass(status: number): StatusClass {
   if (isRetryableStatus(status)) return 'retryable';

@@ -1,12 +1,4 @@
-/** Retry decisions as pure functions: which failures are retryable, and how long to wait. */
-
-/** Statuses worth another try on the same provider. */
-const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
-
-export const isRetryableStatus = (status: number): boolean => RETRYABLE_STATUS.has(status);
-
-/** A provider answering these has a bad key or no access: fail over and mark it unhealthy. */
-export const isProviderAuthFailure = (status: number): boolean => status === 401 || status === 403;
+/** Retry decisions as pure functions: how long to wait, and whether to try again (which statuses are retryable is the provider adapters' call: providers/common.ts). */
 
 /**
  * Exponential backoff with full jitter: a uniform delay in [0, min(max, base * 2^attempt)).

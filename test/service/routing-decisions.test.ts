@@ -1,7 +1,8 @@
 /** Table-driven tests of the routing decisions: strategies, backoff, Retry-After, circuit breaker. */
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../service/config/schema';
-import { backoffDelay, decideRetry, isRetryableStatus, retryAfterMs } from '../../service/routing/backoff';
+import { isRetryableStatus } from '../../service/providers/common';
+import { backoffDelay, decideRetry, retryAfterMs } from '../../service/routing/backoff';
 import { buildCatalog, Candidate } from '../../service/routing/catalog';
 import { BreakerSettings, canPass, CircuitBreakers, initialCircuit, onAttempt, onResult } from '../../service/routing/circuit-breaker';
 import { ProviderStats, StatsTracker } from '../../service/routing/provider-stats';

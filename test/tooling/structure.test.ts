@@ -1,8 +1,9 @@
 /**
- * The service's module structure (GUIDE.md, section 1): no import cycles, and imports point
- * down, so nothing in the lower layers imports from http/ and nothing in core/ imports from
- * outside core/. Checked on the real source with madge, the same graph
- * `npx madge --circular --extensions ts service` prints.
+ * The service's module structure (GUIDE.md, section 1): no import cycles, and every import
+ * between folders points down the declared layer order (LAYERS): never up, never sideways to
+ * another folder of the same layer. Checked on the real source with madge, the same graph
+ * `npx madge --circular --extensions ts service` prints. README's Development section lists the
+ * same order.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,7 +12,40 @@ import { join } from 'node:path';
 import madge from 'madge';
 
 const SERVICE = join(__dirname, '../../service');
-const LOWER_LAYERS = ['core', 'config', 'providers', 'routing', 'upstream', 'tenancy', 'cost', 'cache', 'messages', 'metrics', 'telemetry', 'redis'];
+
+/**
+ * The layer order, lowest first. A module may import its own folder and any folder of a lower
+ * layer; '.' is the service root (app.ts composes, server.ts and main.ts run it).
+ */
+export const LAYERS: readonly (readonly string[])[] = [
+  ['core'],
+  ['config', 'metrics'],
+  ['redis', 'providers', 'cost', 'store'],
+  ['messages', 'routing'],
+  ['tenancy'],
+  ['cache', 'telemetry'],
+  ['upstream'],
+  ['inbound'],
+  ['http', 'admin', 'ui'],
+  ['.'],
+];
+
+const folderOf = (module: string): string => (module.includes('/') ? module.split('/')[0] : '.');
+const layerOf = (folder: string): number => LAYERS.findIndex((l) => l.includes(folder));
+
+/** Every import edge that leaves its folder for one that is not in a lower layer (or is in no layer at all). */
+export function layerViolations(graph: Graph): string[] {
+  return Object.entries(graph).flatMap(([from, tos]) => {
+    const f = folderOf(from);
+    return tos.filter((to) => {
+      const t = folderOf(to);
+      if (t === f) return false;
+      const lf = layerOf(f);
+      const lt = layerOf(t);
+      return lf < 0 || lt < 0 || lt >= lf;
+    }).map((to) => `${from} -> ${to}`);
+  });
+}
 
 type Graph = Record<string, string[]>;
 
@@ -42,9 +76,13 @@ describe('service module structure', function () {
     assert.deepEqual(cycles.map((c) => c.join(' > ')), []);
   });
 
-  it('nothing below http/ imports from http/ (or from the app that composes it)', () => {
-    const up = (to: string) => to.startsWith('http/') || to === 'app.ts' || to === 'server.ts' || to === 'main.ts';
-    assert.deepEqual(edges(graph, LOWER_LAYERS, up), []);
+  it('every folder is in the layer order', () => {
+    const folders = [...new Set(Object.keys(graph).map(folderOf))];
+    assert.deepEqual(folders.filter((f) => layerOf(f) < 0), []);
+  });
+
+  it('imports point down the layer order: none upward, none sideways between folders of one layer', () => {
+    assert.deepEqual(layerViolations(graph), []);
   });
 
   it('core/ imports only core/', () => {
@@ -61,8 +99,8 @@ describe('service module structure', function () {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-    const bad: Graph = { 'upstream/a.ts': ['http/errors.ts'], 'core/x.ts': ['routing/y.ts'] };
-    assert.deepEqual(edges(bad, LOWER_LAYERS, (to) => to.startsWith('http/')), ['upstream/a.ts -> http/errors.ts']);
+    const bad: Graph = { 'upstream/a.ts': ['http/errors.ts', 'core/ok.ts', 'upstream/b.ts'], 'core/x.ts': ['routing/y.ts'], 'cache/c.ts': ['telemetry/t.ts'], 'nowhere/n.ts': ['core/ok.ts'], 'app.ts': ['http/h.ts'] };
+    assert.deepEqual(layerViolations(bad), ['upstream/a.ts -> http/errors.ts', 'core/x.ts -> routing/y.ts', 'cache/c.ts -> telemetry/t.ts', 'nowhere/n.ts -> core/ok.ts']);
     assert.deepEqual(edges(bad, ['core'], (to) => !to.startsWith('core/')), ['core/x.ts -> routing/y.ts']);
   });
 });
