@@ -86,11 +86,22 @@ type FailureKind =
   | 'status_retryable' | 'provider_auth' | 'not_found' | 'status_other'
   | 'invalid_json' | 'invalid_stream' | 'empty_stream' | 'too_large';
 
+type AttemptFailure = { kind: 'failure'; reason: FailureKind; status?: number; retryAfterMs?: number; retryable: boolean };
+
 type Attempt =
   | { kind: 'success'; result: Omit<Success, 'attempts' | 'ok'> }
-  | { kind: 'failure'; reason: FailureKind; status?: number; retryAfterMs?: number; retryable: boolean }
+  | AttemptFailure
   | { kind: 'client_error'; error: GatewayError }
   | { kind: 'client_gone' };
+
+/** What one request's attempts have come to so far (for the failover metric and the final error). */
+interface Run {
+  attempts: number;
+  last?: AttemptFailure;
+  lastProvider?: string;
+  skippedOpen: number;
+  deadlineHit: boolean;
+}
 
 export interface ExecutorDeps {
   config: GatewayConfig;
@@ -299,99 +310,117 @@ export class Executor {
   }
 
   async execute(input: ExecuteInput): Promise<ExecuteResult> {
+    const plan = this.deps.config.routing.fallback ? input.plan : input.plan.slice(0, 1);
+    const run: Run = { attempts: 0, skippedOpen: 0, deadlineHit: false };
+    for (const c of plan) {
+      if (!(await this.admitCandidate(run, c, input))) continue;
+      const result = await this.tryCandidate(run, c, input);
+      if (result) return result;
+      if (run.deadlineHit) break;
+    }
+    return { ok: false, attempts: run.attempts, error: this.finalError(input, run) };
+  }
+
+  /** Whether a candidate may be tried now: its circuit and its provider quota (counting a failover to it). */
+  private async admitCandidate(run: Run, c: Candidate, input: ExecuteInput): Promise<boolean> {
+    const { breakers, metrics } = this.deps;
+    const p = c.provider.name;
+    if (!breakers.canPass(p, input.model)) {
+      run.skippedOpen++;
+      return false;
+    }
+    if (!(await this.deps.admitProvider(p))) {
+      metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: 'provider_rate_limited' });
+      return false;
+    }
+    if (run.lastProvider !== undefined && run.last) metrics.failovers.inc({ from_provider: run.lastProvider, to_provider: p, model: input.model, reason: run.last.reason });
+    return true;
+  }
+
+  /** Attempts one candidate with retries; a result ends the request, undefined moves on to the next candidate. */
+  private async tryCandidate(run: Run, c: Candidate, input: ExecuteInput): Promise<ExecuteResult | undefined> {
+    const { breakers, stats, metrics, now } = this.deps;
+    const p = c.provider.name;
+    for (let retries = 0; ; retries++) {
+      const remaining = input.deadline - now();
+      if (remaining <= 0) {
+        run.deadlineHit = true;
+        return undefined;
+      }
+      run.attempts++;
+      breakers.attempt(p, input.model);
+      stats.recordAttempt(p, input.model);
+      const span = input.trace?.attempt(c, input.endpoint, run.attempts);
+      const outcome = await this.attemptOnce(c, input, Math.min(c.provider.timeout_ms, remaining), span?.headers);
+      span?.end(outcome);
+      if (outcome.kind === 'client_gone') {
+        breakers.release(p, input.model);
+        metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: 'client_gone' });
+        return this.clientGone(input, run.attempts);
+      }
+      if (outcome.kind === 'client_error') {
+        breakers.record(p, input.model, true);
+        metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: 'client_error' });
+        return { ok: false, attempts: run.attempts, error: outcome.error };
+      }
+      if (outcome.kind === 'success') return { ok: true, attempts: run.attempts, ...this.recordSuccess(p, input, outcome.result) };
+      const delayMs = this.recordFailure(run, p, input, outcome, retries);
+      if (delayMs === undefined) return undefined;
+      metrics.retries.inc({ provider: p, model: input.model, reason: outcome.reason });
+      await this.sleepUnlessGone(delayMs, input.clientSignal);
+      if (input.clientSignal.aborted) return this.clientGone(input, run.attempts);
+    }
+  }
+
+  private recordSuccess(p: string, input: ExecuteInput, result: Omit<Success, 'attempts' | 'ok'>): Omit<Success, 'attempts' | 'ok'> {
+    const { breakers, stats, metrics, now } = this.deps;
+    const model = input.model;
+    breakers.record(p, model, true);
+    metrics.providerUnhealthy.set({ provider: p }, 0);
+    metrics.upstreamAttempts.inc({ provider: p, model, outcome: 'success' });
+    metrics.upstreamLatency.observe({ provider: p, model, phase: 'ttfb' }, result.ttfbMs / 1000);
+    if (result.stream) metrics.streamTtfb.observe({ provider: p, model }, (now() - input.startedAt) / 1000);
+    if (result.json) {
+      const total = now() - result.startedAt;
+      metrics.upstreamLatency.observe({ provider: p, model, phase: 'total' }, total / 1000);
+      stats.recordSuccess(p, model, result.ttfbMs, total);
+    } else {
+      stats.recordSuccess(p, model, result.ttfbMs);
+    }
+    return result;
+  }
+
+  /** Records a failed attempt; the backoff before retrying the same provider, or undefined to move on. */
+  private recordFailure(run: Run, p: string, input: ExecuteInput, outcome: AttemptFailure, retries: number): number | undefined {
     const { config, breakers, stats, metrics, now } = this.deps;
     const r = config.routing;
-    const plan = r.fallback ? input.plan : input.plan.slice(0, 1);
-    let attempts = 0;
-    let last: Extract<Attempt, { kind: 'failure' }> | undefined;
-    let lastProvider: string | undefined;
-    let skippedOpen = 0;
-    let deadlineHit = false;
-
-    for (let i = 0; i < plan.length; i++) {
-      const c = plan[i];
-      const p = c.provider.name;
-      if (!breakers.canPass(p, input.model)) {
-        skippedOpen++;
-        continue;
-      }
-      if (!(await this.deps.admitProvider(p))) {
-        metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: 'provider_rate_limited' });
-        continue;
-      }
-      if (lastProvider !== undefined && last) {
-        metrics.failovers.inc({ from_provider: lastProvider, to_provider: p, model: input.model, reason: last.reason });
-      }
-      for (let retries = 0; ; retries++) {
-        const remaining = input.deadline - now();
-        if (remaining <= 0) {
-          deadlineHit = true;
-          break;
-        }
-        attempts++;
-        breakers.attempt(p, input.model);
-        stats.recordAttempt(p, input.model);
-        const span = input.trace?.attempt(c, input.endpoint, attempts);
-        const outcome = await this.attemptOnce(c, input, Math.min(c.provider.timeout_ms, remaining), span?.headers);
-        span?.end(outcome);
-        if (outcome.kind === 'client_gone') {
-          breakers.release(p, input.model);
-          metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: 'client_gone' });
-          return this.clientGone(input, attempts);
-        }
-        if (outcome.kind === 'client_error') {
-          breakers.record(p, input.model, true);
-          metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: 'client_error' });
-          return { ok: false, attempts, error: outcome.error };
-        }
-        if (outcome.kind === 'success') {
-          breakers.record(p, input.model, true);
-          metrics.providerUnhealthy.set({ provider: p }, 0);
-          metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: 'success' });
-          metrics.upstreamLatency.observe({ provider: p, model: input.model, phase: 'ttfb' }, outcome.result.ttfbMs / 1000);
-          if (outcome.result.stream) metrics.streamTtfb.observe({ provider: p, model: input.model }, (now() - input.startedAt) / 1000);
-          if (outcome.result.json) {
-            const total = now() - outcome.result.startedAt;
-            metrics.upstreamLatency.observe({ provider: p, model: input.model, phase: 'total' }, total / 1000);
-            stats.recordSuccess(p, input.model, outcome.result.ttfbMs, total);
-          } else {
-            stats.recordSuccess(p, input.model, outcome.result.ttfbMs);
-          }
-          return { ok: true, attempts, ...outcome.result };
-        }
-        last = outcome;
-        lastProvider = p;
-        stats.recordFailure(p, input.model);
-        metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: outcome.reason });
-        if (outcome.reason === 'provider_auth') {
-          breakers.trip(p, input.model);
-          metrics.providerUnhealthy.set({ provider: p }, 1);
-          break;
-        }
-        breakers.record(p, input.model, false);
-        if (!outcome.retryable) break;
-        const decision = decideRetry({
-          retriesSoFar: retries,
-          maxRetries: r.max_retries,
-          baseMs: r.retry_delay_ms,
-          maxDelayMs: r.max_retry_delay_ms,
-          retryAfterMs: outcome.retryAfterMs,
-          retryAfterCapMs: r.retry_after_cap_ms,
-          remainingMs: input.deadline - now(),
-          random: this.deps.random,
-        });
-        if (!decision.retry) {
-          if (decision.reason === 'deadline') deadlineHit = true;
-          break;
-        }
-        if (!breakers.canPass(p, input.model)) break; // this failure opened the circuit: move on now
-        metrics.retries.inc({ provider: p, model: input.model, reason: outcome.reason });
-        await this.sleepUnlessGone(decision.delayMs, input.clientSignal);
-        if (input.clientSignal.aborted) return this.clientGone(input, attempts);
-      }
-      if (deadlineHit) break;
+    run.last = outcome;
+    run.lastProvider = p;
+    stats.recordFailure(p, input.model);
+    metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: outcome.reason });
+    if (outcome.reason === 'provider_auth') {
+      breakers.trip(p, input.model);
+      metrics.providerUnhealthy.set({ provider: p }, 1);
+      return undefined;
     }
-    return { ok: false, attempts, error: this.finalError(input, attempts, last, lastProvider, skippedOpen, deadlineHit) };
+    breakers.record(p, input.model, false);
+    if (!outcome.retryable) return undefined;
+    const decision = decideRetry({
+      retriesSoFar: retries,
+      maxRetries: r.max_retries,
+      baseMs: r.retry_delay_ms,
+      maxDelayMs: r.max_retry_delay_ms,
+      retryAfterMs: outcome.retryAfterMs,
+      retryAfterCapMs: r.retry_after_cap_ms,
+      remainingMs: input.deadline - now(),
+      random: this.deps.random,
+    });
+    if (!decision.retry) {
+      if (decision.reason === 'deadline') run.deadlineHit = true;
+      return undefined;
+    }
+    // This failure opened the circuit: move on now.
+    return breakers.canPass(p, input.model) ? decision.delayMs : undefined;
   }
 
   private clientGone(input: ExecuteInput, attempts: number): Failure {
@@ -399,14 +428,8 @@ export class Executor {
     return { ok: false, attempts, clientGone: true, error: new GatewayError(499, 'invalid_request_error', 'client_closed_request', 'Client closed the request.') };
   }
 
-  private finalError(
-    input: ExecuteInput,
-    attempts: number,
-    last: Extract<Attempt, { kind: 'failure' }> | undefined,
-    lastProvider: string | undefined,
-    skippedOpen: number,
-    deadlineHit: boolean,
-  ): GatewayError {
+  private finalError(input: ExecuteInput, run: Run): GatewayError {
+    const { attempts, last, lastProvider, skippedOpen, deadlineHit } = run;
     const model = input.model;
     if (attempts === 0) {
       if (deadlineHit) return upstreamTimeout(`The request deadline passed before any provider for model "${model}" could be tried.`);
