@@ -264,8 +264,26 @@ const configBase = z
         max_retry_delay_ms: z.number().int().min(0).default(5_000),
         /** Longest Retry-After the gateway will wait inside one request. */
         retry_after_cap_ms: z.number().int().min(0).default(10_000),
-        /** Overall deadline for one request, retries and failovers included. */
+        /** Overall deadline for one request until its answer starts, retries and failovers included. */
         timeout_ms: z.number().int().positive().default(120_000),
+        /**
+         * Deadlines that match what users wait for. headers_ms and first_token_ms apply while
+         * another candidate remains in the plan: a provider that misses them is failed over at
+         * once (not retried); the last candidate gets its full providers[].timeout_ms.
+         */
+        deadlines: z
+          .object({
+            /** Connect and response headers of one attempt. */
+            headers_ms: z.number().int().positive().default(10_000),
+            /** Request sent to a stream's first event (its first token). */
+            first_token_ms: z.number().int().positive().default(15_000),
+            /** Longest silence between two events of a stream once it has started (a stall ends it). */
+            between_events_ms: z.number().int().positive().default(30_000),
+            /** Longest a stream may run after its first event (an endless stream ends with the clean error event). */
+            stream_ms: z.number().int().positive().default(600_000),
+          })
+          .strict()
+          .prefault({}),
         /** Weights of the `balanced` score. */
         balanced_weights: z
           .object({ price: z.number().min(0).default(1), latency: z.number().min(0).default(1), errors: z.number().min(0).default(2) })

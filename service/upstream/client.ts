@@ -25,6 +25,8 @@ export interface UpstreamCall {
   signal: CancelSignal;
   /** Longest wait for response headers, and for each body chunk. */
   timeoutMs: number;
+  /** Longest wait between body chunks when it differs from timeoutMs (a stream's time between events). */
+  bodyTimeoutMs?: number;
   /** Trace context for the provider (traceparent, tracestate), when tracing is on. */
   headers?: Record<string, string>;
 }
@@ -108,7 +110,7 @@ export class UpstreamClient {
       body: call.body,
       signal: call.signal as AbortSignal, // undici listens with addEventListener; see cancel.ts
       headersTimeout: call.timeoutMs,
-      bodyTimeout: call.timeoutMs,
+      bodyTimeout: call.bodyTimeoutMs ?? call.timeoutMs,
     });
   }
 
@@ -123,7 +125,7 @@ export class UpstreamClient {
       body: call.body,
       signal: call.signal as AbortSignal, // undici listens with addEventListener; see cancel.ts
       headersTimeout: call.timeoutMs,
-      bodyTimeout: call.timeoutMs,
+      bodyTimeout: call.bodyTimeoutMs ?? call.timeoutMs,
     });
   }
 

@@ -82,7 +82,7 @@ export interface ExecuteInput {
 }
 
 type FailureKind =
-  | 'timeout' | 'refused' | 'reset' | 'dns' | 'network'
+  | 'timeout' | 'headers_timeout' | 'first_token_timeout' | 'refused' | 'reset' | 'dns' | 'network'
   | 'status_retryable' | 'provider_auth' | 'not_found' | 'status_other'
   | 'invalid_json' | 'invalid_stream' | 'empty_stream' | 'too_large';
 
@@ -151,6 +151,29 @@ function firstEventInvalid(first: Buffer): boolean {
   return inspectEvent(text.slice(0, m.index), false, { outputText: '', sawDone: false }) === 'invalid';
 }
 
+type Expiry = 'timeout' | 'headers_timeout' | 'first_token_timeout';
+
+/** One timer re-armed per phase of an attempt; `expired` names the phase whose deadline passed. */
+class PhaseTimer {
+  expired: Expiry | undefined = undefined;
+  private timer: NodeJS.Timeout | undefined = undefined;
+
+  constructor(private readonly onExpire: () => void) {}
+
+  arm(ms: number, phase: Expiry): void {
+    this.stop();
+    this.timer = setTimeout(() => {
+      this.expired = phase;
+      this.onExpire();
+    }, ms);
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
 /** One attempt's state, shared by the readers of its answer. */
 interface AttemptCall {
   c: Candidate;
@@ -171,7 +194,20 @@ export class Executor {
     this.sleep = deps.sleep ?? defaultSleep;
   }
 
-  private async attemptOnce(c: Candidate, input: ExecuteInput, timeoutMs: number, headers?: Record<string, string>): Promise<Attempt> {
+  /**
+   * The deadlines of one attempt: headers (connect and response headers), then for a stream its
+   * first event; both only while a fallback remains (the last candidate gets its whole timeout).
+   * Missing one of them is a reason to fail over, not to retry; the attempt's own timeout is.
+   */
+  private phases(timeoutMs: number, hasFallback: boolean, stream: boolean): { headersMs: number; firstEventMs: number } {
+    const d = this.deps.config.routing.deadlines;
+    return {
+      headersMs: hasFallback ? Math.min(d.headers_ms, timeoutMs) : timeoutMs,
+      firstEventMs: hasFallback && stream ? Math.min(d.first_token_ms, timeoutMs) : timeoutMs,
+    };
+  }
+
+  private async attemptOnce(c: Candidate, input: ExecuteInput, timeoutMs: number, hasFallback: boolean, headers?: Record<string, string>): Promise<Attempt> {
     const { client, now } = this.deps;
     let body: string;
     try {
@@ -181,31 +217,34 @@ export class Executor {
       throw err;
     }
     const ac = new Cancel();
-    let timedOut = false;
     const onClientAbort = () => ac.abort();
     input.clientSignal.addEventListener('abort', onClientAbort, { once: true });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      ac.abort();
-    }, timeoutMs);
+    const { headersMs, firstEventMs } = this.phases(timeoutMs, hasFallback, input.stream);
+    const timer = new PhaseTimer(() => ac.abort());
+    timer.arm(headersMs, headersMs < timeoutMs ? 'headers_timeout' : 'timeout');
     const startedAt = now();
-    const call = { c, input, ac, startedAt, ttfbMs: 0, keepListener: false, stopTimer: () => clearTimeout(timer), done: () => input.clientSignal.removeEventListener('abort', onClientAbort) };
+    const call = { c, input, ac, startedAt, ttfbMs: 0, keepListener: false, stopTimer: () => timer.stop(), done: () => input.clientSignal.removeEventListener('abort', onClientAbort) };
     try {
-      const res = await client.send({ candidate: c, endpoint: input.endpoint, stream: input.stream, body, requestId: input.requestId, signal: ac.signal, timeoutMs, headers });
+      // A stream's silence between events: the stall deadline, never longer than the provider's own timeout.
+      const bodyTimeoutMs = input.stream ? Math.min(this.deps.config.routing.deadlines.between_events_ms, timeoutMs) : undefined;
+      const res = await client.send({ candidate: c, endpoint: input.endpoint, stream: input.stream, body, requestId: input.requestId, signal: ac.signal, timeoutMs, bodyTimeoutMs, headers });
       call.ttfbMs = now() - startedAt;
+      const firstEventLeft = firstEventMs - call.ttfbMs;
+      timer.arm(Math.max(0, firstEventLeft), firstEventMs < timeoutMs ? 'first_token_timeout' : 'timeout');
       const status = res.statusCode;
       if (status >= 200 && status < 300) return input.stream ? await this.readStream(res, call) : await this.readJson(res, call);
       return this.statusFailure(status, res.headers as Record<string, string | undefined>, await readErrorBody(res.body), c, input.model);
     } catch (err) {
       if (input.clientSignal.aborted) return { kind: 'client_gone' };
-      if (timedOut) return { kind: 'failure', reason: 'timeout', retryable: true };
+      // The attempt's own timeout is worth a retry; a missed headers or first-token deadline means fail over now.
+      if (timer.expired) return { kind: 'failure', reason: timer.expired, retryable: timer.expired === 'timeout' };
       if (err instanceof BodyTooLargeError) return { kind: 'failure', reason: 'too_large', retryable: false };
       if (err instanceof StreamEventError) return { kind: 'failure', reason: 'invalid_stream', retryable: err.retryable };
       if (err instanceof CredentialsError) return { kind: 'failure', reason: 'provider_auth', retryable: false };
       const reason = classifyNetworkError(err);
       return { kind: 'failure', reason: reason === 'aborted' ? 'network' : reason, retryable: true };
     } finally {
-      clearTimeout(timer);
+      timer.stop();
       if (!call.keepListener) call.done();
     }
   }
@@ -229,8 +268,14 @@ export class Executor {
     }
     call.stopTimer();
     call.keepListener = true;
-    const finish = this.streamFinisher(c.provider.name, call.input, call.startedAt, call.done);
-    return { kind: 'success', result: { candidate: c, ttfbMs: call.ttfbMs, startedAt: call.startedAt, stream: { first, rest, abort: () => ac.abort(), done: call.done, finish } } };
+    // An endless stream is ended (the relay sees the abort as a cut and writes the clean error event).
+    const endless = setTimeout(() => ac.abort(), this.deps.config.routing.deadlines.stream_ms);
+    const done = () => {
+      clearTimeout(endless);
+      call.done();
+    };
+    const finish = this.streamFinisher(c.provider.name, call.input, call.startedAt, done);
+    return { kind: 'success', result: { candidate: c, ttfbMs: call.ttfbMs, startedAt: call.startedAt, stream: { first, rest, abort: () => ac.abort(), done, finish } } };
   }
 
   /** The end of one stream, recorded once against its provider (see StreamHandle.finish). */
@@ -312,9 +357,10 @@ export class Executor {
   async execute(input: ExecuteInput): Promise<ExecuteResult> {
     const plan = this.deps.config.routing.fallback ? input.plan : input.plan.slice(0, 1);
     const run: Run = { attempts: 0, skippedOpen: 0, deadlineHit: false };
-    for (const c of plan) {
+    for (let i = 0; i < plan.length; i++) {
+      const c = plan[i];
       if (!(await this.admitCandidate(run, c, input))) continue;
-      const result = await this.tryCandidate(run, c, input);
+      const result = await this.tryCandidate(run, c, input, i < plan.length - 1);
       if (result) return result;
       if (run.deadlineHit) break;
     }
@@ -338,7 +384,7 @@ export class Executor {
   }
 
   /** Attempts one candidate with retries; a result ends the request, undefined moves on to the next candidate. */
-  private async tryCandidate(run: Run, c: Candidate, input: ExecuteInput): Promise<ExecuteResult | undefined> {
+  private async tryCandidate(run: Run, c: Candidate, input: ExecuteInput, hasFallback: boolean): Promise<ExecuteResult | undefined> {
     const { breakers, stats, metrics, now } = this.deps;
     const p = c.provider.name;
     for (let retries = 0; ; retries++) {
@@ -351,7 +397,7 @@ export class Executor {
       breakers.attempt(p, input.model);
       stats.recordAttempt(p, input.model);
       const span = input.trace?.attempt(c, input.endpoint, run.attempts);
-      const outcome = await this.attemptOnce(c, input, Math.min(c.provider.timeout_ms, remaining), span?.headers);
+      const outcome = await this.attemptOnce(c, input, Math.min(c.provider.timeout_ms, remaining), hasFallback, span?.headers);
       span?.end(outcome);
       if (outcome.kind === 'client_gone') {
         breakers.release(p, input.model);
@@ -441,7 +487,7 @@ export class Executor {
       return rateLimited(`Every provider for model "${model}" is at its configured request quota; retry shortly.`, 1, {}, 'provider_quota_exceeded');
     }
     const summary = `after ${attempts} attempt${attempts === 1 ? '' : 's'}`;
-    if (deadlineHit || last?.reason === 'timeout') {
+    if (deadlineHit || last?.reason === 'timeout' || last?.reason === 'headers_timeout' || last?.reason === 'first_token_timeout') {
       return upstreamTimeout(`No provider for model "${model}" answered in time (${summary}; last: ${lastProvider} ${last?.reason ?? 'deadline'}).`);
     }
     if (last?.reason === 'status_retryable' && last.status === 429) {

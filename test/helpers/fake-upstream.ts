@@ -10,7 +10,7 @@ import { freePort } from './ports';
 
 export type Behavior =
   | { kind: 'ok'; content?: string; usage?: boolean; delayMs?: number }
-  | { kind: 'stream'; chunks?: string[]; delayMs?: number; usage?: boolean; cutAfter?: number; invalidAt?: number; firstByteDelayMs?: number }
+  | { kind: 'stream'; chunks?: string[]; delayMs?: number; usage?: boolean; cutAfter?: number; invalidAt?: number; firstByteDelayMs?: number; /** Headers at once, the first event after this long. */ firstEventDelayMs?: number }
   | { kind: 'status'; status: number; body?: unknown; headers?: Record<string, string> }
   | { kind: 'hang' }
   | { kind: 'reset' }
@@ -170,6 +170,10 @@ export async function startFakeUpstream(name = 'fake', initial?: (req: Received,
       case 'stream': {
         if (b.firstByteDelayMs) await sleep(b.firstByteDelayMs);
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+        if (b.firstEventDelayMs) {
+          res.flushHeaders();
+          await sleep(b.firstEventDelayMs);
+        }
         const texts = b.chunks ?? DEFAULT_CHUNKS;
         if (received.path.split('?')[0].endsWith('/responses')) return streamResponse(state, req, res, received, texts, b);
         for (let i = 0; i < texts.length; i++) {
