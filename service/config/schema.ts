@@ -72,6 +72,8 @@ export const providerModelSchema = z
     output_per_million: price.default(0),
     /** Which endpoints the model serves. */
     kind: z.enum(['chat', 'completion', 'embedding']).default('chat'),
+    /** The model's context window in tokens: a request too long for one target fails over only to targets with a larger one. */
+    context_window: z.number().int().positive().optional(),
   })
   .strict();
 

@@ -1,8 +1,9 @@
 /**
- * Internal model names stay internal: when the model a client asked for is mapped (an alias,
- * or a provider model with an `upstream_name` such as an Azure deployment or an internal
+ * Internal model names stay internal, and the answer names the public model that served it:
+ * when the serving provider's model has an `upstream_name` (an Azure deployment, an internal
  * checkpoint), every `"model": "..."` member of the answer (the JSON body, each stream chunk,
- * the `response` object inside Responses API events) carries the requested name instead.
+ * the `response` object inside Responses API events) carries its public name instead. An alias
+ * answered by one of its targets says that target's public name (the model that answered).
  * The upstream name goes to the log line only. `routing.expose_upstream_model: true` turns
  * this off.
  *
@@ -15,10 +16,10 @@ import type { Candidate } from '../routing/catalog';
 
 const MODEL_MEMBER = /"model"\s*:\s*"(?:[^"\\]|\\.)*"/g;
 
-/** A function that puts `requested` in every model member, or undefined when there is nothing to hide. */
-export function modelRewriter(config: Pick<GatewayConfig, 'routing'>, requested: string, c: Pick<Candidate, 'upstreamModel'>): ((text: string) => string) | undefined {
-  if (config.routing.expose_upstream_model || c.upstreamModel === requested) return undefined;
-  const member = `"model":${JSON.stringify(requested)}`;
+/** A function that puts the candidate's public name in every model member, or undefined when there is nothing to hide. */
+export function modelRewriter(config: Pick<GatewayConfig, 'routing'>, c: Pick<Candidate, 'model' | 'upstreamModel'>): ((text: string) => string) | undefined {
+  if (config.routing.expose_upstream_model || c.upstreamModel === c.model) return undefined;
+  const member = `"model":${JSON.stringify(c.model)}`;
   return (text) => text.replace(MODEL_MEMBER, () => member);
 }
 

@@ -181,7 +181,7 @@ async function attempt(s: Served): Promise<ExecuteResult> {
 const STREAM_OUTCOME: Record<StreamResult['end'], string | undefined> = { completed: undefined, cut: 'interrupted', invalid: 'invalid_upstream_stream', client_gone: 'client_gone' };
 
 async function relayStream(s: Served, result: Success): Promise<void> {
-  const { ctx, res, rec, spec, route } = s;
+  const { ctx, res, rec, spec } = s;
   const c = result.candidate;
   res.statusCode = 200;
   res.setHeader('content-type', 'text/event-stream; charset=utf-8');
@@ -191,7 +191,7 @@ async function relayStream(s: Served, result: Success): Promise<void> {
   // A stored response is recorded before its first event reaches the client, so a follow-up finds it on any replica.
   const createdId = spec.storesResponses ? firstResponseId(result.stream!.first) : undefined;
   if (createdId) await recordStoredResponse(s, c, createdId);
-  const out = await spec.relayStream({ handle: result.stream!, res, candidate: c, valid: s.valid, rewrite: modelRewriter(ctx.config, route.model, c) });
+  const out = await spec.relayStream({ handle: result.stream!, res, candidate: c, valid: s.valid, rewrite: modelRewriter(ctx.config, c) });
   result.stream!.finish(out.end);
   if (!createdId) await recordStoredResponse(s, c, out.responseId);
   rec.streamOutcome = STREAM_OUTCOME[out.end];
@@ -202,7 +202,7 @@ async function relayStream(s: Served, result: Success): Promise<void> {
 /** A non-streaming answer: in the client's shape, settled, its stored response recorded, sent, cached. */
 async function relayJson(s: Served, result: Success, cacheKey: string | null): Promise<void> {
   const c = result.candidate;
-  const answer = s.spec.answer(result.json!, c, s.valid, modelRewriter(s.ctx.config, s.route.model, c));
+  const answer = s.spec.answer(result.json!, c, s.valid, modelRewriter(s.ctx.config, c));
   settle(s, c, billableUsage(s.valid, answer.usage, true, answer.outputText), answer.model);
   await recordStoredResponse(s, c, answer.id);
   sendJson(s.res, 200, answer.body);

@@ -10,6 +10,14 @@ export const isRetryableStatus = (status: number): boolean => RETRYABLE_STATUS.h
 /** A provider answering these has a bad key or no access: fail over and mark it unhealthy. */
 export const isProviderAuthFailure = (status: number): boolean => status === 401 || status === 403;
 
+/**
+ * A 4xx saying the request is longer than the model's context window: OpenAI and Azure's
+ * `context_length_exceeded` code, Anthropic's "prompt is too long", Bedrock's "Input is too long".
+ */
+export function isContextLengthError(code: string | null | undefined, message: string): boolean {
+  return code === 'context_length_exceeded' || /context[ _]length|context window|maximum context|prompt is too long|input is too long/i.test(message);
+}
+
 export function defaultStatusClass(status: number): StatusClass {
   if (isRetryableStatus(status)) return 'retryable';
   if (isProviderAuthFailure(status)) return 'auth';

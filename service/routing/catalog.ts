@@ -17,8 +17,12 @@ export function providerEndpoints(provider: Pick<ProviderConfig, 'type' | 'endpo
 
 export interface Candidate {
   provider: ProviderConfig;
+  /** The model's public name at this provider (providers[].models[].name): what the answer's model field says. */
+  model: string;
   /** Name sent upstream (Azure: the deployment). */
   upstreamModel: string;
+  /** Declared context window in tokens (providers[].models[].context_window), when known. */
+  contextWindow?: number;
   inputPerMillion: number;
   /** Price of prompt tokens the provider served from its prompt cache (defaults to inputPerMillion). */
   cachedInputPerMillion: number;
@@ -56,18 +60,20 @@ export interface Catalog {
   list(): { id: string; kind: ModelKind; ownedBy: string }[];
 }
 
-export function buildCatalog(config: GatewayConfig): Catalog {
-  const routes = new Map<string, ModelRoute>();
+/** Every provider model as a candidate: by public name (direct routes) and by provider (alias targets). */
+function candidatesOf(config: GatewayConfig): { direct: Map<string, Candidate[]>; byProvider: Map<string, Map<string, Candidate>> } {
   const direct = new Map<string, Candidate[]>();
-  let order = 0;
   const byProvider = new Map<string, Map<string, Candidate>>();
+  let order = 0;
   for (const provider of config.providers) {
     const models = new Map<string, Candidate>();
     const endpoints = providerEndpoints(provider);
     for (const m of provider.models) {
       const c: Candidate = {
         provider,
+        model: m.name,
         upstreamModel: m.upstream_name ?? m.name,
+        contextWindow: m.context_window,
         inputPerMillion: m.input_per_million,
         cachedInputPerMillion: m.cached_input_per_million ?? m.input_per_million,
         outputPerMillion: m.output_per_million,
@@ -80,27 +86,27 @@ export function buildCatalog(config: GatewayConfig): Catalog {
     }
     byProvider.set(provider.name, models);
   }
+  return { direct, byProvider };
+}
 
+/** The route of every public name: provider models and aliases, with their strategy, weights, order and list price. */
+function routesOf(config: GatewayConfig): Map<string, ModelRoute> {
+  const { direct, byProvider } = candidatesOf(config);
   const makeRoute = (model: string, candidates: Candidate[]): ModelRoute => {
     const route = config.models[model];
-    return {
-      model,
-      strategy: route?.strategy ?? config.routing.strategy,
-      candidates,
-      weights: route?.weights,
-      order: route?.order,
-      listPrice: route?.list_price,
-    };
+    return { model, strategy: route?.strategy ?? config.routing.strategy, candidates, weights: route?.weights, order: route?.order, listPrice: route?.list_price };
   };
-
+  const routes = new Map<string, ModelRoute>();
   for (const [model, candidates] of direct) routes.set(model, makeRoute(model, candidates));
   for (const [model, route] of Object.entries(config.models)) {
-    const candidates = route.targets
-      ? route.targets.map((t) => byProvider.get(t.provider)!.get(t.model)!)
-      : direct.get(model) ?? [];
+    const candidates = route.targets ? route.targets.map((t) => byProvider.get(t.provider)!.get(t.model)!) : (direct.get(model) ?? []);
     routes.set(model, makeRoute(model, candidates));
   }
+  return routes;
+}
 
+export function buildCatalog(config: GatewayConfig): Catalog {
+  const routes = routesOf(config);
   const listing = [...routes.values()]
     .map((r) => ({
       id: r.model,

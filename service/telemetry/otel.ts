@@ -84,7 +84,7 @@ class OtelAttempt implements AttemptTrace {
     }
     const status = o.status ?? o.error?.status;
     if (status) this.span.setAttribute(ATTR.status, status);
-    this.span.setAttribute(ATTR.errorType, o.kind === 'client_gone' ? 'client_gone' : (o.reason ?? String(status ?? o.kind)));
+    this.span.setAttribute(ATTR.errorType, o.kind === 'client_gone' ? 'client_gone' : o.kind === 'too_long' ? 'context_length_exceeded' : (o.reason ?? String(status ?? o.kind)));
     this.span.setStatus({ code: SpanStatusCode.ERROR });
     this.finish();
   }

@@ -28,7 +28,7 @@ export interface RequestFacts {
 
 /** How one attempt ended (the executor's own outcome type satisfies it). */
 export interface AttemptOutcome {
-  kind: 'success' | 'failure' | 'client_error' | 'client_gone';
+  kind: 'success' | 'failure' | 'client_error' | 'too_long' | 'client_gone';
   reason?: string;
   status?: number;
   error?: { status: number };

@@ -11,6 +11,7 @@ import { badRequest, GatewayError, rateLimited, serviceUnavailable, upstreamTime
 import type { Metrics } from '../metrics/metrics';
 import type { Candidate, Endpoint } from '../routing/catalog';
 import { adapterFor } from '../providers/registry';
+import { isContextLengthError } from '../providers/common';
 import { CredentialsError, RequestTranslationError, StreamEventError } from '../providers/types';
 import { decideRetry, retryAfterMs } from '../routing/backoff';
 import type { CircuitBreakers } from '../routing/circuit-breaker';
@@ -84,7 +85,7 @@ export interface ExecuteInput {
 type FailureKind =
   | 'timeout' | 'headers_timeout' | 'first_token_timeout' | 'refused' | 'reset' | 'dns' | 'network'
   | 'status_retryable' | 'provider_auth' | 'not_found' | 'status_other'
-  | 'invalid_json' | 'invalid_stream' | 'empty_stream' | 'too_large';
+  | 'invalid_json' | 'invalid_stream' | 'empty_stream' | 'too_large' | 'context_length';
 
 type AttemptFailure = { kind: 'failure'; reason: FailureKind; status?: number; retryAfterMs?: number; retryable: boolean };
 
@@ -92,6 +93,8 @@ type Attempt =
   | { kind: 'success'; result: Omit<Success, 'attempts' | 'ok'> }
   | AttemptFailure
   | { kind: 'client_error'; error: GatewayError }
+  /** The request is longer than this model's context window: only a larger window can serve it. */
+  | { kind: 'too_long'; error: GatewayError }
   | { kind: 'client_gone' };
 
 /** What one request's attempts have come to so far (for the failover metric and the final error). */
@@ -101,6 +104,8 @@ interface Run {
   lastProvider?: string;
   skippedOpen: number;
   deadlineHit: boolean;
+  /** A target answered context_length_exceeded: its error, and the largest window known too small. */
+  tooLong?: { error: GatewayError; window: number };
 }
 
 export interface ExecutorDeps {
@@ -328,8 +333,10 @@ export class Executor {
         return { kind: 'failure', reason: 'provider_auth', status, retryable: false };
       case 'not_found':
         return { kind: 'failure', reason: 'not_found', status, retryable: false };
-      case 'client':
-        return { kind: 'client_error', error: relayClientError(status, this.hideUpstreamName(text, c, model), c) };
+      case 'client': {
+        const error = relayClientError(status, this.hideUpstreamName(text, c, model), c);
+        return isContextLengthError(error.code, error.message) ? { kind: 'too_long', error } : { kind: 'client_error', error };
+      }
       default:
         return { kind: 'failure', reason: 'status_other', status, retryable: false };
     }
@@ -371,6 +378,8 @@ export class Executor {
   private async admitCandidate(run: Run, c: Candidate, input: ExecuteInput): Promise<boolean> {
     const { breakers, metrics } = this.deps;
     const p = c.provider.name;
+    // After a context_length_exceeded, only a target with a larger declared window is worth the request.
+    if (run.tooLong && !((c.contextWindow ?? 0) > run.tooLong.window)) return false;
     if (!breakers.canPass(p, input.model)) {
       run.skippedOpen++;
       return false;
@@ -408,6 +417,14 @@ export class Executor {
         breakers.record(p, input.model, true);
         metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: 'client_error' });
         return { ok: false, attempts: run.attempts, error: outcome.error };
+      }
+      if (outcome.kind === 'too_long') {
+        breakers.record(p, input.model, true); // the request's size, not the provider's health
+        metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: 'context_length' });
+        run.tooLong = { error: outcome.error, window: Math.max(run.tooLong?.window ?? 0, c.contextWindow ?? 0) };
+        run.last = { kind: 'failure', reason: 'context_length', status: outcome.error.status, retryable: false };
+        run.lastProvider = p;
+        return undefined;
       }
       if (outcome.kind === 'success') return { ok: true, attempts: run.attempts, ...this.recordSuccess(p, input, outcome.result) };
       const delayMs = this.recordFailure(run, p, input, outcome, retries);
@@ -477,6 +494,8 @@ export class Executor {
   private finalError(input: ExecuteInput, run: Run): GatewayError {
     const { attempts, last, lastProvider, skippedOpen, deadlineHit } = run;
     const model = input.model;
+    // No target with a larger context window answered: the provider's own 400 says why.
+    if (last?.reason === 'context_length' && run.tooLong) return run.tooLong.error;
     if (attempts === 0) {
       if (deadlineHit) return upstreamTimeout(`The request deadline passed before any provider for model "${model}" could be tried.`);
       if (skippedOpen > 0) {

@@ -19,12 +19,12 @@ describe('model names: the requested name in answers, the upstream one only when
     ['a "model" key inside tool-call arguments (an escaped JSON string) is left alone', '{"arguments":"{\\"model\\":\\"keep\\"}"}', '{"arguments":"{\\"model\\":\\"keep\\"}"}'],
   ];
   for (const [what, input, want] of cases) {
-    it(what, () => assert.equal(modelRewriter(config(false), 'gpt-4o', { upstreamModel: 'prod-gpt4o-east' })!(input), want));
+    it(what, () => assert.equal(modelRewriter(config(false), { model: 'gpt-4o', upstreamModel: 'prod-gpt4o-east' })!(input), want));
   }
 
   it('no rewriter (no cost) for an unmapped model or when routing.expose_upstream_model is on', () => {
-    assert.equal(modelRewriter(config(false), 'plain', { upstreamModel: 'plain' }), undefined);
-    assert.equal(modelRewriter(config(true), 'gpt-4o', { upstreamModel: 'prod-gpt4o-east' }), undefined);
+    assert.equal(modelRewriter(config(false), { model: 'plain', upstreamModel: 'plain' }), undefined);
+    assert.equal(modelRewriter(config(true), { model: 'gpt-4o', upstreamModel: 'prod-gpt4o-east' }), undefined);
   });
 
   it('stored objects: a provider upstream_name back to its public name, other names untouched', () => {

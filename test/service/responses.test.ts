@@ -233,8 +233,9 @@ describe('POST /v1/responses: routed, streamed, limited and costed like chat', f
   it('chat: a mapped model never shows its upstream name, in the body or any stream chunk', async () => {
     const chat = await alice.chat.completions.create({ model: 'gpt-x', messages: [{ role: 'user', content: 'x' }] });
     assert.equal(chat.model, 'gpt-x');
+    // An alias names the public model that answered it (its target), never an upstream name.
     const alias = await alice.chat.completions.create({ model: 'fast', messages: [{ role: 'user', content: 'x' }] });
-    assert.equal(alias.model, 'fast');
+    assert.equal(alias.model, 'plain');
     const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEYS.alice}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-x', stream: true, messages: [{ role: 'user', content: 'x' }] }) });
     const text = await res.text();
     assert.ok(!text.includes(INTERNAL));
