@@ -60,6 +60,9 @@ export const budgetSchema = z
   })
   .strict();
 
+/** How a stream cut after its first byte is continued on this model: a trailing assistant message, a request to continue, or not at all. */
+export const CONTINUATION_MODES = ['prefill', 'instruction', 'none'] as const;
+
 export const providerModelSchema = z
   .object({
     /** The public model name clients send (or a name aliases point at). */
@@ -74,6 +77,8 @@ export const providerModelSchema = z
     kind: z.enum(['chat', 'completion', 'embedding']).default('chat'),
     /** The model's context window in tokens: a request too long for one target fails over only to targets with a larger one. */
     context_window: z.number().int().positive().optional(),
+    /** How this model continues another provider's cut stream (default: prefill for anthropic and bedrock, instruction for openai and azure). */
+    continuation: z.enum(CONTINUATION_MODES).optional(),
   })
   .strict();
 
@@ -266,6 +271,8 @@ const configBase = z
         max_retry_delay_ms: z.number().int().min(0).default(5_000),
         /** Longest Retry-After the gateway will wait inside one request. */
         retry_after_cap_ms: z.number().int().min(0).default(10_000),
+        /** Continue a stream cut, stalled or broken after its first byte on the next candidate (off: end it with the error event). */
+        continuation: z.enum(['on', 'off']).default('on'),
         /** Overall deadline for one request until its answer starts, retries and failovers included. */
         timeout_ms: z.number().int().positive().default(120_000),
         /**

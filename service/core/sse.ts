@@ -20,6 +20,10 @@ export interface EventSummary {
   sequence?: number;
   /** Responses API streams: the response id from response.created (for the object's owner record). */
   responseId?: string;
+  /** Responses API streams: the id of the output message item the text goes to (output_item.added). */
+  itemId?: string;
+  /** The stream carried tool calls (chat delta.tool_calls, Responses function_call items): not continued elsewhere. */
+  toolCalls?: boolean;
 }
 
 /** Reads the data payload of one SSE event (lines starting with "data:"), or undefined. */
@@ -34,8 +38,8 @@ export function eventData(event: string): string | undefined {
   return data;
 }
 
-type Choice = { delta?: { content?: unknown }; text?: unknown };
-type TypedEvent = { type: string; sequence_number?: unknown; delta?: unknown; response?: { id?: unknown; usage?: unknown } };
+type Choice = { delta?: { content?: unknown; tool_calls?: unknown }; text?: unknown };
+type TypedEvent = { type: string; sequence_number?: unknown; delta?: unknown; response?: { id?: unknown; usage?: unknown }; item?: { id?: unknown; type?: unknown } };
 
 /** A Responses API event: its text delta, its final usage, its sequence number. */
 function inspectTypedEvent(e: TypedEvent, acc: EventSummary): 'forward' {
@@ -46,6 +50,10 @@ function inspectTypedEvent(e: TypedEvent, acc: EventSummary): 'forward' {
       break;
     case 'response.created':
       if (typeof e.response?.id === 'string') acc.responseId = e.response.id;
+      break;
+    case 'response.output_item.added':
+      if (e.item?.type === 'message' && typeof e.item.id === 'string') acc.itemId ??= e.item.id;
+      else if (e.item?.type === 'function_call') acc.toolCalls = true;
       break;
     case 'response.completed':
     case 'response.incomplete':
@@ -80,6 +88,7 @@ export function inspectEvent(event: string, hideUsage: boolean, acc: EventSummar
   for (const choice of choices) {
     const text = choice?.delta?.content ?? choice?.text;
     if (typeof text === 'string') acc.outputText += text;
+    if (choice?.delta?.tool_calls) acc.toolCalls = true;
   }
   if (chunk.usage && typeof chunk.usage.prompt_tokens === 'number') {
     acc.usage = chatUsage(chunk.usage);

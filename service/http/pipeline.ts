@@ -20,6 +20,7 @@ import type { Candidate, ModelRoute } from '../routing/catalog';
 import { planRoute } from '../routing/strategies';
 import type { Admission, Principal, Usage } from '../tenancy/contracts';
 import { assertOwned, STORED_RESPONSE_TTL_SECONDS } from '../tenancy/objects';
+import { continuable, continuationMode } from '../inbound/continuation';
 import { Cancel } from '../upstream/cancel';
 import type { ExecuteResult, Success } from '../upstream/executor';
 import { readJsonBody } from './body';
@@ -43,6 +44,8 @@ interface Served {
   admission: Admission;
   /** The expected token mix (plan and reservation). */
   expected: { input: number; output: number };
+  /** The candidates in the order the attempts went through them (continuations take the rest). */
+  plan: Candidate[];
 }
 
 export function resolveRoute(ctx: GatewayContext, endpoint: Endpoint, req: ValidRequest): ModelRoute {
@@ -120,10 +123,13 @@ function settle(s: Served, c: Candidate | undefined, billed: { usage: Usage; est
   const { usage, estimated } = billed;
   const prices = c && !cached ? { input_per_million: c.inputPerMillion, output_per_million: c.outputPerMillion, cached_input_per_million: c.cachedInputPerMillion } : undefined;
   const { costUsd, listCostUsd } = priceRequest(usage, prices, s.route.listPrice);
-  s.ctx.tenancy.settle({ principal: s.principal, provider: c?.provider.name ?? 'cache', model: s.route.model, usage, estimated, costUsd, listCostUsd, cached, at: s.ctx.now(), reservation: s.admission.reservation });
+  // The admission's reservation is settled by the first settlement (a continued stream settles each attempt).
+  const reservation = s.admission.reservation;
+  s.admission.reservation = undefined;
+  s.ctx.tenancy.settle({ principal: s.principal, provider: c?.provider.name ?? 'cache', model: s.route.model, usage, estimated, costUsd, listCostUsd, cached, at: s.ctx.now(), reservation });
   s.rec.usage = { usage, estimated };
   s.rec.responseModel = typeof model === 'string' ? model : undefined;
-  if (!cached) s.rec.costUsd = costUsd;
+  if (!cached) s.rec.costUsd = (s.rec.costUsd ?? 0) + costUsd;
 }
 
 /** Records a stored response's id against the team and provider (not when the client sent store: false). */
@@ -150,8 +156,8 @@ async function answerFromCache(s: Served, cacheKey: string): Promise<boolean> {
   return true;
 }
 
-/** The attempts, under the request deadline, cancelled when the client leaves. */
-async function attempt(s: Served): Promise<ExecuteResult> {
+/** Runs the executor over `plan` with `bodyFor`, cancelled when the client leaves, the deadline `timeout_ms` after `startedAt`. */
+async function execute(s: Served, plan: Candidate[], bodyFor: (c: Candidate) => string, startedAt: number): Promise<ExecuteResult> {
   const { ctx, res, rec, spec, valid, route } = s;
   const clientAbort = new Cancel();
   const onClose = () => {
@@ -163,13 +169,13 @@ async function attempt(s: Served): Promise<ExecuteResult> {
       model: route.model,
       endpoint: spec.endpoint,
       label: spec.name,
-      plan: makePlan(ctx, route, valid, s.expected),
-      bodyFor: spec.bodyFor(valid),
+      plan,
+      bodyFor,
       stream: valid.stream,
       requestId: rec.requestId,
       clientSignal: clientAbort.signal,
-      startedAt: rec.startedAt,
-      deadline: rec.startedAt + ctx.config.routing.timeout_ms,
+      startedAt,
+      deadline: startedAt + ctx.config.routing.timeout_ms,
       trace: rec.trace,
       nativeType: spec.nativeType,
     });
@@ -178,11 +184,50 @@ async function attempt(s: Served): Promise<ExecuteResult> {
   }
 }
 
+/** The attempts, under the request deadline. */
+function attempt(s: Served): Promise<ExecuteResult> {
+  s.plan = makePlan(s.ctx, s.route, s.valid, s.expected);
+  return execute(s, s.plan, s.spec.bodyFor(s.valid), s.rec.startedAt);
+}
+
 const STREAM_OUTCOME: Record<StreamResult['end'], string | undefined> = { completed: undefined, cut: 'interrupted', invalid: 'invalid_upstream_stream', client_gone: 'client_gone' };
+
+/** Candidates that may continue a broken stream: not tried yet, and whose model continues at all. */
+function continuers(s: Served, tried: ReadonlySet<string>): Candidate[] {
+  if (s.ctx.config.routing.continuation === 'off' || !s.spec.continuation || !continuable(s.valid)) return [];
+  return s.plan.filter((c) => !tried.has(c.provider.name) && continuationMode(c) !== 'none');
+}
+
+/** Bodies that continue `partial`, each candidate in its mode (or all in `force`). */
+function continuationBodies(s: Served, partial: string, force?: 'instruction'): (c: Candidate) => string {
+  const byMode = new Map<string, (c: Candidate) => string>();
+  return (c) => {
+    const mode = force ?? (continuationMode(c) === 'prefill' ? 'prefill' : 'instruction');
+    let bodyFor = byMode.get(mode);
+    if (!bodyFor) byMode.set(mode, (bodyFor = s.spec.bodyFor(s.spec.continuation!.request(s.valid, partial, mode))));
+    return bodyFor(c);
+  };
+}
+
+/** The next provider's stream that continues `prior`; a fallback that rejects a prefill (400) is asked again with an instruction. */
+async function continueOn(s: Served, prior: StreamResult, plan: Candidate[]): Promise<Success | undefined> {
+  const now = s.ctx.now();
+  let next = await execute(s, plan, continuationBodies(s, prior.sentText), now);
+  if (!next.ok && next.error.status === 400 && plan.some((c) => continuationMode(c) === 'prefill')) next = await execute(s, plan, continuationBodies(s, prior.sentText, 'instruction'), now);
+  return next.ok && next.stream ? next : undefined;
+}
+
+/** Says on the stream (an SSE comment, invisible to SDKs), the log line, the metric and the trace that `to` continues `from`'s stream. */
+function markContinuation(s: Served, from: Candidate, to: Candidate): void {
+  s.res.write(`: gateway: stream continued by provider ${to.provider.name} after ${from.provider.name} broke off\n\n`);
+  s.rec.continuedBy = s.rec.continuedBy ? `${s.rec.continuedBy},${to.provider.name}` : to.provider.name;
+  s.ctx.metrics.streamContinuations.inc({ provider: to.provider.name, outcome: 'continued' });
+  s.rec.trace?.event('aigw.stream.continued', { 'aigw.from_provider': from.provider.name, 'aigw.to_provider': to.provider.name });
+  s.ctx.logger.info({ request_id: s.rec.requestId, from_provider: from.provider.name, to_provider: to.provider.name }, 'stream continued on another provider');
+}
 
 async function relayStream(s: Served, result: Success): Promise<void> {
   const { ctx, res, rec, spec } = s;
-  const c = result.candidate;
   res.statusCode = 200;
   res.setHeader('content-type', 'text/event-stream; charset=utf-8');
   res.setHeader('cache-control', 'no-cache, no-transform');
@@ -190,13 +235,29 @@ async function relayStream(s: Served, result: Success): Promise<void> {
   // No separate flush: the headers leave with the first event, which is already in hand.
   // A stored response is recorded before its first event reaches the client, so a follow-up finds it on any replica.
   const createdId = spec.storesResponses ? firstResponseId(result.stream!.first) : undefined;
-  if (createdId) await recordStoredResponse(s, c, createdId);
-  const out = await spec.relayStream({ handle: result.stream!, res, candidate: c, valid: s.valid, rewrite: modelRewriter(ctx.config, c) });
-  result.stream!.finish(out.end);
-  if (!createdId) await recordStoredResponse(s, c, out.responseId);
-  rec.streamOutcome = STREAM_OUTCOME[out.end];
-  // The provider bills what it produced even when the stream was cut or left: settle it.
-  settle(s, c, billableUsage(s.valid, out.usage, out.usageFinal, out.outputText), out.model);
+  if (createdId) await recordStoredResponse(s, result.candidate, createdId);
+  const tried = new Set<string>();
+  let prior: StreamResult | undefined;
+  for (let current = result; ; ) {
+    const c = current.candidate;
+    tried.add(c.provider.name);
+    const plan = continuers(s, tried);
+    const args = { handle: current.stream!, res, candidate: c, valid: s.valid, rewrite: modelRewriter(ctx.config, c) };
+    const out = prior ? await spec.continuation!.relay(args, prior, plan.length > 0) : await spec.relayStream(args, plan.length > 0);
+    current.stream!.finish(out.end);
+    if (!prior && !createdId) await recordStoredResponse(s, c, out.responseId);
+    rec.streamOutcome = STREAM_OUTCOME[out.end];
+    // Each attempt is billed for what it produced, a cut one too.
+    settle(s, c, billableUsage(s.valid, out.usage, out.usageFinal, out.outputText), out.model);
+    if (!plan.length || (out.end !== 'cut' && out.end !== 'invalid')) return;
+    const next = out.toolCalls ? undefined : await continueOn(s, out, plan);
+    if (!next) {
+      ctx.metrics.streamContinuations.inc({ provider: c.provider.name, outcome: out.toolCalls ? 'ineligible' : 'failed' });
+      return spec.continuation!.end(res, out);
+    }
+    markContinuation(s, c, next.candidate);
+    [current, prior] = [next, out];
+  }
 }
 
 /** A non-streaming answer: in the client's shape, settled, its stored response recorded, sent, cached. */
@@ -227,7 +288,7 @@ async function admit(ctx: GatewayContext, spec: InboundSpec, req: IncomingMessag
     throw err;
   }
   for (const k in admission.headers) res.setHeader(k, admission.headers[k]);
-  return { ctx, spec, res, rec, valid, principal, route, admission, expected };
+  return { ctx, spec, res, rec, valid, principal, route, admission, expected, plan: route.candidates };
 }
 
 /** Serves one authenticated request whose JSON body is read. */

@@ -26,6 +26,8 @@ export class RequestRecord {
   attempts: number | undefined = undefined;
   stream: boolean | undefined = undefined;
   streamOutcome: string | undefined = undefined;
+  /** Providers that continued the stream after another broke it, in order (comma-separated). */
+  continuedBy: string | undefined = undefined;
   costUsd: number | undefined = undefined;
   errorCode: string | undefined = undefined;
   strategy: string | undefined = undefined;
@@ -119,6 +121,7 @@ function onResponseClose(this: ServerResponse): void {
     attempts: l.attempts,
     stream: l.stream,
     stream_outcome: l.streamOutcome,
+    continued_by: l.continuedBy,
     team: l.principal?.team,
     project: l.principal?.project,
     key: l.principal?.keyName,

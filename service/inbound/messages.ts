@@ -8,14 +8,17 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { chatUsage } from '../core/endpoints';
 import { badRequest } from '../core/errors';
-import { ChatToMessagesStream, chatToMessage, MessagesStreamObserver } from '../messages/from-chat';
+import { ChatToMessagesStream, chatToMessage, MessagesStreamObserver, Observed } from '../messages/from-chat';
 import { messagesToChat } from '../messages/to-chat';
 import { anthropicUsage } from '../providers/anthropic-response';
 import { adapterFor } from '../providers/registry';
+import type { StreamTranslator } from '../providers/types';
 import type { Candidate } from '../routing/catalog';
 import { relayEvents } from '../upstream/event-relay';
+import { continueMessages } from './continuation';
+import { MessagesSplice } from './continuation-splice';
 import { anthropicErrors, anthropicErrorType } from './errors';
-import type { InboundSpec, JsonAnswer, RelayArgs, StreamResult } from './types';
+import type { ContinuationSpec, InboundSpec, JsonAnswer, RelayArgs, StreamResult } from './types';
 import { validateRequest, ValidRequest } from './validate';
 
 /** The provider type that speaks this wire format natively. */
@@ -63,12 +66,35 @@ function answerMessage({ raw, parsed }: { raw: Buffer; parsed: Record<string, un
   };
 }
 
-async function relayMessages({ handle, res, candidate, rewrite }: RelayArgs): Promise<StreamResult> {
-  const observer = candidate.provider.type === NATIVE ? new MessagesStreamObserver() : new ChatToMessagesStream();
-  const out = await relayEvents(handle, res, observer, (message) => errorEvent(message), rewrite);
+/** The Anthropic events of a candidate's stream: relayed as they are (native), or translated from chat chunks. */
+const observerFor = (c: Candidate): StreamTranslator & Observed => (c.provider.type === NATIVE ? new MessagesStreamObserver() : new ChatToMessagesStream());
+
+async function relayThrough(args: RelayArgs, observer: StreamTranslator & Observed, hold: boolean, prior?: StreamResult): Promise<StreamResult> {
+  const out = await relayEvents(args.handle, args.res, observer, (message) => errorEvent(message), args.rewrite, hold);
   const end = out.clientGone ? 'client_gone' : (out.interrupted ?? 'completed');
-  return { end, usage: observer.usage, usageFinal: observer.usageFinal, model: observer.model, outputText: observer.outputText };
+  return {
+    end,
+    usage: observer.usage,
+    usageFinal: observer.usageFinal,
+    model: observer.model,
+    outputText: observer.outputText,
+    sentText: (prior?.sentText ?? '') + observer.outputText,
+    toolCalls: (prior?.toolCalls ?? false) || observer.toolCalls,
+    blockIndex: observer.blockIndex,
+    textOpen: observer.textOpen,
+  };
 }
+
+const relayMessages = (a: RelayArgs, hold: boolean) => relayThrough(a, observerFor(a.candidate), hold);
+
+/** A continuation's events join the message the client has (no second message_start, the open text block going on). */
+const messagesContinuation: ContinuationSpec = {
+  request: continueMessages,
+  relay: (a, prior, hold) => relayThrough(a, new MessagesSplice(observerFor(a.candidate), { blockIndex: prior.blockIndex ?? -1, textOpen: prior.textOpen === true }), hold, prior),
+  end(res) {
+    if (!res.writableEnded) res.end(errorEvent('The provider stream was interrupted after it started; the response is incomplete.'));
+  },
+};
 
 export const MESSAGES_INBOUND: InboundSpec = {
   name: 'messages',
@@ -80,6 +106,7 @@ export const MESSAGES_INBOUND: InboundSpec = {
   bodyFor: messagesBodies,
   answer: answerMessage,
   relayStream: relayMessages,
+  continuation: messagesContinuation,
   errors: anthropicErrors,
   cacheable: false,
   storesResponses: false,

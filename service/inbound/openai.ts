@@ -8,9 +8,13 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Endpoint, ENDPOINTS } from '../core/endpoints';
 import { adapterFor } from '../providers/registry';
 import type { Candidate } from '../routing/catalog';
-import { relaySse } from '../upstream/sse-relay';
+import type { ServerResponse } from 'node:http';
+import { relayEvents } from '../upstream/event-relay';
+import { breakReason, relaySse, sseErrorEvent, typedErrorEvent } from '../upstream/sse-relay';
+import { continueMessages, continueResponses } from './continuation';
+import { ResponsesSplice } from './continuation-splice';
 import { openAiErrors } from './errors';
-import type { InboundSpec, RelayArgs, StreamResult } from './types';
+import type { ContinuationSpec, InboundSpec, RelayArgs, StreamResult } from './types';
 import { validateRequest, ValidRequest } from './validate';
 
 /** Bodies per candidate: its upstream model name, and a request for usage on streams; translated for other wire formats. */
@@ -38,13 +42,45 @@ function openAiBodies(endpoint: Endpoint) {
 
 function relayOpenAi(endpoint: Endpoint) {
   const typed = endpoint === 'responses';
-  return async ({ handle, res, valid, rewrite }: RelayArgs): Promise<StreamResult> => {
-    const r = await relaySse(handle, res, !valid.clientWantsUsage, typed, rewrite);
+  return async ({ handle, res, valid, rewrite }: RelayArgs, hold: boolean): Promise<StreamResult> => {
+    const r = await relaySse(handle, res, !valid.clientWantsUsage, typed, rewrite, hold);
     const end = r.clientGone ? 'client_gone' : (r.interrupted ?? 'completed');
     // Chat and completions send usage once, after the last choice; the Responses API in its final event.
-    return { end, usage: r.usage, usageFinal: r.usage !== undefined, model: r.model, outputText: r.outputText, responseId: r.responseId };
+    return { end, usage: r.usage, usageFinal: r.usage !== undefined, model: r.model, outputText: r.outputText, sentText: r.outputText, toolCalls: r.toolCalls === true, responseId: r.responseId, itemId: r.itemId, sequence: r.sequence };
   };
 }
+
+const endOf = (r: StreamResult): 'cut' | 'invalid' => (r.end === 'invalid' ? 'invalid' : 'cut');
+
+/** Chat: the continuation's chunks go on as they come (one finish_reason and one usage chunk, the continuation's). */
+const chatContinuation: ContinuationSpec = {
+  request: continueMessages,
+  async relay(a, prior, hold) {
+    const out = await relayOpenAi('chat')(a, hold);
+    return { ...out, sentText: prior.sentText + out.outputText, toolCalls: prior.toolCalls || out.toolCalls };
+  },
+  end(res: ServerResponse, prior) {
+    if (!res.writableEnded) res.end(sseErrorEvent(...breakReason(endOf(prior))));
+  },
+};
+
+/** Responses: the continuation's events spliced into the same response, item and sequence. */
+const responsesContinuation: ContinuationSpec = {
+  request: continueResponses,
+  async relay({ handle, res, rewrite }, prior, hold) {
+    const splice = new ResponsesSplice(prior);
+    const errorEvent = (message: string) => typedErrorEvent(message, 'stream_interrupted', splice.sequence + 1);
+    const out = await relayEvents(handle, res, splice, errorEvent, rewrite, hold);
+    const end = out.clientGone ? 'client_gone' : (out.interrupted ?? 'completed');
+    return { ...prior, end, usage: splice.usage, usageFinal: splice.usageFinal, model: splice.model, outputText: splice.outputText, sentText: prior.sentText + splice.outputText, toolCalls: prior.toolCalls || splice.toolCalls, sequence: splice.sequence };
+  },
+  end(res, prior) {
+    const [message, code] = breakReason(endOf(prior));
+    if (!res.writableEnded) res.end(typedErrorEvent(message, code, (prior.sequence ?? -1) + 1));
+  },
+};
+
+const CONTINUATIONS: Partial<Record<Endpoint, ContinuationSpec>> = { chat: chatContinuation, responses: responsesContinuation };
 
 function openAiSpec(endpoint: Endpoint): InboundSpec {
   const spec = ENDPOINTS[endpoint];
@@ -63,6 +99,7 @@ function openAiSpec(endpoint: Endpoint): InboundSpec {
       id: parsed.id,
     }),
     relayStream: relayOpenAi(endpoint),
+    continuation: CONTINUATIONS[endpoint],
     errors: openAiErrors,
     cacheable: true,
     storesResponses: endpoint === 'responses',

@@ -25,10 +25,19 @@ export interface StreamResult {
   usageFinal: boolean;
   /** The model the provider says answered. */
   model?: string;
-  /** Text the client received, for an estimate when the usage is missing or not final. */
+  /** Text this attempt sent the client, for an estimate when the usage is missing or not final. */
   outputText: string;
-  /** Responses API: the response id the stream created. */
+  /** Everything the client received so far, continuations included (what a next continuation continues). */
+  sentText: string;
+  /** The stream carried tool calls: it is not continued elsewhere. */
+  toolCalls: boolean;
+  /** Responses API: the response id the stream created, its output message item, its last sequence number. */
   responseId?: string;
+  itemId?: string;
+  sequence?: number;
+  /** Anthropic messages: the last content block the client saw, and whether it is a text block still open. */
+  blockIndex?: number;
+  textOpen?: boolean;
 }
 
 /** One non-streaming answer as the client gets it, with what settlement needs. */
@@ -55,6 +64,15 @@ export interface ErrorShape {
   body(e: GatewayError, requestId: string): string;
 }
 
+export interface ContinuationSpec {
+  /** The request that continues `partial` (the text the client has) in a mode. */
+  request(valid: ValidRequest, partial: string, mode: 'prefill' | 'instruction'): ValidRequest;
+  /** Relays a continuation stream into the client's stream after `prior`; `hold` as relayStream's. */
+  relay(a: RelayArgs, prior: StreamResult, hold: boolean): Promise<StreamResult>;
+  /** Ends a stream that broke (and was held) with the API's error event. */
+  end(res: ServerResponse, prior: StreamResult): void;
+}
+
 export interface InboundSpec {
   /** The endpoint label of metrics, logs and traces. */
   readonly name: string;
@@ -71,8 +89,13 @@ export interface InboundSpec {
   bodyFor(valid: ValidRequest): (c: Candidate) => string;
   /** A 2xx JSON answer (already in the OpenAI shape for other wire formats, unless native) as the client gets it. */
   answer(json: { raw: Buffer; parsed: Record<string, unknown> }, c: Candidate, valid: ValidRequest, rewrite?: (text: string) => string): JsonAnswer;
-  /** Relays a stream whose first event is in, to its end; writes the API's error event when the provider fails after the first byte. */
-  relayStream(a: RelayArgs): Promise<StreamResult>;
+  /**
+   * Relays a stream whose first event is in, to its end; writes the API's error event when the
+   * provider fails after the first byte, unless `hold` (a continuation may follow: see continuation).
+   */
+  relayStream(a: RelayArgs, hold: boolean): Promise<StreamResult>;
+  /** How a stream cut after its first byte goes on at another provider; absent: it is not continued. */
+  readonly continuation?: ContinuationSpec;
   readonly errors: ErrorShape;
   /** Non-streaming answers may be served from the response cache. */
   readonly cacheable: boolean;

@@ -53,13 +53,19 @@ function dataOf(event: string): Json | '[DONE]' | undefined {
   return JSON.parse(data) as Json;
 }
 
-/** What a relay learns for accounting. */
+/** What a relay learns for accounting, and where the client's content blocks stand (for a continuation). */
 export interface Observed {
   usage?: Usage;
   /** The usage is the provider's final count (a running count, like message_start's, is not). */
   usageFinal: boolean;
   model?: string;
   outputText: string;
+  /** The index of the last content block started (-1 before any). */
+  readonly blockIndex: number;
+  /** The last block started is a text block still open. */
+  readonly textOpen: boolean;
+  /** A tool_use block was sent. */
+  readonly toolCalls: boolean;
 }
 
 /** chat.completion.chunk events -> Anthropic stream events. */
@@ -68,11 +74,20 @@ export class ChatToMessagesStream implements StreamTranslator, Observed {
   usageFinal = false;
   model?: string;
   outputText = '';
+  toolCalls = false;
   private started = false;
   private ended = false;
   private index = -1;
   private open: 'text' | 'tool' | undefined;
   private stop = 'end_turn';
+
+  get blockIndex(): number {
+    return this.index;
+  }
+
+  get textOpen(): boolean {
+    return this.open === 'text';
+  }
 
   event(text: string): string {
     const data = dataOf(text);
@@ -91,6 +106,7 @@ export class ChatToMessagesStream implements StreamTranslator, Observed {
       out += sse('content_block_delta', { index: this.index, delta: { type: 'text_delta', text: delta.content } });
     }
     for (const tc of delta.tool_calls ?? []) {
+      this.toolCalls = true;
       if (tc.id) out += this.openBlock('tool', { type: 'tool_use', id: tc.id, name: tc.function?.name ?? '', input: {} });
       if (tc.function?.arguments) out += sse('content_block_delta', { index: this.index, delta: { type: 'input_json_delta', partial_json: tc.function.arguments } });
     }
@@ -133,6 +149,9 @@ export class MessagesStreamObserver implements StreamTranslator, Observed {
   usageFinal = false;
   model?: string;
   outputText = '';
+  blockIndex = -1;
+  textOpen = false;
+  toolCalls = false;
   private raw: Json = {};
 
   event(text: string): string {
@@ -147,6 +166,11 @@ export class MessagesStreamObserver implements StreamTranslator, Observed {
         this.usageFinal = true;
       }
       else if (data.type === 'content_block_delta' && typeof data.delta?.text === 'string') this.outputText += data.delta.text;
+      else if (data.type === 'content_block_start') {
+        this.blockIndex = typeof data.index === 'number' ? data.index : this.blockIndex + 1;
+        this.textOpen = data.content_block?.type === 'text';
+        if (data.content_block?.type === 'tool_use') this.toolCalls = true;
+      } else if (data.type === 'content_block_stop') this.textOpen = false;
       this.usage = anthropicUsage(this.raw) ?? this.usage;
     }
     return `${text}\n\n`;

@@ -2,7 +2,7 @@
  * The model catalog: which providers can serve a public model name, under which upstream
  * name and price, and which strategy routes it. Built once from config.
  */
-import type { GatewayConfig, ProviderConfig, StrategyName } from '../config/schema';
+import type { GatewayConfig, ProviderConfig, ProviderModelConfig, StrategyName } from '../config/schema';
 import type { Prices } from '../cost/cost';
 import { Endpoint, ENDPOINTS, ModelKind } from '../core/endpoints';
 import { adapterFor } from '../providers/registry';
@@ -23,6 +23,8 @@ export interface Candidate {
   upstreamModel: string;
   /** Declared context window in tokens (providers[].models[].context_window), when known. */
   contextWindow?: number;
+  /** How the model continues a cut stream, when declared (providers[].models[].continuation). */
+  continuation?: ProviderModelConfig['continuation'];
   inputPerMillion: number;
   /** Price of prompt tokens the provider served from its prompt cache (defaults to inputPerMillion). */
   cachedInputPerMillion: number;
@@ -74,6 +76,7 @@ function candidatesOf(config: GatewayConfig): { direct: Map<string, Candidate[]>
         model: m.name,
         upstreamModel: m.upstream_name ?? m.name,
         contextWindow: m.context_window,
+        continuation: m.continuation,
         inputPerMillion: m.input_per_million,
         cachedInputPerMillion: m.cached_input_per_million ?? m.input_per_million,
         outputPerMillion: m.output_per_million,

@@ -130,6 +130,10 @@ class OtelRequestTrace implements RequestTrace {
     this.traceId = this.span.spanContext().traceId;
   }
 
+  event(name: string, attributes: Record<string, string | number>): void {
+    if (!this.ended) this.span.addEvent(name, attributes);
+  }
+
   attempt(c: Candidate, endpoint: Endpoint, n: number): AttemptTrace {
     const server = serverOfProvider(c.provider);
     const span = this.tracer.startSpan(

@@ -45,6 +45,8 @@ export interface AttemptTrace {
 export interface RequestTrace {
   readonly traceId: string;
   attempt(candidate: Candidate, endpoint: Endpoint, attempt: number): AttemptTrace;
+  /** A named event on the request's server span (e.g. a stream continued on another provider). */
+  event(name: string, attributes: Record<string, string | number>): void;
   /** Called once, when the response closes. */
   end(facts: RequestFacts, res: ServerResponse): void;
 }

@@ -29,8 +29,11 @@ async function* bytesOf(handle: StreamHandle): AsyncGenerator<Buffer, void, unde
   }
 }
 
-/** `rewrite` is applied to the text of each write (the requested model name for a mapped one). */
-export async function relayEvents(handle: StreamHandle, res: ServerResponse, translator: StreamTranslator, errorEvent: (message: string) => string, rewrite?: (text: string) => string): Promise<EventRelayResult> {
+/**
+ * `rewrite` is applied to the text of each write (the requested model name for a mapped one).
+ * `hold`: on a cut, return without the error event and without ending the response (the caller may continue the stream).
+ */
+export async function relayEvents(handle: StreamHandle, res: ServerResponse, translator: StreamTranslator, errorEvent: (message: string) => string, rewrite?: (text: string) => string, hold = false): Promise<EventRelayResult> {
   let clientGone = false;
   let interrupted: 'cut' | undefined;
   const onClose = () => {
@@ -52,6 +55,7 @@ export async function relayEvents(handle: StreamHandle, res: ServerResponse, tra
     handle.done();
     res.off('close', onClose);
   }
+  if (interrupted && hold) return { interrupted, clientGone };
   if (interrupted && !res.writableEnded) res.write(errorEvent('The provider stream was interrupted after it started; the response is incomplete.'));
   if (!res.writableEnded) res.end();
   return { interrupted, clientGone };

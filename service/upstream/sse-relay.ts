@@ -33,11 +33,19 @@ export function typedErrorEvent(message: string, code: string, sequence: number)
   return `event: error\ndata: ${JSON.stringify({ type: 'error', code, message, param: null, sequence_number: sequence, error })}\n\n`;
 }
 
+/** The message and code of the clean error event that ends a broken stream. */
+export function breakReason(interrupted: 'cut' | 'invalid'): [message: string, code: string] {
+  return interrupted === 'cut'
+    ? ['The provider stream was interrupted after it started; the response is incomplete.', 'stream_interrupted']
+    : ['The provider sent an invalid stream event; the response is incomplete.', 'invalid_upstream_stream'];
+}
+
 /**
  * @param typedEvents the stream is a Responses API stream: a cut ends with its `error` event.
  * @param rewrite applied to the text of each write (the requested model name for a mapped one); undefined costs nothing.
+ * @param hold on a cut or invalid event, return without the error event and without ending the response (the caller may continue the stream).
  */
-export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUsage: boolean, typedEvents = false, rewrite?: (text: string) => string): Promise<RelayResult> {
+export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUsage: boolean, typedEvents = false, rewrite?: (text: string) => string, hold = false): Promise<RelayResult> {
   const acc: RelayResult = { outputText: '', sawDone: false, clientGone: false };
   const decoder = new StringDecoder('utf8');
   let pending = '';
@@ -93,11 +101,9 @@ export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUs
     res.off('close', onClose);
   }
   acc.clientGone = clientClosed;
+  if (acc.interrupted && hold && !clientClosed) return acc;
   if (acc.interrupted && !clientClosed && !res.writableEnded) {
-    const [message, code] =
-      acc.interrupted === 'cut'
-        ? ['The provider stream was interrupted after it started; the response is incomplete.', 'stream_interrupted']
-        : ['The provider sent an invalid stream event; the response is incomplete.', 'invalid_upstream_stream'];
+    const [message, code] = breakReason(acc.interrupted);
     res.write(typedEvents ? typedErrorEvent(message, code, (acc.sequence ?? -1) + 1) : sseErrorEvent(message, code));
   }
   if (!res.writableEnded) res.end();

@@ -93,7 +93,8 @@ describe('fault suite: deadlines', function () {
 
   it('a stream that stalls longer than between_events_ms after its first byte ends with the clean error event', async () => {
     r = await rig({ kind: 'stream', chunks: ['first', 'never'], delayMs: 5_000 });
-    const { value: res, ms } = await timed(() => chat(r!, 'm', { stream: true }));
+    // "solo": nobody to continue it (continuation.test.ts continues a stall).
+    const { value: res, ms } = await timed(() => chat(r!, 'solo', { stream: true }));
     const sse = parseSse(res.text);
     assert.equal(sse.content, 'first');
     assert.equal(sse.error?.code, 'stream_interrupted');
@@ -103,7 +104,7 @@ describe('fault suite: deadlines', function () {
 
   it('an endless stream is ended after stream_ms with the clean error event', async () => {
     r = await rig({ kind: 'stream', chunks: Array.from({ length: 200 }, (_, i) => `${i} `), delayMs: 50 });
-    const { value: res, ms } = await timed(() => chat(r!, 'm', { stream: true }));
+    const { value: res, ms } = await timed(() => chat(r!, 'solo', { stream: true }));
     const sse = parseSse(res.text);
     assert.equal(sse.error?.code, 'stream_interrupted');
     assert.equal(sse.done, false);

@@ -170,7 +170,8 @@ describe('soak: 50,000 mixed requests with seeded random faults', function () {
       server: { log_level: 'error' },
       auth: { keys: [{ hash: hashKey(CLIENT_KEY), name: 'soak', team: 'red', project: 'web' }], admin_key_hashes: [hashKey(ADMIN_KEY)] },
       teams: [{ name: 'red' }],
-      routing: { strategy: 'priority', max_retries: 1, retry_delay_ms: 1, max_retry_delay_ms: 5, timeout_ms: DEADLINE_MS, circuit_breaker: { consecutive_failures: 1000, min_requests: 1000, cooldown_ms: 100 } },
+      // Continuation off: the soak's invariants count each broken stream as an error the client saw (continuation.test.ts covers continuing them).
+      routing: { strategy: 'priority', continuation: 'off', max_retries: 1, retry_delay_ms: 1, max_retry_delay_ms: 5, timeout_ms: DEADLINE_MS, circuit_breaker: { consecutive_failures: 1000, min_requests: 1000, cooldown_ms: 100 } },
       providers: [provider('a', a.url, models('a'), { priority: 1, timeout_ms: PROVIDER_TIMEOUT_MS }), provider('b', b.url, models('b'), { priority: 2, timeout_ms: PROVIDER_TIMEOUT_MS })],
     });
     pool = new Pool(gw.url, { connections: CONCURRENCY, pipelining: 1, keepAliveTimeout: 30_000 });

@@ -73,7 +73,8 @@ describe('fault suite: upstream faults end to end', function () {
   it('slow-drip stream slower than the idle timeout: clean SSE error after the first byte, counted, no hang', async () => {
     r = await rig(() => ({ kind: 'stream', chunks: ['first', 'never'], delayMs: 3000 }), { aTimeoutMs: 300 });
     const t0 = Date.now();
-    const res = await chat(r, 'm', { stream: true });
+    // "solo": no other provider to continue the stream (test/service/continuation.test.ts continues one).
+    const res = await chat(r, 'solo', { stream: true });
     const took = Date.now() - t0;
     assert.equal(res.status, 200);
     const sse = parseSse(res.text);
@@ -90,7 +91,7 @@ describe('fault suite: upstream faults end to end', function () {
 
   it('invalid SSE mid-stream: an SSE error event and a clean close, counted', async () => {
     r = await rig(() => ({ kind: 'stream', chunks: ['one', 'two', 'three', 'four'], invalidAt: 2 }));
-    const res = await chat(r, 'm', { stream: true });
+    const res = await chat(r, 'solo', { stream: true });
     assert.equal(res.status, 200);
     const sse = parseSse(res.text);
     assert.equal(sse.content, 'onetwo');

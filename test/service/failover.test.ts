@@ -188,8 +188,8 @@ describe('routing engine: retries, failover, circuit breaker', () => {
     assert.equal(r.b.received.length, 1);
   });
 
-  it('streaming: a stream cut after the first byte ends with an SSE error event and a clean close, and is counted', async () => {
-    r = await rig(() => ({ kind: 'stream', chunks: ['one', 'two', 'three', 'four'], cutAfter: 2, delayMs: 20 }));
+  it('streaming: a stream cut after the first byte ends with an SSE error event and a clean close, and is counted (continuation off)', async () => {
+    r = await rig(() => ({ kind: 'stream', chunks: ['one', 'two', 'three', 'four'], cutAfter: 2, delayMs: 20 }), { routing: { continuation: 'off' } });
     const stream = await r.client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }], stream: true });
     let text = '';
     await assert.rejects(

@@ -138,7 +138,8 @@ async function runCase(c: Case, api: Api): Promise<Outcome> {
   const gw = await startTestGateway({
     auth: { keys: [{ hash: hashKey(KEY), name: 'app', team: 'web', project: 'site' }], admin_key_hashes: [hashKey(ADMIN)] },
     providers: [provider('a', a.url, ['m']), provider('b', b.url, ['m'])],
-    routing: { strategy: 'priority', max_retries: 0, circuit_breaker: { consecutive_failures: 1 } },
+    // Continuation off: this table is about what every API records for a broken stream (test/service/continuation.test.ts continues them).
+    routing: { strategy: 'priority', max_retries: 0, continuation: 'off', circuit_breaker: { consecutive_failures: 1 } },
   });
   try {
     const res = await fetch(`${gw.url}${api.path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...api.headers }, body: JSON.stringify(api.body) });

@@ -125,8 +125,9 @@ describe('POST /v1/responses: routed, streamed, limited and costed like chat', f
     assert.equal(b.received[b.received.length - 1].body.stream, true);
   });
 
-  it('a stream cut after the first byte ends with an error event the SDK raises', async () => {
+  it('a stream cut after the first byte, with nobody left to continue it, ends with an error event the SDK raises', async () => {
     a.setBehavior(() => ({ kind: 'stream', cutAfter: 5, delayMs: 20 }));
+    b.setBehavior(() => ({ kind: 'status', status: 503 }));
     const stream = await alice.responses.create({ model: 'gpt-x', input: 'x', stream: true });
     const seen: string[] = [];
     await assert.rejects(
