@@ -13,6 +13,9 @@ import { parseConfig } from '../../service/config/schema';
 import { registerUi } from '../../service/ui/register';
 import { launchChromium } from './browser';
 
+// Browser globals inside page.evaluate callbacks (the project compiles without the DOM lib).
+declare const document: any;
+
 const ADMIN = 'sk-gw-ui-keys-admin-0123456789';
 
 interface StandIn {

@@ -19,6 +19,9 @@ import { FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
 import { provider, startTestGateway, TestGateway, waitForSpend } from '../helpers/gateway';
 import { launchChromium } from './browser';
 
+// Browser globals inside page.evaluate callbacks (the project compiles without the DOM lib).
+declare const document: any, Image: any;
+
 const WEB_KEY = 'sk-gw-ui-web-client';
 const DATA_KEY = 'sk-gw-ui-data-client';
 const ADMIN = 'sk-gw-ui-admin-key-0123456789';
