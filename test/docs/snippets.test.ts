@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
 import { parseConfigText } from '../../service/config/load';
 import { ConfigError } from '../../service/config/schema';
@@ -43,6 +43,8 @@ const CLIENT_KEY = 'sk-gw-docs-quickstart-client';
 const ADMIN_KEY = 'sk-gw-docs-quickstart-admin';
 
 const ALL = PAGES.flatMap(blocks);
+/** Pages the docs link to that other branches write in parallel (the key store's page, issue 24). */
+const PENDING = ['docs/keys.md'];
 const where = (b: Block) => `${b.file}:${b.line}`;
 
 interface Ran {
@@ -232,6 +234,26 @@ describe('docs: every command and config snippet of the README and the task page
     assert.throws(() => parseConfigText(stringify(cfg)), (err: ConfigError) => err.problems.includes(sample.text.trim()));
   });
 
+  it('links between the pages point at files and headings that exist', () => {
+    const broken: string[] = [];
+    let checked = 0;
+    for (const page of [...PAGES, 'docs/reference.md', 'docs/internals.md', 'docs/benchmark-history.md']) {
+      const text = readFileSync(join(ROOT, page), 'utf8').replace(/```[\s\S]*?```/g, '');
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^(https?:|mailto:)/.test(target)) continue;
+        const [path, anchor] = target.split('#');
+        const file = path ? join(ROOT, dirname(page), path) : join(ROOT, page);
+        if (PENDING.includes(relative(ROOT, file))) continue;
+        checked++;
+        if (!existsSync(file)) broken.push(`${page}: ${target} (no such file)`);
+        else if (anchor && file.endsWith('.md') && !slugs(readFileSync(file, 'utf8')).has(anchor)) broken.push(`${page}: ${target} (no such heading)`);
+      }
+    }
+    assert.deepEqual(broken, []);
+    assert.ok(checked > 40, `${checked} links checked`);
+    assert.ok(slugs('## Traces (OpenTelemetry)\n').has('traces-opentelemetry'));
+  });
+
   it('README: under 1,500 words, the two set-up commands first', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const count = readme.split(/\s+/).filter(Boolean).length;
@@ -290,6 +312,15 @@ describe('docs: every command and config snippet of the README and the task page
     assert.fail(`${at}: a command this test does not know; check it here or mark the block not runnable`);
   }
 });
+
+/** GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes. */
+function slugs(markdown: string): Set<string> {
+  const out = new Set<string>();
+  for (const [, title] of markdown.replace(/```[\s\S]*?```/g, '').matchAll(/^#{1,6} (.+)$/gm)) {
+    out.add(title.trim().toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, '').replace(/ /g, '-'));
+  }
+  return out;
+}
 
 /** Every TypeScript file of service/, concatenated (where the gateway reads its environment). */
 function serviceSource(): string {
