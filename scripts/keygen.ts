@@ -5,6 +5,8 @@
  * stack-file lines and the exact `pulumi config set --secret` command (infra/config.ts reads key
  * hashes from the secrets clientKeyHashes.<name> and adminKeyHashes.<name>); otherwise the YAML for
  * a plain gateway config. Only the hash goes into config; hand the key to its owner and do not store it.
+ * `pulumi config set --path 'clientKeyHashes.NAME' VALUE` sets NAME inside the map clientKeyHashes, and
+ * --secret encrypts it (https://www.pulumi.com/docs/iac/cli/commands/pulumi_config_set/).
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';

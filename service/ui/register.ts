@@ -24,7 +24,10 @@ export interface UiDeps {
 
 /**
  * Only same-origin script, style and fetch; no inline script or style, no frames, no forms posting
- * elsewhere, no plugins. The page builds its charts as SVG DOM nodes (attributes, not style).
+ * elsewhere, no plugins. The page builds its charts as SVG DOM nodes with presentation attributes,
+ * never a style attribute: style-src without 'unsafe-inline' blocks `style="..."` and
+ * setAttribute('style', ...) too (MDN, CSP style-src, "Violation cases":
+ * https://developer.mozilla.org/docs/Web/HTTP/Headers/Content-Security-Policy/style-src).
  */
 export const UI_CSP = [
   "default-src 'none'",
