@@ -64,7 +64,7 @@ the Pulumi CLI or real secrets (placeholders stand in for secrets; Secret values
 
 Examples:
   npm run render -- --stack staging
-  npm run render -- --stack production --set canary.weight=10 --out /tmp/prod
+  npm run render -- --stack production --out /tmp/prod --set replicas=4
 `;
 
 function usage(message: string): never {
