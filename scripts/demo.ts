@@ -8,9 +8,29 @@
  */
 import { parseConfig } from '../service/config/schema';
 import { startGateway } from '../service/server';
+import { printHelp, usageError, wantsHelp } from './cli';
 import { startDemoProviders } from './demo-setup';
 
+const USAGE = 'usage: npm run demo   (environment: PORT, METRICS_PORT, REDIS_URL, LOG_LEVEL)';
+const HELP = `${USAGE}
+
+Starts two simulated OpenAI-compatible providers on 127.0.0.1 (premium: slow and pricey; budget:
+cheap and flaky) and the gateway in front of them (config/demo.yaml), prints a client key, an admin
+key and examples to paste, and runs until Ctrl-C. Nothing to install and no provider account needed.
+
+Environment:
+  PORT          the gateway's port (default 8080)
+  METRICS_PORT  the Prometheus port (default 9090)
+  REDIS_URL     use this Redis for limits and spend (default: none, in memory)
+  LOG_LEVEL     default warn
+
+Then open http://127.0.0.1:8080/ui with the admin key for spend and provider health.
+`;
+
 async function main() {
+  const argv = process.argv.slice(2);
+  if (wantsHelp(argv)) printHelp(HELP);
+  if (argv.length) usageError('demo', `unexpected argument "${argv[0]}" (the demo takes no options; see the environment variables)`, USAGE);
   const { premium, budget, key, adminKey, config: file } = await startDemoProviders();
   const config = parseConfig({
     ...file,
@@ -33,6 +53,7 @@ AI gateway demo is running (Ctrl-C to stop)
   redis:     ${process.env.REDIS_URL ?? 'none (in-memory limits and spend; set REDIS_URL to use Redis)'}
   client key: ${key}
   admin key:  ${adminKey}
+  operator page: ${base}/ui (spend, budgets, provider health; paste the admin key)
 
 Try it:
 

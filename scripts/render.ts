@@ -3,7 +3,8 @@
  * the program runs under Pulumi's mock runtime and each registered resource's inputs become a file.
  *
  *   npm run render -- --stack staging [--out DIR]
- *        [--config-file FILE]...        extra `config:` (a stack-file-shaped YAML) laid over the stack file
+ *        [--config-file FILE]...        extra `config:` (a stack-file-shaped YAML) laid on top of the stack file
+ *                                       (its gateway block deep-merged into the stack's; other keys replace)
  *        [--set KEY=VALUE]...           one key, `--path` style: `canary.weight=10`; VALUE is YAML
  *        [--set-secret KEY=VALUE]...    the same, marked secret
  *        [--unset KEY]...               remove a top-level key, like `pulumi config rm`
@@ -20,14 +21,15 @@
  * Writes one file per object to DIR (default out/STACK/), replacing the YAML files already there.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { parse as parseYaml, stringify } from 'yaml';
-import { STRING_KEYS, SecretKind, StackConfig, parsePlainStackConfig, placeholderSecret, secretSlots, slotValue } from '../infra/config';
+import { STRING_KEYS, SecretKind, StackConfig, mergeGatewayOverrides, parsePlainStackConfig, placeholderSecret, secretSlots, slotValue } from '../infra/config';
 import { checkRendered } from '../infra/validate';
 import { checkSchemas } from '../infra/validateSchemas';
+import { knownStacks, printHelp, usageError, wantsHelp } from './cli';
 
 const ROOT = resolve(__dirname, '..');
 export const REDACTED = '<redacted>';
@@ -42,12 +44,35 @@ interface Args {
   unset: string[];
 }
 
+const USAGE = 'usage: npm run render -- --stack NAME [--out DIR] [--config-file FILE]... [--set KEY=VALUE]... [--set-secret KEY=VALUE]... [--unset KEY]... [--kubeconfig FILE] [--manifest FILE]';
+const HELP = `${USAGE}
+
+Renders every Kubernetes object the stack would create, one YAML file each, without a cluster,
+the Pulumi CLI or real secrets (placeholders stand in for secrets; Secret values are redacted).
+
+  --stack NAME          the stack (stacks/Pulumi.NAME.yaml); required
+  --out DIR             where the YAML files go (default: out/NAME/)
+  --config-file FILE    a stack-file-shaped YAML ({config: {...}}) laid on top of the stack file;
+                        its ai-gateway:gateway block is deep-merged into the stack's (objects merge
+                        key by key, lists and values replace); other keys replace the stack's
+  --set KEY=VALUE       one key, \`--path\` style (canary.weight=10); VALUE is YAML
+  --set-secret KEY=VALUE  the same, marked secret
+  --unset KEY           remove a top-level key, like \`pulumi config rm\`
+  --kubeconfig FILE     the kubeconfig the cluster.context check reads (default: a throwaway one)
+  --manifest FILE       also write every registered resource with its options, as JSON
+  -h, --help            this help
+
+Examples:
+  npm run render -- --stack staging
+  npm run render -- --stack production --out /tmp/prod --set replicas=4
+`;
+
 function usage(message: string): never {
-  process.stderr.write(`render: ${message}\nusage: npm run render -- --stack NAME [--out DIR] [--config-file FILE]... [--set KEY=VALUE]... [--set-secret KEY=VALUE]... [--unset KEY]... [--kubeconfig FILE] [--manifest FILE]\n`);
-  process.exit(2);
+  return usageError('render', message, USAGE);
 }
 
 function parseArgs(argv: string[]): Args {
+  if (wantsHelp(argv)) printHelp(HELP);
   const args: Partial<Args> & Pick<Args, 'configFiles' | 'sets' | 'unset'> = { configFiles: [], sets: [], unset: [] };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -66,6 +91,9 @@ function parseArgs(argv: string[]): Args {
     } else usage(`unknown option ${flag}`);
   }
   if (!args.stack) usage('--stack is required');
+  const stacks = knownStacks();
+  if (!stacks.includes(args.stack)) usage(`unknown stack "${args.stack}"; known stacks: ${stacks.join(', ')} (stacks/Pulumi.<name>.yaml)`);
+  for (const file of args.configFiles) if (!existsSync(file)) usage(`--config-file ${file}: no such file`);
   return { ...args, stack: args.stack, out: resolve(args.out ?? join(ROOT, 'out', args.stack)) };
 }
 
@@ -107,6 +135,17 @@ function setPath(target: Record<string, unknown>, path: string[], value: unknown
   node[path[path.length - 1]] = value;
 }
 
+const isPlainObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * A later file's value for a key: the gateway block is laid on top of the earlier one (deep merge,
+ * as the canary's overrides are: objects key by key, lists and values replace); other keys replace,
+ * as `pulumi config set` does (a redis block of another mode must not keep the old mode's fields).
+ */
+function layer(key: string, before: unknown, after: unknown): unknown {
+  return key === 'gateway' && isPlainObject(before) && isPlainObject(after) ? mergeGatewayOverrides(before, after) : after;
+}
+
 function loadConfig(project: string, files: string[], sets: Args['sets']): LoadedConfig {
   const loaded: LoadedConfig = { values: {}, secretPaths: new Set(), foreign: {} };
   for (const file of files) {
@@ -114,7 +153,7 @@ function loadConfig(project: string, files: string[], sets: Args['sets']): Loade
     for (const [fullKey, raw] of Object.entries(doc.config ?? {})) {
       const [ns, key] = fullKey.includes(':') ? [fullKey.slice(0, fullKey.indexOf(':')), fullKey.slice(fullKey.indexOf(':') + 1)] : [project, fullKey];
       if (ns !== project) loaded.foreign[fullKey] = raw;
-      else loaded.values[key] = replaceSecure(raw, [key], loaded.secretPaths);
+      else loaded.values[key] = layer(key, loaded.values[key], replaceSecure(raw, [key], loaded.secretPaths));
     }
   }
   for (const s of sets) {

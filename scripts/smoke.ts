@@ -24,12 +24,52 @@ interface Options {
 
 class CheckFailed extends Error {}
 
+const USAGE = 'usage: npm run smoke -- --url URL --key KEY [--model MODEL] [--max-latency-ms MS] [--timeout-ms MS] [--health]';
+// Self-contained (no import of scripts/cli.ts): the image compiles this file alone for the scheduled probe.
+const HELP = `${USAGE}
+
+Checks a running gateway: GET /v1/models, a chat completion (latency, provider, usage) and a streamed
+one (time to first byte, chunks). Prints one line per check; exits 0 when all pass, 1 when one fails,
+2 on a usage error.
+
+  --url URL             the gateway's public URL (ending in /v1) or its origin; or GATEWAY_URL
+  --key KEY             a client key; or GATEWAY_KEY (safer: not in the shell history)
+  --model MODEL         the model to call (default: the first one /v1/models lists)
+  --max-latency-ms MS   fail when the chat completion takes longer (default: 500)
+  --timeout-ms MS       per request (default: 30000)
+  --health              also GET /health first (a gateway reached directly, not through the route)
+  -h, --help            this help
+
+Example:
+  GATEWAY_KEY=sk-gw-... npm run smoke -- --url http://127.0.0.1:8080/v1 --health
+`;
+
+const FLAGS = new Set(['--url', '--key', '--model', '--max-latency-ms', '--timeout-ms']);
+
 function usage(problem: string): never {
-  process.stderr.write(`${problem}\nusage: npm run smoke -- --url URL --key KEY [--model MODEL] [--max-latency-ms MS] [--timeout-ms MS] [--health]\n`);
+  process.stderr.write(`smoke: ${problem}\n${USAGE}\nRun with --help for the options.\n`);
   process.exit(2);
 }
 
+/** Every argument is a known flag (`--flag VALUE`, `--flag=VALUE`, or --health). */
+function checkFlags(argv: string[]): void {
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i].split('=')[0];
+    if (argv[i] === '--health') continue;
+    if (!FLAGS.has(flag)) usage(argv[i].startsWith('-') ? `unknown option ${flag}` : `unexpected argument "${argv[i]}"`);
+    if (!argv[i].includes('=')) {
+      if (argv[i + 1] === undefined) usage(`${flag} needs a value`);
+      i++;
+    }
+  }
+}
+
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Options {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(HELP);
+    process.exit(0);
+  }
+  checkFlags(argv);
   const value = (name: string) => {
     const i = argv.indexOf(name);
     if (i >= 0) return argv[i + 1];

@@ -23,6 +23,7 @@ import type { ResponseCache, Tenancy } from './tenancy/contracts';
 import { MemoryObjectRegistry, ObjectRegistry } from './tenancy/objects';
 import { UpstreamClient } from './upstream/client';
 import { Executor } from './upstream/executor';
+import { registerUi } from './ui/register';
 
 export interface AppDeps {
   config: GatewayConfig;
@@ -253,6 +254,7 @@ export function createApp(deps: AppDeps): Gateway {
   registerInbound(app, inference);
   modelRoutes(app, ctx, authenticate);
   gatewayRoutes(app, deps, ctx, adminOnly(deps.tenancy));
+  registerUi(app, { config: deps.config, isAdmin: (h) => deps.tenancy.isAdmin(h), now: ctx.now });
   passthroughRoutes(app, ctx, client, authenticate);
   app.use((req, _res, next) => next(notFound(`Unknown endpoint: ${req.method} ${req.path.slice(0, 200)}`, 'unknown_url')));
   // The one place errors become responses.

@@ -5,31 +5,44 @@ import { ConfigError, GatewayConfig, parseConfig } from './schema';
 
 const REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
-/**
- * Replaces ${NAME} and ${NAME:-default} in every string value (never in keys, so a
- * secret cannot change the structure). A missing variable without a default is an
- * error that names the config key and the variable, never its value.
- */
-export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path = ''): unknown {
-  if (typeof value === 'string') {
-    const missing: string[] = [];
-    const out = value.replace(REF, (_m, varName: string, fallback: string | undefined) => {
-      const v = env[varName];
-      if (v !== undefined && v !== '') return v;
-      if (fallback !== undefined) return fallback;
-      missing.push(varName);
-      return '';
-    });
-    if (missing.length) throw new ConfigError(missing.map((n) => `${path || '(root)'}: environment variable ${n} is not set`));
-    return out;
-  }
-  if (Array.isArray(value)) return value.map((v, i) => interpolateEnv(v, env, `${path}[${i}]`));
+/** Interpolates one string, adding each missing variable (with where it is) to `missing`. */
+function interpolateString(value: string, env: NodeJS.ProcessEnv, path: string, missing: Array<[string, string]>): string {
+  return value.replace(REF, (_m, varName: string, fallback: string | undefined) => {
+    const v = env[varName];
+    if (v !== undefined && v !== '') return v;
+    if (fallback !== undefined) return fallback;
+    missing.push([path || '(root)', varName]);
+    return '';
+  });
+}
+
+function walk(value: unknown, env: NodeJS.ProcessEnv, path: string, missing: Array<[string, string]>): unknown {
+  if (typeof value === 'string') return interpolateString(value, env, path, missing);
+  if (Array.isArray(value)) return value.map((v, i) => walk(v, env, `${path}[${i}]`, missing));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = interpolateEnv(v, env, path ? `${path}.${k}` : k);
+    for (const [k, v] of Object.entries(value)) out[k] = walk(v, env, path ? `${path}.${k}` : k, missing);
     return out;
   }
   return value;
+}
+
+/**
+ * Replaces ${NAME} and ${NAME:-default} in every string value (never in keys, so a
+ * secret cannot change the structure). Missing variables without a default are one error
+ * that lists every one of them, each with the config key that uses it, never a value.
+ */
+export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path = ''): unknown {
+  const missing: Array<[string, string]> = [];
+  const out = walk(value, env, path, missing);
+  if (missing.length) {
+    const names = [...new Set(missing.map(([, n]) => n))];
+    throw new ConfigError([
+      ...missing.map(([where, n]) => `${where}: environment variable ${n} is not set`),
+      `${names.length} environment variable${names.length === 1 ? ' is' : 's are'} missing: ${names.join(', ')} (set ${names.length === 1 ? 'it' : 'them'}, or write \${NAME:-default} in the config)`,
+    ]);
+  }
+  return out;
 }
 
 export function parseConfigText(text: string, env: NodeJS.ProcessEnv = {}): GatewayConfig {

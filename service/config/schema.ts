@@ -408,7 +408,7 @@ export const configSchema = configBase.superRefine((cfg, ctx) => {
           ctx.addIssue({ code: 'custom', path: ['auth', 'keys', i, 'name'], message: `duplicate key name "${k.name}" (also auth.keys[${first}]); limits are counted per name` });
         } else names.set(k.name, i);
         if (cfg.teams.length > 0 && !teams.has(k.team)) {
-          ctx.addIssue({ code: 'custom', path: ['auth', 'keys', i, 'team'], message: `unknown team "${k.team}"` });
+          ctx.addIssue({ code: 'custom', path: ['auth', 'keys', i, 'team'], message: `unknown team "${k.team}": once any team is declared under teams, every key's team must be one of them (${[...teams].join(', ')}); add \`- name: ${k.team}\` under teams, or set this key's team to a declared one (docs/add-a-team-or-key.md)` });
         }
       });
     }
