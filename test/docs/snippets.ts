@@ -17,6 +17,7 @@ export const PAGES = [
   'docs/canary-and-rollback.md',
   'docs/rotate-a-secret.md',
   'docs/upgrade.md',
+  'docs/continuation.md',
 ];
 
 export interface Block {
