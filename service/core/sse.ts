@@ -8,6 +8,9 @@ import { chatUsage, responsesUsage, Usage } from './endpoints';
 /** The blank line that ends an SSE event. */
 export const EVENT_END = /\r?\n\r?\n/;
 
+/** Unreadable events in a row after which a stream counts as broken (fewer are skipped and counted). */
+export const MAX_INVALID_RUN = 3;
+
 /** What the events of one stream said so far (filled in by inspectEvent). */
 export interface EventSummary {
   usage?: Usage;
@@ -24,6 +27,10 @@ export interface EventSummary {
   itemId?: string;
   /** The stream carried tool calls (chat delta.tool_calls, Responses function_call items): not continued elsewhere. */
   toolCalls?: boolean;
+  /** A choice finished (finish_reason): the answer is whole even if [DONE] never comes. */
+  finished?: boolean;
+  /** Unreadable events skipped. */
+  dropped?: number;
 }
 
 /** Reads the data payload of one SSE event (lines starting with "data:"), or undefined. */
@@ -38,7 +45,7 @@ export function eventData(event: string): string | undefined {
   return data;
 }
 
-type Choice = { delta?: { content?: unknown; tool_calls?: unknown }; text?: unknown };
+type Choice = { delta?: { content?: unknown; tool_calls?: unknown }; text?: unknown; finish_reason?: unknown };
 type TypedEvent = { type: string; sequence_number?: unknown; delta?: unknown; response?: { id?: unknown; usage?: unknown }; item?: { id?: unknown; type?: unknown } };
 
 /** A Responses API event: its text delta, its final usage, its sequence number. */
@@ -89,6 +96,7 @@ export function inspectEvent(event: string, hideUsage: boolean, acc: EventSummar
     const text = choice?.delta?.content ?? choice?.text;
     if (typeof text === 'string') acc.outputText += text;
     if (choice?.delta?.tool_calls) acc.toolCalls = true;
+    if (typeof choice?.finish_reason === 'string') acc.finished = true;
   }
   if (chunk.usage && typeof chunk.usage.prompt_tokens === 'number') {
     acc.usage = chatUsage(chunk.usage);

@@ -244,7 +244,7 @@ async function relayStream(s: Served, result: Success): Promise<void> {
     const plan = continuers(s, tried);
     const args = { handle: current.stream!, res, candidate: c, valid: s.valid, rewrite: modelRewriter(ctx.config, c) };
     const out = prior ? await spec.continuation!.relay(args, prior, plan.length > 0) : await spec.relayStream(args, plan.length > 0);
-    current.stream!.finish(out.end);
+    current.stream!.finish(out.end, out.dropped);
     if (!prior && !createdId) await recordStoredResponse(s, c, out.responseId);
     rec.streamOutcome = STREAM_OUTCOME[out.end];
     // Each attempt is billed for what it produced, a cut one too.

@@ -30,6 +30,8 @@ export class ResponsesSplice implements StreamTranslator {
   usageFinal = false;
   model?: string;
   toolCalls = false;
+  /** The final event (completed, incomplete, failed) arrived. */
+  complete = false;
   sequence: number;
 
   constructor(private readonly prior: ResponsesPrior) {
@@ -66,6 +68,7 @@ export class ResponsesSplice implements StreamTranslator {
       case 'response.completed':
       case 'response.incomplete':
       case 'response.failed':
+        this.complete = true;
         this.usage = responsesUsage(e.response?.usage) ?? this.usage;
         this.usageFinal = this.usage !== undefined;
         if (typeof e.response?.model === 'string') this.model = e.response.model;
@@ -122,6 +125,12 @@ export class MessagesSplice implements StreamTranslator, Observed {
   }
   get toolCalls(): boolean {
     return this.inner.toolCalls;
+  }
+  get complete(): boolean {
+    return this.inner.complete;
+  }
+  get dropped(): number {
+    return this.inner.dropped;
   }
   get blockIndex(): number {
     return this.index;

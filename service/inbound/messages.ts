@@ -80,6 +80,7 @@ async function relayThrough(args: RelayArgs, observer: StreamTranslator & Observ
     outputText: observer.outputText,
     sentText: (prior?.sentText ?? '') + observer.outputText,
     toolCalls: (prior?.toolCalls ?? false) || observer.toolCalls,
+    dropped: observer.dropped,
     blockIndex: observer.blockIndex,
     textOpen: observer.textOpen,
   };

@@ -46,7 +46,7 @@ function relayOpenAi(endpoint: Endpoint) {
     const r = await relaySse(handle, res, !valid.clientWantsUsage, typed, rewrite, hold);
     const end = r.clientGone ? 'client_gone' : (r.interrupted ?? 'completed');
     // Chat and completions send usage once, after the last choice; the Responses API in its final event.
-    return { end, usage: r.usage, usageFinal: r.usage !== undefined, model: r.model, outputText: r.outputText, sentText: r.outputText, toolCalls: r.toolCalls === true, responseId: r.responseId, itemId: r.itemId, sequence: r.sequence };
+    return { end, usage: r.usage, usageFinal: r.usage !== undefined, model: r.model, outputText: r.outputText, sentText: r.outputText, toolCalls: r.toolCalls === true, dropped: r.dropped, responseId: r.responseId, itemId: r.itemId, sequence: r.sequence };
   };
 }
 

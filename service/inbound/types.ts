@@ -31,6 +31,8 @@ export interface StreamResult {
   sentText: string;
   /** The stream carried tool calls: it is not continued elsewhere. */
   toolCalls: boolean;
+  /** Unreadable upstream events skipped. */
+  dropped?: number;
   /** Responses API: the response id the stream created, its output message item, its last sequence number. */
   responseId?: string;
   itemId?: string;

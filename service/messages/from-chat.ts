@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { chatUsage, Usage } from '../core/endpoints';
-import { eventData } from '../core/sse';
+import { eventData, MAX_INVALID_RUN } from '../core/sse';
 import { anthropicUsage } from '../providers/anthropic-response';
 import type { StreamTranslator } from '../providers/types';
 
@@ -53,6 +53,24 @@ function dataOf(event: string): Json | '[DONE]' | undefined {
   return JSON.parse(data) as Json;
 }
 
+/** Counts unreadable events: one is skipped (undefined), a run of MAX_INVALID_RUN throws (the stream is broken). */
+class InvalidRun {
+  dropped = 0;
+  private run = 0;
+
+  read(event: string): Json | '[DONE]' | undefined {
+    try {
+      const data = dataOf(event);
+      this.run = 0;
+      return data;
+    } catch (err) {
+      this.dropped++;
+      if (++this.run >= MAX_INVALID_RUN) throw err;
+      return undefined;
+    }
+  }
+}
+
 /** What a relay learns for accounting, and where the client's content blocks stand (for a continuation). */
 export interface Observed {
   usage?: Usage;
@@ -66,6 +84,10 @@ export interface Observed {
   readonly textOpen: boolean;
   /** A tool_use block was sent. */
   readonly toolCalls: boolean;
+  /** The stream reached its end ([DONE], message_stop). */
+  readonly complete: boolean;
+  /** Unreadable events skipped. */
+  readonly dropped: number;
 }
 
 /** chat.completion.chunk events -> Anthropic stream events. */
@@ -75,8 +97,17 @@ export class ChatToMessagesStream implements StreamTranslator, Observed {
   model?: string;
   outputText = '';
   toolCalls = false;
+  private readonly invalid = new InvalidRun();
   private started = false;
   private ended = false;
+
+  get complete(): boolean {
+    return this.ended;
+  }
+
+  get dropped(): number {
+    return this.invalid.dropped;
+  }
   private index = -1;
   private open: 'text' | 'tool' | undefined;
   private stop = 'end_turn';
@@ -90,7 +121,7 @@ export class ChatToMessagesStream implements StreamTranslator, Observed {
   }
 
   event(text: string): string {
-    const data = dataOf(text);
+    const data = this.invalid.read(text);
     if (data === undefined || this.ended) return '';
     if (data === '[DONE]') return this.end();
     let out = this.start(data);
@@ -152,11 +183,20 @@ export class MessagesStreamObserver implements StreamTranslator, Observed {
   blockIndex = -1;
   textOpen = false;
   toolCalls = false;
+  complete = false;
+  private readonly invalid = new InvalidRun();
   private raw: Json = {};
 
+  get dropped(): number {
+    return this.invalid.dropped;
+  }
+
   event(text: string): string {
-    const data = dataOf(text);
+    const before = this.invalid.dropped;
+    const data = this.invalid.read(text);
+    if (this.invalid.dropped > before) return ''; // an unreadable event is not relayed
     if (data && data !== '[DONE]') {
+      if (data.type === 'message_stop') this.complete = true;
       if (data.type === 'message_start') {
         this.raw = { ...data.message?.usage };
         this.model = data.message?.model;

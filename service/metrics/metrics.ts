@@ -129,6 +129,7 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     retries: new Counter({ name: 'aigw_retries_total', help: 'Retries of the same provider', labelNames: ['provider', 'model', 'reason'] as const, registers: r }),
     failovers: new Counter({ name: 'aigw_failovers_total', help: 'Moves from one provider to the next candidate', labelNames: ['from_provider', 'to_provider', 'model', 'reason'] as const, registers: r }),
     streamInterruptions: new Counter({ name: 'aigw_stream_interruptions_total', help: 'Streams cut by the upstream after the first byte reached the client', labelNames: ['provider', 'model'] as const, registers: r }),
+    streamEventsDropped: new Counter({ name: 'aigw_stream_events_dropped_total', help: 'Unreadable upstream stream events skipped (the stream went on)', labelNames: ['provider', 'model'] as const, registers: r }),
     streamContinuations: new Counter({ name: 'aigw_stream_continuations_total', help: 'Broken streams continued on another provider (continued: by that provider) or not (failed, ineligible: by the provider that broke)', labelNames: ['provider', 'outcome'] as const, registers: r }),
     circuitState: new Gauge({ name: 'aigw_circuit_state', help: 'Circuit breaker state per provider and model: 0 closed, 1 half-open, 2 open', labelNames: ['provider', 'model'] as const, registers: r }),
     circuitTransitions: new Counter({ name: 'aigw_circuit_transitions_total', help: 'Circuit breaker state changes', labelNames: ['provider', 'model', 'from', 'to'] as const, registers: r }),

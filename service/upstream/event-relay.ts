@@ -33,7 +33,7 @@ async function* bytesOf(handle: StreamHandle): AsyncGenerator<Buffer, void, unde
  * `rewrite` is applied to the text of each write (the requested model name for a mapped one).
  * `hold`: on a cut, return without the error event and without ending the response (the caller may continue the stream).
  */
-export async function relayEvents(handle: StreamHandle, res: ServerResponse, translator: StreamTranslator, errorEvent: (message: string) => string, rewrite?: (text: string) => string, hold = false): Promise<EventRelayResult> {
+export async function relayEvents(handle: StreamHandle, res: ServerResponse, translator: StreamTranslator & { complete?: boolean }, errorEvent: (message: string) => string, rewrite?: (text: string) => string, hold = false): Promise<EventRelayResult> {
   let clientGone = false;
   let interrupted: 'cut' | undefined;
   const onClose = () => {
@@ -49,6 +49,8 @@ export async function relayEvents(handle: StreamHandle, res: ServerResponse, tra
       if (clientGone) break;
       if (!res.write(rewrite ? rewrite(chunk.toString('utf8')) : chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
     }
+    // A stream that closed before its end (a translator that knows it says so) was cut short.
+    if (!clientGone && translator.complete === false) interrupted = 'cut';
   } catch {
     if (!clientGone) interrupted = 'cut';
   } finally {

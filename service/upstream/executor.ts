@@ -38,7 +38,7 @@ export interface StreamHandle {
    * Records how the stream ended, once: the provider's stats, breaker, latency and the stream
    * metrics. The executor owns every attempt's outcome; callers only report the end.
    */
-  finish(end: StreamEnd): void;
+  finish(end: StreamEnd, dropped?: number): void;
 }
 
 export interface Success {
@@ -284,14 +284,15 @@ export class Executor {
   }
 
   /** The end of one stream, recorded once against its provider (see StreamHandle.finish). */
-  private streamFinisher(p: string, input: ExecuteInput, startedAt: number, done: () => void): (end: StreamEnd) => void {
+  private streamFinisher(p: string, input: ExecuteInput, startedAt: number, done: () => void): (end: StreamEnd, dropped?: number) => void {
     let finished = false;
-    return (end) => {
+    return (end, dropped = 0) => {
       if (finished) return;
       finished = true;
       done();
       const { stats, breakers, metrics, now } = this.deps;
       const model = input.model;
+      if (dropped > 0) metrics.streamEventsDropped.inc({ provider: p, model }, dropped);
       if (end === 'cut' || end === 'invalid') {
         metrics.streamInterruptions.inc({ provider: p, model });
         stats.recordFailure(p, model);

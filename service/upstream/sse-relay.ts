@@ -10,7 +10,7 @@
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
-import { EVENT_END, EventSummary, inspectEvent } from '../core/sse';
+import { EVENT_END, EventSummary, inspectEvent, MAX_INVALID_RUN } from '../core/sse';
 import type { StreamHandle } from './executor';
 
 export interface RelayResult extends EventSummary {
@@ -59,7 +59,8 @@ export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUs
   res.on('close', onClose);
   if (res.destroyed) onClose(); // the client left before the relay began (e.g. while a stored response was recorded)
 
-  /** Splits complete events out of `pending` and writes the ones to forward; false on invalid data. */
+  let invalidRun = 0;
+  /** Splits complete events out of `pending` and writes the ones to forward; false once the stream stays unreadable. */
   const pump = async (text: string): Promise<boolean> => {
     pending += text;
     let out = '';
@@ -70,9 +71,13 @@ export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUs
       pending = pending.slice(end);
       const verdict = inspectEvent(event.slice(0, m.index), hideUsage, acc);
       if (verdict === 'invalid') {
+        // One unreadable event is skipped (and counted); a run of them means the stream is broken.
+        acc.dropped = (acc.dropped ?? 0) + 1;
+        if (++invalidRun < MAX_INVALID_RUN) continue;
         valid = false;
         break;
       }
+      invalidRun = 0;
       if (verdict === 'forward') out += event;
     }
     if (out && rewrite) out = rewrite(out);
@@ -93,6 +98,8 @@ export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUs
     } else if (!clientClosed) {
       const tail = pending + decoder.end();
       if (tail.trim() && inspectEvent(tail, hideUsage, acc) === 'forward') res.write(rewrite ? rewrite(tail) : tail);
+      // A stream that closed before its end ([DONE], a finish_reason, the Responses API's final event) was cut short.
+      if (!acc.sawDone && !acc.finished) acc.interrupted = 'cut';
     }
   } catch {
     if (!clientClosed) acc.interrupted = 'cut';

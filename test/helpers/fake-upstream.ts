@@ -10,7 +10,7 @@ import { freePort } from './ports';
 
 export type Behavior =
   | { kind: 'ok'; content?: string; usage?: boolean; delayMs?: number }
-  | { kind: 'stream'; chunks?: string[]; delayMs?: number; usage?: boolean; cutAfter?: number; invalidAt?: number; firstByteDelayMs?: number; /** Headers at once, the first event after this long. */ firstEventDelayMs?: number }
+  | { kind: 'stream'; chunks?: string[]; delayMs?: number; usage?: boolean; cutAfter?: number; invalidAt?: number; firstByteDelayMs?: number; /** Headers at once, the first event after this long. */ firstEventDelayMs?: number; /** End after the chunks without a finish_reason, a usage chunk or [DONE] (a truncated stream that closes cleanly). */ noEnd?: boolean; /** Go silent (for a minute) before chunk `stallAfter`. */ stallAfter?: number }
   | { kind: 'status'; status: number; body?: unknown; headers?: Record<string, string> }
   | { kind: 'hang' }
   | { kind: 'reset' }
@@ -182,11 +182,14 @@ export async function startFakeUpstream(name = 'fake', initial?: (req: Received,
             req.socket.destroy();
             return;
           }
+          if (b.stallAfter === i) await sleep(60_000);
+          if (res.destroyed) return;
           if (b.invalidAt === i) res.write('data: {"not json\n\n');
           else res.write(`data: ${JSON.stringify(chunkEvent(name, received, texts[i], null))}\n\n`);
           if (b.delayMs) await sleep(b.delayMs);
         }
         if (res.destroyed) return;
+        if (b.noEnd) return void res.end();
         res.write(`data: ${JSON.stringify(chunkEvent(name, received, '', 'stop'))}\n\n`);
         const opts = body.stream_options as { include_usage?: boolean } | undefined;
         if (b.usage !== false && opts?.include_usage) {

@@ -64,14 +64,32 @@ describe('stream relay (scripted upstream, in-memory response)', () => {
     assert.equal(res.writableEnded, true);
   });
 
-  it('an invalid event aborts the upstream, is not forwarded, and ends with invalid_upstream_stream', async () => {
-    const { handle, state } = upstream(chunk('a'), ['data: {oops\n\n', chunk('never')]);
+  it('one invalid event is skipped and counted; the rest of the stream is relayed', async () => {
+    const { handle, state } = upstream(chunk('a'), ['data: {oops\n\n', chunk('b'), 'data: [DONE]\n\n']);
+    const res = new MemoryResponse();
+    const r = await relaySse(handle, res as unknown as ServerResponse, false);
+    assert.equal(r.interrupted, undefined);
+    assert.equal(r.dropped, 1);
+    assert.equal(state.aborted, 0);
+    assert.equal(res.text, chunk('a') + chunk('b') + 'data: [DONE]\n\n');
+  });
+
+  it('a run of invalid events aborts the upstream, is not forwarded, and ends with invalid_upstream_stream', async () => {
+    const { handle, state } = upstream(chunk('a'), ['data: {oops\n\n', 'data: {oops\n\n', 'data: {oops\n\n', chunk('never')]);
     const res = new MemoryResponse();
     const r = await relaySse(handle, res as unknown as ServerResponse, false);
     assert.equal(r.interrupted, 'invalid');
     assert.equal(state.aborted, 1);
     assert.ok(!res.text.includes('oops') && !res.text.includes('never'));
     assert.match(res.text, /"code":"invalid_upstream_stream"/);
+  });
+
+  it('a stream that closes without [DONE] or a finish_reason counts as cut', async () => {
+    const { handle } = upstream(chunk('a'), [chunk('b')]);
+    const res = new MemoryResponse();
+    const r = await relaySse(handle, res as unknown as ServerResponse, false);
+    assert.equal(r.interrupted, 'cut');
+    assert.match(res.text, /"code":"stream_interrupted"/);
   });
 
   it('a Responses API stream cut ends with the typed error event, numbered after the last sequence_number', async () => {
