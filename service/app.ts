@@ -34,6 +34,8 @@ export interface AppDeps {
   cache: ResponseCache;
   /** Owners of provider objects (stored responses, files...); in memory when not given. */
   objects?: ObjectRegistry;
+  /** The admin API of the store (service/admin: keys, teams, audit, the ledger's spend report); absent when the store is off. */
+  admin?: express.Router;
   /** Serves GET /v1/gateway/spend (admin only). */
   spendReport?: (query: Record<string, string | undefined>) => Promise<unknown>;
   /** Redis reachability for /ready and the status endpoint; undefined when Redis is not configured. */
@@ -262,6 +264,7 @@ export function createApp(deps: AppDeps): Gateway {
   const authenticate = authenticator(deps.tenancy);
   const inference = inferenceRoutes(app, ctx);
   modelRoutes(app, ctx, authenticate);
+  if (deps.admin) app.use(deps.admin);
   gatewayRoutes(app, deps, ctx, adminOnly(deps.tenancy));
   passthroughRoutes(app, ctx, client, authenticate);
   app.use((req, _res, next) => next(notFound(`Unknown endpoint: ${req.method} ${req.path.slice(0, 200)}`, 'unknown_url')));

@@ -294,6 +294,24 @@ const configBase = z
       .strict()
       .prefault({}),
     redis: redisConnectionSchema.optional(),
+    /**
+     * Keys and teams issued at runtime, the spend ledger and the audit log (docs/keys.md). On when
+     * postgres_url (or the DATABASE_URL environment variable, which wins) is set, or with
+     * embedded: true (PGlite in the process, for the demo and single-replica trials).
+     */
+    store: z
+      .object({
+        postgres_url: z.string().min(1).optional(),
+        embedded: z.boolean().default(false),
+        /** Where the embedded store keeps its data (default: memory only, gone at exit). */
+        embedded_dir: z.string().min(1).optional(),
+        /** Spend rows held in memory while PostgreSQL is unreachable; when full, requests get 503. */
+        spool_max_rows: z.number().int().positive().default(100_000),
+        /** How long a rotated key keeps working unless the rotate call says otherwise. */
+        rotate_grace_seconds: z.number().int().min(0).max(30 * 86400).default(3600),
+      })
+      .strict()
+      .optional(),
     telemetry: z
       .object({
         /**

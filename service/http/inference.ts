@@ -114,10 +114,10 @@ export function noteUsage(rec: RequestRecord, usage: Usage, estimated: boolean, 
   rec.responseModel = typeof model === 'string' ? model : undefined;
 }
 
-export function account(ctx: GatewayContext, principal: Principal, reservation: TokenReservation | undefined, route: ModelRoute, c: Candidate | undefined, usage: Usage, estimated: boolean, cached: boolean): number {
+export function account(ctx: GatewayContext, principal: Principal, reservation: TokenReservation | undefined, route: ModelRoute, c: Candidate | undefined, usage: Usage, estimated: boolean, cached: boolean, requestId?: string): number {
   const prices = c && !cached ? { input_per_million: c.inputPerMillion, output_per_million: c.outputPerMillion, cached_input_per_million: c.cachedInputPerMillion } : undefined;
   const { costUsd, listCostUsd } = priceRequest(usage, prices, route.listPrice);
-  ctx.tenancy.settle({ principal, provider: c?.provider.name ?? 'cache', model: route.model, usage, estimated, costUsd, listCostUsd, cached, at: ctx.now(), reservation });
+  ctx.tenancy.settle({ principal, requestId, provider: c?.provider.name ?? 'cache', model: route.model, usage, estimated, costUsd, listCostUsd, cached, at: ctx.now(), reservation });
   return costUsd;
 }
 
@@ -163,7 +163,7 @@ async function relayStream(ctx: GatewayContext, res: ServerResponse, rec: Reques
   // The provider bills what it produced even when the stream was cut: account it.
   const { usage, estimated } = resolveUsage(valid, result.usage, result.outputText);
   noteUsage(rec, usage, estimated, result.model);
-  rec.costUsd = account(ctx, principal, admission.reservation, route, c, usage, estimated, false);
+  rec.costUsd = account(ctx, principal, admission.reservation, route, c, usage, estimated, false, rec.requestId);
 }
 
 /** Serves one validated request body; the principal is on the request record. */
@@ -243,7 +243,7 @@ async function answerFromCache(ctx: GatewayContext, res: ServerResponse, rec: Re
   const parsed = JSON.parse(hit) as Record<string, unknown>;
   const { usage, estimated } = resolveUsage(valid, spec.usage(parsed), spec.outputText(parsed));
   noteUsage(rec, usage, estimated, parsed.model);
-  account(ctx, principal, admission.reservation, route, undefined, usage, estimated, true);
+  account(ctx, principal, admission.reservation, route, undefined, usage, estimated, true, rec.requestId);
   sendJson(res, 200, hit);
   return true;
 }
@@ -256,7 +256,7 @@ async function relayJson(ctx: GatewayContext, res: ServerResponse, rec: RequestR
   const raw = rewrite ? rewrite(result.json!.raw.toString('utf8')) : result.json!.raw;
   const { usage, estimated } = resolveUsage(valid, spec.usage(parsed), spec.outputText(parsed));
   noteUsage(rec, usage, estimated, parsed.model);
-  rec.costUsd = account(ctx, principal, admission.reservation, route, result.candidate, usage, estimated, false);
+  rec.costUsd = account(ctx, principal, admission.reservation, route, result.candidate, usage, estimated, false, rec.requestId);
   if (endpoint === 'responses') await recordStoredResponse(ctx, principal, result.candidate, valid, parsed.id);
   sendJson(res, 200, raw);
   if (cacheKey) void ctx.cache.set(cacheKey, typeof raw === 'string' ? raw : raw.toString('utf8')).catch(() => undefined);

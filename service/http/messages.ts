@@ -62,7 +62,7 @@ interface Served {
 function settle(s: Served, reported: Usage | undefined, outputText: string, model: unknown): void {
   const { usage, estimated } = resolveUsage(s.valid, reported, outputText);
   noteUsage(s.rec, usage, estimated, model);
-  s.rec.costUsd = account(s.ctx, s.principal, s.admission.reservation, s.route, s.result.candidate, usage, estimated, false);
+  s.rec.costUsd = account(s.ctx, s.principal, s.admission.reservation, s.route, s.result.candidate, usage, estimated, false, s.rec.requestId);
 }
 
 async function relayMessagesStream(s: Served): Promise<void> {
