@@ -155,7 +155,9 @@ export function adminRouter(deps: AdminDeps): Router {
   // Only admins get their body read (an unauthenticated caller never costs a parse); every /v1/gateway route is admin-only.
   const admin = (req: Request, _res: Response, next: NextFunction) => next(deps.adminId(req.headers.authorization) ? undefined : forbidden('This endpoint needs a gateway admin key.', 'admin_key_required'));
   r.use('/v1/gateway', admin, express.json({ limit: '64kb', type: () => true }), (err: unknown, _req: Request, _res: Response, next: NextFunction) => {
-    if ((err as { type?: string }).type === 'entity.too.large') return next(new GatewayError(413, 'invalid_request_error', 'request_too_large', 'The request body is larger than 64 KB.'));
+    const type = (err as { type?: string }).type;
+    if (typeof type !== 'string' || !type.startsWith('entity.')) return next(err); // not the body parser's
+    if (type === 'entity.too.large') return next(new GatewayError(413, 'invalid_request_error', 'request_too_large', 'The request body is larger than 64 KB.'));
     next(badRequest('The request body is not valid JSON.', 'invalid_json'));
   });
   keyRoutes(r, deps);
