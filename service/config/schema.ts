@@ -365,8 +365,9 @@ export const configSchema = configBase.superRefine((cfg, ctx) => {
     }
     const teams = new Set(cfg.teams.map((t) => t.name));
     if (cfg.auth.mode === 'keys') {
-      if (cfg.auth.keys.length === 0) {
-        ctx.addIssue({ code: 'custom', path: ['auth', 'keys'], message: 'at least one key is required when auth.mode is "keys"' });
+      // With a store block, keys may all be issued at runtime (docs/keys.md).
+      if (cfg.auth.keys.length === 0 && !cfg.store) {
+        ctx.addIssue({ code: 'custom', path: ['auth', 'keys'], message: 'at least one key is required when auth.mode is "keys" (or a store block, to issue keys through the admin API)' });
       }
       const hashes = new Set<string>();
       const names = new Map<string, number>();
