@@ -64,7 +64,9 @@ function keyRoutes(r: Router, deps: AdminDeps): void {
     if (config.auth.keys.some((k) => k.name === name)) throw conflict(`A key named "${name}" is defined in the config; choose another name.`, 'key_name_taken');
     const expires = body.expires_at ? new Date(body.expires_at) : undefined;
     if (expires && expires.getTime() <= now()) throw badRequest('"expires_at" must be in the future.', 'invalid_expiry', 'expires_at');
-    const { row, key } = await dir.createKey(store.db, { ...body, name, expires_at: expires }, actor);
+    const created = await dir.createKey(store.db, { ...body, name, expires_at: expires }, actor);
+    if (!created) throw conflict(`An active key is already named "${name}" (limits are counted per name); choose another name, or rotate that key.`, 'key_name_taken');
+    const { row, key } = created;
     await store.registry.refresh(true);
     res.status(201).json({ ...keyView(row, now()), key });
   }));

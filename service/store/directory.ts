@@ -86,8 +86,11 @@ async function insertKey(q: Queryable, k: NewKey, actor: string, rotatedFrom: st
   return { row: rows[0], key };
 }
 
-export async function createKey(db: Db, k: NewKey, actor: string): Promise<{ row: KeyRow; key: string }> {
+/** undefined when an active key (not revoked, not expired) already has the name (limits are counted per name). */
+export async function createKey(db: Db, k: NewKey, actor: string): Promise<{ row: KeyRow; key: string } | undefined> {
   return db.tx(async (q) => {
+    const taken = await q.query('SELECT 1 FROM api_keys WHERE name = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) LIMIT 1', [k.name]);
+    if (taken.length > 0) return undefined;
     const out = await insertKey(q, k, actor, null);
     await changed(q, actor, 'key.create', out.row.id, { name: k.name, team: k.team, project: k.project });
     return out;

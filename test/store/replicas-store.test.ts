@@ -265,6 +265,10 @@ describe('the store: runtime keys, budgets and the ledger across three replicas'
     assert.deepEqual([bad.status, bad.body.error.type, bad.body.error.code], [400, 'invalid_request_error', 'invalid_request_body']);
     const unknownTeam = await admin<{ error: { code: string } }>(replicas[0], 'POST', '/v1/gateway/keys', { team: 'nope' });
     assert.deepEqual([unknownTeam.status, unknownTeam.body.error.code], [400, 'unknown_team']);
+    const taken = await admin<{ error: { code: string } }>(replicas[0], 'POST', '/v1/gateway/keys', { team: 'search', name: 'created' });
+    assert.deepEqual([taken.status, taken.body.error.code], [409, 'key_name_taken']);
+    const configName = await admin<{ error: { code: string } }>(replicas[0], 'POST', '/v1/gateway/keys', { team: 'search', name: 'gitops' });
+    assert.deepEqual([configName.status, configName.body.error.code], [409, 'key_name_taken']);
     const missing = await admin<{ error: { code: string } }>(replicas[0], 'DELETE', '/v1/gateway/keys/key_missing');
     assert.deepEqual([missing.status, missing.body.error.code], [404, 'key_not_found']);
     const cfg = await admin<{ error: { code: string } }>(replicas[0], 'DELETE', '/v1/gateway/keys/config:gitops');
