@@ -411,6 +411,15 @@ function recordSpend(parts: AdmitParts, ledger: SpendLedger, s: Settlement, cost
   ledger.recordEntry(entry, urgent);
 }
 
+/** A team's budget: from the config when the config defines the team, else from the admin API's; only when it sets an amount. */
+function teamBudgetLookup(config: GatewayConfig, directory: KeyDirectory | undefined): (team: string) => ScopeBudget | undefined {
+  const configTeams = new Map(config.teams.map((t) => [t.name, t]));
+  return (team) => {
+    const b = configTeams.has(team) ? configTeams.get(team)!.budget : directory?.team(team)?.budget;
+    return b && (b.daily_usd !== undefined || b.monthly_usd !== undefined) ? b : undefined;
+  };
+}
+
 export function createTenancy(config: GatewayConfig, deps: TenancyDeps): GatewayTenancy {
   const { redis, metrics } = deps;
   const now = deps.now ?? Date.now;
@@ -420,11 +429,7 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
   const redisError = redisErrorReporter(metrics, log, now);
   const spend = createSpend(deps, redisError);
   const budgets = new ScopeBudgets(spend, redis, metrics, now, redisError);
-  const configTeams = new Map(config.teams.map((t) => [t.name, t]));
-  const teamBudget = (team: string): ScopeBudget | undefined => {
-    const b = configTeams.has(team) ? configTeams.get(team)!.budget : deps.directory?.team(team)?.budget;
-    return b && (b.daily_usd !== undefined || b.monthly_usd !== undefined) ? b : undefined;
-  };
+  const teamBudget = teamBudgetLookup(config, deps.directory);
   const release = (principal: Principal, reservation: TokenReservation | undefined): void => {
     if (reservation) limiters.recordTokens(principal, 0, reservation, now());
   };
