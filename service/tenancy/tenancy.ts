@@ -325,13 +325,17 @@ interface AdmitParts {
   release(principal: Principal, reservation: TokenReservation | undefined): void;
 }
 
-/** Takes a request from the key and team windows, reserves the expected tokens, checks the budget; refuses with the tightest headers. */
-/** The team's budget, then the key's own (a runtime key with a budget), checked in turn. */
+/** The team's budget and the key's own (a runtime key with a budget), checked together; the first refusal wins. */
 async function checkBudgets(parts: AdmitParts, principal: Principal): Promise<void> {
   const keyCheck = principal.keyId && principal.budget ? parts.budgets.check(keyScope(principal.keyId, principal.keyName, principal.team), principal.budget) : undefined;
   await Promise.all([parts.budgets.check(teamScope(principal.team), parts.teamBudget(principal.team)), keyCheck]);
 }
 
+/**
+ * Refuses a model outside the key's allowlist (403) and any request while the ledger spool is
+ * full (503); then takes a request from the key and team windows, reserves the expected tokens,
+ * checks the budgets; refuses with the tightest headers.
+ */
 async function admitRequest(parts: AdmitParts, principal: Principal, model: string, expectedTokens: number): Promise<Admission> {
   const { limiters, metrics, now } = parts;
   if (principal.models && !principal.models.includes(model)) {
