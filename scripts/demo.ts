@@ -4,7 +4,8 @@
  * ready-to-paste curl and OpenAI SDK example. Runs until Ctrl-C.
  *
  * Environment: PORT (default 8080), METRICS_PORT (9090), REDIS_URL (unset: no Redis,
- * in-memory limits and spend), LOG_LEVEL (default warn, so the example output stays readable).
+ * in-memory limits and spend), LOG_LEVEL (default warn, so the example output stays readable),
+ * DATABASE_URL (unset: the embedded PGlite store, in memory; DEMO_STORE=off: no store).
  */
 import { parseConfig } from '../service/config/schema';
 import { startGateway } from '../service/server';
@@ -41,7 +42,10 @@ async function main() {
       log_level: process.env.LOG_LEVEL ?? file.server.log_level,
     },
     redis: process.env.REDIS_URL ? { url: process.env.REDIS_URL } : undefined,
+    // Keys and teams at runtime and the spend ledger (docs/keys.md): PGlite in this process unless DATABASE_URL is set.
+    store: process.env.DATABASE_URL ? { postgres_url: process.env.DATABASE_URL } : process.env.DEMO_STORE === 'off' ? undefined : { embedded: true },
   });
+  if (config.store) process.stdout.write('starting the key store and spend ledger (embedded PostgreSQL takes a few seconds)...\n');
 
   const gw = await startGateway(config);
   const base = gw.url;
@@ -74,7 +78,15 @@ Try it:
   curl -s ${base}/v1/gateway/providers -H "Authorization: Bearer ${adminKey}"
   curl -s ${base}/v1/gateway/spend -H "Authorization: Bearer ${adminKey}"
   curl -s ${gw.metricsUrl} | grep aigw_
-
+${
+    config.store
+      ? `
+  # keys and teams at runtime (docs/keys.md)
+  AIGW_URL=${base} AIGW_ADMIN_KEY=${adminKey} npm run admin -- keys create --team demo --budget-daily 5
+  AIGW_URL=${base} AIGW_ADMIN_KEY=${adminKey} npm run admin -- keys list
+`
+      : ''
+  }
 OpenAI SDK (Node):
 
   import OpenAI from 'openai';

@@ -33,6 +33,8 @@ export interface AppDeps {
   cache: ResponseCache;
   /** Owners of provider objects (stored responses, files...); in memory when not given. */
   objects?: ObjectRegistry;
+  /** The admin API of the store (service/admin: keys, teams, audit, the ledger's spend report); absent when the store is off. */
+  admin?: express.Router;
   /** Serves GET /v1/gateway/spend (admin only). */
   spendReport?: (query: Record<string, string | undefined>) => Promise<unknown>;
   /** Redis reachability for /ready and the status endpoint; undefined when Redis is not configured. */
@@ -253,6 +255,7 @@ export function createApp(deps: AppDeps): Gateway {
   const inference = inboundRoutes(ctx);
   registerInbound(app, inference);
   modelRoutes(app, ctx, authenticate);
+  if (deps.admin) app.use(deps.admin);
   gatewayRoutes(app, deps, ctx, adminOnly(deps.tenancy));
   registerUi(app, { config: deps.config, isAdmin: (h) => deps.tenancy.isAdmin(h), now: ctx.now });
   passthroughRoutes(app, ctx, client, authenticate);

@@ -15,6 +15,8 @@ import { tracingSettings } from './telemetry/settings';
 import { startTracing } from './telemetry/tracing';
 import { MemoryObjectRegistry, RedisObjectRegistry } from './tenancy/objects';
 import { createTenancy } from './tenancy/tenancy';
+import { openStore } from './store/store';
+import { adminRouter } from './admin/routes';
 
 export interface RunningGateway {
   url: string;
@@ -50,7 +52,9 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
   const metrics = createMetrics();
   const tracing = startTracing(tracingSettings(opts.env ?? {}, config.telemetry), logger);
   const redis = createRedisClient(config, { metrics, logger });
-  const tenancy = createTenancy(config, { redis, metrics, logger });
+  // The store (keys and teams at runtime, the ledger, the audit log) when DATABASE_URL, store.postgres_url or store.embedded says so.
+  const store = await openStore(config, { env: opts.env ?? {}, redis, registry: metrics.registry, logger });
+  const tenancy = createTenancy(config, { redis, metrics, logger, directory: store?.registry, sink: store?.ledger });
   // The cache on its own Redis when configured (an LRU server that cannot evict limits, budgets or spend).
   const cacheRedis = createCacheRedisClient(config, { logger, metrics });
   const cache = createResponseCache(config, { redis: cacheRedis ?? redis, metrics });
@@ -62,6 +66,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
     tenancy,
     cache,
     objects,
+    admin: store ? adminRouter({ config, store, adminId: (a) => tenancy.adminId(a), now: Date.now, logger }) : undefined,
     spendReport: (q) => tenancy.spendReport(q),
     redisUp: redis ? () => redisReady(redis) : undefined,
     redisStarting: redis ? redisStartupWait(redis) : undefined,
@@ -108,6 +113,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
       await closed;
       await tenancy.flush().catch((err: Error) => logger.error({ err: err.message }, 'spend flush failed'));
       tenancy.close();
+      await store?.close().catch((err: Error) => logger.error({ err: err.message }, 'store close failed'));
       await gateway.close();
       await tracing?.shutdown().catch((err: Error) => logger.warn({ err: err.message }, 'trace export on shutdown failed'));
       if (redis) await redis.quit().catch(() => redis.disconnect());

@@ -346,6 +346,24 @@ const configBase = z
       .strict()
       .prefault({}),
     redis: redisConnectionSchema.optional(),
+    /**
+     * Keys and teams issued at runtime, the spend ledger and the audit log (docs/keys.md). On when
+     * postgres_url (or the DATABASE_URL environment variable, which wins) is set, or with
+     * embedded: true (PGlite in the process, for the demo and single-replica trials).
+     */
+    store: z
+      .object({
+        postgres_url: z.string().min(1).optional(),
+        embedded: z.boolean().default(false),
+        /** Where the embedded store keeps its data (default: memory only, gone at exit). */
+        embedded_dir: z.string().min(1).optional(),
+        /** Spend rows held in memory while PostgreSQL is unreachable; when full, requests get 503. */
+        spool_max_rows: z.number().int().positive().default(100_000),
+        /** How long a rotated key keeps working unless the rotate call says otherwise. */
+        rotate_grace_seconds: z.number().int().min(0).max(30 * 86400).default(3600),
+      })
+      .strict()
+      .optional(),
     telemetry: z
       .object({
         /**
@@ -395,8 +413,9 @@ export const configSchema = configBase.superRefine((cfg, ctx) => {
     }
     const teams = new Set(cfg.teams.map((t) => t.name));
     if (cfg.auth.mode === 'keys') {
-      if (cfg.auth.keys.length === 0) {
-        ctx.addIssue({ code: 'custom', path: ['auth', 'keys'], message: 'at least one key is required when auth.mode is "keys"' });
+      // With a store block, keys may all be issued at runtime (docs/keys.md).
+      if (cfg.auth.keys.length === 0 && !cfg.store) {
+        ctx.addIssue({ code: 'custom', path: ['auth', 'keys'], message: 'at least one key is required when auth.mode is "keys" (or a store block, to issue keys through the admin API)' });
       }
       const hashes = new Set<string>();
       const names = new Map<string, number>();

@@ -32,13 +32,13 @@ export const METRICS = {
 } as const;
 
 const SPEND_TTL_SECONDS = 400 * 86400;
-const BUDGET_TTL_SECONDS = 40 * 86400;
+export const BUDGET_TTL_SECONDS = 40 * 86400;
 const WRITER_TTL_SECONDS = 7 * 86400;
 
 /** key -> field -> integer increment */
 export type Batch = Map<string, Map<string, number>>;
 
-/** The hash holding a team's cost for a month (field "m") and its days ("d:<day>"). */
+/** The hash holding a budget scope's (a team's, or "key:<id>") cost for a month (field "m") and its days ("d:<day>"). */
 export const budgetKey = (team: string, month: string): string => `budget:${team}:${month}`;
 
 export interface SpendEntry {
@@ -56,6 +56,8 @@ export interface SpendEntry {
   unpriced?: boolean;
   promptTokens: number;
   completionTokens: number;
+  /** A runtime key with a budget of its own: its counters ("key:<id>") grow too. */
+  keyBudgetScope?: string;
 }
 
 function add(batch: Batch, key: string, field: string, n: number): void {
@@ -101,6 +103,11 @@ export function addEntry(b: Batch, e: SpendEntry): Batch {
   const budget = budgetKey(e.team, e.month);
   add(b, budget, 'm', cost);
   add(b, budget, `d:${e.day}`, cost);
+  if (e.keyBudgetScope) {
+    const keyBudget = budgetKey(e.keyBudgetScope, e.month);
+    add(b, keyBudget, 'm', cost);
+    add(b, keyBudget, `d:${e.day}`, cost);
+  }
   return b;
 }
 

@@ -197,7 +197,7 @@ async function relayAnswer(ctx: GatewayContext, res: ServerResponse, principal: 
   if (!isJson(contentType)) {
     res.statusCode = status;
     for (const name of ['content-type', 'content-length', 'content-disposition'] as const) if (up.headers[name] !== undefined) res.setHeader(name, up.headers[name] as string);
-    if (ok) settle(ctx, principal, provider, d, undefined);
+    if (ok) settle(ctx, principal, provider, d, undefined, recordOf(res).requestId);
     for await (const chunk of up.body) {
       if (res.destroyed) break;
       if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
@@ -226,7 +226,7 @@ async function relayAnswer(ctx: GatewayContext, res: ServerResponse, principal: 
   }
   if (ok) {
     await trackObject(ctx, principal, provider, d, parsed);
-    settle(ctx, principal, provider, d, parsed);
+    settle(ctx, principal, provider, d, parsed, recordOf(res).requestId);
   }
   sendJson(res, status, text);
 }
@@ -244,8 +244,8 @@ async function trackObject(ctx: GatewayContext, principal: Principal, provider: 
 
 const NO_USAGE: Usage = Object.freeze({ prompt_tokens: 0, completion_tokens: 0 });
 
-function settle(ctx: GatewayContext, principal: Principal, provider: ProviderConfig, d: Extract<PassDecision, { kind: 'forward' }>, parsed: Record<string, unknown> | undefined): void {
+function settle(ctx: GatewayContext, principal: Principal, provider: ProviderConfig, d: Extract<PassDecision, { kind: 'forward' }>, parsed: Record<string, unknown> | undefined, requestId: string): void {
   // A stored response read carries the usage of its creation, already accounted: a read costs nothing and uses no tokens.
   const { usage, costUsd: cost, unpriced } = d.entry ? priceAnswer(d.entry, parsed) : { usage: NO_USAGE, costUsd: 0, unpriced: false };
-  ctx.tenancy.settle({ principal, provider: provider.name, model: d.label, usage, estimated: false, unpriced, costUsd: cost, listCostUsd: cost, cached: false, at: ctx.now() });
+  ctx.tenancy.settle({ principal, requestId, provider: provider.name, model: d.label, usage, estimated: false, unpriced, costUsd: cost, listCostUsd: cost, cached: false, at: ctx.now() });
 }

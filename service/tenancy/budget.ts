@@ -1,9 +1,23 @@
 /**
- * Team budgets: pure decisions over spend already recorded (integer nano-USD) and the
- * UTC periods a timestamp falls in.
+ * Budgets (of a team, or of one key issued through the admin API): pure decisions over spend
+ * already recorded (integer nano-USD) and the UTC periods a timestamp falls in.
  */
-import type { TeamConfig } from '../config/schema';
 import { NANO } from '../cost/cost';
+import type { ScopeBudget } from './contracts';
+
+/** Whose budget: a team's (by name) or a runtime key's (by id). Budget counters are kept per scope. */
+export interface BudgetScope {
+  kind: 'team' | 'key';
+  /** The counter name: the team's name, or "key:<id>" (team names are DNS labels, so they never contain ':'). */
+  id: string;
+  /** For messages: the team's or the key's name. */
+  label: string;
+  /** The team the scope belongs to (the metrics label). */
+  team: string;
+}
+
+export const teamScope = (team: string): BudgetScope => ({ kind: 'team', id: team, label: team, team });
+export const keyScope = (keyId: string, name: string, team: string): BudgetScope => ({ kind: 'key', id: `key:${keyId}`, label: name, team });
 
 export type Period = 'daily' | 'monthly';
 
@@ -32,7 +46,7 @@ export interface BudgetStatus {
   alerts: Partial<Record<Period, boolean>>;
 }
 
-export function checkBudget(budget: TeamConfig['budget'], spentNano: { day: number; month: number }): BudgetStatus {
+export function checkBudget(budget: ScopeBudget | undefined, spentNano: { day: number; month: number }): BudgetStatus {
   const status: BudgetStatus = { refused: null, ratios: {}, alerts: {} };
   if (!budget) return status;
   const limits: Array<[Period, number | undefined, number]> = [
@@ -56,8 +70,9 @@ export function secondsUntilReset(period: Period, at: number): number {
   return Math.max(1, Math.ceil((next - at) / 1000));
 }
 
-export function budgetMessage(team: string, period: Period, budget: NonNullable<TeamConfig['budget']>): string {
+export function budgetMessage(scope: BudgetScope, period: Period, budget: ScopeBudget): string {
   const usd = period === 'daily' ? budget.daily_usd : budget.monthly_usd;
   const resets = period === 'daily' ? 'at 00:00 UTC' : 'on the first day of next month (UTC)';
-  return `The ${period} budget of team "${team}" ($${usd}) is spent. Requests resume when it resets ${resets}, or ask your platform team to raise it.`;
+  const whose = scope.kind === 'team' ? `team "${scope.label}"` : `API key "${scope.label}"`;
+  return `The ${period} budget of ${whose} ($${usd}) is spent. Requests resume when it resets ${resets}, or ask your platform team to raise it.`;
 }

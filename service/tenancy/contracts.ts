@@ -13,6 +13,40 @@ export interface Principal {
   keyName: string;
   team: string;
   project: string;
+  /** Keys issued through the admin API (service/store): the key's id, and what it is allowed. Config keys have none of these. */
+  keyId?: string;
+  /** Public model names the key may use; undefined: every model. */
+  models?: readonly string[];
+  /** The key's own budget, enforced like a team's (same machinery, same overshoot bound). */
+  budget?: ScopeBudget;
+  /** The key's own request/token limits (else the gateway default). */
+  rateLimit?: { requests_per_minute?: number; burst: number; tokens_per_minute?: number };
+}
+
+/** A daily and/or monthly USD budget, with the ratio at which its alert metric fires. */
+export interface ScopeBudget {
+  daily_usd?: number;
+  monthly_usd?: number;
+  alert_threshold: number;
+}
+
+/** Keys and teams issued at runtime (service/store keeps them; tenancy only reads this). */
+export interface KeyDirectory {
+  /** The principal of the active, unexpired runtime key whose hash matches, or undefined (constant-time search). */
+  find(token: string, now: number): Principal | undefined;
+  /** A team created through the admin API. */
+  team(name: string): { budget?: ScopeBudget; rate_limit?: Principal['rateLimit'] } | undefined;
+  /** True when at least one team exists at runtime (keys must then name a known team). */
+  hasTeams(): boolean;
+  /** Notes that a key authenticated (last_used_at is written in batches). */
+  noteUsed(keyId: string, at: number): void;
+}
+
+/** Where every settled request's spend row goes (the PostgreSQL ledger). */
+export interface SpendSink {
+  record(s: Settlement, costUsd: number): void;
+  /** True when the spool of unwritten rows is full: admission refuses (no request goes unaccounted). */
+  full(): boolean;
 }
 
 
@@ -32,6 +66,8 @@ export interface TokenReservation {
 /** One served request, reported after the response finished (or was cut). */
 export interface Settlement {
   principal: Principal;
+  /** The request's id (x-request-id), stored in the ledger row. */
+  requestId?: string;
   provider: string;
   /** Public model name the client asked for. */
   model: string;

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { unauthorized } from '../core/errors';
-import type { Principal } from './contracts';
+import type { KeyDirectory, Principal } from './contracts';
 
 export const KEY_PREFIX = 'sk-gw-';
 
@@ -76,31 +76,45 @@ export interface KeyRing {
   /** Returns the principal or the reason it failed; never includes the key. */
   resolve(authorization: string | undefined): Principal | AuthFailure;
   isAdmin(authorization: string | undefined): boolean;
+  /** Who an admin request is, for the audit log: "admin:" and the first 12 hex digits of its key's hash (never the key). */
+  adminId(authorization: string | undefined): string | undefined;
 }
 
 /**
  * Key lookup for `auth.mode`. In `none` mode every request is the anonymous principal and,
- * when no admin hashes are configured, every caller is admin (local demo only).
+ * when no admin hashes are configured, every caller is admin (local demo only). Config keys
+ * are searched first, then the runtime keys of `directory` (keys issued through the admin API).
  */
-export function createKeyRing(auth: {
-  mode: 'keys' | 'none';
-  keys: ReadonlyArray<{ hash: string; name: string; team: string; project: string }>;
-  admin_key_hashes: readonly string[];
-}): KeyRing {
+export function createKeyRing(
+  auth: {
+    mode: 'keys' | 'none';
+    keys: ReadonlyArray<{ hash: string; name: string; team: string; project: string }>;
+    admin_key_hashes: readonly string[];
+  },
+  directory?: KeyDirectory,
+  now: () => number = Date.now,
+): KeyRing {
   const keys = new HashSet<Principal>(auth.keys.map((k) => [k.hash, Object.freeze({ keyName: k.name, team: k.team, project: k.project })] as const));
-  const admins = new HashSet<true>(auth.admin_key_hashes.map((h) => [h, true] as const));
+  const admins = new HashSet<string>(auth.admin_key_hashes.map((h) => [h, `admin:${h.slice('sha256:'.length, 'sha256:'.length + 12)}`] as const));
+  const adminId = (authorization: string | undefined): string | undefined => {
+    if (auth.mode === 'none' && admins.size === 0) return 'admin:anonymous';
+    const bearer = parseBearer(authorization);
+    return bearer.kind === 'token' ? admins.find(bearer.token) : undefined;
+  };
   return {
     resolve(authorization) {
       if (auth.mode === 'none') return ANONYMOUS;
       const bearer = parseBearer(authorization);
       if (bearer.kind !== 'token') return bearer.kind;
-      return keys.find(bearer.token) ?? 'unknown';
+      // Both sets are searched every time: how long it takes says nothing about which one holds the key.
+      const fromConfig = keys.find(bearer.token);
+      const fromStore = directory?.find(bearer.token, now());
+      const found = fromConfig ?? fromStore;
+      if (found?.keyId) directory?.noteUsed(found.keyId, now());
+      return found ?? 'unknown';
     },
-    isAdmin(authorization) {
-      if (auth.mode === 'none' && admins.size === 0) return true;
-      const bearer = parseBearer(authorization);
-      return bearer.kind === 'token' && admins.find(bearer.token) === true;
-    },
+    isAdmin: (authorization) => adminId(authorization) !== undefined,
+    adminId,
   };
 }
 

@@ -5,13 +5,13 @@
  */
 import type Redis from 'ioredis';
 import type { GatewayConfig, TeamConfig } from '../config/schema';
-import { budgetExceeded, rateLimited } from '../core/errors';
+import { budgetExceeded, forbidden, rateLimited, serviceUnavailable } from '../core/errors';
 import type { Metrics } from '../metrics/metrics';
 import { errorCode, Logger, redisReady, silentLogger } from '../redis/client';
 import { budgetKey, MemorySpendStore, RedisSpendStore, SpendLedger, SpendReport, SpendStore, spendReport } from '../cost/spend';
 import { toNanoUsd } from '../cost/cost';
-import { BudgetStatus, Period, budgetMessage, checkBudget, secondsUntilReset, utcPeriods } from './budget';
-import type { Admission, Principal, Settlement, Tenancy, TokenReservation } from './contracts';
+import { BudgetScope, BudgetStatus, Period, budgetMessage, checkBudget, keyScope, secondsUntilReset, teamScope, utcPeriods } from './budget';
+import type { Admission, KeyDirectory, Principal, ScopeBudget, Settlement, SpendSink, Tenancy, TokenReservation } from './contracts';
 import { authError, createKeyRing } from './keys';
 import { CheckResult, ScopeLimiter, keyLimitSpec, rateLimitHeaders, tightest, tokensToRecord } from './limits';
 
@@ -25,11 +25,17 @@ export interface TenancyDeps {
   flushIntervalMs?: number;
   /** How long spend waits to share a Redis write with other requests' (ms; default SPEND_COALESCE_MS). */
   spendCoalesceMs?: number;
+  /** Keys and teams issued through the admin API (service/store), when the store is on. */
+  directory?: KeyDirectory;
+  /** The PostgreSQL spend ledger, when the store is on. */
+  sink?: SpendSink;
 }
 
 export interface GatewayTenancy extends Tenancy {
   /** Serves GET /v1/gateway/spend (query parameters as Express parses them). Throws GatewayError 400/503. */
   spendReport(query: Record<string, unknown>): Promise<SpendReport>;
+  /** Who an admin request is, for the audit log ("admin:<hash prefix>"), or undefined when it is not an admin. */
+  adminId(authorization: string | undefined): string | undefined;
   /** Stops the flush timer (call after flush() on shutdown). */
   close(): void;
 }
@@ -79,7 +85,14 @@ class Limiters {
   private readonly teams = new Map<string, ScopeLimiter>();
   private readonly providers = new Map<string, ScopeLimiter>();
 
-  constructor(config: GatewayConfig, env: LimiterEnv) {
+  /** Limiters of runtime keys and teams (admin API), made on first use, by id and limit (a changed limit gets a new one). */
+  private readonly runtime = new Map<string, ScopeLimiter>();
+
+  constructor(
+    private readonly config: GatewayConfig,
+    private readonly env: LimiterEnv,
+    private readonly directory?: KeyDirectory,
+  ) {
     for (const k of config.auth.keys) this.keys.set(k.name, new ScopeLimiter(keyLimitSpec(k.rate_limit, config.rate_limit), env, 'rl:key'));
     this.defaultKey = new ScopeLimiter(keyLimitSpec(undefined, config.rate_limit), env, 'rl:key');
     for (const t of config.teams) if (t.rate_limit) this.teams.set(t.name, new ScopeLimiter(t.rate_limit, env, 'rl:team'));
@@ -89,11 +102,22 @@ class Limiters {
   }
 
   key(principal: Principal): ScopeLimiter {
+    if (principal.keyId && principal.rateLimit) return this.runtimeLimiter(`key:${principal.keyId}`, keyLimitSpec(principal.rateLimit, this.config.rate_limit), 'rl:key');
     return this.keys.get(principal.keyName) ?? this.defaultKey;
   }
 
   team(principal: Principal): ScopeLimiter | undefined {
-    return this.teams.get(principal.team);
+    const configured = this.teams.get(principal.team);
+    if (configured) return configured;
+    const limit = this.directory?.team(principal.team)?.rate_limit;
+    return limit ? this.runtimeLimiter(`team:${principal.team}`, limit, 'rl:team') : undefined;
+  }
+
+  private runtimeLimiter(id: string, spec: ConstructorParameters<typeof ScopeLimiter>[0], prefix: string): ScopeLimiter {
+    const k = `${id}\u0000${JSON.stringify(spec)}`;
+    let l = this.runtime.get(k);
+    if (!l) this.runtime.set(k, (l = new ScopeLimiter(spec, this.env, prefix)));
+    return l;
   }
 
   provider(name: string): ScopeLimiter | undefined {
@@ -144,8 +168,12 @@ function createSpend(deps: TenancyDeps, redisError: (operation: string, err: unk
   return { store, ledger, close };
 }
 
-/** Team budgets: spend read from the store (single flight), or the last known spend plus this replica's own while Redis is down. */
-class TeamBudgets {
+/**
+ * Budgets of teams and of runtime keys (a BudgetScope each: "team" or "key:<id>"): spend read
+ * from the store (single flight), or the last known spend plus this replica's own while Redis
+ * is down. Every map below is keyed by the scope id.
+ */
+class ScopeBudgets {
   /** Last known spend per team, plus this replica's own spend since: the budget basis while Redis is down. */
   private readonly known = new Map<string, TeamSpend>();
   /**
@@ -156,18 +184,14 @@ class TeamBudgets {
   private readonly reads = new Map<string, Promise<{ day: number; month: number }>>();
   /** This replica's own spend per team in the current day and month. */
   private readonly own = new Map<string, { day: string; month: string; dayNano: number; monthNano: number }>();
-  private readonly teams: Map<string, TeamConfig>;
 
   constructor(
-    config: GatewayConfig,
     private readonly spend: { store: SpendStore; ledger: SpendLedger },
     private readonly redis: Redis | null,
     private readonly metrics: Metrics,
     private readonly now: () => number,
     private readonly redisError: (operation: string, err: unknown) => void,
-  ) {
-    this.teams = new Map(config.teams.map((t) => [t.name, t]));
-  }
+  ) {}
 
   private localSpend(team: string, at: number): TeamSpend {
     const { day, month } = utcPeriods(at);
@@ -249,7 +273,9 @@ class TeamBudgets {
     return { day: s.dayNano, month: s.monthNano };
   }
 
-  private exportBudget(team: string, status: BudgetStatus): void {
+  private exportBudget(scope: BudgetScope, status: BudgetStatus): void {
+    if (scope.kind !== 'team') return; // per-key ratios would make the label set unbounded
+    const team = scope.id;
     for (const period of ['daily', 'monthly'] as Period[]) {
       const ratio = status.ratios[period];
       if (ratio === undefined) continue;
@@ -258,34 +284,26 @@ class TeamBudgets {
     }
   }
 
-  /** The team's budget, when it sets a daily or monthly amount. */
-  private budgetOf(team: string): TeamConfig['budget'] | undefined {
-    const budget = this.teams.get(team)?.budget;
-    return budget && (budget.daily_usd !== undefined || budget.monthly_usd !== undefined) ? budget : undefined;
-  }
-
-  /** True when the team has a budget its spend is close to (by the same rule as cachedSpend): its spend must reach Redis at once. */
-  near(team: string): boolean {
-    const budget = this.budgetOf(team);
+  /** True when the scope has a budget its spend is close to (by the same rule as cachedSpend): its spend must reach Redis at once. */
+  near(scopeId: string, budget: ScopeBudget | undefined): boolean {
     if (!budget) return false;
     const at = this.now();
-    return cachedSpend(this.known.get(team), budget, at, utcPeriods(at).day) === null;
+    return cachedSpend(this.known.get(scopeId), budget, at, utcPeriods(at).day) === null;
   }
 
-  /** Throws budgetExceeded when the team's daily or monthly budget is spent. */
-  async check(team: string): Promise<void> {
-    const budget = this.budgetOf(team);
+  /** Throws budgetExceeded when the scope's daily or monthly budget is spent. */
+  async check(scope: BudgetScope, budget: ScopeBudget | undefined): Promise<void> {
     if (!budget) return;
     const at = this.now();
-    const known = this.known.get(team);
+    const known = this.known.get(scope.id);
     let spent = cachedSpend(known, budget, at, utcPeriods(at).day);
-    if (!spent) spent = await this.readTeamSpend(team, at);
-    else if (at - known!.readAt >= BUDGET_VIEW_MS / 2) void this.readTeamSpend(team, at); // refreshed in the background
+    if (!spent) spent = await this.readTeamSpend(scope.id, at);
+    else if (at - known!.readAt >= BUDGET_VIEW_MS / 2) void this.readTeamSpend(scope.id, at); // refreshed in the background
     const status = checkBudget(budget, spent);
-    this.exportBudget(team, status);
+    this.exportBudget(scope, status);
     if (status.refused) {
-      this.metrics.budgetRejections.inc({ team, period: status.refused });
-      throw budgetExceeded(budgetMessage(team, status.refused, budget), secondsUntilReset(status.refused, this.now()));
+      this.metrics.budgetRejections.inc({ team: scope.team, period: status.refused });
+      throw budgetExceeded(budgetMessage(scope, status.refused, budget), secondsUntilReset(status.refused, this.now()));
     }
   }
 }
@@ -298,19 +316,36 @@ function refuse(metrics: Metrics, scope: string, kind: 'requests' | 'tokens', re
 
 interface AdmitParts {
   limiters: Limiters;
-  budgets: TeamBudgets;
+  budgets: ScopeBudgets;
+  /** The team's budget (config, else the admin API's), when it sets an amount. */
+  teamBudget: (team: string) => ScopeBudget | undefined;
+  sink?: SpendSink;
   metrics: Metrics;
   now: () => number;
   release(principal: Principal, reservation: TokenReservation | undefined): void;
 }
 
-/** Takes a request from the key and team windows, reserves the expected tokens, checks the budget; refuses with the tightest headers. */
-async function admitRequest(parts: AdmitParts, principal: Principal, expectedTokens: number): Promise<Admission> {
+/** The team's budget and the key's own (a runtime key with a budget), checked together; the first refusal wins. */
+async function checkBudgets(parts: AdmitParts, principal: Principal): Promise<void> {
+  const keyCheck = principal.keyId && principal.budget ? parts.budgets.check(keyScope(principal.keyId, principal.keyName, principal.team), principal.budget) : undefined;
+  await Promise.all([parts.budgets.check(teamScope(principal.team), parts.teamBudget(principal.team)), keyCheck]);
+}
+
+/**
+ * Refuses a model outside the key's allowlist (403) and any request while the ledger spool is
+ * full (503); then takes a request from the key and team windows, reserves the expected tokens,
+ * checks the budgets; refuses with the tightest headers.
+ */
+async function admitRequest(parts: AdmitParts, principal: Principal, model: string, expectedTokens: number): Promise<Admission> {
   const { limiters, metrics, now } = parts;
+  if (principal.models && !principal.models.includes(model)) {
+    throw forbidden(`This API key may not use the model "${model.slice(0, 256)}". Its models: ${principal.models.join(', ')}.`, 'model_not_allowed');
+  }
+  if (parts.sink?.full()) throw serviceUnavailable('The spend ledger cannot record more requests until its database is back. Retry shortly.', 'ledger_unavailable');
   const keyLimiter = limiters.key(principal);
   const teamLimiter = limiters.team(principal);
   // Issued together: with auto-pipelining they share one Redis round trip.
-  const budgetCheck = parts.budgets.check(principal.team).then(
+  const budgetCheck = checkBudgets(parts, principal).then(
     () => null,
     (err: unknown) => err,
   );
@@ -352,11 +387,14 @@ function countSettlement(metrics: Metrics, s: Settlement, cost: number): void {
   }
 }
 
-/** Adds a settled request's cost to the team's local spend and to the ledger. */
-function recordSpend(budgets: TeamBudgets, ledger: SpendLedger, s: Settlement, cost: number): void {
-  const { team, project } = s.principal;
+/** Adds a settled request's cost to the team's (and a budgeted key's) local spend and to the Redis spend ledger. */
+function recordSpend(parts: AdmitParts, ledger: SpendLedger, s: Settlement, cost: number): void {
+  const { budgets } = parts;
+  const { team, project, keyId, budget: keyBudget } = s.principal;
   const { day, month } = utcPeriods(s.at);
+  const keyBudgetScope = keyId && keyBudget ? keyScope(keyId, s.principal.keyName, team).id : undefined;
   budgets.addSpend(team, s.at, toNanoUsd(cost));
+  if (keyBudgetScope) budgets.addSpend(keyBudgetScope, s.at, toNanoUsd(cost));
   const entry = {
     day,
     month,
@@ -371,22 +409,36 @@ function recordSpend(budgets: TeamBudgets, ledger: SpendLedger, s: Settlement, c
     unpriced: s.unpriced,
     promptTokens: s.usage.prompt_tokens,
     completionTokens: s.usage.completion_tokens,
+    keyBudgetScope,
   };
-  ledger.recordEntry(entry, budgets.near(team));
+  const urgent = budgets.near(team, parts.teamBudget(team)) || (keyBudgetScope !== undefined && budgets.near(keyBudgetScope, keyBudget));
+  ledger.recordEntry(entry, urgent);
+}
+
+/** A team's budget: from the config when the config defines the team, else from the admin API's; only when it sets an amount. */
+function teamBudgetLookup(config: GatewayConfig, directory: KeyDirectory | undefined): (team: string) => ScopeBudget | undefined {
+  const configTeams = new Map(config.teams.map((t) => [t.name, t]));
+  return (team) => {
+    const b = configTeams.has(team) ? configTeams.get(team)!.budget : directory?.team(team)?.budget;
+    return b && (b.daily_usd !== undefined || b.monthly_usd !== undefined) ? b : undefined;
+  };
 }
 
 export function createTenancy(config: GatewayConfig, deps: TenancyDeps): GatewayTenancy {
   const { redis, metrics } = deps;
   const now = deps.now ?? Date.now;
   const log = deps.logger ?? silentLogger;
-  const keyRing = createKeyRing(config.auth);
-  const limiters = new Limiters(config, { redis, expectedReplicas: config.rate_limit.expected_replicas, onFallback: (scope) => metrics.rateLimitFallbacks.inc({ scope }) });
+  const keyRing = createKeyRing(config.auth, deps.directory, now);
+  const limiters = new Limiters(config, { redis, expectedReplicas: config.rate_limit.expected_replicas, onFallback: (scope) => metrics.rateLimitFallbacks.inc({ scope }) }, deps.directory);
   const redisError = redisErrorReporter(metrics, log, now);
   const spend = createSpend(deps, redisError);
-  const budgets = new TeamBudgets(config, spend, redis, metrics, now, redisError);
+  const budgets = new ScopeBudgets(spend, redis, metrics, now, redisError);
+  const teamBudget = teamBudgetLookup(config, deps.directory);
   const release = (principal: Principal, reservation: TokenReservation | undefined): void => {
     if (reservation) limiters.recordTokens(principal, 0, reservation, now());
   };
+
+  const parts: AdmitParts = { limiters, budgets, teamBudget, sink: deps.sink, metrics, now, release };
 
   return {
     authenticate(authorization) {
@@ -398,7 +450,8 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
       return r;
     },
     isAdmin: (authorization) => keyRing.isAdmin(authorization),
-    admit: (principal: Principal, _model: string, expectedTokens = 0) => admitRequest({ limiters, budgets, metrics, now, release }, principal, expectedTokens),
+    adminId: (authorization) => keyRing.adminId(authorization),
+    admit: (principal: Principal, model: string, expectedTokens = 0) => admitRequest(parts, principal, model, expectedTokens),
     release,
     async admitProvider(provider) {
       const limiter = limiters.provider(provider);
@@ -416,7 +469,8 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
         countSettlement(metrics, s, cost);
         // A cache hit uses no tokens: its reservation is given back.
         limiters.recordTokens(s.principal, s.cached ? 0 : s.usage.prompt_tokens + s.usage.completion_tokens, s.reservation, s.at);
-        recordSpend(budgets, spend.ledger, s, cost);
+        recordSpend(parts, spend.ledger, s, cost);
+        deps.sink?.record(s, cost);
       } catch (err) {
         log.warn({ reason: (err as Error)?.message }, 'settle failed');
       }

@@ -21,7 +21,8 @@ export interface GatewayProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startGatewayProcess(config: Omit<GatewayConfigInput, 'server'> & { server?: GatewayConfigInput['server'] }, env: NodeJS.ProcessEnv = {}): Promise<GatewayProcess> {
+/** `readyTimeoutMs`: how long to wait for /ready (default 20 s; more for several processes starting at once on a busy machine). */
+export async function startGatewayProcess(config: Omit<GatewayConfigInput, 'server'> & { server?: GatewayConfigInput['server'] }, env: NodeJS.ProcessEnv = {}, opts: { readyTimeoutMs?: number } = {}): Promise<GatewayProcess> {
   const port = await freePort();
   const metricsPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'aigw-proc-'));
@@ -33,7 +34,7 @@ export async function startGatewayProcess(config: Omit<GatewayConfigInput, 'serv
   proc.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 20_000);
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`gateway process exited with ${proc.exitCode}:\n${out}`);
     try {

@@ -20,10 +20,10 @@ const SERVICE = join(__dirname, '../../service');
 export const LAYERS: readonly (readonly string[])[] = [
   ['core'],
   ['config', 'metrics'],
-  ['redis', 'providers', 'cost', 'store'],
+  ['redis', 'providers', 'cost'],
   ['messages', 'routing'],
   ['tenancy'],
-  ['cache', 'telemetry'],
+  ['cache', 'telemetry', 'store'],
   ['upstream'],
   ['inbound'],
   ['http', 'admin', 'ui'],
