@@ -39,21 +39,23 @@ const listen = (server: Server, port: number, host: string) =>
 
 const urlOf = (a: AddressInfo) => `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
 
-/** `env`: the process environment, for the standard OTEL_* variables (main.ts passes process.env; tests and the demo pass none). */
-export async function startGateway(config: GatewayConfig, opts: { logger?: Logger; env?: Record<string, string | undefined> } = {}): Promise<RunningGateway> {
-  // Asynchronous stdout: under load, lines that arrive while a write is pending go out together
-  // (one syscall for many request lines); shutdown flushes what is left.
-  const logger =
-    opts.logger ??
-    pino(
-      { level: config.server.log_level, base: { service: 'ai-gateway' }, redact: { paths: ['*.authorization', '*.api_key', '*.password'], censor: '[redacted]' } },
-      pino.destination({ dest: 1, sync: false }),
-    );
+type StartOptions = { logger?: Logger; env?: Record<string, string | undefined> };
+
+/** Asynchronous stdout: under load, lines that arrive while a write is pending go out together (one syscall for many request lines); shutdown flushes what is left. */
+function createLogger(config: GatewayConfig): Logger {
+  return pino(
+    { level: config.server.log_level, base: { service: 'ai-gateway' }, redact: { paths: ['*.authorization', '*.api_key', '*.password'], censor: '[redacted]' } },
+    pino.destination({ dest: 1, sync: false }),
+  );
+}
+
+/** Everything a gateway process holds: Redis, the store, tenancy, the cache, tracing and the app. */
+async function assemble(config: GatewayConfig, logger: Logger, env: Record<string, string | undefined>) {
   const metrics = createMetrics();
-  const tracing = startTracing(tracingSettings(opts.env ?? {}, config.telemetry), logger);
+  const tracing = startTracing(tracingSettings(env, config.telemetry), logger);
   const redis = createRedisClient(config, { metrics, logger });
   // The store (keys and teams at runtime, the ledger, the audit log) when DATABASE_URL, store.postgres_url or store.embedded says so.
-  const store = await openStore(config, { env: opts.env ?? {}, redis, registry: metrics.registry, logger });
+  const store = await openStore(config, { env, redis, registry: metrics.registry, logger });
   const tenancy = createTenancy(config, { redis, metrics, logger, directory: store?.registry, sink: store?.ledger });
   // The cache on its own Redis when configured (an LRU server that cannot evict limits, budgets or spend).
   const cacheRedis = createCacheRedisClient(config, { logger, metrics });
@@ -72,7 +74,13 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
     redisStarting: redis ? redisStartupWait(redis) : undefined,
     tracing,
   });
+  return { metrics, tracing, redis, store, tenancy, cacheRedis, gateway };
+}
 
+type Parts = Awaited<ReturnType<typeof assemble>>;
+
+/** The gateway's HTTP server and the metrics server. */
+function createServers(config: GatewayConfig, { gateway, metrics }: Parts): { server: Server; metricsServer: Server } {
   // Node enforces headersTimeout/requestTimeout only when it sweeps its connections, every
   // connectionsCheckingInterval (30 s by default): sweep often enough that a slowloris client
   // is cut off close to headers_timeout_ms, not up to 30 s later.
@@ -91,38 +99,46 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found; metrics are at /metrics\n');
   });
+  return { server, metricsServer };
+}
 
+/** Stops accepting, waits for in-flight requests and streams (up to the grace period), then flushes and closes every part. */
+async function drainAndClose(config: GatewayConfig, logger: Logger, parts: Parts, server: Server, metricsServer: Server): Promise<void> {
+  const { gateway, tenancy, store, tracing, redis, cacheRedis } = parts;
+  logger.info({ inflight: gateway.inflight() }, 'shutting down: draining in-flight requests');
+  gateway.startDraining();
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const deadline = Date.now() + config.server.shutdown_grace_ms;
+  while (gateway.inflight() > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 25));
+    server.closeIdleConnections();
+  }
+  if (gateway.inflight() > 0) logger.warn({ inflight: gateway.inflight() }, 'grace period over: closing remaining connections');
+  server.closeAllConnections();
+  await closed;
+  await tenancy.flush().catch((err: Error) => logger.error({ err: err.message }, 'spend flush failed'));
+  tenancy.close();
+  await store?.close().catch((err: Error) => logger.error({ err: err.message }, 'store close failed'));
+  await gateway.close();
+  await tracing?.shutdown().catch((err: Error) => logger.warn({ err: err.message }, 'trace export on shutdown failed'));
+  if (redis) await redis.quit().catch(() => redis.disconnect());
+  if (cacheRedis) await cacheRedis.quit().catch(() => cacheRedis.disconnect());
+  await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+  metricsServer.closeAllConnections();
+  logger.info('shutdown complete');
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
+}
+
+/** `env`: the process environment, for the standard OTEL_* variables (main.ts passes process.env; tests and the demo pass none). */
+export async function startGateway(config: GatewayConfig, opts: StartOptions = {}): Promise<RunningGateway> {
+  const logger = opts.logger ?? createLogger(config);
+  const parts = await assemble(config, logger, opts.env ?? {});
+  const { server, metricsServer } = createServers(config, parts);
   const addr = await listen(server, config.server.port, config.server.host);
   const maddr = await listen(metricsServer, config.server.metrics_port, config.server.metrics_host ?? config.server.host);
-  logger.info({ url: urlOf(addr), metrics: `${urlOf(maddr)}/metrics`, providers: config.providers.map((p) => p.name), redis: redis ? 'configured' : 'none', auth: config.auth.mode }, 'gateway listening');
-
+  logger.info({ url: urlOf(addr), metrics: `${urlOf(maddr)}/metrics`, providers: config.providers.map((p) => p.name), redis: parts.redis ? 'configured' : 'none', auth: config.auth.mode }, 'gateway listening');
   let shuttingDown: Promise<void> | undefined;
-  const shutdown = () =>
-    (shuttingDown ??= (async () => {
-      logger.info({ inflight: gateway.inflight() }, 'shutting down: draining in-flight requests');
-      gateway.startDraining();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const deadline = Date.now() + config.server.shutdown_grace_ms;
-      while (gateway.inflight() > 0 && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 25));
-        server.closeIdleConnections();
-      }
-      if (gateway.inflight() > 0) logger.warn({ inflight: gateway.inflight() }, 'grace period over: closing remaining connections');
-      server.closeAllConnections();
-      await closed;
-      await tenancy.flush().catch((err: Error) => logger.error({ err: err.message }, 'spend flush failed'));
-      tenancy.close();
-      await store?.close().catch((err: Error) => logger.error({ err: err.message }, 'store close failed'));
-      await gateway.close();
-      await tracing?.shutdown().catch((err: Error) => logger.warn({ err: err.message }, 'trace export on shutdown failed'));
-      if (redis) await redis.quit().catch(() => redis.disconnect());
-      if (cacheRedis) await cacheRedis.quit().catch(() => cacheRedis.disconnect());
-      await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
-      metricsServer.closeAllConnections();
-      logger.info('shutdown complete');
-      await new Promise<void>((resolve) => logger.flush(() => resolve()));
-    })());
-
-  return { url: urlOf(addr), metricsUrl: `${urlOf(maddr)}/metrics`, gateway, metrics, logger, shutdown };
+  const shutdown = () => (shuttingDown ??= drainAndClose(config, logger, parts, server, metricsServer));
+  return { url: urlOf(addr), metricsUrl: `${urlOf(maddr)}/metrics`, gateway: parts.gateway, metrics: parts.metrics, logger, shutdown };
 }
