@@ -9,7 +9,15 @@
  *   AIGatewaySmokeProbeFailing    the scheduled smoke probe has not succeeded for two periods
  *                                 (kube-state-metrics' kube_cronjob_status_last_successful_time).
  */
-import type { Alert } from './monitoring';
+/** One alert rule as plain data (tests read them; the PrometheusRule carries them). */
+export interface Alert {
+  alert: string;
+  expr: string;
+  for: string;
+  severity: 'critical' | 'warning' | 'info';
+  summary: string;
+  description: string;
+}
 
 export interface Day2AlertArgs {
   namespaceName: string;

@@ -8,14 +8,14 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { dnsLabel } from '../service/config/schema';
-import { hashKey } from '../service/tenancy/keys';
-import { collectorPeer } from './telemetry';
+import { hashKey } from '../service/core/key-hash';
+import { collectorPeer } from './egress';
+import { egressSchema } from './egressSchema';
+import { cidr, k8sName, labels, port } from './primitives';
 
 /** The Pulumi project name (Pulumi.yaml `name`); stack config keys are `ai-gateway:<key>`. */
 export const PROJECT = 'ai-gateway';
 
-const k8sName = dnsLabel;
 
 const hostname = z
   .string()
@@ -32,8 +32,6 @@ const quantity = z.union([z.string().regex(/^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M
 const resourcePair = z.object({ cpu: quantity, memory: quantity }).strict();
 const resources = z.object({ requests: resourcePair, limits: resourcePair }).strict();
 
-const cidr = z.cidrv4({ error: 'must be an IPv4 CIDR like 10.0.0.0/16' });
-const labels = z.record(z.string(), z.string());
 const percent = z.number().int().min(1).max(100);
 
 /** The Redis image the in-cluster default pins (tests check it stays at or above the patched release). */
@@ -105,7 +103,6 @@ const gatewayBlock = z
   })
   .loose();
 
-const port = z.number().int().min(1).max(65535);
 
 /** How the public reaches the gateway: a Gateway API HTTPRoute (default) or an ingress-nginx Ingress. */
 export const routeSchema = z
@@ -168,39 +165,8 @@ function refineRoute(r: RouteConfig, namespace: string, ctx: z.RefinementCtx) {
   if (r.gateway.dataPlaneNamespace === namespace) issue(['gateway', 'dataPlaneNamespace'], "must not be the stack's namespace: its default-deny policy would block the proxy pods");
 }
 
-/** A destination outside the render that the gateway may reach: a CIDR (or a namespace) and a port. */
-const egressExtra = z
-  .object({
-    cidr: cidr.optional(),
-    namespace: k8sName.optional(),
-    port,
-    protocol: z.enum(['TCP', 'UDP']).default('TCP'),
-    /** Provider or proxy host names that resolve into this CIDR (a private endpoint's name). */
-    hosts: z.array(z.string().min(1)).default([]),
-  })
-  .strict()
-  .refine((e) => !!e.cidr !== !!e.namespace, 'set exactly one of cidr or namespace');
-
-export const egressSchema = z
-  .object({
-    clusterDomain: z.string().default('cluster.local'),
-    extra: z.array(egressExtra).default([]),
-    /** An HTTPS proxy for upstream calls: the pods get HTTPS_PROXY/HTTP_PROXY/NO_PROXY, the policy the proxy. */
-    proxy: z.object({ url: z.url({ protocol: /^http$/, error: 'must be an http:// URL (the proxy itself; https:// targets are tunnelled through it with CONNECT)' }), noProxy: z.array(z.string().min(1)).default([]) }).strict().optional(),
-    dns: z
-      .object({
-        namespace: k8sName.default('kube-system'),
-        podLabels: labels.default({ 'k8s-app': 'kube-dns' }),
-        /** NodeLocal DNSCache's link-local address (often 169.254.20.10), when the cluster runs it. */
-        nodeLocalAddress: z.ipv4().optional(),
-      })
-      .strict()
-      .prefault({}),
-  })
-  .strict()
-  .prefault({});
-
-export type EgressConfig = z.output<typeof egressSchema>;
+export { egressSchema };
+export type { EgressConfig } from './egressSchema';
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
 
