@@ -9,14 +9,15 @@ import { checkCluster, clusterProvider } from './provider';
 import { gatewayImage } from './image';
 import { redisCaConfigMap } from './redisTls';
 import { SmokeProbe } from './smokeProbe';
-import { PROJECT, STACK_KEYS, STRING_KEYS, StackConfig, StackConfigError, parseStackConfig, slotValue } from './config';
+import { PROJECT, STACK_KEYS, STRING_KEYS, StackConfig, StackConfigError, parseStackConfig, servesGatewayApi, servesIngress, slotValue } from './config';
 import { Canary } from './canary';
 import { GatewayWorkload } from './gateway';
 import { GatewayConfigMap } from './gatewayConfig';
-import { acmeSolverSource, routeSource } from './gatewayApi';
+import { acmeSolverAdmission, routeAdmission } from './gatewayApi';
 import { Monitoring } from './monitoring';
 import { GatewayNamespace } from './namespace';
-import { NetworkPolicies } from './networkPolicies';
+import { NetworkPolicies, dnsEgress } from './networkPolicies';
+import { CnpgDatabase, databaseEgress, databaseEnv } from './database';
 import { planStack } from './plan';
 import { Redis, passwordChecksum } from './redis';
 import { PublicRoute, ingressSettings } from './route';
@@ -76,12 +77,14 @@ const config = new GatewayConfigMap('gateway-config', { namespace: ns.name, stac
 
 if (c.redis.mode === 'in-cluster') {
   const password = c.redisPassword!;
-  new Redis('redis', { namespace: ns.name, stack: stackName, config: c.redis, password: pulumi.secret(password), passwordChecksum: passwordChecksum(password), protect, gatewayPodSelector: selectorLabels('gateway') }, { provider });
+  new Redis('redis', { namespace: ns.name, namespaceName: c.namespace, stack: stackName, config: c.redis, password: pulumi.secret(password), passwordChecksum: passwordChecksum(password), protect, gatewayPodSelector: selectorLabels('gateway') }, { provider });
 }
 
 const redisCa = redisCaConfigMap({ namespace: ns.name, stack: stackName, redis: c.redis }, { provider });
 
 const image = gatewayImage(c);
+
+const database = c.database?.mode === 'cnpg' ? new CnpgDatabase('database', { namespace: ns.name, stack: stackName, database: c.database, dns: dnsEgress(c.egress.dns), protect }, { provider }) : undefined;
 
 const autoscaling = c.autoscaling?.enabled === false ? undefined : c.autoscaling && { ...c.autoscaling };
 const workloadArgs = {
@@ -98,21 +101,26 @@ const workloadArgs = {
   shutdownGraceMs: gw.server.shutdown_grace_ms,
   preStopDelaySeconds: c.preStopDelaySeconds,
   extraEnv: egress.proxyEnv,
-  env: telemetryEnv(c.telemetry, c.environment, c.namespace),
+  env: [...telemetryEnv(c.telemetry, c.environment, c.namespace), ...databaseEnv(c.database)],
 };
-const gateway = new GatewayWorkload('gateway', { ...workloadArgs, track: 'stable', image, replicas: c.replicas, autoscaling, disruptionBudget: true }, { provider });
+// With an in-cluster database the pods start after its Cluster is Ready (the operator has written DATABASE_URL's Secret).
+const gateway = new GatewayWorkload('gateway', { ...workloadArgs, track: 'stable', image, replicas: c.replicas, autoscaling, disruptionBudget: true }, { provider, dependsOn: database ? [database] : [] });
 
 new NetworkPolicies('netpol', {
   namespace: ns.name,
   labels: objectLabels(stackName, 'gateway'),
   gatewayPorts: { http: gw.server.port, metrics: gw.server.metrics_port },
-  routeNamespace: routeSource(c.route),
-  acmeSolverFrom: acmeSolverSource(c.route),
+  route: routeAdmission(c.route, c.namespace),
+  acmeSolver: acmeSolverAdmission(c.route, c.namespace),
   prometheusNamespace: c.monitoring.prometheusNamespace,
   redis: c.redis,
   dns: c.egress.dns,
   egress,
-  extraEgress: c.telemetry ? [collectorEgress(c.telemetry, c.namespace, c.egress.clusterDomain)] : [],
+  extraEgress: [
+    ...(c.telemetry ? [collectorEgress(c.telemetry, c.namespace, c.egress.clusterDomain)] : []),
+    ...(c.database ? [databaseEgress(c.database)] : []),
+    ...(c.redis.mode === 'external' && c.redis.cache ? [{ to: c.redis.cache.egressCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: [{ protocol: 'TCP', port: c.redis.cache.port }] }] : []),
+  ],
 }, { provider });
 
 let canary: Canary | undefined;
@@ -121,7 +129,7 @@ if (c.canary && c.canary.weight > 0) {
   const canaryWorkload = own
     ? { ...workloadArgs, configMapName: own.name, configChecksum: own.checksum, shutdownGraceMs: canaryConfig.parsed.server.shutdown_grace_ms }
     : workloadArgs;
-  const ingress = c.route.kind === 'ingress-nginx' ? ingressSettings(c.route, ns.name, gw.server.body_limit_bytes) : undefined;
+  const ingress = servesIngress(c.route) ? ingressSettings(c.route, ns.name, gw.server.body_limit_bytes) : undefined;
   canary = new Canary('canary', { image: c.canary.image, weight: c.canary.weight, replicas: c.canary.replicas, workload: canaryWorkload, ingress }, { provider });
 }
 
@@ -136,8 +144,9 @@ const route = new PublicRoute('route', {
   labels: gateway.podLabels,
   route: c.route,
   stable: { service: gateway.serviceName, port: gateway.servicePort },
-  canary: canary && c.route.kind === 'gateway-api' ? { service: canary.workload.serviceName, port: canary.workload.servicePort, weight: c.canary!.weight } : undefined,
+  canary: canary && servesGatewayApi(c.route) ? { service: canary.workload.serviceName, port: canary.workload.servicePort, weight: c.canary!.weight } : undefined,
   bodyLimitBytes: gw.server.body_limit_bytes,
+  containerPort: gw.server.port,
 }, { provider });
 
 if (c.monitoring.enabled) {

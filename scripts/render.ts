@@ -81,8 +81,8 @@ interface LoadedConfig {
 
 const isSecure = (v: unknown): v is { secure: string } => !!v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 1 && 'secure' in v;
 
-const kindOf = (path: string[]): SecretKind =>
-  path[0] === 'clientKeyHashes' || path[0] === 'adminKeyHashes' ? 'keyHash' : path[0] === 'redisUrl' ? 'redisUrl' : path[0] === 'redisPassword' ? 'password' : 'apiKey';
+const SCALAR_KINDS: Record<string, SecretKind> = { redisUrl: 'redisUrl', redisCacheUrl: 'redisUrl', redisPassword: 'password', databaseUrl: 'databaseUrl', awsAccessKeyId: 'awsKeyId', awsSecretAccessKey: 'password' };
+const kindOf = (path: string[]): SecretKind => (path[0] === 'clientKeyHashes' || path[0] === 'adminKeyHashes' ? 'keyHash' : (SCALAR_KINDS[path[0]] ?? 'apiKey'));
 
 /** Replaces `{secure: ...}` (ciphertext render cannot and must not decrypt) with placeholders. */
 function replaceSecure(value: unknown, path: string[], secretPaths: Set<string>): unknown {

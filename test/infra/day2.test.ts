@@ -75,7 +75,7 @@ function managedRedisFile(): string {
 }
 
 describe('infra: day-2 operations', function () {
-  this.timeout(120_000);
+  this.timeout(400_000);
   let base: Rendered;
   let configChanged: Rendered;
   let keyRotated: Rendered;

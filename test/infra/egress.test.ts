@@ -17,7 +17,7 @@ const ports = (rule: Obj) => rule.ports.map((p: Obj) => `${p.protocol}/${p.port}
 const isPublic443 = (rule: Obj) => rule.to[0].ipBlock?.cidr === '0.0.0.0/0';
 
 describe('infra: egress derived from the providers', function () {
-  this.timeout(120_000);
+  this.timeout(400_000);
   after(cleanup);
 
   it('classifies provider URLs: Services, private and public addresses and names, forbidden ranges', () => {

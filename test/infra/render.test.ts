@@ -44,7 +44,7 @@ const deployment = (r: RenderResult, name = 'ai-gateway') => one(r, 'Deployment'
 const isCanaryObject = (o: Obj) => o.metadata?.labels?.['app.kubernetes.io/track'] === 'canary' || o.metadata?.annotations?.['nginx.ingress.kubernetes.io/canary'] !== undefined;
 
 describe('infra: rendered stacks', function () {
-  this.timeout(90_000);
+  this.timeout(400_000);
 
   before(async () => {
     [staging, production, canary, canaryZero, external] = await Promise.all([
