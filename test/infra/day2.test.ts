@@ -198,7 +198,7 @@ describe('infra: day-2 operations', function () {
       assert.equal(fromGateway.length, 1, 'the gateway may reach the cache Redis');
     });
 
-    it('runs a patched image (7.4.6+) and keeps voluntary evictions off the state pod', () => {
+    it('runs a patched image (7.4.6+), and its PDB lets a node drain evict the single state pod (no minAvailable: 1)', () => {
       const version = (image: string) => /^redis:(\d+)\.(\d+)\.(\d+)/.exec(image)!.slice(1).map(Number);
       for (const sts of ['redis', 'redis-cache']) {
         const [maj, min, patch] = version(podSpec(base, 'StatefulSet', sts).spec.containers[0].image);
@@ -206,7 +206,8 @@ describe('infra: day-2 operations', function () {
       }
       assert.equal(podSpec(base, 'StatefulSet', 'redis').spec.containers[0].image, PATCHED_REDIS_IMAGE);
       const pdb = one(base, 'PodDisruptionBudget', 'redis');
-      assert.equal(pdb.spec.minAvailable, 1);
+      assert.equal(pdb.spec.minAvailable, undefined, 'minAvailable 1 on one replica blocks every node drain');
+      assert.equal(pdb.spec.maxUnavailable, 1);
       assert.ok(selects(pdb.spec.selector, podSpec(base, 'StatefulSet', 'redis').metadata.labels));
     });
 

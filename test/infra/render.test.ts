@@ -73,7 +73,7 @@ describe('infra: rendered stacks', function () {
         const Model = await modelFor(o);
         assert.doesNotThrow(() => new Model(o).validate(), `${name}: ${o.kind}/${o.metadata?.name} is invalid`);
         assert.ok(o.metadata?.name, `${name}: ${o.kind} without metadata.name`);
-        if (o.kind !== 'Namespace') assert.ok(o.metadata?.namespace, `${name}: ${o.kind}/${o.metadata.name} has no namespace`);
+        if (!['Namespace', 'PriorityClass'].includes(o.kind)) assert.ok(o.metadata?.namespace, `${name}: ${o.kind}/${o.metadata.name} has no namespace`);
       }
     }
   });
