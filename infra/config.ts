@@ -353,8 +353,13 @@ export const stackConfigSchema = z
       .object({
         enabled: z.boolean().default(true),
         schedule: z.string().regex(/^(\S+\s+){4}\S+$/, 'must be a five-field cron schedule').default('*/15 * * * *'),
-        /** Fail the probe when the chat completion takes longer than this. */
-        maxLatencyMs: z.number().int().positive().default(500),
+        /**
+         * The probe's verdict on the gateway's path: the streamed completion's first byte (the gateway
+         * answers with its headers and relays the provider's first event; no whole answer is waited for).
+         */
+        maxFirstByteMs: z.number().int().positive().default(3000),
+        /** A bound on a whole non-streamed answer, which is mostly the model's time: generous by default. */
+        maxLatencyMs: z.number().int().positive().default(30_000),
         /** Model the probe asks (default: the first that GET /v1/models lists). */
         model: z.string().min(1).optional(),
         requestsPerMinute: z.number().int().min(1).max(60).default(4),

@@ -17,6 +17,7 @@ import { acmeSolverAdmission, routeAdmission } from './gatewayApi';
 import { Monitoring } from './monitoring';
 import { GatewayNamespace } from './namespace';
 import { NetworkPolicies, dnsEgress } from './networkPolicies';
+import { awsEgress, awsEnv, gatewayServiceAccount } from './aws';
 import { CnpgDatabase, databaseEgress, databaseEnv } from './database';
 import { planStack } from './plan';
 import { Redis, passwordChecksum } from './redis';
@@ -86,6 +87,8 @@ const image = gatewayImage(c);
 
 const database = c.database?.mode === 'cnpg' ? new CnpgDatabase('database', { namespace: ns.name, stack: stackName, database: c.database, dns: dnsEgress(c.egress.dns), protect }, { provider }) : undefined;
 
+const serviceAccount = gatewayServiceAccount(c.aws, { namespace: ns.name, stack: stackName }, { provider });
+
 const autoscaling = c.autoscaling?.enabled === false ? undefined : c.autoscaling && { ...c.autoscaling };
 const workloadArgs = {
   namespace: ns.name,
@@ -100,7 +103,8 @@ const workloadArgs = {
   ports: { http: gw.server.port, metrics: gw.server.metrics_port },
   shutdownGraceMs: gw.server.shutdown_grace_ms,
   preStopDelaySeconds: c.preStopDelaySeconds,
-  extraEnv: egress.proxyEnv,
+  extraEnv: { ...egress.proxyEnv, ...awsEnv(c.aws) },
+  serviceAccountName: serviceAccount?.metadata.name,
   env: [...telemetryEnv(c.telemetry, c.environment, c.namespace), ...databaseEnv(c.database)],
 };
 // With an in-cluster database the pods start after its Cluster is Ready (the operator has written DATABASE_URL's Secret).
@@ -119,6 +123,7 @@ new NetworkPolicies('netpol', {
   extraEgress: [
     ...(c.telemetry ? [collectorEgress(c.telemetry, c.namespace, c.egress.clusterDomain)] : []),
     ...(c.database ? [databaseEgress(c.database)] : []),
+    ...awsEgress(c.aws),
     ...(c.redis.mode === 'external' && c.redis.cache ? [{ to: c.redis.cache.egressCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: [{ protocol: 'TCP', port: c.redis.cache.port }] }] : []),
   ],
 }, { provider });
@@ -134,7 +139,7 @@ if (c.canary && c.canary.weight > 0) {
 }
 
 if (c.smokeProbe?.enabled) {
-  const probe = { probe: c.smokeProbe, key: pulumi.secret(c.smokeProbeKey!), serviceUrl: gateway.url, gatewayHttpPort: gw.server.port };
+  const probe = { probe: c.smokeProbe, key: pulumi.secret(c.smokeProbeKey!), serviceUrl: gateway.url, gatewayHttpPort: gw.server.port, dns: dnsEgress(c.egress.dns) };
   new SmokeProbe('smoke-probe', { ...probe, namespace: ns.name, stack: stackName, image, imagePullSecrets: c.imagePullSecrets }, { provider });
 }
 
