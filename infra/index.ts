@@ -6,6 +6,7 @@ import * as pulumi from '@pulumi/pulumi';
 import { objectLabels, selectorLabels } from './common';
 import { digest } from './contentName';
 import { checkCluster, clusterProvider } from './provider';
+import { RENDER_ENV, renderCheck } from './selfCheck';
 import { gatewayImage } from './image';
 import { redisCaConfigMap } from './redisTls';
 import { SmokeProbe } from './smokeProbe';
@@ -54,7 +55,13 @@ function load() {
     // Before any resource exists: the stack's kubeconfig context must be there.
     const clusterProblem = checkCluster(stack.cluster);
     if (clusterProblem) throw new StackConfigError([clusterProblem]);
-    return { stack, ...planStack(stack, pulumi.getStack()) };
+    const plan = planStack(stack, pulumi.getStack());
+    // Every object, schema-checked and cross-checked as `npm run render` does, before one is registered.
+    if (!process.env[RENDER_ENV]) {
+      const problem = renderCheck(pulumi.getStack(), pulumi.runtime.allConfig(), PROJECT);
+      if (problem) throw new StackConfigError([`the rendered objects fail validation, nothing was created (npm run render -- --stack ${pulumi.getStack()} shows the same):\n${problem}`]);
+    }
+    return { stack, ...plan };
   } catch (err) {
     // RunError: Pulumi prints the message (which names each bad key) without a stack trace.
     if (err instanceof StackConfigError) throw new pulumi.RunError(err.message);

@@ -9,6 +9,8 @@
  *        [--unset KEY]...               remove a top-level key, like `pulumi config rm`
  *        [--kubeconfig FILE]            kubeconfig the program checks `cluster.context` against (default: a
  *                                       throwaway one holding just that context; render never contacts a cluster)
+ *        [--as-program]                 load the program as `pulumi up` does: it runs its own render check first
+ *        [--no-stack-file]              leave stacks/Pulumi.STACK.yaml out (the program's own check passes its config as a file)
  *        [--manifest FILE]              also write every registered resource (components and the provider too)
  *                                       with its provider and options (protect, retainOnDelete, ...) as JSON
  *
@@ -28,6 +30,7 @@ import { parse as parseYaml, stringify } from 'yaml';
 import { STRING_KEYS, SecretKind, StackConfig, parsePlainStackConfig, placeholderSecret, secretSlots, slotValue } from '../infra/config';
 import { checkRendered } from '../infra/validate';
 import { checkSchemas } from '../infra/validateSchemas';
+import { RENDER_ENV } from '../infra/selfCheck';
 
 const ROOT = resolve(__dirname, '..');
 export const REDACTED = '<redacted>';
@@ -40,6 +43,8 @@ interface Args {
   kubeconfig?: string;
   manifest?: string;
   unset: string[];
+  noStackFile: boolean;
+  asProgram: boolean;
 }
 
 function usage(message: string): never {
@@ -48,9 +53,14 @@ function usage(message: string): never {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Partial<Args> & Pick<Args, 'configFiles' | 'sets' | 'unset'> = { configFiles: [], sets: [], unset: [] };
+  const args: Partial<Args> & Pick<Args, 'configFiles' | 'sets' | 'unset' | 'noStackFile' | 'asProgram'> = { configFiles: [], sets: [], unset: [], noStackFile: false, asProgram: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
+    if (flag === '--no-stack-file' || flag === '--as-program') {
+      if (flag === '--no-stack-file') args.noStackFile = true;
+      else args.asProgram = true;
+      continue;
+    }
     const value = argv[++i];
     if (value === undefined) usage(`${flag} needs a value`);
     if (flag === '--stack') args.stack = value;
@@ -281,7 +291,7 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   const project = (readYaml(join(ROOT, 'Pulumi.yaml')) as { name: string; stackConfigDir?: string });
   const stackFile = join(ROOT, project.stackConfigDir ?? '.', `Pulumi.${args.stack}.yaml`);
-  const loaded = loadConfig(project.name, [stackFile, ...args.configFiles], args.sets);
+  const loaded = loadConfig(project.name, [...(args.noStackFile ? [] : [stackFile]), ...args.configFiles], args.sets);
   for (const key of args.unset) delete loaded.values[key];
   const filled = fillMissingSecrets(loaded);
   const kubeDir = useKubeconfig(loaded.values, args.kubeconfig);
@@ -320,7 +330,12 @@ async function main() {
   );
   const manifest: ManifestEntry[] = [];
   recordRegistrations(manifest);
+  // A failed render still leaves the manifest: what was registered before the failure (tests read it).
+  if (args.manifest) process.once('exit', (code) => code !== 0 && writeFileSync(args.manifest!, JSON.stringify(manifest, null, 2)));
 
+  // The program skips its own render check (infra/selfCheck.ts) here: this process is that check.
+  if (args.asProgram) delete process.env[RENDER_ENV];
+  else process.env[RENDER_ENV] ??= '1';
   try {
     require('../infra');
   } catch (err) {
