@@ -94,7 +94,9 @@ export class PublicRoute extends pulumi.ComponentResource {
     const { route } = args;
     if (ownGateway) {
       const secretName = tlsSecretName(route);
-      this.custom(`${name}-certificate`, 'cert-manager.io/v1', 'Certificate', this.meta(args, secretName, { [WAIT_FOR]: CERTIFICATE_WAIT_FOR }), certificateSpec({ host: route.host, secretName, issuer: issuerOf(route)! }));
+      // During a transition the Ingress's cert-manager annotation already keeps a Certificate of this name
+      // for the same host and Secret (ingress-shim names it after the Secret); a second one would conflict.
+      if (!servesIngress(route)) this.custom(`${name}-certificate`, 'cert-manager.io/v1', 'Certificate', this.meta(args, secretName, { [WAIT_FOR]: CERTIFICATE_WAIT_FOR }), certificateSpec({ host: route.host, secretName, issuer: issuerOf(route)! }));
       this.custom(`${name}-gateway`, GATEWAY_API_VERSION, 'Gateway', this.meta(args, ownGateway), gatewaySpec({ className: route.gateway.create!.className, host: route.host, tlsSecretName: secretName }));
       this.custom(`${name}-https-redirect`, GATEWAY_API_VERSION, 'HTTPRoute', this.meta(args, `${APP}-https-redirect`), httpsRedirectSpec({ namespace: args.namespaceName, gateway: ownGateway, host: route.host }));
     }

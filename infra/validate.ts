@@ -217,9 +217,11 @@ function checkIssuers(objects: Obj[]): string[] {
     .map((o) => `${name(o)}: Issuer ${issuerOf(o)} is not in the render`);
 }
 
-/** A Gateway listener's certificate Secret must be written by a Certificate of the render (the stack's own Gateway). */
+/** A Gateway listener's certificate Secret must be written by a Certificate of the render, or by cert-manager for an Ingress of the render (a transition). */
 function checkListenerCertificates(objects: Obj[]): string[] {
-  const certs = objects.filter((o) => o.kind === 'Certificate');
+  const shim = (o: Obj) => !!(o.metadata?.annotations?.['cert-manager.io/issuer'] || o.metadata?.annotations?.['cert-manager.io/cluster-issuer']);
+  const ingressCerts = objects.filter((o) => o.kind === 'Ingress' && shim(o)).flatMap((o) => (o.spec.tls ?? []).map((t: Obj) => ({ kind: 'Certificate', metadata: o.metadata, spec: { secretName: t.secretName } })));
+  const certs = [...objects.filter((o) => o.kind === 'Certificate'), ...ingressCerts];
   return objects
     .filter((o) => o.kind === 'Gateway')
     .flatMap((gw) => (gw.spec.listeners ?? []).flatMap((l: Obj) => (l.tls?.certificateRefs ?? []).map((ref: Obj) => [gw, ref] as [Obj, Obj])))

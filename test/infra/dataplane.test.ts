@@ -132,4 +132,15 @@ describe('infra: data plane, ingress-nginx -> Gateway API transition, waitFor', 
     const listener = one(ciliumOwn, 'Gateway', 'ai-gateway').spec.listeners.find((l: Obj) => l.name === 'https');
     assert.equal(listener.tls.certificateRefs[0].name, cert.spec.secretName);
   });
+
+  it("a transition with the stack's own Gateway leaves the listener's certificate to the Ingress's (one Certificate per Secret), solved through nginx", async () => {
+    const r = await render('staging', '--set', 'route.kind=transition');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(ofKind(r, 'Certificate').length, 0, 'a second Certificate for the same Secret would fight the ingress-shim one');
+    const ing = one(r, 'Ingress', 'ai-gateway');
+    const listener = one(r, 'Gateway', 'ai-gateway').spec.listeners.find((l: Obj) => l.name === 'https');
+    assert.equal(ing.spec.tls[0].secretName, listener.tls.certificateRefs[0].name);
+    assert.equal(ing.metadata.annotations['cert-manager.io/issuer'], 'ai-gateway-acme');
+    assert.deepEqual(one(r, 'Issuer', 'ai-gateway-acme').spec.acme.solvers, [{ http01: { ingress: { ingressClassName: 'nginx' } } }]);
+  });
 });
