@@ -21,7 +21,7 @@ import { NetworkPolicies, dnsEgress } from './networkPolicies';
 import { awsEgress, awsEnv, gatewayServiceAccount } from './aws';
 import { CnpgDatabase, databaseEgress, databaseEnv } from './database';
 import { planStack } from './plan';
-import { Redis, passwordChecksum } from './redis';
+import { Redis, managedCacheEgress, passwordChecksum } from './redis';
 import { PublicRoute, ingressSettings } from './route';
 import { collectorEgress, telemetryEnv } from './telemetry';
 
@@ -131,7 +131,7 @@ new NetworkPolicies('netpol', {
     ...(c.telemetry ? [collectorEgress(c.telemetry, c.namespace, c.egress.clusterDomain)] : []),
     ...(c.database ? [databaseEgress(c.database)] : []),
     ...awsEgress(c.aws),
-    ...(c.redis.mode === 'external' && c.redis.cache ? [{ to: c.redis.cache.egressCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: [{ protocol: 'TCP', port: c.redis.cache.port }] }] : []),
+    ...managedCacheEgress(c.redis),
   ],
 }, { provider });
 

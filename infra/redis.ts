@@ -225,5 +225,11 @@ export class Redis extends pulumi.ComponentResource {
   }
 }
 
+/** The gateway's egress rule to a managed cache Redis of its own (redis.cache with mode external), or none. */
+export function managedCacheEgress(r: RedisConfig): k8s.types.input.networking.v1.NetworkPolicyEgressRule[] {
+  if (r.mode !== 'external' || !r.cache) return [];
+  return [{ to: r.cache.egressCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: [{ protocol: 'TCP', port: r.cache.port }] }];
+}
+
 /** Digest naming the redis-auth Secret (domain-separated; the name reveals nothing usable about the password). */
 export const passwordChecksum = (password: string) => digest('redis-auth', password);
