@@ -6,10 +6,20 @@
  *   AIGatewaySpendBuffered        spend held in a pod's memory, not yet in Redis (lost if the pod dies).
  *   AIGatewayProviderKeyRejected  a provider answers 401/403: its API key is wrong, revoked or rotated away.
  *   AIGatewayCanaryWorseThanStable  the canary's 5xx ratio is well above the stable track's.
- *   AIGatewaySmokeProbeFailing    the scheduled smoke probe has not succeeded for two periods
- *                                 (kube-state-metrics' kube_cronjob_status_last_successful_time).
+ *   AIGatewaySmokeProbeFailing    the scheduled smoke probe has not succeeded for two periods, or has
+ *                                 never succeeded two periods after the CronJob was created
+ *                                 (kube-state-metrics: kube_cronjob_status_last_successful_time exists
+ *                                 only after a first success, so kube_cronjob_created covers the rest).
  */
-import type { Alert } from './monitoring';
+/** One alert rule as plain data (tests read them; the PrometheusRule carries them). */
+export interface Alert {
+  alert: string;
+  expr: string;
+  for: string;
+  severity: 'critical' | 'warning' | 'info';
+  summary: string;
+  description: string;
+}
 
 export interface Day2AlertArgs {
   namespaceName: string;
@@ -23,6 +33,15 @@ export interface Day2AlertArgs {
 export function schedulePeriodSeconds(schedule: string): number {
   const m = /^\*\/(\d+) \* \* \* \*$/.exec(schedule.trim());
   return m ? Number(m[1]) * 60 : 3600;
+}
+
+/**
+ * Stale last success, or no success at all since the CronJob was created `staleAfter` seconds ago
+ * (`unless on()` drops the second arm as soon as any success series exists).
+ */
+export function probeFailingExpr(selector: string, staleAfter: number): string {
+  const success = `kube_cronjob_status_last_successful_time{${selector}}`;
+  return `(time() - max(${success}) > ${staleAfter}) or ((time() - max(kube_cronjob_created{${selector}}) > ${staleAfter}) unless on() count(${success}))`;
 }
 
 export function day2Alerts(a: Day2AlertArgs): Alert[] {
@@ -68,7 +87,7 @@ export function day2Alerts(a: Day2AlertArgs): Alert[] {
     const staleAfter = 2 * schedulePeriodSeconds(a.smokeProbe.schedule) + 300;
     alerts.push({
       alert: 'AIGatewaySmokeProbeFailing',
-      expr: `time() - max(kube_cronjob_status_last_successful_time{${ns},cronjob="${a.probeCronJob}"}) > ${staleAfter}`,
+      expr: probeFailingExpr(`${ns},cronjob="${a.probeCronJob}"`, staleAfter),
       for: '0m',
       severity: 'critical',
       summary: 'The scheduled smoke probe has not passed for two periods',

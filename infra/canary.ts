@@ -31,7 +31,8 @@ export class Canary extends pulumi.ComponentResource {
     if (args.weight < 1 || args.weight > 100) throw new Error(`canary weight must be 1..100, got ${args.weight}`);
     this.workload = new GatewayWorkload(
       `${name}-workload`,
-      { ...args.workload, track: 'canary', image: args.image, replicas: args.replicas, disruptionBudget: false },
+      // Its own PDB (maxUnavailable 1): a drain takes one canary pod at a time, never the whole canary at once.
+      { ...args.workload, track: 'canary', image: args.image, replicas: args.replicas, disruptionBudget: true },
       { parent: this },
     );
     if (!args.ingress) {

@@ -8,14 +8,15 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { dnsLabel } from '../service/config/schema';
-import { hashKey } from '../service/tenancy/keys';
-import { collectorPeer } from './telemetry';
+import { hashKey } from '../service/core/key-hash';
+import { collectorPeer } from './egress';
+import { egressSchema } from './egressSchema';
+import { cidr, k8sName, labels, port } from './primitives';
+import { dataPlaneNamespace, dataPlaneSchema } from './dataPlane';
 
 /** The Pulumi project name (Pulumi.yaml `name`); stack config keys are `ai-gateway:<key>`. */
 export const PROJECT = 'ai-gateway';
 
-const k8sName = dnsLabel;
 
 const hostname = z
   .string()
@@ -32,8 +33,6 @@ const quantity = z.union([z.string().regex(/^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M
 const resourcePair = z.object({ cpu: quantity, memory: quantity }).strict();
 const resources = z.object({ requests: resourcePair, limits: resourcePair }).strict();
 
-const cidr = z.cidrv4({ error: 'must be an IPv4 CIDR like 10.0.0.0/16' });
-const labels = z.record(z.string(), z.string());
 const percent = z.number().int().min(1).max(100);
 
 /** The Redis image the in-cluster default pins (tests check it stays at or above the patched release). */
@@ -51,7 +50,17 @@ export const redisSchema = z.discriminatedUnion('mode', [
         .object({ enabled: z.boolean(), size: quantity.default('1Gi'), storageClass: z.string().optional() })
         .strict()
         .prefault({ enabled: false }),
-      resources: resources.default({ requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '500m', memory: '256Mi' } }),
+      /**
+       * Requests equal to limits: the state Redis (spend, budgets, limits) runs in the Guaranteed QoS
+       * class, the kubelet's last choice when a node runs short of memory.
+       */
+      resources: resources
+        .default({ requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '250m', memory: '256Mi' } })
+        .refine((r) => String(r.requests.cpu) === String(r.limits.cpu) && String(r.requests.memory) === String(r.limits.memory), {
+          message: 'requests must equal limits (cpu and memory): the state Redis holds spend and budgets and must run Guaranteed, not Burstable, so node-pressure eviction picks it last',
+        }),
+      /** An existing PriorityClass for the state Redis; default: the stack creates ai-gateway-state-<namespace>. */
+      priorityClassName: k8sName.optional(),
       /** The response cache's own Redis (allkeys-lru), so the cache can never evict budgets, limits or spend. */
       cache: z
         .object({ enabled: z.boolean().default(true), resources: resources.default({ requests: { cpu: '50m', memory: '128Mi' }, limits: { cpu: '500m', memory: '256Mi' } }) })
@@ -81,6 +90,11 @@ export const redisSchema = z.discriminatedUnion('mode', [
         .optional(),
       /** Default `aigw:<stack>:`, so two stacks on one managed Redis never share budgets or spend. */
       keyPrefix: keyPrefix.optional(),
+      /**
+       * A managed Redis of its own for the response cache (allkeys-lru): its URL is the secret
+       * `redisCacheUrl`. Without it the cache shares the state server, which must run noeviction.
+       */
+      cache: z.object({ egressCidrs: z.array(cidr).min(1), port: port.default(6379) }).strict().optional(),
     })
     .strict()
     .refine((r) => !r.sentinels === !r.sentinelName, { message: 'sentinels and sentinelName go together', path: ['sentinelName'] }),
@@ -105,12 +119,17 @@ const gatewayBlock = z
   })
   .loose();
 
-const port = z.number().int().min(1).max(65535);
 
-/** How the public reaches the gateway: a Gateway API HTTPRoute (default) or an ingress-nginx Ingress. */
+/**
+ * How the public reaches the gateway: a Gateway API HTTPRoute (default), an ingress-nginx Ingress, or
+ * `transition` (from ingress-nginx to Gateway API): both routes and both admission sources for one
+ * release, so DNS can move while either path serves; a later `up` with `gateway-api` removes the Ingress.
+ */
 export const routeSchema = z
   .object({
-    kind: z.enum(['gateway-api', 'ingress-nginx']).default('gateway-api'),
+    kind: z.enum(['gateway-api', 'ingress-nginx', 'transition']).default('gateway-api'),
+    /** Where Gateway traffic comes from (infra/dataPlane.ts); required with gateway-api and transition. */
+    dataPlane: dataPlaneSchema.optional(),
     host: hostname,
     /** Longest a request (a whole SSE stream) may last through the route: HTTPRoute timeouts, nginx read/send timeouts. */
     streamTimeoutSeconds: z.number().int().min(30).max(86_400).default(3600),
@@ -139,8 +158,9 @@ export const routeSchema = z
           .optional(),
         /** Or: a Gateway this stack creates in its namespace, HTTPS listener with a cert-manager certificate. */
         create: z.object({ className: k8sName }).strict().optional(),
-        /** Namespace of the Gateway's proxy pods (the only peers allowed to the HTTP port); default: parentRef.namespace. */
-        dataPlaneNamespace: k8sName.optional(),
+        dataPlaneNamespace: z
+          .never({ error: 'replaced by route.dataPlane: {kind: namespace, namespace: NAME[, podLabels]}, {kind: cidrs, cidrs: [...]}, or a preset {kind: envoy-gateway | cilium | gke} (docs/deploy.md)' })
+          .optional(),
       })
       .strict()
       .prefault({}),
@@ -159,48 +179,22 @@ export type RouteConfig = z.output<typeof routeSchema>;
 
 function refineRoute(r: RouteConfig, namespace: string, ctx: z.RefinementCtx) {
   const issue = (path: PropertyKey[], message: string) => ctx.addIssue({ code: 'custom', path: ['route', ...path], message });
-  const createsCertificate = r.kind === 'ingress-nginx' || !!r.gateway.create;
+  const createsCertificate = servesIngress(r) || !!r.gateway.create;
   if (r.tls.clusterIssuer && r.tls.acme) issue(['tls'], 'set either clusterIssuer or acme, not both');
-  if (createsCertificate && !r.tls.clusterIssuer && !r.tls.acme) issue(['tls'], `${r.kind === 'ingress-nginx' ? 'the Ingress' : 'a Gateway this stack creates'} needs a certificate issuer: set route.tls.clusterIssuer or route.tls.acme`);
-  if (r.kind !== 'gateway-api') return;
+  if (createsCertificate && !r.tls.clusterIssuer && !r.tls.acme) issue(['tls'], `${servesIngress(r) ? 'the Ingress' : 'a Gateway this stack creates'} needs a certificate issuer: set route.tls.clusterIssuer or route.tls.acme`);
+  // With ingress-nginx alone route.dataPlane is unused (the controller is route.ingress.controllerNamespace).
+  if (!servesGatewayApi(r)) return;
   if (!!r.gateway.parentRef === !!r.gateway.create) issue(['gateway'], 'set exactly one of parentRef (a shared Gateway) or create (a Gateway of this stack)');
-  if (r.gateway.create && !r.gateway.dataPlaneNamespace) issue(['gateway', 'dataPlaneNamespace'], "is required with create: the namespace where the GatewayClass's controller runs the proxy pods");
-  if (r.gateway.dataPlaneNamespace === namespace) issue(['gateway', 'dataPlaneNamespace'], "must not be the stack's namespace: its default-deny policy would block the proxy pods");
+  if (!r.dataPlane) issue(['dataPlane'], 'is required with Gateway API: where the Gateway\'s traffic comes from, one of {kind: namespace, namespace: NAME[, podLabels: {...}]}, {kind: cidrs, cidrs: [...]}, {kind: envoy-gateway}, {kind: cilium}, {kind: gke[, proxyOnlySubnetCidrs: [...]]} (docs/deploy.md, "The data plane")');
+  if (dataPlaneNamespace(r.dataPlane) === namespace) issue(['dataPlane', 'namespace'], "must not be the stack's namespace: its default-deny policy would block the proxy pods");
 }
 
-/** A destination outside the render that the gateway may reach: a CIDR (or a namespace) and a port. */
-const egressExtra = z
-  .object({
-    cidr: cidr.optional(),
-    namespace: k8sName.optional(),
-    port,
-    protocol: z.enum(['TCP', 'UDP']).default('TCP'),
-    /** Provider or proxy host names that resolve into this CIDR (a private endpoint's name). */
-    hosts: z.array(z.string().min(1)).default([]),
-  })
-  .strict()
-  .refine((e) => !!e.cidr !== !!e.namespace, 'set exactly one of cidr or namespace');
+/** The route kinds that render an HTTPRoute, and those that render the nginx Ingress (both during a transition). */
+export const servesGatewayApi = (r: Pick<RouteConfig, 'kind'>) => r.kind === 'gateway-api' || r.kind === 'transition';
+export const servesIngress = (r: Pick<RouteConfig, 'kind'>) => r.kind === 'ingress-nginx' || r.kind === 'transition';
 
-export const egressSchema = z
-  .object({
-    clusterDomain: z.string().default('cluster.local'),
-    extra: z.array(egressExtra).default([]),
-    /** An HTTPS proxy for upstream calls: the pods get HTTPS_PROXY/HTTP_PROXY/NO_PROXY, the policy the proxy. */
-    proxy: z.object({ url: z.url({ protocol: /^http$/, error: 'must be an http:// URL (the proxy itself; https:// targets are tunnelled through it with CONNECT)' }), noProxy: z.array(z.string().min(1)).default([]) }).strict().optional(),
-    dns: z
-      .object({
-        namespace: k8sName.default('kube-system'),
-        podLabels: labels.default({ 'k8s-app': 'kube-dns' }),
-        /** NodeLocal DNSCache's link-local address (often 169.254.20.10), when the cluster runs it. */
-        nodeLocalAddress: z.ipv4().optional(),
-      })
-      .strict()
-      .prefault({}),
-  })
-  .strict()
-  .prefault({});
-
-export type EgressConfig = z.output<typeof egressSchema>;
+export { egressSchema };
+export type { EgressConfig } from './egressSchema';
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
 
@@ -211,11 +205,71 @@ export function mergeGatewayOverrides<T extends Record<string, unknown>>(base: T
   return out as T;
 }
 
+/**
+ * AWS credentials for `type: bedrock` providers, read by the gateway through the standard AWS chain
+ * (service/providers/bedrock-credentials.ts): IRSA (a ServiceAccount with the role annotation; EKS's
+ * webhook injects the web identity token), EKS Pod Identity (the ServiceAccount; the association is
+ * made with `aws eks create-pod-identity-association`), or static keys from the secrets
+ * awsAccessKeyId / awsSecretAccessKey as the fallback.
+ */
+export const awsSchema = z.discriminatedUnion('mode', [
+  z.object({ mode: z.literal('irsa'), roleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, 'must be an IAM role ARN like arn:aws:iam::123456789012:role/ai-gateway') }).strict(),
+  z.object({ mode: z.literal('pod-identity') }).strict(),
+  z.object({ mode: z.literal('static') }).strict(),
+]);
+
+/**
+ * PostgreSQL for the gateway's key store and spend ledger (DATABASE_URL): a managed server whose URL is
+ * the secret `databaseUrl`, or an in-cluster cluster run by the CloudNativePG operator (its `Cluster`
+ * resource; the operator writes the Secret `<cluster>-app` whose `uri` key the pods read).
+ */
+export const databaseSchema = z.discriminatedUnion('mode', [
+  z.object({ mode: z.literal('external'), egressCidrs: z.array(cidr).min(1), port: port.default(5432) }).strict(),
+  z
+    .object({
+      mode: z.literal('cnpg'),
+      instances: z.number().int().min(1).max(9).default(1),
+      storage: z.object({ size: quantity.default('10Gi'), storageClass: z.string().optional() }).strict().prefault({}),
+      resources: resources.default({ requests: { cpu: '250m', memory: '512Mi' }, limits: { cpu: '250m', memory: '512Mi' } }),
+      /** Namespace of the CloudNativePG operator (its status checks reach the instances on 8000). */
+      operatorNamespace: k8sName.default('cnpg-system'),
+      /** The Kubernetes API server's addresses: the instance manager in each pod talks to it (port 443 or 6443). */
+      apiServer: z.object({ cidrs: z.array(cidr).min(1), port: port.default(443) }).strict(),
+      /** Continuous backup (WAL archive and base backups) to object storage, barman-cloud style: the bucket path and where it is reached. */
+      backup: z
+        .object({
+          destinationPath: z.string().regex(/^(s3|gs|https):\/\/\S+$/, 'must be an s3://, gs:// or https:// (Azure Blob) URL'),
+          /** A Secret in the namespace with the object store's credentials (ACCESS_KEY_ID / ACCESS_SECRET_KEY for S3). */
+          s3CredentialsSecret: k8sName.optional(),
+          retentionPolicy: z.string().regex(/^\d+[dwm]$/, 'must be like 30d, 4w or 3m').default('30d'),
+          /** Cron schedule (six fields, seconds first, as CloudNativePG's ScheduledBackup takes it). */
+          schedule: z.string().regex(/^(\S+\s+){5}\S+$/, 'must be a six-field cron schedule (seconds first)').default('0 0 3 * * *'),
+        })
+        .strict()
+        .optional(),
+    })
+    .strict(),
+]);
+
+/** Namespaces a stack may not own: the cluster's own, and `default`, which every tenant shares. */
+export const RESERVED_NAMESPACES = ['kube-system', 'kube-public', 'kube-node-lease', 'default'];
+const RESERVED_NAMESPACES_TEXT = RESERVED_NAMESPACES.join(', ');
+
+/**
+ * Canary pods needed to carry `weight` percent of the traffic the stable minimum carries at 100:
+ * no canary pod busier than a stable pod would be, and at least two once the canary carries half or
+ * more (one pod is one node drain or crash away from sending that share nowhere).
+ */
+export const canaryReplicasNeeded = (stableReplicas: number, weight: number) => (weight === 0 ? 0 : Math.max(Math.ceil((stableReplicas * weight) / 100), weight >= 50 ? 2 : 1));
+
 export const stackConfigSchema = z
   .object({
     /** Guards apply per environment: production refuses auth mode "none". */
     environment: z.enum(['staging', 'production']),
-    namespace: k8sName,
+    /** The stack's own namespace (created by the stack, or adopted: docs/deploy.md, "An existing namespace"). */
+    namespace: k8sName.refine((n) => !RESERVED_NAMESPACES.includes(n), {
+      message: `must be a namespace of the stack's own, not one of ${RESERVED_NAMESPACES_TEXT}: the stack labels it for Pod Security "restricted", puts a default-deny NetworkPolicy in it and may protect or delete it`,
+    }),
     /** The cluster this stack deploys to: a kubeconfig context, checked before anything is created (infra/provider.ts). */
     cluster: z
       .object({
@@ -299,8 +353,13 @@ export const stackConfigSchema = z
       .object({
         enabled: z.boolean().default(true),
         schedule: z.string().regex(/^(\S+\s+){4}\S+$/, 'must be a five-field cron schedule').default('*/15 * * * *'),
-        /** Fail the probe when the chat completion takes longer than this. */
-        maxLatencyMs: z.number().int().positive().default(500),
+        /**
+         * The probe's verdict on the gateway's path: the streamed completion's first byte (the gateway
+         * answers with its headers and relays the provider's first event; no whole answer is waited for).
+         */
+        maxFirstByteMs: z.number().int().positive().default(3000),
+        /** A bound on a whole non-streamed answer, which is mostly the model's time: generous by default. */
+        maxLatencyMs: z.number().int().positive().default(30_000),
         /** Model the probe asks (default: the first that GET /v1/models lists). */
         model: z.string().min(1).optional(),
         requestsPerMinute: z.number().int().min(1).max(60).default(4),
@@ -328,6 +387,10 @@ export const stackConfigSchema = z
       .optional(),
     /** Names of admin keys; each needs the secret adminKeyHashes.<name>. */
     adminKeys: z.array(k8sName).default([]),
+    /** AWS credentials for bedrock providers (required when one is configured). */
+    aws: awsSchema.optional(),
+    /** PostgreSQL for the key store and spend ledger (the gateway reads DATABASE_URL). */
+    database: databaseSchema.optional(),
     gateway: gatewayBlock,
     // Secrets (set with `pulumi config set --secret [--path]`); format-checked here, used as pulumi.secret().
     // `pulumi config set --path` stores an all-digit value as a number; a key is still a string.
@@ -336,6 +399,13 @@ export const stackConfigSchema = z
     adminKeyHashes: z.record(z.string(), z.string()).default({}),
     redisPassword: z.string().min(16, 'must be at least 16 characters').optional(),
     redisUrl: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL').optional(),
+    /** The managed cache Redis (redis.cache with mode external). */
+    redisCacheUrl: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL').optional(),
+    /** A managed PostgreSQL (database.mode external). */
+    databaseUrl: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// or postgresql:// URL').optional(),
+    /** Static AWS keys (aws.mode static), the fallback when neither IRSA nor Pod Identity is available. */
+    awsAccessKeyId: z.string().regex(/^[A-Z0-9]{16,128}$/, 'must be an AWS access key id (upper-case letters and digits)').optional(),
+    awsSecretAccessKey: z.string().min(16, 'must be at least 16 characters').optional(),
     /** Password or token for imageBuild.username (used only by the build, never in the cluster). */
     registryPassword: z.string().min(1).optional(),
     /** The smoke probe's client key (plaintext, for its Secret); the gateway gets only its hash. */
@@ -366,6 +436,17 @@ export const stackConfigSchema = z
         if (ref && !DIGEST.test(ref)) ctx.addIssue({ code: 'custom', path: [...path], message: 'production needs an image pinned by digest (name@sha256:...); a tag can be moved' });
       }
     }
+    const bedrock = gatewayBlocks(c).flatMap((g) => g.providers).filter((p) => p.type === 'bedrock');
+    if (bedrock.length && !c.aws) {
+      ctx.addIssue({ code: 'custom', path: ['aws'], message: `is required for bedrock provider(s) ${[...new Set(bedrock.map((p) => p.name))].join(', ')}: {mode: irsa, roleArn: ...}, {mode: pod-identity} or {mode: static} (docs/deploy.md, "Amazon Bedrock")` });
+    }
+    if (c.environment === 'production' && c.database?.mode === 'cnpg' && c.database.instances < 2) {
+      ctx.addIssue({ code: 'custom', path: ['database', 'instances'], message: 'production needs at least 2 instances (a primary and a replica the operator fails over to)' });
+    }
+    if (c.canary && c.canary.replicas < canaryReplicasNeeded(c.replicas, c.canary.weight)) {
+      const need = canaryReplicasNeeded(c.replicas, c.canary.weight);
+      ctx.addIssue({ code: 'custom', path: ['canary', 'replicas'], message: `${c.canary.replicas} canary replica(s) cannot carry weight ${c.canary.weight}: with ${c.replicas} stable replicas it needs at least ${need} (docs/deploy.md, "Scaling the canary")` });
+    }
     if (c.canary && c.image && c.canary.image === c.image && c.canary.weight > 0 && !c.canary.gateway) {
       ctx.addIssue({ code: 'custom', path: ['canary', 'image'], message: 'is the same as image; a canary needs a different image or canary.gateway overrides' });
     }
@@ -385,12 +466,12 @@ export type RedisConfig = z.output<typeof redisSchema>;
 
 // ---------------------------------------------------------------- secrets
 
-export type SecretKind = 'apiKey' | 'keyHash' | 'password' | 'redisUrl';
+export type SecretKind = 'apiKey' | 'keyHash' | 'password' | 'redisUrl' | 'databaseUrl' | 'awsKeyId';
 
 /** One secret the stack needs: where it lives in stack config and which env var carries it into the pod. */
 export interface SecretSlot {
   /** Top-level config key, e.g. providerApiKeys. */
-  key: 'providerApiKeys' | 'clientKeyHashes' | 'adminKeyHashes' | 'redisPassword' | 'redisUrl' | 'smokeProbeKey';
+  key: 'providerApiKeys' | 'clientKeyHashes' | 'adminKeyHashes' | 'redisPassword' | 'redisUrl' | 'redisCacheUrl' | 'databaseUrl' | 'awsAccessKeyId' | 'awsSecretAccessKey' | 'smokeProbeKey';
   /** Entry inside an object-valued key (provider or key name), absent for scalar keys. */
   entry?: string;
   env: string;
@@ -412,14 +493,18 @@ export function gatewayBlocks(c: Pick<StackConfig, 'gateway'> & Partial<Pick<Sta
 const uniqueBy = <T>(items: T[], key: (t: T) => string) => [...new Map(items.map((t) => [key(t), t])).values()];
 
 /** Every secret the stack needs, derived from its plain config (providers, key names, Redis mode), the canary's included. */
-export function secretSlots(c: Pick<StackConfig, 'gateway' | 'adminKeys' | 'redis' | 'smokeProbe'> & Partial<Pick<StackConfig, 'canary'>>): SecretSlot[] {
+export function secretSlots(c: Pick<StackConfig, 'gateway' | 'adminKeys' | 'redis' | 'smokeProbe'> & Partial<Pick<StackConfig, 'canary' | 'aws' | 'database'>>): SecretSlot[] {
   const blocks = gatewayBlocks(c);
-  const providers = uniqueBy(blocks.flatMap((g) => g.providers), (p) => p.name);
+  // Bedrock signs with AWS credentials (the `aws` key), never with a provider API key.
+  const providers = uniqueBy(blocks.flatMap((g) => g.providers), (p) => p.name).filter((p) => p.type !== 'bedrock');
   const slots: SecretSlot[] = providers.map((p) => ({ key: 'providerApiKeys', entry: p.name, env: `PROVIDER_${envSuffix(p.name)}_API_KEY`, kind: 'apiKey' }));
   const keys = uniqueBy(blocks.flatMap((g) => (g.auth.mode === 'keys' ? g.auth.keys : [])), (k) => k.name);
   for (const k of keys) slots.push({ key: 'clientKeyHashes', entry: k.name, env: `CLIENT_KEY_HASH_${envSuffix(k.name)}`, kind: 'keyHash' });
   for (const name of c.adminKeys) slots.push({ key: 'adminKeyHashes', entry: name, env: `ADMIN_KEY_HASH_${envSuffix(name)}`, kind: 'keyHash' });
   slots.push(c.redis.mode === 'in-cluster' ? { key: 'redisPassword', env: 'REDIS_PASSWORD', kind: 'password' } : { key: 'redisUrl', env: 'REDIS_URL', kind: 'redisUrl' });
+  if (c.redis.mode === 'external' && c.redis.cache) slots.push({ key: 'redisCacheUrl', env: 'REDIS_CACHE_URL', kind: 'redisUrl' });
+  if (c.database?.mode === 'external') slots.push({ key: 'databaseUrl', env: 'DATABASE_URL', kind: 'databaseUrl' });
+  if (c.aws?.mode === 'static') slots.push({ key: 'awsAccessKeyId', env: 'AWS_ACCESS_KEY_ID', kind: 'awsKeyId' }, { key: 'awsSecretAccessKey', env: 'AWS_SECRET_ACCESS_KEY', kind: 'password' });
   // The gateway gets the probe key's hash; the plaintext goes only into the probe's own Secret.
   if (c.smokeProbe?.enabled) slots.push({ key: 'smokeProbeKey', env: PROBE_KEY_HASH_ENV, kind: 'keyHash' });
   return slots;
@@ -429,8 +514,8 @@ export const PROBE_KEY_HASH_ENV = 'CLIENT_KEY_HASH_SMOKE_PROBE';
 
 export function slotValue(c: StackConfig, s: SecretSlot): string | undefined {
   if (s.key === 'smokeProbeKey') return c.smokeProbeKey === undefined ? undefined : hashKey(c.smokeProbeKey);
-  if (s.key === 'redisPassword' || s.key === 'redisUrl') return c[s.key];
-  return c[s.key][s.entry!];
+  if (s.key === 'providerApiKeys' || s.key === 'clientKeyHashes' || s.key === 'adminKeyHashes') return c[s.key][s.entry!];
+  return c[s.key];
 }
 
 /**
@@ -444,6 +529,10 @@ export function placeholderSecret(s: Pick<SecretSlot, 'key' | 'entry' | 'kind'>)
       return `sha256:${digest}`;
     case 'redisUrl':
       return `rediss://:placeholder-${digest.slice(0, 16)}@redis.invalid:6380`;
+    case 'databaseUrl':
+      return `postgresql://placeholder:${digest.slice(0, 16)}@postgres.invalid:5432/aigw`;
+    case 'awsKeyId':
+      return `AKIA${digest.slice(0, 16).toUpperCase()}`;
     default:
       return `placeholder-${digest.slice(0, 32)}`;
   }
@@ -498,7 +587,7 @@ export function checkSecrets(c: StackConfig): StackConfig {
 export const parseStackConfig = (raw: Record<string, unknown>): StackConfig => checkSecrets(parsePlainStackConfig(raw));
 
 /** Keys whose values are strings even when they look like JSON (a password of digits stays a string). */
-export const STRING_KEYS: ReadonlySet<string> = new Set(['environment', 'namespace', 'image', 'redisPassword', 'redisUrl', 'smokeProbeKey', 'registryPassword']);
+export const STRING_KEYS: ReadonlySet<string> = new Set(['environment', 'namespace', 'image', 'redisPassword', 'redisUrl', 'redisCacheUrl', 'databaseUrl', 'awsAccessKeyId', 'awsSecretAccessKey', 'smokeProbeKey', 'registryPassword']);
 
 /** The top-level keys `parseStackConfig` knows, so a reader can fetch each from Pulumi config. */
 export const STACK_KEYS = Object.keys(stackConfigSchema.shape) as (keyof StackConfig)[];

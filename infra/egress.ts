@@ -7,8 +7,8 @@
  * to add; nothing is left to fail over silently at runtime.
  */
 import { isIP } from 'node:net';
-import { bypassesProxy } from '../service/upstream/proxy';
-import type { EgressConfig } from './config';
+import { bypassesProxy } from '../service/core/no-proxy';
+import type { EgressConfig } from './egressSchema';
 
 /** Private, CGNAT, link-local and loopback ranges: never reached by the public-443 rule. */
 export const NON_PUBLIC_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16', '100.64.0.0/10', '127.0.0.0/8'];
@@ -139,3 +139,26 @@ export function planEgress(upstreams: Upstream[], egress: EgressConfig): EgressP
   }
   return plan;
 }
+
+// ---------------------------------------------------------------- the trace collector
+
+/** Who the collector is, as a NetworkPolicy can name it. */
+export type CollectorPeer =
+  | { kind: 'namespace'; namespace: string; port: number }
+  | { kind: 'ip'; cidr: string; port: number }
+  | { kind: 'external'; host: string; port: number };
+
+const BARE_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+
+/**
+ * Classified as provider URLs are (egress.ts `classify`), with two collector rules: any IPv4 address
+ * is a /32 peer, and a bare Service name is a Service in the gateway's own namespace.
+ */
+export function collectorPeer(endpoint: string, gatewayNamespace: string, clusterDomain = 'cluster.local'): CollectorPeer {
+  const d = classify(endpoint, clusterDomain);
+  if (d.kind === 'service') return { kind: 'namespace', namespace: d.namespace, port: d.port };
+  if (d.kind === 'address' && isIP(d.host) === 4) return { kind: 'ip', cidr: `${d.host}/32`, port: d.port };
+  if (d.kind === 'host' && BARE_NAME.test(d.host)) return { kind: 'namespace', namespace: gatewayNamespace, port: d.port };
+  return { kind: 'external', host: new URL(endpoint).hostname, port: d.port };
+}
+

@@ -39,6 +39,8 @@ export interface GatewayWorkloadArgs {
    * It reveals nothing usable: it covers every secret at once, provider API keys among them.
    */
   secretChecksum: string;
+  /** The ServiceAccount the pods run as (infra/aws.ts: IRSA or Pod Identity); default the namespace's. */
+  serviceAccountName?: pulumi.Input<string>;
   /** Names of registry Secrets for a private image. */
   imagePullSecrets?: string[];
   /** ConfigMap with the managed Redis' CA certificate (infra/redisTls.ts), mounted at REDIS_CA_DIR. */
@@ -93,6 +95,7 @@ export class GatewayWorkload extends pulumi.ComponentResource {
             },
             spec: {
               automountServiceAccountToken: false,
+              ...(args.serviceAccountName ? { serviceAccountName: args.serviceAccountName } : {}),
               enableServiceLinks: false,
               imagePullSecrets: (args.imagePullSecrets ?? []).map((n) => ({ name: n })),
               securityContext: podSecurityContext(GATEWAY_UID),

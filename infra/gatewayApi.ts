@@ -6,7 +6,9 @@
  *
  * HTTPRoute `timeouts` (request, backendRequest) are in Gateway API's Standard channel since v1.2.0.
  */
-import type { RouteConfig } from './config';
+import { APP } from './common';
+import { RouteConfig, servesGatewayApi, servesIngress } from './config';
+import { GatewayRef, Peer, dataPlanePeers } from './dataPlane';
 
 export const GATEWAY_API = 'gateway.networking.k8s.io';
 export const GATEWAY_API_VERSION = `${GATEWAY_API}/v1`;
@@ -110,20 +112,65 @@ export function acmeIssuerSpec(args: { email: string; server: string; accountSec
   return { acme: { email: args.email, server: args.server, privateKeySecretRef: { name: args.accountSecret }, solvers: [{ http01 }] } };
 }
 
-/**
- * Where HTTP-01 solver traffic comes from, when this namespace gets a Certificate whose issuer
- * proves the host over HTTP-01: the ingress controller's or the Gateway proxies' namespace.
- * A shared Gateway's certificate lives with that Gateway; DNS-01 needs no inbound traffic.
- */
-export function acmeSolverSource(route: RouteConfig): string | undefined {
-  const http01 = !!route.tls.acme || (!!route.tls.clusterIssuer && route.tls.challenge === 'http-01');
-  if (!http01) return undefined;
-  if (route.kind === 'ingress-nginx') return route.ingress.controllerNamespace;
-  return route.gateway.create ? route.gateway.dataPlaneNamespace : undefined;
+/** Who may reach a set of pods: NetworkPolicy peers, and whether Cilium's `ingress` entity needs a CiliumNetworkPolicy too. */
+export interface Admission {
+  peers: Peer[];
+  ciliumIngress: boolean;
 }
 
-/** The namespace whose pods forward public traffic to the gateway's HTTP port. */
-export function routeSource(route: RouteConfig): string {
-  if (route.kind === 'ingress-nginx') return route.ingress.controllerNamespace;
-  return route.gateway.dataPlaneNamespace ?? route.gateway.parentRef!.namespace;
+const nginxPeer = (route: RouteConfig): Peer => ({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': route.ingress.controllerNamespace } } });
+
+/** The Gateway the route attaches to, as the data-plane presets name it. */
+export function parentGateway(route: RouteConfig, namespace: string): GatewayRef {
+  const shared = route.gateway.parentRef;
+  return shared ? { name: shared.name, namespace: shared.namespace } : { name: APP, namespace };
+}
+
+function gatewayAdmission(route: RouteConfig, namespace: string): Admission {
+  const dp = route.dataPlane!;
+  return { peers: dataPlanePeers(dp, parentGateway(route, namespace)), ciliumIngress: dp.kind === 'cilium' };
+}
+
+/**
+ * Who forwards public traffic to the gateway's HTTP port: the ingress-nginx controller, the Gateway's
+ * data plane, or both during a transition (so DNS can point at either while it moves).
+ */
+export function routeAdmission(route: RouteConfig, namespace: string): Admission {
+  const nginx: Admission = { peers: servesIngress(route) ? [nginxPeer(route)] : [], ciliumIngress: false };
+  if (!servesGatewayApi(route)) return nginx;
+  const gw = gatewayAdmission(route, namespace);
+  return { peers: [...nginx.peers, ...gw.peers], ciliumIngress: gw.ciliumIngress };
+}
+
+/**
+ * Where HTTP-01 solver traffic comes from, when this namespace gets a Certificate whose issuer
+ * proves the host over HTTP-01: through nginx while the Ingress serves the host (during a transition
+ * DNS still points there), else through the stack's own Gateway. A shared Gateway's certificate lives
+ * with that Gateway; DNS-01 needs no inbound traffic.
+ */
+export function acmeSolverAdmission(route: RouteConfig, namespace: string): Admission | undefined {
+  const http01 = !!route.tls.acme || (!!route.tls.clusterIssuer && route.tls.challenge === 'http-01');
+  if (!http01) return undefined;
+  if (servesIngress(route)) return { peers: [nginxPeer(route)], ciliumIngress: false };
+  return route.gateway.create ? gatewayAdmission(route, namespace) : undefined;
+}
+
+// ---------------------------------------------------------------- readiness
+
+/**
+ * pulumi-kubernetes waits for these before it reports the object created (annotation
+ * `pulumi.com/waitFor`, pulumi/pulumi-kubernetes#3134: `condition=Type[=Value]` or
+ * `jsonpath={expr}=Value` in `kubectl get -o jsonpath` syntax; a JSON array of them is ANDed,
+ * pulumi/pulumi-kubernetes#3521). So `pulumi up` fails, after its timeout, when the Gateway does
+ * not accept the route, its backends do not resolve, or the certificate is never issued.
+ * An HTTPRoute's conditions are per parent (status.parents[].conditions); the route has one parent.
+ */
+export const WAIT_FOR = 'pulumi.com/waitFor';
+export const ROUTE_CONDITIONS = ['Accepted', 'ResolvedRefs'] as const;
+export const routeWaitFor = () => JSON.stringify(ROUTE_CONDITIONS.map((t) => `jsonpath={.status.parents[0].conditions[?(@.type=="${t}")].status}=True`));
+export const CERTIFICATE_WAIT_FOR = 'condition=Ready';
+
+/** A cert-manager Certificate for the stack's own Gateway listener, named like the Secret (as cert-manager's gateway-shim names it). */
+export function certificateSpec(args: { host: string; secretName: string; issuer: IssuerRef }) {
+  return { secretName: args.secretName, dnsNames: [args.host], issuerRef: { group: 'cert-manager.io', kind: args.issuer.kind, name: args.issuer.name } };
 }

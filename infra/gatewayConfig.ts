@@ -49,11 +49,15 @@ function assemble(stack: StackConfig, redisServiceName: string, slots: SecretSlo
       keys: auth.keys.map((k) => ({ ...k, ...keyRef(k.name) })),
       ...(stack.adminKeys.length ? { admin_key_hashes: stack.adminKeys.map((n) => ref(env('adminKeyHashes', n)!)) } : {}),
     },
-    providers: providers.map((p) => ({ ...p, api_key: ref(env('providerApiKeys', p.name)!) })),
+    // A provider with a key slot gets its key from the Secret; bedrock has none (it signs with the AWS chain).
+    providers: providers.map((p) => {
+      const keyEnv = env('providerApiKeys', p.name);
+      return keyEnv ? { ...p, api_key: ref(keyEnv) } : p;
+    }),
     // When Redis is unreachable each replica enforces limit / expected_replicas: the HPA maximum keeps the sum under the limit.
     rate_limit: { ...userRateLimit, expected_replicas: userRateLimit.expected_replicas ?? maxReplicas },
     redis: redisBlock(stack, redisServiceName, stackName),
-    cache: cacheBlock(stack, rest.cache as Record<string, unknown> | undefined),
+    cache: cacheBlock(stack, rest.cache as Record<string, unknown> | undefined, stackName),
   };
 }
 
@@ -74,8 +78,11 @@ function redisBlock(stack: StackConfig, redisServiceName: string, stackName: str
 
 export const defaultKeyPrefix = (stackName: string) => `aigw:${stackName}:`;
 
-/** The response cache on its own in-cluster Redis (allkeys-lru), when there is one (infra/redis.ts). */
-function cacheBlock(stack: StackConfig, userCache: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+/** The response cache on its own Redis (allkeys-lru), when there is one: in-cluster (infra/redis.ts) or managed (redis.cache). */
+function cacheBlock(stack: StackConfig, userCache: Record<string, unknown> | undefined, stackName: string): Record<string, unknown> | undefined {
+  if (stack.redis.mode === 'external' && stack.redis.cache) {
+    return { ...(userCache ?? {}), redis: { url: ref('REDIS_CACHE_URL'), key_prefix: stack.redis.keyPrefix ?? defaultKeyPrefix(stackName) } };
+  }
   if (stack.redis.mode !== 'in-cluster' || !stack.redis.cache.enabled) return userCache;
   const redis = { host: serviceHost(REDIS_CACHE_SERVICE, stack.namespace), port: REDIS_PORT, password: ref('REDIS_PASSWORD'), ...(stack.redis.keyPrefix ? { key_prefix: stack.redis.keyPrefix } : {}) };
   return { ...(userCache ?? {}), redis };

@@ -6,19 +6,22 @@ import * as pulumi from '@pulumi/pulumi';
 import { objectLabels, selectorLabels } from './common';
 import { digest } from './contentName';
 import { checkCluster, clusterProvider } from './provider';
+import { RENDER_ENV, renderCheck } from './selfCheck';
 import { gatewayImage } from './image';
 import { redisCaConfigMap } from './redisTls';
 import { SmokeProbe } from './smokeProbe';
-import { PROJECT, STACK_KEYS, STRING_KEYS, StackConfig, StackConfigError, parseStackConfig, slotValue } from './config';
+import { PROJECT, STACK_KEYS, STRING_KEYS, StackConfig, StackConfigError, parseStackConfig, servesGatewayApi, servesIngress, slotValue } from './config';
 import { Canary } from './canary';
 import { GatewayWorkload } from './gateway';
 import { GatewayConfigMap } from './gatewayConfig';
-import { acmeSolverSource, routeSource } from './gatewayApi';
+import { acmeSolverAdmission, routeAdmission } from './gatewayApi';
 import { Monitoring } from './monitoring';
 import { GatewayNamespace } from './namespace';
-import { NetworkPolicies } from './networkPolicies';
+import { NetworkPolicies, dnsEgress } from './networkPolicies';
+import { awsEgress, awsEnv, gatewayServiceAccount } from './aws';
+import { CnpgDatabase, databaseEgress, databaseEnv } from './database';
 import { planStack } from './plan';
-import { Redis, passwordChecksum } from './redis';
+import { Redis, managedCacheEgress, passwordChecksum } from './redis';
 import { PublicRoute, ingressSettings } from './route';
 import { collectorEgress, telemetryEnv } from './telemetry';
 
@@ -52,7 +55,13 @@ function load() {
     // Before any resource exists: the stack's kubeconfig context must be there.
     const clusterProblem = checkCluster(stack.cluster);
     if (clusterProblem) throw new StackConfigError([clusterProblem]);
-    return { stack, ...planStack(stack, pulumi.getStack()) };
+    const plan = planStack(stack, pulumi.getStack());
+    // Every object, schema-checked and cross-checked as `npm run render` does, before one is registered.
+    if (!process.env[RENDER_ENV]) {
+      const problem = renderCheck(pulumi.getStack(), pulumi.runtime.allConfig(), PROJECT);
+      if (problem) throw new StackConfigError([`the rendered objects fail validation, nothing was created (npm run render -- --stack ${pulumi.getStack()} shows the same):\n${problem}`]);
+    }
+    return { stack, ...plan };
   } catch (err) {
     // RunError: Pulumi prints the message (which names each bad key) without a stack trace.
     if (err instanceof StackConfigError) throw new pulumi.RunError(err.message);
@@ -76,12 +85,16 @@ const config = new GatewayConfigMap('gateway-config', { namespace: ns.name, stac
 
 if (c.redis.mode === 'in-cluster') {
   const password = c.redisPassword!;
-  new Redis('redis', { namespace: ns.name, stack: stackName, config: c.redis, password: pulumi.secret(password), passwordChecksum: passwordChecksum(password), protect, gatewayPodSelector: selectorLabels('gateway') }, { provider });
+  new Redis('redis', { namespace: ns.name, namespaceName: c.namespace, stack: stackName, config: c.redis, password: pulumi.secret(password), passwordChecksum: passwordChecksum(password), protect, gatewayPodSelector: selectorLabels('gateway') }, { provider });
 }
 
 const redisCa = redisCaConfigMap({ namespace: ns.name, stack: stackName, redis: c.redis }, { provider });
 
 const image = gatewayImage(c);
+
+const database = c.database?.mode === 'cnpg' ? new CnpgDatabase('database', { namespace: ns.name, stack: stackName, database: c.database, dns: dnsEgress(c.egress.dns), protect }, { provider }) : undefined;
+
+const serviceAccount = gatewayServiceAccount(c.aws, { namespace: ns.name, stack: stackName }, { provider });
 
 const autoscaling = c.autoscaling?.enabled === false ? undefined : c.autoscaling && { ...c.autoscaling };
 const workloadArgs = {
@@ -97,22 +110,29 @@ const workloadArgs = {
   ports: { http: gw.server.port, metrics: gw.server.metrics_port },
   shutdownGraceMs: gw.server.shutdown_grace_ms,
   preStopDelaySeconds: c.preStopDelaySeconds,
-  extraEnv: egress.proxyEnv,
-  env: telemetryEnv(c.telemetry, c.environment, c.namespace),
+  extraEnv: { ...egress.proxyEnv, ...awsEnv(c.aws) },
+  serviceAccountName: serviceAccount?.metadata.name,
+  env: [...telemetryEnv(c.telemetry, c.environment, c.namespace), ...databaseEnv(c.database)],
 };
-const gateway = new GatewayWorkload('gateway', { ...workloadArgs, track: 'stable', image, replicas: c.replicas, autoscaling, disruptionBudget: true }, { provider });
+// With an in-cluster database the pods start after its Cluster is Ready (the operator has written DATABASE_URL's Secret).
+const gateway = new GatewayWorkload('gateway', { ...workloadArgs, track: 'stable', image, replicas: c.replicas, autoscaling, disruptionBudget: true }, { provider, dependsOn: database ? [database] : [] });
 
 new NetworkPolicies('netpol', {
   namespace: ns.name,
   labels: objectLabels(stackName, 'gateway'),
   gatewayPorts: { http: gw.server.port, metrics: gw.server.metrics_port },
-  routeNamespace: routeSource(c.route),
-  acmeSolverFrom: acmeSolverSource(c.route),
+  route: routeAdmission(c.route, c.namespace),
+  acmeSolver: acmeSolverAdmission(c.route, c.namespace),
   prometheusNamespace: c.monitoring.prometheusNamespace,
   redis: c.redis,
   dns: c.egress.dns,
   egress,
-  extraEgress: c.telemetry ? [collectorEgress(c.telemetry, c.namespace, c.egress.clusterDomain)] : [],
+  extraEgress: [
+    ...(c.telemetry ? [collectorEgress(c.telemetry, c.namespace, c.egress.clusterDomain)] : []),
+    ...(c.database ? [databaseEgress(c.database)] : []),
+    ...awsEgress(c.aws),
+    ...managedCacheEgress(c.redis),
+  ],
 }, { provider });
 
 let canary: Canary | undefined;
@@ -121,12 +141,12 @@ if (c.canary && c.canary.weight > 0) {
   const canaryWorkload = own
     ? { ...workloadArgs, configMapName: own.name, configChecksum: own.checksum, shutdownGraceMs: canaryConfig.parsed.server.shutdown_grace_ms }
     : workloadArgs;
-  const ingress = c.route.kind === 'ingress-nginx' ? ingressSettings(c.route, ns.name, gw.server.body_limit_bytes) : undefined;
+  const ingress = servesIngress(c.route) ? ingressSettings(c.route, ns.name, gw.server.body_limit_bytes) : undefined;
   canary = new Canary('canary', { image: c.canary.image, weight: c.canary.weight, replicas: c.canary.replicas, workload: canaryWorkload, ingress }, { provider });
 }
 
 if (c.smokeProbe?.enabled) {
-  const probe = { probe: c.smokeProbe, key: pulumi.secret(c.smokeProbeKey!), serviceUrl: gateway.url, gatewayHttpPort: gw.server.port };
+  const probe = { probe: c.smokeProbe, key: pulumi.secret(c.smokeProbeKey!), serviceUrl: gateway.url, gatewayHttpPort: gw.server.port, dns: dnsEgress(c.egress.dns) };
   new SmokeProbe('smoke-probe', { ...probe, namespace: ns.name, stack: stackName, image, imagePullSecrets: c.imagePullSecrets }, { provider });
 }
 
@@ -136,8 +156,9 @@ const route = new PublicRoute('route', {
   labels: gateway.podLabels,
   route: c.route,
   stable: { service: gateway.serviceName, port: gateway.servicePort },
-  canary: canary && c.route.kind === 'gateway-api' ? { service: canary.workload.serviceName, port: canary.workload.servicePort, weight: c.canary!.weight } : undefined,
+  canary: canary && servesGatewayApi(c.route) ? { service: canary.workload.serviceName, port: canary.workload.servicePort, weight: c.canary!.weight } : undefined,
   bodyLimitBytes: gw.server.body_limit_bytes,
+  containerPort: gw.server.port,
 }, { provider });
 
 if (c.monitoring.enabled) {

@@ -6,7 +6,7 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { APP, selectorLabels } from './common';
-import { day2Alerts } from './alerts';
+import { Alert, day2Alerts } from './alerts';
 import { dashboardJson } from './dashboard';
 import { PROBE_CRONJOB } from './smokeProbe';
 
@@ -26,14 +26,7 @@ export interface MonitoringArgs {
   smokeProbe?: { schedule: string };
 }
 
-export interface Alert {
-  alert: string;
-  expr: string;
-  for: string;
-  severity: 'critical' | 'warning' | 'info';
-  summary: string;
-  description: string;
-}
+export type { Alert };
 
 /** The alert rules, as pure data (tests read them; the PrometheusRule carries them). */
 export function alertRules(a: Pick<MonitoringArgs, 'namespaceName' | 'dailySpendAlertUsd' | 'errorRateAlertRatio' | 'p99LatencyAlertSeconds' | 'smokeProbe'>): Alert[] {

@@ -48,6 +48,7 @@ interface InstanceArgs {
   persistence?: { size: string; storageClass?: string };
   authSecretName: pulumi.Input<string>;
   protect: boolean;
+  priorityClassName?: pulumi.Input<string>;
 }
 
 /** Redis server arguments for a role (pure, tested). */
@@ -63,8 +64,14 @@ export function redisArgs(role: Role, memoryLimit: string, persistent: boolean):
   ];
 }
 
+/** Priority of the state Redis: above ordinary workloads (preempts them when it must be rescheduled), far below system-*-critical (2e9). */
+export const STATE_PRIORITY = 1_000_000;
+export const statePriorityClassName = (namespace: string) => `${APP}-state-${namespace}`.slice(0, 63);
+
 export interface RedisArgs {
   namespace: pulumi.Input<string>;
+  /** The namespace name as text (names the stack's PriorityClass, which is cluster-scoped). */
+  namespaceName: string;
   stack: string;
   config: RedisConfig;
   /** The Redis password (a secret Output), for the content-named redis-auth Secret. */
@@ -99,15 +106,17 @@ export class Redis extends pulumi.ComponentResource {
       );
       const common = { namespace: args.namespace, stack: args.stack, image: cfg.image, authSecretName: auth.metadata.name, protect: args.protect };
       const persistence = cfg.persistence.enabled ? { size: String(cfg.persistence.size), storageClass: cfg.persistence.storageClass } : undefined;
-      this.statefulSet = this.instance(name, { ...common, role: 'state', resources: cfg.resources, persistence });
+      const priorityClassName = cfg.priorityClassName ?? this.priorityClass(name, args).metadata.name;
+      this.statefulSet = this.instance(name, { ...common, role: 'state', resources: cfg.resources, persistence, priorityClassName });
       this.podLabels = objectLabels(args.stack, 'redis');
       new k8s.policy.v1.PodDisruptionBudget(
         name,
         {
           metadata: { name: REDIS_SERVICE, namespace: args.namespace, labels: this.podLabels },
-          // One replica holding the spend ledger: a node drain waits until an operator moves it on purpose
-          // (docs/deploy.md); a pod that is not running anyway may still be evicted.
-          spec: { minAvailable: 1, unhealthyPodEvictionPolicy: 'AlwaysAllow', selector: { matchLabels: selectorLabels('redis') } },
+          // One replica: `minAvailable: 1` would block every node drain (AKS and EKS upgrades wait on it).
+          // maxUnavailable 1 lets a drain evict it after the preStop-free shutdown Redis does on SIGTERM
+          // (an AOF fsync with persistence on); docs/deploy.md, "Draining the node that runs Redis".
+          spec: { maxUnavailable: 1, unhealthyPodEvictionPolicy: 'AlwaysAllow', selector: { matchLabels: selectorLabels('redis') } },
         },
         { parent: this },
       );
@@ -117,6 +126,21 @@ export class Redis extends pulumi.ComponentResource {
       }
     }
     this.registerOutputs({});
+  }
+
+  /** The stack's PriorityClass for the state Redis (cluster-scoped, so named after the namespace). */
+  private priorityClass(name: string, args: RedisArgs): k8s.scheduling.v1.PriorityClass {
+    return new k8s.scheduling.v1.PriorityClass(
+      `${name}-priority`,
+      {
+        metadata: { name: statePriorityClassName(args.namespaceName), labels: objectLabels(args.stack, 'redis') },
+        value: STATE_PRIORITY,
+        globalDefault: false,
+        preemptionPolicy: 'PreemptLowerPriority',
+        description: `The ai-gateway state Redis of namespace ${args.namespaceName} (spend, budgets, limits): scheduled before ordinary pods.`,
+      },
+      { parent: this },
+    );
   }
 
   private instance(name: string, a: InstanceArgs): k8s.apps.v1.StatefulSet {
@@ -148,6 +172,7 @@ export class Redis extends pulumi.ComponentResource {
               automountServiceAccountToken: false,
               enableServiceLinks: false,
               securityContext: podSecurityContext(REDIS_UID),
+              ...(a.priorityClassName ? { priorityClassName: a.priorityClassName } : {}),
               terminationGracePeriodSeconds: 30,
               containers: [
                 {
@@ -198,6 +223,12 @@ export class Redis extends pulumi.ComponentResource {
       egress: [{ to: [{ podSelector: { matchLabels: selectorLabels('redis-cache') } }], ports: port }],
     });
   }
+}
+
+/** The gateway's egress rule to a managed cache Redis of its own (redis.cache with mode external), or none. */
+export function managedCacheEgress(r: RedisConfig): k8s.types.input.networking.v1.NetworkPolicyEgressRule[] {
+  if (r.mode !== 'external' || !r.cache) return [];
+  return [{ to: r.cache.egressCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: [{ protocol: 'TCP', port: r.cache.port }] }];
 }
 
 /** Digest naming the redis-auth Secret (domain-separated; the name reveals nothing usable about the password). */

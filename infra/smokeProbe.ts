@@ -7,8 +7,9 @@
  * The gateway config holds only its hash (`${CLIENT_KEY_HASH_SMOKE_PROBE}`, from the gateway Secret);
  * the plaintext is in the probe's own content-named Secret, read by the probe pod alone.
  *
- * A failing run fails its Job; the alert AIGatewaySmokeProbeFailing (infra/monitoring.ts) fires when
- * the CronJob has had no successful run for two schedule periods.
+ * A failing run fails its Job; the alert AIGatewaySmokeProbeFailing (infra/alerts.ts) fires when the
+ * CronJob has had no successful run for two schedule periods, including when it never had one.
+ * The probe judges the gateway's path (the stream's first byte), not the model's answer time.
  */
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
@@ -18,7 +19,6 @@ import { contentName, digest } from './contentName';
 
 export const PROBE_NAME = 'smoke-probe';
 export const PROBE_CRONJOB = `${APP}-${PROBE_NAME}`;
-const DNS_NAMESPACE = 'kube-system';
 
 type GatewayBlock = StackConfig['gateway'];
 
@@ -44,7 +44,7 @@ export function withProbeKey(stack: Pick<StackConfig, 'smokeProbe'>, gateway: Ga
 
 /** The probe's command line (pure, tested). */
 export function probeCommand(url: string, probe: NonNullable<StackConfig['smokeProbe']>): string[] {
-  return ['node', 'dist/scripts/smoke.js', '--url', url, '--max-latency-ms', String(probe.maxLatencyMs), ...(probe.model ? ['--model', probe.model] : [])];
+  return ['node', 'dist/scripts/smoke.js', '--url', url, '--max-first-byte-ms', String(probe.maxFirstByteMs), '--max-latency-ms', String(probe.maxLatencyMs), ...(probe.model ? ['--model', probe.model] : [])];
 }
 
 export interface SmokeProbeArgs {
@@ -58,6 +58,8 @@ export interface SmokeProbeArgs {
   /** In-cluster URL of the stable Service. */
   serviceUrl: pulumi.Input<string>;
   gatewayHttpPort: number;
+  /** The stack's DNS egress rule (networkPolicies.ts dnsEgress: kube-dns by label, NodeLocal DNSCache). */
+  dns: k8s.types.input.networking.v1.NetworkPolicyEgressRule;
 }
 
 export class SmokeProbe extends pulumi.ComponentResource {
@@ -135,7 +137,7 @@ export class SmokeProbe extends pulumi.ComponentResource {
       policyTypes: ['Ingress', 'Egress'],
       ingress: [],
       egress: [
-        { to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': DNS_NAMESPACE } } }], ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
+        args.dns,
         { to: [{ podSelector: { matchLabels: selectorLabels('gateway', 'stable') } }], ports: http },
       ],
     });

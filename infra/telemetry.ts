@@ -4,31 +4,12 @@
  * derived from the endpoint URL. Pure functions; the components apply what they return.
  */
 import type * as k8s from '@pulumi/kubernetes';
-import { isIP } from 'node:net';
 import type { StackConfig } from './config';
-import { classify } from './egress';
+import { collectorPeer } from './egress';
 
 type Telemetry = NonNullable<StackConfig['telemetry']>;
 
-/** Who the collector is, as a NetworkPolicy can name it. */
-export type CollectorPeer =
-  | { kind: 'namespace'; namespace: string; port: number }
-  | { kind: 'ip'; cidr: string; port: number }
-  | { kind: 'external'; host: string; port: number };
-
-const BARE_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
-
-/**
- * Classified as provider URLs are (egress.ts `classify`), with two collector rules: any IPv4 address
- * is a /32 peer, and a bare Service name is a Service in the gateway's own namespace.
- */
-export function collectorPeer(endpoint: string, gatewayNamespace: string, clusterDomain = 'cluster.local'): CollectorPeer {
-  const d = classify(endpoint, clusterDomain);
-  if (d.kind === 'service') return { kind: 'namespace', namespace: d.namespace, port: d.port };
-  if (d.kind === 'address' && isIP(d.host) === 4) return { kind: 'ip', cidr: `${d.host}/32`, port: d.port };
-  if (d.kind === 'host' && BARE_NAME.test(d.host)) return { kind: 'namespace', namespace: gatewayNamespace, port: d.port };
-  return { kind: 'external', host: new URL(endpoint).hostname, port: d.port };
-}
+export { collectorPeer, type CollectorPeer } from './egress';
 
 /** The gateway's egress rule to the collector: its namespace, its address, or the configured CIDRs; on its port only. */
 export function collectorEgress(t: Telemetry, gatewayNamespace: string, clusterDomain?: string): k8s.types.input.networking.v1.NetworkPolicyEgressRule {

@@ -8,7 +8,8 @@
 import { cidrWithin, classify, parseCidr } from './egress';
 import type { StackConfig } from './config';
 import { gatewayBlocks } from './config';
-import { ACME_SOLVER_LABELS, acmeSolverSource, routeSource } from './gatewayApi';
+import { dataPlaneNamespace } from './dataPlane';
+import { ACME_SOLVER_LABELS, acmeSolverAdmission, routeAdmission } from './gatewayApi';
 import { collectorPeer } from './telemetry';
 
 // Loose shape for reading rendered objects.
@@ -36,9 +37,10 @@ export function selects(selector: Obj | undefined, labels: Labels): boolean {
 
 const name = (o: Obj) => `${o.kind}/${o.metadata?.name}`;
 const templates = (objects: Obj[]) => objects.filter((o) => WORKLOADS.includes(o.kind)).map((o) => ({ owner: o, labels: (o.spec?.template?.metadata?.labels ?? {}) as Labels }));
-/** Pod labels of every pod the render can start: workloads' templates and CronJobs' job templates. */
+/** Pod labels of every pod the render can start: workloads' templates, CronJobs' job templates, and CloudNativePG's instances. */
 const podLabels = (objects: Obj[]): Labels[] => [
   ...templates(objects).map((t) => t.labels),
+  ...objects.filter((o) => o.kind === 'Cluster' && String(o.apiVersion).startsWith('postgresql.cnpg.io/')).map((o) => ({ 'cnpg.io/cluster': o.metadata.name }) as Labels),
   ...objects.filter((o) => o.kind === 'CronJob').map((o) => (o.spec?.jobTemplate?.spec?.template?.metadata?.labels ?? {}) as Labels),
 ];
 const selectsAnyPod = (objects: Obj[], selector: Obj) => podLabels(objects).some((l) => selects(selector, l));
@@ -111,7 +113,10 @@ function checkAutoscalers(objects: Obj[]): string[] {
 /** Namespaces the stack config names as peers (for the route kind in use): route, ACME solver, Prometheus, DNS, provider Services, extra entries, the trace collector. */
 export function namedNamespaces(stack: StackConfig): Set<string> {
   const r = stack.route;
-  const names = [routeSource(r), acmeSolverSource(r), r.gateway.parentRef?.namespace, stack.monitoring.prometheusNamespace, stack.egress.dns.namespace, ...stack.egress.extra.map((e) => e.namespace)];
+  const peerNamespaces = [...routeAdmission(r, stack.namespace).peers, ...(acmeSolverAdmission(r, stack.namespace)?.peers ?? [])].map(
+    (p) => (p.namespaceSelector as { matchLabels?: Record<string, string> } | undefined)?.matchLabels?.[NS_LABEL],
+  );
+  const names = [...peerNamespaces, stack.database?.mode === 'cnpg' ? stack.database.operatorNamespace : undefined, dataPlaneNamespace(r.dataPlane), r.gateway.parentRef?.namespace, stack.monitoring.prometheusNamespace, stack.egress.dns.namespace, ...stack.egress.extra.map((e) => e.namespace)];
   for (const p of gatewayBlocks(stack).flatMap((g) => g.providers)) {
     try {
       const d = classify(String(p.base_url), stack.egress.clusterDomain);
@@ -203,16 +208,53 @@ function checkHttpRoutes(objects: Obj[], namespaces: Set<string>): string[] {
   return problems;
 }
 
-/** A certificate issuer named by an annotation must be rendered (Issuer) — a ClusterIssuer is the cluster's. */
+/** A certificate issuer named by an annotation or a Certificate's issuerRef must be rendered (Issuer) — a ClusterIssuer is the cluster's. */
 function checkIssuers(objects: Obj[]): string[] {
+  const issuerOf = (o: Obj): string | undefined => o.metadata?.annotations?.['cert-manager.io/issuer'] ?? (o.kind === 'Certificate' && o.spec?.issuerRef?.kind === 'Issuer' ? o.spec.issuerRef.name : undefined);
   return objects
-    .filter((o) => o.metadata?.annotations?.['cert-manager.io/issuer'])
-    .filter((o) => !objects.some((i) => i.kind === 'Issuer' && i.metadata.name === o.metadata.annotations['cert-manager.io/issuer'] && i.metadata.namespace === o.metadata.namespace))
-    .map((o) => `${name(o)}: Issuer ${o.metadata.annotations['cert-manager.io/issuer']} is not in the render`);
+    .filter((o) => issuerOf(o))
+    .filter((o) => !objects.some((i) => i.kind === 'Issuer' && i.metadata.name === issuerOf(o) && i.metadata.namespace === o.metadata.namespace))
+    .map((o) => `${name(o)}: Issuer ${issuerOf(o)} is not in the render`);
 }
+
+/** A Gateway listener's certificate Secret must be written by a Certificate of the render, or by cert-manager for an Ingress of the render (a transition). */
+function checkListenerCertificates(objects: Obj[]): string[] {
+  const shim = (o: Obj) => !!(o.metadata?.annotations?.['cert-manager.io/issuer'] || o.metadata?.annotations?.['cert-manager.io/cluster-issuer']);
+  const ingressCerts = objects.filter((o) => o.kind === 'Ingress' && shim(o)).flatMap((o) => (o.spec.tls ?? []).map((t: Obj) => ({ kind: 'Certificate', metadata: o.metadata, spec: { secretName: t.secretName } })));
+  const certs = [...objects.filter((o) => o.kind === 'Certificate'), ...ingressCerts];
+  return objects
+    .filter((o) => o.kind === 'Gateway')
+    .flatMap((gw) => (gw.spec.listeners ?? []).flatMap((l: Obj) => (l.tls?.certificateRefs ?? []).map((ref: Obj) => [gw, ref] as [Obj, Obj])))
+    .filter(([gw, ref]) => !certs.some((c) => c.spec.secretName === ref.name && c.metadata.namespace === gw.metadata.namespace))
+    .map(([gw, ref]) => `${name(gw)}: listener certificate Secret ${ref.name} is written by no Certificate of the render`);
+}
+
+/** What a HealthCheckPolicy or a CiliumNetworkPolicy points at must be in the render (their schemas are not packaged here). */
+function checkPolicyTargets(objects: Obj[]): string[] {
+  const problems: string[] = [];
+  for (const hc of objects.filter((o) => o.kind === 'HealthCheckPolicy')) {
+    const t = hc.spec?.targetRef;
+    if (!t || t.kind !== 'Service' || !objects.some((o) => o.kind === 'Service' && o.metadata.name === t.name && o.metadata.namespace === hc.metadata.namespace)) problems.push(`${name(hc)}: targetRef is not a Service of the render`);
+    const path = hc.spec?.default?.config?.httpHealthCheck?.requestPath;
+    if (hc.spec?.default?.config?.type !== 'HTTP' || typeof path !== 'string' || !path.startsWith('/')) problems.push(`${name(hc)}: needs an HTTP health check with a requestPath`);
+  }
+  for (const cnp of objects.filter((o) => o.kind === 'CiliumNetworkPolicy')) {
+    const sel = cnp.spec?.endpointSelector;
+    const external = selects(sel, ACME_SOLVER_LABELS);
+    if (!sel || (!external && !selectsAnyPod(objects, sel))) problems.push(`${name(cnp)}: endpointSelector selects no pod of the render`);
+    for (const rule of cnp.spec?.ingress ?? []) {
+      const bad = (rule.fromEntities ?? []).filter((e: string) => !CILIUM_ENTITIES.has(e));
+      if (bad.length) problems.push(`${name(cnp)}: unknown Cilium entities ${bad.join(', ')}`);
+    }
+  }
+  return problems;
+}
+
+/** Cilium's reserved entities (docs.cilium.io, policy language, "Entities Based"). */
+const CILIUM_ENTITIES = new Set(['host', 'remote-node', 'kube-apiserver', 'ingress', 'cluster', 'init', 'health', 'unmanaged', 'world', 'all']);
 
 /** Every problem the schemas cannot see, one line each naming the object. Empty when the render is consistent. */
 export function checkRendered(objects: Obj[], stack: StackConfig): string[] {
   const namespaces = namedNamespaces(stack);
-  return [...checkLabels(objects), ...checkWorkloadSelectors(objects), ...checkAutoscalers(objects), ...checkNetworkPolicies(objects, namespaces), ...checkHttpRoutes(objects, namespaces), ...checkIssuers(objects)];
+  return [...checkLabels(objects), ...checkWorkloadSelectors(objects), ...checkAutoscalers(objects), ...checkNetworkPolicies(objects, namespaces), ...checkHttpRoutes(objects, namespaces), ...checkIssuers(objects), ...checkListenerCertificates(objects), ...checkPolicyTargets(objects)];
 }

@@ -10,6 +10,8 @@
  *        [--unset KEY]...               remove a top-level key, like `pulumi config rm`
  *        [--kubeconfig FILE]            kubeconfig the program checks `cluster.context` against (default: a
  *                                       throwaway one holding just that context; render never contacts a cluster)
+ *        [--as-program]                 load the program as `pulumi up` does: it runs its own render check first
+ *        [--no-stack-file]              leave stacks/Pulumi.STACK.yaml out (the program's own check passes its config as a file)
  *        [--manifest FILE]              also write every registered resource (components and the provider too)
  *                                       with its provider and options (protect, retainOnDelete, ...) as JSON
  *
@@ -29,6 +31,7 @@ import { parse as parseYaml, stringify } from 'yaml';
 import { STRING_KEYS, SecretKind, StackConfig, mergeGatewayOverrides, parsePlainStackConfig, placeholderSecret, secretSlots, slotValue } from '../infra/config';
 import { checkRendered } from '../infra/validate';
 import { checkSchemas } from '../infra/validateSchemas';
+import { RENDER_ENV } from '../infra/selfCheck';
 import { knownStacks, printHelp, usageError, wantsHelp } from './cli';
 
 const ROOT = resolve(__dirname, '..');
@@ -42,9 +45,11 @@ interface Args {
   kubeconfig?: string;
   manifest?: string;
   unset: string[];
+  noStackFile: boolean;
+  asProgram: boolean;
 }
 
-const USAGE = 'usage: npm run render -- --stack NAME [--out DIR] [--config-file FILE]... [--set KEY=VALUE]... [--set-secret KEY=VALUE]... [--unset KEY]... [--kubeconfig FILE] [--manifest FILE]';
+const USAGE = 'usage: npm run render -- --stack NAME [--out DIR] [--config-file FILE]... [--set KEY=VALUE]... [--set-secret KEY=VALUE]... [--unset KEY]... [--kubeconfig FILE] [--manifest FILE] [--no-stack-file] [--as-program]';
 const HELP = `${USAGE}
 
 Renders every Kubernetes object the stack would create, one YAML file each, without a cluster,
@@ -60,6 +65,8 @@ the Pulumi CLI or real secrets (placeholders stand in for secrets; Secret values
   --unset KEY           remove a top-level key, like \`pulumi config rm\`
   --kubeconfig FILE     the kubeconfig the cluster.context check reads (default: a throwaway one)
   --manifest FILE       also write every registered resource with its options, as JSON
+  --no-stack-file       start from an empty stack config (the --config-file and --set values only)
+  --as-program          render as \`pulumi up\` would run the program (its own validation first)
   -h, --help            this help
 
 Examples:
@@ -73,9 +80,14 @@ function usage(message: string): never {
 
 function parseArgs(argv: string[]): Args {
   if (wantsHelp(argv)) printHelp(HELP);
-  const args: Partial<Args> & Pick<Args, 'configFiles' | 'sets' | 'unset'> = { configFiles: [], sets: [], unset: [] };
+  const args: Partial<Args> & Pick<Args, 'configFiles' | 'sets' | 'unset' | 'noStackFile' | 'asProgram'> = { configFiles: [], sets: [], unset: [], noStackFile: false, asProgram: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
+    if (flag === '--no-stack-file' || flag === '--as-program') {
+      if (flag === '--no-stack-file') args.noStackFile = true;
+      else args.asProgram = true;
+      continue;
+    }
     const value = argv[++i];
     if (value === undefined) usage(`${flag} needs a value`);
     if (flag === '--stack') args.stack = value;
@@ -109,8 +121,8 @@ interface LoadedConfig {
 
 const isSecure = (v: unknown): v is { secure: string } => !!v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 1 && 'secure' in v;
 
-const kindOf = (path: string[]): SecretKind =>
-  path[0] === 'clientKeyHashes' || path[0] === 'adminKeyHashes' ? 'keyHash' : path[0] === 'redisUrl' ? 'redisUrl' : path[0] === 'redisPassword' ? 'password' : 'apiKey';
+const SCALAR_KINDS: Record<string, SecretKind> = { redisUrl: 'redisUrl', redisCacheUrl: 'redisUrl', redisPassword: 'password', databaseUrl: 'databaseUrl', awsAccessKeyId: 'awsKeyId', awsSecretAccessKey: 'password' };
+const kindOf = (path: string[]): SecretKind => (path[0] === 'clientKeyHashes' || path[0] === 'adminKeyHashes' ? 'keyHash' : (SCALAR_KINDS[path[0]] ?? 'apiKey'));
 
 /** Replaces `{secure: ...}` (ciphertext render cannot and must not decrypt) with placeholders. */
 function replaceSecure(value: unknown, path: string[], secretPaths: Set<string>): unknown {
@@ -320,7 +332,7 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   const project = (readYaml(join(ROOT, 'Pulumi.yaml')) as { name: string; stackConfigDir?: string });
   const stackFile = join(ROOT, project.stackConfigDir ?? '.', `Pulumi.${args.stack}.yaml`);
-  const loaded = loadConfig(project.name, [stackFile, ...args.configFiles], args.sets);
+  const loaded = loadConfig(project.name, [...(args.noStackFile ? [] : [stackFile]), ...args.configFiles], args.sets);
   for (const key of args.unset) delete loaded.values[key];
   const filled = fillMissingSecrets(loaded);
   const kubeDir = useKubeconfig(loaded.values, args.kubeconfig);
@@ -359,7 +371,12 @@ async function main() {
   );
   const manifest: ManifestEntry[] = [];
   recordRegistrations(manifest);
+  // A failed render still leaves the manifest: what was registered before the failure (tests read it).
+  if (args.manifest) process.once('exit', (code) => code !== 0 && writeFileSync(args.manifest!, JSON.stringify(manifest, null, 2)));
 
+  // The program skips its own render check (infra/selfCheck.ts) here: this process is that check.
+  if (args.asProgram) delete process.env[RENDER_ENV];
+  else process.env[RENDER_ENV] ??= '1';
   try {
     require('../infra');
   } catch (err) {

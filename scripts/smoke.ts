@@ -2,12 +2,14 @@
  * Smoke test for a running gateway (local or deployed):
  *
  *   npm run smoke -- --url https://gateway.example.com/v1 --key sk-... [--model gpt-4o-mini]
- *                    [--max-latency-ms 500] [--timeout-ms 30000] [--health]
+ *                    [--max-latency-ms 500] [--max-first-byte-ms MS] [--timeout-ms 30000] [--health]
  *
  * The URL is the public one as the route exposes it (`pulumi stack output publicUrl`, ending in /v1),
  * or the bare origin; both work. Checks, in order: GET /v1/models (with the key), a chat completion
  * (prints its latency, provider and usage; fails when the latency passes --max-latency-ms, default
- * 500), and a streamed chat completion (time to first byte, chunk count, total time). `--health` adds
+ * 500), and a streamed chat completion (time to first byte, chunk count, total time; fails when the
+ * first byte comes later than --max-first-byte-ms, when given: the scheduled probe judges the gateway's
+ * path by it, not by how long the model takes to write a whole answer). `--health` adds
  * GET /health first, for a gateway reached directly (the public route serves /v1 only). Prints one
  * line per check and exits non-zero, with the reason, if any check fails. The key may also come from
  * GATEWAY_KEY, the URL from GATEWAY_URL.
@@ -19,12 +21,13 @@ interface Options {
   model?: string;
   timeoutMs: number;
   maxLatencyMs: number;
+  maxFirstByteMs?: number;
   health: boolean;
 }
 
 class CheckFailed extends Error {}
 
-const USAGE = 'usage: npm run smoke -- --url URL --key KEY [--model MODEL] [--max-latency-ms MS] [--timeout-ms MS] [--health]';
+const USAGE = 'usage: npm run smoke -- --url URL --key KEY [--model MODEL] [--max-latency-ms MS] [--max-first-byte-ms MS] [--timeout-ms MS] [--health]';
 // Self-contained (no import of scripts/cli.ts): the image compiles this file alone for the scheduled probe.
 const HELP = `${USAGE}
 
@@ -36,6 +39,7 @@ one (time to first byte, chunks). Prints one line per check; exits 0 when all pa
   --key KEY             a client key; or GATEWAY_KEY (safer: not in the shell history)
   --model MODEL         the model to call (default: the first one /v1/models lists)
   --max-latency-ms MS   fail when the chat completion takes longer (default: 500)
+  --max-first-byte-ms MS  fail when the stream's first byte comes later (default: not checked)
   --timeout-ms MS       per request (default: 30000)
   --health              also GET /health first (a gateway reached directly, not through the route)
   -h, --help            this help
@@ -44,7 +48,7 @@ Example:
   GATEWAY_KEY=sk-gw-... npm run smoke -- --url http://127.0.0.1:8080/v1 --health
 `;
 
-const FLAGS = new Set(['--url', '--key', '--model', '--max-latency-ms', '--timeout-ms']);
+const FLAGS = new Set(['--url', '--key', '--model', '--max-latency-ms', '--max-first-byte-ms', '--timeout-ms']);
 
 function usage(problem: string): never {
   process.stderr.write(`smoke: ${problem}\n${USAGE}\nRun with --help for the options.\n`);
@@ -88,7 +92,10 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Options {
   if (!(timeoutMs > 0)) usage('--timeout-ms must be a positive number');
   const maxLatencyMs = Number(value('--max-latency-ms') ?? DEFAULT_MAX_LATENCY_MS);
   if (!(maxLatencyMs > 0)) usage('--max-latency-ms must be a positive number');
-  return { url: baseUrl(url), key, model: value('--model'), timeoutMs, maxLatencyMs, health: argv.includes('--health') };
+  const firstByte = value('--max-first-byte-ms');
+  const maxFirstByteMs = firstByte === undefined ? undefined : Number(firstByte);
+  if (maxFirstByteMs !== undefined && !(maxFirstByteMs > 0)) usage('--max-first-byte-ms must be a positive number');
+  return { url: baseUrl(url), key, model: value('--model'), timeoutMs, maxLatencyMs, maxFirstByteMs, health: argv.includes('--health') };
 }
 
 /** The original design's target for a chat completion through the gateway. */
@@ -186,7 +193,11 @@ async function stream(opts: Options): Promise<string> {
   let done = false;
   try {
     for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
-      firstByte ??= ms(t0);
+      if (firstByte === undefined) {
+        firstByte = ms(t0);
+        const elapsed = performance.now() - t0;
+        if (opts.maxFirstByteMs !== undefined && elapsed > opts.maxFirstByteMs) throw new CheckFailed(`stream: first byte after ${firstByte}, over --max-first-byte-ms ${opts.maxFirstByteMs}`);
+      }
       pending += decoder.decode(part, { stream: true });
       let end: number;
       while ((end = pending.indexOf('\n\n')) >= 0) {

@@ -1,8 +1,8 @@
 /**
  * `type: bedrock`: Amazon Bedrock's Converse and ConverseStream APIs
  * (POST {base_url}/model/{modelId}/converse[-stream]), each call signed with SigV4
- * (service bedrock, providers[].region) with the credentials of the standard AWS
- * environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
+ * (service bedrock, providers[].region) with AWS credentials found as the AWS SDKs find them
+ * (bedrock-credentials.ts: the environment, then IRSA, EKS Pod Identity, container credentials ...).
  */
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -11,7 +11,8 @@ import { converseRequest } from './bedrock-request';
 import { bedrockUsage, ConverseStreamTranslator, converseToChat, translateEventStream } from './bedrock-response';
 import { defaultStatusClass } from './common';
 import { baseOf } from './openai';
-import { CredentialsError, ProviderAdapter, RequestTranslationError, Target, UpstreamErrorBody } from './types';
+import { awsCredentials } from './bedrock-credentials';
+import { ProviderAdapter, RequestTranslationError, Target, UpstreamErrorBody } from './types';
 import { PROVIDER_FACTS } from '../core/provider-types';
 
 /** Bedrock's error body: {"message": "..."} (or "Message"); the exception name is in x-amzn-ErrorType, not kept. */
@@ -25,12 +26,10 @@ export function bedrockErrorBody(text: string): UpstreamErrorBody | undefined {
   }
 }
 
-/** SigV4 headers for one call; credentials are read from `env` at each call (rotated session tokens are picked up). */
+/** SigV4 headers for one call; credentials come from `env` or the standard AWS chain at each call (rotations are picked up). */
 async function sign(provider: ProviderConfig, t: Target, body: string, env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
-  const accessKeyId = env.AWS_ACCESS_KEY_ID;
-  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
-  if (!accessKeyId || !secretAccessKey) throw new CredentialsError('no AWS credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)');
-  const signer = new SignatureV4({ service: 'bedrock', region: providerOfType(provider, 'bedrock').region, sha256: Sha256, credentials: { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN || undefined } });
+  const credentials = await awsCredentials(env);
+  const signer = new SignatureV4({ service: 'bedrock', region: providerOfType(provider, 'bedrock').region, sha256: Sha256, credentials });
   const url = new URL(t.origin);
   const signed = await signer.sign({ method: 'POST', protocol: url.protocol, hostname: url.hostname, port: url.port ? Number(url.port) : undefined, path: t.path, headers: { ...t.headers, host: url.host }, body });
   const out: Record<string, string> = {};

@@ -9,9 +9,7 @@ import type { KeyDirectory, Principal } from './contracts';
 
 export const KEY_PREFIX = 'sk-gw-';
 
-export function hashKey(key: string): string {
-  return `sha256:${createHash('sha256').update(key, 'utf8').digest('hex')}`;
-}
+export { hashKey } from '../core/key-hash';
 
 /** A new random key: `sk-gw-` followed by 32 random bytes in base64url. */
 export function generateKey(): string {

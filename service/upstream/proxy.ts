@@ -12,8 +12,6 @@ export interface ProxySettings {
   noProxy: string;
 }
 
-const DEFAULT_PORTS: Record<string, number> = { 'http:': 80, 'https:': 443 };
-
 /** Proxy settings as undici and curl read them (lower-case names first); undefined when no proxy is set. */
 export function proxyFromEnv(env: NodeJS.ProcessEnv): ProxySettings | undefined {
   const httpProxy = env.http_proxy ?? env.HTTP_PROXY ?? '';
@@ -22,17 +20,4 @@ export function proxyFromEnv(env: NodeJS.ProcessEnv): ProxySettings | undefined 
   return { httpProxy, httpsProxy, noProxy: env.no_proxy ?? env.NO_PROXY ?? '' };
 }
 
-/** undici's EnvHttpProxyAgent NO_PROXY rule: `*` bypasses all; `host`, `.host`, `*.host`, optional `:port`; suffix match. */
-export function bypassesProxy(rawUrl: string, noProxy: string[] | string): boolean {
-  const entries = (typeof noProxy === 'string' ? noProxy.split(/[,\s]/) : noProxy).filter(Boolean);
-  const url = new URL(rawUrl);
-  const host = url.host.replace(/:\d*$/, '').toLowerCase();
-  const port = Number(url.port) || DEFAULT_PORTS[url.protocol] || 0;
-  if (entries.join(',') === '*') return true;
-  return entries.some((raw) => {
-    const m = /^(.+):(\d+)$/.exec(raw);
-    const entry = (m ? m[1] : raw).replace(/^\*?\./, '').toLowerCase();
-    if (m && Number(m[2]) !== port) return false;
-    return host === entry || host.endsWith(`.${entry}`);
-  });
-}
+export { bypassesProxy } from '../core/no-proxy';

@@ -90,4 +90,17 @@ describe('smoke script (npm run smoke)', function () {
       up.setBehavior((req) => (req.body.stream ? { kind: 'stream' } : { kind: 'ok' }));
     }
   });
+
+  it('--max-first-byte-ms fails the run on a late first streamed byte (the scheduled probe judges the gateway path by it), and passes under a lenient bound', async () => {
+    up.setBehavior((req) => (req.body.stream ? { kind: 'stream', firstByteDelayMs: 700 } : { kind: 'ok' }));
+    try {
+      const late = await runSmoke(['--url', gw.url, '--key', KEY, '--model', 'gpt-smoke', '--max-latency-ms', '5000', '--max-first-byte-ms', '300']);
+      assert.notEqual(late.code, 0, late.out);
+      assert.match(late.out, /FAIL stream +stream: first byte after [\d.]+ ms, over --max-first-byte-ms 300/, late.out);
+      const lenient = await runSmoke(['--url', gw.url, '--key', KEY, '--model', 'gpt-smoke', '--max-latency-ms', '5000', '--max-first-byte-ms', '5000']);
+      assert.equal(lenient.code, 0, lenient.out);
+    } finally {
+      up.setBehavior((req) => (req.body.stream ? { kind: 'stream' } : { kind: 'ok' }));
+    }
+  });
 });

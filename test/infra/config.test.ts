@@ -111,7 +111,7 @@ describe('infra: stack config', () => {
 });
 
 describe('infra: broken stacks fail the render (and so `pulumi up`) before any object is written', function () {
-  this.timeout(90_000);
+  this.timeout(400_000);
   after(cleanup);
 
   const cases: [string, string[], string][] = [

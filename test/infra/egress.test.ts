@@ -17,7 +17,7 @@ const ports = (rule: Obj) => rule.ports.map((p: Obj) => `${p.protocol}/${p.port}
 const isPublic443 = (rule: Obj) => rule.to[0].ipBlock?.cidr === '0.0.0.0/0';
 
 describe('infra: egress derived from the providers', function () {
-  this.timeout(120_000);
+  this.timeout(400_000);
   after(cleanup);
 
   it('classifies provider URLs: Services, private and public addresses and names, forbidden ranges', () => {
@@ -60,6 +60,10 @@ describe('infra: egress derived from the providers', function () {
     assert.match(planEgress([up('azure', azure)], egress()).problems[0], /a private host name; .*hosts: \[example-east\.privatelink\.openai\.azure\.com\]/);
     const covered = planEgress([up('azure', azure)], egress({ extra: [{ cidr: '10.8.0.0/24', port: 443, hosts: ['example-east.privatelink.openai.azure.com'] }] as never }));
     assert.deepEqual([covered.problems, covered.public443], [[], false]);
+    // Azure Private Link under the public name (*.openai.azure.com resolves privately inside the VNet):
+    // the entry listing the host declares the private endpoint's CIDR, and no public-443 rule is opened for it.
+    const publicName = planEgress([up('azure-pl', 'https://example-east.openai.azure.com')], egress({ extra: [{ cidr: '10.8.0.4/32', port: 443, hosts: ['example-east.openai.azure.com'] }] as never }));
+    assert.deepEqual([publicName.problems, publicName.public443, publicName.extra.map((e) => e.cidr)], [[], false, ['10.8.0.4/32']]);
 
     assert.match(planEgress([up('odd', 'https://api.example.com:8443/v1')], egress()).problems[0], /a public host on a port other than 443/);
     assert.match(planEgress([up('meta', 'http://169.254.169.254/v1')], egress()).problems[0], /never allow/);

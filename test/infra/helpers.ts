@@ -25,7 +25,7 @@ export function render(stack: string, ...extra: string[]): Promise<RenderResult>
   const out = mkdtempSync(join(tmpdir(), `aigw-render-${stack}-`));
   dirs.push(out);
   return new Promise((done) => {
-    execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'render.ts'), '--stack', stack, '--out', out, ...extra], { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'render.ts'), '--stack', stack, '--out', out, ...extra], { cwd: ROOT, timeout: 240_000 }, (err, stdout, stderr) => {
       const files = new Map<string, string>();
       for (const f of readdirSync(out)) files.set(f, readFileSync(join(out, f), 'utf8'));
       const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;

@@ -11,7 +11,9 @@ import { durationMs } from '../../infra/validate';
 import { Obj, RenderResult, cleanup, modelFor, named, ofKind, one, render, selects } from './helpers';
 
 const CANARY_IMAGE = 'ghcr.io/example/ai-gateway:0.2.0@sha256:e100fbce008c04ec40637af0af91fb2f05aeedc23f856a2d3c0b1580625d755e';
-const CANARY = ['--set', `canary.image=${CANARY_IMAGE}`, '--set', 'canary.weight=5'];
+/** The production stack after its transition from ingress-nginx (docs/deploy.md): Gateway API only. */
+const GA = ['--set', 'route.kind=gateway-api'];
+const CANARY = [...GA, '--set', `canary.image=${CANARY_IMAGE}`, '--set', 'canary.weight=5'];
 /** The labels cert-manager puts on the ACME HTTP-01 solver pod it creates in the Certificate's namespace. */
 const SOLVER_POD_LABELS = { 'acme.cert-manager.io/http01-solver': 'true', 'acme.cert-manager.io/http-domain': '1234', 'acme.cert-manager.io/http-token': '5678' };
 
@@ -37,13 +39,13 @@ function admits(r: RenderResult, labels: Record<string, string>, namespace: stri
 }
 
 describe('infra: public route (Gateway API and ingress-nginx), canary, certificates', function () {
-  this.timeout(120_000);
+  this.timeout(400_000);
 
   before(async () => {
     [production, canary, canaryZero, canaryConfig, staging, nginx, nginxDns01] = await Promise.all([
-      render('production'),
+      render('production', ...GA),
       render('production', ...CANARY),
-      render('production', '--set', `canary.image=${CANARY_IMAGE}`, '--set', 'canary.weight=0'),
+      render('production', ...GA, '--set', `canary.image=${CANARY_IMAGE}`, '--set', 'canary.weight=0'),
       render('production', ...CANARY, '--set', 'canary.gateway={server: {log_level: debug}, routing: {max_retries: 0}}'),
       render('staging'),
       render('production', '--set', 'route.kind=ingress-nginx'),
@@ -62,7 +64,7 @@ describe('infra: public route (Gateway API and ingress-nginx), canary, certifica
         assert.doesNotThrow(() => new Model(o).validate(), `${o.kind}/${o.metadata.name} is invalid`);
       }
     }
-    assert.deepEqual([...kinds].sort(), ['Gateway', 'HTTPRoute', 'Issuer']);
+    assert.deepEqual([...kinds].sort(), ['Certificate', 'Gateway', 'HTTPRoute', 'Issuer']);
     // The schemas do catch what they cover: a Duration that is not GEP-2257 is refused.
     const Route = await modelFor(httpRoute(production));
     const broken = structuredClone(httpRoute(production));
@@ -86,8 +88,9 @@ describe('infra: public route (Gateway API and ingress-nginx), canary, certifica
     assert.ok(durationMs(rule.timeouts.backendRequest) <= durationMs(rule.timeouts.request), 'backendRequest must not exceed request');
     assert.equal(ofKind(production, 'Ingress').length, 0);
     assert.equal(ofKind(production, 'Gateway').length, 0, 'a shared Gateway is not ours to create');
-    // Only the shared Gateway's namespace may reach the HTTP port.
-    assert.ok(admits(production, one(production, 'Deployment', 'ai-gateway').spec.template.metadata.labels, 'gateway-system', 8080));
+    // Only the shared Gateway's data plane (the envoy-gateway preset: its proxies' namespace) may reach the HTTP port.
+    assert.ok(admits(production, one(production, 'Deployment', 'ai-gateway').spec.template.metadata.labels, 'envoy-gateway-system', 8080));
+    assert.ok(!admits(production, one(production, 'Deployment', 'ai-gateway').spec.template.metadata.labels, 'gateway-system', 8080));
     assert.ok(!admits(production, one(production, 'Deployment', 'ai-gateway').spec.template.metadata.labels, 'ingress-nginx', 8080));
   });
 
@@ -108,7 +111,7 @@ describe('infra: public route (Gateway API and ingress-nginx), canary, certifica
     assert.ok(!selects({ matchLabels: one(canary, 'Service', 'ai-gateway-canary').spec.selector }, stablePods));
     assert.equal(one(canary, 'Deployment', 'ai-gateway-canary').spec.template.spec.containers[0].image, CANARY_IMAGE);
     assert.equal(ofKind(canary, 'Ingress').length, 0, 'no nginx canary Ingress on Gateway API');
-    assert.ok(admits(canary, canaryPods, 'gateway-system', 8080), 'the Gateway may reach the canary pods');
+    assert.ok(admits(canary, canaryPods, 'envoy-gateway-system', 8080), 'the Gateway may reach the canary pods');
   });
 
   it('canary weight 0 renders exactly the no-canary objects (rollback)', () => {
@@ -140,7 +143,10 @@ describe('infra: public route (Gateway API and ingress-nginx), canary, certifica
   it('staging creates its own Gateway: HTTPS listener with the cert-manager certificate, HTTP for ACME and the redirect', () => {
     const gw = one(staging, 'Gateway', 'ai-gateway');
     assert.equal(gw.spec.gatewayClassName, 'eg');
-    assert.equal(gw.metadata.annotations['cert-manager.io/issuer'], 'ai-gateway-acme');
+    // The Certificate is the stack's own object (so `pulumi up` can wait for Ready), not gateway-shim's.
+    assert.equal(gw.metadata.annotations?.['cert-manager.io/issuer'], undefined);
+    const cert = one(staging, 'Certificate', 'gateway-staging-example-com-tls');
+    assert.deepEqual(cert.spec, { secretName: 'gateway-staging-example-com-tls', dnsNames: ['gateway.staging.example.com'], issuerRef: { group: 'cert-manager.io', kind: 'Issuer', name: 'ai-gateway-acme' } });
     const https = gw.spec.listeners.find((l: Obj) => l.name === 'https');
     assert.deepEqual([https.protocol, https.port, https.hostname, https.tls.mode], ['HTTPS', 443, 'gateway.staging.example.com', 'Terminate']);
     assert.deepEqual(https.tls.certificateRefs, [{ group: '', kind: 'Secret', name: 'gateway-staging-example-com-tls' }]);
@@ -186,8 +192,9 @@ describe('infra: public route (Gateway API and ingress-nginx), canary, certifica
 
   it('refuses route settings that cannot work, naming the key', async () => {
     const cases: [string[], RegExp][] = [
-      [['--set', 'route.gateway={create: {className: eg}}'], /ai-gateway:route\.gateway: set exactly one of parentRef|ai-gateway:route\.gateway\.dataPlaneNamespace: is required with create/],
-      [['--set', 'route.gateway={create: {className: eg}, dataPlaneNamespace: ai-gateway}'], /ai-gateway:route\.gateway\.dataPlaneNamespace: must not be the stack's namespace/],
+      [['--set', 'route.gateway={create: {className: eg}, parentRef: {name: g, namespace: n, sectionName: https}}'], /ai-gateway:route\.gateway: set exactly one of parentRef/],
+      [['--set', 'route.dataPlane={kind: namespace, namespace: ai-gateway}'], /ai-gateway:route\.dataPlane\.namespace: must not be the stack's namespace/],
+      [['--set', 'route.gateway.dataPlaneNamespace=gateway-system'], /ai-gateway:route\.gateway\.dataPlaneNamespace: replaced by route\.dataPlane/],
       [['--set', 'route.gateway.parentRef={name: shared-gateway, namespace: gateway-system}'], /ai-gateway:route\.gateway\.parentRef\.sectionName: is required: the name of the Gateway's HTTPS listener/],
       [['--set', 'route.kind=ingress-nginx', '--set', 'route.tls={}'], /ai-gateway:route\.tls: the Ingress needs a certificate issuer/],
     ];

@@ -77,7 +77,7 @@ describe('infra: telemetry (collector endpoint, OTEL_* variables, egress)', () =
   });
 
   describe('rendered (Pulumi mocks)', function () {
-    this.timeout(90_000);
+    this.timeout(400_000);
     let plain: RenderResult;
     let traced: RenderResult;
     before(async () => {

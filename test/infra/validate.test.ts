@@ -19,7 +19,7 @@ function stackConfig(stack: string, patch: (raw: Obj) => void = () => undefined)
 }
 
 describe('infra: checks on rendered objects beyond the schemas', function () {
-  this.timeout(120_000);
+  this.timeout(400_000);
   let production: RenderResult;
   let canary: RenderResult;
   let staging: RenderResult;

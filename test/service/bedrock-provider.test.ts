@@ -16,12 +16,14 @@ describe('bedrock provider type (openai SDK in front)', () => {
   let oa: FakeUpstream;
   let gw: TestGateway;
   let client: OpenAI;
-  const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY, token: process.env.AWS_SESSION_TOKEN };
+  const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY, token: process.env.AWS_SESSION_TOKEN, imds: process.env.AWS_EC2_METADATA_DISABLED };
 
   before(async () => {
     process.env.AWS_ACCESS_KEY_ID = FAKE_AWS.accessKeyId;
     process.env.AWS_SECRET_ACCESS_KEY = FAKE_AWS.secretAccessKey;
     delete process.env.AWS_SESSION_TOKEN;
+    // Without keys the standard chain runs (bedrock-credentials.ts); this machine's instance metadata is not one of its sources here.
+    process.env.AWS_EC2_METADATA_DISABLED = 'true';
     br = await startFakeBedrock();
     oa = await startFakeUpstream('oa');
     gw = await startTestGateway({
@@ -38,7 +40,7 @@ describe('bedrock provider type (openai SDK in front)', () => {
     await gw.shutdown();
     await br.close();
     await oa.close();
-    for (const [k, v] of [['AWS_ACCESS_KEY_ID', saved.id], ['AWS_SECRET_ACCESS_KEY', saved.secret], ['AWS_SESSION_TOKEN', saved.token]] as const) {
+    for (const [k, v] of [['AWS_ACCESS_KEY_ID', saved.id], ['AWS_SECRET_ACCESS_KEY', saved.secret], ['AWS_SESSION_TOKEN', saved.token], ['AWS_EC2_METADATA_DISABLED', saved.imds]] as const) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }
