@@ -6,7 +6,8 @@ import { entryBatch, MemorySpendStore, parseSpendQuery, SpendEntry, summarize } 
 import { estimatePromptTokens, estimateTokens } from '../../service/cost/tokens';
 import { checkBudget, Period, secondsUntilReset, utcPeriods } from '../../service/tenancy/budget';
 import { createKeyRing, generateKey, hashKey, HashSet, parseBearer } from '../../service/tenancy/keys';
-import { fallbackPoints, formatReset, keyLimitSpec, rateLimitHeaders, tightest } from '../../service/tenancy/limits';
+import { fallbackPoints, formatReset, rateLimitHeaders, tightest } from '../../service/tenancy/limits';
+import { compileRules, matchRules } from '../../service/tenancy/rules';
 import { GatewayError } from '../../service/core/errors';
 import { testConfig } from './fixtures';
 
@@ -165,10 +166,15 @@ describe('tenancy decisions', () => {
 
   describe('rate limit specs and headers', () => {
     const global = { requests_per_minute: 100, burst: 10, tokens_per_minute: 5000 };
-    it('a key falls back to the global limit field by field', () => {
-      assert.deepEqual(keyLimitSpec(undefined, global), global);
-      assert.deepEqual(keyLimitSpec({ requests_per_minute: 5, burst: 0 }, global), { requests_per_minute: 5, burst: 0, tokens_per_minute: 5000 });
-      assert.deepEqual(keyLimitSpec({ tokens_per_minute: 7, burst: 0 }, global), { requests_per_minute: 100, burst: 10, tokens_per_minute: 7 });
+    const keyRules = (own: Record<string, number> | undefined) => {
+      const base = testConfig();
+      const config = testConfig({ rate_limit: global, auth: { keys: base.auth.keys.map((k) => (k.name === 'alice' ? { ...k, rate_limit: own } : k)), admin_key_hashes: [] } });
+      return matchRules(compileRules(config), { key: 'alice', team: 'red', project: 'web', model: 'gpt-x' }).map((m) => [m.rule.resource, m.rule.capacity, m.rule.burst, m.rule.source]);
+    };
+    it('a key falls back to the global limit field by field (its own rules replace the key: "*" ones)', () => {
+      assert.deepEqual(keyRules(undefined), [['requests', 100, 10, 'rate_limit'], ['tokens', 5000, 0, 'rate_limit']]);
+      assert.deepEqual(keyRules({ requests_per_minute: 5, burst: 0 }), [['requests', 5, 0, 'auth.keys[0].rate_limit'], ['tokens', 5000, 0, 'auth.keys[0].rate_limit']]);
+      assert.deepEqual(keyRules({ tokens_per_minute: 7 }), [['requests', 100, 10, 'auth.keys[0].rate_limit'], ['tokens', 7, 0, 'auth.keys[0].rate_limit']]);
     });
     const fallback: Array<[number, number, number]> = [
       [100, 1, 100],
