@@ -84,13 +84,17 @@ function refuse(metrics: Metrics, m: Match, r: CheckResult, headers: Record<stri
 export async function admitByRules(rules: RuleSet, metrics: Metrics, principal: Principal, model: string, expectedTokens: number, at: number): Promise<Admission & { release(): void }> {
   const matched = rules.forRequest(principal, model);
   const tokens = admissionAmount('tokens', expectedTokens);
-  const results = await Promise.all(matched.map((m) => m.limiter.take(m.match.counter, admissionAmount(m.match.rule.resource, expectedTokens))));
+  const amounts = matched.map((m) => admissionAmount(m.match.rule.resource, expectedTokens));
+  const results = await Promise.all(matched.map((m, i) => m.limiter.take(m.match.counter, amounts[i])));
   const reservation = reservationOf(matched, results, tokens, at, model);
   const release = () => settleTokens(rules, principal, model, 0, reservation);
   const refused = results.findIndex((r) => r !== null && !r.ok);
   if (refused >= 0) {
-    release();
-    // A refused request reserves nothing: its headers show the tokens without it.
+    // A refused request takes nothing from any rule (one team's refused traffic must not spend a
+    // shared model limit): what it took is given back. Its headers show the tokens without it.
+    matched.forEach((m, i) => {
+      if (results[i]?.ok && amounts[i] > 0) m.limiter.settle(m.match.counter, 0, amounts[i], at + results[i]!.state.resetMs);
+    });
     refuse(metrics, matched[refused].match, results[refused]!, headersOf(matched, results, tokens));
   }
   return { headers: headersOf(matched, results, 0), reservation, release };

@@ -133,7 +133,7 @@ export interface WindowStore {
   take(id: string, amount?: number): TakeResult | Promise<TakeResult>;
   /** Replaces a reservation by the actual usage; `reservedUntil`: the end of the window it was taken in (it counts only while that window lasts). */
   settle(id: string, actual: number, reserved: number, reservedUntil: number): void;
-  /** Writes every debt and surplus now (shutdown, tests). */
+  /** Writes every debt and gives back every unused unit now (shutdown). */
   flush(): Promise<void>;
 }
 
@@ -248,12 +248,14 @@ export class LeasedWindow implements WindowStore {
     const delta = Math.round(settleDelta(actual, reserved, reservedUntil, now < s.until ? s.until : -Infinity));
     if (delta === 0) return;
     s.pool -= delta;
+    // Usage beyond the reservations is consumption too: it sizes the next prefetch (a USD window takes nothing at admission).
+    if (delta > 0) s.taken += delta;
     this.scheduleFlush(id, s);
   }
 
-  /** What the slot owes Redis (> 0: a debt) or can give back (< 0: a surplus beyond twice its prefetch), 0 if nothing. */
-  private owed(s: Slot): number {
-    if (s.pool < 0) return -s.pool;
+  /** What the slot owes Redis (> 0: a debt) or can give back (< 0: a surplus beyond twice its prefetch; all of it when `all`), 0 if nothing. */
+  private owed(s: Slot, all = false): number {
+    if (s.pool < 0 || (all && s.pool > 0)) return -s.pool;
     const keep = Math.max(1, s.prefetch);
     return s.pool > 2 * keep ? -(s.pool - keep) : 0;
   }
@@ -267,13 +269,14 @@ export class LeasedWindow implements WindowStore {
     s.flushTimer.unref();
   }
 
+  /** Writes every debt and gives back every unused unit (a stopping replica leaves nothing held). */
   async flush(): Promise<void> {
     const sends: Array<Promise<void>> = [];
     for (const [id, s] of this.slots) {
-      if (s.leasing || this.owed(s) === 0 || !this.opts.ready()) continue;
+      if (s.leasing || this.owed(s, true) === 0 || !this.opts.ready()) continue;
       clearTimeout(s.flushTimer);
       s.flushTimer = undefined;
-      sends.push(this.send(id, s, 0, 0));
+      sends.push(this.send(id, s, 0, 0, true));
     }
     await Promise.all(sends);
   }
@@ -289,9 +292,9 @@ export class LeasedWindow implements WindowStore {
   }
 
   /** One lease call carrying what the slot owes (taken off the pool now; put back if the call fails). */
-  private send(id: string, s: Slot, demand: number, prefetch: number): Promise<void> {
+  private send(id: string, s: Slot, demand: number, prefetch: number, all = false): Promise<void> {
     s.leasing = true;
-    const owed = this.owed(s);
+    const owed = this.owed(s, all);
     s.pool += owed;
     return this.ask(id, s, demand, prefetch, owed, ++this.seq, false);
   }

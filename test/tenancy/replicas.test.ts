@@ -134,6 +134,40 @@ describe('tenancy across replicas sharing Redis', function () {
     }, `reservations replaced by the 4 x 10 tokens used (remaining ${last}, want 960 less at most ${slack} held by a)`, 3000);
   });
 
+  it('limit rules per model and per team x model are shared across replicas; the most specific rule of a group applies', async () => {
+    const config = testConfig({
+      providers: [
+        { name: 'cheap', base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'gpt-x', input_per_million: 1, output_per_million: 2 }, { name: 'gpt-y', input_per_million: 1, output_per_million: 2 }] },
+      ],
+      rate_limit: { expected_replicas: 3 },
+      limits: [
+        // Each team gets 20 requests a minute per model, except red on gpt-y: 6.
+        { resource: 'requests', capacity: 20, scope: { team: '*', model: '*' } },
+        { resource: 'requests', capacity: 6, scope: { team: 'red', model: 'gpt-y' } },
+        // gpt-x across every team: 30 a minute.
+        { resource: 'requests', capacity: 30, scope: { model: 'gpt-x' } },
+      ],
+      redis: redisCfg(),
+    });
+    const rs = await start(config);
+    const alice = rs[0].tenancy.authenticate(`Bearer ${KEYS.alice}`); // team red
+    const bob = rs[0].tenancy.authenticate(`Bearer ${KEYS.bob}`); // team blue
+    const admitted = async (p: typeof alice, model: string, n: number) => {
+      const results = await Promise.allSettled(Array.from({ length: n }, (_, i) => rs[i % 3].tenancy.admit(p, model)));
+      for (const r of results) if (r.status === 'rejected') assert.ok(r.reason instanceof GatewayError && r.reason.status === 429, String(r.reason));
+      return results.filter((r) => r.status === 'fulfilled').length;
+    };
+    assert.equal(await admitted(alice, 'gpt-y', 30), 6, 'red x gpt-y: the named rule replaces the team x model "*" one');
+    assert.equal(await admitted(bob, 'gpt-y', 30), 20, 'blue x gpt-y: the "*" rule, its own counter');
+    assert.equal(await admitted(alice, 'gpt-x', 30), 20, 'red x gpt-x: 20, its own counter');
+    assert.equal(await admitted(bob, 'gpt-x', 30), 10, 'blue x gpt-x: what is left of the model\'s 30');
+    const byScope = async (scope: string) => (await Promise.all(rs.map((r) => metricValue(r.metrics, 'rateLimited', { scope, kind: 'requests' })))).reduce((a, b) => a + b);
+    // Every refusal is counted once, under the rule that refused it (concurrent requests may meet either spent rule first).
+    assert.equal((await byScope('team_model')) + (await byScope('model')), 24 + 10 + 10 + 20);
+    assert.ok((await byScope('model')) > 0);
+    await assert.rejects(rs[2].tenancy.admit(bob, 'gpt-x'), (e: GatewayError) => e.status === 429 && /this model: 30 requests per minute/.test(e.message) && e.headers['x-ratelimit-remaining-requests'] === '0');
+  });
+
   it('per-provider request limits are shared across replicas', async () => {
     const config = testConfig({ redis: redisCfg() });
     const rs = await start(config);
