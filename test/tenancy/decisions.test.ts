@@ -219,7 +219,7 @@ describe('tenancy decisions', () => {
 
     it('key ignores key order and output-neutral fields, not the rest', () => {
       const k = cacheKey('red', 'gpt-x', body);
-      assert.match(k, /^cache:[0-9a-f]{64}$/);
+      assert.match(k, /^cache:\{t:[a-z0-9-]+\}:[0-9a-f]{64}$/);
       assert.equal(cacheKey('red', 'gpt-x', { messages: [{ content: 'hi', role: 'user' }], temperature: 0, stream: false, user: 'u1', model: 'other' }), k);
       assert.notEqual(cacheKey('blue', 'gpt-x', body), k, 'teams never share');
       assert.notEqual(cacheKey('red', 'gpt-y', body), k, 'model is part of the key');
