@@ -222,13 +222,15 @@ export class LeasedWindow implements WindowStore {
     const s = this.slot(id);
     const now = this.now();
     this.roll(s, now);
-    if (s.pool > 0) {
+    // Once the window is spent, a take is served from the pool only if it fits: no new debt.
+    if (s.pool > 0 && (!s.spent || s.pool >= amount)) {
       s.pool -= amount;
       s.taken += amount;
       if (!s.leasing && (s.pool <= s.prefetch >> 1 || now - s.leasedAt >= VIEW_MAX_AGE_MS) && this.opts.ready()) this.lease(id, s);
       return { ok: true, remaining: this.remaining(s), resetMs: s.until - now };
     }
-    if (s.spent) return { ok: false, remaining: 0, resetMs: s.until - now };
+    // Spent: refused locally, until the window ends or (units given back by other replicas) a view older than VIEW_MAX_AGE_MS is refreshed.
+    if (s.spent && now - s.leasedAt < VIEW_MAX_AGE_MS) return { ok: false, remaining: 0, resetMs: s.until - now };
     if (!this.opts.ready()) return null;
     s.taken += amount;
     return new Promise<TakeResult>((resolve) => {
