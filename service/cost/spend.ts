@@ -151,11 +151,23 @@ export class MemorySpendStore implements SpendStore {
   }
 }
 
+/**
+ * KEYS[1]: the writer's sequence for the team; ARGV: seq, its TTL, the seq this writer sent for
+ * the team before this one, then per key its TTL, field count and fields. Applied once (a seq
+ * not above the last applied is skipped), and in order: when the last applied is not the
+ * previous one sent (that batch is still missing: a client that re-sends a timed-out command
+ * by itself, as a cluster client may after a failover, delivered a later one first), the
+ * batch is refused with GAP and the ledger re-sends the missing one first (checked only while
+ * that one is unacknowledged: ARGV[3] -1). A missing sequence key (first write, expired, or a
+ * Redis that restarted empty) accepts any batch.
+ */
 const APPLY_LUA = `
-local last = tonumber(redis.call('get', KEYS[1]) or '0')
+local stored = redis.call('get', KEYS[1])
+local last = tonumber(stored or '0')
 if tonumber(ARGV[1]) <= last then return 0 end
+if stored and ARGV[3] ~= '-1' and last ~= tonumber(ARGV[3]) then return redis.error_reply('GAP an earlier spend batch of this writer is not applied yet') end
 redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
-local a = 3
+local a = 4
 for k = 2, #KEYS do
   local ttl = ARGV[a]
   local n = tonumber(ARGV[a + 1])
@@ -226,7 +238,7 @@ export class RedisSpendStore implements SpendStore {
       if (!byTag.has(tag)) byTag.set(tag, new Map());
       byTag.get(tag)!.set(key, fields);
     }
-    const writes: Array<Promise<unknown>> = [...byTag].map(([tag, part]) => this.applyPart(part, seqKey(tag, writer), seq));
+    const writes: Array<Promise<unknown>> = [...byTag].map(([tag, part]) => this.applyPart(part, tag, seqKey(tag, writer), seq));
     for (const [day, teams] of teamsByDay(batch)) {
       const stale = [...teams].filter((t) => !this.fresh(day, t));
       if (stale.length) writes.push(this.index(day, stale));
@@ -236,9 +248,24 @@ export class RedisSpendStore implements SpendStore {
     if (failed) throw failed.reason;
   }
 
-  private applyPart(part: Batch, seqKeyName: string, seq: number): Promise<unknown> {
+  /** The last seq sent per team tag, and per (tag, seq) sent but not yet known applied, the seq sent before it. */
+  private readonly lastSent = new Map<string, number>();
+  private readonly prevOf = new Map<string, number>();
+
+  private applyPart(part: Batch, tag: string, seqKeyName: string, seq: number): Promise<unknown> {
+    const id = `${tag}|${seq}`;
+    let prev = this.prevOf.get(id);
+    if (prev === undefined) {
+      prev = this.lastSent.get(tag) ?? 0;
+      this.prevOf.set(id, prev);
+      this.lastSent.set(tag, seq);
+    }
+    // Order is checked only against a previous batch still unacknowledged: one Redis acknowledged
+    // and then lost (a master that died before replicating it) cannot come back, and must not
+    // hold every later batch of the team (-1: no check).
+    const check = prev > 0 && this.prevOf.has(`${tag}|${prev}`) ? prev : -1;
     const keys = [seqKeyName];
-    const args: Array<string | number> = [seq, WRITER_TTL_SECONDS];
+    const args: Array<string | number> = [seq, WRITER_TTL_SECONDS, check];
     for (const [key, fields] of part) {
       keys.push(key);
       args.push(key.startsWith('budget:') ? BUDGET_TTL_SECONDS : SPEND_TTL_SECONDS, fields.size);
@@ -248,7 +275,10 @@ export class RedisSpendStore implements SpendStore {
     // ioredis re-sends it as EVAL behind later writes, which breaks the in-order application the
     // sequence numbers rely on (a re-sent earlier batch would then be skipped and lost). Redis
     // caches the compiled script by its hash, so this costs only the bytes on the wire.
-    return this.redis.eval(APPLY_LUA, keys.length, ...keys, ...args);
+    return this.redis.eval(APPLY_LUA, keys.length, ...keys, ...args).then((r) => {
+      this.prevOf.delete(id);
+      return r;
+    });
   }
 
   /** Each day's rows: every team in the day's index, plus the day's row of the release before hash tags. */
