@@ -161,7 +161,7 @@ export class MemorySpendStore implements SpendStore {
  * that one is unacknowledged: ARGV[3] -1). A missing sequence key (first write, expired, or a
  * Redis that restarted empty) accepts any batch.
  */
-const APPLY_LUA = `
+export const APPLY_LUA = `
 local stored = redis.call('get', KEYS[1])
 local last = tonumber(stored or '0')
 if tonumber(ARGV[1]) <= last then return 0 end
