@@ -349,6 +349,9 @@ export class LeasedWindow implements WindowStore {
   }
 }
 
+/** Counters a memory window keeps at most. */
+const MEMORY_WINDOWS_MAX = 100_000;
+
 /**
  * A window in this process's memory: the whole limit without Redis, or limit / replicas as the
  * insurance that answers while Redis is unreachable. Fixed windows started by the first take.
@@ -369,10 +372,19 @@ export class MemoryWindow implements WindowStore {
     const now = this.now();
     let w = this.windows.get(id);
     if (!w || now >= w.until) {
-      if (this.windows.size > 100_000) this.windows.clear(); // bounded: ids of ended windows go
+      if (this.windows.size >= MEMORY_WINDOWS_MAX) this.sweep(now);
       this.windows.set(id, (w = { used: 0, until: now + this.windowMs }));
     }
     return w;
+  }
+
+  /** Bounded: windows that ended go first; past the bound still, the oldest. */
+  private sweep(now: number): void {
+    for (const [id, w] of this.windows) if (now >= w.until) this.windows.delete(id);
+    for (const id of this.windows.keys()) {
+      if (this.windows.size < MEMORY_WINDOWS_MAX) break;
+      this.windows.delete(id);
+    }
   }
 
   take(id: string, amount = 1): Take {
