@@ -88,7 +88,8 @@ function clusterSeed(cfg: RedisConfig): { node: ClusterNode; auth: Pick<RedisOpt
  * host name), so certificates of a managed cluster, issued for names, still verify.
  */
 export function clusterOptions(cfg: RedisConfig, readFile?: (file: string) => Buffer): { nodes: ClusterNode[]; options: ClusterOptions } {
-  const { keyPrefix, enableAutoPipelining, enableOfflineQueue, retryStrategy, ...node } = redisOptions({ ...cfg, url: undefined, host: undefined }, readFile);
+  // TLS from the url's scheme or the tls block; host and port come from the seed, per node.
+  const { keyPrefix, enableAutoPipelining, enableOfflineQueue, retryStrategy, ...node } = redisOptions(cfg, readFile);
   delete node.host;
   delete node.port;
   const seed = clusterSeed(cfg);

@@ -7,6 +7,8 @@
 import assert from 'node:assert/strict';
 import Redis, { Cluster } from 'ioredis';
 import OpenAI from 'openai';
+import { clusterOptions } from '../../service/redis/client';
+import { parseConfig } from '../../service/config/schema';
 import { hashKey } from '../../service/tenancy/keys';
 import { FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
 import { metricValue, provider, spendTotals, startTestGateway, TestGateway } from '../helpers/gateway';
@@ -17,6 +19,31 @@ const ADMIN = 'sk-gw-cluster-admin';
 const KEYS = { red: 'sk-gw-cluster-red', blue: 'sk-gw-cluster-blue' };
 /** The fake upstream answers 10 prompt + 5 completion tokens; at 1 and 2 USD per million: */
 const COST = 10 * 1e-6 + 5 * 2e-6;
+
+describe('Redis Cluster client options (pure)', () => {
+  const redisOf = (redis: Record<string, unknown>) => parseConfig({ providers: [{ name: 'p', base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm', input_per_million: 1, output_per_million: 1 }] }], auth: { mode: 'none' }, redis }).redis!;
+  it('a rediss:// url: the seed node, its user and password for every node, TLS keeping host names', () => {
+    const { nodes, options } = clusterOptions(redisOf({ url: 'rediss://app:s%40cret@clustercfg.example:6380', cluster: true, key_prefix: 'k:' }));
+    assert.deepEqual(nodes, [{ host: 'clustercfg.example', port: 6380 }]);
+    assert.equal(options.redisOptions?.username, 'app');
+    assert.equal(options.redisOptions?.password, 's@cret');
+    assert.ok(options.redisOptions?.tls, 'TLS from the rediss:// scheme');
+    assert.equal(options.keyPrefix, 'k:');
+    assert.equal(options.enableOfflineQueue, false);
+    assert.equal(options.enableAutoPipelining, true);
+    let resolved = '';
+    options.dnsLookup!('node-1.example', (_err, address) => (resolved = address));
+    assert.equal(resolved, 'node-1.example', 'host names are not resolved to IPs under TLS');
+    assert.equal((options.redisOptions as Record<string, unknown>).host, undefined, 'no fixed host for every node');
+  });
+  it('host/port and a password block, without TLS', () => {
+    const { nodes, options } = clusterOptions(redisOf({ host: '10.0.0.5', port: 7000, password: 'pw', cluster: true }));
+    assert.deepEqual(nodes, [{ host: '10.0.0.5', port: 7000 }]);
+    assert.equal(options.redisOptions?.password, 'pw');
+    assert.equal(options.redisOptions?.tls, undefined);
+    assert.equal(options.dnsLookup, undefined);
+  });
+});
 
 describe('Redis Cluster: three gateways on 3 masters (with replicas)', function () {
   this.timeout(60_000);
