@@ -8,7 +8,7 @@ import { rateLimited } from '../core/errors';
 import type { Metrics } from '../metrics/metrics';
 import type { Admission, Principal, Settlement, TokenReservation } from './contracts';
 import { CheckResult, LimiterEnv, RuleLimiter, rateLimitHeaders, tightest, WindowState } from './limits';
-import { compileRules, describeRule, LimitRule, Match, matchRules, RequestFacts, Resource } from './rules';
+import { compileRules, describeRule, dimensionsOf, LimitRule, Match, matchRules, RequestFacts, Resource } from './rules';
 
 /** Matches are memoised per (key, team, project, model); past this many the memo starts over. */
 const MEMO_MAX = 10_000;
@@ -28,7 +28,7 @@ export class RuleSet {
   constructor(config: GatewayConfig, env: LimiterEnv) {
     const rules = compileRules(config);
     for (const r of rules) {
-      const scope = Object.keys(r.scope).join('_');
+      const scope = dimensionsOf(r.scope).join('_'); // the same label as the rule's refusals
       this.limiters.set(r, new RuleLimiter(r, env, env.onFallback ? () => env.onFallback!(scope) : undefined));
     }
     this.providerRules = rules.filter((r) => r.scope.provider !== undefined);
