@@ -1,7 +1,8 @@
 /**
  * npm run bench [-- --quick] [-- --out FILE] [-- --log-file FILE] [-- --keep]
  * npm run bench -- --profile     (gateway only, node --cpu-prof, prints the hot spots)
- * npm run bench -- --all-limits  (also tokens per minute and team limits on the gateway)
+ * npm run bench -- --all-limits  (also tokens per minute, team limits and limit rules of every kind on the gateway)
+ * npm run bench -- --streams N [--stream-seconds S]  (only the open-streams phase: bench/streams.ts)
  * npm run bench -- --tracing [--baseline REF] [--rounds N]  (tracing off and on, side by side: bench/tracing.ts)
  *
  * Side by side, in one run, on 127.0.0.1, each in its own process: a fast fake OpenAI
@@ -18,7 +19,7 @@ import { execSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import Redis from 'ioredis';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { RateResult, RateSpec, StreamResult, StreamSpec } from './loadgen';
 import { cpuUs, hasCommand, metricSum, pct, rssMb, run, round, sortNum, stopAll } from './lib';
 import { summarise } from './profile-summary';
@@ -26,6 +27,7 @@ import { renderMarkdown, Results, StreamStats, evaluateTargets } from './report'
 import { CHAT_PATH, GatewayTarget, MODEL, ROOT, startGateway, startNginx, startNodeFloor, startPortkey, startUpstream, Target, TargetName } from './targets';
 import { tracingComparison } from './tracing';
 import { gcComparison } from './gc';
+import { renderStreams, streamsPhase } from './streams';
 
 interface Options {
   quick: boolean;
@@ -34,6 +36,9 @@ interface Options {
   gc: boolean;
   /** Also token-per-minute and team-level limits on the gateway. */
   allLimits: boolean;
+  /** Only the open-streams phase: this many streams, of streamSeconds events each. */
+  streams?: number;
+  streamSeconds: number;
   /** Tracing off vs on (100% sampled, exporting to a local sink), side by side. */
   tracing: boolean;
   /** With --tracing: a git ref built and run as a third gateway. */
@@ -51,10 +56,10 @@ function parseOptions(argv: string[]): Options {
     return i >= 0 ? argv[i + 1] : undefined;
   };
   if (argv.includes('--help')) {
-    process.stdout.write('usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]]\n');
+    process.stdout.write('usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N [--stream-seconds S]]\n');
     process.exit(0);
   }
-  return { quick: argv.includes('--quick'), profile: argv.includes('--profile'), gc: argv.includes('--gc'), allLimits: argv.includes('--all-limits'), tracing: argv.includes('--tracing'), baseline: value('--baseline'), rounds: value('--rounds') ? Number(value('--rounds')) : undefined, out: value('--out') ?? join(ROOT, 'bench/results/latest.json'), logFile: value('--log-file') ?? '/dev/null', keep: argv.includes('--keep') };
+  return { quick: argv.includes('--quick'), profile: argv.includes('--profile'), gc: argv.includes('--gc'), allLimits: argv.includes('--all-limits'), tracing: argv.includes('--tracing'), baseline: value('--baseline'), rounds: value('--rounds') ? Number(value('--rounds')) : undefined, streams: value('--streams') ? Number(value('--streams')) : undefined, streamSeconds: Number(value('--stream-seconds') ?? 60), out: value('--out') ?? join(ROOT, 'bench/results/latest.json'), logFile: value('--log-file') ?? '/dev/null', keep: argv.includes('--keep') };
 }
 
 /** Durations and counts; --quick shrinks them for iteration (the numbers get noisier). */
@@ -240,6 +245,13 @@ async function main(): Promise<void> {
 
   try {
     buildIfStale();
+    if (opts.streams) {
+      const s = await streamsPhase({ loadgen, log }, { streams: opts.streams, seconds: opts.streamSeconds, dir, logFile: opts.logFile });
+      mkdirSync(dirname(opts.out), { recursive: true });
+      writeFileSync(opts.out, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, streams: s }, null, 2)}\n`);
+      process.stdout.write(renderStreams(s));
+      return;
+    }
     const upstream = await startUpstream({ chunks: STREAM.chunks, intervalMs: STREAM.intervalMs });
     if (opts.profile) {
       const profDir = join(ROOT, 'bench/results');

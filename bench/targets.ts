@@ -71,13 +71,14 @@ export interface GatewayTarget extends Target {
 /**
  * The gateway with auth (hashed key), a Redis request rate limit per key, a team budget,
  * cost accounting, metrics and one info log line per request. `allLimits` adds a tokens
- * per minute limit and team-level request and token limits (four more limiter calls per request).
+ * per minute limit, team-level request and token limits, and limit rules of every other kind
+ * (tokens per team x model, requests per model, USD per team and day).
  */
 export async function startGateway(
   upstream: Target,
   dir: string,
   logFile: string,
-  opts: { nodeArgs?: string[]; allLimits?: boolean; /** More environment (OTEL_*). */ env?: Record<string, string>; name?: TargetName; /** Another build's main.js. */ main?: string } = {},
+  opts: { nodeArgs?: string[]; allLimits?: boolean; /** More environment (OTEL_*). */ env?: Record<string, string>; name?: TargetName; /** Another build's main.js. */ main?: string; /** Connections to the upstream (default the gateway's 256; the streams phase holds one per stream). */ maxConnections?: number } = {},
 ): Promise<GatewayTarget> {
   const redis = await startRedis();
   const key = `sk-bench-${randomBytes(16).toString('hex')}`;
@@ -98,10 +99,21 @@ export async function startGateway(
         name: 'fake',
         base_url: `${upstream.base}/v1`,
         api_key: 'sk-upstream-bench',
+        ...(opts.maxConnections ? { max_connections: opts.maxConnections } : {}),
         models: [{ name: MODEL, input_per_million: 0.15, output_per_million: 0.6 }],
       },
     ],
     rate_limit: { requests_per_minute: 10_000_000, ...(opts.allLimits ? { tokens_per_minute: 1_000_000_000 } : {}) },
+    // Every other kind of limit rule too: tokens per team x model, requests per model, USD per team and day.
+    ...(opts.allLimits
+      ? {
+          limits: [
+            { resource: 'tokens', capacity: 1_000_000_000, scope: { team: '*', model: '*' } },
+            { resource: 'requests', capacity: 10_000_000, scope: { model: MODEL } },
+            { resource: 'usd', window: 'day', capacity: 1_000_000, scope: { team: 'bench' } },
+          ],
+        }
+      : {}),
     cache: { enabled: false },
     redis: { host: redis.host, port: redis.port },
   };

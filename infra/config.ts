@@ -79,6 +79,8 @@ export const redisSchema = z.discriminatedUnion('mode', [
       /** Sentinel (HA) instead of one address: the gateway asks these for the master named sentinelName. */
       sentinels: z.array(z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535).default(26379) }).strict()).min(1).optional(),
       sentinelName: z.string().min(1).optional(),
+      /** Redis Cluster: redisUrl names one node or the managed cluster's configuration endpoint; egressCidrs must cover every node. */
+      cluster: z.boolean().optional(),
       /** rediss:// with a private CA: the CA certificate (PEM, public) is mounted into the gateway pods. */
       tls: z
         .object({
@@ -97,7 +99,8 @@ export const redisSchema = z.discriminatedUnion('mode', [
       cache: z.object({ egressCidrs: z.array(cidr).min(1), port: port.default(6379) }).strict().optional(),
     })
     .strict()
-    .refine((r) => !r.sentinels === !r.sentinelName, { message: 'sentinels and sentinelName go together', path: ['sentinelName'] }),
+    .refine((r) => !r.sentinels === !r.sentinelName, { message: 'sentinels and sentinelName go together', path: ['sentinelName'] })
+    .refine((r) => !(r.cluster && r.sentinels), { message: 'cluster and sentinels do not go together (a cluster fails over by itself)', path: ['cluster'] }),
 ]);
 
 /** The gateway block: the gateway's own config (service/config/schema.ts) minus everything secret. */

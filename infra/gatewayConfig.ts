@@ -72,6 +72,7 @@ function redisBlock(stack: StackConfig, redisServiceName: string, stackName: str
     // Two stacks on one managed Redis must never share budgets or spend.
     key_prefix: r.keyPrefix ?? defaultKeyPrefix(stackName),
     ...(r.sentinels ? { sentinels: r.sentinels, sentinel_name: r.sentinelName } : {}),
+    ...(r.cluster ? { cluster: true } : {}),
     ...(r.tls ? { tls: gatewayRedisTls(r.tls) } : {}),
   };
 }

@@ -5,7 +5,7 @@
  * (or `no-store`) is sent, `x-gateway-cache` is not "false", and either `temperature` is 0 or
  * the client opts in with `x-gateway-cache: true`.
  *
- * Key: sha256 over (format version, team, model, normalized body). Normalizing sorts object
+ * Key: cache:{t:<team>}:sha256 over (format version, team, model, normalized body); the team hash tag keeps it in the team's Redis Cluster slot. Normalizing sorts object
  * keys at every depth (so key order does not matter), drops `model` (given separately) and the
  * fields that do not change the output: `stream`, `stream_options`, `user`, `metadata`,
  * `store`. Everything else, including `n`, `seed`, `tools` and message order, is part of the key.
@@ -68,7 +68,8 @@ export function cacheDecision(body: Record<string, unknown>, headers: Headers): 
 
 export function cacheKey(team: string, model: string, body: Record<string, unknown>): string {
   const digest = createHash('sha256').update(JSON.stringify([KEY_VERSION, team, model, normalizeRequest(body)])).digest('hex');
-  return `cache:${digest}`;
+  // The team's hash tag: every key a request touches lives in its team's Redis Cluster slot.
+  return `cache:{t:${team}}:${digest}`;
 }
 
 export interface CacheStore {

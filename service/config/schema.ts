@@ -51,6 +51,42 @@ export const rateLimitSchema = z
   })
   .strict();
 
+const scopeValue = z.union([z.literal('*'), name]).optional();
+
+/** Windows a limit rule counts in (fixed windows, started by the first request in them). */
+export const LIMIT_WINDOWS = { second: 1, minute: 60, hour: 3600, day: 86400 } as const;
+export const LIMIT_RESOURCES = ['requests', 'tokens', 'usd'] as const;
+export const LIMIT_DIMENSIONS = ['key', 'team', 'project', 'model', 'provider'] as const;
+
+/**
+ * One limit rule (limits as data, after TensorZero's rate_limiting rules): `capacity` of a resource
+ * per window, for a scope. Each scope dimension names one value ("red": only that team), or "*":
+ * one counter for each value seen (each team its own); a dimension left out is not part of the
+ * counter (the total over it). A `provider` scope stands alone and counts requests (it is checked
+ * per attempt, once the provider is chosen).
+ */
+export const limitRuleSchema = z
+  .object({
+    resource: z.enum(LIMIT_RESOURCES),
+    window: z.enum(Object.keys(LIMIT_WINDOWS) as [keyof typeof LIMIT_WINDOWS]).default('minute'),
+    /** Requests, tokens (prompt + completion) or USD per window. */
+    capacity: z.number().positive(),
+    /** Extra allowance per ten windows, used only once a window is spent. */
+    burst: z.number().nonnegative().default(0),
+    scope: z
+      .object({ key: scopeValue, team: scopeValue, project: scopeValue, model: scopeValue, provider: scopeValue })
+      .strict()
+      .refine((s) => Object.values(s).some((v) => v !== undefined), 'name at least one of key, team, project, model, provider (a value, or "*" for each)'),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if (r.resource !== 'usd' && !Number.isInteger(r.capacity)) ctx.addIssue({ code: 'custom', path: ['capacity'], message: `must be a whole number of ${r.resource}` });
+    if (r.resource === 'requests' && !Number.isInteger(r.burst)) ctx.addIssue({ code: 'custom', path: ['burst'], message: 'must be a whole number of requests' });
+    if (r.scope.provider !== undefined && (r.resource !== 'requests' || Object.values(r.scope).filter((v) => v !== undefined).length > 1)) {
+      ctx.addIssue({ code: 'custom', path: ['scope', 'provider'], message: 'a provider scope stands alone and limits requests (it is checked per attempt, before the call)' });
+    }
+  });
+
 export const budgetSchema = z
   .object({
     daily_usd: z.number().positive().optional(),
@@ -214,6 +250,12 @@ export const redisConnectionSchema = z
     sentinels: z.array(z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535).default(26379) }).strict()).min(1).optional(),
     sentinel_name: z.string().min(1).optional(),
     /**
+     * Redis Cluster: url/host name one node (or a managed cluster's configuration endpoint); the
+     * client discovers the others and follows slot moves and failovers. Every key a request
+     * touches carries its team's (or its limit counter's) hash tag, so each script stays in one slot.
+     */
+    cluster: z.boolean().default(false),
+    /**
      * TLS to Redis: a `rediss://` url enables it by itself; this block enables it for host/port
      * too. ca_file: PEM of the CA(s) that signed the server's certificate (default: Node's CAs);
      * servername: the name to check the certificate against (default: the host).
@@ -226,6 +268,7 @@ export const redisConnectionSchema = z
   .strict()
   .superRefine((r, ctx) => {
     if (!r.url && !r.host && !r.sentinels) ctx.addIssue({ code: 'custom', path: [], message: 'set url, host or sentinels (or remove the block to run without Redis)' });
+    if (r.cluster && r.sentinels) ctx.addIssue({ code: 'custom', path: ['cluster'], message: 'cluster and sentinels do not go together (a cluster fails over by itself)' });
     if (!r.sentinels !== !r.sentinel_name) ctx.addIssue({ code: 'custom', path: ['sentinel_name'], message: 'sentinels and sentinel_name go together' });
   });
 
@@ -326,6 +369,8 @@ const configBase = z
       .prefault({}),
     /** Paths beyond the routed endpoints that the gateway relays; none by default. */
     passthrough: z.array(passthroughEntrySchema).default([]),
+    /** Limit rules beyond rate_limit (which stays the per-key default): per model, per team x model, per project... */
+    limits: z.array(limitRuleSchema).default([]),
     rate_limit: rateLimitSchema
       .extend({
         /** Replicas sharing the limit; when Redis is down each replica enforces limit / replicas in memory. */
@@ -432,6 +477,7 @@ export const configSchema = configBase.superRefine((cfg, ctx) => {
       });
     }
     checkPassthrough(cfg, providers, ctx);
+    checkLimitRules(cfg, ctx);
     if (cfg.redis?.tls && cfg.redis.url && !/^rediss:\/\//i.test(cfg.redis.url)) {
       ctx.addIssue({ code: 'custom', path: ['redis', 'tls'], message: 'redis.url is not rediss://: use a rediss:// url for TLS (or remove redis.tls)' });
     }
@@ -456,6 +502,23 @@ function checkPassthrough(cfg: ParsedConfig, providers: Map<string, ParsedConfig
     const p = e.provider ? providers.get(e.provider) : cfg.providers.find((x) => x.type === 'openai');
     if (!p) ctx.addIssue({ code: 'custom', path: ['passthrough', i, 'provider'], message: e.provider ? `unknown provider "${e.provider}"` : 'no openai-type provider to pass through to' });
     else if (p.type !== 'openai') ctx.addIssue({ code: 'custom', path: ['passthrough', i, 'provider'], message: `provider "${p.name}" is not of type openai` });
+  });
+}
+
+/** Limit rules: every named team, model and provider exists (a typo would silently limit nothing). */
+function checkLimitRules(cfg: ParsedConfig, ctx: z.RefinementCtx): void {
+  // Keys and teams may also come from a key store, so only config-defined names are checked.
+  const known: Record<string, Set<string> | undefined> = {
+    team: cfg.teams.length > 0 ? new Set(cfg.teams.map((t) => t.name)) : undefined,
+    model: new Set([...Object.keys(cfg.models), ...cfg.providers.flatMap((p) => p.models.map((m) => m.name))]),
+    provider: new Set(cfg.providers.map((p) => p.name)),
+  };
+  cfg.limits.forEach((rule, i) => {
+    for (const [dim, value] of Object.entries(rule.scope)) {
+      const names = known[dim];
+      if (value === undefined || value === '*' || !names || names.has(value)) continue;
+      ctx.addIssue({ code: 'custom', path: ['limits', i, 'scope', dim], message: `unknown ${dim} "${value}"` });
+    }
   });
 }
 

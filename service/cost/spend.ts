@@ -2,13 +2,17 @@
  * Spend accounting: per UTC day, team, project, provider and model, in integer nano-USD and
  * tokens, kept in Redis (or memory) with atomic increments.
  *
- * Layout (under the client's key prefix):
- *   spend:<YYYY-MM-DD>            hash  "<team>|<project>|<provider>|<model>|<metric>" -> integer
- *   budget:<team>:<YYYY-MM>       hash  "m" -> month's cost, "d:<YYYY-MM-DD>" -> day's cost (nano-USD)
- *   spend:seq:<writer id>         the last batch number applied from one gateway process
+ * Layout (under the client's key prefix). Every key a settlement writes carries its team's hash
+ * tag `{t:<team>}`, so one script per team stays in one Redis Cluster slot:
+ *   spend:{t:<team>}:<YYYY-MM-DD>       hash  "<team>|<project>|<provider>|<model>|<metric>" -> integer
+ *   budget:{t:<team>}:<YYYY-MM>         hash  "m" -> month's cost, "d:<YYYY-MM-DD>" -> day's cost (nano-USD)
+ *   spend:{t:<team>}:seq:<writer id>    the last batch number applied from one gateway process, for that team
+ *   spend-teams:<YYYY-MM-DD>            set   the teams with spend that day (for the report)
+ * Keys of the release before hash tags (spend:<day>, budget:<team>:<month>) are still read, and
+ * added in, until they expire (40 days for budgets), so an upgrade loses no spend of the month.
  *
- * Each process writes one batch at a time, applied by one Lua script, all or nothing, and only
- * if its number is above the last one applied from that process. Entries that arrive while a
+ * Each process writes one batch at a time, applied by one Lua script per team, all or nothing for
+ * that team, and only if its number is above the last one applied from that process for that team. Entries that arrive while a
  * write is in flight (or while Redis is unreachable) are aggregated in memory, bounded by the
  * configured teams x projects x providers x models x days, and go out as the next batch. A batch
  * whose write failed after it may have reached Redis (a timeout) is re-sent with the same
@@ -34,12 +38,25 @@ export const METRICS = {
 const SPEND_TTL_SECONDS = 400 * 86400;
 export const BUDGET_TTL_SECONDS = 40 * 86400;
 const WRITER_TTL_SECONDS = 7 * 86400;
+/** A process writes a day's team index again at least this often while it has spend for the team. */
+const INDEX_REFRESH_MS = 60_000;
 
 /** key -> field -> integer increment */
 export type Batch = Map<string, Map<string, number>>;
 
+/** The Redis Cluster hash tag of a team's keys (limits use the same one). */
+export const teamTag = (team: string): string => `{t:${team}}`;
 /** The hash holding a budget scope's (a team's, or "key:<id>") cost for a month (field "m") and its days ("d:<day>"). */
-export const budgetKey = (team: string, month: string): string => `budget:${team}:${month}`;
+export const budgetKey = (team: string, month: string): string => `budget:${teamTag(team)}:${month}`;
+/** A team's spend rows of one day. */
+export const spendRowKey = (team: string, day: string): string => `spend:${teamTag(team)}:${day}`;
+const seqKey = (tag: string, writer: string): string => `spend:${tag}:seq:${writer}`;
+const teamsKey = (day: string): string => `spend-teams:${day}`;
+/** The keys of the release before hash tags, read until they expire. */
+const legacyBudgetKey = (team: string, month: string): string => `budget:${team}:${month}`;
+const legacyRowKey = (day: string): string => `spend:${day}`;
+/** The hash tag in a key ("{t:red}"), or "" for none. */
+const tagOfKey = (key: string): string => /\{[^}]+\}/.exec(key)?.[0] ?? '';
 
 export interface SpendEntry {
   day: string;
@@ -86,7 +103,7 @@ export function entryBatch(e: SpendEntry): Batch {
 export function addEntry(b: Batch, e: SpendEntry): Batch {
   const cost = e.cached ? 0 : toNanoUsd(e.costUsd);
   const list = toNanoUsd(e.listCostUsd);
-  const row = `spend:${e.day}`;
+  const row = spendRowKey(e.team, e.day);
   const f = (metric: string) => `${e.team}|${e.project}|${e.provider}|${e.model}|${metric}`;
   add(b, row, f(METRICS.cost), cost);
   add(b, row, f(METRICS.list), list);
@@ -128,7 +145,11 @@ export class MemorySpendStore implements SpendStore {
   }
 
   async readDays(days: string[]): Promise<Array<Record<string, string>>> {
-    return days.map((d) => Object.fromEntries([...(this.data.get(`spend:${d}`) ?? new Map<string, number>())].map(([k, v]) => [k, String(v)])));
+    return days.map((d) => {
+      const out: Record<string, string> = {};
+      for (const [key, fields] of this.data) if (key.startsWith('spend:') && key.endsWith(`:${d}`)) for (const [f, v] of fields) out[f] = String(v);
+      return out;
+    });
   }
 
   async readBudget(team: string, day: string, month: string): Promise<{ day: number; month: number }> {
@@ -137,11 +158,23 @@ export class MemorySpendStore implements SpendStore {
   }
 }
 
-const APPLY_LUA = `
-local last = tonumber(redis.call('get', KEYS[1]) or '0')
+/**
+ * KEYS[1]: the writer's sequence for the team; ARGV: seq, its TTL, the seq this writer sent for
+ * the team before this one, then per key its TTL, field count and fields. Applied once (a seq
+ * not above the last applied is skipped), and in order: when the last applied is not the
+ * previous one sent (that batch is still missing: a client that re-sends a timed-out command
+ * by itself, as a cluster client may after a failover, delivered a later one first), the
+ * batch is refused with GAP and the ledger re-sends the missing one first (checked only while
+ * that one is unacknowledged: ARGV[3] -1). A missing sequence key (first write, expired, or a
+ * Redis that restarted empty) accepts any batch.
+ */
+export const APPLY_LUA = `
+local stored = redis.call('get', KEYS[1])
+local last = tonumber(stored or '0')
 if tonumber(ARGV[1]) <= last then return 0 end
+if stored and ARGV[3] ~= '-1' and last ~= tonumber(ARGV[3]) then return redis.error_reply('GAP an earlier spend batch of this writer is not applied yet') end
 redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
-local a = 3
+local a = 4
 for k = 2, #KEYS do
   local ttl = ARGV[a]
   local n = tonumber(ARGV[a + 1])
@@ -155,13 +188,92 @@ end
 return 1
 `;
 
-export class RedisSpendStore implements SpendStore {
-  constructor(private readonly redis: Redis) {}
+/** Adds one hash's fields into another (numbers as strings, as Redis returns them). */
+function addFields(into: Record<string, string>, from: Record<string, string> | null | undefined): void {
+  for (const [f, v] of Object.entries(from ?? {})) into[f] = String(Number(into[f] ?? 0) + Number(v));
+}
 
+/** The days and teams a batch writes spend rows for, as "day -> teams". */
+function teamsByDay(batch: Batch): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const key of batch.keys()) {
+    const m = /^spend:\{t:([^}]+)\}:(\d{4}-\d{2}-\d{2})$/.exec(key);
+    if (!m) continue;
+    if (!out.has(m[2])) out.set(m[2], new Set());
+    out.get(m[2])!.add(m[1]);
+  }
+  return out;
+}
+
+export class RedisSpendStore implements SpendStore {
+  /**
+   * "<day>|<team>" pairs this process put in the day's team index, and when: written again after
+   * INDEX_REFRESH_MS or a reconnect (a restarted Redis may have lost it), not with every batch.
+   */
+  private readonly indexed = new Map<string, number>();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly now: () => number = Date.now,
+  ) {
+    redis.on('ready', () => this.indexed.clear());
+  }
+
+  private fresh(day: string, team: string): boolean {
+    const at = this.indexed.get(`${day}|${team}`);
+    return at !== undefined && this.now() - at < INDEX_REFRESH_MS;
+  }
+
+  private async index(day: string, teams: string[]): Promise<void> {
+    await this.redis.sadd(teamsKey(day), ...teams);
+    await this.redis.expire(teamsKey(day), SPEND_TTL_SECONDS);
+    if (this.indexed.size > 100_000) this.indexed.clear();
+    const at = this.now();
+    for (const t of teams) this.indexed.set(`${day}|${t}`, at);
+  }
+
+  /**
+   * One script per team (its keys share the team's hash tag, so each script stays in one Redis
+   * Cluster slot), each guarded by the writer's sequence number for that team, plus the day's
+   * team index. Issued together, they share a round trip (per node). A batch that fails in part
+   * is re-sent whole: the teams already applied skip it by their sequence number.
+   */
   async apply(batch: Batch, writer: string, seq: number): Promise<void> {
-    const keys = [`spend:seq:${writer}`];
-    const args: Array<string | number> = [seq, WRITER_TTL_SECONDS];
+    const byTag = new Map<string, Batch>();
     for (const [key, fields] of batch) {
+      const tag = tagOfKey(key);
+      if (!byTag.has(tag)) byTag.set(tag, new Map());
+      byTag.get(tag)!.set(key, fields);
+    }
+    const writes: Array<Promise<unknown>> = [...byTag].map(([tag, part]) => this.applyPart(part, tag, seqKey(tag, writer), seq));
+    for (const [day, teams] of teamsByDay(batch)) {
+      const stale = [...teams].filter((t) => !this.fresh(day, t));
+      if (stale.length) writes.push(this.index(day, stale));
+    }
+    const results = await Promise.allSettled(writes);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  /** The last seq sent per team tag, and per (tag, seq) sent but not yet known applied, the seq sent before it. */
+  private readonly lastSent = new Map<string, number>();
+  private readonly prevOf = new Map<string, number>();
+
+  private applyPart(part: Batch, tag: string, seqKeyName: string, seq: number): Promise<unknown> {
+    const id = `${tag}|${seq}`;
+    let prev = this.prevOf.get(id);
+    if (prev === undefined) {
+      prev = this.lastSent.get(tag) ?? 0;
+      this.prevOf.set(id, prev);
+      this.lastSent.set(tag, seq);
+    }
+    // Order is checked only against a previous batch still unacknowledged: one Redis acknowledged
+    // and then lost (a master that died before replicating it) cannot come back, and must not
+    // hold every later batch of the team (-1: no check).
+    const check = prev > 0 && this.prevOf.has(`${tag}|${prev}`) ? prev : -1;
+    const keys = [seqKeyName];
+    const args: Array<string | number> = [seq, WRITER_TTL_SECONDS, check];
+    for (const [key, fields] of part) {
       keys.push(key);
       args.push(key.startsWith('budget:') ? BUDGET_TTL_SECONDS : SPEND_TTL_SECONDS, fields.size);
       for (const [field, n] of fields) args.push(field, n);
@@ -170,22 +282,28 @@ export class RedisSpendStore implements SpendStore {
     // ioredis re-sends it as EVAL behind later writes, which breaks the in-order application the
     // sequence numbers rely on (a re-sent earlier batch would then be skipped and lost). Redis
     // caches the compiled script by its hash, so this costs only the bytes on the wire.
-    await this.redis.eval(APPLY_LUA, keys.length, ...keys, ...args);
-  }
-
-  async readDays(days: string[]): Promise<Array<Record<string, string>>> {
-    const pipe = this.redis.pipeline();
-    for (const d of days) pipe.hgetall(`spend:${d}`);
-    const results = (await pipe.exec()) ?? [];
-    return results.map(([err, value]) => {
-      if (err) throw err;
-      return value as Record<string, string>;
+    return this.redis.eval(APPLY_LUA, keys.length, ...keys, ...args).then((r) => {
+      this.prevOf.delete(id);
+      return r;
     });
   }
 
+  /** Each day's rows: every team in the day's index, plus the day's row of the release before hash tags. */
+  async readDays(days: string[]): Promise<Array<Record<string, string>>> {
+    const teams = await Promise.all(days.map((d) => this.redis.smembers(teamsKey(d))));
+    return Promise.all(
+      days.map(async (d, i) => {
+        const rows = await Promise.all([legacyRowKey(d), ...teams[i].map((t) => spendRowKey(t, d))].map((k) => this.redis.hgetall(k)));
+        const out: Record<string, string> = {};
+        for (const r of rows) addFields(out, r);
+        return out;
+      }),
+    );
+  }
+
   async readBudget(team: string, day: string, month: string): Promise<{ day: number; month: number }> {
-    const [m, d] = await this.redis.hmget(budgetKey(team, month), 'm', `d:${day}`);
-    return { day: Number(d ?? 0), month: Number(m ?? 0) };
+    const [[m, d], [lm, ld]] = await Promise.all([this.redis.hmget(budgetKey(team, month), 'm', `d:${day}`), this.redis.hmget(legacyBudgetKey(team, month), 'm', `d:${day}`)]);
+    return { day: Number(d ?? 0) + Number(ld ?? 0), month: Number(m ?? 0) + Number(lm ?? 0) };
   }
 }
 

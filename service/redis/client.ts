@@ -6,10 +6,15 @@
  * queue) and callers fall back (memory rate limits, buffered spend, cache bypass). The client
  * reconnects forever with capped backoff, never throws from an event, logs once per
  * up/down transition and keeps `aigw_redis_up` current.
+ *
+ * Redis Cluster (`redis.cluster: true`): an ioredis Cluster client seeded by url/host, which
+ * discovers the other masters, routes each command by its key's slot and follows failovers.
+ * It is used through the same `Redis` type: every command the gateway sends (single-key
+ * commands, and scripts whose keys share one hash tag) is valid on a cluster.
  */
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
-import Redis, { RedisOptions } from 'ioredis';
+import Redis, { Cluster, ClusterNode, ClusterOptions, RedisOptions } from 'ioredis';
 import { ConfigError, GatewayConfig } from '../config/schema';
 import type { Metrics } from '../metrics/metrics';
 
@@ -66,6 +71,45 @@ export function redisOptions(cfg: RedisConfig, readFile?: (file: string) => Buff
   };
 }
 
+/** The cluster's seed node and credentials from url/host/port (a url's user and password go to every node). */
+function clusterSeed(cfg: RedisConfig): { node: ClusterNode; auth: Pick<RedisOptions, 'username' | 'password'> } {
+  if (!cfg.url) return { node: { host: cfg.host, port: cfg.port }, auth: {} };
+  const u = new URL(cfg.url);
+  const auth: Pick<RedisOptions, 'username' | 'password'> = {};
+  if (u.username) auth.username = decodeURIComponent(u.username);
+  if (u.password) auth.password = decodeURIComponent(u.password);
+  return { node: { host: u.hostname, port: u.port ? Number(u.port) : 6379 }, auth };
+}
+
+/**
+ * ioredis Cluster options (https://redis.github.io/ioredis/interfaces/ClusterOptions.html): the
+ * per-node options go in `redisOptions`; keyPrefix, auto-pipelining and the offline queue are
+ * the cluster's own. With TLS, node addresses are not resolved to IPs (`dnsLookup` keeps the
+ * host name), so certificates of a managed cluster, issued for names, still verify.
+ */
+export function clusterOptions(cfg: RedisConfig, readFile?: (file: string) => Buffer): { nodes: ClusterNode[]; options: ClusterOptions } {
+  // TLS from the url's scheme or the tls block; host and port come from the seed, per node.
+  const { keyPrefix, enableAutoPipelining, enableOfflineQueue, retryStrategy, ...node } = redisOptions(cfg, readFile);
+  delete node.host;
+  delete node.port;
+  const seed = clusterSeed(cfg);
+  return {
+    nodes: [seed.node],
+    options: {
+      redisOptions: { ...node, ...seed.auth, ...(cfg.password !== undefined ? { password: cfg.password } : {}) },
+      keyPrefix,
+      enableAutoPipelining,
+      enableOfflineQueue,
+      clusterRetryStrategy: retryStrategy,
+      // A moved slot or a failover: retry soon, within the command timeout.
+      retryDelayOnFailover: 50,
+      retryDelayOnClusterDown: 50,
+      slotsRefreshTimeout: Math.max(1000, cfg.command_timeout_ms * 10),
+      ...(usesTls(cfg) ? { dnsLookup: (address: string, callback: (err: null, address: string) => void) => callback(null, address) } : {}),
+    },
+  };
+}
+
 /** True when commands can be sent now (callers skip Redis rather than queue). */
 export const redisReady = (redis: Redis | null | undefined): redis is Redis => !!redis && redis.status === 'ready';
 
@@ -105,9 +149,9 @@ export function createCacheRedisClient(config: GatewayConfig, deps: { logger?: L
 
 function connectRedis(cfg: RedisConfig, role: string, deps: { metrics?: Metrics; logger?: Logger; commands?: { inc(): void } }): Redis {
   const log = deps.logger ?? silentLogger;
-  const options = redisOptions(cfg);
+  const options = cfg.cluster ? {} : redisOptions(cfg);
   // With sentinels, a URL still supplies the credentials (and db); its host is not used.
-  const client = cfg.url ? new Redis(cfg.url, options) : new Redis(options);
+  const client = cfg.cluster ? newCluster(cfg) : cfg.url ? new Redis(cfg.url, options) : new Redis(options);
   let up: boolean | null = null;
   const mark = (next: boolean, detail?: string) => {
     deps.metrics?.redisUp.set(next ? 1 : 0);
@@ -118,12 +162,22 @@ function connectRedis(cfg: RedisConfig, role: string, deps: { metrics?: Metrics;
     else log.warn({ redis: 'down', role, reason: detail }, `${role} unreachable; falling back to per-replica memory limits, buffered spend and cache bypass`);
   };
   deps.metrics?.redisUp.set(0);
-  if (deps.commands) countCommands(client, deps.commands);
+  if (deps.commands && cfg.cluster) {
+    // A cluster sends (and pipelines) through its node connections: count there, on every node it finds.
+    const counter = deps.commands;
+    client.on('+node', (node: Redis) => countCommands(node, counter));
+  } else if (deps.commands) countCommands(client, deps.commands);
   client.on('ready', () => mark(true));
   client.on('error', (err: Error) => mark(false, errorCode(err)));
   client.on('close', () => mark(false, 'connection closed'));
   client.on('end', () => mark(false, 'connection ended'));
   return client;
+}
+
+/** A Cluster client, typed as Redis: the gateway's commands are the same on both (see the header). */
+function newCluster(cfg: RedisConfig): Redis {
+  const { nodes, options } = clusterOptions(cfg);
+  return new Cluster(nodes, options) as unknown as Redis;
 }
 
 /** Counts every command the client sends (pipelined ones too: a pipeline sends each through sendCommand). */

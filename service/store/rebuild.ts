@@ -5,9 +5,10 @@
  * A marker key (budget:rebuilt:<month>) says the month's counters are in Redis. When it is
  * missing, the month's and today's cost per team and per key is summed from the ledger, and
  * each counter is raised to that sum when below it (never lowered: spend recorded in Redis but
- * not yet in the ledger stays). One Lua script does it all and sets the marker, so replicas that
- * notice at once apply it once. Each replica checks every `intervalMs` (one EXISTS) and when
- * Redis reconnects.
+ * not yet in the ledger stays), one single-key script per scope (each budget hash carries its
+ * scope's hash tag, so this works on Redis Cluster too), then the marker is set. Raising to a sum
+ * is idempotent, so replicas that notice at once do no harm. Each replica checks every
+ * `intervalMs` (one EXISTS) and when Redis reconnects.
  */
 import type Redis from 'ioredis';
 import { budgetKey, BUDGET_TTL_SECONDS } from '../cost/spend';
@@ -16,17 +17,12 @@ import type { Queryable } from './db';
 
 export const rebuildMarker = (month: string): string => `budget:rebuilt:${month}`;
 
-const REBUILD_LUA = `
-if redis.call('exists', KEYS[1]) == 1 then return 0 end
-for i = 2, #KEYS do
-  local a = (i - 2) * 3 + 1
-  local dayField, dayNano, monthNano = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  if tonumber(redis.call('hget', KEYS[i], 'm') or '0') < monthNano then redis.call('hset', KEYS[i], 'm', monthNano) end
-  if tonumber(redis.call('hget', KEYS[i], dayField) or '0') < dayNano then redis.call('hset', KEYS[i], dayField, dayNano) end
-  redis.call('expire', KEYS[i], ${BUDGET_TTL_SECONDS})
-end
-redis.call('set', KEYS[1], '1', 'EX', ${BUDGET_TTL_SECONDS})
-return #KEYS - 1
+const RAISE_LUA = `
+local dayField, dayNano, monthNano = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+if tonumber(redis.call('hget', KEYS[1], 'm') or '0') < monthNano then redis.call('hset', KEYS[1], 'm', monthNano) end
+if tonumber(redis.call('hget', KEYS[1], dayField) or '0') < dayNano then redis.call('hset', KEYS[1], dayField, dayNano) end
+redis.call('expire', KEYS[1], ${BUDGET_TTL_SECONDS})
+return 1
 `;
 
 /** Today's and this month's cost (nano-USD) per budget scope ("team" and "key:<id>"), from the ledger. */
@@ -48,9 +44,9 @@ export async function rebuildBudgetsIfLost(db: Queryable, redis: Redis, at: numb
   const marker = rebuildMarker(month);
   if ((await redis.exists(marker)) === 1) return 0;
   const sums = await ledgerBudgets(db, at);
-  const keys = [marker, ...sums.map((s) => budgetKey(s.scope, month))];
-  const args = sums.flatMap((s) => [`d:${day}`, s.day, s.month]);
-  return Number(await redis.eval(REBUILD_LUA, keys.length, ...keys, ...args));
+  await Promise.all(sums.map((s) => redis.eval(RAISE_LUA, 1, budgetKey(s.scope, month), `d:${day}`, s.day, s.month)));
+  await redis.set(marker, '1', 'EX', BUDGET_TTL_SECONDS);
+  return sums.length;
 }
 
 /** Runs the check on a timer and whenever Redis is ready again; returns a stop function. */

@@ -61,6 +61,10 @@ export interface Admission {
 export interface TokenReservation {
   tokens: number;
   until: number;
+  /** Per limit counter, the end of the window the tokens were reserved in (a later window counts the whole usage). */
+  windows?: Record<string, number>;
+  /** The model the request was admitted for (its rules are matched again at settlement). */
+  model?: string;
 }
 
 /** One served request, reported after the response finished (or was cut). */

@@ -1,42 +1,21 @@
 /**
- * Rate limits with rate-limiter-flexible: fixed one-minute windows kept in Redis (so every
- * replica shares one count), each insured by an in-memory limiter holding limit / expected
- * replicas, which takes over while Redis is unreachable and hands back when it returns.
+ * The counters behind the limit rules (rules.ts). Every rule counts in fixed windows of its
+ * length, one counter per scope value:
  *
- *   requests_per_minute + burst: with Redis, a per-minute window whose slots each replica leases
- *     in batches (lease.ts: no Redis call on most requests, never over the limit); without Redis
- *     or while it is down, rate-limiter-flexible in memory. A burst pool of `burst` extra
- *     requests per BURST_WINDOW_SECONDS is used only once the minute's requests are spent.
- *   tokens_per_minute: admission reserves the request's expected tokens in the window (one
- *     atomic increment, so concurrent requests each see what remains after themselves) and
- *     admits when tokens were left before it; settle replaces the reservation by the actual
- *     usage, and a refused or failed request gives it back.
+ *   with Redis: a window leased in batches (lease.ts), shared by every replica, so most requests
+ *     make no Redis call at all, whatever the resource (requests, tokens, USD); an in-memory
+ *     window holding limit / expected replicas answers while Redis is unreachable;
+ *   without Redis: the window in memory, holding the full limit.
+ *
+ * A burst pool of `burst` more per BURST_WINDOWS windows is used only once a window is spent.
+ * Tokens: admission takes the request's expected tokens (admitted while tokens were left before
+ * it); settle replaces them by the actual usage, and a refused or failed request gives them back.
+ * USD: admission takes nothing (admitted while the window is not spent); settle adds the cost.
  */
 import type Redis from 'ioredis';
-import { BurstyRateLimiter, RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
-import type { RateLimitConfig } from '../config/schema';
 import { redisReady } from '../redis/client';
-import type { TokenReservation } from './contracts';
-import { LeasedWindow, TakeResult } from './lease';
-
-export const WINDOW_SECONDS = 60;
-export const BURST_WINDOW_SECONDS = 600;
-
-export interface LimitSpec {
-  requests_per_minute?: number;
-  burst: number;
-  tokens_per_minute?: number;
-}
-
-/** A key's own limits, field by field falling back to the global `rate_limit`. */
-export function keyLimitSpec(own: RateLimitConfig | undefined, global: RateLimitConfig): LimitSpec {
-  const rpmFromOwn = own?.requests_per_minute !== undefined;
-  return {
-    requests_per_minute: rpmFromOwn ? own!.requests_per_minute : global.requests_per_minute,
-    burst: rpmFromOwn ? own!.burst : global.burst,
-    tokens_per_minute: own?.tokens_per_minute ?? global.tokens_per_minute,
-  };
-}
+import { LeasedWindow, MemoryWindow, TakeResult, WindowStore } from './lease';
+import { BURST_WINDOWS, LimitRule } from './rules';
 
 /** Points of the in-memory fallback: the shared limit split over the replicas (at least 1). */
 export const fallbackPoints = (points: number, replicas: number): number => Math.max(1, Math.floor(points / Math.max(1, replicas)));
@@ -45,28 +24,9 @@ export interface LimiterEnv {
   /** null: memory only (no Redis configured), holding the full limit. */
   redis: Redis | null;
   expectedReplicas: number;
-  /** Called when Redis did not answer and the per-replica memory window decided a request (scope: key, team, provider). */
+  /** Called when Redis did not answer and the per-replica memory window decided a request (scope: key, team, team_model...). */
   onFallback?: (scope: string) => void;
 }
-
-/** The in-memory limiter that answers for a Redis window while Redis is unreachable: the limit split over the replicas. */
-const insuranceFor = (env: LimiterEnv, keyPrefix: string, points: number, duration: number): RateLimiterMemory =>
-  new RateLimiterMemory({ keyPrefix: `${keyPrefix}:mem`, points: fallbackPoints(points, env.expectedReplicas), duration });
-
-function makeLimiter(env: LimiterEnv, keyPrefix: string, points: number, duration: number): RateLimiterAbstract {
-  if (!env.redis) return new RateLimiterMemory({ keyPrefix, points, duration });
-  return new RateLimiterRedis({
-    storeClient: env.redis,
-    keyPrefix,
-    points,
-    duration,
-    // Not connected: go straight to the insurance limiter instead of waiting for an error.
-    rejectIfRedisNotReady: true,
-    insuranceLimiter: insuranceFor(env, keyPrefix, points, duration),
-  });
-}
-
-type Consumer = Pick<RateLimiterAbstract, 'consume'>;
 
 /** One limited window's state, as the client headers report it. */
 export interface WindowState {
@@ -75,107 +35,60 @@ export interface WindowState {
   resetMs: number;
 }
 
-export type CheckResult = { ok: true; state: WindowState } | { ok: false; state: WindowState };
+export type CheckResult = { ok: boolean; state: WindowState };
 
-/** A token reservation: its state with the request counted, and without (for a refusal's headers). */
-export type Reserved = CheckResult & { unreserved: WindowState };
+/** Key prefix of every limit counter in Redis (the counter id after it carries the hash tag). */
+export const LIMIT_KEY_PREFIX = 'rl';
 
-
-/**
- * Tokens to add to the window when a request finishes: its usage minus its reservation while
- * the reservation's window lasts (negative gives tokens back); after that window, the usage.
- */
-export function tokensToRecord(actual: number, reservation: TokenReservation | undefined, at: number): number {
-  return reservation && at < reservation.until ? actual - reservation.tokens : actual;
-}
-
-const isRes = (x: unknown): x is RateLimiterRes => x instanceof RateLimiterRes;
-
-/** The limits of one scope (a key, a team, a provider), for every id in that scope. */
-export class ScopeLimiter {
-  /** With Redis: the leased per-minute window; its memory insurance; the burst pool. */
-  private readonly leased?: LeasedWindow;
-  private readonly insurance?: Consumer;
-  private readonly burstPool?: Consumer;
-  /** Without Redis: the per-minute limiter (with its burst pool). */
-  private readonly requests?: Consumer;
-  private readonly tokens?: RateLimiterAbstract;
-  private readonly onFallback?: () => void;
+/** The windows of one rule, for every counter (scope value) it has. */
+export class RuleLimiter {
+  private readonly main: WindowStore;
+  /** With Redis: the per-replica share that answers while Redis does not. */
+  private readonly insurance?: MemoryWindow;
+  private readonly burst?: WindowStore;
 
   constructor(
-    readonly spec: LimitSpec,
+    readonly rule: LimitRule,
     env: LimiterEnv,
-    prefix: string,
+    private readonly onFallback?: () => void,
   ) {
-    const rpm = spec.requests_per_minute;
-    if (rpm) {
-      const burst = spec.burst > 0 ? makeLimiter(env, `${prefix}:burst`, spec.burst, BURST_WINDOW_SECONDS) : undefined;
-      const redis = env.redis;
-      if (redis) {
-        this.leased = new LeasedWindow({ redis, prefix: `${prefix}:req`, limit: rpm, windowMs: WINDOW_SECONDS * 1000, expectedReplicas: env.expectedReplicas, ready: () => redisReady(redis) });
-        this.insurance = insuranceFor(env, `${prefix}:req`, rpm, WINDOW_SECONDS);
-        this.burstPool = burst;
-        const scope = prefix.replace(/^rl:/, '');
-        if (env.onFallback) this.onFallback = () => env.onFallback!(scope);
-      } else {
-        const perMinute = makeLimiter(env, `${prefix}:req`, rpm, WINDOW_SECONDS);
-        this.requests = burst ? new BurstyRateLimiter(perMinute, burst) : perMinute;
-      }
+    const windowMs = rule.windowSeconds * 1000;
+    const redis = env.redis;
+    const leased = (prefix: string, limit: number, ms: number) =>
+      new LeasedWindow({ redis: redis!, prefix, limit, windowMs: ms, expectedReplicas: env.expectedReplicas, ready: () => redisReady(redis), maxPrefetch: rule.resource === 'requests' ? undefined : Infinity });
+    if (redis) {
+      this.main = leased(LIMIT_KEY_PREFIX, rule.capacity, windowMs);
+      this.insurance = new MemoryWindow(fallbackPoints(rule.capacity, env.expectedReplicas), windowMs);
+    } else {
+      this.main = new MemoryWindow(rule.capacity, windowMs);
     }
-    if (spec.tokens_per_minute) this.tokens = makeLimiter(env, `${prefix}:tok`, spec.tokens_per_minute, WINDOW_SECONDS);
+    if (rule.burst > 0) this.burst = redis ? leased(`${LIMIT_KEY_PREFIX}-burst`, rule.burst, windowMs * BURST_WINDOWS) : new MemoryWindow(rule.burst, windowMs * BURST_WINDOWS);
   }
 
-  /** Consumes one request; null when this scope has no request limit. Errors (every store failing) admit. */
-  async takeRequest(id: string): Promise<CheckResult | null> {
-    const limit = this.spec.requests_per_minute;
-    if (!limit) return null;
-    if (!this.leased) return this.consume(this.requests!, id, limit);
-    const took: TakeResult = await this.leased.take(id);
-    if (took === null) {
+  /** Takes `amount` for one request from the counter's window (then its burst pool); null: no store answered (admit). */
+  async take(counter: string, amount: number): Promise<CheckResult | null> {
+    const limit = this.rule.capacity;
+    let took: TakeResult = await this.main.take(counter, amount);
+    if (took === null && this.insurance) {
       // Redis down, or no answer to a lease asked twice.
       this.onFallback?.();
-      return this.consume(this.insurance!, id, limit);
+      took = this.insurance.take(counter, amount);
     }
-    if (took.ok || !this.burstPool) return { ok: took.ok, state: { limit, remaining: took.remaining, resetMs: took.resetMs } };
-    // The minute is spent: the burst pool, one Redis call per request beyond the minute's limit.
-    const burst = await this.consume(this.burstPool, id, limit);
-    return { ok: burst ? burst.ok : true, state: { limit, remaining: 0, resetMs: Math.min(took.resetMs, burst?.state.resetMs ?? Infinity) } };
+    if (took === null) return null;
+    if (took.ok || !this.burst) return { ok: took.ok, state: { limit, remaining: took.remaining, resetMs: took.resetMs } };
+    // The window is spent: the burst pool.
+    const burst = await this.burst.take(counter, amount);
+    return { ok: burst ? burst.ok : true, state: { limit, remaining: 0, resetMs: Math.min(took.resetMs, burst?.resetMs ?? Infinity) } };
   }
 
-  private async consume(limiter: Consumer, id: string, limit: number): Promise<CheckResult | null> {
-    try {
-      const res = await limiter.consume(id, 1);
-      return { ok: true, state: { limit, remaining: res.remainingPoints, resetMs: res.msBeforeNext } };
-    } catch (err) {
-      if (isRes(err)) return { ok: false, state: { limit, remaining: 0, resetMs: err.msBeforeNext } };
-      return null;
-    }
+  /** Replaces a reservation by the actual usage (tokens), or adds a cost (USD); never throws, never waits. */
+  settle(counter: string, actual: number, reserved: number, reservedUntil: number): void {
+    this.main.settle(counter, actual, reserved, reservedUntil);
+    this.insurance?.settle(counter, actual, reserved, reservedUntil);
   }
 
-  /**
-   * Counts `tokens` for one request in the current window (never refused by itself) and reports
-   * whether tokens were left before it; null when no token limit. Errors (both stores failing) admit.
-   */
-  async reserveTokens(id: string, tokens: number): Promise<Reserved | null> {
-    if (!this.tokens) return null;
-    const limit = this.spec.tokens_per_minute!;
-    const n = Math.max(0, Math.ceil(tokens));
-    try {
-      const res = n > 0 ? await this.tokens.penalty(id, n) : await this.tokens.get(id);
-      const consumed = res?.consumedPoints ?? 0;
-      const resetMs = res ? Math.max(0, res.msBeforeNext) : WINDOW_SECONDS * 1000;
-      const left = (used: number) => Math.min(limit, Math.max(0, limit - used));
-      return { ok: consumed - n < limit, state: { limit, remaining: left(consumed), resetMs }, unreserved: { limit, remaining: left(consumed - n), resetMs } };
-    } catch {
-      return null;
-    }
-  }
-
-  /** Adds tokens to the window (negative: gives them back); going over the limit here is expected (the next admission refuses). */
-  async spendTokens(id: string, tokens: number): Promise<void> {
-    const n = Math.round(tokens);
-    if (!this.tokens || n === 0) return;
-    await (n > 0 ? this.tokens.penalty(id, n) : this.tokens.reward(id, -n)).catch(() => undefined);
+  flush(): Promise<void> {
+    return this.main.flush();
   }
 }
 

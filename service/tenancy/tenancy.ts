@@ -5,7 +5,7 @@
  */
 import type Redis from 'ioredis';
 import type { GatewayConfig, TeamConfig } from '../config/schema';
-import { budgetExceeded, forbidden, rateLimited, serviceUnavailable } from '../core/errors';
+import { budgetExceeded, forbidden, serviceUnavailable } from '../core/errors';
 import type { Metrics } from '../metrics/metrics';
 import { errorCode, Logger, redisReady, silentLogger } from '../redis/client';
 import { budgetKey, MemorySpendStore, RedisSpendStore, SpendLedger, SpendReport, SpendStore, spendReport } from '../cost/spend';
@@ -13,7 +13,7 @@ import { toNanoUsd } from '../cost/cost';
 import { BudgetScope, BudgetStatus, Period, budgetMessage, checkBudget, keyScope, secondsUntilReset, teamScope, utcPeriods } from './budget';
 import type { Admission, KeyDirectory, Principal, ScopeBudget, Settlement, SpendSink, Tenancy, TokenReservation } from './contracts';
 import { authError, createKeyRing } from './keys';
-import { CheckResult, ScopeLimiter, keyLimitSpec, rateLimitHeaders, tightest, tokensToRecord } from './limits';
+import { admitByRules, admitProviderByRules, RuleSet, settleRules, settleTokens } from './admission';
 
 export interface TenancyDeps {
   /** null: no Redis configured (memory state). */
@@ -74,62 +74,6 @@ export function cachedSpend(s: TeamSpend | undefined, budget: NonNullable<TeamCo
   if (!s || s.readAt === 0 || s.day !== day || at - s.readAt >= BUDGET_VIEW_MS) return null;
   const left = Math.min(budget.daily_usd === undefined ? Infinity : toNanoUsd(budget.daily_usd) - s.dayNano, budget.monthly_usd === undefined ? Infinity : toNanoUsd(budget.monthly_usd) - s.monthNano);
   return left > s.rate * BUDGET_VIEW_MS * HEADROOM_FACTOR ? { day: s.dayNano, month: s.monthNano } : null;
-}
-
-type LimiterEnv = ConstructorParameters<typeof ScopeLimiter>[1];
-
-/** The rate limiters of every key, team and provider, built once from the config. */
-class Limiters {
-  private readonly keys = new Map<string, ScopeLimiter>();
-  private readonly defaultKey: ScopeLimiter;
-  private readonly teams = new Map<string, ScopeLimiter>();
-  private readonly providers = new Map<string, ScopeLimiter>();
-
-  /** Limiters of runtime keys and teams (admin API), made on first use, by id and limit (a changed limit gets a new one). */
-  private readonly runtime = new Map<string, ScopeLimiter>();
-
-  constructor(
-    private readonly config: GatewayConfig,
-    private readonly env: LimiterEnv,
-    private readonly directory?: KeyDirectory,
-  ) {
-    for (const k of config.auth.keys) this.keys.set(k.name, new ScopeLimiter(keyLimitSpec(k.rate_limit, config.rate_limit), env, 'rl:key'));
-    this.defaultKey = new ScopeLimiter(keyLimitSpec(undefined, config.rate_limit), env, 'rl:key');
-    for (const t of config.teams) if (t.rate_limit) this.teams.set(t.name, new ScopeLimiter(t.rate_limit, env, 'rl:team'));
-    for (const p of config.providers) {
-      if (p.rate_limit) this.providers.set(p.name, new ScopeLimiter({ requests_per_minute: p.rate_limit.requests_per_minute, burst: 0 }, env, 'rl:provider'));
-    }
-  }
-
-  key(principal: Principal): ScopeLimiter {
-    if (principal.keyId && principal.rateLimit) return this.runtimeLimiter(`key:${principal.keyId}`, keyLimitSpec(principal.rateLimit, this.config.rate_limit), 'rl:key');
-    return this.keys.get(principal.keyName) ?? this.defaultKey;
-  }
-
-  team(principal: Principal): ScopeLimiter | undefined {
-    const configured = this.teams.get(principal.team);
-    if (configured) return configured;
-    const limit = this.directory?.team(principal.team)?.rate_limit;
-    return limit ? this.runtimeLimiter(`team:${principal.team}`, limit, 'rl:team') : undefined;
-  }
-
-  private runtimeLimiter(id: string, spec: ConstructorParameters<typeof ScopeLimiter>[0], prefix: string): ScopeLimiter {
-    const k = `${id}\u0000${JSON.stringify(spec)}`;
-    let l = this.runtime.get(k);
-    if (!l) this.runtime.set(k, (l = new ScopeLimiter(spec, this.env, prefix)));
-    return l;
-  }
-
-  provider(name: string): ScopeLimiter | undefined {
-    return this.providers.get(name);
-  }
-
-  /** Adds a finished request's tokens to its key and team windows, net of its reservation. */
-  recordTokens(principal: Principal, actual: number, reservation: TokenReservation | undefined, at: number): void {
-    const tokens = tokensToRecord(actual, reservation, at);
-    void this.key(principal).spendTokens(principal.keyName, tokens);
-    void this.team(principal)?.spendTokens(principal.team, tokens);
-  }
 }
 
 /** Counts a Redis failure and logs it at most every 10 s. */
@@ -308,21 +252,14 @@ class ScopeBudgets {
   }
 }
 
-function refuse(metrics: Metrics, scope: string, kind: 'requests' | 'tokens', result: CheckResult, headers: Record<string, string>): never {
-  metrics.rateLimited.inc({ scope, kind });
-  const what = kind === 'requests' ? `${result.state.limit} requests per minute` : `${result.state.limit} tokens per minute`;
-  throw rateLimited(`Rate limit reached for this ${scope === 'key' ? 'API key' : scope}: ${what}. Retry after the time in the Retry-After header.`, result.state.resetMs / 1000, headers);
-}
-
 interface AdmitParts {
-  limiters: Limiters;
+  rules: RuleSet;
   budgets: ScopeBudgets;
   /** The team's budget (config, else the admin API's), when it sets an amount. */
   teamBudget: (team: string) => ScopeBudget | undefined;
   sink?: SpendSink;
   metrics: Metrics;
   now: () => number;
-  release(principal: Principal, reservation: TokenReservation | undefined): void;
 }
 
 /** The team's budget and the key's own (a runtime key with a budget), checked together; the first refusal wins. */
@@ -333,44 +270,25 @@ async function checkBudgets(parts: AdmitParts, principal: Principal): Promise<vo
 
 /**
  * Refuses a model outside the key's allowlist (403) and any request while the ledger spool is
- * full (503); then takes a request from the key and team windows, reserves the expected tokens,
- * checks the budgets; refuses with the tightest headers.
+ * full (503); then the limit rules (usually no Redis call: leased windows) and the budgets, issued
+ * together so their Redis calls share one round trip; refuses with the tightest headers.
  */
 async function admitRequest(parts: AdmitParts, principal: Principal, model: string, expectedTokens: number): Promise<Admission> {
-  const { limiters, metrics, now } = parts;
   if (principal.models && !principal.models.includes(model)) {
     throw forbidden(`This API key may not use the model "${model.slice(0, 256)}". Its models: ${principal.models.join(', ')}.`, 'model_not_allowed');
   }
   if (parts.sink?.full()) throw serviceUnavailable('The spend ledger cannot record more requests until its database is back. Retry shortly.', 'ledger_unavailable');
-  const keyLimiter = limiters.key(principal);
-  const teamLimiter = limiters.team(principal);
-  // Issued together: with auto-pipelining they share one Redis round trip.
   const budgetCheck = checkBudgets(parts, principal).then(
     () => null,
     (err: unknown) => err,
   );
-  const [keyReq, teamReq, keyTok, teamTok] = await Promise.all([
-    keyLimiter.takeRequest(principal.keyName),
-    teamLimiter?.takeRequest(principal.team) ?? null,
-    keyLimiter.reserveTokens(principal.keyName, expectedTokens),
-    teamLimiter?.reserveTokens(principal.team, expectedTokens) ?? null,
-  ]);
-  const reservation = keyTok || teamTok ? { tokens: Math.max(0, Math.ceil(expectedTokens)), until: now() + Math.min(keyTok?.state.resetMs ?? Infinity, teamTok?.state.resetMs ?? Infinity) } : undefined;
-  const requests = tightest([keyReq?.state, teamReq?.state]);
-  try {
-    // A refused request reserves nothing: its headers show the tokens without it.
-    const tokens = tightest([keyTok?.unreserved, teamTok?.unreserved]);
-    if (keyReq && !keyReq.ok) refuse(metrics, 'key', 'requests', keyReq, rateLimitHeaders(keyReq.state, tokens));
-    if (teamReq && !teamReq.ok) refuse(metrics, 'team', 'requests', teamReq, rateLimitHeaders(teamReq.state, tokens));
-    if (keyTok && !keyTok.ok) refuse(metrics, 'key', 'tokens', keyTok, rateLimitHeaders(requests, keyTok.unreserved));
-    if (teamTok && !teamTok.ok) refuse(metrics, 'team', 'tokens', teamTok, rateLimitHeaders(requests, teamTok.unreserved));
-    const budgetError = await budgetCheck;
-    if (budgetError) throw budgetError;
-  } catch (err) {
-    parts.release(principal, reservation);
-    throw err;
+  const admission = await admitByRules(parts.rules, parts.metrics, principal, model, expectedTokens, parts.now());
+  const budgetError = await budgetCheck;
+  if (budgetError) {
+    admission.release();
+    throw budgetError;
   }
-  return { headers: rateLimitHeaders(requests, tightest([keyTok?.state, teamTok?.state])), reservation };
+  return { headers: admission.headers, reservation: admission.reservation };
 }
 
 /** The cost, token and savings metrics of one settled request (cost: what it cost, 0 for a cache hit). */
@@ -429,16 +347,14 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
   const now = deps.now ?? Date.now;
   const log = deps.logger ?? silentLogger;
   const keyRing = createKeyRing(config.auth, deps.directory, now);
-  const limiters = new Limiters(config, { redis, expectedReplicas: config.rate_limit.expected_replicas, onFallback: (scope) => metrics.rateLimitFallbacks.inc({ scope }) }, deps.directory);
+  const rules = new RuleSet(config, { redis, expectedReplicas: config.rate_limit.expected_replicas, onFallback: (scope) => metrics.rateLimitFallbacks.inc({ scope }) }, deps.directory);
   const redisError = redisErrorReporter(metrics, log, now);
   const spend = createSpend(deps, redisError);
   const budgets = new ScopeBudgets(spend, redis, metrics, now, redisError);
   const teamBudget = teamBudgetLookup(config, deps.directory);
-  const release = (principal: Principal, reservation: TokenReservation | undefined): void => {
-    if (reservation) limiters.recordTokens(principal, 0, reservation, now());
-  };
+  const release = (principal: Principal, reservation: TokenReservation | undefined): void => settleTokens(rules, principal, reservation?.model ?? '', 0, reservation);
 
-  const parts: AdmitParts = { limiters, budgets, teamBudget, sink: deps.sink, metrics, now, release };
+  const parts: AdmitParts = { rules, budgets, teamBudget, sink: deps.sink, metrics, now };
 
   return {
     authenticate(authorization) {
@@ -453,29 +369,21 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
     adminId: (authorization) => keyRing.adminId(authorization),
     admit: (principal: Principal, model: string, expectedTokens = 0) => admitRequest(parts, principal, model, expectedTokens),
     release,
-    async admitProvider(provider) {
-      const limiter = limiters.provider(provider);
-      if (!limiter) return true;
-      const r = await limiter.takeRequest(provider);
-      if (r && !r.ok) {
-        metrics.rateLimited.inc({ scope: 'provider', kind: 'requests' });
-        return false;
-      }
-      return true;
-    },
+    admitProvider: (provider) => admitProviderByRules(rules, metrics, provider),
     settle(s: Settlement) {
       try {
         const cost = s.cached ? 0 : Math.max(0, s.costUsd);
         countSettlement(metrics, s, cost);
         // A cache hit uses no tokens: its reservation is given back.
-        limiters.recordTokens(s.principal, s.cached ? 0 : s.usage.prompt_tokens + s.usage.completion_tokens, s.reservation, s.at);
+        settleRules(rules, s, toNanoUsd(cost));
         recordSpend(parts, spend.ledger, s, cost);
         deps.sink?.record(s, cost);
       } catch (err) {
         log.warn({ reason: (err as Error)?.message }, 'settle failed');
       }
     },
-    flush: () => spend.ledger.flush(),
+    // Token debts and unused reservations too, so a stopping replica leaves its usage counted.
+    flush: () => Promise.all([spend.ledger.flush(), rules.flush().catch(() => undefined)]).then(() => undefined),
     // This replica's own spend is written first, so its report includes every request it served.
     spendReport: async (query) => {
       await spend.ledger.flush().catch(() => undefined);

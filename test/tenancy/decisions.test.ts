@@ -6,7 +6,9 @@ import { entryBatch, MemorySpendStore, parseSpendQuery, SpendEntry, summarize } 
 import { estimatePromptTokens, estimateTokens } from '../../service/cost/tokens';
 import { checkBudget, Period, secondsUntilReset, utcPeriods } from '../../service/tenancy/budget';
 import { createKeyRing, generateKey, hashKey, HashSet, parseBearer } from '../../service/tenancy/keys';
-import { fallbackPoints, formatReset, keyLimitSpec, rateLimitHeaders, tightest } from '../../service/tenancy/limits';
+import { fallbackPoints, formatReset, rateLimitHeaders, tightest } from '../../service/tenancy/limits';
+import { compileRules, describeRule, matchRules } from '../../service/tenancy/rules';
+import { ConfigError } from '../../service/config/schema';
 import { GatewayError } from '../../service/core/errors';
 import { testConfig } from './fixtures';
 
@@ -163,12 +165,52 @@ describe('tenancy decisions', () => {
     }
   });
 
+  describe('limit rules (config and matching)', () => {
+    const rules = (limits: unknown[]) => compileRules(testConfig({ limits: limits as never }));
+    const facts = { key: 'alice', team: 'red', project: 'web', model: 'gpt-x' };
+    it('a "*" dimension counts each value apart; a left-out one is the total; provider rules wait for the attempt', () => {
+      const m = matchRules(rules([{ resource: 'tokens', capacity: 100, scope: { team: '*', model: '*' } }, { resource: 'requests', capacity: 5, scope: { model: 'gpt-x' } }, { resource: 'requests', capacity: 9, scope: { provider: 'cheap' } }]), facts);
+      assert.deepEqual(m.map((x) => [x.counter, x.scopeLabel]), [
+        // A scope with key, team or project: the team's hash tag; else the counter's own.
+        ['{t:red}tokens/60/team+model:team=red,model=gpt-x', 'team_model'],
+        ['{requests/60/model:model=gpt-x}requests/60/model:model=gpt-x', 'model'],
+      ]);
+      assert.equal(matchRules(rules([{ resource: 'requests', capacity: 5, scope: { team: 'blue' } }]), facts).length, 0, 'another team');
+    });
+    it('of one group the most specific rule applies; USD in nano-USD; windows', () => {
+      const m = matchRules(rules([{ resource: 'usd', window: 'day', capacity: 2, scope: { team: '*' } }, { resource: 'usd', window: 'day', capacity: 0.5, scope: { team: 'red' } }]), facts);
+      assert.equal(m.length, 1);
+      assert.equal(m[0].rule.capacity, 0.5e9);
+      assert.equal(m[0].rule.windowSeconds, 86400);
+      assert.equal(describeRule(m[0].rule), '0.5 USD per day');
+    });
+    const invalid: Array<[string, unknown, RegExp]> = [
+      ['no scope', { resource: 'requests', capacity: 1, scope: {} }, /at least one of key, team/],
+      ['an unknown model', { resource: 'requests', capacity: 1, scope: { model: 'nope' } }, /limits\[0\]\.scope\.model: unknown model "nope"/],
+      ['an unknown team', { resource: 'requests', capacity: 1, scope: { team: 'green' } }, /unknown team "green"/],
+      ['a provider with a team', { resource: 'requests', capacity: 1, scope: { provider: 'cheap', team: 'red' } }, /provider scope stands alone/],
+      ['provider tokens', { resource: 'tokens', capacity: 1, scope: { provider: 'cheap' } }, /provider scope stands alone/],
+      ['fractional requests', { resource: 'requests', capacity: 1.5, scope: { team: '*' } }, /whole number of requests/],
+      ['an unknown window', { resource: 'requests', capacity: 1, window: 'week', scope: { team: '*' } }, /window/],
+    ];
+    for (const [name, rule, want] of invalid) it(`rejects ${name} with a message naming the field`, () => assert.throws(() => rules([rule]), (e: ConfigError) => e instanceof ConfigError && want.test(e.message)));
+    it('redis.cluster does not go with sentinels', () => {
+      assert.throws(() => testConfig({ redis: { url: 'redis://127.0.0.1:1', cluster: true, sentinels: [{ host: 'a' }], sentinel_name: 'm' } }), /cluster and sentinels do not go together/);
+      assert.equal(testConfig({ redis: { url: 'redis://127.0.0.1:1', cluster: true } }).redis?.cluster, true);
+    });
+  });
+
   describe('rate limit specs and headers', () => {
     const global = { requests_per_minute: 100, burst: 10, tokens_per_minute: 5000 };
-    it('a key falls back to the global limit field by field', () => {
-      assert.deepEqual(keyLimitSpec(undefined, global), global);
-      assert.deepEqual(keyLimitSpec({ requests_per_minute: 5, burst: 0 }, global), { requests_per_minute: 5, burst: 0, tokens_per_minute: 5000 });
-      assert.deepEqual(keyLimitSpec({ tokens_per_minute: 7, burst: 0 }, global), { requests_per_minute: 100, burst: 10, tokens_per_minute: 7 });
+    const keyRules = (own: Record<string, number> | undefined) => {
+      const base = testConfig();
+      const config = testConfig({ rate_limit: global, auth: { keys: base.auth.keys.map((k) => (k.name === 'alice' ? { ...k, rate_limit: own } : k)), admin_key_hashes: [] } });
+      return matchRules(compileRules(config), { key: 'alice', team: 'red', project: 'web', model: 'gpt-x' }).map((m) => [m.rule.resource, m.rule.capacity, m.rule.burst, m.rule.source]);
+    };
+    it('a key falls back to the global limit field by field (its own rules replace the key: "*" ones)', () => {
+      assert.deepEqual(keyRules(undefined), [['requests', 100, 10, 'rate_limit'], ['tokens', 5000, 0, 'rate_limit']]);
+      assert.deepEqual(keyRules({ requests_per_minute: 5, burst: 0 }), [['requests', 5, 0, 'auth.keys[0].rate_limit'], ['tokens', 5000, 0, 'auth.keys[0].rate_limit']]);
+      assert.deepEqual(keyRules({ tokens_per_minute: 7 }), [['requests', 100, 10, 'auth.keys[0].rate_limit'], ['tokens', 7, 0, 'auth.keys[0].rate_limit']]);
     });
     const fallback: Array<[number, number, number]> = [
       [100, 1, 100],
@@ -213,7 +255,7 @@ describe('tenancy decisions', () => {
 
     it('key ignores key order and output-neutral fields, not the rest', () => {
       const k = cacheKey('red', 'gpt-x', body);
-      assert.match(k, /^cache:[0-9a-f]{64}$/);
+      assert.match(k, /^cache:\{t:[a-z0-9-]+\}:[0-9a-f]{64}$/);
       assert.equal(cacheKey('red', 'gpt-x', { messages: [{ content: 'hi', role: 'user' }], temperature: 0, stream: false, user: 'u1', model: 'other' }), k);
       assert.notEqual(cacheKey('blue', 'gpt-x', body), k, 'teams never share');
       assert.notEqual(cacheKey('red', 'gpt-y', body), k, 'model is part of the key');

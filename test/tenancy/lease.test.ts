@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import Redis from 'ioredis';
-import { FAIR_DIVISOR, LEASE_LUA, LeasedWindow, MAX_PREFETCH, prefetchSize, Take, TakeResult } from '../../service/tenancy/lease';
+import { FAIR_DIVISOR, LEASE_LUA, LeasedWindow, MAX_PREFETCH, MemoryWindow, prefetchSize, Take, TakeResult } from '../../service/tenancy/lease';
 import { RedisServer, startRedis } from '../helpers/redis-server';
 import { ready, uniquePrefix, waitFor } from './fixtures';
 
@@ -23,6 +23,26 @@ describe('leased request windows', function () {
       assert.equal(prefetchSize(100, 1000), 10); // 0.1 per ms -> 10
       assert.equal(prefetchSize(1, 60_000), 1);
       assert.equal(prefetchSize(1_000_000, 1), MAX_PREFETCH);
+    });
+  });
+
+  describe('MemoryWindow (injected clock)', () => {
+    it('amounts: admitted while units were left before the take; settle replaces a reservation; a new window starts empty', () => {
+      let t = 0;
+      const w = new MemoryWindow(100, 60_000, () => t);
+      assert.deepEqual(w.take('a', 60), { ok: true, remaining: 40, resetMs: 60_000 });
+      assert.equal(w.take('a', 60).ok, true, '40 were left before it');
+      assert.equal(w.take('a', 1).ok, false, 'spent (120 of 100)');
+      w.settle('a', 10, 60, 60_000); // each used 10 of its 60
+      w.settle('a', 10, 60, 60_000);
+      assert.equal(w.take('a', 0).remaining, 80);
+      w.settle('a', 5, 0, -Infinity); // usage with no reservation in this window: counted whole
+      assert.equal(w.take('a', 0).remaining, 75);
+      t = 60_000;
+      assert.deepEqual(w.take('a', 1), { ok: true, remaining: 99, resetMs: 60_000 });
+      w.settle('a', 70, 60, 60_000); // a reservation of the window before: the whole usage
+      assert.equal(w.take('a', 0).remaining, 29);
+      assert.equal(w.take('b', 1).remaining, 99, 'ids apart');
     });
   });
 

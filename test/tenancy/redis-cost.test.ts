@@ -100,6 +100,38 @@ describe('Redis commands per request', function () {
       assert.ok(Math.abs(report.totals.cost_usd - 0.2) < 1e-9);
     });
 
+    it('every limit kind on (requests, tokens, USD; key, team, team x model, model): at most one Redis command per request, and the token count is exact once flushed', async () => {
+      const config = testConfig({
+        rate_limit: { requests_per_minute: 1_000_000, tokens_per_minute: 1_000_000_000, expected_replicas: 3 },
+        teams: [{ name: 'red', rate_limit: { requests_per_minute: 1_000_000, tokens_per_minute: 1_000_000_000 }, budget: { daily_usd: 1000 } }, { name: 'blue' }],
+        limits: [
+          { resource: 'tokens', capacity: 1_000_000_000, scope: { team: '*', model: '*' } },
+          { resource: 'requests', capacity: 1_000_000, scope: { model: 'gpt-x' } },
+          { resource: 'usd', window: 'day', capacity: 1000, scope: { team: 'red' } },
+        ],
+        redis: { url: server.url, key_prefix: uniquePrefix(), command_timeout_ms: 2000 },
+      });
+      metrics = newMetrics();
+      redis = connect(config, metrics);
+      await ready(redis);
+      tenancy = createTenancy(config, { redis, metrics });
+      const alice = tenancy.authenticate(`Bearer ${KEYS.alice}`);
+      const before = await metricValue(metrics, 'redisCommands', { role: 'state' });
+      const n = 2000;
+      for (let i = 0; i < n; i++) {
+        const a = await tenancy.admit(alice, 'gpt-x', 200);
+        await new Promise((r) => setImmediate(r));
+        tenancy.settle(settlement(alice, 0.0001, { reservation: a.reservation, at: Date.now() })); // 150 tokens used
+      }
+      await tenancy.flush();
+      const commands = (await metricValue(metrics, 'redisCommands', { role: 'state' })) - before;
+      assert.ok(commands / n <= 1, `${commands} Redis commands for ${n} requests with every limit kind on`);
+      // flush() writes every debt and gives back every unused unit: Redis holds exactly the usage.
+      assert.equal(Number(await redis.get('rl:{t:red}tokens/60/team+model:team=red,model=gpt-x')), n * 150, 'team x model tokens');
+      assert.equal(Number(await redis.get('rl:{t:red}tokens/60/key:key=alice')), n * 150, 'key tokens');
+      assert.equal(Number(await redis.get('rl:{t:red}usd/86400/team:team=red')), Math.round(n * 0.0001 * 1e9), 'USD window in nano-USD');
+    });
+
     it('close to the budget: the spend is read for every admission and written at once, and the budget holds exactly on one replica', async () => {
       const alice = await start(0.01);
       const { commands, refused } = await serve(alice, 200, 0.0001);

@@ -99,10 +99,10 @@ describe('Redis eviction: a full cache evicts cache entries, never a budget, lim
     assert.equal(up.received.length, REQUESTS, 'every prompt was distinct, so none was a cache hit');
 
     // Every request's spend reaches the state server (the ledger writes within SPEND_COALESCE_MS).
-    const budgetKeys = async () => (await keysOf(state)).filter((k) => k.startsWith(`${PREFIX}budget:search:`));
+    const budgetKeys = async () => (await keysOf(state)).filter((k) => k.startsWith(`${PREFIX}budget:{t:search}:`));
     const recorded = async () => {
       let n = 0;
-      for (const k of (await keysOf(state)).filter((x) => x.startsWith(`${PREFIX}spend:`) && !x.includes(':seq:'))) {
+      for (const k of (await keysOf(state)).filter((x) => x.startsWith(`${PREFIX}spend:{t:`) && !x.includes(':seq:'))) {
         for (const [f, v] of Object.entries(await state.hgetall(k))) if (f.startsWith('search|') && f.endsWith(`|${METRICS.requests}`)) n += Number(v);
       }
       return n;
@@ -111,13 +111,13 @@ describe('Redis eviction: a full cache evicts cache entries, never a budget, lim
     const stateKeys = await keysOf(state);
     const kinds = (p: string) => stateKeys.filter((k) => k.startsWith(`${PREFIX}${p}`));
     assert.ok(kinds('rl:').length >= 2, `rate-limit keys: ${stateKeys.join(', ')}`);
-    assert.equal(kinds('spend:').filter((k) => !k.includes(':seq:')).length, 1, `spend keys: ${stateKeys.join(', ')}`);
+    assert.equal(kinds('spend:{t:').filter((k) => !k.includes(':seq:')).length, 1, `spend keys: ${stateKeys.join(', ')}`);
     assert.ok(stateKeys.every((k) => !k.startsWith(`${PREFIX}cache:`)), 'no cache entry on the state server');
     for (const k of stateKeys) assert.ok((await state.ttl(k)) > 0, `${k} has a TTL, so a volatile-* policy could evict it: hence two servers`);
     assert.equal(await info(state, 'evicted_keys'), 0, 'the state server evicted nothing');
 
     // Every one of the requests is in the spend row, and the budget holds their cost.
-    const spendRow = kinds('spend:').find((k) => !k.includes(':seq:'))!;
+    const spendRow = kinds('spend:{t:').find((k) => !k.includes(':seq:'))!;
     const spend = await state.hgetall(spendRow);
     const requests = Object.entries(spend).filter(([f]) => f.startsWith('search|') && f.endsWith(`|${METRICS.requests}`));
     assert.equal(requests.reduce((n, [, v]) => n + Number(v), 0), REQUESTS, `requests in ${spendRow}: ${JSON.stringify(spend)}`);

@@ -10,7 +10,7 @@ import OpenAI from 'openai';
 import type { GatewayError } from '../../service/core/errors';
 import { createTenancy, GatewayTenancy } from '../../service/tenancy/tenancy';
 import { hashKey } from '../../service/tenancy/keys';
-import { tokensToRecord } from '../../service/tenancy/limits';
+import { settleDelta } from '../../service/tenancy/lease';
 import { FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
 import { provider, startTestGateway, TestGateway } from '../helpers/gateway';
 import { KEYS, newMetrics, settlement, testConfig } from './fixtures';
@@ -55,11 +55,12 @@ describe('x-ratelimit-remaining-tokens and the admission of the same request', (
     assert.equal(remaining((await tenancy.admit(carol, 'gpt-x', 100)).headers), 4800);
   });
 
-  it('tokensToRecord: the actual usage minus the reservation while its window lasts', () => {
-    assert.equal(tokensToRecord(150, undefined, 10), 150);
-    assert.equal(tokensToRecord(150, { tokens: 100, until: 60_000 }, 10), 50);
-    assert.equal(tokensToRecord(0, { tokens: 100, until: 60_000 }, 10), -100);
-    assert.equal(tokensToRecord(150, { tokens: 100, until: 60_000 }, 60_000), 150, 'the reservation ended with its window');
+  it('settleDelta: the actual usage minus the reservation while its window lasts', () => {
+    assert.equal(settleDelta(150, 0, -Infinity, 60_000), 150, 'no reservation');
+    assert.equal(settleDelta(150, 100, 60_000, 60_000), 50);
+    assert.equal(settleDelta(150, 100, 60_400, 60_000), 50, 'the same window seen from two clocks');
+    assert.equal(settleDelta(0, 100, 60_000, 60_000), -100);
+    assert.equal(settleDelta(150, 100, 60_000, 120_000), 150, 'the reservation ended with its window');
   });
 });
 
