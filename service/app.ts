@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { GatewayConfig } from './config/schema';
 import type { GatewayContext } from './http/context';
 import { forbidden, GatewayError, notFound } from './core/errors';
+import { routeKey, targetPath } from './core/target';
 import { inboundRoutes, InboundRoutes } from './http/routes';
 import { passthroughRoute } from './http/passthrough';
 import { recordOf, RequestTracker } from './http/request-context';
@@ -224,12 +225,11 @@ function passthroughRoutes(app: express.Express, ctx: GatewayContext, client: Up
 function fastPath(inference: InboundRoutes, tracker: RequestTracker, app: express.Express): Gateway['handle'] {
   return (req, res) => {
     if (req.method === 'POST') {
-      const url = req.url!;
-      const q = url.indexOf('?');
-      const path = q === -1 ? url : url.slice(0, q);
-      const route = inference.get(path);
+      // Every form of an inbound path (absolute-form, upper case, a trailing slash) is served here,
+      // tracked and traced under the table's own path.
+      const route = inference.get(routeKey(targetPath(req.url!)));
       if (route) {
-        tracker.start(req, res, path);
+        tracker.start(req, res, route.path);
         void route(req, res);
         return;
       }

@@ -13,11 +13,12 @@ import { pipelineRoute, resolveRoute } from './pipeline';
 import { recordOf } from './request-context';
 import { sendError, sendJson } from './respond';
 
-export type InboundRoute = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+/** A route's handler, with the table's own path (what the fast path tracks and traces it under). */
+export type InboundRoute = ((req: IncomingMessage, res: ServerResponse) => Promise<void>) & { path: string };
 export type InboundRoutes = ReadonlyMap<string, InboundRoute>;
 
 /** POST /v1/messages/count_tokens: authenticated, the model resolved like a request's, the count estimated (no provider call). */
-function countTokensRoute(ctx: GatewayContext): InboundRoute {
+function countTokensRoute(ctx: GatewayContext): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const limit = ctx.config.server.body_limit_bytes;
   return async (req, res) => {
     const rec = recordOf(res);
@@ -34,9 +35,11 @@ function countTokensRoute(ctx: GatewayContext): InboundRoute {
   };
 }
 
+/** path -> handler; the keys are the paths themselves (lower case, no trailing slash: routeKey's form). */
 export function inboundRoutes(ctx: GatewayContext): InboundRoutes {
   const routes = new Map<string, InboundRoute>();
-  for (const spec of INBOUND) routes.set(spec.path, pipelineRoute(ctx, spec));
-  routes.set('/v1/messages/count_tokens', countTokensRoute(ctx));
+  const add = (path: string, handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>) => routes.set(path, Object.assign(handler, { path }));
+  for (const spec of INBOUND) add(spec.path, pipelineRoute(ctx, spec));
+  add('/v1/messages/count_tokens', countTokensRoute(ctx));
   return routes;
 }

@@ -19,6 +19,7 @@ import type { Candidate } from '../routing/catalog';
 import { ATTR, OPERATION, genAiProviderName, genAiSpanName, operationOf, serverOf, serverSpanName } from './semconv';
 import type { TracingSettings } from './settings';
 import type { AttemptOutcome, AttemptTrace, RequestFacts, RequestTrace, Tracing } from './trace-types';
+import { routeKey, targetPath } from '../core/target';
 
 const propagator = new W3CTraceContextPropagator();
 
@@ -53,7 +54,7 @@ export function createOtelTracing(s: Extract<TracingSettings, { enabled: true }>
   const tracer = provider.getTracer('ai-gateway');
   logger.info({ exporter: s.exporter, protocol: s.exporter === 'otlp' ? s.protocol : undefined, endpoint: s.url ? 'gateway config' : 'OTEL_* environment' }, 'tracing on');
   return {
-    start: (req, route) => (req.url?.startsWith('/v1/') ? new OtelRequestTrace(tracer, req, route) : undefined),
+    start: (req, route) => (routeKey(targetPath(req.url ?? '')).startsWith('/v1/') ? new OtelRequestTrace(tracer, req, route) : undefined),
     shutdown: () => provider.shutdown(),
   };
 }
@@ -122,8 +123,7 @@ class OtelRequestTrace implements RequestTrace {
     const parent = propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const attributes: Attributes = { [ATTR.method]: method, [ATTR.urlPath]: (q === -1 ? url : url.slice(0, q)).slice(0, 200) };
+    const attributes: Attributes = { [ATTR.method]: method, [ATTR.urlPath]: targetPath(url).slice(0, 200) };
     if (route) attributes[ATTR.route] = route;
     this.span = tracer.startSpan(serverSpanName(method, route), { kind: SpanKind.SERVER, attributes }, parent);
     this.ctx = trace.setSpan(ROOT_CONTEXT, this.span);

@@ -13,6 +13,7 @@ import { FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
 import { GatewayProcess, startGatewayProcess } from '../helpers/gateway-process';
 import { provider, startTestGateway } from '../helpers/gateway';
 import { OtlpReceiver, ReceivedSpan, startOtlpReceiver } from '../helpers/otlp-receiver';
+import { request as httpRequest } from 'node:http';
 
 const CLIENT_KEY = `sk-client-trace-${randomBytes(8).toString('hex')}`;
 const PROMPT = `PROMPT-CANARY-${randomBytes(6).toString('hex')}`;
@@ -184,6 +185,27 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
     assert.equal(server.name, 'POST /v1/embeddings');
     assert.equal(server.attrs['gen_ai.operation.name'], 'embeddings');
     assert.deepEqual(attemptSpans(spans).map((a) => a.name), ['embeddings e']);
+  });
+
+  it('an absolute-form target and an upper-case path are served under the same route, each with its span and traceparent upstream', async () => {
+    const origin = new URL(gw.url);
+    for (const path of [`${gw.url}/v1/chat/completions`, '/V1/CHAT/COMPLETIONS']) {
+      const { traceId, parentId } = clientTraceparent();
+      const before = backup.received.length;
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = httpRequest({ host: origin.hostname, port: origin.port, method: 'POST', path, headers: { authorization: `Bearer ${CLIENT_KEY}`, 'content-type': 'application/json', traceparent: `00-${traceId}-${parentId}-01` } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode!));
+        });
+        req.on('error', reject);
+        req.end(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }] }));
+      });
+      assert.equal(status, 200, path);
+      const spans = inTrace(traceId)(await receiver.waitFor((s) => inTrace(traceId)(s).length >= 2));
+      assert.equal(serverSpan(spans)?.name, 'POST /v1/chat/completions', path);
+      const sent = backup.received.slice(before).map((r) => String(r.headers.traceparent));
+      assert.ok(sent.some((t) => t.includes(traceId)), `${path}: traceparent upstream carries the trace (${sent.join(', ')})`);
+    }
   });
 
   it('a client that leaves mid-attempt: the attempt span ends as client_gone, and nothing touches an ended span', async () => {
