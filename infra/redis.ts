@@ -84,6 +84,25 @@ export interface RedisArgs {
   gatewayPodSelector: Record<string, string>;
 }
 
+/** One Redis container: its role's arguments, the password from the Secret, ping probes, the data volume. */
+function redisContainer(a: InstanceArgs) {
+  const password = { name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: a.authSecretName, key: 'REDIS_PASSWORD' } } };
+  const ping = { exec: { command: ['sh', '-c', 'redis-cli ping | grep -q PONG'] }, periodSeconds: 10, timeoutSeconds: 3 };
+  return {
+    name: 'redis',
+    image: a.image,
+    args: redisArgs(a.role, a.resources.limits.memory, !!a.persistence),
+    // redis-cli reads REDISCLI_AUTH, so the probes authenticate without a password on the command line.
+    env: [password, { ...password, name: 'REDISCLI_AUTH' }],
+    ports: [{ name: 'redis', containerPort: REDIS_PORT, protocol: 'TCP' }],
+    resources: a.resources,
+    securityContext: containerSecurityContext(REDIS_UID),
+    livenessProbe: { ...ping, initialDelaySeconds: 10, failureThreshold: 3 },
+    readinessProbe: { ...ping, initialDelaySeconds: 2, failureThreshold: 2 },
+    volumeMounts: [{ name: 'data', mountPath: '/data' }],
+  };
+}
+
 export class Redis extends pulumi.ComponentResource {
   /** Labels of the Redis pods, or undefined for a managed Redis. */
   readonly podLabels?: Record<string, string>;
@@ -149,8 +168,6 @@ export class Redis extends pulumi.ComponentResource {
     const labels = objectLabels(a.stack, component);
     const selector = selectorLabels(component);
     const meta = { name: objectName, namespace: a.namespace, labels };
-    const password = { name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: a.authSecretName, key: 'REDIS_PASSWORD' } } };
-    const ping = { exec: { command: ['sh', '-c', 'redis-cli ping | grep -q PONG'] }, periodSeconds: 10, timeoutSeconds: 3 };
     const service = new k8s.core.v1.Service(
       name,
       { metadata: meta, spec: { type: 'ClusterIP', selector, ports: [{ name: 'redis', port: REDIS_PORT, targetPort: 'redis', protocol: 'TCP' }] } },
@@ -174,21 +191,7 @@ export class Redis extends pulumi.ComponentResource {
               securityContext: podSecurityContext(REDIS_UID),
               ...(a.priorityClassName ? { priorityClassName: a.priorityClassName } : {}),
               terminationGracePeriodSeconds: 30,
-              containers: [
-                {
-                  name: 'redis',
-                  image: a.image,
-                  args: redisArgs(a.role, a.resources.limits.memory, !!a.persistence),
-                  // redis-cli reads REDISCLI_AUTH, so the probes authenticate without a password on the command line.
-                  env: [password, { ...password, name: 'REDISCLI_AUTH' }],
-                  ports: [{ name: 'redis', containerPort: REDIS_PORT, protocol: 'TCP' }],
-                  resources: a.resources,
-                  securityContext: containerSecurityContext(REDIS_UID),
-                  livenessProbe: { ...ping, initialDelaySeconds: 10, failureThreshold: 3 },
-                  readinessProbe: { ...ping, initialDelaySeconds: 2, failureThreshold: 2 },
-                  volumeMounts: [{ name: 'data', mountPath: '/data' }],
-                },
-              ],
+              containers: [redisContainer(a)],
               volumes: a.persistence ? [] : [{ name: 'data', emptyDir: { sizeLimit: '1Gi' } }],
             },
           },
