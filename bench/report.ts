@@ -1,5 +1,5 @@
 /**
- * The benchmark's results: their JSON shape, the check against GUIDE.md section 4's
+ * The benchmark's results: their JSON shape, the check against the project's performance
  * targets, and the Markdown tables run.ts prints and writes beside the JSON.
  */
 
@@ -174,7 +174,7 @@ export function renderMarkdown(r: Results): string {
     if (g && o) ratios.push(`${n}: throughput ${(g.rps / o.rps).toFixed(2)}x, CPU per request ${(g.cpuUsPerRequest / o.cpuUsPerRequest).toFixed(2)}x`);
   }
   if (ratios.length) lines.push(`**Gateway vs** ${ratios.join('; ')}.`, '');
-  lines.push('| Target (GUIDE.md §4 and issue 14) | goal | measured | met |');
+  lines.push('| Target (docs/bench.md) | goal | measured | met |');
   lines.push('|---|---|---:|:---:|');
   for (const c of r.targetsMet ?? []) lines.push(`| ${c.what} | ${c.target} | ${c.measured} | ${c.met === null ? '–' : c.met ? 'yes' : '**no**'} |`);
   return lines.join('\n');

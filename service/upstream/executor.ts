@@ -234,8 +234,8 @@ export class Executor {
       const bodyTimeoutMs = input.stream ? Math.min(this.deps.config.routing.deadlines.between_events_ms, timeoutMs) : undefined;
       const res = await client.send({ candidate: c, endpoint: input.endpoint, stream: input.stream, body, requestId: input.requestId, signal: ac.signal, timeoutMs, bodyTimeoutMs, headers });
       call.ttfbMs = now() - startedAt;
-      const firstEventLeft = firstEventMs - call.ttfbMs;
-      timer.arm(Math.max(0, firstEventLeft), firstEventMs < timeoutMs ? 'first_token_timeout' : 'timeout');
+      // The next phase's deadline; without a fallback it is the attempt's own, already armed.
+      if (firstEventMs < timeoutMs || headersMs < timeoutMs) timer.arm(Math.max(0, firstEventMs - call.ttfbMs), firstEventMs < timeoutMs ? 'first_token_timeout' : 'timeout');
       const status = res.statusCode;
       if (status >= 200 && status < 300) return input.stream ? await this.readStream(res, call) : await this.readJson(res, call);
       return this.statusFailure(status, res.headers as Record<string, string | undefined>, await readErrorBody(res.body), c, input.model);

@@ -1,5 +1,5 @@
 /**
- * Functions short enough to read in one screen (GUIDE.md, conventions): no function, method,
+ * Functions short enough to read in one screen (docs/internals.md, conventions): no function, method,
  * arrow function or constructor in service/ or infra/ spans more than 60 lines. Measured with
  * the TypeScript compiler's own parser on the real source.
  */

@@ -1,5 +1,5 @@
 /**
- * The service's module structure (GUIDE.md, section 1): no import cycles, and every import
+ * The service's module structure (docs/internals.md, layout): no import cycles, and every import
  * between folders points down the declared layer order (LAYERS): never up, never sideways to
  * another folder of the same layer. Checked on the real source with madge, the same graph
  * `npx madge --circular --extensions ts service` prints. README's Development section lists the
