@@ -30,6 +30,7 @@ import { forbidden, GatewayError, notFound, payloadTooLarge, rateLimited, upstre
 import { publicNameRewriter } from './model-name';
 import { recordOf } from './request-context';
 import { sendJson } from './respond';
+import { genericProviderError, redactJsonBody, redactText, secretForms } from '../core/redact';
 
 type Entry = GatewayConfig['passthrough'][number];
 type Method = Entry['methods'][number];
@@ -194,10 +195,11 @@ async function relayAnswer(ctx: GatewayContext, res: ServerResponse, principal: 
   }
   const contentType = String(up.headers['content-type'] ?? '');
   const ok = status >= 200 && status < 300;
+  if (!ok) return relayError(res, provider, status, up, rename);
   if (!isJson(contentType)) {
     res.statusCode = status;
     for (const name of ['content-type', 'content-length', 'content-disposition'] as const) if (up.headers[name] !== undefined) res.setHeader(name, up.headers[name] as string);
-    if (ok) settle(ctx, principal, provider, d, undefined);
+    settle(ctx, principal, provider, d, undefined);
     for await (const chunk of up.body) {
       if (res.destroyed) break;
       if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
@@ -206,28 +208,45 @@ async function relayAnswer(ctx: GatewayContext, res: ServerResponse, principal: 
     else res.end();
     return;
   }
-  let raw: Buffer;
+  const raw = await readAnswer(up, provider);
+  // A provider may echo the credentials it was sent: decoded, then redacted (core/redact); undecodable JSON goes as text without the raw key.
+  const clean = redactJsonBody(raw.toString('utf8'), [provider.api_key]);
+  let text = clean ? clean.text : redactText(raw.toString('utf8'), secretForms([provider.api_key]));
+  if (rename) text = rename(text);
+  const v = clean && rename ? (JSON.parse(text) as unknown) : clean?.parsed;
+  const parsed = v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  await trackObject(ctx, principal, provider, d, parsed);
+  settle(ctx, principal, provider, d, parsed);
+  sendJson(res, status, text);
+}
+
+async function readAnswer(up: Upstream, provider: ProviderConfig): Promise<Buffer> {
   try {
-    raw = await readCapped(up.body, MAX_UPSTREAM_BODY_BYTES);
+    return await readCapped(up.body, MAX_UPSTREAM_BODY_BYTES);
   } catch (err) {
     if (err instanceof BodyTooLargeError) throw upstreamUnavailable(`The provider "${provider.name}" sent an answer larger than the gateway relays.`);
     throw upstreamUnavailable(`The provider "${provider.name}" broke off its answer.`);
   }
-  // A provider may echo the credentials it was sent: never pass the gateway's provider key on.
-  let text = provider.api_key ? raw.toString('utf8').split(provider.api_key).join('[redacted]') : raw.toString('utf8');
-  if (rename) text = rename(text);
-  let parsed: Record<string, unknown> | undefined;
-  try {
-    const v = JSON.parse(text) as unknown;
-    if (v && typeof v === 'object' && !Array.isArray(v)) parsed = v as Record<string, unknown>;
-  } catch {
-    /* relayed as is */
-  }
-  if (ok) {
-    await trackObject(ctx, principal, provider, d, parsed);
-    settle(ctx, principal, provider, d, parsed);
-  }
-  sendJson(res, status, text);
+}
+
+/**
+ * A provider's error answer, whatever its content type: JSON is decoded and redacted before it
+ * is relayed with the provider's status; anything else (an HTML page, a header dump) is
+ * replaced by a generic OpenAI-shaped error naming the status.
+ */
+async function relayError(res: ServerResponse, provider: ProviderConfig, status: number, up: Upstream, rename: ((text: string) => string) | undefined): Promise<void> {
+  const raw = await readAnswer(up, provider);
+  const clean = redactJsonBody(raw.toString('utf8'), [provider.api_key]);
+  const text = JSON.stringify(openAiShaped(clean?.parsed) ?? genericProviderError(status));
+  sendJson(res, status, rename ? rename(text) : text);
+}
+
+/** A provider error body with an `error.message`, completed to the OpenAI shape (type, code, param); else undefined. */
+function openAiShaped(body: unknown): Record<string, unknown> | undefined {
+  const e = (body as { error?: Record<string, unknown> } | null)?.error;
+  if (!e || typeof e !== 'object' || typeof e.message !== 'string') return undefined;
+  const error = { ...e, type: typeof e.type === 'string' ? e.type : 'invalid_request_error', code: typeof e.code === 'string' ? e.code : null, param: typeof e.param === 'string' ? e.param : null };
+  return { ...(body as Record<string, unknown>), error };
 }
 
 /** A created object is recorded against the team; a deleted one is forgotten. */

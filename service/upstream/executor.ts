@@ -19,6 +19,7 @@ import type { RequestTrace } from '../telemetry/trace-types';
 import { classifyNetworkError, UpstreamClient, UpstreamResponse } from './client';
 import { BodyTooLargeError, readCapped, readErrorBody } from './read-body';
 import { EVENT_END, inspectEvent } from '../core/sse';
+import { redactJsonBody } from '../core/redact';
 
 /** Largest non-streaming upstream body the gateway will hold in memory. */
 export const MAX_UPSTREAM_BODY_BYTES = 32 * 1024 * 1024;
@@ -96,10 +97,9 @@ const defaultSleep = (ms: number, signal: AbortSignal) => sleep(ms, undefined, {
 
 /** The upstream's 4xx (not auth, not retryable) is about the client's request: relay it in the OpenAI shape. */
 function relayClientError(status: number, text: string, c: Candidate): GatewayError {
-  // A provider may echo the credentials it was sent: never pass the gateway's provider key on.
-  const apiKey = c.provider.api_key;
-  if (apiKey) text = text.split(apiKey).join('[redacted]');
-  const e = adapterFor(c.provider.type).errorBody(text);
+  // A provider may echo the credentials it was sent, in any encoding: the body is decoded, then redacted (core/redact).
+  const clean = redactJsonBody(text, [c.provider.api_key]);
+  const e = clean && adapterFor(c.provider.type).errorBody(clean.text);
   if (e) return new GatewayError(status, e.type as never, e.code ?? 'upstream_rejected', e.message.slice(0, 2000), {}, e.param);
   return new GatewayError(status, 'invalid_request_error', 'upstream_rejected', `The provider rejected the request (HTTP ${status}).`);
 }
