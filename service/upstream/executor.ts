@@ -18,7 +18,7 @@ import type { StatsTracker } from '../routing/provider-stats';
 import type { RequestTrace } from '../telemetry/trace-types';
 import { classifyNetworkError, UpstreamClient, UpstreamResponse } from './client';
 import { BodyTooLargeError, readCapped, readErrorBody } from './read-body';
-import { EVENT_END, inspectEvent } from '../core/sse';
+import { EVENT_END, EventTooLargeError, findEventEnd, inspectEvent, MAX_EVENT_CHARS } from '../core/sse';
 import { redactJsonBody } from '../core/redact';
 
 /** Largest non-streaming upstream body the gateway will hold in memory. */
@@ -104,19 +104,26 @@ function relayClientError(status: number, text: string, c: Candidate): GatewayEr
   return new GatewayError(status, 'invalid_request_error', 'upstream_rejected', `The provider rejected the request (HTTP ${status}).`);
 }
 
-/** Largest first event the gateway waits for before relaying a stream. */
-const MAX_FIRST_EVENT_BYTES = 64 * 1024;
-
-/** Reads the stream until its first complete SSE event (or the end, or 64 KiB); returns the bytes read. */
+/**
+ * Reads the stream until its first complete SSE event (or its end); returns the bytes read.
+ * Each chunk is scanned once (with the two bytes before it, where a terminator may begin). A
+ * first event over MAX_EVENT_CHARS throws EventTooLargeError: nothing has reached the client,
+ * so the attempt fails and the executor fails over.
+ */
 async function readFirstEvent(rest: AsyncIterator<Buffer>): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
+  let tail = '';
   for (;;) {
     const next = await rest.next();
     if (next.done || !next.value?.length) break;
     chunks.push(next.value);
     size += next.value.length;
-    if (size >= MAX_FIRST_EVENT_BYTES || EVENT_END.test(chunks.length === 1 ? next.value.toString('latin1') : Buffer.concat(chunks).toString('latin1'))) break;
+    const text = tail + next.value.toString('latin1');
+    const hit = findEventEnd(text);
+    if ((hit ? size - next.value.length - tail.length + hit.end : size) > MAX_EVENT_CHARS) throw new EventTooLargeError(MAX_EVENT_CHARS);
+    if (hit) break;
+    tail = text.slice(-2);
   }
   return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
 }
@@ -176,7 +183,7 @@ export class Executor {
     } catch (err) {
       if (input.clientSignal.aborted) return { kind: 'client_gone' };
       if (timedOut) return { kind: 'failure', reason: 'timeout', retryable: true };
-      if (err instanceof BodyTooLargeError) return { kind: 'failure', reason: 'too_large', retryable: false };
+      if (err instanceof BodyTooLargeError || err instanceof EventTooLargeError) return { kind: 'failure', reason: 'too_large', retryable: false };
       if (err instanceof StreamEventError) return { kind: 'failure', reason: 'invalid_stream', retryable: err.retryable };
       if (err instanceof CredentialsError) return { kind: 'failure', reason: 'provider_auth', retryable: false };
       const reason = classifyNetworkError(err);
@@ -197,7 +204,13 @@ export class Executor {
     }
     const raw = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     const rest = translation ? translation.translateStream(raw, Math.floor(this.deps.now() / 1000), c.upstreamModel) : raw;
-    const first = await readFirstEvent(rest);
+    let first: Buffer;
+    try {
+      first = await readFirstEvent(rest);
+    } catch (err) {
+      res.body.destroy(); // an oversized or invalid first event: stop reading the provider before failing over
+      throw err;
+    }
     if (!first.length) return { kind: 'failure', reason: 'empty_stream', retryable: false };
     // Nothing has reached the client yet: an invalid first event is a provider fault to fail over from.
     if (firstEventInvalid(first)) {

@@ -10,12 +10,14 @@
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
-import { EVENT_END, EventSummary, inspectEvent } from '../core/sse';
+import { EventSummary, inspectEvent, MAX_EVENT_CHARS, SseSplitter } from '../core/sse';
 import type { StreamHandle } from './executor';
 
 export interface RelayResult extends EventSummary {
   /** The upstream failed after the first byte went to the client. */
   interrupted?: 'cut' | 'invalid';
+  /** The invalid event was over MAX_EVENT_CHARS. */
+  tooLarge?: boolean;
   clientGone: boolean;
 }
 
@@ -40,7 +42,7 @@ export function typedErrorEvent(message: string, code: string, sequence: number)
 export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUsage: boolean, typedEvents = false, rewrite?: (text: string) => string): Promise<RelayResult> {
   const acc: RelayResult = { outputText: '', sawDone: false, clientGone: false };
   const decoder = new StringDecoder('utf8');
-  let pending = '';
+  const splitter = new SseSplitter();
   let clientClosed = false;
   const onClose = () => {
     if (!res.writableFinished) {
@@ -53,23 +55,20 @@ export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUs
 
   /** Splits complete events out of `pending` and writes the ones to forward; false on invalid data. */
   const pump = async (text: string): Promise<boolean> => {
-    pending += text;
     let out = '';
     let valid = true;
-    for (let m = EVENT_END.exec(pending); m; m = EVENT_END.exec(pending)) {
-      const end = m.index + m[0].length;
-      const event = pending.slice(0, end);
-      pending = pending.slice(end);
-      const verdict = inspectEvent(event.slice(0, m.index), hideUsage, acc);
+    for (const event of splitter.push(text)) {
+      const verdict = inspectEvent(event.body, hideUsage, acc);
       if (verdict === 'invalid') {
         valid = false;
         break;
       }
-      if (verdict === 'forward') out += event;
+      if (verdict === 'forward') out += event.raw;
     }
     if (out && rewrite) out = rewrite(out);
     if (out && !clientClosed && !res.write(out)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
-    return valid;
+    if (valid && splitter.overflow) acc.tooLarge = true; // one event over MAX_EVENT_CHARS: the stream ends with the invalid-event error
+    return valid && !splitter.overflow;
   };
 
   try {
@@ -83,7 +82,7 @@ export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUs
       acc.interrupted = 'invalid';
       handle.abort();
     } else if (!clientClosed) {
-      const tail = pending + decoder.end();
+      const tail = splitter.rest() + decoder.end();
       if (tail.trim() && inspectEvent(tail, hideUsage, acc) === 'forward') res.write(rewrite ? rewrite(tail) : tail);
     }
   } catch {
@@ -97,7 +96,9 @@ export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUs
     const [message, code] =
       acc.interrupted === 'cut'
         ? ['The provider stream was interrupted after it started; the response is incomplete.', 'stream_interrupted']
-        : ['The provider sent an invalid stream event; the response is incomplete.', 'invalid_upstream_stream'];
+        : acc.tooLarge
+          ? [`The provider sent a stream event larger than the gateway relays (${MAX_EVENT_CHARS} bytes); the response is incomplete.`, 'invalid_upstream_stream']
+          : ['The provider sent an invalid stream event; the response is incomplete.', 'invalid_upstream_stream'];
     res.write(typedEvents ? typedErrorEvent(message, code, (acc.sequence ?? -1) + 1) : sseErrorEvent(message, code));
   }
   if (!res.writableEnded) res.end();
