@@ -135,6 +135,8 @@ export interface EventSummary {
   sequence?: number;
   /** Responses API streams: the response id from response.created (for the object's owner record). */
   responseId?: string;
+  /** Responses API streams: ids of the output items (response.output_item.done), recorded with the response's owner. */
+  itemIds?: string[];
 }
 
 /** Reads the data payload of one SSE event (lines starting with "data:"), or undefined. */
@@ -150,7 +152,7 @@ export function eventData(event: string): string | undefined {
 }
 
 type Choice = { delta?: { content?: unknown }; text?: unknown };
-type TypedEvent = { type: string; sequence_number?: unknown; delta?: unknown; response?: { id?: unknown; usage?: unknown } };
+type TypedEvent = { type: string; sequence_number?: unknown; delta?: unknown; item?: { id?: unknown }; response?: { id?: unknown; usage?: unknown } };
 
 /** A Responses API event: its text delta, its final usage, its sequence number. */
 function inspectTypedEvent(e: TypedEvent, acc: EventSummary): 'forward' {
@@ -161,6 +163,9 @@ function inspectTypedEvent(e: TypedEvent, acc: EventSummary): 'forward' {
       break;
     case 'response.created':
       if (typeof e.response?.id === 'string') acc.responseId = e.response.id;
+      break;
+    case 'response.output_item.done':
+      if (typeof e.item?.id === 'string' && (acc.itemIds ??= []).length < 1000) acc.itemIds.push(e.item.id);
       break;
     case 'response.completed':
     case 'response.incomplete':

@@ -14,7 +14,7 @@ import { estimateCompletionTokens, estimatePromptTokens } from '../cost/tokens';
 import type { Candidate, ModelRoute } from '../routing/catalog';
 import { planRoute } from '../routing/strategies';
 import type { Admission, Principal, TokenReservation, Usage } from '../tenancy/contracts';
-import { assertOwned, STORED_RESPONSE_TTL_SECONDS } from '../tenancy/objects';
+import { assertOwned, itemIds, STORED_RESPONSE_TTL_SECONDS } from '../tenancy/objects';
 import type { Success } from '../upstream/executor';
 import { firstResponseId } from '../core/sse';
 import { relaySse } from '../upstream/sse-relay';
@@ -126,10 +126,11 @@ export function setOutcomeHeaders(res: ServerResponse, success: Pick<Success, 'c
   res.setHeader('x-gateway-attempts', String(success.attempts));
 }
 
-/** Records a stored response's id against the team and provider (not when the client sent store: false). */
-function recordStoredResponse(ctx: GatewayContext, principal: Principal, c: Candidate, valid: ValidRequest, id: unknown): Promise<void> | undefined {
+/** Records a stored response's id, and its output items' (item_reference may name them), against the team and provider (not when the client sent store: false). */
+function recordStoredResponse(ctx: GatewayContext, principal: Principal, c: Candidate, valid: ValidRequest, id: unknown, items: string[] = []): Promise<void> | undefined {
   if (typeof id !== 'string' || valid.body.store === false) return undefined;
-  return ctx.objects.record(id, { team: principal.team, provider: c.provider.name }, STORED_RESPONSE_TTL_SECONDS);
+  const owner = { team: principal.team, provider: c.provider.name };
+  return ctx.objects.recordMany([id, ...items], owner, STORED_RESPONSE_TTL_SECONDS);
 }
 
 async function relayStream(ctx: GatewayContext, res: ServerResponse, rec: RequestRecord, valid: ValidRequest, principal: Principal, admission: Admission, route: ModelRoute, success: Success, endpoint: Endpoint) {
@@ -145,7 +146,7 @@ async function relayStream(ctx: GatewayContext, res: ServerResponse, rec: Reques
   const createdId = endpoint === 'responses' ? firstResponseId(success.stream!.first) : undefined;
   if (createdId) await recordStoredResponse(ctx, principal, c, valid, createdId);
   const result = await relaySse(success.stream!, res, !valid.clientWantsUsage, endpoint === 'responses', modelRewriter(ctx.config, route.model, c));
-  if (endpoint === 'responses' && !createdId) await recordStoredResponse(ctx, principal, c, valid, result.responseId);
+  if (endpoint === 'responses') await recordStoredResponse(ctx, principal, c, valid, createdId ?? result.responseId, result.itemIds);
   const totalMs = ctx.now() - success.startedAt;
   if (result.interrupted) {
     ctx.metrics.streamInterruptions.inc({ provider: c.provider.name, model: route.model });
@@ -257,7 +258,7 @@ async function relayJson(ctx: GatewayContext, res: ServerResponse, rec: RequestR
   const { usage, estimated } = resolveUsage(valid, spec.usage(parsed), spec.outputText(parsed));
   noteUsage(rec, usage, estimated, parsed.model);
   rec.costUsd = account(ctx, principal, admission.reservation, route, result.candidate, usage, estimated, false);
-  if (endpoint === 'responses') await recordStoredResponse(ctx, principal, result.candidate, valid, parsed.id);
+  if (endpoint === 'responses') await recordStoredResponse(ctx, principal, result.candidate, valid, parsed.id, itemIds(parsed));
   sendJson(res, 200, raw);
   if (cacheKey) void ctx.cache.set(cacheKey, typeof raw === 'string' ? raw : raw.toString('utf8')).catch(() => undefined);
 }
