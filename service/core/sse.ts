@@ -10,6 +10,120 @@ export const EVENT_END = /\r?\n\r?\n/;
 
 /** Unreadable events in a row after which a stream counts as broken (fewer are skipped and counted). */
 export const MAX_INVALID_RUN = 3;
+/**
+ * Largest SSE event the gateway holds (4 MiB of text, its terminator included): no provider
+ * event comes close (a chunk carries a few tokens; a Responses API `response.completed`
+ * repeats the whole output, far below this). Over it, the attempt ends: before the first byte
+ * reached the client, the executor fails over; after, the stream ends with its error event.
+ */
+export const MAX_EVENT_CHARS = 4 * 1024 * 1024;
+
+/** An upstream event (or event-stream frame) over its documented cap. */
+export class EventTooLargeError extends Error {
+  constructor(readonly limit: number) {
+    super(`The provider sent a stream event larger than ${limit} bytes.`);
+    this.name = 'EventTooLargeError';
+  }
+}
+
+/** One complete event: its text without the terminating blank line, and with it (as relayed). */
+export interface SplitEvent {
+  body: string;
+  raw: string;
+}
+
+/** The first complete terminator in `s` at or after `from`: where the event's text ends and where the next begins. */
+export function findEventEnd(s: string, from = 0): { bodyEnd: number; end: number } | undefined {
+  for (let i = s.indexOf('\n', from); i !== -1; i = s.indexOf('\n', i + 1)) {
+    const next = s.charCodeAt(i + 1);
+    const end = next === 10 ? i + 2 : next === 13 && s.charCodeAt(i + 2) === 10 ? i + 3 : -1;
+    if (end !== -1) return { bodyEnd: i > from && s.charCodeAt(i - 1) === 13 ? i - 1 : i, end };
+  }
+  return undefined;
+}
+
+/**
+ * Incremental SSE event splitter. An event still incomplete is kept as a list of pieces and
+ * each push scans only the text it adds (plus the last two characters before it, where a
+ * terminator may have begun), so an event of n bytes arriving in k pieces costs O(n), not
+ * O(n * k) as re-running EVENT_END over the whole buffer did. Terminators are those of
+ * EVENT_END ("\n\n", "\r\n\n", "\n\r\n", "\r\n\r\n"). Once an event (complete, or being
+ * assembled) passes `maxChars`, `overflow` is set and nothing more is kept: the events
+ * completed before it are still returned, the caller ends the stream after them.
+ */
+export class SseSplitter {
+  private pieces: string[] = [];
+  private length = 0;
+  /** The last (up to) two characters of the pieces. */
+  private tail = '';
+  /** An event passed the cap: the stream cannot go on. */
+  overflow = false;
+
+  constructor(private readonly maxChars = MAX_EVENT_CHARS) {}
+
+  /** Adds text; returns the events it completed, in order (none once `overflow` is set). */
+  push(text: string): SplitEvent[] {
+    const events: SplitEvent[] = [];
+    if (!text || this.overflow) return events;
+    let rest = text;
+    if (this.length) {
+      const hit = findEventEnd(this.tail + text);
+      if (!hit) {
+        this.append(text);
+        return events;
+      }
+      const cut = hit.end - this.tail.length;
+      const before = this.length - this.tail.length;
+      const raw = this.pieces.join('') + text.slice(0, cut);
+      this.clear();
+      if (!this.keep(events, raw, before + hit.bodyEnd)) return events;
+      rest = text.slice(cut);
+    }
+    let start = 0;
+    for (let hit = findEventEnd(rest, start); hit; hit = findEventEnd(rest, start)) {
+      if (!this.keep(events, rest.slice(start, hit.end), hit.bodyEnd - start)) return events;
+      start = hit.end;
+    }
+    if (start < rest.length) this.append(start ? rest.slice(start) : rest);
+    return events;
+  }
+
+  /** What is left after the last complete event (an event the stream ended without terminating). */
+  rest(): string {
+    const rest = this.pieces.join('');
+    this.clear();
+    return rest;
+  }
+
+  /** Adds one complete event, unless it is over the cap (then sets `overflow`). */
+  private keep(events: SplitEvent[], raw: string, bodyEnd: number): boolean {
+    if (raw.length > this.maxChars) {
+      this.overflow = true;
+      return false;
+    }
+    // A "\r" before the terminator's first "\n" that was in an earlier push is not part of the text either.
+    const end = bodyEnd > 0 && raw.charCodeAt(bodyEnd) === 10 && raw.charCodeAt(bodyEnd - 1) === 13 ? bodyEnd - 1 : bodyEnd;
+    events.push({ body: raw.slice(0, end), raw });
+    return true;
+  }
+
+  private append(text: string): void {
+    if (this.length + text.length > this.maxChars) {
+      this.overflow = true;
+      this.clear();
+      return;
+    }
+    this.pieces.push(text);
+    this.length += text.length;
+    this.tail = text.length >= 2 ? text.slice(-2) : (this.tail + text).slice(-2);
+  }
+
+  private clear(): void {
+    this.pieces = [];
+    this.length = 0;
+    this.tail = '';
+  }
+}
 
 /** What the events of one stream said so far (filled in by inspectEvent). */
 export interface EventSummary {
@@ -31,6 +145,8 @@ export interface EventSummary {
   finished?: boolean;
   /** Unreadable events skipped. */
   dropped?: number;
+  /** Responses API streams: ids of the output items (response.output_item.done), recorded with the response's owner. */
+  itemIds?: string[];
 }
 
 /** Reads the data payload of one SSE event (lines starting with "data:"), or undefined. */
@@ -61,6 +177,9 @@ function inspectTypedEvent(e: TypedEvent, acc: EventSummary): 'forward' {
     case 'response.output_item.added':
       if (e.item?.type === 'message' && typeof e.item.id === 'string') acc.itemId ??= e.item.id;
       else if (e.item?.type === 'function_call') acc.toolCalls = true;
+      break;
+    case 'response.output_item.done':
+      if (typeof e.item?.id === 'string' && (acc.itemIds ??= []).length < 1000) acc.itemIds.push(e.item.id);
       break;
     case 'response.completed':
     case 'response.incomplete':

@@ -111,8 +111,9 @@ function parseBody(buf: Buffer, charset: string): unknown {
  * The parsed JSON body of a request, or undefined when it announces none. Rejects with a
  * GatewayError; a body refused for its size or a broken encoding is read off first.
  */
-export function readJsonBody(req: IncomingMessage, limitBytes: number): Promise<unknown> {
-  const type = req.headers['content-type'];
+export function readJsonBody(req: IncomingMessage, limitBytes: number, opts: { anyContentType?: boolean } = {}): Promise<unknown> {
+  // anyContentType (the pass-through): parsed as UTF-8 JSON whatever the Content-Type claims.
+  const type = opts.anyContentType && !JSON_TYPE.test(req.headers['content-type'] ?? '') ? 'application/json' : req.headers['content-type'];
   if (!type || !JSON_TYPE.test(type)) return Promise.reject(unsupportedType());
   if (requestFinished(req) || !hasBody(req)) return Promise.resolve(undefined);
   const charset = type === 'application/json' ? 'utf-8' : (parseContentType(type).parameters.charset?.toLowerCase() || 'utf-8');

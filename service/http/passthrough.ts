@@ -15,21 +15,22 @@ import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import { chatUsage, responsesUsage, Usage } from '../core/endpoints';
-import { objectPath, ObjectPath, referencedIds } from '../core/passthrough-paths';
+import { acceptsMultipart, ID_REFERENCE_FIELDS, objectPath, ObjectPath, referencedIds } from '../core/passthrough-paths';
 import { GatewayConfig, ProviderConfig, providerApiKey } from '../config/schema';
 import { costUsd } from '../cost/cost';
 import type { Principal } from '../tenancy/contracts';
-import { assertOwned, objectLifetimeSeconds, objectNotFound, STORED_RESPONSE_TTL_SECONDS } from '../tenancy/objects';
+import { itemIds, objectLifetimeSeconds, objectNotFound, STORED_RESPONSE_TTL_SECONDS } from '../tenancy/objects';
 import type { UpstreamClient } from '../upstream/client';
 import { classifyNetworkError } from '../upstream/client';
 import { MAX_UPSTREAM_BODY_BYTES } from '../upstream/executor';
 import { BodyTooLargeError, readCapped, readErrorBody } from '../upstream/read-body';
 import { readJsonBody } from './body';
 import type { GatewayContext } from './context';
-import { forbidden, GatewayError, notFound, payloadTooLarge, rateLimited, upstreamTimeout, upstreamUnavailable } from '../core/errors';
+import { badRequest, forbidden, GatewayError, notFound, payloadTooLarge, rateLimited, upstreamTimeout, upstreamUnavailable } from '../core/errors';
 import { publicNameRewriter } from './model-name';
 import { recordOf } from './request-context';
 import { sendJson } from './respond';
+import { genericProviderError, redactJsonBody, redactText, secretForms } from '../core/redact';
 
 type Entry = GatewayConfig['passthrough'][number];
 type Method = Entry['methods'][number];
@@ -65,13 +66,21 @@ export function decidePassthrough(method: string, path: string, entries: readonl
   return { kind: 'forward', method: method as Method, label: entry.path, entry, object: op };
 }
 
-/** The provider a forwarded request goes to: the object's owner, the entry's provider, or the first openai-type one. */
-async function chooseProvider(ctx: GatewayContext, principal: Principal, d: Extract<PassDecision, { kind: 'forward' }>): Promise<ProviderConfig> {
-  if (d.object?.id) {
-    const owner = await ctx.objects.lookup(d.object.id);
-    if (!owner || owner.team !== principal.team) throw objectNotFound(d.object.id);
-    const p = ctx.config.providers.find((x) => x.name === owner.provider);
-    if (!p) throw objectNotFound(d.object.id);
+/**
+ * Ownership of every object the request names, path id and body ids alike, read in one round
+ * trip (after admission): 404 for an id the team does not own. Returns the provider to call:
+ * the path object's holder, the entry's provider, or the first openai-type one.
+ */
+async function checkOwnership(ctx: GatewayContext, principal: Principal, d: Extract<PassDecision, { kind: 'forward' }>, bodyIds: readonly string[]): Promise<ProviderConfig> {
+  const pathId = d.object?.id;
+  const ids = pathId ? [pathId, ...bodyIds.filter((id) => id !== pathId)] : [...bodyIds];
+  const owners = ids.length ? await ctx.objects.lookupMany(ids) : [];
+  owners.forEach((owner, i) => {
+    if (!owner || owner.team !== principal.team) throw objectNotFound(ids[i]);
+  });
+  if (pathId) {
+    const p = ctx.config.providers.find((x) => x.name === owners[0]!.provider);
+    if (!p) throw objectNotFound(pathId);
     return p;
   }
   const p = d.entry?.provider ? ctx.config.providers.find((x) => x.name === d.entry!.provider) : ctx.config.providers.find((x) => x.type === 'openai');
@@ -93,16 +102,61 @@ function cappedStream(req: IncomingMessage, limit: number): Transform {
 }
 
 const isJson = (contentType: string | undefined) => !!contentType && /^application\/json\b/i.test(contentType.trim());
+const isMultipart = (contentType: string | undefined) => !!contentType && /^multipart\/form-data\b/i.test(contentType.trim());
 
-/** The body to forward: JSON is read (ids it names must be the team's own), anything else streams with a byte cap. */
-async function forwardBody(ctx: GatewayContext, req: IncomingMessage, principal: Principal, limit: number): Promise<string | Transform | undefined> {
-  if (req.method === 'GET' || req.method === 'DELETE') return undefined;
+/** Part headers naming an id-bearing field in a multipart upload (`Content-Disposition: form-data; name="file_id"`). */
+const ID_PART = new RegExp(`name="?(${ID_REFERENCE_FIELDS.join('|')})(\\[\\])?"?[;\\s]`, 'i');
+
+/**
+ * A multipart upload, streamed with a byte cap; a part naming an object by id (say `file_id`
+ * on /v1/containers/{id}/files) cannot be checked in a stream, so it ends the request with a
+ * 400: send such a request as JSON, where its ids are checked. Each chunk is scanned once,
+ * with the tail of the previous one.
+ */
+function uploadStream(req: IncomingMessage, limit: number): Transform {
+  let tail = '';
+  const t = cappedStream(req, limit);
+  const scan = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      const text = tail + chunk.toString('latin1');
+      tail = text.slice(-64);
+      cb(ID_PART.test(text) ? badRequest('A multipart upload may not name objects by id (file_id...): send the request as JSON so the ids can be checked.', 'invalid_multipart_field') : null, chunk);
+    },
+  });
+  t.on('error', (err) => scan.destroy(err));
+  scan.on('error', () => undefined); // the request to the provider fails with it (send() answers its cause)
+  return t.pipe(scan);
+}
+
+/** What a pass-through request sends on: nothing, a checked JSON body (with the ids it names), or a multipart upload stream. */
+interface PassBody {
+  forward: string | Transform | undefined;
+  ids: string[];
+}
+
+/**
+ * The body to forward. Multipart uploads on upload paths stream through with a byte cap;
+ * every other body is read and parsed as JSON whatever its Content-Type claims (text/plain,
+ * form-encoded...: an OpenAI-compatible server may parse JSON regardless), so the ids it
+ * names are always checked; a body that is not JSON is a 400.
+ */
+async function readPassBody(req: IncomingMessage, path: string, limit: number): Promise<PassBody> {
+  if (req.method === 'GET' || req.method === 'DELETE') return { forward: undefined, ids: [] };
   const declared = Number(req.headers['content-length']);
   if (declared > limit) throw payloadTooLarge(limit);
-  if (!isJson(req.headers['content-type'])) return cappedStream(req, limit);
-  const body = await readJsonBody(req, limit);
-  await assertOwned(ctx.objects, principal.team, referencedIds(body));
-  return JSON.stringify(body);
+  const type = req.headers['content-type'];
+  if (isMultipart(type) && acceptsMultipart(path)) return { forward: uploadStream(req, limit), ids: [] };
+  let body: unknown;
+  try {
+    body = await readJsonBody(req, limit, { anyContentType: true });
+  } catch (err) {
+    if (err instanceof GatewayError && err.code === 'invalid_json') {
+      throw badRequest(`Pass-through request bodies must be JSON${acceptsMultipart(path) ? ' (or a multipart/form-data upload)' : ''}, whatever the Content-Type says.`, 'invalid_json');
+    }
+    throw err;
+  }
+  if (body === undefined) return { forward: undefined, ids: [] };
+  return { forward: JSON.stringify(body), ids: referencedIds(body) };
 }
 
 const FORWARDED_HEADERS = ['content-type', 'accept', 'openai-beta'] as const;
@@ -151,15 +205,16 @@ export function passthroughRoute(ctx: GatewayContext, client: UpstreamClient) {
     if (d.kind === 'refuse') throw d.error;
     rec.endpoint = d.label;
     rec.model = d.label;
-    // Like inference: the request is checked (objects it names must be the team's own) before it is admitted.
-    const provider = await chooseProvider(ctx, principal, d);
-    const body = await forwardBody(ctx, req, principal, d.entry?.body_limit_bytes ?? ctx.config.server.body_limit_bytes);
+    // Read and parsed first (bad input is a 400 that costs nothing), then admitted (key, limits,
+    // budget), and only then are the objects it names looked up: one round trip for all of them.
+    const body = await readPassBody(req, path, d.entry?.body_limit_bytes ?? ctx.config.server.body_limit_bytes);
     const admission = await ctx.tenancy.admit(principal, d.label);
     for (const k in admission.headers) res.setHeader(k, admission.headers[k]);
+    const provider = await checkOwnership(ctx, principal, d, body.ids);
     // The provider's own quota (providers[].rate_limit) covers what passes through to it too.
     if (!(await ctx.tenancy.admitProvider(provider.name))) throw rateLimited(`The provider "${provider.name}" is at its configured request quota; retry shortly.`, 1, {}, 'provider_quota_exceeded');
     rec.provider = provider.name;
-    const upstream = await send(client, req, res, d, provider, path, search, body);
+    const upstream = await send(client, req, res, d, provider, path, search, body.forward);
     await relayAnswer(ctx, res, principal, provider, d, upstream, d.label === 'responses_object' ? renamers.get(provider.name) : undefined);
   };
 }
@@ -194,10 +249,11 @@ async function relayAnswer(ctx: GatewayContext, res: ServerResponse, principal: 
   }
   const contentType = String(up.headers['content-type'] ?? '');
   const ok = status >= 200 && status < 300;
+  if (!ok) return relayError(res, provider, status, up, rename);
   if (!isJson(contentType)) {
     res.statusCode = status;
     for (const name of ['content-type', 'content-length', 'content-disposition'] as const) if (up.headers[name] !== undefined) res.setHeader(name, up.headers[name] as string);
-    if (ok) settle(ctx, principal, provider, d, undefined, recordOf(res).requestId);
+    settle(ctx, principal, provider, d, undefined, recordOf(res).requestId);
     for await (const chunk of up.body) {
       if (res.destroyed) break;
       if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
@@ -206,30 +262,48 @@ async function relayAnswer(ctx: GatewayContext, res: ServerResponse, principal: 
     else res.end();
     return;
   }
-  let raw: Buffer;
+  const raw = await readAnswer(up, provider);
+  // A provider may echo the credentials it was sent: decoded, then redacted (core/redact); undecodable JSON goes as text without the raw key.
+  const clean = redactJsonBody(raw.toString('utf8'), [providerApiKey(provider)]);
+  let text = clean ? clean.text : redactText(raw.toString('utf8'), secretForms([providerApiKey(provider)]));
+  if (rename) text = rename(text);
+  const v = clean && rename ? (JSON.parse(text) as unknown) : clean?.parsed;
+  const parsed = v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  await trackObject(ctx, principal, provider, d, parsed);
+  settle(ctx, principal, provider, d, parsed, recordOf(res).requestId);
+  sendJson(res, status, text);
+}
+
+async function readAnswer(up: Upstream, provider: ProviderConfig): Promise<Buffer> {
   try {
-    raw = await readCapped(up.body, MAX_UPSTREAM_BODY_BYTES);
+    return await readCapped(up.body, MAX_UPSTREAM_BODY_BYTES);
   } catch (err) {
     if (err instanceof BodyTooLargeError) throw upstreamUnavailable(`The provider "${provider.name}" sent an answer larger than the gateway relays.`);
     throw upstreamUnavailable(`The provider "${provider.name}" broke off its answer.`);
   }
-  // A provider may echo the credentials it was sent: never pass the gateway's provider key on.
-  const apiKey = providerApiKey(provider);
-  let text = apiKey ? raw.toString('utf8').split(apiKey).join('[redacted]') : raw.toString('utf8');
-  if (rename) text = rename(text);
-  let parsed: Record<string, unknown> | undefined;
-  try {
-    const v = JSON.parse(text) as unknown;
-    if (v && typeof v === 'object' && !Array.isArray(v)) parsed = v as Record<string, unknown>;
-  } catch {
-    /* relayed as is */
-  }
-  if (ok) {
-    await trackObject(ctx, principal, provider, d, parsed);
-    settle(ctx, principal, provider, d, parsed, recordOf(res).requestId);
-  }
-  sendJson(res, status, text);
 }
+
+/**
+ * A provider's error answer, whatever its content type: JSON is decoded and redacted before it
+ * is relayed with the provider's status; anything else (an HTML page, a header dump) is
+ * replaced by a generic OpenAI-shaped error naming the status.
+ */
+async function relayError(res: ServerResponse, provider: ProviderConfig, status: number, up: Upstream, rename: ((text: string) => string) | undefined): Promise<void> {
+  const raw = await readAnswer(up, provider);
+  const clean = redactJsonBody(raw.toString('utf8'), [providerApiKey(provider)]);
+  const text = JSON.stringify(openAiShaped(clean?.parsed) ?? genericProviderError(status));
+  sendJson(res, status, rename ? rename(text) : text);
+}
+
+/** A provider error body with an `error.message`, completed to the OpenAI shape (type, code, param); else undefined. */
+function openAiShaped(body: unknown): Record<string, unknown> | undefined {
+  const e = (body as { error?: Record<string, unknown> } | null)?.error;
+  if (!e || typeof e !== 'object' || typeof e.message !== 'string') return undefined;
+  const error = { ...e, type: typeof e.type === 'string' ? e.type : 'invalid_request_error', code: typeof e.code === 'string' ? e.code : null, param: typeof e.param === 'string' ? e.param : null };
+  return { ...(body as Record<string, unknown>), error };
+}
+
+const ITEM_COLLECTIONS: ReadonlySet<string> = new Set(['/v1/responses', '/v1/conversations']);
 
 /** A created object is recorded against the team; a deleted one is forgotten. */
 async function trackObject(ctx: GatewayContext, principal: Principal, provider: ProviderConfig, d: Extract<PassDecision, { kind: 'forward' }>, parsed: Record<string, unknown> | undefined): Promise<void> {
@@ -237,6 +311,11 @@ async function trackObject(ctx: GatewayContext, principal: Principal, provider: 
   if (!op || !parsed) return;
   const method = d.method;
   if (method === 'DELETE' && op.id && op.rest === '') return ctx.objects.forget(op.id);
+  // Items of a response or conversation (output, input_items, conversation items) are the team's too: item_reference may name them.
+  if (ITEM_COLLECTIONS.has(op.collection) && method !== 'DELETE') {
+    const items = itemIds(parsed);
+    if (items.length) await ctx.objects.recordMany(items, { team: principal.team, provider: provider.name }, STORED_RESPONSE_TTL_SECONDS);
+  }
   if (method !== 'POST' || typeof parsed.id !== 'string' || parsed.id === op.id) return;
   const ttl = d.entry ? objectLifetimeSeconds(parsed, d.entry.object_ttl_seconds, ctx.now()) : STORED_RESPONSE_TTL_SECONDS;
   await ctx.objects.record(parsed.id, { team: principal.team, provider: provider.name }, ttl);

@@ -132,10 +132,10 @@ function settle(s: Served, c: Candidate | undefined, billed: { usage: Usage; est
   if (!cached) s.rec.costUsd = (s.rec.costUsd ?? 0) + costUsd;
 }
 
-/** Records a stored response's id against the team and provider (not when the client sent store: false). */
-function recordStoredResponse(s: Served, c: Candidate, id: unknown): Promise<void> | undefined {
+/** Records a stored response's id, and its output items' (item_reference may name them), against the team and provider (not when the client sent store: false). */
+function recordStoredResponse(s: Served, c: Candidate, id: unknown, items: readonly string[] = []): Promise<void> | undefined {
   if (!s.spec.storesResponses || typeof id !== 'string' || s.valid.body.store === false) return undefined;
-  return s.ctx.objects.record(id, { team: s.principal.team, provider: c.provider.name }, STORED_RESPONSE_TTL_SECONDS);
+  return s.ctx.objects.recordMany([id, ...items], { team: s.principal.team, provider: c.provider.name }, STORED_RESPONSE_TTL_SECONDS);
 }
 
 /** Serves a cache hit (true), or marks the miss (false). */
@@ -245,7 +245,7 @@ async function relayStream(s: Served, result: Success): Promise<void> {
     const args = { handle: current.stream!, res, candidate: c, valid: s.valid, rewrite: modelRewriter(ctx.config, c) };
     const out = prior ? await spec.continuation!.relay(args, prior, plan.length > 0) : await spec.relayStream(args, plan.length > 0);
     current.stream!.finish(out.end, out.dropped);
-    if (!prior && !createdId) await recordStoredResponse(s, c, out.responseId);
+    if (!prior) await recordStoredResponse(s, c, createdId ?? out.responseId, out.itemIds);
     rec.streamOutcome = STREAM_OUTCOME[out.end];
     // Each attempt is billed for what it produced, a cut one too.
     settle(s, c, billableUsage(s.valid, out.usage, out.usageFinal, out.outputText), out.model);
@@ -265,7 +265,7 @@ async function relayJson(s: Served, result: Success, cacheKey: string | null): P
   const c = result.candidate;
   const answer = s.spec.answer(result.json!, c, s.valid, modelRewriter(s.ctx.config, c));
   settle(s, c, billableUsage(s.valid, answer.usage, true, answer.outputText), answer.model);
-  await recordStoredResponse(s, c, answer.id);
+  await recordStoredResponse(s, c, answer.id, answer.itemIds);
   sendJson(s.res, 200, answer.body);
   if (cacheKey) void s.ctx.cache.set(cacheKey, typeof answer.body === 'string' ? answer.body : answer.body.toString('utf8')).catch(() => undefined);
 }

@@ -7,6 +7,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Endpoint, ENDPOINTS } from '../core/endpoints';
 import { adapterFor } from '../providers/registry';
+import { itemIds } from '../tenancy/objects';
 import type { Candidate } from '../routing/catalog';
 import type { ServerResponse } from 'node:http';
 import { relayEvents } from '../upstream/event-relay';
@@ -46,7 +47,7 @@ function relayOpenAi(endpoint: Endpoint) {
     const r = await relaySse(handle, res, !valid.clientWantsUsage, typed, rewrite, hold);
     const end = r.clientGone ? 'client_gone' : (r.interrupted ?? 'completed');
     // Chat and completions send usage once, after the last choice; the Responses API in its final event.
-    return { end, usage: r.usage, usageFinal: r.usage !== undefined, model: r.model, outputText: r.outputText, sentText: r.outputText, toolCalls: r.toolCalls === true, dropped: r.dropped, responseId: r.responseId, itemId: r.itemId, sequence: r.sequence };
+    return { end, usage: r.usage, usageFinal: r.usage !== undefined, model: r.model, outputText: r.outputText, sentText: r.outputText, toolCalls: r.toolCalls === true, dropped: r.dropped, responseId: r.responseId, itemId: r.itemId, itemIds: r.itemIds, sequence: r.sequence };
   };
 }
 
@@ -97,6 +98,7 @@ function openAiSpec(endpoint: Endpoint): InboundSpec {
       outputText: spec.outputText(parsed),
       model: parsed.model,
       id: parsed.id,
+      itemIds: endpoint === 'responses' ? itemIds(parsed) : undefined,
     }),
     relayStream: relayOpenAi(endpoint),
     continuation: CONTINUATIONS[endpoint],

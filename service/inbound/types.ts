@@ -33,8 +33,9 @@ export interface StreamResult {
   toolCalls: boolean;
   /** Unreadable upstream events skipped. */
   dropped?: number;
-  /** Responses API: the response id the stream created, its output message item, its last sequence number. */
+  /** Responses API: the response id the stream created, its output message item, its last sequence number, its output items. */
   responseId?: string;
+  itemIds?: string[];
   itemId?: string;
   sequence?: number;
   /** Anthropic messages: the last content block the client saw, and whether it is a text block still open. */
@@ -48,8 +49,9 @@ export interface JsonAnswer {
   usage?: Usage;
   outputText: string;
   model?: unknown;
-  /** Responses API: the stored response's id. */
+  /** Responses API: the stored response's id, and its output items' ids. */
   id?: unknown;
+  itemIds?: string[];
 }
 
 export interface RelayArgs {

@@ -7,6 +7,7 @@
 import { EventStreamCodec } from '@smithy/eventstream-codec';
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
 import type { Usage } from '../core/endpoints';
+import { MAX_EVENT_CHARS } from '../core/sse';
 import { cacheAwareUsage, chatUsageObject } from './common';
 import { StreamEventError } from './types';
 
@@ -84,22 +85,82 @@ export class ConverseStreamTranslator {
 
 const codec = new EventStreamCodec(toUtf8, fromUtf8);
 
+/**
+ * Largest event-stream frame the gateway decodes: the same cap as one SSE event (4 MiB). The
+ * frame's first 4 bytes are its big-endian total length, the 16-byte overhead included
+ * (https://docs.aws.amazon.com/lexv2/latest/dg/event-stream-encoding.html), so an oversized
+ * frame is refused from its prelude, before its bytes are buffered.
+ */
+export const MAX_FRAME_BYTES = MAX_EVENT_CHARS;
+const MIN_FRAME_BYTES = 16;
+
+/**
+ * Frames out of a byte stream: chunks are kept in a list and joined only once a whole frame is
+ * in (a frame arriving in k pieces is copied once, not k times).
+ */
+export class FrameSplitter {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  /** A frame that cannot be decoded follows the frames already returned: thrown on the next push. */
+  private failure?: StreamEventError;
+
+  push(chunk: Buffer): Buffer[] {
+    if (this.failure) throw this.failure;
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    const frames: Buffer[] = [];
+    for (let need = this.next(frames); need !== undefined && this.size >= need; need = this.next(frames)) {
+      const buf = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
+      frames.push(buf.subarray(0, need));
+      const rest = buf.subarray(need);
+      this.chunks = rest.length ? [rest] : [];
+      this.size = rest.length;
+    }
+    return frames;
+  }
+
+  /** At the end of the stream: the deferred failure, if any. */
+  end(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  /** The next frame's length; a bad prelude after frames already split out waits for the next push (they are translated first). */
+  private next(frames: Buffer[]): number | undefined {
+    try {
+      return this.frameLength();
+    } catch (err) {
+      if (!frames.length || !(err instanceof StreamEventError)) throw err;
+      this.failure = err;
+      this.chunks = [];
+      this.size = 0;
+      return undefined;
+    }
+  }
+
+  /** The next frame's total length once its prelude is in; throws on a length over MAX_FRAME_BYTES (or under the overhead). */
+  private frameLength(): number | undefined {
+    if (this.size < 4) return undefined;
+    if (this.chunks[0].length < 4) this.chunks = [Buffer.concat(this.chunks, this.size)];
+    const total = this.chunks[0].readUInt32BE(0);
+    if (total > MAX_FRAME_BYTES) throw new StreamEventError(`The provider sent an event-stream frame larger than the gateway decodes (${total} > ${MAX_FRAME_BYTES} bytes).`, false);
+    if (total < MIN_FRAME_BYTES) throw new StreamEventError('The provider sent an invalid event-stream frame.', false);
+    return total;
+  }
+}
+
 /** Splits event-stream frames (4-byte big-endian total length first), decodes and translates each. */
 export async function* translateEventStream(source: AsyncIterator<Buffer>, t: ConverseStreamTranslator): AsyncGenerator<Buffer, void, undefined> {
-  let buf: Buffer = Buffer.alloc(0);
+  const frames = new FrameSplitter();
   try {
     for (let next = await source.next(); !next.done; next = await source.next()) {
-      buf = buf.length ? Buffer.concat([buf, next.value]) : next.value;
       let out = '';
-      while (buf.length >= 4 && buf.length >= buf.readUInt32BE(0)) {
-        const total = buf.readUInt32BE(0);
+      for (const frame of frames.push(next.value)) {
         let msg;
         try {
-          msg = codec.decode(buf.subarray(0, total));
+          msg = codec.decode(frame);
         } catch {
           throw new StreamEventError('The provider sent an invalid event-stream frame.', false);
         }
-        buf = buf.subarray(total);
         const kind = String(msg.headers[':message-type']?.value ?? '');
         if (kind === 'exception' || kind === 'error') {
           const type = String(msg.headers[':exception-type']?.value ?? msg.headers[':error-code']?.value ?? 'error');
@@ -109,6 +170,7 @@ export async function* translateEventStream(source: AsyncIterator<Buffer>, t: Co
       }
       if (out) yield Buffer.from(out, 'utf8');
     }
+    frames.end();
   } finally {
     await source.return?.();
   }

@@ -25,6 +25,10 @@ export interface ObjectRegistry {
   record(id: string, owner: ObjectOwner, ttlSeconds: number): Promise<void>;
   /** The owner, or null when the id was never recorded (or expired). Throws 503 when it cannot tell. */
   lookup(id: string): Promise<ObjectOwner | null>;
+  /** The owners of several ids in one round trip (Redis MGET), in order. Throws 503 when it cannot tell. */
+  lookupMany(ids: readonly string[]): Promise<Array<ObjectOwner | null>>;
+  /** Records several new objects of one owner in one round trip (a pipeline of SET NX). */
+  recordMany(ids: readonly string[], owner: ObjectOwner, ttlSeconds: number): Promise<void>;
   forget(id: string): Promise<void>;
 }
 
@@ -60,9 +64,22 @@ export class MemoryObjectRegistry implements ObjectRegistry {
     return this.peek(id);
   }
 
+  async lookupMany(ids: readonly string[]): Promise<Array<ObjectOwner | null>> {
+    return ids.map((id) => this.peek(id));
+  }
+
+  async recordMany(ids: readonly string[], owner: ObjectOwner, ttlSeconds: number): Promise<void> {
+    for (const id of ids) await this.record(id, owner, ttlSeconds);
+  }
+
   async forget(id: string): Promise<void> {
     this.entries.delete(id);
   }
+}
+
+function parseOwner(v: string): ObjectOwner {
+  const i = v.indexOf(SEP);
+  return { team: v.slice(0, i), provider: v.slice(i + 1) };
 }
 
 export class RedisObjectRegistry implements ObjectRegistry {
@@ -89,11 +106,7 @@ export class RedisObjectRegistry implements ObjectRegistry {
     if (redisReady(this.redis)) {
       try {
         const v = await this.redis.get(`obj:${id}`);
-        if (v !== null) {
-          const i = v.indexOf(SEP);
-          return { team: v.slice(0, i), provider: v.slice(i + 1) };
-        }
-        return this.local.peek(id);
+        return v !== null ? parseOwner(v) : this.local.peek(id);
       } catch {
         this.onError('object_lookup');
       }
@@ -101,6 +114,34 @@ export class RedisObjectRegistry implements ObjectRegistry {
     const known = this.local.peek(id);
     if (known) return known;
     throw serviceUnavailable('The gateway cannot check who owns this object right now (its store is unreachable); retry shortly.', 'object_registry_unavailable');
+  }
+
+  async lookupMany(ids: readonly string[]): Promise<Array<ObjectOwner | null>> {
+    if (!ids.length) return [];
+    if (ids.length === 1) return [await this.lookup(ids[0])];
+    if (redisReady(this.redis)) {
+      try {
+        const values = await this.redis.mget(ids.map((id) => `obj:${id}`));
+        return values.map((v, i) => (v === null ? this.local.peek(ids[i]) : parseOwner(v)));
+      } catch {
+        this.onError('object_lookup');
+      }
+    }
+    const known = ids.map((id) => this.local.peek(id));
+    if (known.every((o) => o !== null)) return known;
+    throw serviceUnavailable('The gateway cannot check who owns these objects right now (its store is unreachable); retry shortly.', 'object_registry_unavailable');
+  }
+
+  async recordMany(ids: readonly string[], owner: ObjectOwner, ttlSeconds: number): Promise<void> {
+    if (!ids.length) return;
+    await this.local.recordMany(ids, owner, ttlSeconds);
+    if (!redisReady(this.redis)) return this.onError('object_record');
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.set(`obj:${id}`, `${owner.team}${SEP}${owner.provider}`, 'EX', Math.max(1, Math.ceil(ttlSeconds)), 'NX');
+    await pipeline.exec().then(
+      () => undefined,
+      () => this.onError('object_record'),
+    );
   }
 
   async forget(id: string): Promise<void> {
@@ -120,11 +161,26 @@ export function objectLifetimeSeconds(parsed: Record<string, unknown>, defaultSe
 export const objectNotFound = (id: string, param: string | null = null) =>
   new GatewayError(404, 'invalid_request_error', 'object_not_found', `No object with id '${id.slice(0, 128)}' was found.`, {}, param);
 
-/** Throws 404 object_not_found unless every id was recorded for `team`. */
+/**
+ * Throws 404 object_not_found unless every id was recorded for `team`: the ids deduplicated,
+ * their owners read in one round trip. Call it after admission (key, limits, budget), so a
+ * refused request costs no lookups.
+ */
 export async function assertOwned(objects: ObjectRegistry, team: string, ids: readonly string[]): Promise<void> {
   if (!ids.length) return;
-  const owners = await Promise.all(ids.map((id) => objects.lookup(id)));
+  const unique = [...new Set(ids)];
+  const owners = await objects.lookupMany(unique);
   owners.forEach((owner, i) => {
-    if (!owner || owner.team !== team) throw objectNotFound(ids[i]);
+    if (!owner || owner.team !== team) throw objectNotFound(unique[i]);
   });
+}
+
+/** Ids of the items an answer lists (`output[]` of a response, `data[]` of an item list), to record with their parent's owner. */
+export function itemIds(parsed: Record<string, unknown> | undefined): string[] {
+  const ids: string[] = [];
+  for (const list of [parsed?.output, parsed?.data]) {
+    if (!Array.isArray(list)) continue;
+    for (const x of list) if (x && typeof (x as { id?: unknown }).id === 'string') ids.push((x as { id: string }).id);
+  }
+  return ids.slice(0, 1000);
 }

@@ -19,7 +19,8 @@ import type { StatsTracker } from '../routing/provider-stats';
 import type { RequestTrace } from '../telemetry/trace-types';
 import { classifyNetworkError, UpstreamClient, UpstreamResponse } from './client';
 import { BodyTooLargeError, readCapped, readErrorBody } from './read-body';
-import { EVENT_END, inspectEvent } from '../core/sse';
+import { EVENT_END, EventTooLargeError, findEventEnd, inspectEvent, MAX_EVENT_CHARS } from '../core/sse';
+import { redactJsonBody } from '../core/redact';
 
 /** Largest non-streaming upstream body the gateway will hold in memory. */
 export const MAX_UPSTREAM_BODY_BYTES = 32 * 1024 * 1024;
@@ -124,27 +125,33 @@ const defaultSleep = (ms: number, signal: AbortSignal) => sleep(ms, undefined, {
 
 /** The upstream's 4xx (not auth, not retryable) is about the client's request: relay it in the OpenAI shape. */
 function relayClientError(status: number, text: string, c: Candidate): GatewayError {
-  // A provider may echo the credentials it was sent: never pass the gateway's provider key on.
-  const apiKey = providerApiKey(c.provider);
-  if (apiKey) text = text.split(apiKey).join('[redacted]');
-  const e = adapterFor(c.provider.type).errorBody(text);
+  // A provider may echo the credentials it was sent, in any encoding: the body is decoded, then redacted (core/redact).
+  const clean = redactJsonBody(text, [providerApiKey(c.provider)]);
+  const e = clean && adapterFor(c.provider.type).errorBody(clean.text);
   if (e) return new GatewayError(status, e.type as never, e.code ?? 'upstream_rejected', e.message.slice(0, 2000), {}, e.param);
   return new GatewayError(status, 'invalid_request_error', 'upstream_rejected', `The provider rejected the request (HTTP ${status}).`);
 }
 
-/** Largest first event the gateway waits for before relaying a stream. */
-const MAX_FIRST_EVENT_BYTES = 64 * 1024;
-
-/** Reads the stream until its first complete SSE event (or the end, or 64 KiB); returns the bytes read. */
+/**
+ * Reads the stream until its first complete SSE event (or its end); returns the bytes read.
+ * Each chunk is scanned once (with the two bytes before it, where a terminator may begin). A
+ * first event over MAX_EVENT_CHARS throws EventTooLargeError: nothing has reached the client,
+ * so the attempt fails and the executor fails over.
+ */
 async function readFirstEvent(rest: AsyncIterator<Buffer>): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
+  let tail = '';
   for (;;) {
     const next = await rest.next();
     if (next.done || !next.value?.length) break;
     chunks.push(next.value);
     size += next.value.length;
-    if (size >= MAX_FIRST_EVENT_BYTES || EVENT_END.test(chunks.length === 1 ? next.value.toString('latin1') : Buffer.concat(chunks).toString('latin1'))) break;
+    const text = tail + next.value.toString('latin1');
+    const hit = findEventEnd(text);
+    if ((hit ? size - next.value.length - tail.length + hit.end : size) > MAX_EVENT_CHARS) throw new EventTooLargeError(MAX_EVENT_CHARS);
+    if (hit) break;
+    tail = text.slice(-2);
   }
   return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
 }
@@ -243,7 +250,7 @@ export class Executor {
       if (input.clientSignal.aborted) return { kind: 'client_gone' };
       // The attempt's own timeout is worth a retry; a missed headers or first-token deadline means fail over now.
       if (timer.expired) return { kind: 'failure', reason: timer.expired, retryable: timer.expired === 'timeout' };
-      if (err instanceof BodyTooLargeError) return { kind: 'failure', reason: 'too_large', retryable: false };
+      if (err instanceof BodyTooLargeError || err instanceof EventTooLargeError) return { kind: 'failure', reason: 'too_large', retryable: false };
       if (err instanceof StreamEventError) return { kind: 'failure', reason: 'invalid_stream', retryable: err.retryable };
       if (err instanceof CredentialsError) return { kind: 'failure', reason: 'provider_auth', retryable: false };
       const reason = classifyNetworkError(err);
@@ -264,7 +271,13 @@ export class Executor {
     }
     const raw = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     const rest = translation ? translation.translateStream(raw, Math.floor(this.deps.now() / 1000), c.upstreamModel) : raw;
-    const first = await readFirstEvent(rest);
+    let first: Buffer;
+    try {
+      first = await readFirstEvent(rest);
+    } catch (err) {
+      res.body.destroy(); // an oversized or invalid first event: stop reading the provider before failing over
+      throw err;
+    }
     if (!first.length) return { kind: 'failure', reason: 'empty_stream', retryable: false };
     // Nothing has reached the client yet: an invalid first event is a provider fault to fail over from.
     if (firstEventInvalid(first)) {

@@ -10,12 +10,14 @@
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
-import { EVENT_END, EventSummary, inspectEvent, MAX_INVALID_RUN } from '../core/sse';
+import { EventSummary, inspectEvent, MAX_EVENT_CHARS, MAX_INVALID_RUN, SseSplitter } from '../core/sse';
 import type { StreamHandle } from './executor';
 
 export interface RelayResult extends EventSummary {
   /** The upstream failed after the first byte went to the client. */
   interrupted?: 'cut' | 'invalid';
+  /** The invalid event was over MAX_EVENT_CHARS. */
+  tooLarge?: boolean;
   clientGone: boolean;
 }
 
@@ -34,10 +36,10 @@ export function typedErrorEvent(message: string, code: string, sequence: number)
 }
 
 /** The message and code of the clean error event that ends a broken stream. */
-export function breakReason(interrupted: 'cut' | 'invalid'): [message: string, code: string] {
-  return interrupted === 'cut'
-    ? ['The provider stream was interrupted after it started; the response is incomplete.', 'stream_interrupted']
-    : ['The provider sent an invalid stream event; the response is incomplete.', 'invalid_upstream_stream'];
+export function breakReason(interrupted: 'cut' | 'invalid', tooLarge = false): [message: string, code: string] {
+  if (interrupted === 'cut') return ['The provider stream was interrupted after it started; the response is incomplete.', 'stream_interrupted'];
+  if (tooLarge) return [`The provider sent a stream event larger than the gateway relays (${MAX_EVENT_CHARS} bytes); the response is incomplete.`, 'invalid_upstream_stream'];
+  return ['The provider sent an invalid stream event; the response is incomplete.', 'invalid_upstream_stream'];
 }
 
 /**
@@ -48,7 +50,7 @@ export function breakReason(interrupted: 'cut' | 'invalid'): [message: string, c
 export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUsage: boolean, typedEvents = false, rewrite?: (text: string) => string, hold = false): Promise<RelayResult> {
   const acc: RelayResult = { outputText: '', sawDone: false, clientGone: false };
   const decoder = new StringDecoder('utf8');
-  let pending = '';
+  const splitter = new SseSplitter();
   let clientClosed = false;
   const onClose = () => {
     if (!res.writableFinished) {
@@ -62,14 +64,10 @@ export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUs
   let invalidRun = 0;
   /** Splits complete events out of `pending` and writes the ones to forward; false once the stream stays unreadable. */
   const pump = async (text: string): Promise<boolean> => {
-    pending += text;
     let out = '';
     let valid = true;
-    for (let m = EVENT_END.exec(pending); m; m = EVENT_END.exec(pending)) {
-      const end = m.index + m[0].length;
-      const event = pending.slice(0, end);
-      pending = pending.slice(end);
-      const verdict = inspectEvent(event.slice(0, m.index), hideUsage, acc);
+    for (const event of splitter.push(text)) {
+      const verdict = inspectEvent(event.body, hideUsage, acc);
       if (verdict === 'invalid') {
         // One unreadable event is skipped (and counted); a run of them means the stream is broken.
         acc.dropped = (acc.dropped ?? 0) + 1;
@@ -78,11 +76,12 @@ export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUs
         break;
       }
       invalidRun = 0;
-      if (verdict === 'forward') out += event;
+      if (verdict === 'forward') out += event.raw;
     }
     if (out && rewrite) out = rewrite(out);
     if (out && !clientClosed && !res.write(out)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
-    return valid;
+    if (valid && splitter.overflow) acc.tooLarge = true; // one event over MAX_EVENT_CHARS: the stream ends with the invalid-event error
+    return valid && !splitter.overflow;
   };
 
   try {
@@ -96,7 +95,7 @@ export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUs
       acc.interrupted = 'invalid';
       handle.abort();
     } else if (!clientClosed) {
-      const tail = pending + decoder.end();
+      const tail = splitter.rest() + decoder.end();
       if (tail.trim() && inspectEvent(tail, hideUsage, acc) === 'forward') res.write(rewrite ? rewrite(tail) : tail);
       // A stream that closed before its end ([DONE], a finish_reason, the Responses API's final event) was cut short.
       if (!acc.sawDone && !acc.finished) acc.interrupted = 'cut';
@@ -110,7 +109,7 @@ export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUs
   acc.clientGone = clientClosed;
   if (acc.interrupted && hold && !clientClosed) return acc;
   if (acc.interrupted && !clientClosed && !res.writableEnded) {
-    const [message, code] = breakReason(acc.interrupted);
+    const [message, code] = breakReason(acc.interrupted, acc.tooLarge);
     res.write(typedEvents ? typedErrorEvent(message, code, (acc.sequence ?? -1) + 1) : sseErrorEvent(message, code));
   }
   if (!res.writableEnded) res.end();

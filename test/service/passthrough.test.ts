@@ -14,7 +14,7 @@ import { FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
 import { metricValue, provider, spendTotals, startTestGateway, TestGateway, waitForSpend } from '../helpers/gateway';
 import { RedisServer, startRedis } from '../helpers/redis-server';
 
-const KEYS = { alice: 'sk-gw-pt-alice', bob: 'sk-gw-pt-bob', slow: 'sk-gw-pt-slow', admin: 'sk-gw-pt-admin' };
+const KEYS = { alice: 'sk-gw-pt-alice', bob: 'sk-gw-pt-bob', carol: 'sk-gw-pt-carol', slow: 'sk-gw-pt-slow', admin: 'sk-gw-pt-admin' };
 
 const PASSTHROUGH = [
   { path: '/v1/moderations', methods: ['POST' as const] },
@@ -43,11 +43,12 @@ describe('pass-through: closed by default, admitted, counted, objects private pe
         keys: [
           { hash: hashKey(KEYS.alice), name: 'alice', team: 'red' },
           { hash: hashKey(KEYS.bob), name: 'bob', team: 'blue' },
+          { hash: hashKey(KEYS.carol), name: 'carol', team: 'yellow' },
           { hash: hashKey(KEYS.slow), name: 'slow', team: 'green', rate_limit: { requests_per_minute: 1 } },
         ],
         admin_key_hashes: [hashKey(KEYS.admin)],
       },
-      teams: [{ name: 'red' }, { name: 'blue', budget: { daily_usd: 0.05 } }, { name: 'green' }],
+      teams: [{ name: 'red' }, { name: 'blue', budget: { daily_usd: 0.05 } }, { name: 'green' }, { name: 'yellow' }],
       providers: [provider('up', up.url, ['m']), provider('quota', up.url, ['q'], { rate_limit: { requests_per_minute: 1 } })],
       passthrough: PASSTHROUGH,
       redis: { url: redis.url },
@@ -103,15 +104,17 @@ describe('pass-through: closed by default, admitted, counted, objects private pe
     r.disconnect();
     assert.ok(ttl > 29 * 86400 && ttl <= 30 * 86400, `owner record lives with the object (ttl ${ttl})`);
 
+    // Another team with room in its budget (admission comes first: blue, over budget by now, would get 429).
+    const carol = sdk(KEYS.carol);
     const n = up.received.length;
-    await assert.rejects(bob.files.retrieve(file.id), OpenAI.NotFoundError);
-    await assert.rejects(bob.files.content(file.id), OpenAI.NotFoundError);
-    await assert.rejects(bob.files.delete(file.id), OpenAI.NotFoundError);
-    await assert.rejects(bob.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' }), OpenAI.NotFoundError);
+    await assert.rejects(carol.files.retrieve(file.id), OpenAI.NotFoundError);
+    await assert.rejects(carol.files.content(file.id), OpenAI.NotFoundError);
+    await assert.rejects(carol.files.delete(file.id), OpenAI.NotFoundError);
+    await assert.rejects(carol.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' }), OpenAI.NotFoundError);
     const fileInput = [{ role: 'user' as const, content: [{ type: 'input_file' as const, file_id: file.id }] }];
-    await assert.rejects(bob.responses.create({ model: 'm', input: fileInput }), (err: unknown) => err instanceof OpenAI.NotFoundError && (err as InstanceType<typeof OpenAI.APIError>).code === 'object_not_found');
-    await assert.rejects(bob.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: file.id } }] }] }), OpenAI.NotFoundError);
-    await assert.rejects(bob.files.list(), (err: unknown) => err instanceof OpenAI.PermissionDeniedError && (err as InstanceType<typeof OpenAI.APIError>).code === 'listing_not_allowed');
+    await assert.rejects(carol.responses.create({ model: 'm', input: fileInput }), (err: unknown) => err instanceof OpenAI.NotFoundError && (err as InstanceType<typeof OpenAI.APIError>).code === 'object_not_found');
+    await assert.rejects(carol.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: file.id } }] }] }), OpenAI.NotFoundError);
+    await assert.rejects(carol.files.list(), (err: unknown) => err instanceof OpenAI.PermissionDeniedError && (err as InstanceType<typeof OpenAI.APIError>).code === 'listing_not_allowed');
     assert.equal(up.received.length, n, 'none of it reached the provider');
 
     assert.equal(await (await alice.files.content(file.id)).text(), `contents of ${file.id}\n`);
