@@ -42,73 +42,95 @@ export function breakReason(interrupted: 'cut' | 'invalid', tooLarge = false): [
   return ['The provider sent an invalid stream event; the response is incomplete.', 'invalid_upstream_stream'];
 }
 
+/** One relay's state: what the events said, the splitter, and whether the client is still there. */
+class SseRelay {
+  readonly acc: RelayResult = { outputText: '', sawDone: false, clientGone: false };
+  private readonly decoder = new StringDecoder('utf8');
+  private readonly splitter = new SseSplitter();
+  private invalidRun = 0;
+  clientClosed = false;
+
+  constructor(
+    private readonly handle: StreamHandle,
+    private readonly res: ServerResponse,
+    private readonly hideUsage: boolean,
+    private readonly rewrite?: (text: string) => string,
+  ) {}
+
+  readonly onClose = () => {
+    if (!this.res.writableFinished) {
+      this.clientClosed = true;
+      this.handle.abort();
+    }
+  };
+
+  /** Writes the complete events of `bytes` that are to be forwarded; false once the stream stays unreadable or an event is over the cap. */
+  async pump(bytes: Buffer): Promise<boolean> {
+    const { acc, res, splitter } = this;
+    let out = '';
+    let valid = true;
+    for (const event of splitter.push(this.decoder.write(bytes))) {
+      const verdict = inspectEvent(event.body, this.hideUsage, acc);
+      if (verdict === 'invalid') {
+        // One unreadable event is skipped (and counted); a run of them means the stream is broken.
+        acc.dropped = (acc.dropped ?? 0) + 1;
+        if (++this.invalidRun < MAX_INVALID_RUN) continue;
+        valid = false;
+        break;
+      }
+      this.invalidRun = 0;
+      if (verdict === 'forward') out += event.raw;
+    }
+    if (out && this.rewrite) out = this.rewrite(out);
+    if (out && !this.clientClosed && !res.write(out)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    if (valid && splitter.overflow) acc.tooLarge = true; // one event over MAX_EVENT_CHARS: the stream ends with the invalid-event error
+    return valid && !splitter.overflow;
+  }
+
+  /** The upstream to its end (or the client's leaving); sets acc.interrupted for a cut or an unusable stream. */
+  async run(): Promise<void> {
+    const { acc, handle } = this;
+    try {
+      let ok = await this.pump(handle.first);
+      while (ok && !this.clientClosed) {
+        const next = await handle.rest.next();
+        if (next.done) break;
+        ok = await this.pump(next.value);
+      }
+      if (!ok) {
+        acc.interrupted = 'invalid';
+        handle.abort();
+      } else if (!this.clientClosed) {
+        const tail = this.splitter.rest() + this.decoder.end();
+        if (tail.trim() && inspectEvent(tail, this.hideUsage, acc) === 'forward') this.res.write(this.rewrite ? this.rewrite(tail) : tail);
+        // A stream that closed before its end ([DONE], a finish_reason, the Responses API's final event) was cut short.
+        if (!acc.sawDone && !acc.finished) acc.interrupted = 'cut';
+      }
+    } catch {
+      if (!this.clientClosed) acc.interrupted = 'cut';
+    }
+  }
+}
+
 /**
  * @param typedEvents the stream is a Responses API stream: a cut ends with its `error` event.
  * @param rewrite applied to the text of each write (the requested model name for a mapped one); undefined costs nothing.
  * @param hold on a cut or invalid event, return without the error event and without ending the response (the caller may continue the stream).
  */
 export async function relaySse(handle: StreamHandle, res: ServerResponse, hideUsage: boolean, typedEvents = false, rewrite?: (text: string) => string, hold = false): Promise<RelayResult> {
-  const acc: RelayResult = { outputText: '', sawDone: false, clientGone: false };
-  const decoder = new StringDecoder('utf8');
-  const splitter = new SseSplitter();
-  let clientClosed = false;
-  const onClose = () => {
-    if (!res.writableFinished) {
-      clientClosed = true;
-      handle.abort();
-    }
-  };
-  res.on('close', onClose);
-  if (res.destroyed) onClose(); // the client left before the relay began (e.g. while a stored response was recorded)
-
-  let invalidRun = 0;
-  /** Splits complete events out of `pending` and writes the ones to forward; false once the stream stays unreadable. */
-  const pump = async (text: string): Promise<boolean> => {
-    let out = '';
-    let valid = true;
-    for (const event of splitter.push(text)) {
-      const verdict = inspectEvent(event.body, hideUsage, acc);
-      if (verdict === 'invalid') {
-        // One unreadable event is skipped (and counted); a run of them means the stream is broken.
-        acc.dropped = (acc.dropped ?? 0) + 1;
-        if (++invalidRun < MAX_INVALID_RUN) continue;
-        valid = false;
-        break;
-      }
-      invalidRun = 0;
-      if (verdict === 'forward') out += event.raw;
-    }
-    if (out && rewrite) out = rewrite(out);
-    if (out && !clientClosed && !res.write(out)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
-    if (valid && splitter.overflow) acc.tooLarge = true; // one event over MAX_EVENT_CHARS: the stream ends with the invalid-event error
-    return valid && !splitter.overflow;
-  };
-
+  const relay = new SseRelay(handle, res, hideUsage, rewrite);
+  res.on('close', relay.onClose);
+  if (res.destroyed) relay.onClose(); // the client left before the relay began (e.g. while a stored response was recorded)
   try {
-    let ok = await pump(decoder.write(handle.first));
-    while (ok && !clientClosed) {
-      const next = await handle.rest.next();
-      if (next.done) break;
-      ok = await pump(decoder.write(next.value));
-    }
-    if (!ok) {
-      acc.interrupted = 'invalid';
-      handle.abort();
-    } else if (!clientClosed) {
-      const tail = splitter.rest() + decoder.end();
-      if (tail.trim() && inspectEvent(tail, hideUsage, acc) === 'forward') res.write(rewrite ? rewrite(tail) : tail);
-      // A stream that closed before its end ([DONE], a finish_reason, the Responses API's final event) was cut short.
-      if (!acc.sawDone && !acc.finished) acc.interrupted = 'cut';
-    }
-  } catch {
-    if (!clientClosed) acc.interrupted = 'cut';
+    await relay.run();
   } finally {
     handle.done();
-    res.off('close', onClose);
+    res.off('close', relay.onClose);
   }
-  acc.clientGone = clientClosed;
-  if (acc.interrupted && hold && !clientClosed) return acc;
-  if (acc.interrupted && !clientClosed && !res.writableEnded) {
+  const { acc } = relay;
+  acc.clientGone = relay.clientClosed;
+  if (acc.interrupted && hold && !acc.clientGone) return acc;
+  if (acc.interrupted && !acc.clientGone && !res.writableEnded) {
     const [message, code] = breakReason(acc.interrupted, acc.tooLarge);
     res.write(typedEvents ? typedErrorEvent(message, code, (acc.sequence ?? -1) + 1) : sseErrorEvent(message, code));
   }
