@@ -11,6 +11,7 @@ import type { GatewayConfig } from './config/schema';
 import type { GatewayContext } from './http/context';
 import { forbidden, GatewayError, notFound } from './core/errors';
 import { routeKey, targetPath } from './core/target';
+import { BackgroundResponses } from './http/background';
 import { inboundRoutes, InboundRoutes } from './http/routes';
 import { passthroughRoute } from './http/passthrough';
 import { recordOf, RequestTracker } from './http/request-context';
@@ -69,6 +70,8 @@ export interface Gateway {
   startDraining(): void;
   /** Requests in flight right now. */
   inflight(): number;
+  /** Settles the background responses still open (one last poll each, else on their estimate); before the spend is flushed. */
+  settleBackground(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -118,7 +121,8 @@ function wire(deps: AppDeps): Wiring {
   const catalog = buildCatalog(config);
   const tracker = new RequestTracker(logger, metrics, now, deps.tracing);
   const executor = new Executor({ config, client, breakers, stats, metrics, admitProvider: (p) => deps.tenancy.admitProvider(p), now, random, sleep: deps.sleep });
-  const ctx: GatewayContext = { config, logger, metrics, catalog, breakers, stats, executor, tenancy: deps.tenancy, cache: deps.cache, objects: deps.objects ?? new MemoryObjectRegistry(now), now, random };
+  const background = new BackgroundResponses(client, { firstPollMs: config.routing.background_poll_ms, now });
+  const ctx: GatewayContext = { config, logger, metrics, catalog, breakers, stats, executor, tenancy: deps.tenancy, cache: deps.cache, objects: deps.objects ?? new MemoryObjectRegistry(now), background, now, random };
   return { ctx, client, tracker };
 }
 
@@ -271,6 +275,7 @@ export function createApp(deps: AppDeps): Gateway {
       tracker.draining = true;
     },
     inflight: () => tracker.inflight,
+    settleBackground: () => ctx.background.stop(),
     close: () => client.close(),
   };
 }

@@ -117,6 +117,7 @@ async function drainAndClose(config: GatewayConfig, logger: Logger, parts: Parts
   if (gateway.inflight() > 0) logger.warn({ inflight: gateway.inflight() }, 'grace period over: closing remaining connections');
   server.closeAllConnections();
   await closed;
+  await gateway.settleBackground().catch((err: Error) => logger.error({ err: err.message }, 'background settlement failed'));
   await tenancy.flush().catch((err: Error) => logger.error({ err: err.message }, 'spend flush failed'));
   tenancy.close();
   await store?.close().catch((err: Error) => logger.error({ err: err.message }, 'store close failed'));

@@ -314,6 +314,13 @@ const configBase = z
         max_retry_delay_ms: z.number().int().min(0).default(5_000),
         /** Longest Retry-After the gateway will wait inside one request. */
         retry_after_cap_ms: z.number().int().min(0).default(10_000),
+        /**
+         * POST /v1/responses with background: true: `settle` (the gateway polls the provider from
+         * background_poll_ms on, backing off to 30 s, and settles the request on the usage when the
+         * response finishes) or `refuse` (400 background_not_allowed).
+         */
+        background_responses: z.enum(['settle', 'refuse']).default('settle'),
+        background_poll_ms: z.number().int().positive().default(2_000),
         /** Continue a stream cut, stalled or broken after its first byte on the next candidate (off: end it with the error event). */
         continuation: z.enum(['on', 'off']).default('on'),
         /** Overall deadline for one request until its answer starts, retries and failovers included. */

@@ -8,6 +8,7 @@ import type { StatsTracker } from '../routing/provider-stats';
 import type { ResponseCache, Tenancy } from '../tenancy/contracts';
 import type { ObjectRegistry } from '../tenancy/objects';
 import type { Executor } from '../upstream/executor';
+import type { BackgroundResponses } from './background';
 
 export interface GatewayContext {
   config: GatewayConfig;
@@ -21,6 +22,8 @@ export interface GatewayContext {
   cache: ResponseCache;
   /** Owners of provider objects (stored responses, files...): team and provider, by id. */
   objects: ObjectRegistry;
+  /** Background responses whose settlement waits for their usage. */
+  background: BackgroundResponses;
   now: () => number;
   random: () => number;
 }

@@ -8,7 +8,7 @@
  * including how a stream ended; settle() is the one place spend is recorded.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Endpoint, ENDPOINTS } from '../core/endpoints';
+import { Endpoint, ENDPOINTS, responseOutputText, responsesUsage } from '../core/endpoints';
 import { badRequest, GatewayError, modelNotFound } from '../core/errors';
 import { OBJECT_COLLECTIONS, referencedIds } from '../core/passthrough-paths';
 import { firstResponseId } from '../core/sse';
@@ -260,11 +260,27 @@ async function relayStream(s: Served, result: Success): Promise<void> {
   }
 }
 
-/** A non-streaming answer: in the client's shape, settled, its stored response recorded, sent, cached. */
+/** A background response that has not run yet: settled when the provider says it finished (http/background.ts). */
+function isPendingBackground(s: Served, parsed: Record<string, unknown>): boolean {
+  return s.spec.storesResponses && s.valid.body.background === true && typeof parsed.id === 'string' && (parsed.status === 'queued' || parsed.status === 'in_progress');
+}
+
+function watchBackground(s: Served, c: Candidate, id: string): void {
+  s.ctx.background.watch({
+    id,
+    candidate: c,
+    requestId: s.rec.requestId,
+    settle: (final) => settle(s, c, billableUsage(s.valid, responsesUsage(final.usage), true, responseOutputText(final)), final.model),
+    settleEstimate: () => settle(s, c, { usage: { prompt_tokens: s.expected.input, completion_tokens: s.expected.output }, estimated: true }, undefined),
+  });
+}
+
+/** A non-streaming answer: in the client's shape, settled (a background response when it finishes), its stored response recorded, sent, cached. */
 async function relayJson(s: Served, result: Success, cacheKey: string | null): Promise<void> {
   const c = result.candidate;
   const answer = s.spec.answer(result.json!, c, s.valid, modelRewriter(s.ctx.config, c));
-  settle(s, c, billableUsage(s.valid, answer.usage, true, answer.outputText), answer.model);
+  if (isPendingBackground(s, result.json!.parsed)) watchBackground(s, c, String(answer.id));
+  else settle(s, c, billableUsage(s.valid, answer.usage, true, answer.outputText), answer.model);
   await recordStoredResponse(s, c, answer.id, answer.itemIds);
   sendJson(s.res, 200, answer.body);
   if (cacheKey) void s.ctx.cache.set(cacheKey, typeof answer.body === 'string' ? answer.body : answer.body.toString('utf8')).catch(() => undefined);
@@ -274,6 +290,9 @@ async function relayJson(s: Served, result: Success, cacheKey: string | null): P
 async function admit(ctx: GatewayContext, spec: InboundSpec, req: IncomingMessage, res: ServerResponse, valid: ValidRequest, checkReferences: boolean): Promise<Served> {
   const rec = recordOf(res);
   const principal = rec.principal!;
+  if (spec.storesResponses && valid.body.background === true && ctx.config.routing.background_responses === 'refuse') {
+    throw badRequest('Background responses are turned off on this gateway (routing.background_responses: refuse).', 'background_not_allowed', 'background');
+  }
   let route = resolveRoute(ctx, spec.endpoint, valid);
   rec.model = route.model;
   rec.strategy = route.strategy;
@@ -296,7 +315,7 @@ async function serve(ctx: GatewayContext, spec: InboundSpec, req: IncomingMessag
   const valid = spec.validate(body);
   const s = await admit(ctx, spec, req, res, valid, checkReferences);
   const { rec } = s;
-  const cacheKey = spec.cacheable && !valid.stream ? ctx.cache.keyFor(s.principal, s.route.model, valid.body, req.headers) : null;
+  const cacheKey = spec.cacheable && !valid.stream && valid.body.background !== true ? ctx.cache.keyFor(s.principal, s.route.model, valid.body, req.headers) : null;
   if (cacheKey && (await answerFromCache(s, cacheKey))) return;
   const result = await attempt(s);
   res.setHeader('x-gateway-attempts', String(result.attempts));

@@ -14,6 +14,17 @@ export const RESPONSES_USAGE = { input_tokens: 10, input_tokens_details: { cache
 export interface StoredResponse {
   response: Record<string, unknown>;
   input: unknown;
+  /** A background response: GETs answer in_progress this many more times, then `final`. */
+  background?: { polls: number; final: Record<string, unknown> };
+}
+
+/** The usage of a finished background response: a long reasoning answer. */
+export const BACKGROUND_USAGE = { input_tokens: 10, input_tokens_details: { cached_tokens: 0 }, output_tokens: 100_000, output_tokens_details: { reasoning_tokens: 90_000 }, total_tokens: 100_010 };
+
+/** POST /responses with background: true: queued now, completed after `polls` reads. */
+export function backgroundResponse(id: string, model: string, text: string, input: unknown, polls = 2): StoredResponse {
+  const final = { ...responseObject(id, model, text, 'completed', true), background: true, usage: BACKGROUND_USAGE };
+  return { response: { ...responseObject(id, model, '', 'in_progress', false), status: 'queued', background: true }, input, background: { polls, final } };
 }
 
 export function responseObject(id: string, model: string, text: string, status: 'in_progress' | 'completed', usage: boolean): Record<string, unknown> {
@@ -69,7 +80,11 @@ export function storedResponseCall(method: string, path: string, stored: Map<str
     stored.delete(m[1]);
     return { status: 200, body: { id: m[1], object: 'response', deleted: true } };
   }
-  return { status: 200, body: s.response };
+  if (s.background) {
+    if (s.background.polls > 0) s.background.polls--;
+    else s.response = s.background.final;
+  }
+  return { status: 200, body: s.response.status === 'queued' ? { ...s.response, status: 'in_progress' } : s.response };
 }
 
 /** Files (create, retrieve, content, delete, list), moderations and image generation. */

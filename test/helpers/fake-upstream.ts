@@ -5,7 +5,7 @@
  */
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { passthroughCall, responseEvents, responseObject, StoredResponse, storedResponseCall } from './fake-responses';
+import { backgroundResponse, passthroughCall, responseEvents, responseObject, StoredResponse, storedResponseCall } from './fake-responses';
 import { freePort } from './ports';
 
 export type Behavior =
@@ -221,6 +221,11 @@ function otherCall(state: FakeUpstream, req: Received, text: string, usage: bool
   if (INFERENCE.test(path)) return undefined;
   if (path.endsWith('/responses') && req.method === 'POST') {
     const id = `resp_${state.name}_${state.received.length}`;
+    if (req.body.background === true) {
+      const stored = backgroundResponse(id, String(req.body.model), text, req.body.input);
+      state.responses.set(id, stored);
+      return { status: 200, body: stored.response };
+    }
     const response = responseObject(id, String(req.body.model), text, 'completed', usage);
     if (req.body.store !== false) state.responses.set(id, { response, input: req.body.input });
     return { status: 200, body: response };
