@@ -18,7 +18,7 @@ interface Rig {
 
 const DEADLINES = { headers_ms: 300, first_token_ms: 400, between_events_ms: 300, stream_ms: 800 };
 
-/** `a` (priority 1, scripted, 5 s timeout) and `b` (healthy) serve "m"; `a` alone serves "solo". */
+/** `a` (priority 1, scripted, 600 ms timeout) and `b` (healthy) serve "m"; `a` alone serves "solo". */
 async function rig(aBehavior: Behavior): Promise<Rig> {
   const a = await startFakeUpstream('a', () => aBehavior);
   const b = await startFakeUpstream('b');
@@ -26,7 +26,7 @@ async function rig(aBehavior: Behavior): Promise<Rig> {
     auth: { mode: 'none' },
     server: { log_level: 'warn' },
     routing: { strategy: 'priority', retry_delay_ms: 5, max_retries: 2, timeout_ms: 20_000, deadlines: DEADLINES },
-    providers: [provider('a', a.url, ['m', 'solo'], { priority: 1, timeout_ms: 1_000 }), provider('b', b.url, ['m'], { priority: 2 })],
+    providers: [provider('a', a.url, ['m', 'solo'], { priority: 1, timeout_ms: 600 }), provider('b', b.url, ['m'], { priority: 2 })],
   });
   return {
     a,
@@ -86,9 +86,9 @@ describe('fault suite: deadlines', function () {
     const { value: res, ms } = await timed(() => chat(r!, 'solo'));
     assert.equal(res.status, 504);
     assert.equal(((await JSON.parse(res.text)) as { error: { code: string } }).error.code, 'upstream_timeout');
-    assert.equal(r.a.received.length, 3, 'one attempt and two retries, each waiting the provider timeout (1 s)');
+    assert.equal(r.a.received.length, 3, 'one attempt and two retries, each waiting the provider timeout (600 ms)');
     assert.equal(await attempts(r, 'timeout'), 3);
-    assert.ok(ms >= 2_900, `waited ${ms} ms`);
+    assert.ok(ms >= 1_700, `waited ${ms} ms`);
   });
 
   it('a stream that stalls longer than between_events_ms after its first byte ends with the clean error event', async () => {
