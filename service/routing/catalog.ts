@@ -24,6 +24,8 @@ export interface Candidate {
   cachedInputPerMillion: number;
   outputPerMillion: number;
   kind: ModelKind;
+  /** The model has no prices (`unpriced: true`): its requests are counted as unpriced, and cost strategies rank it last, never as free. */
+  unpriced: boolean;
   /** Endpoints the provider serves (providers[].endpoints, else its type's defaults). */
   endpoints: ReadonlySet<Endpoint>;
   /** Index in config order; the last tie-breaker of every strategy, so plans are deterministic. */
@@ -72,6 +74,7 @@ export function buildCatalog(config: GatewayConfig): Catalog {
         cachedInputPerMillion: m.cached_input_per_million ?? m.input_per_million,
         outputPerMillion: m.output_per_million,
         kind: m.kind,
+        unpriced: m.unpriced,
         endpoints,
         order: order++,
       };
