@@ -115,6 +115,12 @@ export const providerModelSchema = z
     context_window: z.number().int().positive().optional(),
     /** How this model continues another provider's cut stream (default: prefill for anthropic and bedrock, instruction for openai and azure). */
     continuation: z.enum(CONTINUATION_MODES).optional(),
+    /**
+     * The model has no prices, knowingly: its requests cost 0 and are counted in the spend
+     * report's unpriced_requests, and cost-optimal never prefers it as free. Without it, a model
+     * with no prices is refused when a cost strategy or a budget could use it (checkUnpriced).
+     */
+    unpriced: z.boolean().default(false),
   })
   .strict();
 
@@ -485,6 +491,7 @@ export const configSchema = configBase.superRefine((cfg, ctx) => {
     }
     checkPassthrough(cfg, providers, ctx);
     checkLimitRules(cfg, ctx);
+    checkUnpriced(cfg, ctx);
     if (cfg.redis?.tls && cfg.redis.url && !/^rediss:\/\//i.test(cfg.redis.url)) {
       ctx.addIssue({ code: 'custom', path: ['redis', 'tls'], message: 'redis.url is not rediss://: use a rediss:// url for TLS (or remove redis.tls)' });
     }
@@ -526,6 +533,33 @@ function checkLimitRules(cfg: ParsedConfig, ctx: z.RefinementCtx): void {
       if (value === undefined || value === '*' || !names || names.has(value)) continue;
       ctx.addIssue({ code: 'custom', path: ['limits', i, 'scope', dim], message: `unknown ${dim} "${value}"` });
     }
+  });
+}
+
+/** A model without prices: neither an input nor an output price (both default to 0). */
+export const hasNoPrices = (m: { input_per_million: number; output_per_million: number }): boolean => m.input_per_million === 0 && m.output_per_million === 0;
+
+const COST_STRATEGIES: ReadonlySet<string> = new Set(['cost-optimal', 'balanced']);
+
+/**
+ * Unpriced means unpriced, not free: a model without prices is refused when a budget (any
+ * team's) or a cost strategy (cost-optimal, balanced) routing its name, or an alias to it, could
+ * use it, unless it says `unpriced: true`; a model that says so may not also carry prices.
+ */
+function checkUnpriced(cfg: ParsedConfig, ctx: z.RefinementCtx): void {
+  const budgets = cfg.teams.some((t) => t.budget);
+  const costRouted = (provider: string, model: string): boolean => {
+    if (COST_STRATEGIES.has(cfg.models[model]?.strategy ?? cfg.routing.strategy) && !cfg.models[model]?.targets) return true;
+    return Object.values(cfg.models).some((r) => COST_STRATEGIES.has(r.strategy ?? cfg.routing.strategy) && r.targets?.some((t) => t.provider === provider && t.model === model));
+  };
+  cfg.providers.forEach((p, i) => {
+    p.models.forEach((m, j) => {
+      const path = ['providers', i, 'models', j];
+      if (m.unpriced && !hasNoPrices(m)) ctx.addIssue({ code: 'custom', path: [...path, 'unpriced'], message: 'the model has prices: remove unpriced: true' });
+      if (m.unpriced || !hasNoPrices(m)) return;
+      const why = budgets ? 'a team budget could use it' : costRouted(p.name, m.name) ? 'a cost strategy routes it' : undefined;
+      if (why) ctx.addIssue({ code: 'custom', path, message: `model "${m.name}" has no prices and ${why}: set input_per_million/output_per_million, or unpriced: true to count its requests as unpriced (cost 0)` });
+    });
   });
 }
 

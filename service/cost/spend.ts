@@ -69,7 +69,7 @@ export interface SpendEntry {
   listCostUsd: number;
   cached: boolean;
   estimated: boolean;
-  /** A pass-through answer with no usage and no configured price: counted, cost 0. */
+  /** A model marked `unpriced: true`, or a pass-through answer with no usage and no configured price: counted, cost 0. */
   unpriced?: boolean;
   promptTokens: number;
   completionTokens: number;
@@ -486,7 +486,7 @@ export interface SpendFigures {
   requests: number;
   cached_requests: number;
   estimated_requests: number;
-  /** Pass-through requests whose answer had no usage and whose path has no price: cost unknown, recorded as 0. */
+  /** Requests served by a model marked `unpriced: true`, and pass-through requests whose answer had no usage and whose path has no price: cost unknown, recorded as 0 (not free). */
   unpriced_requests: number;
   prompt_tokens: number;
   completion_tokens: number;

@@ -30,6 +30,8 @@ export interface Candidate {
   cachedInputPerMillion: number;
   outputPerMillion: number;
   kind: ModelKind;
+  /** The model has no prices (`unpriced: true`): its requests are counted as unpriced, and cost strategies rank it last, never as free. */
+  unpriced: boolean;
   /** Endpoints the provider serves (providers[].endpoints, else its type's defaults). */
   endpoints: ReadonlySet<Endpoint>;
   /** Index in config order; the last tie-breaker of every strategy, so plans are deterministic. */
@@ -81,6 +83,7 @@ function candidatesOf(config: GatewayConfig): { direct: Map<string, Candidate[]>
         cachedInputPerMillion: m.cached_input_per_million ?? m.input_per_million,
         outputPerMillion: m.output_per_million,
         kind: m.kind,
+        unpriced: m.unpriced,
         endpoints,
         order: order++,
       };

@@ -43,8 +43,9 @@ function latencyOf(candidates: Candidate[], ctx: PlanContext): Map<Candidate, nu
   return new Map(candidates.map((c) => [c, ctx.stats(c)[ctx.latencyMetric] ?? floor]));
 }
 
+/** Cheapest first; unpriced candidates (cost unknown, not free) after every priced one. */
 function costOptimal(cs: Candidate[], ctx: PlanContext): Candidate[] {
-  return [...cs].sort(byKey((c) => expectedCost(c, ctx.expectedTokens)));
+  return [...cs].sort(byKey((c) => (c.unpriced ? Infinity : expectedCost(c, ctx.expectedTokens))));
 }
 
 /** When the gateway last tried a candidate or heard from it; undefined: never. */
@@ -90,8 +91,10 @@ function latencyOptimal(cs: Candidate[], ctx: PlanContext): Candidate[] {
 /** Score = w_price * price/maxPrice + w_latency * latency/maxLatency + w_errors * errorRate; lower wins. */
 export function balancedScores(cs: Candidate[], ctx: PlanContext): Map<Candidate, number> {
   const lat = latencyOf(cs, ctx);
-  const prices = new Map(cs.map((c) => [c, expectedCost(c, ctx.expectedTokens)]));
-  const maxPrice = Math.max(...prices.values()) || 1;
+  const known = new Map(cs.filter((c) => !c.unpriced).map((c) => [c, expectedCost(c, ctx.expectedTokens)]));
+  const maxPrice = Math.max(0, ...known.values()) || 1;
+  // An unpriced candidate scores as the most expensive one, never as free.
+  const prices = new Map(cs.map((c) => [c, known.get(c) ?? maxPrice]));
   const maxLat = Math.max(...lat.values()) || 1;
   const w = ctx.balanced;
   return new Map(

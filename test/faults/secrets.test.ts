@@ -161,7 +161,7 @@ describe('secrets never leak', function () {
     const gw2 = await startTestGateway({
       server: { log_level: 'trace' },
       auth: { mode: 'none' },
-      providers: [{ name: 'b', base_url: b.url, api_key: KEYS.providerB, models: [{ name: 'm' }] }],
+      providers: [{ name: 'b', base_url: b.url, api_key: KEYS.providerB, models: [{ name: 'm', unpriced: true }] }],
       redis: { url: redis.url.replace(encodeURIComponent(KEYS.redisPassword), wrong), command_timeout_ms: 100 },
     });
     await new Promise((r) => setTimeout(r, 300));
@@ -193,7 +193,7 @@ describe('admin key and constant-time key comparison', () => {
     const gw = await startTestGateway({
       server: { log_level: 'warn' },
       auth: { keys: [{ hash: hashKey(KEYS.client), name: 'client', team: 'red', project: 'web' }], admin_key_hashes: [hashKey(KEYS.admin)] },
-      providers: [{ name: 'up', base_url: up.url, models: [{ name: 'm' }] }],
+      providers: [{ name: 'up', base_url: up.url, models: [{ name: 'm', unpriced: true }] }],
     });
     try {
       for (const path of ['/v1/gateway/spend', '/v1/gateway/providers']) {

@@ -10,10 +10,10 @@ import { targetFor, targetForPath } from '../../service/upstream/client';
 const config = parseConfig({
   auth: { mode: 'none' },
   providers: [
-    { name: 'oa', base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm' }, { name: 'e', kind: 'embedding' }] },
-    { name: 'az', type: 'azure', api_version: '2025-04-01-preview', base_url: 'https://res.openai.azure.com', models: [{ name: 'm', upstream_name: 'dep-m' }] },
-    { name: 'az2', type: 'azure', api_version: '2025-04-01-preview', base_url: 'https://res2.openai.azure.com', endpoints: ['chat', 'responses'], models: [{ name: 'm', upstream_name: 'dep2' }, { name: 'only-az', upstream_name: 'dep3' }] },
-    { name: 'old', base_url: 'http://127.0.0.1:2/v1', endpoints: ['chat', 'completion', 'embedding'], models: [{ name: 'legacy' }] },
+    { name: 'oa', base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm', unpriced: true }, { name: 'e', kind: 'embedding', unpriced: true }] },
+    { name: 'az', type: 'azure', api_version: '2025-04-01-preview', base_url: 'https://res.openai.azure.com', models: [{ name: 'm', upstream_name: 'dep-m', unpriced: true }] },
+    { name: 'az2', type: 'azure', api_version: '2025-04-01-preview', base_url: 'https://res2.openai.azure.com', endpoints: ['chat', 'responses'], models: [{ name: 'm', upstream_name: 'dep2', unpriced: true }, { name: 'only-az', upstream_name: 'dep3', unpriced: true }] },
+    { name: 'old', base_url: 'http://127.0.0.1:2/v1', endpoints: ['chat', 'completion', 'embedding'], models: [{ name: 'legacy', unpriced: true }] },
   ],
 });
 const catalog = buildCatalog(config);

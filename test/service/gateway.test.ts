@@ -21,8 +21,8 @@ describe('gateway: OpenAI API through the SDK', () => {
       providers: [
         provider('alpha', up.url, [
           { name: 'gpt-4o-mini', upstream_name: 'gpt-4o-mini-2024-07-18', input_per_million: 0.15, output_per_million: 0.6 },
-          { name: 'gpt-3.5-turbo-instruct', kind: 'completion' },
-          { name: 'text-embedding-3-small', kind: 'embedding' },
+          { name: 'gpt-3.5-turbo-instruct', kind: 'completion', unpriced: true },
+          { name: 'text-embedding-3-small', kind: 'embedding', unpriced: true },
         ]),
       ],
       models: { fast: { targets: [{ provider: 'alpha', model: 'gpt-4o-mini' }] } },

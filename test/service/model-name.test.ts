@@ -7,7 +7,7 @@ const config = (expose: boolean) =>
   parseConfig({
     auth: { mode: 'none' },
     routing: { expose_upstream_model: expose },
-    providers: [{ name: 'az', type: 'azure', api_version: 'v', base_url: 'http://127.0.0.1:1', models: [{ name: 'gpt-4o', upstream_name: 'prod-gpt4o-east' }, { name: 'plain' }] }],
+    providers: [{ name: 'az', type: 'azure', api_version: 'v', base_url: 'http://127.0.0.1:1', models: [{ name: 'gpt-4o', upstream_name: 'prod-gpt4o-east', unpriced: true }, { name: 'plain', unpriced: true }] }],
   });
 
 describe('model names: the requested name in answers, the upstream one only when exposed', () => {

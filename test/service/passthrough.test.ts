@@ -154,7 +154,7 @@ describe('pass-through: closed by default, admitted, counted, objects private pe
 });
 
 describe('pass-through decisions and config', () => {
-  const entries = parseConfig({ auth: { keys: [{ hash: hashKey('k'), name: 'k', team: 't' }] }, providers: ['p', 'quota'].map((name) => ({ name, base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm' }] })), passthrough: PASSTHROUGH }).passthrough;
+  const entries = parseConfig({ auth: { keys: [{ hash: hashKey('k'), name: 'k', team: 't' }] }, providers: ['p', 'quota'].map((name) => ({ name, base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm', unpriced: true }] })), passthrough: PASSTHROUGH }).passthrough;
   const cases: Array<[string, string, string]> = [
     ['POST', '/v1/moderations', 'forward /v1/moderations'],
     ['GET', '/v1/moderations', 'refuse unknown_url'],

@@ -8,8 +8,8 @@ import { buildCatalog } from '../../service/routing/catalog';
 import { targetFor } from '../../service/upstream/client';
 
 const providers = [
-  { name: 'ant', type: 'anthropic' as const, base_url: 'https://api.anthropic.com', api_key: 'sk-ant-x', models: [{ name: 'claude', upstream_name: 'claude-sonnet-4-5' }] },
-  { name: 'proxy', type: 'anthropic' as const, base_url: 'https://relay.internal/anthropic/', anthropic_version: '2023-01-01', models: [{ name: 'claude' }] },
+  { name: 'ant', type: 'anthropic' as const, base_url: 'https://api.anthropic.com', api_key: 'sk-ant-x', models: [{ name: 'claude', upstream_name: 'claude-sonnet-4-5', unpriced: true }] },
+  { name: 'proxy', type: 'anthropic' as const, base_url: 'https://relay.internal/anthropic/', anthropic_version: '2023-01-01', models: [{ name: 'claude', unpriced: true }] },
 ];
 
 describe('provider adapters', () => {
@@ -62,7 +62,7 @@ describe('provider adapters', () => {
 
 describe('bedrock adapter', () => {
   it('needs a region; calls /model/{id}/converse or /converse-stream; signs with the environment credentials, refuses without them', async () => {
-    const p = { name: 'br', type: 'bedrock' as const, base_url: 'https://bedrock-runtime.eu-west-1.amazonaws.com', models: [{ name: 'm', upstream_name: 'anthropic.claude-v2:1' }] };
+    const p = { name: 'br', type: 'bedrock' as const, base_url: 'https://bedrock-runtime.eu-west-1.amazonaws.com', models: [{ name: 'm', upstream_name: 'anthropic.claude-v2:1', unpriced: true }] };
     assert.throws(() => parseConfig({ auth: { mode: 'none' }, providers: [p] }), (e: ConfigError) => /region: required for type bedrock/.test(e.message));
     const config = parseConfig({ auth: { mode: 'none' }, providers: [{ ...p, region: 'eu-west-1' }] });
     const provider = config.providers[0];

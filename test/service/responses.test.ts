@@ -48,7 +48,7 @@ describe('POST /v1/responses: routed, streamed, limited and costed like chat', f
       providers: [
         provider('a', a.url, [{ name: 'gpt-x', upstream_name: INTERNAL, input_per_million: 1, cached_input_per_million: 0.5, output_per_million: 2 }, { name: 'plain', input_per_million: 1, output_per_million: 2 }], { priority: 1 }),
         provider('b', b.url, [{ name: 'gpt-x', upstream_name: INTERNAL, input_per_million: 3, output_per_million: 4 }, { name: 'plain', input_per_million: 3, output_per_million: 4 }], { priority: 2 }),
-        provider('az', az.url, [{ name: 'az-only', upstream_name: 'my-deployment' }], { type: 'azure', api_version: '2024-10-21' }),
+        provider('az', az.url, [{ name: 'az-only', upstream_name: 'my-deployment', unpriced: true }], { type: 'azure', api_version: '2024-10-21' }),
       ],
       models: { 'gpt-x': { strategy: 'priority' }, plain: { strategy: 'priority' }, fast: { strategy: 'priority', targets: [{ provider: 'a', model: 'plain' }] } },
       routing: { retry_delay_ms: 5, max_retries: 1 },

@@ -26,7 +26,7 @@ describe('tracing settings (standard OTEL_* variables, gateway config)', () => {
   }
 
   it('the gateway config accepts an http(s) telemetry.otlp_endpoint and refuses anything else', () => {
-    const base = { auth: { mode: 'none' as const }, providers: [{ name: 'p', base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm' }] }] };
+    const base = { auth: { mode: 'none' as const }, providers: [{ name: 'p', base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm', unpriced: true }] }] };
     assert.equal(parseConfig({ ...base, telemetry: { otlp_endpoint: 'https://collector.example.com:4318' } }).telemetry.otlp_endpoint, 'https://collector.example.com:4318');
     assert.deepEqual(parseConfig(base).telemetry, {});
     assert.throws(() => parseConfig({ ...base, telemetry: { otlp_endpoint: 'grpc://collector:4317' } }), /telemetry\.otlp_endpoint/);

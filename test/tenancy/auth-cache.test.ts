@@ -55,7 +55,7 @@ describe('authentication', () => {
     const config = parseConfig({
       auth: { mode: 'none' },
       rate_limit: { requests_per_minute: 2 },
-      providers: [{ name: 'p', base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm' }] }],
+      providers: [{ name: 'p', base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm', unpriced: true }] }],
     });
     const open = createTenancy(config, { redis: null, metrics: newMetrics() });
     const anon = open.authenticate(undefined);

@@ -54,7 +54,7 @@ describe('Redis through Sentinel', function () {
 
   it('connects to the master the sentinel names, with the password from the URL (the stack passes rediss://...), and writes under the key prefix there', async () => {
     const config = parseConfig({
-      providers: [{ name: 'p', base_url: 'https://example.com/v1', models: [{ name: 'm' }] }],
+      providers: [{ name: 'p', base_url: 'https://example.com/v1', models: [{ name: 'm', unpriced: true }] }],
       auth: { mode: 'none' },
       // The URL's host is a name that does not resolve: only Sentinel can have found the master.
       redis: { url: `redis://:${PASSWORD}@master.invalid:1`, sentinels: [{ host: '127.0.0.1', port: sentinelPort }], sentinel_name: MASTER, key_prefix: 'aigw:prod:', command_timeout_ms: 1000 },
@@ -72,7 +72,7 @@ describe('Redis through Sentinel', function () {
   });
 
   it('refuses sentinels without sentinel_name, and a block with neither url, host nor sentinels', () => {
-    const base = { providers: [{ name: 'p', base_url: 'https://example.com/v1', models: [{ name: 'm' }] }], auth: { mode: 'none' as const } };
+    const base = { providers: [{ name: 'p', base_url: 'https://example.com/v1', models: [{ name: 'm', unpriced: true }] }], auth: { mode: 'none' as const } };
     assert.throws(() => parseConfig({ ...base, redis: { sentinels: [{ host: 'h', port: 26379 }] } }), /redis\.sentinel_name: sentinels and sentinel_name go together/);
     assert.throws(() => parseConfig({ ...base, redis: { port: 6379 } }), /redis: set url, host or sentinels/);
   });

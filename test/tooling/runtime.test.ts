@@ -34,7 +34,7 @@ describe('Node runtime', () => {
   });
 
   it('a gateway process started by the tests runs on the node that runs the suite', async () => {
-    const gw = await startGatewayProcess({ auth: { mode: 'none' }, providers: [{ name: 'p', base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm' }] }] });
+    const gw = await startGatewayProcess({ auth: { mode: 'none' }, providers: [{ name: 'p', base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm', unpriced: true }] }] });
     try {
       const metrics = await (await fetch(gw.metricsUrl)).text();
       assert.match(metrics, new RegExp(`^aigw_nodejs_version_info\\{version="${process.version.replace(/\./g, '\\.')}"`, 'm'));
