@@ -435,69 +435,79 @@ const configBase = z
   })
   .strict();
 
-export const configSchema = configBase.superRefine((cfg, ctx) => {
-    const providers = new Map(cfg.providers.map((p) => [p.name, p]));
-    if (providers.size !== cfg.providers.length) {
-      ctx.addIssue({ code: 'custom', path: ['providers'], message: 'provider names must be unique' });
+type ParsedConfig = z.output<typeof configBase>;
+type ProviderMap = Map<string, ParsedConfig['providers'][number]>;
+
+/** Provider names unique, endpoints within the type's, model names unique per provider. */
+function checkProviders(cfg: ParsedConfig, providers: ProviderMap, ctx: z.RefinementCtx): void {
+  if (providers.size !== cfg.providers.length) ctx.addIssue({ code: 'custom', path: ['providers'], message: 'provider names must be unique' });
+  cfg.providers.forEach((p, i) => {
+    const supported = PROVIDER_FACTS[p.type].supportedEndpoints;
+    for (const e of p.endpoints ?? []) {
+      if (!supported.includes(e)) ctx.addIssue({ code: 'custom', path: ['providers', i, 'endpoints'], message: `type ${p.type} does not serve the ${e} endpoint` });
     }
-    cfg.providers.forEach((p, i) => {
-      const supported = PROVIDER_FACTS[p.type].supportedEndpoints;
-      for (const e of p.endpoints ?? []) {
-        if (!supported.includes(e)) ctx.addIssue({ code: 'custom', path: ['providers', i, 'endpoints'], message: `type ${p.type} does not serve the ${e} endpoint` });
-      }
-      const seen = new Set<string>();
-      p.models.forEach((m, j) => {
-        if (seen.has(m.name)) ctx.addIssue({ code: 'custom', path: ['providers', i, 'models', j, 'name'], message: `duplicate model "${m.name}"` });
-        seen.add(m.name);
-      });
+    const seen = new Set<string>();
+    p.models.forEach((m, j) => {
+      if (seen.has(m.name)) ctx.addIssue({ code: 'custom', path: ['providers', i, 'models', j, 'name'], message: `duplicate model "${m.name}"` });
+      seen.add(m.name);
     });
-    for (const [modelName, route] of Object.entries(cfg.models)) {
-      route.targets?.forEach((t, i) => {
-        const p = providers.get(t.provider);
-        if (!p) {
-          ctx.addIssue({ code: 'custom', path: ['models', modelName, 'targets', i, 'provider'], message: `unknown provider "${t.provider}"` });
-        } else if (!p.models.some((m) => m.name === t.model)) {
-          ctx.addIssue({ code: 'custom', path: ['models', modelName, 'targets', i, 'model'], message: `provider "${t.provider}" does not serve model "${t.model}"` });
-        }
-      });
-      for (const provider of [...Object.keys(route.weights ?? {}), ...(route.order ?? [])]) {
-        if (!providers.has(provider)) {
-          ctx.addIssue({ code: 'custom', path: ['models', modelName], message: `unknown provider "${provider}" in weights/order` });
-        }
-      }
-      if (!route.targets && !cfg.providers.some((p) => p.models.some((m) => m.name === modelName))) {
-        ctx.addIssue({ code: 'custom', path: ['models', modelName], message: 'no provider serves this model and it has no targets' });
-      }
+  });
+}
+
+/** models.<name>: targets, weights and order name real providers and models; a non-alias name is served by someone. */
+function checkModelRoutes(cfg: ParsedConfig, providers: ProviderMap, ctx: z.RefinementCtx): void {
+  for (const [modelName, route] of Object.entries(cfg.models)) {
+    route.targets?.forEach((t, i) => {
+      const p = providers.get(t.provider);
+      if (!p) ctx.addIssue({ code: 'custom', path: ['models', modelName, 'targets', i, 'provider'], message: `unknown provider "${t.provider}"` });
+      else if (!p.models.some((m) => m.name === t.model)) ctx.addIssue({ code: 'custom', path: ['models', modelName, 'targets', i, 'model'], message: `provider "${t.provider}" does not serve model "${t.model}"` });
+    });
+    for (const provider of [...Object.keys(route.weights ?? {}), ...(route.order ?? [])]) {
+      if (!providers.has(provider)) ctx.addIssue({ code: 'custom', path: ['models', modelName], message: `unknown provider "${provider}" in weights/order` });
     }
-    const teams = new Set(cfg.teams.map((t) => t.name));
-    if (cfg.auth.mode === 'keys') {
-      // With a store block, keys may all be issued at runtime (docs/keys.md).
-      if (cfg.auth.keys.length === 0 && !cfg.store) {
-        ctx.addIssue({ code: 'custom', path: ['auth', 'keys'], message: 'at least one key is required when auth.mode is "keys" (or a store block, to issue keys through the admin API)' });
-      }
-      const hashes = new Set<string>();
-      const names = new Map<string, number>();
-      cfg.auth.keys.forEach((k, i) => {
-        if (hashes.has(k.hash)) ctx.addIssue({ code: 'custom', path: ['auth', 'keys', i, 'hash'], message: 'duplicate key hash' });
-        hashes.add(k.hash);
-        const first = names.get(k.name);
-        if (first !== undefined) {
-          ctx.addIssue({ code: 'custom', path: ['auth', 'keys', i, 'name'], message: `duplicate key name "${k.name}" (also auth.keys[${first}]); limits are counted per name` });
-        } else names.set(k.name, i);
-        if (cfg.teams.length > 0 && !teams.has(k.team)) {
-          ctx.addIssue({ code: 'custom', path: ['auth', 'keys', i, 'team'], message: `unknown team "${k.team}": once any team is declared under teams, every key's team must be one of them (${[...teams].join(', ')}); add \`- name: ${k.team}\` under teams, or set this key's team to a declared one (docs/add-a-team-or-key.md)` });
-        }
-      });
+    if (!route.targets && !cfg.providers.some((p) => p.models.some((m) => m.name === modelName))) {
+      ctx.addIssue({ code: 'custom', path: ['models', modelName], message: 'no provider serves this model and it has no targets' });
     }
-    checkPassthrough(cfg, providers, ctx);
-    checkLimitRules(cfg, ctx);
-    checkUnpriced(cfg, ctx);
-    if (cfg.redis?.tls && cfg.redis.url && !/^rediss:\/\//i.test(cfg.redis.url)) {
-      ctx.addIssue({ code: 'custom', path: ['redis', 'tls'], message: 'redis.url is not rediss://: use a rediss:// url for TLS (or remove redis.tls)' });
+  }
+}
+
+/** auth.keys: at least one (or a store), unique hashes and names, teams declared once any is. */
+function checkKeys(cfg: ParsedConfig, ctx: z.RefinementCtx): void {
+  if (cfg.auth.mode !== 'keys') return;
+  const teams = new Set(cfg.teams.map((t) => t.name));
+  // With a store block, keys may all be issued at runtime (docs/keys.md).
+  if (cfg.auth.keys.length === 0 && !cfg.store) {
+    ctx.addIssue({ code: 'custom', path: ['auth', 'keys'], message: 'at least one key is required when auth.mode is "keys" (or a store block, to issue keys through the admin API)' });
+  }
+  const hashes = new Set<string>();
+  const names = new Map<string, number>();
+  cfg.auth.keys.forEach((k, i) => {
+    if (hashes.has(k.hash)) ctx.addIssue({ code: 'custom', path: ['auth', 'keys', i, 'hash'], message: 'duplicate key hash' });
+    hashes.add(k.hash);
+    const first = names.get(k.name);
+    if (first !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['auth', 'keys', i, 'name'], message: `duplicate key name "${k.name}" (also auth.keys[${first}]); limits are counted per name` });
+    } else names.set(k.name, i);
+    if (cfg.teams.length > 0 && !teams.has(k.team)) {
+      ctx.addIssue({ code: 'custom', path: ['auth', 'keys', i, 'team'], message: `unknown team "${k.team}": once any team is declared under teams, every key's team must be one of them (${[...teams].join(', ')}); add \`- name: ${k.team}\` under teams, or set this key's team to a declared one (docs/add-a-team-or-key.md)` });
     }
   });
+}
 
-type ParsedConfig = z.output<typeof configBase>;
+export const configSchema = configBase.superRefine((cfg, ctx) => {
+  const providers: ProviderMap = new Map(cfg.providers.map((p) => [p.name, p]));
+  checkProviders(cfg, providers, ctx);
+  checkModelRoutes(cfg, providers, ctx);
+  checkKeys(cfg, ctx);
+  checkPassthrough(cfg, providers, ctx);
+  checkLimitRules(cfg, ctx);
+  checkUnpriced(cfg, ctx);
+  if (cfg.redis?.tls && cfg.redis.url && !/^rediss:\/\//i.test(cfg.redis.url)) {
+    ctx.addIssue({ code: 'custom', path: ['redis', 'tls'], message: 'redis.url is not rediss://: use a rediss:// url for TLS (or remove redis.tls)' });
+  }
+});
+
+
 
 /** Pass-through entries: never with auth "none", unique paths, an openai-type provider, no path inside an object collection. */
 function checkPassthrough(cfg: ParsedConfig, providers: Map<string, ParsedConfig['providers'][number]>, ctx: z.RefinementCtx): void {

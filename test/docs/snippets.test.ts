@@ -93,7 +93,7 @@ function parsePageConfig(yamlBlocks: Block[]): void {
     assert.ok(part && typeof part === 'object' && !('config' in part), `${where(b)}: a gateway config snippet`);
     doc = merge(doc, part) as Record<string, unknown>;
     const full = { ...doc } as Record<string, any>;
-    if (!full.providers) full.providers = [{ name: 'base', base_url: 'http://127.0.0.1:9/v1', api_key: 'x', models: [{ name: 'base-model' }] }];
+    if (!full.providers) full.providers = [{ name: 'base', base_url: 'http://127.0.0.1:9/v1', api_key: 'x', models: [{ name: 'base-model', input_per_million: 1, output_per_million: 2 }] }];
     if (!full.auth?.keys) full.auth = { ...full.auth, mode: 'none' };
     const text = stringify(full);
     try {
@@ -230,7 +230,7 @@ describe('docs: every command and config snippet of the README and the task page
 
   it("add a team or a key: the error quoted for a key's undeclared team is the parser's", () => {
     const [sample] = ALL.filter((b) => b.file === 'docs/add-a-team-or-key.md' && b.lang === 'text');
-    const cfg = { teams: [{ name: 'support' }], auth: { keys: [{ hash: hashKey('k'), name: 'search-backend', team: 'search' }] }, providers: [{ name: 'p', base_url: 'http://127.0.0.1:9/v1', api_key: 'x', models: [{ name: 'm' }] }] };
+    const cfg = { teams: [{ name: 'support' }], auth: { keys: [{ hash: hashKey('k'), name: 'search-backend', team: 'search' }] }, providers: [{ name: 'p', base_url: 'http://127.0.0.1:9/v1', api_key: 'x', models: [{ name: 'm', input_per_million: 1, output_per_million: 2 }] }] };
     assert.throws(() => parseConfigText(stringify(cfg)), (err: ConfigError) => err.problems.includes(sample.text.trim()));
   });
 

@@ -89,7 +89,7 @@ describe('ledger spool', () => {
   });
 
   it('admission refuses with 503 ledger_unavailable while the spool is full, and a model outside the key allowlist with 403', async () => {
-    const config = parseConfig({ auth: { mode: 'none' }, providers: [{ name: 'p', base_url: 'http://127.0.0.1:9', api_key: 'x', models: [{ name: 'm' }, { name: 'other' }] }] });
+    const config = parseConfig({ auth: { mode: 'none' }, providers: [{ name: 'p', base_url: 'http://127.0.0.1:9', api_key: 'x', models: [{ name: 'm', input_per_million: 1, output_per_million: 2 }, { name: 'other', input_per_million: 1, output_per_million: 2 }] }] });
     let full = true;
     const tenancy = createTenancy(config, { redis: null, metrics: createMetrics(), sink: { record: () => undefined, full: () => full } });
     const principal = { keyName: 'k', team: 't', project: 'p', keyId: 'key_1', models: ['m'] };

@@ -85,7 +85,7 @@ describe('script command lines', function () {
     const hash = /^hash: (\S+)$/m.exec(r.stdout)![1];
     assert.equal(hashKey(key), hash);
     const yaml = r.stdout.slice(r.stdout.indexOf('auth:'), r.stdout.indexOf('\n\n', r.stdout.indexOf('auth:')));
-    const cfg = parseConfigText(`${yaml}\nproviders: [{name: p, base_url: "http://127.0.0.1:9/v1", api_key: x, models: [{name: m}]}]\n`);
+    const cfg = parseConfigText(`${yaml}\nproviders: [{name: p, base_url: "http://127.0.0.1:9/v1", api_key: x, models: [{name: m, input_per_million: 1, output_per_million: 2}]}]\n`);
     assert.deepEqual(cfg.auth.keys.map((k) => [k.hash, k.name, k.team, k.project]), [[hash, 'search-backend', 'search', 'ranking']]);
   });
 
@@ -94,7 +94,7 @@ describe('script command lines', function () {
     const hash = /^hash: (\S+)$/m.exec(plain.stdout)![1];
     assert.match(plain.stdout, new RegExp(`- "${hash}" # ops`));
     const yaml = plain.stdout.slice(plain.stdout.indexOf('auth:'), plain.stdout.indexOf('\n\n', plain.stdout.indexOf('auth:')));
-    assert.deepEqual(parseConfigText(`${yaml}\n  mode: none\nproviders: [{name: p, base_url: "http://127.0.0.1:9/v1", api_key: x, models: [{name: m}]}]\n`).auth.admin_key_hashes, [hash]);
+    assert.deepEqual(parseConfigText(`${yaml}\n  mode: none\nproviders: [{name: p, base_url: "http://127.0.0.1:9/v1", api_key: x, models: [{name: m, input_per_million: 1, output_per_million: 2}]}]\n`).auth.admin_key_hashes, [hash]);
     const stack = await run('keygen', ['--admin', '--name', 'ops', '--stack', 'staging']);
     const stackHash = /^hash: (\S+)$/m.exec(stack.stdout)![1];
     assert.match(stack.stdout, /^ {4}- ops$/m);

@@ -26,7 +26,7 @@ interface StandIn {
 }
 
 async function startStandIn(): Promise<StandIn> {
-  const config = parseConfig({ auth: { mode: 'none' }, providers: [{ name: 'p', base_url: 'http://127.0.0.1:9/v1', api_key: 'sk-p', models: [{ name: 'm' }] }] });
+  const config = parseConfig({ auth: { mode: 'none' }, providers: [{ name: 'p', base_url: 'http://127.0.0.1:9/v1', api_key: 'sk-p', models: [{ name: 'm', input_per_million: 1, output_per_million: 2 }] }] });
   const keys: Array<Record<string, unknown>> = [{ id: 'cfg-1', name: 'from-config', team: 'web', project: 'default', source: 'config', created_at: null, revoked: false }];
   const state = { created: [] as Array<Record<string, unknown>>, deleted: [] as string[] };
   const app = express();
