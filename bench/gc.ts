@@ -94,7 +94,10 @@ export async function gcComparison(d: GcBenchDeps): Promise<void> {
         acc.set(b.label, a);
         d.log(`gc: ${b.label}, round ${round + 1}`);
         await phase(b, a.rate, () =>
-          d.loadgen<RateResult>({ mode: 'rate', url: `${b.gw.base}${CHAT_PATH}`, headers: b.gw.headers, body: d.body, rate: 1000, durationMs: seconds * 1000, warmupMs: 500, connections: 50 }, (seconds + 30) * 1000),
+          d.loadgen<RateResult>(
+            { mode: 'rate', url: `${b.gw.base}${CHAT_PATH}`, headers: b.gw.headers, body: d.body, rate: 1000, durationMs: seconds * 1000, warmupMs: 500, connections: 50 },
+            (seconds + 30) * 1000,
+          ),
         );
         await phase(b, a.peak, () => d.closedLoop(d.dir, b.gw, seconds));
       }

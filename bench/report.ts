@@ -15,9 +15,7 @@ export interface PeakStats {
   p99Ms?: number;
 }
 
-export type RateStats =
-  | { p50Us: number; p99Us: number; ok: number; errors: number; achievedRate: number; cpuUsPerRequest: number; rssMb: number; firstError?: string }
-  | { skipped: string };
+export type RateStats = { p50Us: number; p99Us: number; ok: number; errors: number; achievedRate: number; cpuUsPerRequest: number; rssMb: number; firstError?: string } | { skipped: string };
 
 export interface StreamStats {
   ok: number;
@@ -104,11 +102,21 @@ export function evaluateTargets(r: Results): TargetCheck[] {
   checks.push({ what: 'Stream first byte added (p50)', target: '<= 1 ms', measured: ttfb === undefined ? '–' : `${ms(ttfb)} ms`, met: ttfb === undefined ? null : ttfb <= 1000 });
   const rss = r.rates[1000]?.gateway;
   checks.push({ what: 'RSS at 1,000 req/s', target: '< 150 MB', measured: measured(rss) ? `${rss.rssMb.toFixed(0)} MB` : '–', met: measured(rss) ? rss.rssMb < 150 : null });
-  checks.push({ what: `RSS growth over the soak (${fmtInt(r.soak?.requests)} requests)`, target: '< 10%', measured: r.soak ? `${r.soak.growthPct.toFixed(1)}%` : '–', met: r.soak ? r.soak.growthPct < 10 : null });
+  checks.push({
+    what: `RSS growth over the soak (${fmtInt(r.soak?.requests)} requests)`,
+    target: '< 10%',
+    measured: r.soak ? `${r.soak.growthPct.toFixed(1)}%` : '–',
+    met: r.soak ? r.soak.growthPct < 10 : null,
+  });
   const cpu = r.peak.gateway?.cpuUsPerRequest;
   checks.push({ what: 'Gateway CPU per request (at peak)', target: '<= 200 us', measured: cpu ? `${cpu.toFixed(0)} us` : '–', met: cpu ? cpu <= 200 : null });
   const ngCpu = r.peak.nginx?.cpuUsPerRequest;
-  checks.push({ what: 'Gateway CPU per request at peak vs nginx', target: '<= 6x', measured: cpu && ngCpu ? `${(cpu / ngCpu).toFixed(1)}x` : 'nginx absent', met: cpu && ngCpu ? cpu / ngCpu <= 6 : null });
+  checks.push({
+    what: 'Gateway CPU per request at peak vs nginx',
+    target: '<= 6x',
+    measured: cpu && ngCpu ? `${(cpu / ngCpu).toFixed(1)}x` : 'nginx absent',
+    met: cpu && ngCpu ? cpu / ngCpu <= 6 : null,
+  });
   const red = r.redis;
   const worst = red ? Math.max(red.peak.perRequest, ...Object.values(red.rates).map((u) => u.perRequest)) : undefined;
   checks.push({ what: 'Redis commands per request (worst phase)', target: '<= 1', measured: worst === undefined ? '–' : worst.toFixed(3), met: worst === undefined ? null : worst <= 1 });
@@ -122,7 +130,9 @@ export function renderMarkdown(r: Results): string {
   const m = r.meta;
   lines.push(`### Benchmark ${m.date.slice(0, 16).replace('T', ' ')} UTC (commit ${m.commit}${m.quick ? ', --quick' : ''})`);
   lines.push('');
-  lines.push(`Node ${m.node}, ${m.cpus} CPUs shared by every process (load generator, upstream, Redis, proxies); load: ${m.loadTool} for peak and soak, an open-loop generator for fixed rates. Gateway: ${m.gatewayFeatures}. Took ${m.durationSeconds} s.`);
+  lines.push(
+    `Node ${m.node}, ${m.cpus} CPUs shared by every process (load generator, upstream, Redis, proxies); load: ${m.loadTool} for peak and soak, an open-loop generator for fixed rates. Gateway: ${m.gatewayFeatures}. Took ${m.durationSeconds} s.`,
+  );
   const absent = Object.entries(m.absent);
   lines.push(absent.length ? `Absent: ${absent.map(([n, why]) => `**${n}** (${why})`).join('; ')}.` : 'Every peer was present (nginx, Portkey).');
   lines.push('');
@@ -132,12 +142,18 @@ export function renderMarkdown(r: Results): string {
   lines.push(row('CPU per request at peak, µs', (n) => (r.peak[n] ? r.peak[n].cpuUsPerRequest.toFixed(0) : '–')));
   for (const rate of Object.keys(r.rates).map(Number)) {
     const s = (n: string) => r.rates[rate][n];
-    lines.push(row(`Latency p50 / p99 at ${fmtInt(rate)} req/s, ms`, (n) => (measured(s(n)) ? `${ms((s(n) as { p50Us: number }).p50Us)} / ${ms((s(n) as { p99Us: number }).p99Us)}` : s(n) ? 'over capacity' : '–')));
-    lines.push(row(`**Added** p50 / p99 at ${fmtInt(rate)} req/s, ms`, (n) => {
-      if (n === 'direct') return '(baseline)';
-      const a = added(r, rate, n);
-      return a ? `**${ms(a.p50Us)} / ${ms(a.p99Us)}**` : '–';
-    }));
+    lines.push(
+      row(`Latency p50 / p99 at ${fmtInt(rate)} req/s, ms`, (n) =>
+        measured(s(n)) ? `${ms((s(n) as { p50Us: number }).p50Us)} / ${ms((s(n) as { p99Us: number }).p99Us)}` : s(n) ? 'over capacity' : '–',
+      ),
+    );
+    lines.push(
+      row(`**Added** p50 / p99 at ${fmtInt(rate)} req/s, ms`, (n) => {
+        if (n === 'direct') return '(baseline)';
+        const a = added(r, rate, n);
+        return a ? `**${ms(a.p50Us)} / ${ms(a.p99Us)}**` : '–';
+      }),
+    );
   }
   const r1k = (n: string) => r.rates[1000]?.[n];
   lines.push(row('CPU per request at 1,000 req/s, µs', (n) => (measured(r1k(n)) ? (r1k(n) as { cpuUsPerRequest: number }).cpuUsPerRequest.toFixed(0) : '–')));
@@ -147,23 +163,40 @@ export function renderMarkdown(r: Results): string {
   lines.push(row('Stream first byte p50 / p99, ms', (n) => (st(n) ? `${ms(st(n).ttfbP50Us)} / ${ms(st(n).ttfbP99Us)}` : '–')));
   lines.push(row('**Added** first byte p50, ms', (n) => (n === 'direct' ? '(baseline)' : st(n) && d ? `**${ms(st(n).ttfbP50Us - d.ttfbP50Us)}**` : '–')));
   lines.push(row('Gap between chunks p50 / p99, ms', (n) => (st(n) ? `${ms(st(n).gapP50Us)} / ${ms(st(n).gapP99Us)}` : '–')));
-  lines.push(row('**Added** gap p50 / last chunk p50, ms', (n) => (n === 'direct' ? '(baseline)' : st(n) && d ? `**${ms(st(n).gapP50Us - d.gapP50Us)} / ${ms(st(n).lastChunkP50Us - d.lastChunkP50Us)}**` : '–')));
+  lines.push(
+    row('**Added** gap p50 / last chunk p50, ms', (n) =>
+      n === 'direct' ? '(baseline)' : st(n) && d ? `**${ms(st(n).gapP50Us - d.gapP50Us)} / ${ms(st(n).lastChunkP50Us - d.lastChunkP50Us)}**` : '–',
+    ),
+  );
   lines.push(row('Reads carrying content per stream (upstream sends 20)', (n) => (st(n) ? String(st(n).readsPerStream) : '–')));
-  lines.push(row('Errors (all phases)', (n) => String((r.peak[n]?.errors ?? 0) + Object.values(r.rates).reduce((s, x) => s + (measured(x[n]) ? (x[n] as { errors: number }).errors : 0), 0) + (st(n)?.errors ?? 0))));
+  lines.push(
+    row('Errors (all phases)', (n) =>
+      String((r.peak[n]?.errors ?? 0) + Object.values(r.rates).reduce((s, x) => s + (measured(x[n]) ? (x[n] as { errors: number }).errors : 0), 0) + (st(n)?.errors ?? 0)),
+    ),
+  );
   lines.push('');
   if (r.soak) {
-    lines.push(`Soak (gateway): ${fmtInt(r.soak.warmupRequests)} warm-up requests, then ${fmtInt(r.soak.requests)} at ${fmtInt(r.soak.rps)} req/s: RSS ${r.soak.rssAfterWarmupMb} MB -> ${r.soak.rssEndMb} MB (${r.soak.growthPct >= 0 ? '+' : ''}${r.soak.growthPct}%), ${r.soak.errors} errors.`);
+    lines.push(
+      `Soak (gateway): ${fmtInt(r.soak.warmupRequests)} warm-up requests, then ${fmtInt(r.soak.requests)} at ${fmtInt(r.soak.rps)} req/s: RSS ${r.soak.rssAfterWarmupMb} MB -> ${r.soak.rssEndMb} MB (${r.soak.growthPct >= 0 ? '+' : ''}${r.soak.growthPct}%), ${r.soak.errors} errors.`,
+    );
     lines.push('');
   }
   if (r.gatewayMetrics) {
-    lines.push(`Gateway counters at the end (features were on, nothing refused): ${Object.entries(r.gatewayMetrics).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ')}.`, '');
+    lines.push(
+      `Gateway counters at the end (features were on, nothing refused): ${Object.entries(r.gatewayMetrics)
+        .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`)
+        .join(', ')}.`,
+      '',
+    );
   }
   if (r.redis) {
     const red = r.redis;
     lines.push(
       `Redis commands sent per gateway request: ${red.peak.perRequest} at peak (${fmtInt(red.peak.commands)} for ${fmtInt(red.peak.requests)} requests), ${Object.entries(red.rates)
         .map(([rate, u]) => `${u.perRequest} at ${fmtInt(Number(rate))} req/s`)
-        .join(', ')}; over the whole run (${fmtInt(red.requestsInRun)} gateway requests) Redis executed ${red.serverCommandsPerRequest} commands per request, counting the commands inside scripts, and spent ${red.serverCpuUsPerRequest} µs of its CPU per request.`,
+        .join(
+          ', ',
+        )}; over the whole run (${fmtInt(red.requestsInRun)} gateway requests) Redis executed ${red.serverCommandsPerRequest} commands per request, counting the commands inside scripts, and spent ${red.serverCpuUsPerRequest} µs of its CPU per request.`,
       '',
     );
   }

@@ -56,10 +56,25 @@ function parseOptions(argv: string[]): Options {
     return i >= 0 ? argv[i + 1] : undefined;
   };
   if (argv.includes('--help')) {
-    process.stdout.write('usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N [--stream-seconds S]]\n');
+    process.stdout.write(
+      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N [--stream-seconds S]]\n',
+    );
     process.exit(0);
   }
-  return { quick: argv.includes('--quick'), profile: argv.includes('--profile'), gc: argv.includes('--gc'), allLimits: argv.includes('--all-limits'), tracing: argv.includes('--tracing'), baseline: value('--baseline'), rounds: value('--rounds') ? Number(value('--rounds')) : undefined, streams: value('--streams') ? Number(value('--streams')) : undefined, streamSeconds: Number(value('--stream-seconds') ?? 60), out: value('--out') ?? join(ROOT, 'bench/results/latest.json'), logFile: value('--log-file') ?? '/dev/null', keep: argv.includes('--keep') };
+  return {
+    quick: argv.includes('--quick'),
+    profile: argv.includes('--profile'),
+    gc: argv.includes('--gc'),
+    allLimits: argv.includes('--all-limits'),
+    tracing: argv.includes('--tracing'),
+    baseline: value('--baseline'),
+    rounds: value('--rounds') ? Number(value('--rounds')) : undefined,
+    streams: value('--streams') ? Number(value('--streams')) : undefined,
+    streamSeconds: Number(value('--stream-seconds') ?? 60),
+    out: value('--out') ?? join(ROOT, 'bench/results/latest.json'),
+    logFile: value('--log-file') ?? '/dev/null',
+    keep: argv.includes('--keep'),
+  };
 }
 
 /** Durations and counts; --quick shrinks them for iteration (the numbers get noisier). */
@@ -167,7 +182,11 @@ async function closedLoop(dir: string, t: Target, seconds: number): Promise<Peak
     };
   } else {
     const headers = Object.entries({ ...t.headers, 'content-type': 'application/json' }).flatMap(([k, v]) => ['-H', `${k}=${v}`]);
-    const out = await run(process.execPath, [join(ROOT, 'node_modules/autocannon/autocannon.js'), '-c', '50', '-d', String(seconds), '-m', 'POST', '-b', BODY, ...headers, '-j', url], (seconds + 60) * 1000);
+    const out = await run(
+      process.execPath,
+      [join(ROOT, 'node_modules/autocannon/autocannon.js'), '-c', '50', '-d', String(seconds), '-m', 'POST', '-b', BODY, ...headers, '-j', url],
+      (seconds + 60) * 1000,
+    );
     if (out.code !== 0) throw new Error(`autocannon against ${t.name} failed: ${out.stderr}`);
     const j = JSON.parse(out.stdout) as { requests: { average: number; total: number }; non2xx: number; errors: number; latency: { p50: number; p99: number } };
     r = { rps: j.requests.average, requests: j.requests.total, non2xx: j.non2xx, socketErrors: j.errors, cpuUs: 0, p50Ms: j.latency.p50, p99Ms: j.latency.p99 };
@@ -280,7 +299,11 @@ async function main(): Promise<void> {
     gateway = await startGateway(upstream, dir, opts.logFile, { allLimits: opts.allLimits });
     const targets: Target[] = [upstream, gateway];
     const absent: Partial<Record<TargetName, string>> = {};
-    for (const [name, startPeer] of [['nginx', () => startNginx(upstream, dir)], ['portkey', () => startPortkey(upstream)], ['node-floor', () => startNodeFloor(upstream)]] as const) {
+    for (const [name, startPeer] of [
+      ['nginx', () => startNginx(upstream, dir)],
+      ['portkey', () => startPortkey(upstream)],
+      ['node-floor', () => startNodeFloor(upstream)],
+    ] as const) {
       try {
         const t = await startPeer();
         await check(t);
@@ -293,7 +316,9 @@ async function main(): Promise<void> {
     const gatewayHeaders = await check(gateway);
     await check(upstream);
     if (!gatewayHeaders['x-ratelimit-limit-requests']) throw new Error('the gateway answered without rate-limit headers: is rate limiting on?');
-    log(`targets: ${targets.map((t) => t.name).join(', ')}${Object.keys(absent).length ? ` (absent: ${Object.keys(absent).join(', ')})` : ''}; load: ${hasCommand('wrk') ? 'wrk' : 'autocannon'} + bench/loadgen.ts`);
+    log(
+      `targets: ${targets.map((t) => t.name).join(', ')}${Object.keys(absent).length ? ` (absent: ${Object.keys(absent).join(', ')})` : ''}; load: ${hasCommand('wrk') ? 'wrk' : 'autocannon'} + bench/loadgen.ts`,
+    );
 
     const results: Results = {
       meta: {
@@ -337,7 +362,11 @@ async function main(): Promise<void> {
     // 1. Peak throughput, closed loop, 50 connections; CPU per request over the same run.
     for (let pass = 0; pass < p.rounds; pass++) {
       for (const t of rotate(targets, pass)) {
-        const r = await sampled(t, () => redisUse.peak, () => closedLoop(dir, t, p.peakSeconds));
+        const r = await sampled(
+          t,
+          () => redisUse.peak,
+          () => closedLoop(dir, t, p.peakSeconds),
+        );
         const agg = (results.peak[t.name] ??= { rounds: [], rps: 0, requests: 0, cpuUsPerRequest: 0, errors: 0, cpuUsTotal: 0 });
         agg.rounds.push(round(r.rps, 0)!);
         agg.rps = Math.max(...agg.rounds);
@@ -363,10 +392,16 @@ async function main(): Promise<void> {
       for (let pass = 0; pass < p.rounds; pass++) {
         for (const t of rotate(able, pass)) {
           const cpu0 = cpuOf(t);
-          const [r, rss] = await sampled(t, () => (redisUse.rates[rate] ??= { requests: 0, commands: 0 }), () =>
-            withRss(t, () =>
-              loadgen<RateResult>({ mode: 'rate', url: `${t.base}${CHAT_PATH}`, headers: t.headers, body: BODY, rate, durationMs: p.rateMs, warmupMs: p.rateWarmupMs, connections: 50 }, p.rateMs + p.rateWarmupMs + 30_000),
-            ),
+          const [r, rss] = await sampled(
+            t,
+            () => (redisUse.rates[rate] ??= { requests: 0, commands: 0 }),
+            () =>
+              withRss(t, () =>
+                loadgen<RateResult>(
+                  { mode: 'rate', url: `${t.base}${CHAT_PATH}`, headers: t.headers, body: BODY, rate, durationMs: p.rateMs, warmupMs: p.rateWarmupMs, connections: 50 },
+                  p.rateMs + p.rateWarmupMs + 30_000,
+                ),
+              ),
           );
           const acc = (perTarget[t.name] ??= { lat: [], ok: 0, errors: 0, cpu: 0, issued: 0, rss: 0, achieved: [] });
           acc.cpu += cpuOf(t) - cpu0;
@@ -394,12 +429,19 @@ async function main(): Promise<void> {
         };
       }
       const d = rateOut.direct;
-      log(`rate ${rate}/s: ${Object.entries(rateOut).map(([n, v]) => ('p50Us' in v ? `${n} p50 ${(v.p50Us / 1000).toFixed(2)} p99 ${(v.p99Us / 1000).toFixed(2)} ms` : `${n} ${v.skipped}`)).join('; ')}${d && 'p50Us' in d ? '' : ''}`);
+      log(
+        `rate ${rate}/s: ${Object.entries(rateOut)
+          .map(([n, v]) => ('p50Us' in v ? `${n} p50 ${(v.p50Us / 1000).toFixed(2)} p99 ${(v.p99Us / 1000).toFixed(2)} ms` : `${n} ${v.skipped}`))
+          .join('; ')}${d && 'p50Us' in d ? '' : ''}`,
+      );
     }
 
     // 3. Streaming: time to first byte and gaps between chunks, against calling the upstream directly.
     for (const t of targets) {
-      const r = await loadgen<StreamResult>({ mode: 'stream', url: `${t.base}${CHAT_PATH}`, headers: t.headers, body: STREAM_BODY, count: p.streams, concurrency: STREAM.concurrency, warmup: STREAM.concurrency }, 120_000);
+      const r = await loadgen<StreamResult>(
+        { mode: 'stream', url: `${t.base}${CHAT_PATH}`, headers: t.headers, body: STREAM_BODY, count: p.streams, concurrency: STREAM.concurrency, warmup: STREAM.concurrency },
+        120_000,
+      );
       results.stream[t.name] = streamStats(r);
       log(`stream ${t.name}: first byte p50 ${(results.stream[t.name].ttfbP50Us / 1000).toFixed(2)} ms, chunk gap p50 ${(results.stream[t.name].gapP50Us / 1000).toFixed(2)} ms`);
     }
@@ -411,7 +453,15 @@ async function main(): Promise<void> {
     const rss0 = rssOf(gateway);
     const s = await closedLoopCount(dir, gateway, p.soak, gwPeak);
     const rss1 = rssOf(gateway);
-    results.soak = { warmupRequests: w.requests, requests: s.requests, rps: round(s.rps, 0)!, errors: s.non2xx + s.socketErrors, rssAfterWarmupMb: round(rss0, 1)!, rssEndMb: round(rss1, 1)!, growthPct: round(((rss1 - rss0) / rss0) * 100, 1)! };
+    results.soak = {
+      warmupRequests: w.requests,
+      requests: s.requests,
+      rps: round(s.rps, 0)!,
+      errors: s.non2xx + s.socketErrors,
+      rssAfterWarmupMb: round(rss0, 1)!,
+      rssEndMb: round(rss1, 1)!,
+      growthPct: round(((rss1 - rss0) / rss0) * 100, 1)!,
+    };
     results.gatewayMetrics = await gatewayCounters(gateway.metricsUrl);
     const perRequest = (u: { requests: number; commands: number }) => ({ ...u, perRequest: round(u.commands / Math.max(1, u.requests), 3)! });
     const servedInRun = (await redisSample(gateway.metricsUrl)).requests - requests0;
@@ -423,7 +473,11 @@ async function main(): Promise<void> {
       serverCpuUsPerRequest: round((server1.cpuUs - server0.cpuUs) / Math.max(1, servedInRun), 2)!,
       requestsInRun: servedInRun,
     };
-    log(`redis commands per gateway request: peak ${results.redis.peak.perRequest}, ${Object.entries(results.redis.rates).map(([rate, u]) => `${rate}/s ${u.perRequest}`).join(', ')}; executed by Redis (scripts' commands included) ${results.redis.serverCommandsPerRequest}; Redis CPU ${results.redis.serverCpuUsPerRequest} us per request`);
+    log(
+      `redis commands per gateway request: peak ${results.redis.peak.perRequest}, ${Object.entries(results.redis.rates)
+        .map(([rate, u]) => `${rate}/s ${u.perRequest}`)
+        .join(', ')}; executed by Redis (scripts' commands included) ${results.redis.serverCommandsPerRequest}; Redis CPU ${results.redis.serverCpuUsPerRequest} us per request`,
+    );
 
     results.meta.durationSeconds = Math.round((Date.now() - started) / 1000);
     results.targetsMet = evaluateTargets(results);
@@ -498,4 +552,3 @@ main().catch(async (err: Error) => {
   await stopAll();
   process.exit(1);
 });
-

@@ -55,11 +55,17 @@ async function main(): Promise<void> {
     for (const model of ['via-openai', 'via-anthropic']) {
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();
-      const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, stream: true, messages: [{ role: 'user', content: 'x' }] }) });
+      const res = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model, stream: true, messages: [{ role: 'user', content: 'x' }] }),
+      });
       const text = await res.text();
       const cpu = process.cpuUsage(cpu0);
       const tail = text.slice(-160).replace(/\n/g, '\\n');
-      console.log(`${mb} MB event, ${model}: CPU ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s, wall ${((performance.now() - t0) / 1000).toFixed(2)} s, status ${res.status}, ${text.length} bytes to client, ends: ${tail}`);
+      console.log(
+        `${mb} MB event, ${model}: CPU ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s, wall ${((performance.now() - t0) / 1000).toFixed(2)} s, status ${res.status}, ${text.length} bytes to client, ends: ${tail}`,
+      );
     }
     await gw.shutdown();
     up.server.close();

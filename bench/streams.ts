@@ -44,7 +44,12 @@ interface Deps {
 
 /** The gateway answers a (non-streaming) chat completion: the streams here take S seconds each. */
 async function answers(t: Target): Promise<void> {
-  const res = await fetch(`${t.base}${CHAT_PATH}`, { method: 'POST', headers: { ...t.headers, 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] }), signal: AbortSignal.timeout(10_000) });
+  const res = await fetch(`${t.base}${CHAT_PATH}`, {
+    method: 'POST',
+    headers: { ...t.headers, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] }),
+    signal: AbortSignal.timeout(10_000),
+  });
   const text = await res.text();
   if (res.status !== 200) throw new Error(`${t.name}: chat completion answered HTTP ${res.status}: ${text.slice(0, 300)}`);
 }

@@ -78,7 +78,14 @@ export async function startGateway(
   upstream: Target,
   dir: string,
   logFile: string,
-  opts: { nodeArgs?: string[]; allLimits?: boolean; /** More environment (OTEL_*). */ env?: Record<string, string>; name?: TargetName; /** Another build's main.js. */ main?: string; /** Connections to the upstream (default the gateway's 256; the streams phase holds one per stream). */ maxConnections?: number } = {},
+  opts: {
+    nodeArgs?: string[];
+    allLimits?: boolean;
+    /** More environment (OTEL_*). */ env?: Record<string, string>;
+    name?: TargetName;
+    /** Another build's main.js. */ main?: string;
+    /** Connections to the upstream (default the gateway's 256; the streams phase holds one per stream). */ maxConnections?: number;
+  } = {},
 ): Promise<GatewayTarget> {
   const redis = await startRedis();
   const key = `sk-bench-${randomBytes(16).toString('hex')}`;
@@ -123,7 +130,11 @@ export async function startGateway(
   const fd = openSync(logFile, 'w');
   // The flags the gateway runs with in its container (service/core/runtime-flags.ts), unless told otherwise.
   const flags = process.env.BENCH_GATEWAY_NODE_FLAGS !== undefined ? process.env.BENCH_GATEWAY_NODE_FLAGS.split(' ').filter(Boolean) : NODE_FLAGS;
-  const s = start(process.execPath, [...flags, ...(opts.nodeArgs ?? []), opts.main ?? join(ROOT, 'dist/service/main.js'), '--config', configFile], { cwd: ROOT, stdout: fd, env: { ...process.env, ...opts.env } });
+  const s = start(process.execPath, [...flags, ...(opts.nodeArgs ?? []), opts.main ?? join(ROOT, 'dist/service/main.js'), '--config', configFile], {
+    cwd: ROOT,
+    stdout: fd,
+    env: { ...process.env, ...opts.env },
+  });
   closeSync(fd);
   const base = `http://127.0.0.1:${port}`;
   try {
@@ -132,7 +143,16 @@ export async function startGateway(
     await redis.close();
     throw err;
   }
-  return { name: opts.name ?? 'gateway', base, headers: { authorization: `Bearer ${key}` }, pids: () => [s.proc.pid!], stop: () => stop(s.proc, 15_000), redis, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, configFile };
+  return {
+    name: opts.name ?? 'gateway',
+    base,
+    headers: { authorization: `Bearer ${key}` },
+    pids: () => [s.proc.pid!],
+    stop: () => stop(s.proc, 15_000),
+    redis,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+    configFile,
+  };
 }
 
 export async function startNginx(upstream: Target, dir: string): Promise<Target> {

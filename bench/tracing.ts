@@ -106,14 +106,24 @@ async function measure(d: TracingBenchDeps, p: Plan, gateways: Target[]) {
   }
   const streams: Record<string, StreamStats> = {};
   for (const t of [d.upstream, ...gateways]) {
-    const spec: StreamSpec = { mode: 'stream', url: `${t.base}${CHAT_PATH}`, headers: t.headers, body: d.streamBody, count: p.streams, concurrency: d.stream.concurrency, warmup: d.stream.concurrency };
+    const spec: StreamSpec = {
+      mode: 'stream',
+      url: `${t.base}${CHAT_PATH}`,
+      headers: t.headers,
+      body: d.streamBody,
+      count: p.streams,
+      concurrency: d.stream.concurrency,
+      warmup: d.stream.concurrency,
+    };
     streams[t.name] = d.streamStats(await d.loadgen<StreamResult>(spec, 120_000));
   }
   return { peak, rate, rates, streams };
 }
 
 export async function tracingComparison(d: TracingBenchDeps): Promise<void> {
-  const p: Plan = d.quick ? { rounds: 2, peakSeconds: 3, warmupSeconds: 1, rateMs: 2500, rateWarmupMs: 500, streams: 30 } : { rounds: 3, peakSeconds: 6, warmupSeconds: 2, rateMs: 5000, rateWarmupMs: 1000, streams: 100 };
+  const p: Plan = d.quick
+    ? { rounds: 2, peakSeconds: 3, warmupSeconds: 1, rateMs: 2500, rateWarmupMs: 500, streams: 30 }
+    : { rounds: 3, peakSeconds: 6, warmupSeconds: 2, rateMs: 5000, rateWarmupMs: 1000, streams: 100 };
   if (d.rounds && d.rounds > 0) p.rounds = Math.floor(d.rounds);
   const sink = await startOtlpReceiver({ keep: false });
   let off: GatewayTarget | undefined;
@@ -125,7 +135,10 @@ export async function tracingComparison(d: TracingBenchDeps): Promise<void> {
     // "Dropped N spans because maxQueueSize reached" warnings.
     off = await startGateway(d.upstream, d.dir, join(d.dir, 'gateway.log'), { name: 'gateway' });
     const onLog = join(d.dir, 'gateway-traced.log');
-    on = await startGateway(d.upstream, d.dir, onLog, { name: 'gateway-traced', env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER: 'always_on', OTEL_SERVICE_NAME: 'ai-gateway-bench' } });
+    on = await startGateway(d.upstream, d.dir, onLog, {
+      name: 'gateway-traced',
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER: 'always_on', OTEL_SERVICE_NAME: 'ai-gateway-bench' },
+    });
     const gateways = base ? [base, off, on] : [off, on];
     for (const t of [d.upstream, ...gateways]) await d.check(t);
     d.log('tracing comparison: warm-up');
@@ -137,7 +150,14 @@ export async function tracingComparison(d: TracingBenchDeps): Promise<void> {
     await on.redis.close();
     on = undefined;
     const dropped = [...readFileSync(onLog, 'utf8').matchAll(/Dropped (\d+) spans because maxQueueSize reached/g)].reduce((n, x) => n + Number(x[1]), 0);
-    const results = summarise({ ...m, names: gateways.map((g) => g.name), baseline: d.baseline, served, sink: { spans: sink.spanCount, requests: sink.requests, bytes: sink.bytes, droppedBySdk: dropped }, quick: d.quick });
+    const results = summarise({
+      ...m,
+      names: gateways.map((g) => g.name),
+      baseline: d.baseline,
+      served,
+      sink: { spans: sink.spanCount, requests: sink.requests, bytes: sink.bytes, droppedBySdk: dropped },
+      quick: d.quick,
+    });
     const out = join(ROOT, 'bench/results/tracing-latest');
     mkdirSync(join(out, '..'), { recursive: true });
     writeFileSync(`${out}.json`, `${JSON.stringify(results.json, null, 2)}\n`);
@@ -172,7 +192,13 @@ function summarise(c: Collected): { json: unknown; md: string } {
     const rs = c.peak[n];
     const requests = rs.reduce((s, r) => s + r.requests, 0);
     const perRound = sortNum(rs.map((r) => r.cpuUs / Math.max(1, r.requests)));
-    return { rounds: rs.map((r) => round(r.rps, 0)!), rps: Math.max(...rs.map((r) => r.rps)), cpuUsPerRequest: rs.reduce((s, r) => s + r.cpuUs, 0) / Math.max(1, requests), cpuUsMedian: perRound[perRound.length >> 1], p99Ms: rs[rs.length - 1].p99Ms };
+    return {
+      rounds: rs.map((r) => round(r.rps, 0)!),
+      rps: Math.max(...rs.map((r) => r.rps)),
+      cpuUsPerRequest: rs.reduce((s, r) => s + r.cpuUs, 0) / Math.max(1, requests),
+      cpuUsMedian: perRound[perRound.length >> 1],
+      p99Ms: rs[rs.length - 1].p99Ms,
+    };
   };
   const rateOf = (n: string) => {
     const a = c.rates[n];

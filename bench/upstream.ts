@@ -41,7 +41,14 @@ const chunkEvents = Array.from({ length: chunks }, (_x, i) =>
 );
 const tail =
   event({ id: 'chatcmpl-bench', object: 'chat.completion.chunk', created: 1700000000, model: 'gpt-4o-mini', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }) +
-  event({ id: 'chatcmpl-bench', object: 'chat.completion.chunk', created: 1700000000, model: 'gpt-4o-mini', choices: [], usage: { prompt_tokens: 12, completion_tokens: chunks, total_tokens: 12 + chunks } }) +
+  event({
+    id: 'chatcmpl-bench',
+    object: 'chat.completion.chunk',
+    created: 1700000000,
+    model: 'gpt-4o-mini',
+    choices: [],
+    usage: { prompt_tokens: 12, completion_tokens: chunks, total_tokens: 12 + chunks },
+  }) +
   'data: [DONE]\n\n';
 // x-accel-buffering: nginx relays the stream as it comes (as it would for a real provider's SSE).
 const streamHeaders = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' };

@@ -31,7 +31,12 @@ export function gatewayServiceAccount(aws: Aws | undefined, args: { namespace: p
   return new k8s.core.v1.ServiceAccount(
     'gateway-service-account',
     {
-      metadata: { name: GATEWAY_SERVICE_ACCOUNT, namespace: args.namespace, labels: objectLabels(args.stack, 'gateway'), ...(aws.mode === 'irsa' ? { annotations: { [IRSA_ANNOTATION]: aws.roleArn } } : {}) },
+      metadata: {
+        name: GATEWAY_SERVICE_ACCOUNT,
+        namespace: args.namespace,
+        labels: objectLabels(args.stack, 'gateway'),
+        ...(aws.mode === 'irsa' ? { annotations: { [IRSA_ANNOTATION]: aws.roleArn } } : {}),
+      },
       // The gateway never calls the Kubernetes API: no token is mounted (the AWS webhooks project their own).
       automountServiceAccountToken: false,
     },

@@ -17,10 +17,7 @@ import { dataPlaneNamespace, dataPlaneSchema } from './dataPlane';
 /** The Pulumi project name (Pulumi.yaml `name`); stack config keys are `ai-gateway:<key>`. */
 export const PROJECT = 'ai-gateway';
 
-
-const hostname = z
-  .string()
-  .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, 'must be a lower-case DNS host name like gateway.example.com');
+const hostname = z.string().regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, 'must be a lower-case DNS host name like gateway.example.com');
 
 const image = z
   .string()
@@ -77,14 +74,20 @@ export const redisSchema = z.discriminatedUnion('mode', [
       /** Where the managed Redis lives, for the gateway's egress NetworkPolicy. */
       egressCidrs: z.array(cidr).min(1),
       /** Sentinel (HA) instead of one address: the gateway asks these for the master named sentinelName. */
-      sentinels: z.array(z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535).default(26379) }).strict()).min(1).optional(),
+      sentinels: z
+        .array(z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535).default(26379) }).strict())
+        .min(1)
+        .optional(),
       sentinelName: z.string().min(1).optional(),
       /** Redis Cluster: redisUrl names one node or the managed cluster's configuration endpoint; egressCidrs must cover every node. */
       cluster: z.boolean().optional(),
       /** rediss:// with a private CA: the CA certificate (PEM, public) is mounted into the gateway pods. */
       tls: z
         .object({
-          caCert: z.string().regex(/^-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----\s*$/, 'must be a PEM certificate').optional(),
+          caCert: z
+            .string()
+            .regex(/^-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----\s*$/, 'must be a PEM certificate')
+            .optional(),
           servername: z.string().min(1).optional(),
           rejectUnauthorized: z.boolean().optional(),
         })
@@ -96,7 +99,10 @@ export const redisSchema = z.discriminatedUnion('mode', [
        * A managed Redis of its own for the response cache (allkeys-lru): its URL is the secret
        * `redisCacheUrl`. Without it the cache shares the state server, which must run noeviction.
        */
-      cache: z.object({ egressCidrs: z.array(cidr).min(1), port: port.default(6379) }).strict().optional(),
+      cache: z
+        .object({ egressCidrs: z.array(cidr).min(1), port: port.default(6379) })
+        .strict()
+        .optional(),
     })
     .strict()
     .refine((r) => !r.sentinels === !r.sentinelName, { message: 'sentinels and sentinelName go together', path: ['sentinelName'] })
@@ -110,9 +116,7 @@ const gatewayBlock = z
     auth: z
       .object({
         mode: z.enum(['keys', 'none']).default('keys'),
-        keys: z
-          .array(z.object({ name: k8sName, hash: z.never({ error: 'set key hashes as the secret clientKeyHashes.<key name>' }).optional() }).loose())
-          .default([]),
+        keys: z.array(z.object({ name: k8sName, hash: z.never({ error: 'set key hashes as the secret clientKeyHashes.<key name>' }).optional() }).loose()).default([]),
         admin_key_hashes: z.never({ error: 'list admin key names in adminKeys and set their hashes as the secret adminKeyHashes.<name>' }).optional(),
       })
       .loose()
@@ -121,7 +125,6 @@ const gatewayBlock = z
     telemetry: z.never({ error: 'set the collector with the stack key telemetry.otlpEndpoint (it also opens the egress to it)' }).optional(),
   })
   .loose();
-
 
 /**
  * How the public reaches the gateway: a Gateway API HTTPRoute (default), an ingress-nginx Ingress, or
@@ -143,7 +146,10 @@ export const routeSchema = z
         clusterIssuer: k8sName.optional(),
         challenge: z.enum(['http-01', 'dns-01', 'none']).default('http-01'),
         /** Or: the stack creates its own ACME Issuer with the HTTP-01 solver that fits the route kind. */
-        acme: z.object({ email: z.email(), server: z.url({ protocol: /^https$/ }).default('https://acme-v02.api.letsencrypt.org/directory') }).strict().optional(),
+        acme: z
+          .object({ email: z.email(), server: z.url({ protocol: /^https$/ }).default('https://acme-v02.api.letsencrypt.org/directory') })
+          .strict()
+          .optional(),
         secretName: k8sName.optional(),
       })
       .strict()
@@ -162,7 +168,9 @@ export const routeSchema = z
         /** Or: a Gateway this stack creates in its namespace, HTTPS listener with a cert-manager certificate. */
         create: z.object({ className: k8sName }).strict().optional(),
         dataPlaneNamespace: z
-          .never({ error: 'replaced by route.dataPlane: {kind: namespace, namespace: NAME[, podLabels]}, {kind: cidrs, cidrs: [...]}, or a preset {kind: envoy-gateway | cilium | gke} (docs/deploy.md)' })
+          .never({
+            error: 'replaced by route.dataPlane: {kind: namespace, namespace: NAME[, podLabels]}, {kind: cidrs, cidrs: [...]}, or a preset {kind: envoy-gateway | cilium | gke} (docs/deploy.md)',
+          })
           .optional(),
       })
       .strict()
@@ -184,11 +192,16 @@ function refineRoute(r: RouteConfig, namespace: string, ctx: z.RefinementCtx) {
   const issue = (path: PropertyKey[], message: string) => ctx.addIssue({ code: 'custom', path: ['route', ...path], message });
   const createsCertificate = servesIngress(r) || !!r.gateway.create;
   if (r.tls.clusterIssuer && r.tls.acme) issue(['tls'], 'set either clusterIssuer or acme, not both');
-  if (createsCertificate && !r.tls.clusterIssuer && !r.tls.acme) issue(['tls'], `${servesIngress(r) ? 'the Ingress' : 'a Gateway this stack creates'} needs a certificate issuer: set route.tls.clusterIssuer or route.tls.acme`);
+  if (createsCertificate && !r.tls.clusterIssuer && !r.tls.acme)
+    issue(['tls'], `${servesIngress(r) ? 'the Ingress' : 'a Gateway this stack creates'} needs a certificate issuer: set route.tls.clusterIssuer or route.tls.acme`);
   // With ingress-nginx alone route.dataPlane is unused (the controller is route.ingress.controllerNamespace).
   if (!servesGatewayApi(r)) return;
   if (!!r.gateway.parentRef === !!r.gateway.create) issue(['gateway'], 'set exactly one of parentRef (a shared Gateway) or create (a Gateway of this stack)');
-  if (!r.dataPlane) issue(['dataPlane'], 'is required with Gateway API: where the Gateway\'s traffic comes from, one of {kind: namespace, namespace: NAME[, podLabels: {...}]}, {kind: cidrs, cidrs: [...]}, {kind: envoy-gateway}, {kind: cilium}, {kind: gke[, proxyOnlySubnetCidrs: [...]]} (docs/deploy.md, "The data plane")');
+  if (!r.dataPlane)
+    issue(
+      ['dataPlane'],
+      'is required with Gateway API: where the Gateway\'s traffic comes from, one of {kind: namespace, namespace: NAME[, podLabels: {...}]}, {kind: cidrs, cidrs: [...]}, {kind: envoy-gateway}, {kind: cilium}, {kind: gke[, proxyOnlySubnetCidrs: [...]]} (docs/deploy.md, "The data plane")',
+    );
   if (dataPlaneNamespace(r.dataPlane) === namespace) issue(['dataPlane', 'namespace'], "must not be the stack's namespace: its default-deny policy would block the proxy pods");
 }
 
@@ -216,7 +229,9 @@ export function mergeGatewayOverrides<T extends Record<string, unknown>>(base: T
  * awsAccessKeyId / awsSecretAccessKey as the fallback.
  */
 export const awsSchema = z.discriminatedUnion('mode', [
-  z.object({ mode: z.literal('irsa'), roleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, 'must be an IAM role ARN like arn:aws:iam::123456789012:role/ai-gateway') }).strict(),
+  z
+    .object({ mode: z.literal('irsa'), roleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, 'must be an IAM role ARN like arn:aws:iam::123456789012:role/ai-gateway') })
+    .strict(),
   z.object({ mode: z.literal('pod-identity') }).strict(),
   z.object({ mode: z.literal('static') }).strict(),
 ]);
@@ -232,7 +247,10 @@ export const databaseSchema = z.discriminatedUnion('mode', [
     .object({
       mode: z.literal('cnpg'),
       instances: z.number().int().min(1).max(9).default(1),
-      storage: z.object({ size: quantity.default('10Gi'), storageClass: z.string().optional() }).strict().prefault({}),
+      storage: z
+        .object({ size: quantity.default('10Gi'), storageClass: z.string().optional() })
+        .strict()
+        .prefault({}),
       resources: resources.default({ requests: { cpu: '250m', memory: '512Mi' }, limits: { cpu: '250m', memory: '512Mi' } }),
       /** Namespace of the CloudNativePG operator (its status checks reach the instances on 8000). */
       operatorNamespace: k8sName.default('cnpg-system'),
@@ -244,9 +262,15 @@ export const databaseSchema = z.discriminatedUnion('mode', [
           destinationPath: z.string().regex(/^(s3|gs|https):\/\/\S+$/, 'must be an s3://, gs:// or https:// (Azure Blob) URL'),
           /** A Secret in the namespace with the object store's credentials (ACCESS_KEY_ID / ACCESS_SECRET_KEY for S3). */
           s3CredentialsSecret: k8sName.optional(),
-          retentionPolicy: z.string().regex(/^\d+[dwm]$/, 'must be like 30d, 4w or 3m').default('30d'),
+          retentionPolicy: z
+            .string()
+            .regex(/^\d+[dwm]$/, 'must be like 30d, 4w or 3m')
+            .default('30d'),
           /** Cron schedule (six fields, seconds first, as CloudNativePG's ScheduledBackup takes it). */
-          schedule: z.string().regex(/^(\S+\s+){5}\S+$/, 'must be a six-field cron schedule (seconds first)').default('0 0 3 * * *'),
+          schedule: z
+            .string()
+            .regex(/^(\S+\s+){5}\S+$/, 'must be a six-field cron schedule (seconds first)')
+            .default('0 0 3 * * *'),
         })
         .strict()
         .optional(),
@@ -288,12 +312,18 @@ export const stackConfigSchema = z
       .object({
         /** registry/name without a tag, e.g. ghcr.io/example/ai-gateway. */
         repository: z.string().regex(/^[a-z0-9][a-z0-9._\-/:]*[a-z0-9]$/, 'must be registry/name without a tag'),
-        tag: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, 'must be a Docker tag like 0.2.0').refine((t) => t !== 'latest', 'must not be latest'),
+        tag: z
+          .string()
+          .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, 'must be a Docker tag like 0.2.0')
+          .refine((t) => t !== 'latest', 'must not be latest'),
         /** Registry the credentials are for (default: the repository's host). */
         registry: z.string().min(1).optional(),
         /** Registry user; its password is the secret registryPassword. */
         username: z.string().min(1).optional(),
-        platforms: z.array(z.enum(['linux/amd64', 'linux/arm64'])).min(1).default(['linux/amd64']),
+        platforms: z
+          .array(z.enum(['linux/amd64', 'linux/arm64']))
+          .min(1)
+          .default(['linux/amd64']),
         context: z.string().min(1).default('.'),
         dockerfile: z.string().min(1).default('Dockerfile'),
       })
@@ -355,7 +385,10 @@ export const stackConfigSchema = z
     smokeProbe: z
       .object({
         enabled: z.boolean().default(true),
-        schedule: z.string().regex(/^(\S+\s+){4}\S+$/, 'must be a five-field cron schedule').default('*/15 * * * *'),
+        schedule: z
+          .string()
+          .regex(/^(\S+\s+){4}\S+$/, 'must be a five-field cron schedule')
+          .default('*/15 * * * *'),
         /**
          * The probe's verdict on the gateway's path: the streamed completion's first byte (the gateway
          * answers with its headers and relays the provider's first event; no whole answer is waited for).
@@ -401,13 +434,25 @@ export const stackConfigSchema = z
     clientKeyHashes: z.record(z.string(), z.string()).default({}),
     adminKeyHashes: z.record(z.string(), z.string()).default({}),
     redisPassword: z.string().min(16, 'must be at least 16 characters').optional(),
-    redisUrl: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL').optional(),
+    redisUrl: z
+      .string()
+      .regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL')
+      .optional(),
     /** The managed cache Redis (redis.cache with mode external). */
-    redisCacheUrl: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL').optional(),
+    redisCacheUrl: z
+      .string()
+      .regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL')
+      .optional(),
     /** A managed PostgreSQL (database.mode external). */
-    databaseUrl: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// or postgresql:// URL').optional(),
+    databaseUrl: z
+      .string()
+      .regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
     /** Static AWS keys (aws.mode static), the fallback when neither IRSA nor Pod Identity is available. */
-    awsAccessKeyId: z.string().regex(/^[A-Z0-9]{16,128}$/, 'must be an AWS access key id (upper-case letters and digits)').optional(),
+    awsAccessKeyId: z
+      .string()
+      .regex(/^[A-Z0-9]{16,128}$/, 'must be an AWS access key id (upper-case letters and digits)')
+      .optional(),
     awsSecretAccessKey: z.string().min(16, 'must be at least 16 characters').optional(),
     /** Password or token for imageBuild.username (used only by the build, never in the cluster). */
     registryPassword: z.string().min(1).optional(),
@@ -426,7 +471,11 @@ export const stackConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['replicas'], message: 'production needs at least 2 replicas to survive a node drain' });
     }
     if (c.telemetry && !c.telemetry.egressCidrs && collectorPeer(c.telemetry.otlpEndpoint, c.namespace, c.egress.clusterDomain).kind === 'external') {
-      ctx.addIssue({ code: 'custom', path: ['telemetry', 'egressCidrs'], message: 'is required when otlpEndpoint is not an in-cluster Service (NAME.NAMESPACE.svc) or an IP address: list the collector\'s CIDRs' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['telemetry', 'egressCidrs'],
+        message: "is required when otlpEndpoint is not an in-cluster Service (NAME.NAMESPACE.svc) or an IP address: list the collector's CIDRs",
+      });
     }
     if (!c.image === !c.imageBuild) {
       ctx.addIssue({ code: 'custom', path: ['image'], message: c.image ? 'set image or imageBuild, not both' : 'is required (or imageBuild, to build and push from the stack)' });
@@ -435,20 +484,33 @@ export const stackConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['registryPassword'], message: 'missing secret for imageBuild.username; set it with `pulumi config set --secret registryPassword <token>`' });
     }
     if (c.environment === 'production') {
-      for (const [path, ref] of [[['image'], c.image], [['canary', 'image'], c.canary?.image]] as const) {
+      for (const [path, ref] of [
+        [['image'], c.image],
+        [['canary', 'image'], c.canary?.image],
+      ] as const) {
         if (ref && !DIGEST.test(ref)) ctx.addIssue({ code: 'custom', path: [...path], message: 'production needs an image pinned by digest (name@sha256:...); a tag can be moved' });
       }
     }
-    const bedrock = gatewayBlocks(c).flatMap((g) => g.providers).filter((p) => p.type === 'bedrock');
+    const bedrock = gatewayBlocks(c)
+      .flatMap((g) => g.providers)
+      .filter((p) => p.type === 'bedrock');
     if (bedrock.length && !c.aws) {
-      ctx.addIssue({ code: 'custom', path: ['aws'], message: `is required for bedrock provider(s) ${[...new Set(bedrock.map((p) => p.name))].join(', ')}: {mode: irsa, roleArn: ...}, {mode: pod-identity} or {mode: static} (docs/deploy.md, "Amazon Bedrock")` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['aws'],
+        message: `is required for bedrock provider(s) ${[...new Set(bedrock.map((p) => p.name))].join(', ')}: {mode: irsa, roleArn: ...}, {mode: pod-identity} or {mode: static} (docs/deploy.md, "Amazon Bedrock")`,
+      });
     }
     if (c.environment === 'production' && c.database?.mode === 'cnpg' && c.database.instances < 2) {
       ctx.addIssue({ code: 'custom', path: ['database', 'instances'], message: 'production needs at least 2 instances (a primary and a replica the operator fails over to)' });
     }
     if (c.canary && c.canary.replicas < canaryReplicasNeeded(c.replicas, c.canary.weight)) {
       const need = canaryReplicasNeeded(c.replicas, c.canary.weight);
-      ctx.addIssue({ code: 'custom', path: ['canary', 'replicas'], message: `${c.canary.replicas} canary replica(s) cannot carry weight ${c.canary.weight}: with ${c.replicas} stable replicas it needs at least ${need} (docs/deploy.md, "Scaling the canary")` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['canary', 'replicas'],
+        message: `${c.canary.replicas} canary replica(s) cannot carry weight ${c.canary.weight}: with ${c.replicas} stable replicas it needs at least ${need} (docs/deploy.md, "Scaling the canary")`,
+      });
     }
     if (c.canary && c.image && c.canary.image === c.image && c.canary.weight > 0 && !c.canary.gateway) {
       ctx.addIssue({ code: 'custom', path: ['canary', 'image'], message: 'is the same as image; a canary needs a different image or canary.gateway overrides' });
@@ -456,7 +518,11 @@ export const stackConfigSchema = z
     refineRoute(c.route, c.namespace, ctx);
     const canaryServer = c.canary?.gateway?.server as Record<string, unknown> | undefined;
     for (const key of ['port', 'metrics_port', 'host'].filter((k) => canaryServer?.[k] !== undefined)) {
-      ctx.addIssue({ code: 'custom', path: ['canary', 'gateway', 'server', key], message: "the canary listens where the stable pods do (the Service, route and NetworkPolicies name the stable ports); remove it" });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['canary', 'gateway', 'server', key],
+        message: 'the canary listens where the stable pods do (the Service, route and NetworkPolicies name the stable ports); remove it',
+      });
     }
     if (c.canary?.gateway) {
       const merged = gatewayBlock.safeParse(mergeGatewayOverrides(c.gateway, c.canary.gateway));
@@ -499,9 +565,15 @@ const uniqueBy = <T>(items: T[], key: (t: T) => string) => [...new Map(items.map
 export function secretSlots(c: Pick<StackConfig, 'gateway' | 'adminKeys' | 'redis' | 'smokeProbe'> & Partial<Pick<StackConfig, 'canary' | 'aws' | 'database'>>): SecretSlot[] {
   const blocks = gatewayBlocks(c);
   // Bedrock signs with AWS credentials (the `aws` key), never with a provider API key.
-  const providers = uniqueBy(blocks.flatMap((g) => g.providers), (p) => p.name).filter((p) => p.type !== 'bedrock');
+  const providers = uniqueBy(
+    blocks.flatMap((g) => g.providers),
+    (p) => p.name,
+  ).filter((p) => p.type !== 'bedrock');
   const slots: SecretSlot[] = providers.map((p) => ({ key: 'providerApiKeys', entry: p.name, env: `PROVIDER_${envSuffix(p.name)}_API_KEY`, kind: 'apiKey' }));
-  const keys = uniqueBy(blocks.flatMap((g) => (g.auth.mode === 'keys' ? g.auth.keys : [])), (k) => k.name);
+  const keys = uniqueBy(
+    blocks.flatMap((g) => (g.auth.mode === 'keys' ? g.auth.keys : [])),
+    (k) => k.name,
+  );
   for (const k of keys) slots.push({ key: 'clientKeyHashes', entry: k.name, env: `CLIENT_KEY_HASH_${envSuffix(k.name)}`, kind: 'keyHash' });
   for (const name of c.adminKeys) slots.push({ key: 'adminKeyHashes', entry: name, env: `ADMIN_KEY_HASH_${envSuffix(name)}`, kind: 'keyHash' });
   slots.push(c.redis.mode === 'in-cluster' ? { key: 'redisPassword', env: 'REDIS_PASSWORD', kind: 'password' } : { key: 'redisUrl', env: 'REDIS_URL', kind: 'redisUrl' });
@@ -526,7 +598,9 @@ export function slotValue(c: StackConfig, s: SecretSlot): string | undefined {
  * `secure:` entries, and the program validates its gateway config with them.
  */
 export function placeholderSecret(s: Pick<SecretSlot, 'key' | 'entry' | 'kind'>): string {
-  const digest = createHash('sha256').update(`placeholder:${slotPath(s)}`).digest('hex');
+  const digest = createHash('sha256')
+    .update(`placeholder:${slotPath(s)}`)
+    .digest('hex');
   switch (s.kind) {
     case 'keyHash':
       return `sha256:${digest}`;
@@ -566,9 +640,7 @@ export function parsePlainStackConfig(raw: Record<string, unknown>): StackConfig
   if (result.success) return result.data;
   throw new StackConfigError(
     result.error.issues.map((issue) =>
-      issue.code === 'unrecognized_keys'
-        ? `${configKey(issue.path)}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`
-        : `${configKey(issue.path)}: ${issue.message}`,
+      issue.code === 'unrecognized_keys' ? `${configKey(issue.path)}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}` : `${configKey(issue.path)}: ${issue.message}`,
     ),
   );
 }
@@ -580,7 +652,8 @@ export function checkSecrets(c: StackConfig): StackConfig {
     const v = slotValue(c, s);
     const set = `pulumi config set --secret${s.entry === undefined ? '' : ' --path'} '${slotPath(s)}' <value>`;
     if (v === undefined || v === '') problems.push(`${PROJECT}:${slotPath(s)}: missing secret; set it with \`${set}\``);
-    else if (s.kind === 'redisUrl' && c.redis.mode === 'external' && c.redis.tls && !v.startsWith('rediss://')) problems.push(`${PROJECT}:${slotPath(s)}: redis.tls is set, so the URL must start with rediss://`);
+    else if (s.kind === 'redisUrl' && c.redis.mode === 'external' && c.redis.tls && !v.startsWith('rediss://'))
+      problems.push(`${PROJECT}:${slotPath(s)}: redis.tls is set, so the URL must start with rediss://`);
     else if (s.kind === 'keyHash' && !SHA256.test(v)) problems.push(`${PROJECT}:${slotPath(s)}: must be "sha256:" followed by 64 lower-case hex digits (see \`npm run keygen\`)`);
   }
   if (problems.length) throw new StackConfigError(problems);
@@ -590,7 +663,19 @@ export function checkSecrets(c: StackConfig): StackConfig {
 export const parseStackConfig = (raw: Record<string, unknown>): StackConfig => checkSecrets(parsePlainStackConfig(raw));
 
 /** Keys whose values are strings even when they look like JSON (a password of digits stays a string). */
-export const STRING_KEYS: ReadonlySet<string> = new Set(['environment', 'namespace', 'image', 'redisPassword', 'redisUrl', 'redisCacheUrl', 'databaseUrl', 'awsAccessKeyId', 'awsSecretAccessKey', 'smokeProbeKey', 'registryPassword']);
+export const STRING_KEYS: ReadonlySet<string> = new Set([
+  'environment',
+  'namespace',
+  'image',
+  'redisPassword',
+  'redisUrl',
+  'redisCacheUrl',
+  'databaseUrl',
+  'awsAccessKeyId',
+  'awsSecretAccessKey',
+  'smokeProbeKey',
+  'registryPassword',
+]);
 
 /** The top-level keys `parseStackConfig` knows, so a reader can fetch each from Pulumi config. */
 export const STACK_KEYS = Object.keys(stackConfigSchema.shape) as (keyof StackConfig)[];

@@ -14,7 +14,10 @@ import { createHash } from 'node:crypto';
 export const CONTENT_HASH_LENGTH = 10;
 
 /** sha256 of the parts (NUL-separated, after a domain tag), hex. */
-export const digest = (tag: string, ...parts: string[]) => createHash('sha256').update([`ai-gateway/${tag}`, ...parts].join('\0')).digest('hex');
+export const digest = (tag: string, ...parts: string[]) =>
+  createHash('sha256')
+    .update([`ai-gateway/${tag}`, ...parts].join('\0'))
+    .digest('hex');
 
 /** `<base>-<10 hex>`; stays a valid DNS subdomain name for bases up to 242 characters. */
 export const contentName = (base: string, hexDigest: string) => `${base}-${hexDigest.slice(0, CONTENT_HASH_LENGTH)}`;

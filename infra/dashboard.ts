@@ -9,13 +9,26 @@ interface Panel {
 
 const PANELS: Panel[] = [
   { title: 'Requests per second by status class', unit: 'reqps', queries: [{ expr: 'sum by (status_class) (rate(aigw_requests_total{$ns}[5m]))', legend: '{{status_class}}' }] },
-  { title: '5xx ratio by track (stable / canary)', unit: 'percentunit', queries: [{ expr: 'sum by (app_kubernetes_io_track) (rate(aigw_requests_total{$ns,status_class="5xx"}[5m])) / sum by (app_kubernetes_io_track) (rate(aigw_requests_total{$ns}[5m]))', legend: '{{app_kubernetes_io_track}}' }] },
+  {
+    title: '5xx ratio by track (stable / canary)',
+    unit: 'percentunit',
+    queries: [
+      {
+        expr: 'sum by (app_kubernetes_io_track) (rate(aigw_requests_total{$ns,status_class="5xx"}[5m])) / sum by (app_kubernetes_io_track) (rate(aigw_requests_total{$ns}[5m]))',
+        legend: '{{app_kubernetes_io_track}}',
+      },
+    ],
+  },
   {
     title: 'Latency (non-streaming)',
     unit: 's',
     queries: ['0.5', '0.99'].map((q) => ({ expr: `histogram_quantile(${q}, sum by (le) (rate(aigw_request_duration_seconds_bucket{$ns,stream="false"}[5m])))`, legend: `p${Number(q) * 100}` })),
   },
-  { title: 'Time to first streamed byte p99', unit: 's', queries: [{ expr: 'histogram_quantile(0.99, sum by (le, provider) (rate(aigw_stream_time_to_first_byte_seconds_bucket{$ns}[5m])))', legend: '{{provider}}' }] },
+  {
+    title: 'Time to first streamed byte p99',
+    unit: 's',
+    queries: [{ expr: 'histogram_quantile(0.99, sum by (le, provider) (rate(aigw_stream_time_to_first_byte_seconds_bucket{$ns}[5m])))', legend: '{{provider}}' }],
+  },
   { title: 'Spend USD per hour by team', unit: 'currencyUSD', queries: [{ expr: 'sum by (team) (increase(aigw_cost_usd_total{$ns}[1h]))', legend: '{{team}}' }] },
   { title: 'Tokens per second by direction', unit: 'short', queries: [{ expr: 'sum by (direction) (rate(aigw_tokens_total{$ns}[5m]))', legend: '{{direction}}' }] },
   { title: 'Circuit state (2 = open)', unit: 'short', queries: [{ expr: 'max by (provider, model) (aigw_circuit_state{$ns})', legend: '{{provider}} {{model}}' }] },

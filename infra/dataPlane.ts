@@ -34,7 +34,10 @@ export const dataPlaneSchema = z.discriminatedUnion('kind', [
       kind: z.literal('gke'),
       /** The VPC's proxy-only subnet(s): required for regional and internal GatewayClasses. */
       proxyOnlySubnetCidrs: z.array(cidr).default([]),
-      healthCheckPath: z.string().regex(/^\/[A-Za-z0-9/\-._~]*$/).default('/ready'),
+      healthCheckPath: z
+        .string()
+        .regex(/^\/[A-Za-z0-9/\-._~]*$/)
+        .default('/ready'),
     })
     .strict(),
 ]);

@@ -86,7 +86,12 @@ export class CnpgDatabase extends pulumi.ComponentResource {
     if (args.database.backup) {
       new k8s.apiextensions.CustomResource(
         `${name}-backup`,
-        { apiVersion: 'postgresql.cnpg.io/v1', kind: 'ScheduledBackup', metadata: metadata(`${DB_CLUSTER}-daily`), spec: { schedule: args.database.backup.schedule, backupOwnerReference: 'self', cluster: { name: DB_CLUSTER } } },
+        {
+          apiVersion: 'postgresql.cnpg.io/v1',
+          kind: 'ScheduledBackup',
+          metadata: metadata(`${DB_CLUSTER}-daily`),
+          spec: { schedule: args.database.backup.schedule, backupOwnerReference: 'self', cluster: { name: DB_CLUSTER } },
+        },
         { parent: this, dependsOn: [this.cluster] },
       );
     }

@@ -49,7 +49,7 @@ export function cidrContains(cidr: string, ip: string): boolean {
   const net = parseCidr(cidr);
   const addr = ipv4ToInt(ip);
   if (!net || addr === undefined) return false;
-  return ((addr & mask(net[1])) >>> 0) === ((net[0] & mask(net[1])) >>> 0);
+  return (addr & mask(net[1])) >>> 0 === (net[0] & mask(net[1])) >>> 0;
 }
 
 /** Is `inner` (a CIDR) inside `outer`? NetworkPolicy `except` entries must be. */
@@ -57,7 +57,7 @@ export function cidrWithin(inner: string, outer: string): boolean {
   const i = parseCidr(inner);
   const o = parseCidr(outer);
   if (!i || !o || i[1] < o[1]) return false;
-  return ((i[0] & mask(o[1])) >>> 0) === ((o[0] & mask(o[1])) >>> 0);
+  return (i[0] & mask(o[1])) >>> 0 === (o[0] & mask(o[1])) >>> 0;
 }
 
 // ---------------------------------------------------------------- classification
@@ -65,7 +65,10 @@ export function cidrWithin(inner: string, outer: string): boolean {
 /** What an upstream URL points at, as far as a NetworkPolicy is concerned. */
 export function classify(rawUrl: string, clusterDomain: string): Destination {
   const url = new URL(rawUrl);
-  const host = url.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+  const host = url.hostname
+    .replace(/^\[|\]$/g, '')
+    .replace(/\.$/, '')
+    .toLowerCase();
   const port = Number(url.port) || DEFAULT_PORTS[url.protocol] || 0;
   const svc = new RegExp(`^[a-z0-9-]+\\.([a-z0-9-]+)\\.svc(\\.${clusterDomain.replace(/\./g, '\\.')})?$`).exec(host);
   if (svc) return { kind: 'service', host, namespace: svc[1], port };
@@ -103,8 +106,7 @@ export interface EgressPlan {
   problems: string[];
 }
 
-const extraHint = (d: Destination) =>
-  d.kind === 'address' ? `{cidr: ${d.host}/32, port: ${d.port}}` : `{cidr: <the range ${d.host} resolves to>, port: ${d.port}, hosts: [${d.host}]}`;
+const extraHint = (d: Destination) => (d.kind === 'address' ? `{cidr: ${d.host}/32, port: ${d.port}}` : `{cidr: <the range ${d.host} resolves to>, port: ${d.port}, hosts: [${d.host}]}`);
 
 /** An egress.extra entry allows this destination (by host name, or by CIDR for an address). */
 const coveredByExtra = (d: Destination, egress: EgressConfig) =>
@@ -143,10 +145,7 @@ export function planEgress(upstreams: Upstream[], egress: EgressConfig): EgressP
 // ---------------------------------------------------------------- the trace collector
 
 /** Who the collector is, as a NetworkPolicy can name it. */
-export type CollectorPeer =
-  | { kind: 'namespace'; namespace: string; port: number }
-  | { kind: 'ip'; cidr: string; port: number }
-  | { kind: 'external'; host: string; port: number };
+export type CollectorPeer = { kind: 'namespace'; namespace: string; port: number } | { kind: 'ip'; cidr: string; port: number } | { kind: 'external'; host: string; port: number };
 
 const BARE_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 
@@ -161,4 +160,3 @@ export function collectorPeer(endpoint: string, gatewayNamespace: string, cluste
   if (d.kind === 'host' && BARE_NAME.test(d.host)) return { kind: 'namespace', namespace: gatewayNamespace, port: d.port };
   return { kind: 'external', host: new URL(endpoint).hostname, port: d.port };
 }
-

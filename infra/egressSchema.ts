@@ -23,7 +23,13 @@ export const egressSchema = z
     clusterDomain: z.string().default('cluster.local'),
     extra: z.array(egressExtra).default([]),
     /** An HTTPS proxy for upstream calls: the pods get HTTPS_PROXY/HTTP_PROXY/NO_PROXY, the policy the proxy. */
-    proxy: z.object({ url: z.url({ protocol: /^http$/, error: 'must be an http:// URL (the proxy itself; https:// targets are tunnelled through it with CONNECT)' }), noProxy: z.array(z.string().min(1)).default([]) }).strict().optional(),
+    proxy: z
+      .object({
+        url: z.url({ protocol: /^http$/, error: 'must be an http:// URL (the proxy itself; https:// targets are tunnelled through it with CONNECT)' }),
+        noProxy: z.array(z.string().min(1)).default([]),
+      })
+      .strict()
+      .optional(),
     dns: z
       .object({
         namespace: k8sName.default('kube-system'),

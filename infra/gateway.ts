@@ -163,7 +163,12 @@ export class GatewayWorkload extends pulumi.ComponentResource {
     this.registerOutputs({ serviceName: this.serviceName, url: this.url });
   }
 
-  private serviceFor(name: string, meta: { name: string; namespace: pulumi.Input<string>; labels: Record<string, string> }, selector: Record<string, string>, args: GatewayWorkloadArgs): k8s.core.v1.Service {
+  private serviceFor(
+    name: string,
+    meta: { name: string; namespace: pulumi.Input<string>; labels: Record<string, string> },
+    selector: Record<string, string>,
+    args: GatewayWorkloadArgs,
+  ): k8s.core.v1.Service {
     return new k8s.core.v1.Service(
       name,
       {
@@ -182,7 +187,12 @@ export class GatewayWorkload extends pulumi.ComponentResource {
   }
 
   /** Scale up fast, scale down slowly: long streams make pods look idle before they are. */
-  private autoscaler(name: string, meta: { name: string; namespace: pulumi.Input<string>; labels: Record<string, string> }, args: GatewayWorkloadArgs, autoscaling: NonNullable<GatewayWorkloadArgs['autoscaling']>): void {
+  private autoscaler(
+    name: string,
+    meta: { name: string; namespace: pulumi.Input<string>; labels: Record<string, string> },
+    args: GatewayWorkloadArgs,
+    autoscaling: NonNullable<GatewayWorkloadArgs['autoscaling']>,
+  ): void {
     const target = (resource: 'cpu' | 'memory', averageUtilization: number) => ({ type: 'Resource', resource: { name: resource, target: { type: 'Utilization', averageUtilization } } });
     new k8s.autoscaling.v2.HorizontalPodAutoscaler(
       name,

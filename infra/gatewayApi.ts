@@ -106,9 +106,7 @@ export function gatewaySpec(args: { className: string; host: string; tlsSecretNa
 /** An ACME Issuer in the stack's namespace whose HTTP-01 solver routes through this stack's own route. */
 export function acmeIssuerSpec(args: { email: string; server: string; accountSecret: string; solver: { ingressClassName: string } | { gateway: ParentRef } }) {
   const http01 =
-    'gateway' in args.solver
-      ? { gatewayHTTPRoute: { parentRefs: [{ ...args.solver.gateway, sectionName: LISTENERS.http }] } }
-      : { ingress: { ingressClassName: args.solver.ingressClassName } };
+    'gateway' in args.solver ? { gatewayHTTPRoute: { parentRefs: [{ ...args.solver.gateway, sectionName: LISTENERS.http }] } } : { ingress: { ingressClassName: args.solver.ingressClassName } };
   return { acme: { email: args.email, server: args.server, privateKeySecretRef: { name: args.accountSecret }, solvers: [{ http01 }] } };
 }
 

@@ -85,14 +85,28 @@ const config = new GatewayConfigMap('gateway-config', { namespace: ns.name, stac
 
 if (c.redis.mode === 'in-cluster') {
   const password = c.redisPassword!;
-  new Redis('redis', { namespace: ns.name, namespaceName: c.namespace, stack: stackName, config: c.redis, password: pulumi.secret(password), passwordChecksum: passwordChecksum(password), protect, gatewayPodSelector: selectorLabels('gateway') }, { provider });
+  new Redis(
+    'redis',
+    {
+      namespace: ns.name,
+      namespaceName: c.namespace,
+      stack: stackName,
+      config: c.redis,
+      password: pulumi.secret(password),
+      passwordChecksum: passwordChecksum(password),
+      protect,
+      gatewayPodSelector: selectorLabels('gateway'),
+    },
+    { provider },
+  );
 }
 
 const redisCa = redisCaConfigMap({ namespace: ns.name, stack: stackName, redis: c.redis }, { provider });
 
 const image = gatewayImage(c);
 
-const database = c.database?.mode === 'cnpg' ? new CnpgDatabase('database', { namespace: ns.name, stack: stackName, database: c.database, dns: dnsEgress(c.egress.dns), protect }, { provider }) : undefined;
+const database =
+  c.database?.mode === 'cnpg' ? new CnpgDatabase('database', { namespace: ns.name, stack: stackName, database: c.database, dns: dnsEgress(c.egress.dns), protect }, { provider }) : undefined;
 
 const serviceAccount = gatewayServiceAccount(c.aws, { namespace: ns.name, stack: stackName }, { provider });
 
@@ -115,32 +129,38 @@ const workloadArgs = {
   env: [...telemetryEnv(c.telemetry, c.environment, c.namespace), ...databaseEnv(c.database)],
 };
 // With an in-cluster database the pods start after its Cluster is Ready (the operator has written DATABASE_URL's Secret).
-const gateway = new GatewayWorkload('gateway', { ...workloadArgs, track: 'stable', image, replicas: c.replicas, autoscaling, disruptionBudget: true }, { provider, dependsOn: database ? [database] : [] });
+const gateway = new GatewayWorkload(
+  'gateway',
+  { ...workloadArgs, track: 'stable', image, replicas: c.replicas, autoscaling, disruptionBudget: true },
+  { provider, dependsOn: database ? [database] : [] },
+);
 
-new NetworkPolicies('netpol', {
-  namespace: ns.name,
-  labels: objectLabels(stackName, 'gateway'),
-  gatewayPorts: { http: gw.server.port, metrics: gw.server.metrics_port },
-  route: routeAdmission(c.route, c.namespace),
-  acmeSolver: acmeSolverAdmission(c.route, c.namespace),
-  prometheusNamespace: c.monitoring.prometheusNamespace,
-  redis: c.redis,
-  dns: c.egress.dns,
-  egress,
-  extraEgress: [
-    ...(c.telemetry ? [collectorEgress(c.telemetry, c.namespace, c.egress.clusterDomain)] : []),
-    ...(c.database ? [databaseEgress(c.database)] : []),
-    ...awsEgress(c.aws),
-    ...managedCacheEgress(c.redis),
-  ],
-}, { provider });
+new NetworkPolicies(
+  'netpol',
+  {
+    namespace: ns.name,
+    labels: objectLabels(stackName, 'gateway'),
+    gatewayPorts: { http: gw.server.port, metrics: gw.server.metrics_port },
+    route: routeAdmission(c.route, c.namespace),
+    acmeSolver: acmeSolverAdmission(c.route, c.namespace),
+    prometheusNamespace: c.monitoring.prometheusNamespace,
+    redis: c.redis,
+    dns: c.egress.dns,
+    egress,
+    extraEgress: [
+      ...(c.telemetry ? [collectorEgress(c.telemetry, c.namespace, c.egress.clusterDomain)] : []),
+      ...(c.database ? [databaseEgress(c.database)] : []),
+      ...awsEgress(c.aws),
+      ...managedCacheEgress(c.redis),
+    ],
+  },
+  { provider },
+);
 
 let canary: Canary | undefined;
 if (c.canary && c.canary.weight > 0) {
   const own = canaryConfig && new GatewayConfigMap('canary-config', { namespace: ns.name, stack: stackName, rendered: canaryConfig, objectName: 'ai-gateway-canary-config' }, { provider });
-  const canaryWorkload = own
-    ? { ...workloadArgs, configMapName: own.name, configChecksum: own.checksum, shutdownGraceMs: canaryConfig.parsed.server.shutdown_grace_ms }
-    : workloadArgs;
+  const canaryWorkload = own ? { ...workloadArgs, configMapName: own.name, configChecksum: own.checksum, shutdownGraceMs: canaryConfig.parsed.server.shutdown_grace_ms } : workloadArgs;
   const ingress = servesIngress(c.route) ? ingressSettings(c.route, ns.name, gw.server.body_limit_bytes) : undefined;
   canary = new Canary('canary', { image: c.canary.image, weight: c.canary.weight, replicas: c.canary.replicas, workload: canaryWorkload, ingress }, { provider });
 }
@@ -150,30 +170,38 @@ if (c.smokeProbe?.enabled) {
   new SmokeProbe('smoke-probe', { ...probe, namespace: ns.name, stack: stackName, image, imagePullSecrets: c.imagePullSecrets }, { provider });
 }
 
-const route = new PublicRoute('route', {
-  namespace: ns.name,
-  namespaceName: c.namespace,
-  labels: gateway.podLabels,
-  route: c.route,
-  stable: { service: gateway.serviceName, port: gateway.servicePort },
-  canary: canary && servesGatewayApi(c.route) ? { service: canary.workload.serviceName, port: canary.workload.servicePort, weight: c.canary!.weight } : undefined,
-  bodyLimitBytes: gw.server.body_limit_bytes,
-  containerPort: gw.server.port,
-}, { provider });
-
-if (c.monitoring.enabled) {
-  new Monitoring('monitoring', {
+const route = new PublicRoute(
+  'route',
+  {
     namespace: ns.name,
     namespaceName: c.namespace,
-    stack: stackName,
-    labels: objectLabels(stackName, 'gateway'),
-    ruleLabels: c.monitoring.ruleLabels,
-    dashboardNamespace: c.monitoring.dashboardNamespace ?? ns.name,
-    dailySpendAlertUsd: c.monitoring.dailySpendAlertUsd,
-    errorRateAlertRatio: c.monitoring.errorRateAlertRatio,
-    p99LatencyAlertSeconds: c.monitoring.p99LatencyAlertSeconds,
-    smokeProbe: c.smokeProbe?.enabled ? { schedule: c.smokeProbe.schedule } : undefined,
-  }, { provider });
+    labels: gateway.podLabels,
+    route: c.route,
+    stable: { service: gateway.serviceName, port: gateway.servicePort },
+    canary: canary && servesGatewayApi(c.route) ? { service: canary.workload.serviceName, port: canary.workload.servicePort, weight: c.canary!.weight } : undefined,
+    bodyLimitBytes: gw.server.body_limit_bytes,
+    containerPort: gw.server.port,
+  },
+  { provider },
+);
+
+if (c.monitoring.enabled) {
+  new Monitoring(
+    'monitoring',
+    {
+      namespace: ns.name,
+      namespaceName: c.namespace,
+      stack: stackName,
+      labels: objectLabels(stackName, 'gateway'),
+      ruleLabels: c.monitoring.ruleLabels,
+      dashboardNamespace: c.monitoring.dashboardNamespace ?? ns.name,
+      dailySpendAlertUsd: c.monitoring.dailySpendAlertUsd,
+      errorRateAlertRatio: c.monitoring.errorRateAlertRatio,
+      p99LatencyAlertSeconds: c.monitoring.p99LatencyAlertSeconds,
+      smokeProbe: c.smokeProbe?.enabled ? { schedule: c.smokeProbe.schedule } : undefined,
+    },
+    { provider },
+  );
 }
 
 export const namespace = ns.name;

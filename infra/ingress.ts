@@ -33,9 +33,7 @@ export interface GatewayIngressArgs {
 export function ingressAnnotations(args: Pick<GatewayIngressArgs, 'issuer' | 'bodyLimitBytes' | 'readTimeoutSeconds' | 'canaryWeight'>): Record<string, string> {
   const timeout = String(args.readTimeoutSeconds);
   return {
-    ...(args.canaryWeight === undefined
-      ? issuerAnnotation(args.issuer)
-      : { [`${NGINX}/canary`]: 'true', [`${NGINX}/canary-weight`]: String(args.canaryWeight) }),
+    ...(args.canaryWeight === undefined ? issuerAnnotation(args.issuer) : { [`${NGINX}/canary`]: 'true', [`${NGINX}/canary-weight`]: String(args.canaryWeight) }),
     [`${NGINX}/force-ssl-redirect`]: 'true',
     [`${NGINX}/proxy-body-size`]: `${Math.ceil(args.bodyLimitBytes / 1024)}k`,
     // SSE: pass each chunk on as it arrives, and keep idle streams open.

@@ -31,8 +31,7 @@ export type { Alert };
 /** The alert rules, as pure data (tests read them; the PrometheusRule carries them). */
 export function alertRules(a: Pick<MonitoringArgs, 'namespaceName' | 'dailySpendAlertUsd' | 'errorRateAlertRatio' | 'p99LatencyAlertSeconds' | 'smokeProbe'>): Alert[] {
   const ns = `namespace="${a.namespaceName}"`;
-  const errorRatio = (extra: string) =>
-    `sum(rate(aigw_requests_total{${ns}${extra},status_class="5xx"}[5m])) / sum(rate(aigw_requests_total{${ns}${extra}}[5m]))`;
+  const errorRatio = (extra: string) => `sum(rate(aigw_requests_total{${ns}${extra},status_class="5xx"}[5m])) / sum(rate(aigw_requests_total{${ns}${extra}}[5m]))`;
   return [
     {
       alert: 'AIGatewayDailySpendHigh',

@@ -66,9 +66,7 @@ export class NetworkPolicies extends pulumi.ComponentResource {
   constructor(name: string, args: NetworkPoliciesArgs, opts?: pulumi.ComponentResourceOptions) {
     super('ai-gateway:infra:NetworkPolicies', name, {}, opts);
     const policy = (suffix: string, spec: k8s.types.input.networking.v1.NetworkPolicySpec) =>
-      this.policies.push(
-        new k8s.networking.v1.NetworkPolicy(`${name}-${suffix}`, { metadata: { name: `${APP}-${suffix}`, namespace: args.namespace, labels: args.labels }, spec }, { parent: this }),
-      );
+      this.policies.push(new k8s.networking.v1.NetworkPolicy(`${name}-${suffix}`, { metadata: { name: `${APP}-${suffix}`, namespace: args.namespace, labels: args.labels }, spec }, { parent: this }));
 
     policy('default-deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
 
@@ -111,7 +109,11 @@ export class NetworkPolicies extends pulumi.ComponentResource {
   /** Cilium's Gateway traffic is the `ingress` entity: CiliumNetworkPolicies admit it (additive to the NetworkPolicies above). */
   private ciliumPolicies(name: string, args: NetworkPoliciesArgs) {
     const cnp = (suffix: string, spec: object) =>
-      new k8s.apiextensions.CustomResource(`${name}-${suffix}`, { apiVersion: 'cilium.io/v2', kind: 'CiliumNetworkPolicy', metadata: { name: `${APP}-${suffix}`, namespace: args.namespace, labels: args.labels }, spec }, { parent: this });
+      new k8s.apiextensions.CustomResource(
+        `${name}-${suffix}`,
+        { apiVersion: 'cilium.io/v2', kind: 'CiliumNetworkPolicy', metadata: { name: `${APP}-${suffix}`, namespace: args.namespace, labels: args.labels }, spec },
+        { parent: this },
+      );
     if (args.route.ciliumIngress) cnp('gateway-from-cilium-ingress', ciliumIngressSpec(selectorLabels('gateway'), [args.gatewayPorts.http]));
     if (args.acmeSolver?.ciliumIngress) cnp('acme-solver-from-cilium-ingress', ciliumIngressSpec(ACME_SOLVER_LABELS, [ACME_SOLVER_PORT]));
   }

@@ -55,12 +55,18 @@ interface InstanceArgs {
 export function redisArgs(role: Role, memoryLimit: string, persistent: boolean): string[] {
   return [
     // $(VAR) is expanded by the kubelet from the env; the password never sits in the spec.
-    '--requirepass', '$(REDIS_PASSWORD)',
-    '--maxmemory', String(maxmemoryBytes(memoryLimit, MAXMEMORY_RATIO[role])),
-    '--maxmemory-policy', role === 'state' ? 'noeviction' : 'allkeys-lru',
-    '--appendonly', persistent ? 'yes' : 'no',
-    '--save', persistent ? '900 1 300 100' : '',
-    '--dir', '/data',
+    '--requirepass',
+    '$(REDIS_PASSWORD)',
+    '--maxmemory',
+    String(maxmemoryBytes(memoryLimit, MAXMEMORY_RATIO[role])),
+    '--maxmemory-policy',
+    role === 'state' ? 'noeviction' : 'allkeys-lru',
+    '--appendonly',
+    persistent ? 'yes' : 'no',
+    '--save',
+    persistent ? '900 1 300 100' : '',
+    '--dir',
+    '/data',
   ];
 }
 
@@ -212,7 +218,11 @@ export class Redis extends pulumi.ComponentResource {
   /** The cache's own NetworkPolicies (additive to infra/networkPolicies.ts): gateway -> cache on the Redis port only. */
   private cachePolicies(name: string, args: RedisArgs) {
     const policy = (suffix: string, spec: k8s.types.input.networking.v1.NetworkPolicySpec) =>
-      new k8s.networking.v1.NetworkPolicy(`${name}-${suffix}`, { metadata: { name: `${APP}-${suffix}`, namespace: args.namespace, labels: objectLabels(args.stack, 'redis-cache') }, spec }, { parent: this });
+      new k8s.networking.v1.NetworkPolicy(
+        `${name}-${suffix}`,
+        { metadata: { name: `${APP}-${suffix}`, namespace: args.namespace, labels: objectLabels(args.stack, 'redis-cache') }, spec },
+        { parent: this },
+      );
     const port = [{ protocol: 'TCP', port: REDIS_PORT }];
     policy('redis-cache', {
       podSelector: { matchLabels: selectorLabels('redis-cache') },

@@ -15,7 +15,19 @@ import * as pulumi from '@pulumi/pulumi';
 import { APP } from './common';
 import { RouteConfig, servesGatewayApi, servesIngress } from './config';
 import { gkeHealthCheckSpec } from './dataPlane';
-import { CERTIFICATE_WAIT_FOR, GATEWAY_API_VERSION, IssuerRef, WAIT_FOR, acmeIssuerSpec, certificateSpec, gatewaySpec, httpRouteSpec, httpsRedirectSpec, parentRefFor, routeWaitFor } from './gatewayApi';
+import {
+  CERTIFICATE_WAIT_FOR,
+  GATEWAY_API_VERSION,
+  IssuerRef,
+  WAIT_FOR,
+  acmeIssuerSpec,
+  certificateSpec,
+  gatewaySpec,
+  httpRouteSpec,
+  httpsRedirectSpec,
+  parentRefFor,
+  routeWaitFor,
+} from './gatewayApi';
 import { GatewayIngress } from './ingress';
 
 export interface PublicRouteArgs {
@@ -96,9 +108,28 @@ export class PublicRoute extends pulumi.ComponentResource {
       const secretName = tlsSecretName(route);
       // During a transition the Ingress's cert-manager annotation already keeps a Certificate of this name
       // for the same host and Secret (ingress-shim names it after the Secret); a second one would conflict.
-      if (!servesIngress(route)) this.custom(`${name}-certificate`, 'cert-manager.io/v1', 'Certificate', this.meta(args, secretName, { [WAIT_FOR]: CERTIFICATE_WAIT_FOR }), certificateSpec({ host: route.host, secretName, issuer: issuerOf(route)! }));
-      this.custom(`${name}-gateway`, GATEWAY_API_VERSION, 'Gateway', this.meta(args, ownGateway), gatewaySpec({ className: route.gateway.create!.className, host: route.host, tlsSecretName: secretName }));
-      this.custom(`${name}-https-redirect`, GATEWAY_API_VERSION, 'HTTPRoute', this.meta(args, `${APP}-https-redirect`), httpsRedirectSpec({ namespace: args.namespaceName, gateway: ownGateway, host: route.host }));
+      if (!servesIngress(route))
+        this.custom(
+          `${name}-certificate`,
+          'cert-manager.io/v1',
+          'Certificate',
+          this.meta(args, secretName, { [WAIT_FOR]: CERTIFICATE_WAIT_FOR }),
+          certificateSpec({ host: route.host, secretName, issuer: issuerOf(route)! }),
+        );
+      this.custom(
+        `${name}-gateway`,
+        GATEWAY_API_VERSION,
+        'Gateway',
+        this.meta(args, ownGateway),
+        gatewaySpec({ className: route.gateway.create!.className, host: route.host, tlsSecretName: secretName }),
+      );
+      this.custom(
+        `${name}-https-redirect`,
+        GATEWAY_API_VERSION,
+        'HTTPRoute',
+        this.meta(args, `${APP}-https-redirect`),
+        httpsRedirectSpec({ namespace: args.namespaceName, gateway: ownGateway, host: route.host }),
+      );
     }
     const parentRef = parentRefFor(route, args.namespaceName, APP);
     const spec = pulumi.all([args.stable.service, args.canary?.service]).apply(([stable, canary]) =>

@@ -21,7 +21,19 @@ import { stringify } from 'yaml';
 export const RENDER_ENV = 'AI_GATEWAY_RENDERING';
 
 /** Top-level keys holding secrets: never handed to the child (it fills placeholders). */
-export const SECRET_KEYS = ['providerApiKeys', 'clientKeyHashes', 'adminKeyHashes', 'redisPassword', 'redisUrl', 'redisCacheUrl', 'databaseUrl', 'awsAccessKeyId', 'awsSecretAccessKey', 'registryPassword', 'smokeProbeKey'];
+export const SECRET_KEYS = [
+  'providerApiKeys',
+  'clientKeyHashes',
+  'adminKeyHashes',
+  'redisPassword',
+  'redisUrl',
+  'redisCacheUrl',
+  'databaseUrl',
+  'awsAccessKeyId',
+  'awsSecretAccessKey',
+  'registryPassword',
+  'smokeProbeKey',
+];
 
 const ROOT = resolve(__dirname, '..');
 

@@ -44,7 +44,17 @@ export function withProbeKey(stack: Pick<StackConfig, 'smokeProbe'>, gateway: Ga
 
 /** The probe's command line (pure, tested). */
 export function probeCommand(url: string, probe: NonNullable<StackConfig['smokeProbe']>): string[] {
-  return ['node', 'dist/scripts/smoke.js', '--url', url, '--max-first-byte-ms', String(probe.maxFirstByteMs), '--max-latency-ms', String(probe.maxLatencyMs), ...(probe.model ? ['--model', probe.model] : [])];
+  return [
+    'node',
+    'dist/scripts/smoke.js',
+    '--url',
+    url,
+    '--max-first-byte-ms',
+    String(probe.maxFirstByteMs),
+    '--max-latency-ms',
+    String(probe.maxLatencyMs),
+    ...(probe.model ? ['--model', probe.model] : []),
+  ];
 }
 
 export interface SmokeProbeArgs {
@@ -131,15 +141,16 @@ export class SmokeProbe extends pulumi.ComponentResource {
     const probePods = { podSelector: { matchLabels: selectorLabels('smoke-probe') } };
     const http = [{ protocol: 'TCP', port: args.gatewayHttpPort }];
     const policy = (suffix: string, spec: k8s.types.input.networking.v1.NetworkPolicySpec) =>
-      new k8s.networking.v1.NetworkPolicy(`${name}-${suffix}`, { metadata: { name: `${APP}-${suffix}`, namespace: args.namespace, labels: objectLabels(args.stack, 'smoke-probe') }, spec }, { parent: this });
+      new k8s.networking.v1.NetworkPolicy(
+        `${name}-${suffix}`,
+        { metadata: { name: `${APP}-${suffix}`, namespace: args.namespace, labels: objectLabels(args.stack, 'smoke-probe') }, spec },
+        { parent: this },
+      );
     policy(PROBE_NAME, {
       podSelector: probePods.podSelector,
       policyTypes: ['Ingress', 'Egress'],
       ingress: [],
-      egress: [
-        args.dns,
-        { to: [{ podSelector: { matchLabels: selectorLabels('gateway', 'stable') } }], ports: http },
-      ],
+      egress: [args.dns, { to: [{ podSelector: { matchLabels: selectorLabels('gateway', 'stable') } }], ports: http }],
     });
     policy(`gateway-from-${PROBE_NAME}`, {
       podSelector: { matchLabels: selectorLabels('gateway', 'stable') },

@@ -56,7 +56,8 @@ export function labelProblem(key: string, value: string): string | undefined {
   const [prefix, keyName] = slash < 0 ? [undefined, key] : [key.slice(0, slash), key.slice(slash + 1)];
   if (prefix !== undefined && (prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix))) return `label key "${key}": prefix must be a DNS subdomain`;
   if (!keyName || keyName.length > 63 || !LABEL_NAME.test(keyName)) return `label key "${key}": name must be 1-63 alphanumerics, '-', '_' or '.'`;
-  if (typeof value !== 'string' || value.length > 63 || !LABEL_NAME.test(value)) return `label "${key}": value "${value}" must be at most 63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric`;
+  if (typeof value !== 'string' || value.length > 63 || !LABEL_NAME.test(value))
+    return `label "${key}": value "${value}" must be at most 63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric`;
   return undefined;
 }
 
@@ -70,7 +71,14 @@ function labelSets(o: Obj): [string, Labels][] {
 }
 
 function checkLabels(objects: Obj[]): string[] {
-  return objects.flatMap((o) => labelSets(o).flatMap(([where, set]) => Object.entries(set).map(([k, v]) => labelProblem(k, v)).filter((p): p is string => !!p).map((p) => `${name(o)} ${where}: ${p}`)));
+  return objects.flatMap((o) =>
+    labelSets(o).flatMap(([where, set]) =>
+      Object.entries(set)
+        .map(([k, v]) => labelProblem(k, v))
+        .filter((p): p is string => !!p)
+        .map((p) => `${name(o)} ${where}: ${p}`),
+    ),
+  );
 }
 
 // ---------------------------------------------------------------- selectors and references
@@ -116,7 +124,15 @@ export function namedNamespaces(stack: StackConfig): Set<string> {
   const peerNamespaces = [...routeAdmission(r, stack.namespace).peers, ...(acmeSolverAdmission(r, stack.namespace)?.peers ?? [])].map(
     (p) => (p.namespaceSelector as { matchLabels?: Record<string, string> } | undefined)?.matchLabels?.[NS_LABEL],
   );
-  const names = [...peerNamespaces, stack.database?.mode === 'cnpg' ? stack.database.operatorNamespace : undefined, dataPlaneNamespace(r.dataPlane), r.gateway.parentRef?.namespace, stack.monitoring.prometheusNamespace, stack.egress.dns.namespace, ...stack.egress.extra.map((e) => e.namespace)];
+  const names = [
+    ...peerNamespaces,
+    stack.database?.mode === 'cnpg' ? stack.database.operatorNamespace : undefined,
+    dataPlaneNamespace(r.dataPlane),
+    r.gateway.parentRef?.namespace,
+    stack.monitoring.prometheusNamespace,
+    stack.egress.dns.namespace,
+    ...stack.egress.extra.map((e) => e.namespace),
+  ];
   for (const p of gatewayBlocks(stack).flatMap((g) => g.providers)) {
     try {
       const d = classify(String(p.base_url), stack.egress.clusterDomain);
@@ -196,7 +212,8 @@ function checkHttpRoutes(objects: Obj[], namespaces: Set<string>): string[] {
       const refs = rule.backendRefs ?? [];
       if (refs.length > 1 && refs.reduce((s: number, b: Obj) => s + (b.weight ?? 1), 0) === 0) problems.push(`${name(route)} rules[${i}]: backendRefs weights sum to 0`);
       const t = rule.timeouts;
-      if (t?.request && t?.backendRequest && durationMs(t.request) !== 0 && durationMs(t.backendRequest) > durationMs(t.request)) problems.push(`${name(route)} rules[${i}]: timeouts.backendRequest ${t.backendRequest} exceeds timeouts.request ${t.request}`);
+      if (t?.request && t?.backendRequest && durationMs(t.request) !== 0 && durationMs(t.backendRequest) > durationMs(t.request))
+        problems.push(`${name(route)} rules[${i}]: timeouts.backendRequest ${t.backendRequest} exceeds timeouts.request ${t.request}`);
     });
   }
   for (const ing of objects.filter((o) => o.kind === 'Ingress')) {
@@ -210,7 +227,8 @@ function checkHttpRoutes(objects: Obj[], namespaces: Set<string>): string[] {
 
 /** A certificate issuer named by an annotation or a Certificate's issuerRef must be rendered (Issuer) — a ClusterIssuer is the cluster's. */
 function checkIssuers(objects: Obj[]): string[] {
-  const issuerOf = (o: Obj): string | undefined => o.metadata?.annotations?.['cert-manager.io/issuer'] ?? (o.kind === 'Certificate' && o.spec?.issuerRef?.kind === 'Issuer' ? o.spec.issuerRef.name : undefined);
+  const issuerOf = (o: Obj): string | undefined =>
+    o.metadata?.annotations?.['cert-manager.io/issuer'] ?? (o.kind === 'Certificate' && o.spec?.issuerRef?.kind === 'Issuer' ? o.spec.issuerRef.name : undefined);
   return objects
     .filter((o) => issuerOf(o))
     .filter((o) => !objects.some((i) => i.kind === 'Issuer' && i.metadata.name === issuerOf(o) && i.metadata.namespace === o.metadata.namespace))
@@ -220,7 +238,9 @@ function checkIssuers(objects: Obj[]): string[] {
 /** A Gateway listener's certificate Secret must be written by a Certificate of the render, or by cert-manager for an Ingress of the render (a transition). */
 function checkListenerCertificates(objects: Obj[]): string[] {
   const shim = (o: Obj) => !!(o.metadata?.annotations?.['cert-manager.io/issuer'] || o.metadata?.annotations?.['cert-manager.io/cluster-issuer']);
-  const ingressCerts = objects.filter((o) => o.kind === 'Ingress' && shim(o)).flatMap((o) => (o.spec.tls ?? []).map((t: Obj) => ({ kind: 'Certificate', metadata: o.metadata, spec: { secretName: t.secretName } })));
+  const ingressCerts = objects
+    .filter((o) => o.kind === 'Ingress' && shim(o))
+    .flatMap((o) => (o.spec.tls ?? []).map((t: Obj) => ({ kind: 'Certificate', metadata: o.metadata, spec: { secretName: t.secretName } })));
   const certs = [...objects.filter((o) => o.kind === 'Certificate'), ...ingressCerts];
   return objects
     .filter((o) => o.kind === 'Gateway')
@@ -234,7 +254,8 @@ function checkPolicyTargets(objects: Obj[]): string[] {
   const problems: string[] = [];
   for (const hc of objects.filter((o) => o.kind === 'HealthCheckPolicy')) {
     const t = hc.spec?.targetRef;
-    if (!t || t.kind !== 'Service' || !objects.some((o) => o.kind === 'Service' && o.metadata.name === t.name && o.metadata.namespace === hc.metadata.namespace)) problems.push(`${name(hc)}: targetRef is not a Service of the render`);
+    if (!t || t.kind !== 'Service' || !objects.some((o) => o.kind === 'Service' && o.metadata.name === t.name && o.metadata.namespace === hc.metadata.namespace))
+      problems.push(`${name(hc)}: targetRef is not a Service of the render`);
     const path = hc.spec?.default?.config?.httpHealthCheck?.requestPath;
     if (hc.spec?.default?.config?.type !== 'HTTP' || typeof path !== 'string' || !path.startsWith('/')) problems.push(`${name(hc)}: needs an HTTP health check with a requestPath`);
   }
@@ -256,5 +277,14 @@ const CILIUM_ENTITIES = new Set(['host', 'remote-node', 'kube-apiserver', 'ingre
 /** Every problem the schemas cannot see, one line each naming the object. Empty when the render is consistent. */
 export function checkRendered(objects: Obj[], stack: StackConfig): string[] {
   const namespaces = namedNamespaces(stack);
-  return [...checkLabels(objects), ...checkWorkloadSelectors(objects), ...checkAutoscalers(objects), ...checkNetworkPolicies(objects, namespaces), ...checkHttpRoutes(objects, namespaces), ...checkIssuers(objects), ...checkListenerCertificates(objects), ...checkPolicyTargets(objects)];
+  return [
+    ...checkLabels(objects),
+    ...checkWorkloadSelectors(objects),
+    ...checkAutoscalers(objects),
+    ...checkNetworkPolicies(objects, namespaces),
+    ...checkHttpRoutes(objects, namespaces),
+    ...checkIssuers(objects),
+    ...checkListenerCertificates(objects),
+    ...checkPolicyTargets(objects),
+  ];
 }

@@ -68,7 +68,8 @@ function num(opts: Opts, name: keyof typeof OPTIONS, integer = false): number | 
   const v = opts[name];
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) throw new UsageError(`--${name} must be a ${integer ? 'whole ' : ''}number, got "${v}"`);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n)))
+    throw new UsageError(`--${name} must be a ${integer ? 'whole ' : ''}number, got "${v}"`);
   return n;
 }
 
@@ -113,7 +114,22 @@ export function requestFor(positionals: string[], opts: Opts): { method: string;
   switch (`${group ?? ''} ${action ?? ''}`.trim()) {
     case 'keys create':
       if (!opts.team) throw new UsageError('keys create needs --team');
-      return { method: 'POST', path: '/v1/gateway/keys', body: { team: str('team'), name: str('name'), project: str('project'), models: str('models')?.split(',').map((m) => m.trim()).filter(Boolean), budget: budgetOf(opts), rate_limit: limitsOf(opts), expires_at: expiryOf(opts) } };
+      return {
+        method: 'POST',
+        path: '/v1/gateway/keys',
+        body: {
+          team: str('team'),
+          name: str('name'),
+          project: str('project'),
+          models: str('models')
+            ?.split(',')
+            .map((m) => m.trim())
+            .filter(Boolean),
+          budget: budgetOf(opts),
+          rate_limit: limitsOf(opts),
+          expires_at: expiryOf(opts),
+        },
+      };
     case 'keys list':
       return { method: 'GET', path: `/v1/gateway/keys${opts.team ? `?team=${encodeURIComponent(String(opts.team))}` : ''}` };
     case 'keys revoke':
@@ -131,7 +147,16 @@ export function requestFor(positionals: string[], opts: Opts): { method: string;
     }
     case 'spend': {
       const q = new URLSearchParams();
-      for (const [opt, param] of [['team', 'team'], ['key', 'key'], ['project', 'project'], ['model', 'model'], ['from', 'from'], ['to', 'to'], ['group-by', 'group_by']] as const) if (typeof opts[opt] === 'string') q.set(param, opts[opt] as string);
+      for (const [opt, param] of [
+        ['team', 'team'],
+        ['key', 'key'],
+        ['project', 'project'],
+        ['model', 'model'],
+        ['from', 'from'],
+        ['to', 'to'],
+        ['group-by', 'group_by'],
+      ] as const)
+        if (typeof opts[opt] === 'string') q.set(param, opts[opt] as string);
       if (opts.csv) q.set('format', 'csv');
       const qs = q.toString();
       return { method: 'GET', path: `/v1/gateway/spend${qs ? `?${qs}` : ''}`, csv: opts.csv === true };
@@ -146,7 +171,11 @@ export function requestFor(positionals: string[], opts: Opts): { method: string;
 function table(rows: Array<Record<string, unknown>>, cols: string[]): string {
   const cell = (v: unknown) => (v === null || v === undefined ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v));
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd();
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   return [line(cols), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n') + '\n';
 }
 
@@ -180,7 +209,11 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (!adminKey) throw new UsageError('no admin key: pass --admin-key or set AIGW_ADMIN_KEY');
   let res: Response;
   try {
-    res = await fetch(url + call.path, { method: call.method, headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json', accept: call.csv ? 'text/csv' : 'application/json' }, body: call.body === undefined ? undefined : JSON.stringify(call.body) });
+    res = await fetch(url + call.path, {
+      method: call.method,
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json', accept: call.csv ? 'text/csv' : 'application/json' },
+      body: call.body === undefined ? undefined : JSON.stringify(call.body),
+    });
   } catch (err) {
     process.stderr.write(`cannot reach the gateway at ${url}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}\n`);
     return 1;

@@ -21,7 +21,9 @@ export interface DemoSetup {
 /** `random` decides when "budget" fails (about 1 request in 4). */
 export async function startDemoProviders(random: () => number = Math.random): Promise<DemoSetup> {
   // The simulated providers: demo code only, never part of the gateway.
-  const premium = await startFakeUpstream('premium', (req) => (req.body.stream ? { kind: 'stream', delayMs: 60, firstByteDelayMs: 250 } : { kind: 'ok', delayMs: 300, content: 'Hello from the premium provider.' }));
+  const premium = await startFakeUpstream('premium', (req) =>
+    req.body.stream ? { kind: 'stream', delayMs: 60, firstByteDelayMs: 250 } : { kind: 'ok', delayMs: 300, content: 'Hello from the premium provider.' },
+  );
   const budget = await startFakeUpstream('budget', (req) => {
     if (random() < 0.25) return { kind: 'status', status: 503 };
     return req.body.stream ? { kind: 'stream', delayMs: 30 } : { kind: 'ok', delayMs: 40, content: 'Hello from the budget provider.' };

@@ -79,14 +79,14 @@ Try it:
   curl -s ${base}/v1/gateway/spend -H "Authorization: Bearer ${adminKey}"
   curl -s ${gw.metricsUrl} | grep aigw_
 ${
-    config.store
-      ? `
+  config.store
+    ? `
   # keys and teams at runtime (docs/keys.md)
   AIGW_URL=${base} AIGW_ADMIN_KEY=${adminKey} npm run admin -- keys create --team demo --budget-daily 5
   AIGW_URL=${base} AIGW_ADMIN_KEY=${adminKey} npm run admin -- keys list
 `
-      : ''
-  }
+    : ''
+}
 OpenAI SDK (Node):
 
   import OpenAI from 'openai';

@@ -49,7 +49,12 @@ interface KeyRequest {
 
 /** Validates the options as the gateway's config schema does (names are DNS labels). */
 function request(argv: string[]): KeyRequest {
-  const v = parseOptions('keygen', USAGE, { name: { type: 'string' }, team: { type: 'string' }, project: { type: 'string' }, admin: { type: 'boolean' }, stack: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, argv);
+  const v = parseOptions(
+    'keygen',
+    USAGE,
+    { name: { type: 'string' }, team: { type: 'string' }, project: { type: 'string' }, admin: { type: 'boolean' }, stack: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    argv,
+  );
   const req: KeyRequest = { name: v.name ?? (v.admin ? 'admin' : 'my-key'), team: v.team ?? 'default', project: v.project ?? 'default', admin: !!v.admin, stack: v.stack };
   for (const field of ['name', 'team', 'project'] as const) {
     const r = dnsLabel.safeParse(req[field]);
@@ -69,10 +74,19 @@ function stackTeams(stack: string): string[] {
 export function stackLines(req: KeyRequest, hash: string): string[] {
   const file = `stacks/Pulumi.${req.stack}.yaml`;
   if (req.admin) {
-    return [`# 1. Add "${req.name}" to ai-gateway:adminKeys in ${file}:`, '  ai-gateway:adminKeys:', `    - ${req.name}`, '# 2. Set its hash as a secret:', `pulumi config set --stack ${req.stack} --secret --path 'adminKeyHashes.${req.name}' ${hash}`];
+    return [
+      `# 1. Add "${req.name}" to ai-gateway:adminKeys in ${file}:`,
+      '  ai-gateway:adminKeys:',
+      `    - ${req.name}`,
+      '# 2. Set its hash as a secret:',
+      `pulumi config set --stack ${req.stack} --secret --path 'adminKeyHashes.${req.name}' ${hash}`,
+    ];
   }
   const teams = stackTeams(req.stack!);
-  const teamNote = teams.length && !teams.includes(req.team) ? [`# The stack declares teams (${teams.join(', ')}) and not "${req.team}": add it under ai-gateway:gateway teams too (once any team is declared, every key's team must be).`] : [];
+  const teamNote =
+    teams.length && !teams.includes(req.team)
+      ? [`# The stack declares teams (${teams.join(', ')}) and not "${req.team}": add it under ai-gateway:gateway teams too (once any team is declared, every key's team must be).`]
+      : [];
   return [
     `# 1. Add the key under ai-gateway:gateway -> auth.keys in ${file}:`,
     `        - name: ${req.name}`,
@@ -86,7 +100,15 @@ export function stackLines(req: KeyRequest, hash: string): string[] {
 
 export function configLines(req: KeyRequest, hash: string): string[] {
   if (req.admin) return ['# Add to the gateway config (the key itself never goes there):', 'auth:', '  admin_key_hashes:', `    - "${hash}" # ${req.name}`];
-  return ['# Add to the gateway config (the key itself never goes there):', 'auth:', '  keys:', `    - hash: "${hash}"`, `      name: ${req.name}`, `      team: ${req.team}`, `      project: ${req.project}`];
+  return [
+    '# Add to the gateway config (the key itself never goes there):',
+    'auth:',
+    '  keys:',
+    `    - hash: "${hash}"`,
+    `      name: ${req.name}`,
+    `      team: ${req.team}`,
+    `      project: ${req.project}`,
+  ];
 }
 
 function main(argv: string[]): void {

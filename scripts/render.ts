@@ -49,7 +49,8 @@ interface Args {
   asProgram: boolean;
 }
 
-const USAGE = 'usage: npm run render -- --stack NAME [--out DIR] [--config-file FILE]... [--set KEY=VALUE]... [--set-secret KEY=VALUE]... [--unset KEY]... [--kubeconfig FILE] [--manifest FILE] [--no-stack-file] [--as-program]';
+const USAGE =
+  'usage: npm run render -- --stack NAME [--out DIR] [--config-file FILE]... [--set KEY=VALUE]... [--set-secret KEY=VALUE]... [--unset KEY]... [--kubeconfig FILE] [--manifest FILE] [--no-stack-file] [--as-program]';
 const HELP = `${USAGE}
 
 Renders every Kubernetes object the stack would create, one YAML file each, without a cluster,
@@ -121,7 +122,14 @@ interface LoadedConfig {
 
 const isSecure = (v: unknown): v is { secure: string } => !!v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 1 && 'secure' in v;
 
-const SCALAR_KINDS: Record<string, SecretKind> = { redisUrl: 'redisUrl', redisCacheUrl: 'redisUrl', redisPassword: 'password', databaseUrl: 'databaseUrl', awsAccessKeyId: 'awsKeyId', awsSecretAccessKey: 'password' };
+const SCALAR_KINDS: Record<string, SecretKind> = {
+  redisUrl: 'redisUrl',
+  redisCacheUrl: 'redisUrl',
+  redisPassword: 'password',
+  databaseUrl: 'databaseUrl',
+  awsAccessKeyId: 'awsKeyId',
+  awsSecretAccessKey: 'password',
+};
 const kindOf = (path: string[]): SecretKind => (path[0] === 'clientKeyHashes' || path[0] === 'adminKeyHashes' ? 'keyHash' : (SCALAR_KINDS[path[0]] ?? 'apiKey'));
 
 /** Replaces `{secure: ...}` (ciphertext render cannot and must not decrypt) with placeholders. */
@@ -233,7 +241,10 @@ function toObject(type: string, name: string, inputs: Record<string, unknown>): 
 
 const fileName = (o: Record<string, unknown>, used: Set<string>) => {
   const meta = (o.metadata ?? {}) as { name?: string; namespace?: string };
-  const base = [o.kind, meta.name ?? 'unnamed'].join('-').toLowerCase().replace(/[^a-z0-9.-]/g, '-');
+  const base = [o.kind, meta.name ?? 'unnamed']
+    .join('-')
+    .toLowerCase()
+    .replace(/[^a-z0-9.-]/g, '-');
   let name = `${base}.yaml`;
   for (let i = 2; used.has(name); i++) name = `${base}-${i}.yaml`;
   used.add(name);
@@ -266,7 +277,13 @@ function useKubeconfig(values: Record<string, unknown>, file: string | undefined
   if (!path) {
     dir = mkdtempSync(join(tmpdir(), 'aigw-render-kube-'));
     path = join(dir, 'config');
-    const kubeconfig = { apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'render', cluster: { server: 'https://render.invalid' } }], users: [{ name: 'render', user: {} }], contexts: [{ name: cluster.context, context: { cluster: 'render', user: 'render' } }] };
+    const kubeconfig = {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'render', cluster: { server: 'https://render.invalid' } }],
+      users: [{ name: 'render', user: {} }],
+      contexts: [{ name: cluster.context, context: { cluster: 'render', user: 'render' } }],
+    };
     writeFileSync(path, stringify(kubeconfig));
   }
   values.cluster = { ...cluster, kubeconfig: path };
@@ -330,7 +347,7 @@ function fail(err: unknown): never {
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  const project = (readYaml(join(ROOT, 'Pulumi.yaml')) as { name: string; stackConfigDir?: string });
+  const project = readYaml(join(ROOT, 'Pulumi.yaml')) as { name: string; stackConfigDir?: string };
   const stackFile = join(ROOT, project.stackConfigDir ?? '.', `Pulumi.${args.stack}.yaml`);
   const loaded = loadConfig(project.name, [...(args.noStackFile ? [] : [stackFile]), ...args.configFiles], args.sets);
   for (const key of args.unset) delete loaded.values[key];

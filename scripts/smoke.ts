@@ -164,8 +164,7 @@ async function models(opts: Options): Promise<string> {
   return `${ids.length} model(s): ${ids.slice(0, 8).join(', ')}${ids.length > 8 ? ', ...' : ''}; using ${opts.model} (${ms(t0)})`;
 }
 
-const chatBody = (opts: Options, stream: boolean) =>
-  JSON.stringify({ model: opts.model, messages: [{ role: 'user', content: 'Reply with the single word: pong' }], max_tokens: 16, stream });
+const chatBody = (opts: Options, stream: boolean) => JSON.stringify({ model: opts.model, messages: [{ role: 'user', content: 'Reply with the single word: pong' }], max_tokens: 16, stream });
 
 async function chat(opts: Options): Promise<string> {
   const t0 = performance.now();

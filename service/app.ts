@@ -122,7 +122,21 @@ function wire(deps: AppDeps): Wiring {
   const tracker = new RequestTracker(logger, metrics, now, deps.tracing);
   const executor = new Executor({ config, client, breakers, stats, metrics, admitProvider: (p) => deps.tenancy.admitProvider(p), now, random, sleep: deps.sleep });
   const background = new BackgroundResponses(client, { firstPollMs: config.routing.background_poll_ms, now });
-  const ctx: GatewayContext = { config, logger, metrics, catalog, breakers, stats, executor, tenancy: deps.tenancy, cache: deps.cache, objects: deps.objects ?? new MemoryObjectRegistry(now), background, now, random };
+  const ctx: GatewayContext = {
+    config,
+    logger,
+    metrics,
+    catalog,
+    breakers,
+    stats,
+    executor,
+    tenancy: deps.tenancy,
+    cache: deps.cache,
+    objects: deps.objects ?? new MemoryObjectRegistry(now),
+    background,
+    now,
+    random,
+  };
   return { ctx, client, tracker };
 }
 
@@ -175,7 +189,10 @@ function modelRoutes(app: express.Express, ctx: GatewayContext, authenticate: Mi
   });
   app.get('/v1/models/:model', authenticate, (req, res, next) => {
     const m = catalog.list().find((x) => x.id === req.params.model);
-    if (!m) return next(new GatewayError(404, 'invalid_request_error', 'model_not_found', `The model "${String(req.params.model).slice(0, 256)}" does not exist or is not served by this gateway.`, {}, 'model'));
+    if (!m)
+      return next(
+        new GatewayError(404, 'invalid_request_error', 'model_not_found', `The model "${String(req.params.model).slice(0, 256)}" does not exist or is not served by this gateway.`, {}, 'model'),
+      );
     res.json({ id: m.id, object: 'model', created: 0, owned_by: m.ownedBy });
   });
 }
@@ -186,19 +203,27 @@ function providerStatus(ctx: GatewayContext) {
   return config.providers.map((p) => ({
     name: p.name,
     type: p.type,
-    models: p.models.map((m) => m.name).concat(Object.entries(config.models).filter(([, r]) => r.targets?.some((t) => t.provider === p.name)).map(([alias]) => alias)).filter((v, i, a) => a.indexOf(v) === i).map((model) => {
-      const s = stats.get(p.name, model);
-      const circuit = breakers.get(p.name, model);
-      return {
-        model,
-        circuit: circuit.name,
-        retry_in_ms: breakers.retryInMs(p.name, model),
-        healthy: circuit.name !== 'open',
-        latency_ms: { ttfb: s.ttfbMs === undefined ? null : Math.round(s.ttfbMs * 10) / 10, total: s.totalMs === undefined ? null : Math.round(s.totalMs * 10) / 10 },
-        error_rate: Math.round(s.errorRate * 1000) / 1000,
-        samples: s.samples,
-      };
-    }),
+    models: p.models
+      .map((m) => m.name)
+      .concat(
+        Object.entries(config.models)
+          .filter(([, r]) => r.targets?.some((t) => t.provider === p.name))
+          .map(([alias]) => alias),
+      )
+      .filter((v, i, a) => a.indexOf(v) === i)
+      .map((model) => {
+        const s = stats.get(p.name, model);
+        const circuit = breakers.get(p.name, model);
+        return {
+          model,
+          circuit: circuit.name,
+          retry_in_ms: breakers.retryInMs(p.name, model),
+          healthy: circuit.name !== 'open',
+          latency_ms: { ttfb: s.ttfbMs === undefined ? null : Math.round(s.ttfbMs * 10) / 10, total: s.totalMs === undefined ? null : Math.round(s.totalMs * 10) / 10 },
+          error_rate: Math.round(s.errorRate * 1000) / 1000,
+          samples: s.samples,
+        };
+      }),
   }));
 }
 
@@ -206,10 +231,14 @@ function gatewayRoutes(app: express.Express, deps: AppDeps, ctx: GatewayContext,
   app.get('/v1/gateway/providers', admin, (_req, res) => {
     res.json({ object: 'list', strategy: deps.config.routing.strategy, redis: deps.redisUp ? (deps.redisUp() ? 'up' : 'down') : 'not configured', data: providerStatus(ctx) });
   });
-  app.get('/v1/gateway/spend', admin, wrap(async (req, res) => {
-    if (!deps.spendReport) throw notFound('Spend reporting is not enabled.', 'spend_unavailable');
-    res.json(await deps.spendReport(req.query as Record<string, string | undefined>));
-  }));
+  app.get(
+    '/v1/gateway/spend',
+    admin,
+    wrap(async (req, res) => {
+      if (!deps.spendReport) throw notFound('Spend reporting is not enabled.', 'spend_unavailable');
+      res.json(await deps.spendReport(req.query as Record<string, string | undefined>));
+    }),
+  );
   // The rest of /v1/gateway is the admin API's too: an admin key on an unknown path gets 404, not "invalid API key".
   app.use('/v1/gateway', admin, (req, _res, next) => next(notFound(`Unknown admin endpoint: ${req.method} ${(req.baseUrl + req.path).slice(0, 200)}`, 'unknown_url')));
 }

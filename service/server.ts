@@ -85,7 +85,12 @@ function createServers(config: GatewayConfig, { gateway, metrics }: Parts): { se
   // connectionsCheckingInterval (30 s by default): sweep often enough that a slowloris client
   // is cut off close to headers_timeout_ms, not up to 30 s later.
   const server = createServer(
-    { headersTimeout: config.server.headers_timeout_ms, requestTimeout: config.routing.timeout_ms + 30_000, keepAliveTimeout: 65_000, connectionsCheckingInterval: Math.min(1_000, config.server.headers_timeout_ms) },
+    {
+      headersTimeout: config.server.headers_timeout_ms,
+      requestTimeout: config.routing.timeout_ms + 30_000,
+      keepAliveTimeout: 65_000,
+      connectionsCheckingInterval: Math.min(1_000, config.server.headers_timeout_ms),
+    },
     gateway.handle,
   );
   server.maxHeadersCount = 100;
@@ -138,7 +143,10 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
   const { server, metricsServer } = createServers(config, parts);
   const addr = await listen(server, config.server.port, config.server.host);
   const maddr = await listen(metricsServer, config.server.metrics_port, config.server.metrics_host ?? config.server.host);
-  logger.info({ url: urlOf(addr), metrics: `${urlOf(maddr)}/metrics`, providers: config.providers.map((p) => p.name), redis: parts.redis ? 'configured' : 'none', auth: config.auth.mode }, 'gateway listening');
+  logger.info(
+    { url: urlOf(addr), metrics: `${urlOf(maddr)}/metrics`, providers: config.providers.map((p) => p.name), redis: parts.redis ? 'configured' : 'none', auth: config.auth.mode },
+    'gateway listening',
+  );
   let shuttingDown: Promise<void> | undefined;
   const shutdown = () => (shuttingDown ??= drainAndClose(config, logger, parts, server, metricsServer));
   return { url: urlOf(addr), metricsUrl: `${urlOf(maddr)}/metrics`, gateway: parts.gateway, metrics: parts.metrics, logger, shutdown };

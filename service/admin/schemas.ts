@@ -23,7 +23,12 @@ export const createKeyBody = z
 export const rotateKeyBody = z
   .object({
     /** How long the old key keeps working (default: store.rotate_grace_seconds). */
-    grace_seconds: z.number().int().min(0).max(30 * 86400).optional(),
+    grace_seconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(30 * 86400)
+      .optional(),
   })
   .strict();
 

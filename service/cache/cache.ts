@@ -67,7 +67,9 @@ export function cacheDecision(body: Record<string, unknown>, headers: Headers): 
 }
 
 export function cacheKey(team: string, model: string, body: Record<string, unknown>): string {
-  const digest = createHash('sha256').update(JSON.stringify([KEY_VERSION, team, model, normalizeRequest(body)])).digest('hex');
+  const digest = createHash('sha256')
+    .update(JSON.stringify([KEY_VERSION, team, model, normalizeRequest(body)]))
+    .digest('hex');
   // The team's hash tag: every key a request touches lives in its team's Redis Cluster slot.
   return `cache:{t:${team}}:${digest}`;
 }
@@ -117,10 +119,7 @@ export class RedisCacheStore implements CacheStore {
   }
 }
 
-export function createResponseCache(
-  config: Pick<GatewayConfig, 'cache'>,
-  deps: { redis: Redis | null; metrics: Metrics; now?: () => number },
-): ResponseCache {
+export function createResponseCache(config: Pick<GatewayConfig, 'cache'>, deps: { redis: Redis | null; metrics: Metrics; now?: () => number }): ResponseCache {
   const { enabled, ttl_seconds } = config.cache;
   const store: CacheStore = deps.redis ? new RedisCacheStore(deps.redis) : new MemoryCacheStore(deps.now);
   const count = (result: 'hit' | 'miss' | 'bypass' | 'error') => deps.metrics.cacheRequests.inc({ result });

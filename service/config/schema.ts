@@ -36,9 +36,7 @@ export const dnsLabel = z
   .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'must be a DNS label: lower-case letters, digits and -');
 const labelSafe = dnsLabel;
 
-const sha256Hash = z
-  .string()
-  .regex(/^sha256:[0-9a-f]{64}$/, 'must be "sha256:" followed by 64 lower-case hex digits (see `npm run keygen`)');
+const sha256Hash = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be "sha256:" followed by 64 lower-case hex digits (see `npm run keygen`)');
 
 const price = z.number().nonnegative();
 
@@ -213,12 +211,13 @@ export const passthroughEntrySchema = z
     /** Largest request body (uploads); default server.body_limit_bytes. */
     body_limit_bytes: z.number().int().positive().optional(),
     /** How long an object created here stays owned by its team when the answer has no expires_at. */
-    object_ttl_seconds: z.number().int().positive().default(30 * 86400),
+    object_ttl_seconds: z
+      .number()
+      .int()
+      .positive()
+      .default(30 * 86400),
     /** Prices for answers: from their usage (per million tokens), else per request or per generated image. */
-    price: z
-      .object({ input_per_million: price.optional(), output_per_million: price.optional(), per_request_usd: price.optional(), per_image_usd: price.optional() })
-      .strict()
-      .optional(),
+    price: z.object({ input_per_million: price.optional(), output_per_million: price.optional(), per_request_usd: price.optional(), per_image_usd: price.optional() }).strict().optional(),
   })
   .strict();
 
@@ -253,7 +252,10 @@ export const redisConnectionSchema = z
     /** Every Redis call is bounded by this; past it the gateway falls back (memory limits, cache bypass, buffered spend). */
     command_timeout_ms: z.number().int().positive().default(100),
     /** Redis Sentinel: ask these for the current master of `sentinel_name` (host/port/url are then unused). */
-    sentinels: z.array(z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535).default(26379) }).strict()).min(1).optional(),
+    sentinels: z
+      .array(z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535).default(26379) }).strict())
+      .min(1)
+      .optional(),
     sentinel_name: z.string().min(1).optional(),
     /**
      * Redis Cluster: url/host name one node (or a managed cluster's configuration endpoint); the
@@ -418,7 +420,12 @@ const configBase = z
         /** Spend rows held in memory while PostgreSQL is unreachable; when full, requests get 503. */
         spool_max_rows: z.number().int().positive().default(100_000),
         /** How long a rotated key keeps working unless the rotate call says otherwise. */
-        rotate_grace_seconds: z.number().int().min(0).max(30 * 86400).default(3600),
+        rotate_grace_seconds: z
+          .number()
+          .int()
+          .min(0)
+          .max(30 * 86400)
+          .default(3600),
       })
       .strict()
       .optional(),
@@ -460,7 +467,8 @@ function checkModelRoutes(cfg: ParsedConfig, providers: ProviderMap, ctx: z.Refi
     route.targets?.forEach((t, i) => {
       const p = providers.get(t.provider);
       if (!p) ctx.addIssue({ code: 'custom', path: ['models', modelName, 'targets', i, 'provider'], message: `unknown provider "${t.provider}"` });
-      else if (!p.models.some((m) => m.name === t.model)) ctx.addIssue({ code: 'custom', path: ['models', modelName, 'targets', i, 'model'], message: `provider "${t.provider}" does not serve model "${t.model}"` });
+      else if (!p.models.some((m) => m.name === t.model))
+        ctx.addIssue({ code: 'custom', path: ['models', modelName, 'targets', i, 'model'], message: `provider "${t.provider}" does not serve model "${t.model}"` });
     });
     for (const provider of [...Object.keys(route.weights ?? {}), ...(route.order ?? [])]) {
       if (!providers.has(provider)) ctx.addIssue({ code: 'custom', path: ['models', modelName], message: `unknown provider "${provider}" in weights/order` });
@@ -489,7 +497,11 @@ function checkKeys(cfg: ParsedConfig, ctx: z.RefinementCtx): void {
       ctx.addIssue({ code: 'custom', path: ['auth', 'keys', i, 'name'], message: `duplicate key name "${k.name}" (also auth.keys[${first}]); limits are counted per name` });
     } else names.set(k.name, i);
     if (cfg.teams.length > 0 && !teams.has(k.team)) {
-      ctx.addIssue({ code: 'custom', path: ['auth', 'keys', i, 'team'], message: `unknown team "${k.team}": once any team is declared under teams, every key's team must be one of them (${[...teams].join(', ')}); add \`- name: ${k.team}\` under teams, or set this key's team to a declared one (docs/add-a-team-or-key.md)` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth', 'keys', i, 'team'],
+        message: `unknown team "${k.team}": once any team is declared under teams, every key's team must be one of them (${[...teams].join(', ')}); add \`- name: ${k.team}\` under teams, or set this key's team to a declared one (docs/add-a-team-or-key.md)`,
+      });
     }
   });
 }
@@ -507,8 +519,6 @@ export const configSchema = configBase.superRefine((cfg, ctx) => {
   }
 });
 
-
-
 /** Pass-through entries: never with auth "none", unique paths, an openai-type provider, no path inside an object collection. */
 function checkPassthrough(cfg: ParsedConfig, providers: Map<string, ParsedConfig['providers'][number]>, ctx: z.RefinementCtx): void {
   if (cfg.passthrough.length && cfg.auth.mode === 'none') {
@@ -520,7 +530,12 @@ function checkPassthrough(cfg: ParsedConfig, providers: Map<string, ParsedConfig
     paths.add(e.path);
     const inside = OBJECT_COLLECTIONS.find((c) => e.path.startsWith(`${c}/`));
     if (inside) ctx.addIssue({ code: 'custom', path: ['passthrough', i, 'path'], message: `is inside the object collection ${inside}: allow ${inside} (its objects stay private to their team)` });
-    if (e.path === '/v1/responses' || e.path.startsWith('/v1/responses/') || e.path.startsWith('/v1/gateway') || ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/models'].includes(e.path)) {
+    if (
+      e.path === '/v1/responses' ||
+      e.path.startsWith('/v1/responses/') ||
+      e.path.startsWith('/v1/gateway') ||
+      ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/models'].includes(e.path)
+    ) {
       ctx.addIssue({ code: 'custom', path: ['passthrough', i, 'path'], message: 'is served by the gateway itself' });
     }
     const p = e.provider ? providers.get(e.provider) : cfg.providers.find((x) => x.type === 'openai');
@@ -568,7 +583,12 @@ function checkUnpriced(cfg: ParsedConfig, ctx: z.RefinementCtx): void {
       if (m.unpriced && !hasNoPrices(m)) ctx.addIssue({ code: 'custom', path: [...path, 'unpriced'], message: 'the model has prices: remove unpriced: true' });
       if (m.unpriced || !hasNoPrices(m)) return;
       const why = budgets ? 'a team budget could use it' : costRouted(p.name, m.name) ? 'a cost strategy routes it' : undefined;
-      if (why) ctx.addIssue({ code: 'custom', path, message: `model "${m.name}" has no prices and ${why}: set input_per_million/output_per_million, or unpriced: true to count its requests as unpriced (cost 0)` });
+      if (why)
+        ctx.addIssue({
+          code: 'custom',
+          path,
+          message: `model "${m.name}" has no prices and ${why}: set input_per_million/output_per_million, or unpriced: true to count its requests as unpriced (cost 0)`,
+        });
     });
   });
 }

@@ -87,7 +87,13 @@ export function responseOutputText(parsed: Record<string, unknown>): string {
   return text;
 }
 
-const CHAT_LIKE = { streams: true, streamUsageOption: true, maxTokenFields: ['max_tokens', 'max_completion_tokens'], usage: (p: Record<string, unknown>) => chatUsage(p.usage), outputText: choicesText } as const;
+const CHAT_LIKE = {
+  streams: true,
+  streamUsageOption: true,
+  maxTokenFields: ['max_tokens', 'max_completion_tokens'],
+  usage: (p: Record<string, unknown>) => chatUsage(p.usage),
+  outputText: choicesText,
+} as const;
 
 export const ENDPOINTS: Readonly<Record<Endpoint, EndpointSpec>> = {
   chat: { ...CHAT_LIKE, path: '/v1/chat/completions', upstreamPath: '/chat/completions', required: 'messages', kinds: ['chat', 'completion'] },

@@ -33,11 +33,9 @@ export class GatewayError extends Error {
   }
 }
 
-export const badRequest = (message: string, code = 'invalid_request', param: string | null = null) =>
-  new GatewayError(400, 'invalid_request_error', code, message, {}, param);
+export const badRequest = (message: string, code = 'invalid_request', param: string | null = null) => new GatewayError(400, 'invalid_request_error', code, message, {}, param);
 
-export const unauthorized = (message: string, code = 'invalid_api_key') =>
-  new GatewayError(401, 'authentication_error', code, message, { 'www-authenticate': 'Bearer' });
+export const unauthorized = (message: string, code = 'invalid_api_key') => new GatewayError(401, 'authentication_error', code, message, { 'www-authenticate': 'Bearer' });
 
 export const forbidden = (message: string, code = 'forbidden') => new GatewayError(403, 'permission_error', code, message);
 
@@ -46,8 +44,7 @@ export const notFound = (message: string, code = 'not_found') => new GatewayErro
 export const modelNotFound = (model: string) =>
   new GatewayError(404, 'invalid_request_error', 'model_not_found', `The model "${model}" does not exist or is not served by this gateway. GET /v1/models lists the models.`, {}, 'model');
 
-export const payloadTooLarge = (limit: number) =>
-  new GatewayError(413, 'invalid_request_error', 'request_too_large', `Request body is larger than the limit of ${limit} bytes.`);
+export const payloadTooLarge = (limit: number) => new GatewayError(413, 'invalid_request_error', 'request_too_large', `Request body is larger than the limit of ${limit} bytes.`);
 
 export const rateLimited = (message: string, retryAfterSeconds: number, headers: Record<string, string> = {}, code = 'rate_limit_exceeded') =>
   new GatewayError(429, 'rate_limit_error', code, message, { ...headers, 'retry-after': String(Math.max(1, Math.ceil(retryAfterSeconds))) });

@@ -5,16 +5,7 @@ import { badRequest } from './errors';
  * `<collection>/<id>[/...]` reads, changes or deletes it, `GET <collection>` lists them. The
  * gateway records each id at creation against the creating team and answers 404 to others.
  */
-export const OBJECT_COLLECTIONS: readonly string[] = [
-  '/v1/files',
-  '/v1/uploads',
-  '/v1/batches',
-  '/v1/vector_stores',
-  '/v1/fine_tuning/jobs',
-  '/v1/containers',
-  '/v1/conversations',
-  '/v1/responses',
-];
+export const OBJECT_COLLECTIONS: readonly string[] = ['/v1/files', '/v1/uploads', '/v1/batches', '/v1/vector_stores', '/v1/fine_tuning/jobs', '/v1/containers', '/v1/conversations', '/v1/responses'];
 
 /**
  * Request-body fields that name a team-private object by id, from the OpenAI API reference:
@@ -25,7 +16,18 @@ export const OBJECT_COLLECTIONS: readonly string[] = [
  * file_ids}`), and upload parts (`part_ids` of POST /uploads/{id}/complete). Items of stored
  * responses and conversations are named by `{"type": "item_reference", "id": ...}` in input.
  */
-export const ID_REFERENCE_FIELDS: readonly string[] = ['file_id', 'file_ids', 'input_file_id', 'training_file', 'validation_file', 'previous_response_id', 'vector_store_ids', 'conversation', 'container', 'part_ids'];
+export const ID_REFERENCE_FIELDS: readonly string[] = [
+  'file_id',
+  'file_ids',
+  'input_file_id',
+  'training_file',
+  'validation_file',
+  'previous_response_id',
+  'vector_store_ids',
+  'conversation',
+  'container',
+  'part_ids',
+];
 
 /** Most distinct object ids one request may name (a 400 above): every one is looked up before the request leaves. */
 export const MAX_REFERENCED_IDS = 1000;
@@ -34,7 +36,14 @@ export const MAX_REFERENCED_IDS = 1000;
  * Paths whose request body may be multipart/form-data (a file upload), streamed to the
  * provider as received: every other pass-through body must be JSON.
  */
-const MULTIPART_PATHS: readonly RegExp[] = [/^\/v1\/files$/, /^\/v1\/uploads\/[^/]+\/parts$/, /^\/v1\/containers\/[^/]+\/files$/, /^\/v1\/audio\/(transcriptions|translations)$/, /^\/v1\/images\/(edits|variations)$/, /^\/v1\/videos$/];
+const MULTIPART_PATHS: readonly RegExp[] = [
+  /^\/v1\/files$/,
+  /^\/v1\/uploads\/[^/]+\/parts$/,
+  /^\/v1\/containers\/[^/]+\/files$/,
+  /^\/v1\/audio\/(transcriptions|translations)$/,
+  /^\/v1\/images\/(edits|variations)$/,
+  /^\/v1\/videos$/,
+];
 
 export const acceptsMultipart = (path: string): boolean => MULTIPART_PATHS.some((r) => r.test(path));
 
@@ -74,7 +83,8 @@ function addField(v: unknown, into: Set<string>): void {
   else if (Array.isArray(v)) {
     for (const x of v) if (typeof x === 'string') add(into, x);
   } else if (v && typeof v === 'object') {
-    if (typeof (v as { id?: unknown }).id === 'string') add(into, (v as { id: string }).id); // "conversation": {"id": ...}
+    if (typeof (v as { id?: unknown }).id === 'string')
+      add(into, (v as { id: string }).id); // "conversation": {"id": ...}
     else collect(v, into);
   }
 }

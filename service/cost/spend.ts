@@ -594,8 +594,7 @@ export function summarize(query: SpendQuery, days: string[], hashes: Array<Recor
       bump(groups.day, days[i], metric, n);
     }
   });
-  const rows = <K extends string>(map: Map<string, Raw>, label: (key: string) => Record<K, string>) =>
-    [...map.keys()].sort().map((k) => ({ ...label(k), ...figures(map.get(k)!) }));
+  const rows = <K extends string>(map: Map<string, Raw>, label: (key: string) => Record<K, string>) => [...map.keys()].sort().map((k) => ({ ...label(k), ...figures(map.get(k)!) }));
   return {
     from: query.from!,
     to: query.to!,

@@ -76,7 +76,16 @@ export class BackgroundResponses {
   /** The provider's current Response object, or undefined when it could not be read. */
   private async fetch(w: BackgroundWatch, timeoutMs: number): Promise<Record<string, unknown> | undefined> {
     try {
-      const res = await this.client.forward({ provider: w.candidate.provider, method: 'GET', subpath: `/responses/${encodeURIComponent(w.id)}`, search: '', headers: { accept: 'application/json' }, requestId: w.requestId, signal: new Cancel().signal, timeoutMs });
+      const res = await this.client.forward({
+        provider: w.candidate.provider,
+        method: 'GET',
+        subpath: `/responses/${encodeURIComponent(w.id)}`,
+        search: '',
+        headers: { accept: 'application/json' },
+        requestId: w.requestId,
+        signal: new Cancel().signal,
+        timeoutMs,
+      });
       const body = await readCapped(res.body, MAX_BODY_BYTES);
       if (res.statusCode !== 200) return undefined;
       const parsed = JSON.parse(body.toString('utf8')) as unknown;

@@ -33,7 +33,8 @@ export function jsonDepthExceeds(buf: Buffer, limit: number): boolean {
   for (let i = 0; i < buf.length; i++) {
     const b = buf[i];
     if (inString) {
-      if (b === 0x5c) i++; // backslash: skip the escaped byte
+      if (b === 0x5c)
+        i++; // backslash: skip the escaped byte
       else if (b === 0x22) inString = false;
     } else if (b === 0x22) inString = true;
     else if (b === 0x7b || b === 0x5b) {
@@ -116,7 +117,7 @@ export function readJsonBody(req: IncomingMessage, limitBytes: number, opts: { a
   const type = opts.anyContentType && !JSON_TYPE.test(req.headers['content-type'] ?? '') ? 'application/json' : req.headers['content-type'];
   if (!type || !JSON_TYPE.test(type)) return Promise.reject(unsupportedType());
   if (requestFinished(req) || !hasBody(req)) return Promise.resolve(undefined);
-  const charset = type === 'application/json' ? 'utf-8' : (parseContentType(type).parameters.charset?.toLowerCase() || 'utf-8');
+  const charset = type === 'application/json' ? 'utf-8' : parseContentType(type).parameters.charset?.toLowerCase() || 'utf-8';
   if (!charset.startsWith('utf-') || (charset !== 'utf-8' && !iconv.encodingExists(charset))) return Promise.reject(unsupportedEncoding());
   const contentEncoding = (req.headers['content-encoding'] || 'identity').toLowerCase();
   let inflate: Transform | undefined;

@@ -36,9 +36,7 @@ type Entry = GatewayConfig['passthrough'][number];
 type Method = Entry['methods'][number];
 
 /** What the gateway will do with one pass-through request (pure decision). */
-export type PassDecision =
-  | { kind: 'refuse'; error: GatewayError }
-  | { kind: 'forward'; method: Method; label: string; entry?: Entry; object?: ObjectPath };
+export type PassDecision = { kind: 'refuse'; error: GatewayError } | { kind: 'forward'; method: Method; label: string; entry?: Entry; object?: ObjectPath };
 
 const unknownUrl = (method: string, path: string) => notFound(`Unknown endpoint: ${method} ${path.slice(0, 200)}`, 'unknown_url');
 
@@ -61,7 +59,10 @@ export function decidePassthrough(method: string, path: string, entries: readonl
   const entry = entries.find((e) => e.path === path || (op && e.path === op.collection));
   if (!entry || !entry.methods.includes(method as Method)) return { kind: 'refuse', error: unknownUrl(method, path) };
   if (op && !op.id && method === 'GET') {
-    return { kind: 'refuse', error: forbidden(`Listing ${op.collection} is not available through the gateway: it would show other teams' objects. Keep the ids your application creates.`, 'listing_not_allowed') };
+    return {
+      kind: 'refuse',
+      error: forbidden(`Listing ${op.collection} is not available through the gateway: it would show other teams' objects. Keep the ids your application creates.`, 'listing_not_allowed'),
+    };
   }
   return { kind: 'forward', method: method as Method, label: entry.path, entry, object: op };
 }
@@ -219,14 +220,33 @@ export function passthroughRoute(ctx: GatewayContext, client: UpstreamClient) {
   };
 }
 
-async function send(client: UpstreamClient, req: IncomingMessage, res: ServerResponse, d: Extract<PassDecision, { kind: 'forward' }>, provider: ProviderConfig, path: string, search: string, body: string | Transform | undefined) {
+async function send(
+  client: UpstreamClient,
+  req: IncomingMessage,
+  res: ServerResponse,
+  d: Extract<PassDecision, { kind: 'forward' }>,
+  provider: ProviderConfig,
+  path: string,
+  search: string,
+  body: string | Transform | undefined,
+) {
   const ac = new AbortController();
   const onClose = () => {
     if (!res.writableFinished) ac.abort();
   };
   res.on('close', onClose);
   try {
-    return await client.forward({ provider, method: d.method, subpath: path.slice('/v1'.length), search, headers: forwardHeaders(req, body), body, requestId: recordOf(res).requestId, signal: ac.signal, timeoutMs: provider.timeout_ms });
+    return await client.forward({
+      provider,
+      method: d.method,
+      subpath: path.slice('/v1'.length),
+      search,
+      headers: forwardHeaders(req, body),
+      body,
+      requestId: recordOf(res).requestId,
+      signal: ac.signal,
+      timeoutMs: provider.timeout_ms,
+    });
   } catch (err) {
     if (err instanceof GatewayError) throw err;
     if ((err as { cause?: unknown })?.cause instanceof GatewayError) throw (err as { cause: GatewayError }).cause;
@@ -241,7 +261,15 @@ async function send(client: UpstreamClient, req: IncomingMessage, res: ServerRes
 type Upstream = Awaited<ReturnType<UpstreamClient['forward']>>;
 
 /** Sends the provider's answer on; JSON answers are read for their object id and usage, others stream through. */
-async function relayAnswer(ctx: GatewayContext, res: ServerResponse, principal: Principal, provider: ProviderConfig, d: Extract<PassDecision, { kind: 'forward' }>, up: Upstream, rename: ((text: string) => string) | undefined): Promise<void> {
+async function relayAnswer(
+  ctx: GatewayContext,
+  res: ServerResponse,
+  principal: Principal,
+  provider: ProviderConfig,
+  d: Extract<PassDecision, { kind: 'forward' }>,
+  up: Upstream,
+  rename: ((text: string) => string) | undefined,
+): Promise<void> {
   const status = up.statusCode;
   if (status === 401 || status === 403) {
     await readErrorBody(up.body);
@@ -306,7 +334,13 @@ function openAiShaped(body: unknown): Record<string, unknown> | undefined {
 const ITEM_COLLECTIONS: ReadonlySet<string> = new Set(['/v1/responses', '/v1/conversations']);
 
 /** A created object is recorded against the team; a deleted one is forgotten. */
-async function trackObject(ctx: GatewayContext, principal: Principal, provider: ProviderConfig, d: Extract<PassDecision, { kind: 'forward' }>, parsed: Record<string, unknown> | undefined): Promise<void> {
+async function trackObject(
+  ctx: GatewayContext,
+  principal: Principal,
+  provider: ProviderConfig,
+  d: Extract<PassDecision, { kind: 'forward' }>,
+  parsed: Record<string, unknown> | undefined,
+): Promise<void> {
   const op = d.object;
   if (!op || !parsed) return;
   const method = d.method;
@@ -323,7 +357,14 @@ async function trackObject(ctx: GatewayContext, principal: Principal, provider: 
 
 const NO_USAGE: Usage = Object.freeze({ prompt_tokens: 0, completion_tokens: 0 });
 
-function settle(ctx: GatewayContext, principal: Principal, provider: ProviderConfig, d: Extract<PassDecision, { kind: 'forward' }>, parsed: Record<string, unknown> | undefined, requestId: string): void {
+function settle(
+  ctx: GatewayContext,
+  principal: Principal,
+  provider: ProviderConfig,
+  d: Extract<PassDecision, { kind: 'forward' }>,
+  parsed: Record<string, unknown> | undefined,
+  requestId: string,
+): void {
   // A stored response read carries the usage of its creation, already accounted: a read costs nothing and uses no tokens.
   const { usage, costUsd: cost, unpriced } = d.entry ? priceAnswer(d.entry, parsed) : { usage: NO_USAGE, costUsd: 0, unpriced: false };
   ctx.tenancy.settle({ principal, requestId, provider: provider.name, model: d.label, usage, estimated: false, unpriced, costUsd: cost, listCostUsd: cost, cached: false, at: ctx.now() });

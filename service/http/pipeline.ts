@@ -126,7 +126,20 @@ function settle(s: Served, c: Candidate | undefined, billed: { usage: Usage; est
   // The admission's reservation is settled by the first settlement (a continued stream settles each attempt).
   const reservation = s.admission.reservation;
   s.admission.reservation = undefined;
-  s.ctx.tenancy.settle({ principal: s.principal, requestId: s.rec.requestId, provider: c?.provider.name ?? 'cache', model: s.route.model, usage, estimated, unpriced: !cached && !!c?.unpriced, costUsd, listCostUsd, cached, at: s.ctx.now(), reservation });
+  s.ctx.tenancy.settle({
+    principal: s.principal,
+    requestId: s.rec.requestId,
+    provider: c?.provider.name ?? 'cache',
+    model: s.route.model,
+    usage,
+    estimated,
+    unpriced: !cached && !!c?.unpriced,
+    costUsd,
+    listCostUsd,
+    cached,
+    at: s.ctx.now(),
+    reservation,
+  });
   s.rec.usage = { usage, estimated };
   s.rec.responseModel = typeof model === 'string' ? model : undefined;
   if (!cached) s.rec.costUsd = (s.rec.costUsd ?? 0) + costUsd;
@@ -238,7 +251,7 @@ async function relayStream(s: Served, result: Success): Promise<void> {
   if (createdId) await recordStoredResponse(s, result.candidate, createdId);
   const tried = new Set<string>();
   let prior: StreamResult | undefined;
-  for (let current = result; ; ) {
+  for (let current = result; ;) {
     const c = current.candidate;
     tried.add(c.provider.name);
     const plan = continuers(s, tried);

@@ -101,7 +101,14 @@ function onResponseClose(this: ServerResponse): void {
   const seconds = (l.tracker.now() - l.startedAt) / 1000;
   const status = res.statusCode;
   if (l.endpoint) {
-    metrics.requests.inc({ endpoint: l.endpoint, provider: l.provider ?? 'none', model: l.model ?? 'unknown', team: l.principal?.team ?? 'unauthenticated', project: l.principal?.project ?? 'unauthenticated', status_class: statusClass(status) });
+    metrics.requests.inc({
+      endpoint: l.endpoint,
+      provider: l.provider ?? 'none',
+      model: l.model ?? 'unknown',
+      team: l.principal?.team ?? 'unauthenticated',
+      project: l.principal?.project ?? 'unauthenticated',
+      status_class: statusClass(status),
+    });
     metrics.requestDuration.observe({ endpoint: l.endpoint, provider: l.provider ?? 'none', model: l.model ?? 'unknown', stream: l.stream ? 'true' : 'false' }, seconds);
   }
   l.trace?.end(l, res);

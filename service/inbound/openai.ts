@@ -47,7 +47,20 @@ function relayOpenAi(endpoint: Endpoint) {
     const r = await relaySse(handle, res, !valid.clientWantsUsage, typed, rewrite, hold);
     const end = r.clientGone ? 'client_gone' : (r.interrupted ?? 'completed');
     // Chat and completions send usage once, after the last choice; the Responses API in its final event.
-    return { end, usage: r.usage, usageFinal: r.usage !== undefined, model: r.model, outputText: r.outputText, sentText: r.outputText, toolCalls: r.toolCalls === true, dropped: r.dropped, responseId: r.responseId, itemId: r.itemId, itemIds: r.itemIds, sequence: r.sequence };
+    return {
+      end,
+      usage: r.usage,
+      usageFinal: r.usage !== undefined,
+      model: r.model,
+      outputText: r.outputText,
+      sentText: r.outputText,
+      toolCalls: r.toolCalls === true,
+      dropped: r.dropped,
+      responseId: r.responseId,
+      itemId: r.itemId,
+      itemIds: r.itemIds,
+      sequence: r.sequence,
+    };
   };
 }
 
@@ -73,7 +86,17 @@ const responsesContinuation: ContinuationSpec = {
     const errorEvent = (message: string) => typedErrorEvent(message, 'stream_interrupted', splice.sequence + 1);
     const out = await relayEvents(handle, res, splice, errorEvent, rewrite, hold);
     const end = out.clientGone ? 'client_gone' : (out.interrupted ?? 'completed');
-    return { ...prior, end, usage: splice.usage, usageFinal: splice.usageFinal, model: splice.model, outputText: splice.outputText, sentText: prior.sentText + splice.outputText, toolCalls: prior.toolCalls || splice.toolCalls, sequence: splice.sequence };
+    return {
+      ...prior,
+      end,
+      usage: splice.usage,
+      usageFinal: splice.usageFinal,
+      model: splice.model,
+      outputText: splice.outputText,
+      sentText: prior.sentText + splice.outputText,
+      toolCalls: prior.toolCalls || splice.toolCalls,
+      sequence: splice.sequence,
+    };
   },
   end(res, prior) {
     const [message, code] = breakReason(endOf(prior));

@@ -40,7 +40,16 @@ export function chatToMessage(c: Json): Json {
   const content: Json[] = [];
   if (typeof choice.message?.content === 'string' && choice.message.content) content.push({ type: 'text', text: choice.message.content });
   for (const tc of choice.message?.tool_calls ?? []) content.push({ type: 'tool_use', id: tc.id, name: tc.function?.name, input: toolInput(tc.function?.arguments) });
-  return { id: messageId(c.id), type: 'message', role: 'assistant', model: c.model, content, stop_reason: STOP[choice.finish_reason] ?? 'end_turn', stop_sequence: null, usage: messagesUsage(chatUsage(c.usage)) };
+  return {
+    id: messageId(c.id),
+    type: 'message',
+    role: 'assistant',
+    model: c.model,
+    content,
+    stop_reason: STOP[choice.finish_reason] ?? 'end_turn',
+    stop_sequence: null,
+    usage: messagesUsage(chatUsage(c.usage)),
+  };
 }
 
 const sse = (type: string, data: Json) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
@@ -204,8 +213,7 @@ export class MessagesStreamObserver implements StreamTranslator, Observed {
         // message_start's output_tokens is a running count (often 1); message_delta's is the final one.
         this.raw = { ...this.raw, ...data.usage };
         this.usageFinal = true;
-      }
-      else if (data.type === 'content_block_delta' && typeof data.delta?.text === 'string') this.outputText += data.delta.text;
+      } else if (data.type === 'content_block_delta' && typeof data.delta?.text === 'string') this.outputText += data.delta.text;
       else if (data.type === 'content_block_start') {
         this.blockIndex = typeof data.index === 'number' ? data.index : this.blockIndex + 1;
         this.textOpen = data.content_block?.type === 'text';

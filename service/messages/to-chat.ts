@@ -56,7 +56,10 @@ export function messagesToChat(body: Json): Json {
   if (typeof body.temperature === 'number') out.temperature = body.temperature;
   if (typeof body.top_p === 'number') out.top_p = body.top_p;
   if (Array.isArray(body.tools)) {
-    out.tools = body.tools.map((t: Json) => ({ type: 'function', function: { name: t.name, ...(t.description ? { description: t.description } : {}), parameters: t.input_schema ?? { type: 'object' } } }));
+    out.tools = body.tools.map((t: Json) => ({
+      type: 'function',
+      function: { name: t.name, ...(t.description ? { description: t.description } : {}), parameters: t.input_schema ?? { type: 'object' } },
+    }));
     const choice = toolChoice(body.tool_choice);
     if (choice) out.tool_choice = choice;
     if (body.tool_choice?.disable_parallel_tool_use === true) out.parallel_tool_calls = false;

@@ -93,7 +93,7 @@ function translateTools(tools: unknown): Json[] | undefined {
   if (!Array.isArray(tools)) return undefined;
   return tools.map((t: Json, i) => {
     const fn = t?.function as Json | undefined;
-    if (t?.type !== 'function' || !fn || typeof fn.name !== 'string') throw new RequestTranslationError('Only function tools are supported by this model\'s provider.', `tools[${i}]`);
+    if (t?.type !== 'function' || !fn || typeof fn.name !== 'string') throw new RequestTranslationError("Only function tools are supported by this model's provider.", `tools[${i}]`);
     const tool: Json = { name: fn.name, input_schema: (fn.parameters as Json | undefined) ?? { type: 'object', properties: {} } };
     if (typeof fn.description === 'string') tool.description = fn.description;
     return tool;
@@ -130,7 +130,7 @@ function stopSequences(stop: unknown): string[] | undefined {
 
 /** The Anthropic Messages request body for an OpenAI chat request. */
 export function anthropicRequest(body: Json, upstreamModel: string, defaultMaxTokens: number, stream: boolean): Json {
-  if (typeof body.n === 'number' && body.n > 1) throw new RequestTranslationError('n > 1 is not supported by this model\'s provider.', 'n');
+  if (typeof body.n === 'number' && body.n > 1) throw new RequestTranslationError("n > 1 is not supported by this model's provider.", 'n');
   const { system, messages } = translateMessages(body.messages);
   const instruction = formatInstruction(body.response_format);
   if (instruction) system.push(instruction);

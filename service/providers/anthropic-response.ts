@@ -43,14 +43,21 @@ export function anthropicUsage(u: unknown): Usage | undefined {
 /** A non-streaming Anthropic `message` as a chat.completion. */
 export function chatCompletionOf(msg: Json, nowSec: number): Json {
   const blocks = Array.isArray(msg.content) ? (msg.content as Json[]) : [];
-  const text = blocks.filter((b) => b?.type === 'text' && typeof b.text === 'string').map((b) => b.text as string).join('');
-  const toolCalls = blocks
-    .filter((b) => b?.type === 'tool_use')
-    .map((b) => ({ id: b.id, type: 'function', function: { name: b.name, arguments: JSON.stringify(b.input ?? {}) } }));
+  const text = blocks
+    .filter((b) => b?.type === 'text' && typeof b.text === 'string')
+    .map((b) => b.text as string)
+    .join('');
+  const toolCalls = blocks.filter((b) => b?.type === 'tool_use').map((b) => ({ id: b.id, type: 'function', function: { name: b.name, arguments: JSON.stringify(b.input ?? {}) } }));
   const message: Json = { role: 'assistant', content: text || (toolCalls.length ? null : ''), refusal: null };
   if (toolCalls.length) message.tool_calls = toolCalls;
   const usage = anthropicUsage(msg.usage);
-  const out: Json = { id: msg.id, object: 'chat.completion', created: nowSec, model: msg.model, choices: [{ index: 0, message, logprobs: null, finish_reason: finishReason(msg.stop_reason) ?? 'stop' }] };
+  const out: Json = {
+    id: msg.id,
+    object: 'chat.completion',
+    created: nowSec,
+    model: msg.model,
+    choices: [{ index: 0, message, logprobs: null, finish_reason: finishReason(msg.stop_reason) ?? 'stop' }],
+  };
   if (usage) out.usage = chatUsageObject(usage);
   return out;
 }

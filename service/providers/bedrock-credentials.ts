@@ -33,11 +33,15 @@ export async function awsCredentials(env: NodeJS.ProcessEnv, provider: () => Pro
   const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
   if (accessKeyId && secretAccessKey) return { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN || undefined };
   try {
-    return await (await provider())();
+    return await (
+      await provider()
+    )();
   } catch (err) {
     // The SDK keeps a failed chain's promise only until it settles; drop ours too, so the next call retries.
     resetAwsCredentialChain();
     const why = err instanceof Error ? err.name : 'error';
-    throw new CredentialsError(`no AWS credentials: not in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), and the standard chain (web identity / IRSA, EKS Pod Identity, container, config files, instance metadata) found none (${why})`);
+    throw new CredentialsError(
+      `no AWS credentials: not in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), and the standard chain (web identity / IRSA, EKS Pod Identity, container, config files, instance metadata) found none (${why})`,
+    );
   }
 }

@@ -20,7 +20,9 @@ function converseBlock(b: Json): Json {
     case 'tool_result':
       return { toolResult: { toolUseId: b.tool_use_id, content: [{ text: b.content }] } };
     case 'image': {
-      const format = String(b.source?.media_type ?? '').replace(/^image\//, '').replace('jpg', 'jpeg');
+      const format = String(b.source?.media_type ?? '')
+        .replace(/^image\//, '')
+        .replace('jpg', 'jpeg');
       if (b.source?.type !== 'base64' || !IMAGE_FORMATS.has(format)) throw new RequestTranslationError('Bedrock takes images as data URLs of png, jpeg, gif or webp.', 'messages');
       return { image: { format, source: { bytes: b.source.data } } };
     }

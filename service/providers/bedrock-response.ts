@@ -15,7 +15,14 @@ type Json = Record<string, any>;
 
 const n = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 
-const FINISH: Record<string, string> = { end_turn: 'stop', stop_sequence: 'stop', max_tokens: 'length', tool_use: 'tool_calls', guardrail_intervened: 'content_filter', content_filtered: 'content_filter' };
+const FINISH: Record<string, string> = {
+  end_turn: 'stop',
+  stop_sequence: 'stop',
+  max_tokens: 'length',
+  tool_use: 'tool_calls',
+  guardrail_intervened: 'content_filter',
+  content_filtered: 'content_filter',
+};
 
 /** Converse usage (inputTokens exclude the prompt-cache reads and writes) as the gateway's. */
 export function bedrockUsage(u: Json | undefined): Usage | undefined {
@@ -30,7 +37,13 @@ export function converseToChat(parsed: Json, nowSec: number, model: string): Jso
   const message: Json = { role: 'assistant', content: text || (calls.length ? null : ''), refusal: null };
   if (calls.length) message.tool_calls = calls;
   const usage = bedrockUsage(parsed.usage);
-  const out: Json = { id: `chatcmpl-bedrock-${nowSec}`, object: 'chat.completion', created: nowSec, model, choices: [{ index: 0, message, logprobs: null, finish_reason: FINISH[parsed.stopReason] ?? 'stop' }] };
+  const out: Json = {
+    id: `chatcmpl-bedrock-${nowSec}`,
+    object: 'chat.completion',
+    created: nowSec,
+    model,
+    choices: [{ index: 0, message, logprobs: null, finish_reason: FINISH[parsed.stopReason] ?? 'stop' }],
+  };
   if (usage) out.usage = chatUsageObject(usage);
   return out;
 }
@@ -48,7 +61,13 @@ export class ConverseStreamTranslator {
   ) {}
 
   private chunk(delta: Json, finish: string | null = null): string {
-    const c = { id: `chatcmpl-bedrock-${this.nowSec}`, object: 'chat.completion.chunk', created: this.nowSec, model: this.model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] };
+    const c = {
+      id: `chatcmpl-bedrock-${this.nowSec}`,
+      object: 'chat.completion.chunk',
+      created: this.nowSec,
+      model: this.model,
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    };
     const out = `data: ${JSON.stringify(c)}\n\n`;
     if (this.opened) return out;
     this.opened = true;

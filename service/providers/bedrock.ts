@@ -31,7 +31,15 @@ async function sign(provider: ProviderConfig, t: Target, body: string, env: Node
   const credentials = await awsCredentials(env);
   const signer = new SignatureV4({ service: 'bedrock', region: providerOfType(provider, 'bedrock').region, sha256: Sha256, credentials });
   const url = new URL(t.origin);
-  const signed = await signer.sign({ method: 'POST', protocol: url.protocol, hostname: url.hostname, port: url.port ? Number(url.port) : undefined, path: t.path, headers: { ...t.headers, host: url.host }, body });
+  const signed = await signer.sign({
+    method: 'POST',
+    protocol: url.protocol,
+    hostname: url.hostname,
+    port: url.port ? Number(url.port) : undefined,
+    path: t.path,
+    headers: { ...t.headers, host: url.host },
+    body,
+  });
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(signed.headers)) if (k !== 'host' && !(k in t.headers)) out[k] = String(v);
   return out;

@@ -10,7 +10,6 @@ import { openaiAdapter } from './openai';
 import type { ProviderAdapter } from './types';
 import type { ProviderType } from '../core/provider-types';
 
-
 const ADAPTERS: Readonly<Record<ProviderType, ProviderAdapter>> = {
   openai: openaiAdapter,
   azure: azureAdapter,

@@ -23,4 +23,3 @@ export async function* translateSse(source: AsyncIterator<Buffer>, translator: S
     await source.return?.();
   }
 }
-

@@ -17,14 +17,16 @@ export interface ProviderStats {
   lastAttemptAt?: number;
 }
 
-export const ewma = (prev: number | undefined, sample: number, alpha: number): number =>
-  prev === undefined ? sample : prev + alpha * (sample - prev);
+export const ewma = (prev: number | undefined, sample: number, alpha: number): number => (prev === undefined ? sample : prev + alpha * (sample - prev));
 
 export class StatsTracker {
   /** provider -> model -> stats, updated in place (no key string or object built per request). */
   private readonly stats = new Map<string, Map<string, ProviderStats>>();
 
-  constructor(private readonly alpha: number, private readonly now: () => number) {}
+  constructor(
+    private readonly alpha: number,
+    private readonly now: () => number,
+  ) {}
 
   private entry(provider: string, model: string): ProviderStats {
     let byModel = this.stats.get(provider);

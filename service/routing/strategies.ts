@@ -31,8 +31,7 @@ export interface Exploration {
   reprobeAfterMs: number;
 }
 
-export const expectedCost = (c: Candidate, t: { input: number; output: number }): number =>
-  (c.inputPerMillion * t.input + c.outputPerMillion * t.output) / 1e6;
+export const expectedCost = (c: Candidate, t: { input: number; output: number }): number => (c.inputPerMillion * t.input + c.outputPerMillion * t.output) / 1e6;
 
 const byKey = (key: (c: Candidate) => number) => (a: Candidate, b: Candidate) => key(a) - key(b) || a.order - b.order;
 
@@ -97,9 +96,7 @@ export function balancedScores(cs: Candidate[], ctx: PlanContext): Map<Candidate
   const prices = new Map(cs.map((c) => [c, known.get(c) ?? maxPrice]));
   const maxLat = Math.max(...lat.values()) || 1;
   const w = ctx.balanced;
-  return new Map(
-    cs.map((c) => [c, (w.price * prices.get(c)!) / maxPrice + (w.latency * lat.get(c)!) / maxLat + w.errors * ctx.stats(c).errorRate]),
-  );
+  return new Map(cs.map((c) => [c, (w.price * prices.get(c)!) / maxPrice + (w.latency * lat.get(c)!) / maxLat + w.errors * ctx.stats(c).errorRate]));
 }
 
 function balanced(cs: Candidate[], ctx: PlanContext): Candidate[] {

@@ -131,7 +131,12 @@ export async function rotateKey(db: Db, id: string, graceSeconds: number, actor:
       )
     )[0];
     if (!old) return undefined;
-    const created = await insertKey(q, { name: old.name, team: old.team, project: old.project, models: old.models ?? undefined, rate_limit: old.rate_limit ?? undefined, budget: old.budget ?? undefined }, actor, old.id);
+    const created = await insertKey(
+      q,
+      { name: old.name, team: old.team, project: old.project, models: old.models ?? undefined, rate_limit: old.rate_limit ?? undefined, budget: old.budget ?? undefined },
+      actor,
+      old.id,
+    );
     await changed(q, actor, 'key.rotate', id, { new_id: created.row.id, grace_seconds: graceSeconds });
     return { ...created, old };
   });
@@ -144,10 +149,11 @@ export async function listTeams(db: Queryable): Promise<TeamRow[]> {
 /** undefined when the team already exists. */
 export async function createTeam(db: Db, t: { name: string; budget?: Budget; rate_limit?: RateLimit }, actor: string): Promise<TeamRow | undefined> {
   return db.tx(async (q) => {
-    const rows = await q.query<TeamRow>(
-      'INSERT INTO teams (name, budget, rate_limit) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING RETURNING name, budget, rate_limit, created_at, updated_at',
-      [t.name, json(t.budget), json(t.rate_limit)],
-    );
+    const rows = await q.query<TeamRow>('INSERT INTO teams (name, budget, rate_limit) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING RETURNING name, budget, rate_limit, created_at, updated_at', [
+      t.name,
+      json(t.budget),
+      json(t.rate_limit),
+    ]);
     if (rows[0]) await changed(q, actor, 'team.create', t.name, { budget: t.budget, rate_limit: t.rate_limit });
     return rows[0];
   });

@@ -53,7 +53,11 @@ export class KeyRegistry implements KeyDirectory {
   /** Loads the snapshot, then listens and polls. Rejects when the first load fails (the store is unusable). */
   async start(): Promise<void> {
     await this.reload();
-    this.unlisten = await this.db.listen(STORE_CHANNEL, () => void this.refresh(true), (err) => this.opts.onError?.('store_listen', err));
+    this.unlisten = await this.db.listen(
+      STORE_CHANNEL,
+      () => void this.refresh(true),
+      (err) => this.opts.onError?.('store_listen', err),
+    );
     const poll = setInterval(() => void this.refresh(false), this.opts.pollMs ?? 250);
     const touch = setInterval(() => void this.flushUsed(), this.opts.touchMs ?? 5_000);
     for (const t of [poll, touch]) t.unref();

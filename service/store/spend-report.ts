@@ -74,7 +74,15 @@ FROM spend_ledger WHERE ${where.join(' AND ')}${q.groupBy.length ? ` GROUP BY ${
     .map((r) => {
       const out: Record<string, unknown> = {};
       for (const g of q.groupBy) out[g] = String(r[g]);
-      Object.assign(out, { requests: Number(r.requests), cached_requests: Number(r.cached_requests), estimated_requests: Number(r.estimated_requests), prompt_tokens: Number(r.prompt_tokens ?? 0), completion_tokens: Number(r.completion_tokens ?? 0), cost_usd: toUsd(r.cost_nano), list_cost_usd: toUsd(r.list_cost_nano) });
+      Object.assign(out, {
+        requests: Number(r.requests),
+        cached_requests: Number(r.cached_requests),
+        estimated_requests: Number(r.estimated_requests),
+        prompt_tokens: Number(r.prompt_tokens ?? 0),
+        completion_tokens: Number(r.completion_tokens ?? 0),
+        cost_usd: toUsd(r.cost_nano),
+        list_cost_usd: toUsd(r.list_cost_nano),
+      });
       return out as Record<string, string> & LedgerFigures;
     });
   const totals = Object.fromEntries(FIGURES.map((f) => [f, 0])) as unknown as LedgerFigures;

@@ -48,7 +48,12 @@ export async function openStore(config: GatewayConfig, deps: { env: Record<strin
     const registry = new KeyRegistry(db, { onError });
     await registry.start();
     const ledger = new PgLedger(db, { maxRows: settings.spool_max_rows, registry: deps.registry, onError: (err) => onError('ledger_write', err) });
-    const stopWatch = deps.redis ? watchBudgets(db, deps.redis, { onError: (err) => onError('budget_rebuild', err), onRebuilt: (scopes) => deps.logger.warn({ scopes }, 'budget counters rebuilt from the ledger (Redis had lost them)') }) : () => undefined;
+    const stopWatch = deps.redis
+      ? watchBudgets(db, deps.redis, {
+          onError: (err) => onError('budget_rebuild', err),
+          onRebuilt: (scopes) => deps.logger.warn({ scopes }, 'budget counters rebuilt from the ledger (Redis had lost them)'),
+        })
+      : () => undefined;
     deps.logger.info({ store: db.kind }, 'store ready');
     const close = async () => {
       stopWatch();

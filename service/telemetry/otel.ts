@@ -48,7 +48,9 @@ function diagLogger(logger: Logger) {
 export function createOtelTracing(s: Extract<TracingSettings, { enabled: true }>, logger: Logger): Tracing {
   diag.setLogger(diagLogger(logger), DiagLogLevel.WARN);
   // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (envDetector) override the gateway's default name.
-  const resource = defaultResource().merge(resourceFromAttributes({ 'service.name': 'ai-gateway' })).merge(detectResources({ detectors: [envDetector] }));
+  const resource = defaultResource()
+    .merge(resourceFromAttributes({ 'service.name': 'ai-gateway' }))
+    .merge(detectResources({ detectors: [envDetector] }));
   // BasicTracerProvider reads OTEL_TRACES_SAMPLER/_ARG and the span limits; BatchSpanProcessor reads OTEL_BSP_*.
   const provider = new BasicTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(exporterFor(s))] });
   const tracer = provider.getTracer('ai-gateway');

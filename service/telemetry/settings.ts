@@ -32,7 +32,10 @@ const set = (v: string | undefined): v is string => v !== undefined && v.trim() 
 
 export function tracingSettings(env: Env, config: TelemetryConfig = {}): TracingSettings {
   if (set(env.OTEL_SDK_DISABLED) && env.OTEL_SDK_DISABLED.trim().toLowerCase() === 'true') return { enabled: false };
-  const exporters = (env.OTEL_TRACES_EXPORTER ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const exporters = (env.OTEL_TRACES_EXPORTER ?? '')
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
   if (exporters.includes('none')) return { enabled: false };
   const envEndpoint = set(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) || set(env.OTEL_EXPORTER_OTLP_ENDPOINT);
   if (!exporters.length && !envEndpoint && !config.otlp_endpoint) return { enabled: false };

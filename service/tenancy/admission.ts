@@ -108,7 +108,8 @@ const unreserved = (s: WindowState, amount: number): WindowState => ({ ...s, rem
 /** The headers of a response: the tightest requests window and the tightest tokens window. */
 function headersOf(matched: Matched[], results: Array<CheckResult | null>, tokensFree: number): Record<string, string> {
   // tokensFree: a refused request's tokens, given back to the rules that had taken them.
-  const of = (res: Resource) => tightest(matched.map((m, i) => (m.match.rule.resource === res && results[i] ? (res === 'tokens' && results[i]!.ok ? unreserved(results[i]!.state, tokensFree) : results[i]!.state) : undefined)));
+  const of = (res: Resource) =>
+    tightest(matched.map((m, i) => (m.match.rule.resource === res && results[i] ? (res === 'tokens' && results[i]!.ok ? unreserved(results[i]!.state, tokensFree) : results[i]!.state) : undefined)));
   return rateLimitHeaders(of('requests'), of('tokens'));
 }
 

@@ -49,7 +49,6 @@ export interface SpendSink {
   full(): boolean;
 }
 
-
 export interface Admission {
   /** Headers for the client: x-ratelimit-limit-requests, -remaining-requests, -reset-requests and token equivalents. */
   headers: Record<string, string>;

@@ -55,7 +55,15 @@ export class RuleLimiter {
     const windowMs = rule.windowSeconds * 1000;
     const redis = env.redis;
     const leased = (prefix: string, limit: number, ms: number) =>
-      new LeasedWindow({ redis: redis!, prefix, limit, windowMs: ms, expectedReplicas: env.expectedReplicas, ready: () => redisReady(redis), maxPrefetch: rule.resource === 'requests' ? undefined : Infinity });
+      new LeasedWindow({
+        redis: redis!,
+        prefix,
+        limit,
+        windowMs: ms,
+        expectedReplicas: env.expectedReplicas,
+        ready: () => redisReady(redis),
+        maxPrefetch: rule.resource === 'requests' ? undefined : Infinity,
+      });
     if (redis) {
       this.main = leased(LIMIT_KEY_PREFIX, rule.capacity, windowMs);
       this.insurance = new MemoryWindow(fallbackPoints(rule.capacity, env.expectedReplicas), windowMs);

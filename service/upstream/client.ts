@@ -68,7 +68,10 @@ export class UpstreamClient {
   private readonly proxy: ProxySettings | undefined;
 
   /** `env` is where the proxy settings come from (the process environment unless a test injects one). */
-  constructor(private readonly providers: ProviderConfig[], private readonly env: NodeJS.ProcessEnv = process.env) {
+  constructor(
+    private readonly providers: ProviderConfig[],
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {
     this.proxy = proxyFromEnv(env);
   }
 

@@ -33,7 +33,14 @@ async function* bytesOf(handle: StreamHandle): AsyncGenerator<Buffer, void, unde
  * `rewrite` is applied to the text of each write (the requested model name for a mapped one).
  * `hold`: on a cut, return without the error event and without ending the response (the caller may continue the stream).
  */
-export async function relayEvents(handle: StreamHandle, res: ServerResponse, translator: StreamTranslator & { complete?: boolean }, errorEvent: (message: string) => string, rewrite?: (text: string) => string, hold = false): Promise<EventRelayResult> {
+export async function relayEvents(
+  handle: StreamHandle,
+  res: ServerResponse,
+  translator: StreamTranslator & { complete?: boolean },
+  errorEvent: (message: string) => string,
+  rewrite?: (text: string) => string,
+  hold = false,
+): Promise<EventRelayResult> {
   let clientGone = false;
   let interrupted: 'cut' | undefined;
   const onClose = () => {

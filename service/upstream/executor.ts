@@ -84,9 +84,22 @@ export interface ExecuteInput {
 }
 
 type FailureKind =
-  | 'timeout' | 'headers_timeout' | 'first_token_timeout' | 'refused' | 'reset' | 'dns' | 'network'
-  | 'status_retryable' | 'provider_auth' | 'not_found' | 'status_other'
-  | 'invalid_json' | 'invalid_stream' | 'empty_stream' | 'too_large' | 'context_length';
+  | 'timeout'
+  | 'headers_timeout'
+  | 'first_token_timeout'
+  | 'refused'
+  | 'reset'
+  | 'dns'
+  | 'network'
+  | 'status_retryable'
+  | 'provider_auth'
+  | 'not_found'
+  | 'status_other'
+  | 'invalid_json'
+  | 'invalid_stream'
+  | 'empty_stream'
+  | 'too_large'
+  | 'context_length';
 
 type AttemptFailure = { kind: 'failure'; reason: FailureKind; status?: number; retryAfterMs?: number; retryable: boolean };
 
@@ -197,7 +210,6 @@ interface AttemptCall {
   stopTimer: () => void;
   done: () => void;
 }
-
 
 export class Executor {
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -527,9 +539,12 @@ export class Executor {
       return rateLimited(`Every provider for model "${model}" is rate limiting the gateway (${summary}).`, Math.ceil((last.retryAfterMs ?? 1000) / 1000), {}, 'upstream_rate_limited');
     }
     if (last?.reason === 'provider_auth') {
-      return upstreamUnavailable(`No provider for model "${model}" is available: the last one (${lastProvider}) rejected the gateway's provider credentials (${summary}). This is a gateway configuration problem, not your key.`, 'upstream_auth_failed');
+      return upstreamUnavailable(
+        `No provider for model "${model}" is available: the last one (${lastProvider}) rejected the gateway's provider credentials (${summary}). This is a gateway configuration problem, not your key.`,
+        'upstream_auth_failed',
+      );
     }
-    const what = last?.status ? `HTTP ${last.status}` : last?.reason ?? 'error';
+    const what = last?.status ? `HTTP ${last.status}` : (last?.reason ?? 'error');
     return upstreamUnavailable(`No provider for model "${model}" could serve the request (${summary}; last: ${lastProvider} ${what}).`);
   }
 }

@@ -56,7 +56,9 @@ interface Ran {
 function run(file: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> {
   return new Promise((resolve) => {
     // code: the exit code, or (for a program that is not installed) the spawn error's code, ENOENT.
-    execFile(file, args, { cwd: ROOT, timeout: 120_000, env: { ...process.env, ...env } }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }));
+    execFile(file, args, { cwd: ROOT, timeout: 120_000, env: { ...process.env, ...env } }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
+    );
   });
 }
 const runScript = (script: string, args: string[]) => run(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', `${script}.ts`), ...args]);
@@ -81,7 +83,8 @@ function merge(a: unknown, b: unknown): unknown {
 /** A value for each ${VAR} a snippet names: a key hash for *_HASH, a URL for *_URL, else a dummy secret. */
 function envFor(text: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [, name] of text.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)) env[name] = name.endsWith('_HASH') ? hashKey(name) : name.endsWith('_URL') ? 'http://127.0.0.1:9/v1' : `dummy-${name.toLowerCase()}`;
+  for (const [, name] of text.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g))
+    env[name] = name.endsWith('_HASH') ? hashKey(name) : name.endsWith('_URL') ? 'http://127.0.0.1:9/v1' : `dummy-${name.toLowerCase()}`;
   return env;
 }
 
@@ -116,17 +119,29 @@ describe('docs: every command and config snippet of the README and the task page
     upstream = await startFakeUpstream('openai');
     const [port, metricsPort] = [await freePort(), await freePort()];
     // The quickstart's own file, with free ports instead of 8080/9090 (other things may hold those).
-    const text = readFileSync(join(ROOT, 'config/quickstart.yaml'), 'utf8').replace(/^ {2}port: 8080$/m, `  port: ${port}`).replace(/^ {2}metrics_port: 9090$/m, `  metrics_port: ${metricsPort}`);
+    const text = readFileSync(join(ROOT, 'config/quickstart.yaml'), 'utf8')
+      .replace(/^ {2}port: 8080$/m, `  port: ${port}`)
+      .replace(/^ {2}metrics_port: 9090$/m, `  metrics_port: ${metricsPort}`);
     assert.ok(text.includes(`port: ${port}`) && text.includes(`metrics_port: ${metricsPort}`), 'config/quickstart.yaml has port 8080 and metrics_port 9090, as the docs say');
     writeFileSync(join(tmp, 'quickstart.yaml'), text);
     const env = { OPENAI_API_KEY: 'sk-docs-test-provider', OPENAI_BASE_URL: upstream.url, GATEWAY_KEY_HASH: hashKey(CLIENT_KEY), GATEWAY_ADMIN_KEY_HASH: hashKey(ADMIN_KEY) };
-    gateway = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'service/main.ts'), '--config', join(tmp, 'quickstart.yaml')], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    gateway = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'service/main.ts'), '--config', join(tmp, 'quickstart.yaml')], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     gateway.stdout!.on('data', (d) => (gatewayOut += d));
     gateway.stderr!.on('data', (d) => (gatewayOut += d));
     gatewayUrl = `http://127.0.0.1:${port}`;
     for (let i = 0; ; i++) {
       if (gateway.exitCode !== null) throw new Error(`the quickstart gateway exited:\n${gatewayOut}`);
-      if (await fetch(`${gatewayUrl}/ready`).then((r) => r.ok, () => false)) break;
+      if (
+        await fetch(`${gatewayUrl}/ready`).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        break;
       if (i > 300) throw new Error(`the quickstart gateway did not become ready:\n${gatewayOut}`);
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -198,10 +213,13 @@ describe('docs: every command and config snippet of the README and the task page
       }
     }
     assert.ok(ran >= 12, `ran ${ran} commands`);
-    assert.ok(upstream.received.some((r) => r.path.endsWith('/chat/completions')), 'the first request reached the provider');
+    assert.ok(
+      upstream.received.some((r) => r.path.endsWith('/chat/completions')),
+      'the first request reached the provider',
+    );
   });
 
-  it("README: the openai SDK snippet runs against the quickstart gateway; the Python one parses", async () => {
+  it('README: the openai SDK snippet runs against the quickstart gateway; the Python one parses', async () => {
     const ts = ALL.filter((b) => b.file === 'README.md' && b.lang === 'ts');
     assert.equal(ts.length, 1);
     const file = join(ROOT, 'test/docs', `.readme-snippet-${process.pid}.mts`);
@@ -230,8 +248,15 @@ describe('docs: every command and config snippet of the README and the task page
 
   it("add a team or a key: the error quoted for a key's undeclared team is the parser's", () => {
     const [sample] = ALL.filter((b) => b.file === 'docs/add-a-team-or-key.md' && b.lang === 'text');
-    const cfg = { teams: [{ name: 'support' }], auth: { keys: [{ hash: hashKey('k'), name: 'search-backend', team: 'search' }] }, providers: [{ name: 'p', base_url: 'http://127.0.0.1:9/v1', api_key: 'x', models: [{ name: 'm', input_per_million: 1, output_per_million: 2 }] }] };
-    assert.throws(() => parseConfigText(stringify(cfg)), (err: ConfigError) => err.problems.includes(sample.text.trim()));
+    const cfg = {
+      teams: [{ name: 'support' }],
+      auth: { keys: [{ hash: hashKey('k'), name: 'search-backend', team: 'search' }] },
+      providers: [{ name: 'p', base_url: 'http://127.0.0.1:9/v1', api_key: 'x', models: [{ name: 'm', input_per_million: 1, output_per_million: 2 }] }],
+    };
+    assert.throws(
+      () => parseConfigText(stringify(cfg)),
+      (err: ConfigError) => err.problems.includes(sample.text.trim()),
+    );
   });
 
   it('links between the pages point at files and headings that exist', () => {
@@ -263,7 +288,15 @@ describe('docs: every command and config snippet of the README and the task page
 
   it('the checks fail on a wrong command or config (they are not vacuous)', async () => {
     const fake = (text: string, lang = 'sh'): Block => ({ file: 'docs/fake.md', line: 1, lang, text });
-    const bad = ['npm run nosuch', 'npm run keygen -- --bogus x', 'npm run dev -- --config config/missing.yaml', "pulumi config set --stack nope --secret --path 'clientKeyHashes.x' y", "pulumi config set --stack staging --secret --path 'nosuchKey.x' y", 'rm -rf /tmp/x', 'export X=1'];
+    const bad = [
+      'npm run nosuch',
+      'npm run keygen -- --bogus x',
+      'npm run dev -- --config config/missing.yaml',
+      "pulumi config set --stack nope --secret --path 'clientKeyHashes.x' y",
+      "pulumi config set --stack staging --secret --path 'nosuchKey.x' y",
+      'rm -rf /tmp/x',
+      'export X=1',
+    ];
     for (const cmd of bad) await assert.rejects(checkCommand(cmd, fake(cmd), '', []), assert.AssertionError, cmd);
     await assert.rejects(checkCommand('docker run --rm ai-gateway:other', fake(''), '', ['ai-gateway:local']), assert.AssertionError);
     assert.throws(() => parsePageConfig([fake('providers:\n  - { name: x, base_url: not-a-url, api_key: k, models: [{ name: m }] }', 'yaml')]), assert.AssertionError);
@@ -317,7 +350,13 @@ describe('docs: every command and config snippet of the README and the task page
 function slugs(markdown: string): Set<string> {
   const out = new Set<string>();
   for (const [, title] of markdown.replace(/```[\s\S]*?```/g, '').matchAll(/^#{1,6} (.+)$/gm)) {
-    out.add(title.trim().toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, '').replace(/ /g, '-'));
+    out.add(
+      title
+        .trim()
+        .toLowerCase()
+        .replace(/[^\p{L}\p{N} _-]/gu, '')
+        .replace(/ /g, '-'),
+    );
   }
   return out;
 }
@@ -351,7 +390,11 @@ function checkDocker(w: string[], at: string, built: string[]): void {
   assert.equal(mount[1], cmdConfig, `${at}: the Dockerfile's CMD reads ${cmdConfig}`);
   const passed = w.flatMap((x, i) => (w[i - 1] === '-e' ? [x.split('=')[0]] : []));
   const needed = [...readFileSync(join(ROOT, mount[0]), 'utf8').matchAll(/\$\{([A-Z0-9_]+)\}/g)].map((m) => m[1]);
-  assert.deepEqual(needed.filter((n) => !passed.includes(n)), [], `${at}: passes every variable ${mount[0]} needs`);
+  assert.deepEqual(
+    needed.filter((n) => !passed.includes(n)),
+    [],
+    `${at}: passes every variable ${mount[0]} needs`,
+  );
   assert.ok(w.includes('HOST=0.0.0.0'), `${at}: listens beyond the container's loopback`);
   assert.ok(w.includes('8080:8080') && /EXPOSE 8080/.test(dockerfile), at);
 }

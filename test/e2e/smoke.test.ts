@@ -55,7 +55,10 @@ describe('smoke script (npm run smoke)', function () {
     assert.match(out, /using gpt-smoke/);
     assert.match(out, /latency [\d.]+ ms, provider p/);
     assert.match(out, /first byte [\d.]+ ms, [1-9]\d* chunk\(s\)/);
-    assert.ok(up.received.some((r) => r.body.stream === true), 'the stream reached the upstream');
+    assert.ok(
+      up.received.some((r) => r.body.stream === true),
+      'the stream reached the upstream',
+    );
   });
 
   it('fails with a clear reason when the gateway cannot be reached', async () => {

@@ -47,7 +47,11 @@ describe('tenancy over HTTP: keys, cache, spend report', function () {
   ];
   for (const [name, headers, code] of authCases) {
     it(`401 for ${name}, without echoing the key, before the body is read`, async () => {
-      const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{"model":"m","messages":[{"role":"user","content":"x"}]}' });
+      const res = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: '{"model":"m","messages":[{"role":"user","content":"x"}]}',
+      });
       assert.equal(res.status, 401);
       const text = await res.text();
       assert.equal(JSON.parse(text).error.code, code);
@@ -71,7 +75,7 @@ describe('tenancy over HTTP: keys, cache, spend report', function () {
     // The store is written after the response: wait until Redis holds the entry (bounded), not a fixed time.
     const probe = new Redis(redis.url, { lazyConnect: true });
     await probe.connect();
-    for (const until = Date.now() + 5000; (await probe.keys('aigw:cache:*')).length === 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));
+    for (const until = Date.now() + 5000; (await probe.keys('aigw:cache:*')).length === 0 && Date.now() < until;) await new Promise((r) => setTimeout(r, 10));
     await probe.quit();
     const second = await client.chat.completions.create(body).withResponse();
     assert.equal(second.response.headers.get('x-gateway-cache'), 'hit');

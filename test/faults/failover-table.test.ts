@@ -31,19 +31,66 @@ interface Row {
 }
 
 const ROWS: Row[] = [
-  { name: '429 with Retry-After: waits as asked, then the same provider answers', a: (n) => (n === 1 ? { kind: 'status', status: 429, headers: { 'retry-after': '1' } } : { kind: 'stream', chunks: TOKENS }), expect: { content: TOKENS.join(''), from: 'a' }, withinMs: 3_000, atLeastMs: 900 },
+  {
+    name: '429 with Retry-After: waits as asked, then the same provider answers',
+    a: (n) => (n === 1 ? { kind: 'status', status: 429, headers: { 'retry-after': '1' } } : { kind: 'stream', chunks: TOKENS }),
+    expect: { content: TOKENS.join(''), from: 'a' },
+    withinMs: 3_000,
+    atLeastMs: 900,
+  },
   { name: '429 without Retry-After, always: retried with backoff, then failed over', a: () => ({ kind: 'status', status: 429 }), expect: { content: B_TEXT, from: 'b' }, withinMs: 3_000 },
-  { name: '500 once: retried on the same provider', a: (n) => (n === 1 ? { kind: 'status', status: 500 } : { kind: 'stream', chunks: TOKENS }), expect: { content: TOKENS.join(''), from: 'a' }, withinMs: 3_000 },
+  {
+    name: '500 once: retried on the same provider',
+    a: (n) => (n === 1 ? { kind: 'status', status: 500 } : { kind: 'stream', chunks: TOKENS }),
+    expect: { content: TOKENS.join(''), from: 'a' },
+    withinMs: 3_000,
+  },
   { name: '503 always: failed over', a: () => ({ kind: 'status', status: 503 }), expect: { content: B_TEXT, from: 'b' }, withinMs: 3_000 },
   { name: 'reset before headers: failed over', a: () => ({ kind: 'reset' }), expect: { content: B_TEXT, from: 'b' }, withinMs: 3_000 },
   { name: 'no answer at all: failed over after the headers deadline, not retried', a: () => ({ kind: 'hang' }), expect: { content: B_TEXT, from: 'b' }, withinMs: 3_000 },
-  { name: 'first token after "20 s": failed over after the first-token deadline', a: () => ({ kind: 'stream', chunks: TOKENS, firstEventDelayMs: 3_000 }), expect: { content: B_TEXT, from: 'b' }, withinMs: 2_500 },
-  { name: 'cut after 40 of 60 tokens: continued by the fallback', a: () => ({ kind: 'stream', chunks: TOKENS, cutAfter: 40, delayMs: 5 }), expect: { content: TOKENS.slice(0, 40).join('') + B_TEXT, from: 'a' }, withinMs: 4_000 },
-  { name: 'stall after 20 tokens: continued by the fallback', a: () => ({ kind: 'stream', chunks: TOKENS, stallAfter: 20, delayMs: 2 }), expect: { content: TOKENS.slice(0, 20).join('') + B_TEXT, from: 'a' }, withinMs: 4_000 },
-  { name: 'invalid tenth event: skipped and counted, the rest relayed', a: () => ({ kind: 'stream', chunks: TOKENS, invalidAt: 9 }), expect: { content: TOKENS.filter((_, i) => i !== 9).join(''), from: 'a' }, withinMs: 3_000 },
-  { name: 'no [DONE] (the stream closes without its end): continued by the fallback', a: () => ({ kind: 'stream', chunks: TOKENS.slice(0, 30), noEnd: true }), expect: { content: TOKENS.slice(0, 30).join('') + B_TEXT, from: 'a' }, withinMs: 4_000 },
-  { name: 'context length exceeded: failed over to the larger window', a: () => ({ kind: 'status', status: 400, body: TOO_LONG }), model: 'long', expect: { content: B_TEXT, from: 'b' }, withinMs: 3_000 },
-  { name: 'content policy: a clean 400 with its reason, no retry', a: () => ({ kind: 'status', status: 400, body: POLICY }), expect: { error: 'content_policy_violation', status: 400 }, withinMs: 3_000 },
+  {
+    name: 'first token after "20 s": failed over after the first-token deadline',
+    a: () => ({ kind: 'stream', chunks: TOKENS, firstEventDelayMs: 3_000 }),
+    expect: { content: B_TEXT, from: 'b' },
+    withinMs: 2_500,
+  },
+  {
+    name: 'cut after 40 of 60 tokens: continued by the fallback',
+    a: () => ({ kind: 'stream', chunks: TOKENS, cutAfter: 40, delayMs: 5 }),
+    expect: { content: TOKENS.slice(0, 40).join('') + B_TEXT, from: 'a' },
+    withinMs: 4_000,
+  },
+  {
+    name: 'stall after 20 tokens: continued by the fallback',
+    a: () => ({ kind: 'stream', chunks: TOKENS, stallAfter: 20, delayMs: 2 }),
+    expect: { content: TOKENS.slice(0, 20).join('') + B_TEXT, from: 'a' },
+    withinMs: 4_000,
+  },
+  {
+    name: 'invalid tenth event: skipped and counted, the rest relayed',
+    a: () => ({ kind: 'stream', chunks: TOKENS, invalidAt: 9 }),
+    expect: { content: TOKENS.filter((_, i) => i !== 9).join(''), from: 'a' },
+    withinMs: 3_000,
+  },
+  {
+    name: 'no [DONE] (the stream closes without its end): continued by the fallback',
+    a: () => ({ kind: 'stream', chunks: TOKENS.slice(0, 30), noEnd: true }),
+    expect: { content: TOKENS.slice(0, 30).join('') + B_TEXT, from: 'a' },
+    withinMs: 4_000,
+  },
+  {
+    name: 'context length exceeded: failed over to the larger window',
+    a: () => ({ kind: 'status', status: 400, body: TOO_LONG }),
+    model: 'long',
+    expect: { content: B_TEXT, from: 'b' },
+    withinMs: 3_000,
+  },
+  {
+    name: 'content policy: a clean 400 with its reason, no retry',
+    a: () => ({ kind: 'status', status: 400, body: POLICY }),
+    expect: { error: 'content_policy_violation', status: 400 },
+    withinMs: 3_000,
+  },
 ];
 
 describe('failover table (streaming)', function () {
@@ -65,10 +112,33 @@ describe('failover table (streaming)', function () {
     // A fresh gateway per row: breakers and stats start closed and empty.
     gw = await startTestGateway({
       auth: { keys: [{ hash: hashKey(KEY), name: 'app', team: 'web', project: 'site' }] },
-      routing: { strategy: 'priority', max_retries: 2, retry_delay_ms: 20, max_retry_delay_ms: 100, retry_after_cap_ms: 2_000, deadlines: { headers_ms: 300, first_token_ms: 500, between_events_ms: 300 } },
+      routing: {
+        strategy: 'priority',
+        max_retries: 2,
+        retry_delay_ms: 20,
+        max_retry_delay_ms: 100,
+        retry_after_cap_ms: 2_000,
+        deadlines: { headers_ms: 300, first_token_ms: 500, between_events_ms: 300 },
+      },
       providers: [
-        provider('a', a.url, [{ name: 'm', input_per_million: 1, output_per_million: 2 }, { name: 'long', context_window: 8_192, input_per_million: 1, output_per_million: 2 }], { priority: 1, timeout_ms: 5_000 }),
-        provider('b', b.url, [{ name: 'm', input_per_million: 1, output_per_million: 2 }, { name: 'long', context_window: 128_000, input_per_million: 1, output_per_million: 2 }], { priority: 2 }),
+        provider(
+          'a',
+          a.url,
+          [
+            { name: 'm', input_per_million: 1, output_per_million: 2 },
+            { name: 'long', context_window: 8_192, input_per_million: 1, output_per_million: 2 },
+          ],
+          { priority: 1, timeout_ms: 5_000 },
+        ),
+        provider(
+          'b',
+          b.url,
+          [
+            { name: 'm', input_per_million: 1, output_per_million: 2 },
+            { name: 'long', context_window: 128_000, input_per_million: 1, output_per_million: 2 },
+          ],
+          { priority: 2 },
+        ),
       ],
     });
   });
@@ -83,7 +153,11 @@ describe('failover table (streaming)', function () {
       let count = 0;
       a.setBehavior((req) => r.a(++count, req));
       const t0 = Date.now();
-      const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: r.model ?? 'm', stream: true, messages: [{ role: 'user', content: 'count' }] }) });
+      const res = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: r.model ?? 'm', stream: true, messages: [{ role: 'user', content: 'count' }] }),
+      });
       const text = await res.text();
       const ms = Date.now() - t0;
       if ('error' in r.expect) {
@@ -105,7 +179,12 @@ describe('failover table (streaming)', function () {
   it('failover accounting: a failed attempt costs nothing, a cut attempt is billed on its estimate, the answering one on its usage', async () => {
     let count = 0;
     a.setBehavior(() => (++count === 1 ? { kind: 'status', status: 503 } : { kind: 'stream', chunks: TOKENS, cutAfter: 40, delayMs: 5 }));
-    const call = () => fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'count' }] }) }).then((r) => r.text());
+    const call = () =>
+      fetch(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'count' }] }),
+      }).then((r) => r.text());
     await call(); // a 503 (and its retries answer the cut stream: max_retries 2) ...
     const cost = (p: string, estimated: string) => metricValue(gw.metricsUrl, 'aigw_cost_usd_total', { provider: p, estimated });
     const until = Date.now() + 3_000;
@@ -128,10 +207,17 @@ describe('failover table: a fallback that rejects the prefill', () => {
     const gw = await startTestGateway({
       auth: { mode: 'none' },
       routing: { strategy: 'priority' },
-      providers: [provider('a', a.url, ['m'], { priority: 1 }), { ...provider('ant', ant.url, [{ name: 'm', upstream_name: 'claude-x', input_per_million: 1, output_per_million: 2 }], { priority: 2 }), type: 'anthropic', api_key: ant.apiKey }],
+      providers: [
+        provider('a', a.url, ['m'], { priority: 1 }),
+        { ...provider('ant', ant.url, [{ name: 'm', upstream_name: 'claude-x', input_per_million: 1, output_per_million: 2 }], { priority: 2 }), type: 'anthropic', api_key: ant.apiKey },
+      ],
     });
     try {
-      const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'count' }] }) });
+      const res = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'count' }] }),
+      });
       const sse = parseSse(await res.text());
       assert.equal(sse.error, undefined);
       assert.equal(sse.content, `${TOKENS.slice(0, 40).join('')}Hello from Claude.`);
@@ -159,7 +245,11 @@ describe('failover table: a flapping primary', function () {
       downUntil = Date.now() + 1_200;
       const served: Array<{ at: number; by: string }> = [];
       for (let i = 0; i < 20; i++) {
-        const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'x' }] }) });
+        const res = await fetch(`${gw.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'x' }] }),
+        });
         const sse = parseSse(await res.text());
         assert.equal(sse.done, true, `request ${i} got the whole answer`);
         served.push({ at: Date.now(), by: res.headers.get('x-gateway-provider')! });
@@ -169,7 +259,11 @@ describe('failover table: a flapping primary', function () {
       const back = served.find((s) => s.at > downUntil && s.by === 'a');
       assert.ok(back, `the primary is back: ${served.map((s) => s.by).join('')}`);
       assert.ok(back.at - downUntil < 1_000, `back ${back.at - downUntil} ms after it recovered (cooldown 300 ms)`);
-      assert.deepEqual(served.filter((s) => s.at > back.at).map((s) => s.by), served.filter((s) => s.at > back.at).map(() => 'a'), 'and stays there');
+      assert.deepEqual(
+        served.filter((s) => s.at > back.at).map((s) => s.by),
+        served.filter((s) => s.at > back.at).map(() => 'a'),
+        'and stays there',
+      );
     } finally {
       await gw.shutdown();
       await a.close();

@@ -66,7 +66,12 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, what: stri
 export const chatBody = (model: string, extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: 'user', content: 'hi' }], ...extra });
 
 /** Reads an SSE body: the concatenated delta text, whether [DONE] came, and any error event. */
-export function parseSse(text: string): { content: string; done: boolean; error?: { message: string; type: string; code: string | null }; usage?: { prompt_tokens: number; completion_tokens: number } } {
+export function parseSse(text: string): {
+  content: string;
+  done: boolean;
+  error?: { message: string; type: string; code: string | null };
+  usage?: { prompt_tokens: number; completion_tokens: number };
+} {
   let content = '';
   let done = false;
   let error;

@@ -55,7 +55,9 @@ describe('issue 22 item 3: pass-through bodies checked whatever they claim to be
     redis = await startRedis();
     r = new Redis(redis.url);
     monitor = await new Redis(redis.url).monitor();
-    monitor.on('monitor', (_time: string, args: unknown[]) => seen.push(args.map((x) => String(x).toLowerCase() === 'get' || String(x).toLowerCase() === 'mget' || String(x).toLowerCase() === 'echo' ? String(x).toLowerCase() : String(x))));
+    monitor.on('monitor', (_time: string, args: unknown[]) =>
+      seen.push(args.map((x) => (String(x).toLowerCase() === 'get' || String(x).toLowerCase() === 'mget' || String(x).toLowerCase() === 'echo' ? String(x).toLowerCase() : String(x)))),
+    );
     up = await startFakeUpstream('up');
     gw = await startTestGateway({
       auth: {
@@ -108,7 +110,11 @@ describe('issue 22 item 3: pass-through bodies checked whatever they claim to be
     assert.equal(up.received[n].body.input_file_id, fileA);
   });
 
-  for (const [type, body] of [['application/x-www-form-urlencoded', `input_file_id=${'x'}&endpoint=/v1/chat/completions`], ['text/plain', 'not json'], ['multipart/form-data; boundary=x', '--x\r\nContent-Disposition: form-data; name="input_file_id"\r\n\r\nfile-1\r\n--x--\r\n']] as const) {
+  for (const [type, body] of [
+    ['application/x-www-form-urlencoded', `input_file_id=${'x'}&endpoint=/v1/chat/completions`],
+    ['text/plain', 'not json'],
+    ['multipart/form-data; boundary=x', '--x\r\nContent-Disposition: form-data; name="input_file_id"\r\n\r\nfile-1\r\n--x--\r\n'],
+  ] as const) {
     it(`a body that is not JSON (${type.split(';')[0]}) on a path without uploads: 400 invalid_json, nothing forwarded`, async () => {
       const n = up.received.length;
       const res = await post(gw.url, '/v1/batches', body, { ...auth(KEYS.bob), 'content-type': type });
@@ -152,7 +158,18 @@ describe('issue 22 item 3: pass-through bodies checked whatever they claim to be
       const theirs = await post(gw.url, '/v1/responses', { model: 'm', input: [{ type: 'item_reference', id }] }, auth(KEYS.bob));
       assert.equal(theirs.status, 404, theirs.text);
       assert.equal(up.received.length, n);
-      const ours = await post(gw.url, '/v1/responses', { model: 'm', input: [{ type: 'item_reference', id }, { role: 'user', content: 'go on' }] }, auth(KEYS.alice));
+      const ours = await post(
+        gw.url,
+        '/v1/responses',
+        {
+          model: 'm',
+          input: [
+            { type: 'item_reference', id },
+            { role: 'user', content: 'go on' },
+          ],
+        },
+        auth(KEYS.alice),
+      );
       assert.equal(ours.status, 200, ours.text);
       n = up.received.length;
     }

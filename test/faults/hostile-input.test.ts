@@ -65,7 +65,9 @@ describe('hostile input', function () {
           controller.enqueue(sent === chunk.length ? Buffer.from('{"model":"m","pad":"') : chunk);
         },
       });
-      const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/json' }, body, duplex: 'half' } as RequestInit).catch((err: Error) => err);
+      const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/json' }, body, duplex: 'half' } as RequestInit).catch(
+        (err: Error) => err,
+      );
       if (res instanceof Error) return; // the server may close the connection before fetch has sent everything
       assert.equal(res.status, 413);
       assertOpenAIError(await res.json());
@@ -245,7 +247,17 @@ describe('hostile input', function () {
       });
     }
 
-    for (const path of ['/v1/models/..%2F..%2Fetc%2Fpasswd', '/v1/models/%2e%2e%2f%2e%2e%2fetc%2fpasswd', '/v1/models/%2E%2E', '/v1/models/..', '/v1/models/../../etc/passwd', '/v1/%2e%2e/%2e%2e/etc/passwd', '/v1/./models/../../../secret', '/v1/files%2f..%2f..%2fadmin', '/v1/x/%2E%2e/%2e%2E/admin']) {
+    for (const path of [
+      '/v1/models/..%2F..%2Fetc%2Fpasswd',
+      '/v1/models/%2e%2e%2f%2e%2e%2fetc%2fpasswd',
+      '/v1/models/%2E%2E',
+      '/v1/models/..',
+      '/v1/models/../../etc/passwd',
+      '/v1/%2e%2e/%2e%2e/etc/passwd',
+      '/v1/./models/../../../secret',
+      '/v1/files%2f..%2f..%2fadmin',
+      '/v1/x/%2E%2e/%2e%2E/admin',
+    ]) {
       it(`raw request line ${path} (not normalised by a client): 404, never forwarded to the pass-through provider`, async () => {
         const res = await rawHttp(gw.url, `GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${CLIENT_KEY}\r\nConnection: close\r\n\r\n`);
         assert.match(res, /^HTTP\/1\.1 404 /);

@@ -25,8 +25,16 @@ const CASES: Record<string, { status: number; type: string; body: string }> = {
   raw: { status: 400, type: 'application/json', body: JSON.stringify({ error: { message: `Incorrect API key provided: ${PROVIDER_KEY}`, type: 'invalid_request_error', code: 'invalid_api_key' } }) },
   escaped: { status: 400, type: 'application/json', body: `{"error":{"message":"Incorrect API key provided: ${escapeAll(PROVIDER_KEY)}","type":"invalid_request_error","code":"invalid_api_key"}}` },
   'escaped-as-text': { status: 422, type: 'text/plain', body: `{"error":{"message":"key ${escapeAll(PROVIDER_KEY)}","type":"invalid_request_error"}}` },
-  base64: { status: 400, type: 'application/json', body: JSON.stringify({ error: { message: `echo: Authorization: Basic ${basic('u:')} / ${basic('user:')} / ${basic('apikey:')}`, type: 'invalid_request_error', code: null } }) },
-  'base64-url': { status: 400, type: 'application/json', body: JSON.stringify({ error: { message: `token=${Buffer.from(`x${PROVIDER_KEY}`).toString('base64url')}`, type: 'invalid_request_error', code: null } }) },
+  base64: {
+    status: 400,
+    type: 'application/json',
+    body: JSON.stringify({ error: { message: `echo: Authorization: Basic ${basic('u:')} / ${basic('user:')} / ${basic('apikey:')}`, type: 'invalid_request_error', code: null } }),
+  },
+  'base64-url': {
+    status: 400,
+    type: 'application/json',
+    body: JSON.stringify({ error: { message: `token=${Buffer.from(`x${PROVIDER_KEY}`).toString('base64url')}`, type: 'invalid_request_error', code: null } }),
+  },
   'key-in-field-name': { status: 400, type: 'application/json', body: JSON.stringify({ error: { message: 'bad', type: 'invalid_request_error', code: null, [PROVIDER_KEY]: 1 } }) },
   'text-headers': { status: 400, type: 'text/plain', body: `Bad request.\nauthorization: Bearer ${PROVIDER_KEY}\nhost: upstream\n` },
   html: { status: 404, type: 'text/html', body: `<html><body>No route. Your headers: Bearer ${PROVIDER_KEY}</body></html>` },

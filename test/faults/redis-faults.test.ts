@@ -32,7 +32,10 @@ describe('fault suite: Redis faults under traffic', function () {
     upstream = await startFakeUpstream('up');
     gw = await startTestGateway({
       server: { log_level: 'warn' },
-      auth: { keys: [{ hash: hashKey(CLIENT_KEY), name: 'ci', team: 'red', project: 'web', rate_limit: { requests_per_minute: 100_000, tokens_per_minute: 10_000_000 } }], admin_key_hashes: [hashKey(ADMIN_KEY)] },
+      auth: {
+        keys: [{ hash: hashKey(CLIENT_KEY), name: 'ci', team: 'red', project: 'web', rate_limit: { requests_per_minute: 100_000, tokens_per_minute: 10_000_000 } }],
+        admin_key_hashes: [hashKey(ADMIN_KEY)],
+      },
       teams: [{ name: 'red', budget: { daily_usd: 1000 }, rate_limit: { requests_per_minute: 100_000 } }],
       providers: [provider('up', upstream.url, ['m'])],
       cache: { enabled: true },
@@ -89,9 +92,16 @@ describe('fault suite: Redis faults under traffic', function () {
     const outcomes = await l.stop();
 
     const failures = outcomes.filter((o) => o.status !== 200);
-    assert.deepEqual(failures.map((o) => `${o.status} ${o.code}`), [], 'no request failed because of Redis');
+    assert.deepEqual(
+      failures.map((o) => `${o.status} ${o.code}`),
+      [],
+      'no request failed because of Redis',
+    );
     assert.ok(servedWhileDown >= 20, `traffic kept flowing while Redis was down (${servedWhileDown} requests)`);
-    assert.ok(outcomes.some((o) => o.startedAt > upAt), 'traffic after the restart');
+    assert.ok(
+      outcomes.some((o) => o.startedAt > upAt),
+      'traffic after the restart',
+    );
 
     // Spend accrued while Redis was down is flushed once it is back (the restarted Redis started empty).
     await waitFor(async () => (await metricValue(gw.metricsUrl, 'aigw_spend_buffered_entries')) === 0, 'buffered spend flushed');
@@ -112,7 +122,11 @@ describe('fault suite: Redis faults under traffic', function () {
 
     assert.ok(whilePaused.length >= 16, `requests ran while Redis was hung (${whilePaused.length})`);
     const failures = whilePaused.filter((o) => o.status !== 200);
-    assert.deepEqual(failures.map((o) => `${o.status} ${o.code}`), [], 'no request failed because Redis hung');
+    assert.deepEqual(
+      failures.map((o) => `${o.status} ${o.code}`),
+      [],
+      'no request failed because Redis hung',
+    );
     const slowest = Math.max(...whilePaused.map((o) => o.ms));
     // A request makes a few sequential Redis round trips (admission, cache lookup), each bounded by 100 ms.
     assert.ok(slowest < 1500, `slowest request while Redis hung took ${slowest} ms (command timeout ${COMMAND_TIMEOUT_MS} ms)`);

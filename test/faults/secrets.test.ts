@@ -27,7 +27,11 @@ const KEYS = {
 
 /** What provider `a` does, chosen by the request's `x_case` field (an unknown field, passed through). */
 function aBehavior(req: Received): Behavior {
-  const echo = (status: number, extra = ''): Behavior => ({ kind: 'status', status, body: { error: { message: `Incorrect API key provided: ${KEYS.providerA}${extra}`, type: 'invalid_request_error', code: 'invalid_api_key', param: null } } });
+  const echo = (status: number, extra = ''): Behavior => ({
+    kind: 'status',
+    status,
+    body: { error: { message: `Incorrect API key provided: ${KEYS.providerA}${extra}`, type: 'invalid_request_error', code: 'invalid_api_key', param: null } },
+  });
   switch (req.body.x_case) {
     case '401':
       return echo(401);
@@ -74,7 +78,17 @@ describe('secrets never leak', function () {
       teams: [{ name: 'red' }],
       routing: { strategy: 'priority', max_retries: 0, retry_delay_ms: 1, circuit_breaker: { cooldown_ms: 1 } },
       providers: [
-        { name: 'a', base_url: a.url, api_key: KEYS.providerA, priority: 1, timeout_ms: 2000, models: [{ name: 'm', ...prices }, { name: 'solo', ...prices }] },
+        {
+          name: 'a',
+          base_url: a.url,
+          api_key: KEYS.providerA,
+          priority: 1,
+          timeout_ms: 2000,
+          models: [
+            { name: 'm', ...prices },
+            { name: 'solo', ...prices },
+          ],
+        },
         { name: 'b', base_url: b.url, api_key: KEYS.providerB, priority: 2, timeout_ms: 2000, models: [{ name: 'm', ...prices }] },
       ],
       redis: { url: redis.url, key_prefix: 'secrets:', command_timeout_ms: 200 },
@@ -213,7 +227,11 @@ describe('admin key and constant-time key comparison', () => {
         }
       }
       // The admin key is not a client key: it cannot call the inference endpoints.
-      const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEYS.admin}`, 'content-type': 'application/json' }, body: JSON.stringify(chatBody('m')) });
+      const res = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEYS.admin}`, 'content-type': 'application/json' },
+        body: JSON.stringify(chatBody('m')),
+      });
       assert.equal(res.status, 401);
       await res.arrayBuffer();
       assert.equal(up.received.length, 0);
@@ -239,12 +257,33 @@ describe('admin key and constant-time key comparison', () => {
         fn();
         return calls.length;
       };
-      assert.equal(count(() => assert.equal((ring.resolve('Bearer k0') as { keyName: string }).keyName, 'n0')), 4, 'a hit on the first key still compares all four');
-      assert.equal(count(() => assert.equal((ring.resolve('Bearer k3') as { keyName: string }).keyName, 'n3')), 4);
-      assert.equal(count(() => assert.equal(ring.resolve('Bearer nope'), 'unknown')), 4, 'a miss compares all four');
-      assert.equal(count(() => assert.equal(ring.isAdmin('Bearer adm0'), true)), 2, 'admin keys too');
-      assert.equal(count(() => assert.equal(ring.isAdmin('Bearer k0'), false)), 2);
-      assert.ok(calls.every(([x, y]) => x === 32 && y === 32), 'compares fixed-length sha256 digests, so the key length leaks nothing');
+      assert.equal(
+        count(() => assert.equal((ring.resolve('Bearer k0') as { keyName: string }).keyName, 'n0')),
+        4,
+        'a hit on the first key still compares all four',
+      );
+      assert.equal(
+        count(() => assert.equal((ring.resolve('Bearer k3') as { keyName: string }).keyName, 'n3')),
+        4,
+      );
+      assert.equal(
+        count(() => assert.equal(ring.resolve('Bearer nope'), 'unknown')),
+        4,
+        'a miss compares all four',
+      );
+      assert.equal(
+        count(() => assert.equal(ring.isAdmin('Bearer adm0'), true)),
+        2,
+        'admin keys too',
+      );
+      assert.equal(
+        count(() => assert.equal(ring.isAdmin('Bearer k0'), false)),
+        2,
+      );
+      assert.ok(
+        calls.every(([x, y]) => x === 32 && y === 32),
+        'compares fixed-length sha256 digests, so the key length leaks nothing',
+      );
     } finally {
       crypto.timingSafeEqual = original;
     }

@@ -54,7 +54,9 @@ describe('graceful shutdown of the gateway process (SIGTERM under load)', functi
     probe.on('error', () => undefined);
     const probeClosed = new Promise<void>((r) => probe.on('close', () => r()));
     const slowBody = JSON.stringify(chatBody('m'));
-    probe.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${CLIENT_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(slowBody)}\r\n\r\n${slowBody}`);
+    probe.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${CLIENT_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(slowBody)}\r\n\r\n${slowBody}`,
+    );
 
     const auth = { authorization: `Bearer ${CLIENT_KEY}`, 'content-type': 'application/json' };
     const N_STREAMS = 12;

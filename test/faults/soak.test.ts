@@ -171,7 +171,15 @@ describe('soak: 50,000 mixed requests with seeded random faults', function () {
       auth: { keys: [{ hash: hashKey(CLIENT_KEY), name: 'soak', team: 'red', project: 'web' }], admin_key_hashes: [hashKey(ADMIN_KEY)] },
       teams: [{ name: 'red' }],
       // Continuation off: the soak's invariants count each broken stream as an error the client saw (continuation.test.ts covers continuing them).
-      routing: { strategy: 'priority', continuation: 'off', max_retries: 1, retry_delay_ms: 1, max_retry_delay_ms: 5, timeout_ms: DEADLINE_MS, circuit_breaker: { consecutive_failures: 1000, min_requests: 1000, cooldown_ms: 100 } },
+      routing: {
+        strategy: 'priority',
+        continuation: 'off',
+        max_retries: 1,
+        retry_delay_ms: 1,
+        max_retry_delay_ms: 5,
+        timeout_ms: DEADLINE_MS,
+        circuit_breaker: { consecutive_failures: 1000, min_requests: 1000, cooldown_ms: 100 },
+      },
       providers: [provider('a', a.url, models('a'), { priority: 1, timeout_ms: PROVIDER_TIMEOUT_MS }), provider('b', b.url, models('b'), { priority: 2, timeout_ms: PROVIDER_TIMEOUT_MS })],
     });
     pool = new Pool(gw.url, { connections: CONCURRENCY, pipelining: 1, keepAliveTimeout: 30_000 });
@@ -268,7 +276,10 @@ describe('soak: 50,000 mixed requests with seeded random faults', function () {
 
     assert.equal(t.hung, 0);
     assert.ok(t.maxMs < DEADLINE_MS + 1000, `every request settled within its deadline (slowest ${t.maxMs} ms)`);
-    assert.equal(Object.values(t.byClass).reduce((x, y) => x + y, 0), TOTAL);
+    assert.equal(
+      Object.values(t.byClass).reduce((x, y) => x + y, 0),
+      TOTAL,
+    );
     assert.ok(t.successes > TOTAL * 0.8, 'most requests succeed (failover hides most faults)');
     assert.ok((t.byClass['5xx'] ?? 0) > 0 && (t.byClass['4xx'] ?? 0) > 0 && t.streamErrors > 0, 'the faults and bad inputs were exercised');
 
@@ -280,14 +291,26 @@ describe('soak: 50,000 mixed requests with seeded random faults', function () {
         .filter((l) => l.startsWith(`${name}{`) && filter(l))
         .reduce((acc, l) => acc + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
     for (const cls of ['2xx', '4xx', '5xx']) {
-      assert.equal(sum('aigw_requests_total', (l) => l.includes(`status_class="${cls}"`)), t.byClass[cls] ?? 0, `aigw_requests_total{status_class="${cls}"}`);
+      assert.equal(
+        sum('aigw_requests_total', (l) => l.includes(`status_class="${cls}"`)),
+        t.byClass[cls] ?? 0,
+        `aigw_requests_total{status_class="${cls}"}`,
+      );
     }
     assert.equal(sum('aigw_requests_total'), TOTAL, 'aigw_requests_total counts every response');
 
     // Cost counter: exact where the provider reported usage, estimated where a stream was cut.
     const close = (x: number, y: number, what: string) => assert.ok(Math.abs(x - y) <= 1e-9 * Math.max(1, Math.abs(y)) + 1e-12, `${what}: ${x} vs ${y}`);
-    close(sum('aigw_cost_usd_total', (l) => l.includes('estimated="false"')), t.exactCost, 'exact cost');
-    close(sum('aigw_cost_usd_total', (l) => l.includes('estimated="true"')), t.estimatedCost, 'estimated cost');
+    close(
+      sum('aigw_cost_usd_total', (l) => l.includes('estimated="false"')),
+      t.exactCost,
+      'exact cost',
+    );
+    close(
+      sum('aigw_cost_usd_total', (l) => l.includes('estimated="true"')),
+      t.estimatedCost,
+      'estimated cost',
+    );
     const report = (await (await fetch(`${gw.url}/v1/gateway/spend`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json()) as { totals: { requests: number; cost_usd: number } };
     assert.equal(report.totals.requests, t.successes, 'the spend report counts every success');
     close(report.totals.cost_usd, t.exactCost + t.estimatedCost, 'spend report total');

@@ -22,9 +22,15 @@ const HUGE = 6 * MAX_EVENT_CHARS; // more than the gateway reads (the cap) plus 
 const CHUNK = 64 * 1024;
 const codec = new EventStreamCodec(toUtf8, fromUtf8);
 const frame = (type: string, payload: unknown) =>
-  Buffer.from(codec.encode({ headers: { ':event-type': { type: 'string', value: type }, ':message-type': { type: 'string', value: 'event' }, ':content-type': { type: 'string', value: 'application/json' } }, body: fromUtf8(JSON.stringify(payload)) }));
+  Buffer.from(
+    codec.encode({
+      headers: { ':event-type': { type: 'string', value: type }, ':message-type': { type: 'string', value: 'event' }, ':content-type': { type: 'string', value: 'application/json' } },
+      body: fromUtf8(JSON.stringify(payload)),
+    }),
+  );
 
-const chunk = (text: string) => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'x', choices: [{ index: 0, delta: { content: text }, finish_reason: null }] })}\n\n`;
+const chunk = (text: string) =>
+  `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'x', choices: [{ index: 0, delta: { content: text }, finish_reason: null }] })}\n\n`;
 const anthropicStart = () =>
   `event: message_start\ndata: ${JSON.stringify({ type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'x', content: [], usage: { input_tokens: 5, output_tokens: 1 } } })}\n\n` +
   `event: content_block_start\ndata: ${JSON.stringify({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } })}\n\n`;
@@ -72,13 +78,22 @@ async function startScripted(): Promise<Scripted> {
     for await (const c of req) raw += c;
     const path = req.url ?? '';
     if (path.includes('/converse-stream')) {
-      const head = path.includes('br-mid') ? Buffer.concat([frame('messageStart', { role: 'assistant' }), frame('contentBlockDelta', { contentBlockIndex: 0, delta: { text: 'hi' } })]) : Buffer.alloc(0);
+      const head = path.includes('br-mid')
+        ? Buffer.concat([frame('messageStart', { role: 'assistant' }), frame('contentBlockDelta', { contentBlockIndex: 0, delta: { text: 'hi' } })])
+        : Buffer.alloc(0);
       const prelude = Buffer.alloc(12);
       prelude.writeUInt32BE(HUGE + 16, 0); // a frame declaring 24 MiB
       return sendHuge(s, res, 'application/vnd.amazon.eventstream', head, prelude);
     }
     const model = String((JSON.parse(raw || '{}') as { model?: string }).model);
-    if (path.endsWith('/messages')) return sendHuge(s, res, 'text/event-stream', model === 'anth-mid' ? anthropicStart() + anthropicDelta('hi') : '', 'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"');
+    if (path.endsWith('/messages'))
+      return sendHuge(
+        s,
+        res,
+        'text/event-stream',
+        model === 'anth-mid' ? anthropicStart() + anthropicDelta('hi') : '',
+        'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"',
+      );
     return sendHuge(s, res, 'text/event-stream', model === 'mid' ? chunk('hi') : '', 'data: {"choices":[{"index":0,"delta":{"content":"');
   });
   await new Promise<void>((r) => s.server.listen(0, '127.0.0.1', () => r()));
@@ -115,7 +130,10 @@ describe('issue 22 item 5: one stream event or frame over 4 MiB ends the attempt
     await fallback?.close();
     up?.server.closeAllConnections();
     await new Promise<void>((r) => up?.server.close(() => r()));
-    for (const [k, v] of [['AWS_ACCESS_KEY_ID', saved.id], ['AWS_SECRET_ACCESS_KEY', saved.secret]] as const) {
+    for (const [k, v] of [
+      ['AWS_ACCESS_KEY_ID', saved.id],
+      ['AWS_SECRET_ACCESS_KEY', saved.secret],
+    ] as const) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }

@@ -103,7 +103,9 @@ describe('issue 22 item 2: unpriced means unpriced, not free', function () {
       assert.equal(totals.requests, 4);
       assert.equal(totals.unpriced_requests, 1);
       assert.ok(totals.cost_usd > 0, 'the priced requests cost something');
-      const report = (await (await fetch(`${gw.url}/v1/gateway/spend?team=red`, { headers: { authorization: `Bearer ${KEYS.admin}` } })).json()) as { by_provider: Array<{ provider: string; unpriced_requests: number; cost_usd: number }> };
+      const report = (await (await fetch(`${gw.url}/v1/gateway/spend?team=red`, { headers: { authorization: `Bearer ${KEYS.admin}` } })).json()) as {
+        by_provider: Array<{ provider: string; unpriced_requests: number; cost_usd: number }>;
+      };
       const byFree = report.by_provider.find((p) => p.provider === 'free');
       assert.deepEqual([byFree?.unpriced_requests, byFree?.cost_usd], [1, 0]);
     });

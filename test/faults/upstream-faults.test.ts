@@ -29,10 +29,7 @@ async function rig(aBehavior: (stream: boolean) => Behavior, opts: { aTimeoutMs?
     auth: { mode: 'none' },
     server: { log_level: 'warn' },
     routing: { strategy: 'priority', retry_delay_ms: 5, max_retries: 1, timeout_ms: 10_000 },
-    providers: [
-      provider('a', opts.aUrl ?? a.url, ['m', 'solo'], { priority: 1, timeout_ms: opts.aTimeoutMs ?? 2000 }),
-      provider('b', b.url, ['m'], { priority: 2 }),
-    ],
+    providers: [provider('a', opts.aUrl ?? a.url, ['m', 'solo'], { priority: 1, timeout_ms: opts.aTimeoutMs ?? 2000 }), provider('b', b.url, ['m'], { priority: 2 })],
   });
   return {
     a,

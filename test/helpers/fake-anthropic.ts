@@ -51,7 +51,16 @@ function blocksFor(req: AnthropicReceived, text: string[]): Array<Record<string,
 function message(req: AnthropicReceived, b: Extract<AnthropicBehavior, { kind: 'answer' }>, text: string[]) {
   const content = blocksFor(req, text);
   const stop = b.stopReason ?? (content[0].type === 'tool_use' ? 'tool_use' : 'end_turn');
-  return { id: 'msg_fake01', type: 'message', role: 'assistant', model: req.body.model, content, stop_reason: stop, stop_sequence: null, usage: { ...USAGE, cache_read_input_tokens: b.cacheRead ?? 0, output_tokens: 7 } };
+  return {
+    id: 'msg_fake01',
+    type: 'message',
+    role: 'assistant',
+    model: req.body.model,
+    content,
+    stop_reason: stop,
+    stop_sequence: null,
+    usage: { ...USAGE, cache_read_input_tokens: b.cacheRead ?? 0, output_tokens: 7 },
+  };
 }
 
 const sse = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
@@ -115,7 +124,8 @@ export async function startFakeAnthropic(initial?: (req: AnthropicReceived, n: n
     for await (const c of req) chunks.push(c as Buffer);
     if (req.method !== 'POST' || req.url !== '/v1/messages') return void res.writeHead(404, { 'content-type': 'application/json' }).end(errorBody('not_found_error', 'Not found'));
     if (req.headers['x-api-key'] !== state.apiKey) return void res.writeHead(401, { 'content-type': 'application/json' }).end(errorBody('authentication_error', 'invalid x-api-key'));
-    if (req.headers['anthropic-version'] !== '2023-06-01') return void res.writeHead(400, { 'content-type': 'application/json' }).end(errorBody('invalid_request_error', 'anthropic-version header is required'));
+    if (req.headers['anthropic-version'] !== '2023-06-01')
+      return void res.writeHead(400, { 'content-type': 'application/json' }).end(errorBody('invalid_request_error', 'anthropic-version header is required'));
     const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, any>;
     if (typeof body.max_tokens !== 'number') return void res.writeHead(400, { 'content-type': 'application/json' }).end(errorBody('invalid_request_error', 'max_tokens: Field required'));
     const received = { path: req.url, headers: req.headers, body };

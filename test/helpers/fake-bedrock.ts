@@ -58,7 +58,9 @@ function answerBlocks(body: Record<string, any>): any[] {
 
 async function respond(req: BedrockReceived, res: ServerResponse, b: BedrockBehavior): Promise<void> {
   if (b.kind === 'error') {
-    res.writeHead(b.status, { 'content-type': 'application/json', 'x-amzn-errortype': `${b.type}:http://internal.amazon.com/coral/com.amazon.bedrock/` }).end(JSON.stringify({ message: `fake says ${b.type}` }));
+    res
+      .writeHead(b.status, { 'content-type': 'application/json', 'x-amzn-errortype': `${b.type}:http://internal.amazon.com/coral/com.amazon.bedrock/` })
+      .end(JSON.stringify({ message: `fake says ${b.type}` }));
     return;
   }
   const blocks = answerBlocks(req.body);
@@ -101,8 +103,12 @@ export async function startFakeBedrock(): Promise<FakeBedrock> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const raw = Buffer.concat(chunks).toString('utf8');
-    if (req.method !== 'POST' || !/^\/model\/[^/]+\/converse(-stream)?$/.test(req.url ?? '')) return void res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'not found' }));
-    if (!(await signatureValid(req, raw))) return void res.writeHead(403, { 'content-type': 'application/json', 'x-amzn-errortype': 'InvalidSignatureException' }).end(JSON.stringify({ message: 'The request signature we calculated does not match the signature you provided.' }));
+    if (req.method !== 'POST' || !/^\/model\/[^/]+\/converse(-stream)?$/.test(req.url ?? ''))
+      return void res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'not found' }));
+    if (!(await signatureValid(req, raw)))
+      return void res
+        .writeHead(403, { 'content-type': 'application/json', 'x-amzn-errortype': 'InvalidSignatureException' })
+        .end(JSON.stringify({ message: 'The request signature we calculated does not match the signature you provided.' }));
     const received = { path: req.url!, headers: req.headers, body: JSON.parse(raw) };
     state.received.push(received);
     await respond(received, res, behavior(received));

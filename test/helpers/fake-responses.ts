@@ -60,7 +60,12 @@ export function responseEvents(id: string, model: string, texts: string[], usage
   for (const t of texts) out.push(event('response.output_text.delta', seq++, { item_id: msg, output_index: 0, content_index: 0, delta: t, logprobs: [] }));
   out.push(event('response.output_text.done', seq++, { item_id: msg, output_index: 0, content_index: 0, text: full, logprobs: [] }));
   out.push(event('response.content_part.done', seq++, { item_id: msg, output_index: 0, content_index: 0, part: { type: 'output_text', text: full, annotations: [] } }));
-  out.push(event('response.output_item.done', seq++, { output_index: 0, item: { type: 'message', id: msg, status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: full, annotations: [] }] } }));
+  out.push(
+    event('response.output_item.done', seq++, {
+      output_index: 0,
+      item: { type: 'message', id: msg, status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: full, annotations: [] }] },
+    }),
+  );
   out.push(event('response.completed', seq++, { response: responseObject(id, model, full, 'completed', usage) }));
   return out;
 }
@@ -73,7 +78,12 @@ export function storedResponseCall(method: string, path: string, stored: Map<str
   const s = stored.get(m[1]);
   if (!s) return notFound(`response with id '${m[1]}'`);
   if (m[2]) {
-    const items = (typeof s.input === 'string' ? [{ role: 'user', content: [{ type: 'input_text', text: s.input }] }] : (s.input as unknown[])).map((x, i) => ({ id: `msg_in_${i}`, type: 'message', status: 'completed', ...(x as object) }));
+    const items = (typeof s.input === 'string' ? [{ role: 'user', content: [{ type: 'input_text', text: s.input }] }] : (s.input as unknown[])).map((x, i) => ({
+      id: `msg_in_${i}`,
+      type: 'message',
+      status: 'completed',
+      ...(x as object),
+    }));
     return { status: 200, body: { object: 'list', data: items, first_id: items[0]?.id ?? null, last_id: items[items.length - 1]?.id ?? null, has_more: false } };
   }
   if (method === 'DELETE') {
@@ -88,7 +98,13 @@ export function storedResponseCall(method: string, path: string, stored: Map<str
 }
 
 /** Files (create, retrieve, content, delete, list), moderations and image generation. */
-export function passthroughCall(method: string, path: string, body: Record<string, unknown>, files: Map<string, Record<string, unknown>>, rawBytes: number): { status: number; body: unknown; contentType?: string } {
+export function passthroughCall(
+  method: string,
+  path: string,
+  body: Record<string, unknown>,
+  files: Map<string, Record<string, unknown>>,
+  rawBytes: number,
+): { status: number; body: unknown; contentType?: string } {
   if (path.endsWith('/files') && method === 'POST') {
     const id = `file-${files.size + 1}${Math.random().toString(36).slice(2, 8)}`;
     const f = { id, object: 'file', bytes: rawBytes, created_at: 1700000000, filename: 'data.jsonl', purpose: 'batch' };

@@ -10,7 +10,18 @@ import { freePort } from './ports';
 
 export type Behavior =
   | { kind: 'ok'; content?: string; usage?: boolean; delayMs?: number }
-  | { kind: 'stream'; chunks?: string[]; delayMs?: number; usage?: boolean; cutAfter?: number; invalidAt?: number; firstByteDelayMs?: number; /** Headers at once, the first event after this long. */ firstEventDelayMs?: number; /** End after the chunks without a finish_reason, a usage chunk or [DONE] (a truncated stream that closes cleanly). */ noEnd?: boolean; /** Go silent (for a minute) before chunk `stallAfter`. */ stallAfter?: number }
+  | {
+      kind: 'stream';
+      chunks?: string[];
+      delayMs?: number;
+      usage?: boolean;
+      cutAfter?: number;
+      invalidAt?: number;
+      firstByteDelayMs?: number;
+      /** Headers at once, the first event after this long. */ firstEventDelayMs?: number;
+      /** End after the chunks without a finish_reason, a usage chunk or [DONE] (a truncated stream that closes cleanly). */ noEnd?: boolean;
+      /** Go silent (for a minute) before chunk `stallAfter`. */ stallAfter?: number;
+    }
   | { kind: 'status'; status: number; body?: unknown; headers?: Record<string, string> }
   | { kind: 'hang' }
   | { kind: 'reset' }
@@ -143,7 +154,9 @@ export async function startFakeUpstream(name = 'fake', initial?: (req: Received,
         return;
       }
       case 'status':
-        res.writeHead(b.status, { 'content-type': 'application/json', ...b.headers }).end(JSON.stringify(b.body ?? { error: { message: `fake ${name} says ${b.status}`, type: 'server_error', code: null } }));
+        res
+          .writeHead(b.status, { 'content-type': 'application/json', ...b.headers })
+          .end(JSON.stringify(b.body ?? { error: { message: `fake ${name} says ${b.status}`, type: 'server_error', code: null } }));
         return;
       case 'hang':
         return; // never answers; the gateway must time out
@@ -193,7 +206,9 @@ export async function startFakeUpstream(name = 'fake', initial?: (req: Received,
         res.write(`data: ${JSON.stringify(chunkEvent(name, received, '', 'stop'))}\n\n`);
         const opts = body.stream_options as { include_usage?: boolean } | undefined;
         if (b.usage !== false && opts?.include_usage) {
-          res.write(`data: ${JSON.stringify({ id: `chatcmpl-${name}`, object: 'chat.completion.chunk', created: 1700000000, model: String(body.model), choices: [], usage: { prompt_tokens: 10, completion_tokens: texts.length, total_tokens: 10 + texts.length } })}\n\n`);
+          res.write(
+            `data: ${JSON.stringify({ id: `chatcmpl-${name}`, object: 'chat.completion.chunk', created: 1700000000, model: String(body.model), choices: [], usage: { prompt_tokens: 10, completion_tokens: texts.length, total_tokens: 10 + texts.length } })}\n\n`,
+          );
         }
         res.end('data: [DONE]\n\n');
         return;
@@ -253,7 +268,7 @@ async function streamResponse(state: FakeUpstream, req: IncomingMessage, res: Se
 
 /** A chat answer calling the request's first tool: one chat.completion, or chunks (id and name, then the arguments in two pieces). */
 function toolCall(name: string, req: Received, res: ServerResponse, args: string): void {
-  const fn = ((req.body.tools as Array<{ function: { name: string } }>)[0]).function.name;
+  const fn = (req.body.tools as Array<{ function: { name: string } }>)[0].function.name;
   const base = { id: `chatcmpl-${name}`, created: 1700000000, model: String(req.body.model) };
   const usage = { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 };
   if (!req.body.stream) {

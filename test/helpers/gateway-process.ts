@@ -22,7 +22,11 @@ export interface GatewayProcess {
 }
 
 /** `readyTimeoutMs`: how long to wait for /ready (default 20 s; more for several processes starting at once on a busy machine). */
-export async function startGatewayProcess(config: Omit<GatewayConfigInput, 'server'> & { server?: GatewayConfigInput['server'] }, env: NodeJS.ProcessEnv = {}, opts: { readyTimeoutMs?: number } = {}): Promise<GatewayProcess> {
+export async function startGatewayProcess(
+  config: Omit<GatewayConfigInput, 'server'> & { server?: GatewayConfigInput['server'] },
+  env: NodeJS.ProcessEnv = {},
+  opts: { readyTimeoutMs?: number } = {},
+): Promise<GatewayProcess> {
   const port = await freePort();
   const metricsPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'aigw-proc-'));

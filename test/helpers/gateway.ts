@@ -29,7 +29,24 @@ export async function startTestGateway(input: ConfigOverrides, env?: Record<stri
 }
 
 /** A provider entry for a fake upstream serving the given models at the given prices. */
-export function provider(name: string, url: string, models: Array<string | { name: string; upstream_name?: string; input_per_million?: number; cached_input_per_million?: number; output_per_million?: number; kind?: 'chat' | 'completion' | 'embedding'; context_window?: number; unpriced?: boolean }>, extra: Record<string, unknown> = {}) {
+export function provider(
+  name: string,
+  url: string,
+  models: Array<
+    | string
+    | {
+        name: string;
+        upstream_name?: string;
+        input_per_million?: number;
+        cached_input_per_million?: number;
+        output_per_million?: number;
+        kind?: 'chat' | 'completion' | 'embedding';
+        context_window?: number;
+        unpriced?: boolean;
+      }
+  >,
+  extra: Record<string, unknown> = {},
+) {
   return {
     name,
     base_url: url,

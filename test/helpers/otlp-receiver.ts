@@ -46,9 +46,7 @@ interface JsonAttr {
 }
 
 const attrsOf = (list: JsonAttr[] | undefined): Record<string, AttrValue> =>
-  Object.fromEntries(
-    (list ?? []).map(({ key, value: v }) => [key, v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : (v.doubleValue ?? v.boolValue ?? ''))]),
-  );
+  Object.fromEntries((list ?? []).map(({ key, value: v }) => [key, v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : (v.doubleValue ?? v.boolValue ?? ''))]));
 
 /** Flattens one OTLP/JSON ExportTraceServiceRequest. */
 export function decodeJson(body: Buffer): ReceivedSpan[] {
@@ -91,7 +89,7 @@ function varint(b: Buffer, i: number): [number, number] {
 /** The length-delimited fields numbered `field` of one protobuf message (other fields skipped). */
 function lenFields(b: Buffer, field: number): Buffer[] {
   const out: Buffer[] = [];
-  for (let i = 0; i < b.length; ) {
+  for (let i = 0; i < b.length;) {
     const [key, at] = varint(b, i);
     const wire = key & 7;
     if (wire === 2) {
@@ -107,8 +105,7 @@ function lenFields(b: Buffer, field: number): Buffer[] {
 }
 
 /** Spans in an OTLP protobuf ExportTraceServiceRequest: resource_spans(1) > scope_spans(2) > spans(2). */
-export const countProtobufSpans = (body: Buffer): number =>
-  lenFields(body, 1).reduce((n, rs) => n + lenFields(rs, 2).reduce((m, ss) => m + lenFields(ss, 2).length, 0), 0);
+export const countProtobufSpans = (body: Buffer): number => lenFields(body, 1).reduce((n, rs) => n + lenFields(rs, 2).reduce((m, ss) => m + lenFields(ss, 2).length, 0), 0);
 
 export async function startOtlpReceiver(opts: { keep?: boolean } = {}): Promise<OtlpReceiver> {
   const keep = opts.keep ?? true;

@@ -28,7 +28,8 @@ export interface RedisCluster {
 
 function assertBinaries(): void {
   for (const bin of ['redis-server', 'redis-cli']) {
-    if (spawnSync(bin, ['--version'], { stdio: 'ignore' }).error) throw new Error(`${bin} not found on PATH; install it: apt-get install redis-server (Redis Cluster tests need redis-server and redis-cli)`);
+    if (spawnSync(bin, ['--version'], { stdio: 'ignore' }).error)
+      throw new Error(`${bin} not found on PATH; install it: apt-get install redis-server (Redis Cluster tests need redis-server and redis-cli)`);
   }
 }
 
@@ -76,7 +77,28 @@ export async function startRedisCluster(opts: { replicas?: 0 | 1 } = {}): Promis
     // Failover within about a second of a master going silent, whatever the replica's data age
     // (cluster-replica-validity-factor 0: its link to a master that was first hung counts as
     // stale otherwise, and it would refuse to take over); no persistence.
-    const args = ['--port', String(port), '--bind', HOST, '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '1000', '--cluster-replica-validity-factor', '0', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', `redis-${port}.log`];
+    const args = [
+      '--port',
+      String(port),
+      '--bind',
+      HOST,
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      `nodes-${port}.conf`,
+      '--cluster-node-timeout',
+      '1000',
+      '--cluster-replica-validity-factor',
+      '0',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      '--logfile',
+      `redis-${port}.log`,
+    ];
     procs.set(port, spawn('redis-server', args, { stdio: 'ignore' }));
   }
   const close = async () => {
@@ -92,10 +114,11 @@ export async function startRedisCluster(opts: { replicas?: 0 | 1 } = {}): Promis
     if (replicas) {
       // Replicating, not only known to the cluster bus: a replica whose first sync has not finished
       // would take over with an empty data set.
-      const linkUp = (port: number) => onNode(port, async (r) => {
-        const info = await r.info('replication');
-        return /role:master/.test(info) || /master_link_status:up/.test(info);
-      });
+      const linkUp = (port: number) =>
+        onNode(port, async (r) => {
+          const info = await r.info('replication');
+          return /role:master/.test(info) || /master_link_status:up/.test(info);
+        });
       for (const port of ports) await until(`replication link up on ${port}`, () => linkUp(port), 15_000);
     }
   } catch (err) {
@@ -110,7 +133,7 @@ export async function startRedisCluster(opts: { replicas?: 0 | 1 } = {}): Promis
       const running = ports.filter((p) => alive(procs.get(p)!));
       const slot = await onNode(running[0], (r) => r.cluster('KEYSLOT', key));
       const master = await onNode(running[0], async (r) => {
-        const slots = (await r.cluster('SLOTS'));
+        const slots = await r.cluster('SLOTS');
         return slots.find(([from, to]) => slot >= from && slot <= to)![2][1];
       });
       const p = procs.get(master)!;
@@ -123,11 +146,16 @@ export async function startRedisCluster(opts: { replicas?: 0 | 1 } = {}): Promis
       p.kill('SIGKILL');
       await new Promise((r) => p.once('exit', r));
       const others = ports.filter((x) => x !== master && alive(procs.get(x)!));
-      await until(`a replica to take over slot ${slot}`, () => onNode(others[0], async (r) => {
-        const slots = (await r.cluster('SLOTS'));
-        const owner = slots.find(([from, to]) => slot >= from && slot <= to)?.[2][1];
-        return owner !== undefined && owner !== master && (await clusterOk(owner));
-      }), 20_000);
+      await until(
+        `a replica to take over slot ${slot}`,
+        () =>
+          onNode(others[0], async (r) => {
+            const slots = await r.cluster('SLOTS');
+            const owner = slots.find(([from, to]) => slot >= from && slot <= to)?.[2][1];
+            return owner !== undefined && owner !== master && (await clusterOk(owner));
+          }),
+        20_000,
+      );
       return master;
     },
     close,

@@ -72,19 +72,34 @@ describe('infra: stack config', () => {
     ['a canary weight over 100', (r) => (r.canary = { image: 'ghcr.io/example/ai-gateway:0.2.0', weight: 101 }), /^ai-gateway:canary\.weight: Too big/],
     ['a missing namespace', (r) => delete r.namespace, /^ai-gateway:namespace: is required$/],
     ['a managed Redis without egress CIDRs', (r) => (r.redis = { mode: 'external' }), /^ai-gateway:redis\.egressCidrs: is required$/],
-    ['a stack file from before route.kind (ingress key)', (r) => (r.ingress = { host: 'gateway.example.com', clusterIssuer: 'letsencrypt-prod' }), /^ai-gateway:ingress: replaced by "route": move host to route\.host.*route\.kind: ingress-nginx/],
+    [
+      'a stack file from before route.kind (ingress key)',
+      (r) => (r.ingress = { host: 'gateway.example.com', clusterIssuer: 'letsencrypt-prod' }),
+      /^ai-gateway:ingress: replaced by "route": move host to route\.host.*route\.kind: ingress-nginx/,
+    ],
     ['an egress.extra entry with neither a CIDR nor a namespace', (r) => (r.egress = { extra: [{ port: 8000 }] }), /^ai-gateway:egress\.extra\[0\]: set exactly one of cidr or namespace/],
     ['an egress.extra CIDR that does not parse', (r) => (r.egress = { extra: [{ cidr: '10.0.0.300/24', port: 8000 }] }), /^ai-gateway:egress\.extra\[0\]\.cidr: must be an IPv4 CIDR/],
-    ['a canary.gateway that moves the listening port', (r) => (r.canary = { image: 'ghcr.io/example/ai-gateway:0.2.0', weight: 5, gateway: { server: { port: 8081 } } }), /^ai-gateway:canary\.gateway\.server\.port: the canary listens where the stable pods do/],
+    [
+      'a canary.gateway that moves the listening port',
+      (r) => (r.canary = { image: 'ghcr.io/example/ai-gateway:0.2.0', weight: 5, gateway: { server: { port: 8081 } } }),
+      /^ai-gateway:canary\.gateway\.server\.port: the canary listens where the stable pods do/,
+    ],
     ['an https:// proxy URL', (r) => (r.egress = { proxy: { url: 'https://proxy.example.com:3128' } }), /^ai-gateway:egress\.proxy\.url: must be an http:\/\/ URL/],
-    ['a canary.gateway holding a provider key', (r) => (r.canary = { image: 'ghcr.io/example/ai-gateway:0.2.0', weight: 5, gateway: { providers: [{ name: 'x', api_key: 'sk-plain' }] } }), /^ai-gateway:canary\.gateway\.providers\.0\.api_key: set provider keys as the secret|^ai-gateway:canary\.gateway\.providers\[0\]\.api_key: set provider keys as the secret/],
+    [
+      'a canary.gateway holding a provider key',
+      (r) => (r.canary = { image: 'ghcr.io/example/ai-gateway:0.2.0', weight: 5, gateway: { providers: [{ name: 'x', api_key: 'sk-plain' }] } }),
+      /^ai-gateway:canary\.gateway\.providers\.0\.api_key: set provider keys as the secret|^ai-gateway:canary\.gateway\.providers\[0\]\.api_key: set provider keys as the secret/,
+    ],
   ];
   for (const [what, breakIt, expected] of broken) {
     it(`refuses ${what}, naming the key`, () => {
       const raw = production();
       breakIt(raw);
       const problems = problemsOf(() => parseStackConfig(raw));
-      assert.ok(problems.some((p) => expected.test(p)), `expected ${expected} in:\n${problems.join('\n')}`);
+      assert.ok(
+        problems.some((p) => expected.test(p)),
+        `expected ${expected} in:\n${problems.join('\n')}`,
+      );
     });
   }
 
@@ -106,7 +121,10 @@ describe('infra: stack config', () => {
     const c = parseStackConfig(raw);
     const problems = problemsOf(() => renderGatewayConfig(c, 'redis'));
     assert.ok(problems.includes('ai-gateway:gateway.providers[1].base_url: Invalid URL'), problems.join('\n'));
-    assert.ok(problems.some((p) => p.startsWith('ai-gateway:gateway.models.gpt-4o: unknown provider "nobody"')), problems.join('\n'));
+    assert.ok(
+      problems.some((p) => p.startsWith('ai-gateway:gateway.models.gpt-4o: unknown provider "nobody"')),
+      problems.join('\n'),
+    );
   });
 });
 
@@ -137,14 +155,21 @@ describe('infra: broken stacks fail the render (and so `pulumi up`) before any o
   });
 
   it('Pulumi.yaml runs infra/ through tsx the way the Pulumi CLI does, and the program validates config first', async () => {
-    const project = parseYaml(readFileSync(join(ROOT, 'Pulumi.yaml'), 'utf8')) as { name: string; main: string; stackConfigDir: string; runtime: { options: { nodeargs: string; typescript: boolean } } };
+    const project = parseYaml(readFileSync(join(ROOT, 'Pulumi.yaml'), 'utf8')) as {
+      name: string;
+      main: string;
+      stackConfigDir: string;
+      runtime: { options: { nodeargs: string; typescript: boolean } };
+    };
     assert.equal(project.name, 'ai-gateway');
     assert.equal(project.stackConfigDir, 'stacks');
     assert.equal(project.runtime.options.typescript, false);
     // The CLI's nodejs host runs `node <nodeargs> run.js ... <main>`, which require()s the main directory.
     const nodeArgs = project.runtime.options.nodeargs.split(' ');
     const stderr = await new Promise<string>((done) =>
-      execFile(process.execPath, [...nodeArgs, '-e', `require(${JSON.stringify(join(ROOT, project.main))})`], { cwd: ROOT, env: { ...process.env, PULUMI_CONFIG: '{}' } }, (_err, _out, err) => done(err)),
+      execFile(process.execPath, [...nodeArgs, '-e', `require(${JSON.stringify(join(ROOT, project.main))})`], { cwd: ROOT, env: { ...process.env, PULUMI_CONFIG: '{}' } }, (_err, _out, err) =>
+        done(err),
+      ),
     );
     assert.match(stderr, /invalid stack config:\n\s+- ai-gateway:environment: is required/);
   });

@@ -64,7 +64,10 @@ describe('infra: data plane, ingress-nginx -> Gateway API transition, waitFor', 
     const image = `ghcr.io/example/ai-gateway:0.2.0@sha256:${'ab'.repeat(32)}`;
     const r = await render('production', '--set', `canary.image=${image}`, '--set', 'canary.weight=10');
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(one(r, 'HTTPRoute', 'ai-gateway').spec.rules[0].backendRefs.map((b: Obj) => b.weight), [90, 10]);
+    assert.deepEqual(
+      one(r, 'HTTPRoute', 'ai-gateway').spec.rules[0].backendRefs.map((b: Obj) => b.weight),
+      [90, 10],
+    );
     assert.equal(one(r, 'Ingress', 'ai-gateway-canary').metadata.annotations['nginx.ingress.kubernetes.io/canary-weight'], '10');
   });
 
@@ -96,7 +99,10 @@ describe('infra: data plane, ingress-nginx -> Gateway API transition, waitFor', 
   });
 
   it("gke: Google's front-end ranges and the proxy-only subnet, and a HealthCheckPolicy sending the LB health check to /ready", () => {
-    assert.deepEqual(httpPeers(gke).map((p) => p.ipBlock.cidr), [...GKE_FRONTEND_RANGES, '10.129.0.0/23']);
+    assert.deepEqual(
+      httpPeers(gke).map((p) => p.ipBlock.cidr),
+      [...GKE_FRONTEND_RANGES, '10.129.0.0/23'],
+    );
     const hc = one(gke, 'HealthCheckPolicy', 'ai-gateway');
     assert.equal(hc.apiVersion, 'networking.gke.io/v1');
     assert.deepEqual(hc.spec.targetRef, { group: '', kind: 'Service', name: 'ai-gateway' });
@@ -122,10 +128,7 @@ describe('infra: data plane, ingress-nginx -> Gateway API transition, waitFor', 
   it('pulumi.com/waitFor: the HTTPRoute waits for Accepted and ResolvedRefs on its parent, the Certificate for Ready', () => {
     for (const r of [transition, gatewayApi, ciliumOwn]) {
       const waitFor = JSON.parse(one(r, 'HTTPRoute', 'ai-gateway').metadata.annotations['pulumi.com/waitFor']);
-      assert.deepEqual(waitFor, [
-        'jsonpath={.status.parents[0].conditions[?(@.type=="Accepted")].status}=True',
-        'jsonpath={.status.parents[0].conditions[?(@.type=="ResolvedRefs")].status}=True',
-      ]);
+      assert.deepEqual(waitFor, ['jsonpath={.status.parents[0].conditions[?(@.type=="Accepted")].status}=True', 'jsonpath={.status.parents[0].conditions[?(@.type=="ResolvedRefs")].status}=True']);
     }
     const cert = one(ciliumOwn, 'Certificate', 'gateway-staging-example-com-tls');
     assert.equal(cert.metadata.annotations['pulumi.com/waitFor'], 'condition=Ready');

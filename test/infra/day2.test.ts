@@ -59,7 +59,9 @@ const entry = (r: Rendered, type: string, name: string) => {
 /** A throwaway CA certificate, made with openssl. */
 function caCert(): string {
   const dir = mkdtempSync(join(tmp, 'ca-'));
-  const res = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=day2 test CA', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.crt')], { encoding: 'utf8' });
+  const res = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=day2 test CA', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.crt')], {
+    encoding: 'utf8',
+  });
   assert.equal(res.status, 0, res.stderr);
   return readFileSync(join(dir, 'ca.crt'), 'utf8');
 }
@@ -69,7 +71,14 @@ let CA_PEM = '';
 function managedRedisFile(): string {
   CA_PEM = caCert();
   const file = join(tmp, 'managed-redis.yaml');
-  const redis = { mode: 'external', egressCidrs: ['10.20.0.0/24'], port: 6380, sentinels: [{ host: 'sentinel-0.redis.internal', port: 26379 }], sentinelName: 'gateway-master', tls: { caCert: CA_PEM, servername: 'redis.internal' } };
+  const redis = {
+    mode: 'external',
+    egressCidrs: ['10.20.0.0/24'],
+    port: 6380,
+    sentinels: [{ host: 'sentinel-0.redis.internal', port: 26379 }],
+    sentinelName: 'gateway-master',
+    tls: { caCert: CA_PEM, servername: 'redis.internal' },
+  };
   writeFileSync(file, stringify({ config: { 'ai-gateway:redis': redis } }));
   return file;
 }
@@ -114,7 +123,10 @@ describe('infra: day-2 operations', function () {
       // (deleteBeforeReplace only when the name stays the same), and nothing here asks otherwise.
       const [e1, e2] = [entry(base, 'kubernetes:core/v1:ConfigMap', 'gateway-config'), entry(configChanged, 'kubernetes:core/v1:ConfigMap', 'gateway-config')];
       assert.notEqual(e1.metadataName, e2.metadataName);
-      assert.ok(base.manifest.every((m) => !m.deleteBeforeReplace), 'no resource asks for delete-before-replace');
+      assert.ok(
+        base.manifest.every((m) => !m.deleteBeforeReplace),
+        'no resource asks for delete-before-replace',
+      );
     });
 
     it('a provider key rotation: a new gateway Secret, the gateways roll; Redis keeps running', () => {
@@ -143,7 +155,10 @@ describe('infra: day-2 operations', function () {
 
   describe('the cluster and what must survive', () => {
     it('every Kubernetes object goes through the one provider pinned to the stack context, with mutable ConfigMaps/Secrets off', () => {
-      for (const [r, context] of [[base, 'production'], [staging, 'staging']] as const) {
+      for (const [r, context] of [
+        [base, 'production'],
+        [staging, 'staging'],
+      ] as const) {
         const providers = r.manifest.filter((m) => m.type === 'pulumi:providers:kubernetes');
         assert.equal(providers.length, 1);
         assert.equal(providers[0].providerInputs?.context, context);
@@ -166,7 +181,10 @@ describe('infra: day-2 operations', function () {
     });
 
     it('production protects and retains the namespace and the Redis data; staging protects nothing', () => {
-      for (const [type, name] of [['kubernetes:core/v1:Namespace', 'namespace'], ['kubernetes:apps/v1:StatefulSet', 'redis']]) {
+      for (const [type, name] of [
+        ['kubernetes:core/v1:Namespace', 'namespace'],
+        ['kubernetes:apps/v1:StatefulSet', 'redis'],
+      ]) {
         const e = entry(base, type, name);
         assert.ok(e.protect && e.retainOnDelete, `${type} ${name} must be protected and retained`);
       }
@@ -178,7 +196,10 @@ describe('infra: day-2 operations', function () {
 
   describe('Redis', () => {
     it('caps memory under the container limit: noeviction for state, allkeys-lru for the cache; the gateway uses each', () => {
-      for (const [sts, policy, ratio] of [['redis', 'noeviction', MAXMEMORY_RATIO.state], ['redis-cache', 'allkeys-lru', MAXMEMORY_RATIO.cache]] as const) {
+      for (const [sts, policy, ratio] of [
+        ['redis', 'noeviction', MAXMEMORY_RATIO.state],
+        ['redis-cache', 'allkeys-lru', MAXMEMORY_RATIO.cache],
+      ] as const) {
         const c = podSpec(base, 'StatefulSet', sts).spec.containers[0];
         const flag = (f: string) => c.args[c.args.indexOf(f) + 1];
         assert.equal(flag('--maxmemory-policy'), policy);
@@ -187,14 +208,19 @@ describe('infra: day-2 operations', function () {
         assert.ok(Number(flag('--maxmemory')) < limit);
       }
       // Production: 1Gi limit -> 70% for state; the cache's default 256Mi limit -> 75%.
-      const maxmemory = (sts: string) => { const a = podSpec(base, 'StatefulSet', sts).spec.containers[0].args; return a[a.indexOf('--maxmemory') + 1]; };
+      const maxmemory = (sts: string) => {
+        const a = podSpec(base, 'StatefulSet', sts).spec.containers[0].args;
+        return a[a.indexOf('--maxmemory') + 1];
+      };
       assert.deepEqual([maxmemory('redis'), maxmemory('redis-cache')], ['751619276', '201326592']);
       const cfg = parseYaml(named(base, 'ConfigMap', 'ai-gateway-config').data['config.yaml']);
       assert.equal(cfg.redis.host, 'redis.ai-gateway.svc.cluster.local');
       assert.equal(cfg.cache.redis.host, 'redis-cache.ai-gateway.svc.cluster.local');
       const cachePods = podSpec(base, 'StatefulSet', 'redis-cache').metadata.labels;
       const gwPods = deployment(base).spec.template.metadata.labels;
-      const fromGateway = ofKind(base, 'NetworkPolicy').filter((p) => selects(p.spec.podSelector, gwPods) && (p.spec.egress ?? []).some((e: Obj) => e.to.some((t: Obj) => selects(t.podSelector, cachePods))));
+      const fromGateway = ofKind(base, 'NetworkPolicy').filter(
+        (p) => selects(p.spec.podSelector, gwPods) && (p.spec.egress ?? []).some((e: Obj) => e.to.some((t: Obj) => selects(t.podSelector, cachePods))),
+      );
       assert.equal(fromGateway.length, 1, 'the gateway may reach the cache Redis');
     });
 
@@ -217,14 +243,23 @@ describe('infra: day-2 operations', function () {
       assert.deepEqual(cfg.redis.sentinels, [{ host: 'sentinel-0.redis.internal', port: 26379 }]);
       assert.equal(cfg.redis.sentinel_name, 'gateway-master');
       const egress = one(sentinel, 'NetworkPolicy', 'ai-gateway-gateway').spec.egress[1];
-      assert.deepEqual(egress.ports.map((p: Obj) => p.port), [6380, 26379]);
+      assert.deepEqual(
+        egress.ports.map((p: Obj) => p.port),
+        [6380, 26379],
+      );
       // rediss:// with the private CA: a content-named ConfigMap mounted into the pods, the gateway pointed at it.
       assert.deepEqual(cfg.redis.tls, { ca_file: '/etc/redis-ca/ca.crt', servername: 'redis.internal' });
       const ca = named(sentinel, 'ConfigMap', 'redis-ca');
       assert.equal(ca.data['ca.crt'], CA_PEM);
       const pod = deployment(sentinel).spec.template.spec;
-      assert.deepEqual(pod.volumes.find((v: Obj) => v.name === 'redis-ca'), { name: 'redis-ca', configMap: { name: ca.metadata.name } });
-      assert.deepEqual(pod.containers[0].volumeMounts.find((m: Obj) => m.name === 'redis-ca'), { name: 'redis-ca', mountPath: '/etc/redis-ca', readOnly: true });
+      assert.deepEqual(
+        pod.volumes.find((v: Obj) => v.name === 'redis-ca'),
+        { name: 'redis-ca', configMap: { name: ca.metadata.name } },
+      );
+      assert.deepEqual(
+        pod.containers[0].volumeMounts.find((m: Obj) => m.name === 'redis-ca'),
+        { name: 'redis-ca', mountPath: '/etc/redis-ca', readOnly: true },
+      );
     });
   });
 
@@ -421,11 +456,20 @@ describe('infra: day-2 operations', function () {
     });
 
     it('a managed Redis with tls needs a rediss:// URL (named, never echoed)', () => {
-      const raw = { ...stackFile('staging'), redis: { mode: 'external', egressCidrs: ['10.0.0.0/24'], tls: { servername: 'redis.internal' } }, providerApiKeys: { openai: 'sk-x' }, clientKeyHashes: { 'staging-tester': `sha256:${'0'.repeat(64)}` }, redisUrl: 'redis://:pw-not-echoed@h:6379' };
-      assert.throws(() => parseStackConfig(raw), (err: StackConfigError) => {
-        assert.deepEqual(err.problems, ['ai-gateway:redisUrl: redis.tls is set, so the URL must start with rediss://']);
-        return true;
-      });
+      const raw = {
+        ...stackFile('staging'),
+        redis: { mode: 'external', egressCidrs: ['10.0.0.0/24'], tls: { servername: 'redis.internal' } },
+        providerApiKeys: { openai: 'sk-x' },
+        clientKeyHashes: { 'staging-tester': `sha256:${'0'.repeat(64)}` },
+        redisUrl: 'redis://:pw-not-echoed@h:6379',
+      };
+      assert.throws(
+        () => parseStackConfig(raw),
+        (err: StackConfigError) => {
+          assert.deepEqual(err.problems, ['ai-gateway:redisUrl: redis.tls is set, so the URL must start with rediss://']);
+          return true;
+        },
+      );
       assert.equal(parseStackConfig({ ...raw, redisUrl: 'rediss://:pw@h:6380' }).redis.mode, 'external');
     });
 

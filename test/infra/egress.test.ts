@@ -8,7 +8,8 @@ import { EgressConfig, egressSchema } from '../../infra/config';
 import { Destination, classify, cidrContains, cidrWithin, planEgress } from '../../infra/egress';
 import { Obj, RenderResult, cleanup, one, render } from './helpers';
 
-const SELF_HOSTED = '{name: self-hosted, type: openai, base_url: "http://vllm.models.svc.cluster.local:8000/v1", timeout_ms: 120000, models: [{name: llama-3.1-8b, input_per_million: 0.05, output_per_million: 0.05}]}';
+const SELF_HOSTED =
+  '{name: self-hosted, type: openai, base_url: "http://vllm.models.svc.cluster.local:8000/v1", timeout_ms: 120000, models: [{name: llama-3.1-8b, input_per_million: 0.05, output_per_million: 0.05}]}';
 const PRIVATE = '{name: private-relay, base_url: "http://10.1.2.3:8000/v1", models: [{name: llama-3.1-8b, input_per_million: 0.05, output_per_million: 0.05}]}';
 const egress = (e: Partial<EgressConfig> = {}) => egressSchema.parse(e) as EgressConfig;
 const up = (name: string, url: string) => ({ where: `gateway.providers[0]`, name, url });
@@ -52,7 +53,10 @@ describe('infra: egress derived from the providers', function () {
 
     const blocked = planEgress([up('private-relay', 'http://10.1.2.3:8000/v1')], egress());
     assert.equal(blocked.problems.length, 1);
-    assert.match(blocked.problems[0], /^ai-gateway:gateway\.providers\[0\] \(provider "private-relay"\): http:\/\/10\.1\.2\.3:8000\/v1 would be blocked .* a private address; add the ai-gateway:egress\.extra entry \{cidr: 10\.1\.2\.3\/32, port: 8000\}/);
+    assert.match(
+      blocked.problems[0],
+      /^ai-gateway:gateway\.providers\[0\] \(provider "private-relay"\): http:\/\/10\.1\.2\.3:8000\/v1 would be blocked .* a private address; add the ai-gateway:egress\.extra entry \{cidr: 10\.1\.2\.3\/32, port: 8000\}/,
+    );
     assert.deepEqual(planEgress([up('private-relay', 'http://10.1.2.3:8000/v1')], egress({ extra: [{ cidr: '10.1.0.0/16', port: 8000 }] as never })).problems, []);
     assert.equal(planEgress([up('private-relay', 'http://10.1.2.3:8000/v1')], egress({ extra: [{ cidr: '10.1.0.0/16', port: 9000 }] as never })).problems.length, 1, 'the port must match too');
 
@@ -62,7 +66,10 @@ describe('infra: egress derived from the providers', function () {
     assert.deepEqual([covered.problems, covered.public443], [[], false]);
     // Azure Private Link under the public name (*.openai.azure.com resolves privately inside the VNet):
     // the entry listing the host declares the private endpoint's CIDR, and no public-443 rule is opened for it.
-    const publicName = planEgress([up('azure-pl', 'https://example-east.openai.azure.com')], egress({ extra: [{ cidr: '10.8.0.4/32', port: 443, hosts: ['example-east.openai.azure.com'] }] as never }));
+    const publicName = planEgress(
+      [up('azure-pl', 'https://example-east.openai.azure.com')],
+      egress({ extra: [{ cidr: '10.8.0.4/32', port: 443, hosts: ['example-east.openai.azure.com'] }] as never }),
+    );
     assert.deepEqual([publicName.problems, publicName.public443, publicName.extra.map((e) => e.cidr)], [[], false, ['10.8.0.4/32']]);
 
     assert.match(planEgress([up('odd', 'https://api.example.com:8443/v1')], egress()).problems[0], /a public host on a port other than 443/);
@@ -74,7 +81,10 @@ describe('infra: egress derived from the providers', function () {
     const proxy = { url: 'http://proxy.corp.internal:3128', noProxy: [] };
     const plan = planEgress([up('openai', 'https://api.openai.com/v1'), up('vllm', 'http://vllm.models.svc.cluster.local:8000/v1')], egress({ proxy } as never));
     assert.match(plan.problems.join('\n'), /ai-gateway:egress\.proxy\.url \(the HTTPS proxy\): http:\/\/proxy\.corp\.internal:3128 would be blocked/);
-    const ok = planEgress([up('openai', 'https://api.openai.com/v1'), up('vllm', 'http://vllm.models.svc.cluster.local:8000/v1')], egress({ proxy, extra: [{ cidr: '10.0.5.10/32', port: 3128, hosts: ['proxy.corp.internal'] }] } as never));
+    const ok = planEgress(
+      [up('openai', 'https://api.openai.com/v1'), up('vllm', 'http://vllm.models.svc.cluster.local:8000/v1')],
+      egress({ proxy, extra: [{ cidr: '10.0.5.10/32', port: 3128, hosts: ['proxy.corp.internal'] }] } as never),
+    );
     assert.deepEqual(ok.problems, []);
     assert.equal(ok.public443, false, 'public providers go through the proxy');
     assert.deepEqual(ok.services, [{ namespace: 'models', port: 8000 }], 'in-cluster providers go direct (NO_PROXY has .svc and the cluster domain)');

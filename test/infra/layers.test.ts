@@ -41,6 +41,14 @@ describe('infra: layers', () => {
   });
 
   it('the checker sees a cycle when there is one', () => {
-    assert.deepEqual(cycles(new Map([['a', ['b']], ['b', ['a']]])), ['a -> b -> a']);
+    assert.deepEqual(
+      cycles(
+        new Map([
+          ['a', ['b']],
+          ['b', ['a']],
+        ]),
+      ),
+      ['a -> b -> a'],
+    );
   });
 });

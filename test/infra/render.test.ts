@@ -109,7 +109,10 @@ describe('infra: rendered stacks', function () {
       for (const ing of ingresses) {
         const tlsHosts = (ing.spec.tls ?? []).flatMap((t: Obj) => t.hosts);
         for (const rule of ing.spec.rules) assert.ok(tlsHosts.includes(rule.host), `${name}: ${ing.metadata.name} serves ${rule.host} without TLS`);
-        assert.ok(ing.spec.tls.every((t: Obj) => t.secretName), `${name}: TLS without a secretName`);
+        assert.ok(
+          ing.spec.tls.every((t: Obj) => t.secretName),
+          `${name}: TLS without a secretName`,
+        );
         assert.equal(ing.spec.ingressClassName, 'nginx');
         const a = ing.metadata.annotations;
         assert.equal(a['nginx.ingress.kubernetes.io/proxy-buffering'], 'off', `${name}: SSE needs proxy-buffering off`);
@@ -134,7 +137,10 @@ describe('infra: rendered stacks', function () {
         const specific = policies.filter((p) => p !== denyAll && selects(p.spec.podSelector, template.metadata.labels));
         assert.ok(specific.length > 0, `${name}: pods of ${owner.kind}/${owner.metadata.name} are selected by no policy of their own`);
         for (const type of ['Ingress', 'Egress']) {
-          assert.ok(specific.some((p) => p.spec.policyTypes.includes(type)), `${name}: ${owner.metadata.name} has no ${type} policy`);
+          assert.ok(
+            specific.some((p) => p.spec.policyTypes.includes(type)),
+            `${name}: ${owner.metadata.name} has no ${type} policy`,
+          );
         }
       }
     }
@@ -169,7 +175,11 @@ describe('infra: rendered stacks', function () {
   it('keeps every secret out of ConfigMaps and rendered files, and redacts the Secret', () => {
     // Staging sets no secrets: the renderer fills placeholders, which must stay out of the files just the same.
     assert.match(staging.stdout, /placeholders for secrets not set: providerApiKeys\.openai, clientKeyHashes\.staging-tester, redisPassword/);
-    const stagingPlaceholders = [placeholderSecret({ key: 'providerApiKeys', entry: 'openai', kind: 'apiKey' }), placeholderSecret({ key: 'clientKeyHashes', entry: 'staging-tester', kind: 'keyHash' }), placeholderSecret({ key: 'redisPassword', kind: 'password' })];
+    const stagingPlaceholders = [
+      placeholderSecret({ key: 'providerApiKeys', entry: 'openai', kind: 'apiKey' }),
+      placeholderSecret({ key: 'clientKeyHashes', entry: 'staging-tester', kind: 'keyHash' }),
+      placeholderSecret({ key: 'redisPassword', kind: 'password' }),
+    ];
     const checks: [string, RenderResult, string[]][] = [
       ['production', production, Object.values(PROD_SECRETS)],
       ['production+canary', canary, Object.values(PROD_SECRETS)],
@@ -223,7 +233,10 @@ describe('infra: rendered stacks', function () {
       assert.ok(selects(d.spec.selector, d.spec.template.metadata.labels));
 
       const svc = one(r, 'Service', 'ai-gateway');
-      assert.deepEqual(svc.spec.ports.map((p: Obj) => p.name), ['http', 'metrics']);
+      assert.deepEqual(
+        svc.spec.ports.map((p: Obj) => p.name),
+        ['http', 'metrics'],
+      );
       assert.ok(selects({ matchLabels: svc.spec.selector }, d.spec.template.metadata.labels));
       const pdb = one(r, 'PodDisruptionBudget', 'ai-gateway');
       assert.ok(selects(pdb.spec.selector, d.spec.template.metadata.labels));
@@ -257,9 +270,15 @@ describe('infra: rendered stacks', function () {
     assert.equal(p.server.log_level, 'info');
     // Both are on public hosts: both need keys (staging's testers share one).
     assert.equal(s.auth.mode, 'keys');
-    assert.deepEqual(s.auth.keys.map((k: Obj) => [k.name, k.team]), [['staging-tester', 'staging']]);
+    assert.deepEqual(
+      s.auth.keys.map((k: Obj) => [k.name, k.team]),
+      [['staging-tester', 'staging']],
+    );
     assert.equal(p.auth.mode, 'keys');
-    assert.notDeepEqual(s.teams.map((t: Obj) => t.budget), p.teams.map((t: Obj) => t.budget));
+    assert.notDeepEqual(
+      s.teams.map((t: Obj) => t.budget),
+      p.teams.map((t: Obj) => t.budget),
+    );
     assert.equal(one(staging, 'Namespace', 'ai-gateway-staging').metadata.labels['ai-gateway/environment'], 'staging');
     assert.equal(one(production, 'Namespace', 'ai-gateway').metadata.labels['ai-gateway/environment'], 'production');
   });
@@ -294,9 +313,15 @@ describe('infra: rendered stacks', function () {
     const exported = new Set((await registry.getMetricsAsJSON()).flatMap((m) => (m.type === ('histogram' as never) ? [`${m.name}_bucket`, `${m.name}_count`, `${m.name}_sum`] : [m.name])));
     const used = (expr: string) => [...expr.matchAll(/\b(aigw_[a-z_]+)/g)].map((m) => m[1]);
 
-    for (const [name, r, spend] of [['staging', staging, 50], ['production', production, 500]] as const) {
+    for (const [name, r, spend] of [
+      ['staging', staging, 50],
+      ['production', production, 500],
+    ] as const) {
       const sm = one(r, 'ServiceMonitor', 'ai-gateway');
-      assert.deepEqual(sm.spec.endpoints.map((e: Obj) => [e.port, e.path]), [['metrics', '/metrics']]);
+      assert.deepEqual(
+        sm.spec.endpoints.map((e: Obj) => [e.port, e.path]),
+        [['metrics', '/metrics']],
+      );
       assert.ok(selects(sm.spec.selector, one(r, 'Service', 'ai-gateway').metadata.labels));
       assert.equal(sm.metadata.labels.release, 'kube-prometheus-stack');
 

@@ -82,7 +82,10 @@ describe('infra: public route (Gateway API and ingress-nginx), canary, certifica
     assert.deepEqual(rule.matches, [{ path: { type: 'PathPrefix', value: '/v1' } }]);
     assert.deepEqual(rule.backendRefs, [{ group: '', kind: 'Service', name: 'ai-gateway', port: 80 }]);
     const svc = one(production, 'Service', 'ai-gateway');
-    assert.ok(svc.spec.ports.some((p: Obj) => p.port === 80 && p.name === 'http'), 'the backendRef port is the Service http port (never metrics)');
+    assert.ok(
+      svc.spec.ports.some((p: Obj) => p.port === 80 && p.name === 'http'),
+      'the backendRef port is the Service http port (never metrics)',
+    );
     // SSE streams: the whole exchange and each backend call may last the stack's stream timeout.
     assert.equal(durationMs(rule.timeouts.request), 3600_000);
     assert.ok(durationMs(rule.timeouts.backendRequest) <= durationMs(rule.timeouts.request), 'backendRequest must not exceed request');
@@ -103,7 +106,13 @@ describe('infra: public route (Gateway API and ingress-nginx), canary, certifica
     const route = httpRoute(canary);
     assert.equal(route.spec.rules.length, 1);
     const refs = route.spec.rules[0].backendRefs;
-    assert.deepEqual(refs.map((b: Obj) => [b.name, b.port, b.weight]), [['ai-gateway', 80, 95], ['ai-gateway-canary', 80, 5]]);
+    assert.deepEqual(
+      refs.map((b: Obj) => [b.name, b.port, b.weight]),
+      [
+        ['ai-gateway', 80, 95],
+        ['ai-gateway-canary', 80, 5],
+      ],
+    );
     const canaryPods = one(canary, 'Deployment', 'ai-gateway-canary').spec.template.metadata.labels;
     const stablePods = one(canary, 'Deployment', 'ai-gateway').spec.template.metadata.labels;
     assert.ok(selects({ matchLabels: one(canary, 'Service', 'ai-gateway-canary').spec.selector }, canaryPods));
@@ -122,7 +131,10 @@ describe('infra: public route (Gateway API and ingress-nginx), canary, certifica
   it('canary.gateway gives the canary pods their own config, checked by the gateway parser; the stable config is untouched', () => {
     const cm = named(canaryConfig, 'ConfigMap', 'ai-gateway-canary-config');
     const text = cm.data['config.yaml'] as string;
-    const parsed = parseConfigText(text, Object.fromEntries([...text.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map((m) => [m[1], m[1].includes('HASH') ? `sha256:${createHash('sha256').update(m[1]).digest('hex')}` : 'x'])));
+    const parsed = parseConfigText(
+      text,
+      Object.fromEntries([...text.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map((m) => [m[1], m[1].includes('HASH') ? `sha256:${createHash('sha256').update(m[1]).digest('hex')}` : 'x'])),
+    );
     assert.equal(parsed.server.log_level, 'debug');
     assert.equal(parsed.routing.max_retries, 0);
     assert.equal(parsed.providers.length, 2, 'overrides merge into the gateway block (providers kept)');
@@ -146,7 +158,11 @@ describe('infra: public route (Gateway API and ingress-nginx), canary, certifica
     // The Certificate is the stack's own object (so `pulumi up` can wait for Ready), not gateway-shim's.
     assert.equal(gw.metadata.annotations?.['cert-manager.io/issuer'], undefined);
     const cert = one(staging, 'Certificate', 'gateway-staging-example-com-tls');
-    assert.deepEqual(cert.spec, { secretName: 'gateway-staging-example-com-tls', dnsNames: ['gateway.staging.example.com'], issuerRef: { group: 'cert-manager.io', kind: 'Issuer', name: 'ai-gateway-acme' } });
+    assert.deepEqual(cert.spec, {
+      secretName: 'gateway-staging-example-com-tls',
+      dnsNames: ['gateway.staging.example.com'],
+      issuerRef: { group: 'cert-manager.io', kind: 'Issuer', name: 'ai-gateway-acme' },
+    });
     const https = gw.spec.listeners.find((l: Obj) => l.name === 'https');
     assert.deepEqual([https.protocol, https.port, https.hostname, https.tls.mode], ['HTTPS', 443, 'gateway.staging.example.com', 'Terminate']);
     assert.deepEqual(https.tls.certificateRefs, [{ group: '', kind: 'Secret', name: 'gateway-staging-example-com-tls' }]);
@@ -195,7 +211,10 @@ describe('infra: public route (Gateway API and ingress-nginx), canary, certifica
       [['--set', 'route.gateway={create: {className: eg}, parentRef: {name: g, namespace: n, sectionName: https}}'], /ai-gateway:route\.gateway: set exactly one of parentRef/],
       [['--set', 'route.dataPlane={kind: namespace, namespace: ai-gateway}'], /ai-gateway:route\.dataPlane\.namespace: must not be the stack's namespace/],
       [['--set', 'route.gateway.dataPlaneNamespace=gateway-system'], /ai-gateway:route\.gateway\.dataPlaneNamespace: replaced by route\.dataPlane/],
-      [['--set', 'route.gateway.parentRef={name: shared-gateway, namespace: gateway-system}'], /ai-gateway:route\.gateway\.parentRef\.sectionName: is required: the name of the Gateway's HTTPS listener/],
+      [
+        ['--set', 'route.gateway.parentRef={name: shared-gateway, namespace: gateway-system}'],
+        /ai-gateway:route\.gateway\.parentRef\.sectionName: is required: the name of the Gateway's HTTPS listener/,
+      ],
       [['--set', 'route.kind=ingress-nginx', '--set', 'route.tls={}'], /ai-gateway:route\.tls: the Ingress needs a certificate issuer/],
     ];
     for (const [args, expected] of cases) {

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { Obj, RenderResult, cleanup, named, ofKind, one, render, selects } from './helpers';
 
-const BEDROCK = 'gateway.providers[1]={name: bedrock-east, type: bedrock, region: us-east-1, base_url: "https://bedrock-runtime.us-east-1.amazonaws.com", models: [{name: claude, upstream_name: "anthropic.claude-3-5-sonnet-20240620-v1:0", input_per_million: 3, output_per_million: 15}]}';
+const BEDROCK =
+  'gateway.providers[1]={name: bedrock-east, type: bedrock, region: us-east-1, base_url: "https://bedrock-runtime.us-east-1.amazonaws.com", models: [{name: claude, upstream_name: "anthropic.claude-3-5-sonnet-20240620-v1:0", input_per_million: 3, output_per_million: 15}]}';
 const ROLE = 'arn:aws:iam::123456789012:role/ai-gateway-bedrock';
 const CANARY_IMAGE = `ghcr.io/example/ai-gateway:0.2.0@sha256:${'cd'.repeat(32)}`;
 const DB_SECRET = 'postgresql://aigw:LEAKCHECK-db-pass@pg.internal:5432/aigw';
@@ -44,9 +45,25 @@ describe('infra: bedrock credentials, state Redis, canary, namespaces, database'
     [irsa, podIdentity, staticKeys, production, managedCache, canary, cnpg, externalDb] = await Promise.all([
       render('staging', '--set', BEDROCK, '--config-file', awsFile({ mode: 'irsa', roleArn: ROLE })),
       render('staging', '--set', BEDROCK, '--config-file', awsFile({ mode: 'pod-identity' })),
-      render('staging', '--set', BEDROCK, '--config-file', awsFile({ mode: 'static' }), '--set-secret', 'awsAccessKeyId=AKIALEAKCHECK0000001', '--set-secret', 'awsSecretAccessKey=LEAKCHECK-aws-secret-key-000'),
+      render(
+        'staging',
+        '--set',
+        BEDROCK,
+        '--config-file',
+        awsFile({ mode: 'static' }),
+        '--set-secret',
+        'awsAccessKeyId=AKIALEAKCHECK0000001',
+        '--set-secret',
+        'awsSecretAccessKey=LEAKCHECK-aws-secret-key-000',
+      ),
       render('production'),
-      render('staging', '--set', 'redis={mode: external, egressCidrs: [10.20.0.0/24], cache: {egressCidrs: [10.21.0.0/24], port: 6380}}', '--set-secret', 'redisCacheUrl=rediss://:LEAKCHECK-cache@cache.internal:6380'),
+      render(
+        'staging',
+        '--set',
+        'redis={mode: external, egressCidrs: [10.20.0.0/24], cache: {egressCidrs: [10.21.0.0/24], port: 6380}}',
+        '--set-secret',
+        'redisCacheUrl=rediss://:LEAKCHECK-cache@cache.internal:6380',
+      ),
       render('production', '--set', `canary.image=${CANARY_IMAGE}`, '--set', 'canary.weight=50', '--set', 'canary.replicas=2'),
       render('production', '--set', 'database={mode: cnpg, instances: 2, apiServer: {cidrs: [172.20.0.1/32]}, backup: {destinationPath: "s3://backups/aigw", s3CredentialsSecret: pg-backup-s3}}'),
       render('staging', '--set', 'database={mode: external, egressCidrs: [10.50.0.0/24]}', '--set-secret', `databaseUrl=${DB_SECRET}`),
@@ -174,10 +191,22 @@ describe('infra: bedrock credentials, state Redis, canary, namespaces, database'
       const db = one(cnpg, 'NetworkPolicy', 'ai-gateway-database');
       assert.ok(selects(db.spec.podSelector, instances));
       const from = db.spec.ingress.flatMap((r: Obj) => r.from);
-      assert.ok(from.some((f: Obj) => f.podSelector && selects(f.podSelector, gatewayPod(cnpg).metadata.labels)), 'the gateway reaches the instances');
-      assert.ok(from.some((f: Obj) => f.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'cnpg-system'), 'the operator reaches the instances');
-      assert.ok(db.spec.egress.some((e: Obj) => e.to.some((t: Obj) => t.ipBlock?.cidr === '172.20.0.1/32')), 'the instance manager reaches the API server');
-      assert.ok(db.spec.egress.some((e: Obj) => e.ports.some((p: Obj) => p.port === 443) && e.to.some((t: Obj) => t.ipBlock?.cidr === '0.0.0.0/0')), 'backups reach the object store');
+      assert.ok(
+        from.some((f: Obj) => f.podSelector && selects(f.podSelector, gatewayPod(cnpg).metadata.labels)),
+        'the gateway reaches the instances',
+      );
+      assert.ok(
+        from.some((f: Obj) => f.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'cnpg-system'),
+        'the operator reaches the instances',
+      );
+      assert.ok(
+        db.spec.egress.some((e: Obj) => e.to.some((t: Obj) => t.ipBlock?.cidr === '172.20.0.1/32')),
+        'the instance manager reaches the API server',
+      );
+      assert.ok(
+        db.spec.egress.some((e: Obj) => e.ports.some((p: Obj) => p.port === 443) && e.to.some((t: Obj) => t.ipBlock?.cidr === '0.0.0.0/0')),
+        'backups reach the object store',
+      );
     });
 
     it('production refuses a single-instance CloudNativePG cluster', async () => {

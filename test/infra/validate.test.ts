@@ -49,7 +49,10 @@ describe('infra: checks on rendered objects beyond the schemas', function () {
     assert.ok(o, `no ${kind}/${name}`);
     change(o);
     const problems = checkRendered(objects, stackConfig('production', canaryPatch));
-    assert.ok(problems.some((p) => expected.test(p)), `expected ${expected} among:\n${problems.join('\n')}`);
+    assert.ok(
+      problems.some((p) => expected.test(p)),
+      `expected ${expected} among:\n${problems.join('\n')}`,
+    );
   }
 
   it('finds a Service, PDB or Deployment selector that selects the wrong pods', () => {
@@ -67,7 +70,12 @@ describe('infra: checks on rendered objects beyond the schemas', function () {
 
   it('finds CIDRs that do not parse or excepts outside their block', () => {
     broken('NetworkPolicy', 'ai-gateway-gateway', (p) => (p.spec.egress.at(-1).to[0].ipBlock.cidr = '0.0.0.0/33'), /ipBlock 0\.0\.0\.0\/33 is not a valid CIDR/);
-    broken('NetworkPolicy', 'ai-gateway-gateway', (p) => (p.spec.egress.at(-1).to[0].ipBlock = { cidr: '10.0.0.0/16', except: ['10.1.0.0/24'] }), /except 10\.1\.0\.0\/24 is not inside 10\.0\.0\.0\/16/);
+    broken(
+      'NetworkPolicy',
+      'ai-gateway-gateway',
+      (p) => (p.spec.egress.at(-1).to[0].ipBlock = { cidr: '10.0.0.0/16', except: ['10.1.0.0/24'] }),
+      /except 10\.1\.0\.0\/24 is not inside 10\.0\.0\.0\/16/,
+    );
   });
 
   it('finds invalid label keys and values', () => {
@@ -79,8 +87,18 @@ describe('infra: checks on rendered objects beyond the schemas', function () {
   });
 
   it('finds NetworkPolicy peers that exist neither in the render nor in the stack config', () => {
-    broken('NetworkPolicy', 'ai-gateway-gateway', (p) => (p.spec.ingress[0].from[0].namespaceSelector.matchLabels['kubernetes.io/metadata.name'] = 'ingres-nginx'), /ingress\[0\]\.from\[0\]: namespace "ingres-nginx" is neither in the render nor named by the stack config/);
-    broken('NetworkPolicy', 'ai-gateway-redis', (p) => (p.spec.ingress[0].from[0].podSelector.matchLabels['app.kubernetes.io/component'] = 'gw'), /ai-gateway-redis ingress\[0\]\.from\[0\]: podSelector .* selects no pod of the render/);
+    broken(
+      'NetworkPolicy',
+      'ai-gateway-gateway',
+      (p) => (p.spec.ingress[0].from[0].namespaceSelector.matchLabels['kubernetes.io/metadata.name'] = 'ingres-nginx'),
+      /ingress\[0\]\.from\[0\]: namespace "ingres-nginx" is neither in the render nor named by the stack config/,
+    );
+    broken(
+      'NetworkPolicy',
+      'ai-gateway-redis',
+      (p) => (p.spec.ingress[0].from[0].podSelector.matchLabels['app.kubernetes.io/component'] = 'gw'),
+      /ai-gateway-redis ingress\[0\]\.from\[0\]: podSelector .* selects no pod of the render/,
+    );
     broken('NetworkPolicy', 'ai-gateway-redis', (p) => (p.spec.podSelector.matchLabels['app.kubernetes.io/component'] = 'cache'), /ai-gateway-redis: podSelector selects no pod/);
   });
 

@@ -44,14 +44,31 @@ describe('anthropic provider type (openai SDK in front)', () => {
   it('translates a chat request: system on top, max_tokens from config, stop, temperature, top_p, Anthropic headers', async () => {
     const before = ant.received.length;
     const { data, response } = await client.chat.completions
-      .create({ model: 'claude', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hi' }], stop: 'END', temperature: 0.5, top_p: 0.9 })
+      .create({
+        model: 'claude',
+        messages: [
+          { role: 'system', content: 'Be brief.' },
+          { role: 'user', content: 'hi' },
+        ],
+        stop: 'END',
+        temperature: 0.5,
+        top_p: 0.9,
+      })
       .withResponse();
     assert.equal(response.headers.get('x-gateway-provider'), 'claude');
     const sent = ant.received[before];
     assert.equal(sent.headers['x-api-key'], ant.apiKey);
     assert.equal(sent.headers['anthropic-version'], '2023-06-01');
     assert.equal(sent.headers.authorization, undefined);
-    assert.deepEqual(sent.body, { model: 'claude-sonnet-4-5', max_tokens: 1234, system: 'Be brief.', messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }], stop_sequences: ['END'], temperature: 0.5, top_p: 0.9 });
+    assert.deepEqual(sent.body, {
+      model: 'claude-sonnet-4-5',
+      max_tokens: 1234,
+      system: 'Be brief.',
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }],
+      stop_sequences: ['END'],
+      temperature: 0.5,
+      top_p: 0.9,
+    });
     assert.equal(data.object, 'chat.completion');
     assert.equal(data.model, 'claude', 'the public model name, not the upstream one');
     assert.equal(data.choices[0].message.content, 'Hello from Claude.');
@@ -102,7 +119,9 @@ describe('anthropic provider type (openai SDK in front)', () => {
     for await (const chunk of stream) assert.equal(chunk.usage ?? undefined, undefined);
   });
 
-  const tools: OpenAI.ChatCompletionTool[] = [{ type: 'function', function: { name: 'get_weather', description: 'Weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+  const tools: OpenAI.ChatCompletionTool[] = [
+    { type: 'function', function: { name: 'get_weather', description: 'Weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } },
+  ];
 
   it('round-trips tool calls: tools and tool_choice out, tool_use back as tool_calls, tool results in', async () => {
     const before = ant.received.length;
@@ -152,7 +171,15 @@ describe('anthropic provider type (openai SDK in front)', () => {
     await client.chat.completions.create({
       model: 'claude',
       response_format: { type: 'json_object' },
-      messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } }] }],
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'What is this?' },
+            { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } },
+          ],
+        },
+      ],
     });
     const sent = ant.received[before].body;
     assert.deepEqual(sent.messages[0].content[1], { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } });
@@ -205,7 +232,7 @@ describe('anthropic provider type (openai SDK in front)', () => {
     assert.equal(text, 'Hello fromHello from the fake upstream.', "Claude's first words, then the OpenAI provider's continuation");
   });
 
-  it('an Anthropic 401 marks the provider failing and fails over (the gateway key problem is not the client\'s)', async () => {
+  it("an Anthropic 401 marks the provider failing and fails over (the gateway key problem is not the client's)", async () => {
     ant.setBehavior(() => ({ kind: 'error', status: 401, type: 'authentication_error', message: 'invalid x-api-key' }));
     const { response } = await client.chat.completions.create({ model: 'claude', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
     assert.equal(response.headers.get('x-gateway-provider'), 'oa');

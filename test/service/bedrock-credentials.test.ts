@@ -18,7 +18,17 @@ import { keyless, metricValue, provider, startTestGateway, TestGateway } from '.
 
 const MODEL_ID = 'anthropic.claude-3-5-sonnet-20240620-v1:0';
 const AGENT_TOKEN = 'pod-identity-token-for-tests';
-const ENV_KEYS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE', 'AWS_EC2_METADATA_DISABLED', 'AWS_PROFILE', 'AWS_CONFIG_FILE', 'AWS_SHARED_CREDENTIALS_FILE'];
+const ENV_KEYS = [
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+  'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
+  'AWS_EC2_METADATA_DISABLED',
+  'AWS_PROFILE',
+  'AWS_CONFIG_FILE',
+  'AWS_SHARED_CREDENTIALS_FILE',
+];
 
 /** A stand-in for the EKS Pod Identity agent: the credentials JSON for a request carrying the token. */
 function startFakeAgent(): Promise<{ url: string; calls: () => number; server: Server }> {
@@ -30,7 +40,9 @@ function startFakeAgent(): Promise<{ url: string; calls: () => number; server: S
       return;
     }
     const expiration = new Date(Date.now() + 3600_000).toISOString();
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ AccessKeyId: FAKE_AWS.accessKeyId, SecretAccessKey: FAKE_AWS.secretAccessKey, Token: 'session-token-from-agent', Expiration: expiration }));
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ AccessKeyId: FAKE_AWS.accessKeyId, SecretAccessKey: FAKE_AWS.secretAccessKey, Token: 'session-token-from-agent', Expiration: expiration }));
   });
   return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/credentials`, calls: () => calls, server })));
 }
@@ -107,5 +119,4 @@ describe('bedrock: AWS credentials through the standard chain', () => {
     assert.equal(br.received.length, sent);
     assert.equal(await metricValue(gw.metricsUrl, 'aigw_upstream_attempts_total', { provider: 'br', outcome: 'provider_auth' }), 1);
   });
-
 });

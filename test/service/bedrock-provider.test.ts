@@ -30,7 +30,11 @@ describe('bedrock provider type (openai SDK in front)', () => {
       auth: { mode: 'none' },
       routing: { strategy: 'priority', retry_delay_ms: 5, max_retries: 1, circuit_breaker: { consecutive_failures: 50 } },
       providers: [
-        { ...keyless(provider('br', br.url, [{ name: 'claude', upstream_name: MODEL_ID, input_per_million: 3, cached_input_per_million: 0.3, output_per_million: 15 }], { priority: 1 })), type: 'bedrock', region: FAKE_AWS.region },
+        {
+          ...keyless(provider('br', br.url, [{ name: 'claude', upstream_name: MODEL_ID, input_per_million: 3, cached_input_per_million: 0.3, output_per_million: 15 }], { priority: 1 })),
+          type: 'bedrock',
+          region: FAKE_AWS.region,
+        },
         provider('oa', `${oa.url}`, ['claude'], { priority: 2 }),
       ],
     });
@@ -40,7 +44,12 @@ describe('bedrock provider type (openai SDK in front)', () => {
     await gw.shutdown();
     await br.close();
     await oa.close();
-    for (const [k, v] of [['AWS_ACCESS_KEY_ID', saved.id], ['AWS_SECRET_ACCESS_KEY', saved.secret], ['AWS_SESSION_TOKEN', saved.token], ['AWS_EC2_METADATA_DISABLED', saved.imds]] as const) {
+    for (const [k, v] of [
+      ['AWS_ACCESS_KEY_ID', saved.id],
+      ['AWS_SECRET_ACCESS_KEY', saved.secret],
+      ['AWS_SESSION_TOKEN', saved.token],
+      ['AWS_EC2_METADATA_DISABLED', saved.imds],
+    ] as const) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }
@@ -53,11 +62,26 @@ describe('bedrock provider type (openai SDK in front)', () => {
     const before = br.received.length;
     const spent = await cost();
     br.setBehavior(() => ({ kind: 'answer', cacheRead: 100 }));
-    const { data, response } = await client.chat.completions.create({ model: 'claude', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hi' }], max_tokens: 64, temperature: 0.2, stop: ['END'] }).withResponse();
+    const { data, response } = await client.chat.completions
+      .create({
+        model: 'claude',
+        messages: [
+          { role: 'system', content: 'Be brief.' },
+          { role: 'user', content: 'hi' },
+        ],
+        max_tokens: 64,
+        temperature: 0.2,
+        stop: ['END'],
+      })
+      .withResponse();
     assert.equal(response.headers.get('x-gateway-provider'), 'br');
     const sent = br.received[before];
     assert.equal(sent.path, `/model/${encodeURIComponent(MODEL_ID)}/converse`);
-    assert.deepEqual(sent.body, { messages: [{ role: 'user', content: [{ text: 'hi' }] }], system: [{ text: 'Be brief.' }], inferenceConfig: { maxTokens: 64, temperature: 0.2, stopSequences: ['END'] } });
+    assert.deepEqual(sent.body, {
+      messages: [{ role: 'user', content: [{ text: 'hi' }] }],
+      system: [{ text: 'Be brief.' }],
+      inferenceConfig: { maxTokens: 64, temperature: 0.2, stopSequences: ['END'] },
+    });
     assert.equal(data.model, 'claude');
     assert.equal(data.choices[0].message.content, 'Hello from Bedrock.');
     assert.equal(data.choices[0].finish_reason, 'stop');
@@ -84,7 +108,10 @@ describe('bedrock provider type (openai SDK in front)', () => {
   it('tool calls: tools to toolConfig, toolUse back as tool_calls (streamed too), the tool result in as toolResult', async () => {
     const tools: OpenAI.ChatCompletionTool[] = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
     const first = await client.chat.completions.create({ model: 'claude', messages: [{ role: 'user', content: 'Weather?' }], tools, tool_choice: 'required' });
-    assert.deepEqual(br.received[br.received.length - 1].body.toolConfig, { tools: [{ toolSpec: { name: 'get_weather', inputSchema: { json: (tools[0] as OpenAI.ChatCompletionFunctionTool).function.parameters } } }], toolChoice: { any: {} } });
+    assert.deepEqual(br.received[br.received.length - 1].body.toolConfig, {
+      tools: [{ toolSpec: { name: 'get_weather', inputSchema: { json: (tools[0] as OpenAI.ChatCompletionFunctionTool).function.parameters } } }],
+      toolChoice: { any: {} },
+    });
     const call = first.choices[0].message.tool_calls![0] as OpenAI.ChatCompletionMessageFunctionToolCall;
     assert.equal(first.choices[0].finish_reason, 'tool_calls');
     assert.deepEqual([call.id, call.function.name, JSON.parse(call.function.arguments)], ['tooluse_1', 'get_weather', { city: 'Paris' }]);
@@ -94,7 +121,11 @@ describe('bedrock provider type (openai SDK in front)', () => {
     for await (const chunk of stream) for (const tc of chunk.choices[0]?.delta?.tool_calls ?? []) args += tc.function?.arguments ?? '';
     assert.deepEqual(JSON.parse(args), { city: 'Paris' });
 
-    const second = await client.chat.completions.create({ model: 'claude', tools, messages: [{ role: 'user', content: 'Weather?' }, first.choices[0].message as OpenAI.ChatCompletionMessageParam, { role: 'tool', tool_call_id: 'tooluse_1', content: '18C' }] });
+    const second = await client.chat.completions.create({
+      model: 'claude',
+      tools,
+      messages: [{ role: 'user', content: 'Weather?' }, first.choices[0].message as OpenAI.ChatCompletionMessageParam, { role: 'tool', tool_call_id: 'tooluse_1', content: '18C' }],
+    });
     assert.equal(second.choices[0].message.content, 'Hello from Bedrock. [tooluse_1: 18C]');
   });
 
@@ -110,7 +141,10 @@ describe('bedrock provider type (openai SDK in front)', () => {
 
   it('a 400 ValidationException comes back in the OpenAI error shape', async () => {
     br.setBehavior(() => ({ kind: 'error', status: 400, type: 'ValidationException' }));
-    await assert.rejects(client.chat.completions.create({ model: 'claude', messages: [{ role: 'user', content: 'hi' }] }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && e.code === 'bedrock_rejected' && /ValidationException/.test(e.message));
+    await assert.rejects(
+      client.chat.completions.create({ model: 'claude', messages: [{ role: 'user', content: 'hi' }] }),
+      (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && e.code === 'bedrock_rejected' && /ValidationException/.test(e.message),
+    );
   });
 
   const refused = () => metricValue(gw.metricsUrl, 'aigw_upstream_attempts_total', { provider: 'br', outcome: 'provider_auth' });

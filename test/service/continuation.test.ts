@@ -83,13 +83,20 @@ describe('mid-stream continuation on another provider', function () {
     assert.equal((await continued('b')) - before.continued, 1);
     assert.ok((await metricValue(gw.metricsUrl, 'aigw_cost_usd_total', { provider: 'a', estimated: 'true' })) > 0, 'the cut attempt is billed on its estimate');
     assert.ok((await metricValue(gw.metricsUrl, 'aigw_cost_usd_total', { provider: 'b', estimated: 'false' })) > 0, 'the continuation by its usage');
-    const line = gw.logs.map((l) => JSON.parse(l) as { continued_by?: string; stream_outcome?: string }).reverse().find((l) => l.continued_by);
+    const line = gw.logs
+      .map((l) => JSON.parse(l) as { continued_by?: string; stream_outcome?: string })
+      .reverse()
+      .find((l) => l.continued_by);
     assert.equal(line?.continued_by, 'b');
   });
 
   it('chat: a stall (no event within between_events_ms) is continued too, and the stream says so in an SSE comment', async () => {
     a.setBehavior(() => ({ kind: 'stream', chunks: ['Half ', 'of it', 'never'], delayMs: 3_000 }));
-    const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'x' }] }) });
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'x' }] }),
+    });
     const raw = await res.text();
     assert.match(raw, /^: gateway: stream continued by provider b after a broke off$/m);
     assert.match(raw, /data: \[DONE\]/);
@@ -108,7 +115,11 @@ describe('mid-stream continuation on another provider', function () {
     const final = await stream.finalResponse();
     assert.equal(final.output_text, `The quick brown ${FULL_B}`);
     assert.equal(final.id, createdId, 'the response the client saw created');
-    assert.deepEqual(seqs, seqs.map((_, i) => i), 'sequence numbers go on without a gap or a repeat');
+    assert.deepEqual(
+      seqs,
+      seqs.map((_, i) => i),
+      'sequence numbers go on without a gap or a repeat',
+    );
     const sent = b.received[b.received.length - 1].body;
     assert.equal((lastMessage(sent, 'input') as { role: string }).role, 'user');
   });
@@ -134,7 +145,11 @@ describe('mid-stream continuation on another provider', function () {
   it('a fallback that rejects the prefill is asked again with an instruction, never surfaced as the error', async () => {
     a.setBehavior(() => ({ kind: 'stream', chunks: CHUNKS, cutAfter: 3, delayMs: 20 }));
     b.setBehavior(() => ({ kind: 'status', status: 503 }));
-    ant.setBehavior((req: AnthropicReceived) => (lastMessage(req.body).role === 'assistant' ? { kind: 'error', status: 400, type: 'invalid_request_error', message: 'This model does not support assistant message prefill.' } : { kind: 'answer' }));
+    ant.setBehavior((req: AnthropicReceived) =>
+      lastMessage(req.body).role === 'assistant'
+        ? { kind: 'error', status: 400, type: 'invalid_request_error', message: 'This model does not support assistant message prefill.' }
+        : { kind: 'answer' },
+    );
     const n = ant.received.length;
     const message = await anthropic.messages.stream({ model: 'both', max_tokens: 100, messages: [{ role: 'user', content: 'x' }] }).finalMessage();
     assert.equal((message.content[0] as { text: string }).text, 'The quick brown Hello from Claude.');
@@ -145,9 +160,17 @@ describe('mid-stream continuation on another provider', function () {
   it('not continued: n > 1, or no candidate left: the clean error event as before', async () => {
     a.setBehavior(() => ({ kind: 'stream', chunks: CHUNKS, cutAfter: 3, delayMs: 20 }));
     const n = b.received.length;
-    const two = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', n: 2, stream: true, messages: [{ role: 'user', content: 'x' }] }) });
+    const two = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', n: 2, stream: true, messages: [{ role: 'user', content: 'x' }] }),
+    });
     assert.match(await two.text(), /"code":"stream_interrupted"/);
-    const solo = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'solo', stream: true, messages: [{ role: 'user', content: 'x' }] }) });
+    const solo = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'solo', stream: true, messages: [{ role: 'user', content: 'x' }] }),
+    });
     assert.match(await solo.text(), /"code":"stream_interrupted"/);
     assert.equal(b.received.length, n, 'nothing was sent to b');
   });
@@ -159,16 +182,30 @@ describe('continuation: not for tool calls', () => {
     const a = await listenLoopback(async (req, res) => {
       for await (const _ of req);
       res.writeHead(200, { 'content-type': 'text/event-stream' });
-      const chunk = { id: 'chatcmpl-t', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { role: 'assistant', tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"ci' } }] }, finish_reason: null }] };
+      const chunk = {
+        id: 'chatcmpl-t',
+        object: 'chat.completion.chunk',
+        created: 1,
+        model: 'm',
+        choices: [{ index: 0, delta: { role: 'assistant', tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"ci' } }] }, finish_reason: null }],
+      };
       res.write(`data: ${JSON.stringify(chunk)}\n\n`);
       await new Promise((r) => setTimeout(r, 30));
       res.socket?.destroy();
     });
     const b = await startFakeUpstream('b');
-    const gw = await startTestGateway({ auth: { mode: 'none' }, routing: { strategy: 'priority' }, providers: [provider('a', `${a.origin}/v1`, ['m'], { priority: 1 }), provider('b', b.url, ['m'], { priority: 2 })] });
+    const gw = await startTestGateway({
+      auth: { mode: 'none' },
+      routing: { strategy: 'priority' },
+      providers: [provider('a', `${a.origin}/v1`, ['m'], { priority: 1 }), provider('b', b.url, ['m'], { priority: 2 })],
+    });
     try {
       const tools = [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }];
-      const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', stream: true, tools, messages: [{ role: 'user', content: 'x' }] }) });
+      const res = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', stream: true, tools, messages: [{ role: 'user', content: 'x' }] }),
+      });
       assert.match(await res.text(), /"code":"stream_interrupted"/);
       assert.equal(b.received.length, 0);
       assert.equal(await metricValue(gw.metricsUrl, 'aigw_stream_continuations_total', { provider: 'a', outcome: 'ineligible' }), 1);
@@ -184,9 +221,17 @@ describe('continuation: off', () => {
   it('routing.continuation off ends a cut stream with the error event and asks nobody else', async () => {
     const a = await startFakeUpstream('a', () => ({ kind: 'stream', chunks: CHUNKS, cutAfter: 3, delayMs: 20 }));
     const b = await startFakeUpstream('b');
-    const gw = await startTestGateway({ auth: { mode: 'none' }, routing: { strategy: 'priority', continuation: 'off' }, providers: [provider('a', a.url, ['m'], { priority: 1 }), provider('b', b.url, ['m'], { priority: 2 })] });
+    const gw = await startTestGateway({
+      auth: { mode: 'none' },
+      routing: { strategy: 'priority', continuation: 'off' },
+      providers: [provider('a', a.url, ['m'], { priority: 1 }), provider('b', b.url, ['m'], { priority: 2 })],
+    });
     try {
-      const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'x' }] }) });
+      const res = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'x' }] }),
+      });
       assert.match(await res.text(), /"code":"stream_interrupted"/);
       assert.equal(b.received.length, 0);
     } finally {

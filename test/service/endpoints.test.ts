@@ -10,9 +10,26 @@ import { targetFor, targetForPath } from '../../service/upstream/client';
 const config = parseConfig({
   auth: { mode: 'none' },
   providers: [
-    { name: 'oa', base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm', unpriced: true }, { name: 'e', kind: 'embedding', unpriced: true }] },
+    {
+      name: 'oa',
+      base_url: 'http://127.0.0.1:1/v1',
+      models: [
+        { name: 'm', unpriced: true },
+        { name: 'e', kind: 'embedding', unpriced: true },
+      ],
+    },
     { name: 'az', type: 'azure', api_version: '2025-04-01-preview', base_url: 'https://res.openai.azure.com', models: [{ name: 'm', upstream_name: 'dep-m', unpriced: true }] },
-    { name: 'az2', type: 'azure', api_version: '2025-04-01-preview', base_url: 'https://res2.openai.azure.com', endpoints: ['chat', 'responses'], models: [{ name: 'm', upstream_name: 'dep2', unpriced: true }, { name: 'only-az', upstream_name: 'dep3', unpriced: true }] },
+    {
+      name: 'az2',
+      type: 'azure',
+      api_version: '2025-04-01-preview',
+      base_url: 'https://res2.openai.azure.com',
+      endpoints: ['chat', 'responses'],
+      models: [
+        { name: 'm', upstream_name: 'dep2', unpriced: true },
+        { name: 'only-az', upstream_name: 'dep3', unpriced: true },
+      ],
+    },
     { name: 'old', base_url: 'http://127.0.0.1:2/v1', endpoints: ['chat', 'completion', 'embedding'], models: [{ name: 'legacy', unpriced: true }] },
   ],
 });
@@ -42,10 +59,30 @@ describe('endpoint table', () => {
   });
 
   it('usage: chat and Responses shapes, cached and reasoning details', () => {
-    assert.deepEqual(responsesUsage({ input_tokens: 10, input_tokens_details: { cached_tokens: 4 }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 2 }, total_tokens: 15 }), { prompt_tokens: 10, completion_tokens: 5, cached_tokens: 4, reasoning_tokens: 2 });
+    assert.deepEqual(responsesUsage({ input_tokens: 10, input_tokens_details: { cached_tokens: 4 }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 2 }, total_tokens: 15 }), {
+      prompt_tokens: 10,
+      completion_tokens: 5,
+      cached_tokens: 4,
+      reasoning_tokens: 2,
+    });
     assert.deepEqual(chatUsage({ prompt_tokens: 7, completion_tokens: 1, prompt_tokens_details: { cached_tokens: 0 } }), { prompt_tokens: 7, completion_tokens: 1 });
     assert.equal(responsesUsage({ prompt_tokens: 1 }), undefined);
-    assert.equal(responseOutputText({ output: [{ type: 'reasoning', content: [] }, { type: 'message', content: [{ type: 'output_text', text: 'a' }, { type: 'refusal', refusal: 'x' }, { type: 'output_text', text: 'b' }] }] }), 'ab');
+    assert.equal(
+      responseOutputText({
+        output: [
+          { type: 'reasoning', content: [] },
+          {
+            type: 'message',
+            content: [
+              { type: 'output_text', text: 'a' },
+              { type: 'refusal', refusal: 'x' },
+              { type: 'output_text', text: 'b' },
+            ],
+          },
+        ],
+      }),
+      'ab',
+    );
   });
 
   it('cost: cached prompt tokens at the cached price, reasoning tokens as output', () => {

@@ -46,17 +46,42 @@ function harness(script: Record<string, Reply[]>, routing: Record<string, unknow
   } as unknown as UpstreamClient;
   const metrics = createMetrics();
   const cb = cfg.routing.circuit_breaker;
-  const breakers = new CircuitBreakers({ consecutiveFailures: cb.consecutive_failures, errorRateThreshold: cb.error_rate_threshold, windowMs: cb.window_ms, minRequests: cb.min_requests, cooldownMs: cb.cooldown_ms }, now);
+  const breakers = new CircuitBreakers(
+    { consecutiveFailures: cb.consecutive_failures, errorRateThreshold: cb.error_rate_threshold, windowMs: cb.window_ms, minRequests: cb.min_requests, cooldownMs: cb.cooldown_ms },
+    now,
+  );
   const executor = new Executor({
-    config: cfg, client, breakers, stats: new StatsTracker(cfg.routing.ewma_alpha, now), metrics, admitProvider: async () => true, now, random: () => 0.5,
+    config: cfg,
+    client,
+    breakers,
+    stats: new StatsTracker(cfg.routing.ewma_alpha, now),
+    metrics,
+    admitProvider: async () => true,
+    now,
+    random: () => 0.5,
     sleep: async (ms) => {
       sleeps.push(ms);
       clock += ms;
     },
   });
-  const plan = buildCatalog(cfg).resolveFor('m', 'chat')!.candidates.slice().sort((x, y) => x.provider.name.localeCompare(y.provider.name));
+  const plan = buildCatalog(cfg)
+    .resolveFor('m', 'chat')!
+    .candidates.slice()
+    .sort((x, y) => x.provider.name.localeCompare(y.provider.name));
   const run = (input: Partial<ExecuteInput> = {}): Promise<ExecuteResult> =>
-    executor.execute({ model: 'm', endpoint: 'chat', plan, bodyFor: () => '{"model":"m","messages":[]}', stream: false, requestId: 'r', clientSignal: new AbortController().signal, label: 'chat', startedAt: clock, deadline: clock + 30_000, ...input });
+    executor.execute({
+      model: 'm',
+      endpoint: 'chat',
+      plan,
+      bodyFor: () => '{"model":"m","messages":[]}',
+      stream: false,
+      requestId: 'r',
+      clientSignal: new AbortController().signal,
+      label: 'chat',
+      startedAt: clock,
+      deadline: clock + 30_000,
+      ...input,
+    });
   return { run, sleeps, sent, now, metrics };
 }
 
@@ -105,7 +130,16 @@ describe('executor with an injected clock and sleep', () => {
   });
 
   it('no attempt starts once the clock has reached the deadline (the next provider is not tried)', async () => {
-    const h = harness({ a: [{ status: 503, takesMs: 400 }, { status: 503, takesMs: 400 }], b: [OK] }, { max_retries: 1 });
+    const h = harness(
+      {
+        a: [
+          { status: 503, takesMs: 400 },
+          { status: 503, takesMs: 400 },
+        ],
+        b: [OK],
+      },
+      { max_retries: 1 },
+    );
     const r = await h.run({ deadline: h.now() + 850 });
     // a: 400 ms, sleep 50 ms, a: 400 ms -> 850 ms used: b never sees the request.
     assert.deepEqual(h.sent, ['a', 'a']);

@@ -11,7 +11,14 @@ import OpenAI from 'openai';
 import { Behavior, FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
 import { provider, startTestGateway, TestGateway } from '../helpers/gateway';
 
-const TOO_LONG = { error: { message: "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.", type: 'invalid_request_error', param: 'messages', code: 'context_length_exceeded' } };
+const TOO_LONG = {
+  error: {
+    message: "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.",
+    type: 'invalid_request_error',
+    param: 'messages',
+    code: 'context_length_exceeded',
+  },
+};
 const POLICY = { error: { message: 'Your request was rejected as a result of our safety system: violence.', type: 'invalid_request_error', param: null, code: 'content_policy_violation' } };
 
 describe('failover by model: context length, content policy, the model that answered', () => {
@@ -33,7 +40,16 @@ describe('failover by model: context length, content policy, the model that answ
         provider('twin', twin.url, [{ name: 'mini', upstream_name: 'mini-2026-01', context_window: 8_192, input_per_million: 1, output_per_million: 2 }], { priority: 2 }),
         provider('big', big.url, [{ name: 'maxi', upstream_name: 'maxi-deploy-east', context_window: 200_000, input_per_million: 3, output_per_million: 6 }], { priority: 3 }),
       ],
-      models: { smart: { strategy: 'priority', targets: [{ provider: 'small', model: 'mini' }, { provider: 'twin', model: 'mini' }, { provider: 'big', model: 'maxi' }] } },
+      models: {
+        smart: {
+          strategy: 'priority',
+          targets: [
+            { provider: 'small', model: 'mini' },
+            { provider: 'twin', model: 'mini' },
+            { provider: 'big', model: 'maxi' },
+          ],
+        },
+      },
     });
     client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'unused', maxRetries: 0 });
   });
@@ -59,14 +75,20 @@ describe('failover by model: context length, content policy, the model that answ
   it('context length exceeded with no larger window: the provider 400 reaches the client, never the same request twice', async () => {
     small.setBehavior(() => ({ kind: 'status', status: 400, body: TOO_LONG }));
     const [s0, t0] = counts();
-    await assert.rejects(client.chat.completions.create({ model: 'mini', messages: [{ role: 'user', content: 'a long story' }] }), (e: unknown) => e instanceof OpenAI.BadRequestError && e.code === 'context_length_exceeded' && /maximum context length/.test(e.message));
+    await assert.rejects(
+      client.chat.completions.create({ model: 'mini', messages: [{ role: 'user', content: 'a long story' }] }),
+      (e: unknown) => e instanceof OpenAI.BadRequestError && e.code === 'context_length_exceeded' && /maximum context length/.test(e.message),
+    );
     assert.deepEqual(counts().slice(0, 2), [s0 + 1, t0]);
   });
 
   it('a content-policy refusal is not retried or failed over, and its reason reaches the client', async () => {
     small.setBehavior(() => ({ kind: 'status', status: 400, body: POLICY }));
     const before = counts();
-    await assert.rejects(client.chat.completions.create({ model: 'smart', messages: [{ role: 'user', content: 'x' }] }), (e: unknown) => e instanceof OpenAI.BadRequestError && e.code === 'content_policy_violation' && /safety system: violence/.test(e.message));
+    await assert.rejects(
+      client.chat.completions.create({ model: 'smart', messages: [{ role: 'user', content: 'x' }] }),
+      (e: unknown) => e instanceof OpenAI.BadRequestError && e.code === 'content_policy_violation' && /safety system: violence/.test(e.message),
+    );
     assert.deepEqual(counts(), [before[0] + 1, before[1], before[2]]);
   });
 

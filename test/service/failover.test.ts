@@ -34,7 +34,18 @@ async function rig(aBehavior: (n: number) => Behavior, opts: { aUrl?: string; ro
     const { data, response } = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }], ...extra } as never).withResponse();
     return { content: (data as OpenAI.ChatCompletion).choices[0].message.content ?? '', provider: response.headers.get('x-gateway-provider'), attempts: response.headers.get('x-gateway-attempts') };
   };
-  return { a, b, gw, client, chat, close: async () => { await gw.shutdown(); await a.close(); await b.close(); } };
+  return {
+    a,
+    b,
+    gw,
+    client,
+    chat,
+    close: async () => {
+      await gw.shutdown();
+      await a.close();
+      await b.close();
+    },
+  };
 }
 
 const metric = (r: Rig, name: string, labels: Record<string, string>) => metricValue(r.gw.metricsUrl, name, labels);
@@ -95,7 +106,9 @@ describe('routing engine: retries, failover, circuit breaker', () => {
     assert.deepEqual([second.provider, second.attempts], ['b', '1'], 'the unhealthy provider is skipped');
     assert.equal(r.a.received.length, 1);
     assert.equal(await metric(r, 'aigw_provider_unhealthy', { provider: 'a' }), 1);
-    const status = (await (await fetch(`${r.gw.url}/v1/gateway/providers`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json()) as { data: Array<{ name: string; models: Array<{ model: string; circuit: string; healthy: boolean }> }> };
+    const status = (await (await fetch(`${r.gw.url}/v1/gateway/providers`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json()) as {
+      data: Array<{ name: string; models: Array<{ model: string; circuit: string; healthy: boolean }> }>;
+    };
     const a = status.data.find((p) => p.name === 'a')!.models.find((m) => m.model === 'm')!;
     assert.deepEqual([a.circuit, a.healthy], ['open', false]);
   });
@@ -153,7 +166,11 @@ describe('routing engine: retries, failover, circuit breaker', () => {
   it('all providers failing: 502 in the OpenAI shape with the attempt count', async () => {
     r = await rig(() => ({ kind: 'status', status: 500 }), { routing: { max_retries: 1 } });
     r.b.setBehavior(() => ({ kind: 'status', status: 502 }));
-    const res = await fetch(`${r.gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }] }) });
+    const res = await fetch(`${r.gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }] }),
+    });
     assert.equal(res.status, 502);
     assert.equal(res.headers.get('x-gateway-attempts'), '4');
     const body = (await res.json()) as { error: { code: string; message: string } };

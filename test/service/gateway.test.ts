@@ -193,7 +193,15 @@ describe('gateway: bad input and broken upstreams get OpenAI-shaped errors', () 
     ['non-boolean stream', () => post('/v1/chat/completions', chat('hangs', { stream: 'yes' })), 400, 'invalid_type'],
     ['upstream unreachable', () => post('/v1/chat/completions', chat('unreachable')), 502, 'upstream_unavailable'],
     ['upstream timeout', () => post('/v1/chat/completions', chat('hangs')), 504, 'upstream_timeout'],
-    ['unknown endpoint', async () => { const r = await fetch(`${gw.url}/nope`); return { status: r.status, json: (await r.json()) as { error: { code: string; type: string; message: string } } }; }, 404, 'unknown_url'],
+    [
+      'unknown endpoint',
+      async () => {
+        const r = await fetch(`${gw.url}/nope`);
+        return { status: r.status, json: (await r.json()) as { error: { code: string; type: string; message: string } } };
+      },
+      404,
+      'unknown_url',
+    ],
   ];
   for (const [name, run, status, code] of cases) {
     it(`${name}: ${status} ${code}`, async () => {

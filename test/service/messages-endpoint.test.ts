@@ -86,7 +86,15 @@ describe('POST /v1/messages (@anthropic-ai/sdk in front)', () => {
     assert.equal(response.headers.get('x-gateway-provider'), 'oa');
     const sent = oa.received[before];
     assert.equal(sent.path, '/v1/chat/completions');
-    assert.deepEqual(sent.body, { model: 'gpt-4o', max_tokens: 50, stop: ['END'], messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hi' }] });
+    assert.deepEqual(sent.body, {
+      model: 'gpt-4o',
+      max_tokens: 50,
+      stop: ['END'],
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'hi' },
+      ],
+    });
     assert.equal(data.model, 'gpt');
     assert.deepEqual(data.content, [{ type: 'text', text: 'Hello from oa' }]);
     assert.equal(data.stop_reason, 'end_turn');
@@ -120,7 +128,16 @@ describe('POST /v1/messages (@anthropic-ai/sdk in front)', () => {
     assert.equal(streamed.stop_reason, 'tool_use');
 
     oa.setBehavior(() => ({ kind: 'ok' }));
-    await client.messages.create({ model: 'gpt', max_tokens: 50, tools, messages: [{ role: 'user', content: 'Weather?' }, { role: 'assistant', content: first.content }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'call_1', content: '18C' }] }] });
+    await client.messages.create({
+      model: 'gpt',
+      max_tokens: 50,
+      tools,
+      messages: [
+        { role: 'user', content: 'Weather?' },
+        { role: 'assistant', content: first.content },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'call_1', content: '18C' }] },
+      ],
+    });
     const msgs = oa.received[oa.received.length - 1].body.messages as unknown[];
     assert.deepEqual(msgs.slice(1), [
       { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
@@ -131,7 +148,16 @@ describe('POST /v1/messages (@anthropic-ai/sdk in front)', () => {
   it('tool calls round-trip natively through an anthropic provider', async () => {
     const first = await client.messages.create({ model: 'claude', max_tokens: 50, tools, messages: [{ role: 'user', content: 'Weather?' }] });
     assert.equal(first.stop_reason, 'tool_use');
-    const second = await client.messages.create({ model: 'claude', max_tokens: 50, tools, messages: [{ role: 'user', content: 'Weather?' }, { role: 'assistant', content: first.content }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_01A', content: '18C' }] }] });
+    const second = await client.messages.create({
+      model: 'claude',
+      max_tokens: 50,
+      tools,
+      messages: [
+        { role: 'user', content: 'Weather?' },
+        { role: 'assistant', content: first.content },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_01A', content: '18C' }] },
+      ],
+    });
     assert.equal(second.content[0].type === 'text' && second.content[0].text, 'Hello from Claude. [toolu_01A: 18C]');
   });
 
@@ -140,14 +166,27 @@ describe('POST /v1/messages (@anthropic-ai/sdk in front)', () => {
     await assert.rejects(anon.messages.create({ model: 'claude', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }), (e: InstanceType<typeof Anthropic.APIError>) => e.status === 401);
     const res = await fetch(`${gw.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     assert.equal(res.status, 401);
-    await assert.rejects(client.messages.create({ model: 'claude', messages: [{ role: 'user', content: 'hi' }] } as never), (e: InstanceType<typeof Anthropic.APIError>) => e.status === 400 && /max_tokens/.test(e.message));
+    await assert.rejects(
+      client.messages.create({ model: 'claude', messages: [{ role: 'user', content: 'hi' }] } as never),
+      (e: InstanceType<typeof Anthropic.APIError>) => e.status === 400 && /max_tokens/.test(e.message),
+    );
   });
 
   it("errors come back in Anthropic's shape, so the SDK raises its typed errors with the gateway's message", async () => {
     const anon = new Anthropic({ baseURL: gw.url, apiKey: 'sk-wrong', maxRetries: 0 });
-    await assert.rejects(anon.messages.create({ model: 'claude', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }), (e: unknown) => e instanceof Anthropic.AuthenticationError && !/^\{/.test(e.message) && /key/i.test(e.message));
-    await assert.rejects(client.messages.create({ model: 'nope', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }), (e: unknown) => e instanceof Anthropic.NotFoundError && /nope/.test(e.message));
-    const res = await fetch(`${gw.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': KEY }, body: JSON.stringify({ model: 'claude', messages: [{ role: 'user', content: 'hi' }] }) });
+    await assert.rejects(
+      anon.messages.create({ model: 'claude', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }),
+      (e: unknown) => e instanceof Anthropic.AuthenticationError && !/^\{/.test(e.message) && /key/i.test(e.message),
+    );
+    await assert.rejects(
+      client.messages.create({ model: 'nope', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }),
+      (e: unknown) => e instanceof Anthropic.NotFoundError && /nope/.test(e.message),
+    );
+    const res = await fetch(`${gw.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': KEY },
+      body: JSON.stringify({ model: 'claude', messages: [{ role: 'user', content: 'hi' }] }),
+    });
     assert.equal(res.status, 400);
     const body = (await res.json()) as { type: string; error: { type: string; message: string }; request_id: string };
     assert.equal(body.type, 'error');
@@ -156,7 +195,10 @@ describe('POST /v1/messages (@anthropic-ai/sdk in front)', () => {
     assert.equal(body.request_id, res.headers.get('x-request-id'));
     ant.setBehavior(() => ({ kind: 'error', status: 529, type: 'overloaded_error' }));
     oa.setBehavior(() => ({ kind: 'status', status: 503 }));
-    await assert.rejects(client.messages.create({ model: 'claude', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }), (e: unknown) => e instanceof Anthropic.APIError && (e.error as { type: string }).type === 'error');
+    await assert.rejects(
+      client.messages.create({ model: 'claude', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }),
+      (e: unknown) => e instanceof Anthropic.APIError && (e.error as { type: string }).type === 'error',
+    );
   });
 
   it('translated answers carry msg_ ids, in the message and in message_start', async () => {
@@ -176,7 +218,11 @@ describe('POST /v1/messages (@anthropic-ai/sdk in front)', () => {
     const anon = new Anthropic({ baseURL: gw.url, apiKey: 'sk-wrong', maxRetries: 0 });
     await assert.rejects(anon.messages.countTokens({ model: 'claude', messages: [{ role: 'user', content: 'hi' }] }), Anthropic.AuthenticationError);
     await assert.rejects(client.messages.countTokens({ model: 'nope', messages: [{ role: 'user', content: 'hi' }] }), Anthropic.NotFoundError);
-    const res = await fetch(`${gw.url}/v1/messages/count_tokens`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': KEY }, body: JSON.stringify({ model: 'claude', messages: [{ role: 'user', content: 'hi' }] }) });
+    const res = await fetch(`${gw.url}/v1/messages/count_tokens`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': KEY },
+      body: JSON.stringify({ model: 'claude', messages: [{ role: 'user', content: 'hi' }] }),
+    });
     assert.equal(res.headers.get('x-gateway-estimated'), 'true');
   });
 });

@@ -7,7 +7,18 @@ const config = (expose: boolean) =>
   parseConfig({
     auth: { mode: 'none' },
     routing: { expose_upstream_model: expose },
-    providers: [{ name: 'az', type: 'azure', api_version: 'v', base_url: 'http://127.0.0.1:1', models: [{ name: 'gpt-4o', upstream_name: 'prod-gpt4o-east', unpriced: true }, { name: 'plain', unpriced: true }] }],
+    providers: [
+      {
+        name: 'az',
+        type: 'azure',
+        api_version: 'v',
+        base_url: 'http://127.0.0.1:1',
+        models: [
+          { name: 'gpt-4o', upstream_name: 'prod-gpt4o-east', unpriced: true },
+          { name: 'plain', unpriced: true },
+        ],
+      },
+    ],
   });
 
 describe('model names: the requested name in answers, the upstream one only when exposed', () => {
@@ -15,7 +26,11 @@ describe('model names: the requested name in answers, the upstream one only when
     ['chat body', '{"id":"x","model":"prod-gpt4o-east","choices":[]}', '{"id":"x","model":"gpt-4o","choices":[]}'],
     ['spaces after the colon (Python json)', '{"model": "prod-gpt4o-east-2024"}', '{"model":"gpt-4o"}'],
     ['escaped quotes in the value', '{"model":"a\\"b"}', '{"model":"gpt-4o"}'],
-    ['Responses event with a nested response', 'event: response.created\ndata: {"type":"response.created","response":{"model":"prod-gpt4o-east"}}\n\n', 'event: response.created\ndata: {"type":"response.created","response":{"model":"gpt-4o"}}\n\n'],
+    [
+      'Responses event with a nested response',
+      'event: response.created\ndata: {"type":"response.created","response":{"model":"prod-gpt4o-east"}}\n\n',
+      'event: response.created\ndata: {"type":"response.created","response":{"model":"gpt-4o"}}\n\n',
+    ],
     ['a "model" key inside tool-call arguments (an escaped JSON string) is left alone', '{"arguments":"{\\"model\\":\\"keep\\"}"}', '{"arguments":"{\\"model\\":\\"keep\\"}"}'],
   ];
   for (const [what, input, want] of cases) {

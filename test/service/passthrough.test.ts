@@ -33,7 +33,11 @@ describe('pass-through: closed by default, admitted, counted, objects private pe
   let bob: OpenAI;
   const sdk = (key: string) => new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key, maxRetries: 0 });
   const raw = (method: string, path: string, key: string, body?: unknown) =>
-    fetch(`${gw.url}${path}`, { method, headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });
+    fetch(`${gw.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
 
   before(async () => {
     redis = await startRedis();
@@ -67,8 +71,13 @@ describe('pass-through: closed by default, admitted, counted, objects private pe
   const spend = (team: string) => spendTotals(gw.url, KEYS.admin, team);
   const waitSpend = (team: string, requests: number) => waitForSpend(gw.url, KEYS.admin, team, requests);
 
-
-  for (const [method, path] of [['POST', '/v1/audio/speech'], ['GET', '/v1/fine_tuning/jobs'], ['POST', '/v1/assistants'], ['DELETE', '/v1/moderations'], ['GET', '/v1/batches/batch_1']] as const) {
+  for (const [method, path] of [
+    ['POST', '/v1/audio/speech'],
+    ['GET', '/v1/fine_tuning/jobs'],
+    ['POST', '/v1/assistants'],
+    ['DELETE', '/v1/moderations'],
+    ['GET', '/v1/batches/batch_1'],
+  ] as const) {
     it(`${method} ${path} (not allowlisted): 404 unknown_url, nothing sent upstream`, async () => {
       const n = up.received.length;
       const res = await raw(method, path, KEYS.alice, method === 'POST' ? { model: 'tts-1', input: 'x' } : undefined);
@@ -112,7 +121,10 @@ describe('pass-through: closed by default, admitted, counted, objects private pe
     await assert.rejects(carol.files.delete(file.id), OpenAI.NotFoundError);
     await assert.rejects(carol.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' }), OpenAI.NotFoundError);
     const fileInput = [{ role: 'user' as const, content: [{ type: 'input_file' as const, file_id: file.id }] }];
-    await assert.rejects(carol.responses.create({ model: 'm', input: fileInput }), (err: unknown) => err instanceof OpenAI.NotFoundError && (err as InstanceType<typeof OpenAI.APIError>).code === 'object_not_found');
+    await assert.rejects(
+      carol.responses.create({ model: 'm', input: fileInput }),
+      (err: unknown) => err instanceof OpenAI.NotFoundError && (err as InstanceType<typeof OpenAI.APIError>).code === 'object_not_found',
+    );
     await assert.rejects(carol.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: file.id } }] }] }), OpenAI.NotFoundError);
     await assert.rejects(carol.files.list(), (err: unknown) => err instanceof OpenAI.PermissionDeniedError && (err as InstanceType<typeof OpenAI.APIError>).code === 'listing_not_allowed');
     assert.equal(up.received.length, n, 'none of it reached the provider');
@@ -154,7 +166,11 @@ describe('pass-through: closed by default, admitted, counted, objects private pe
 });
 
 describe('pass-through decisions and config', () => {
-  const entries = parseConfig({ auth: { keys: [{ hash: hashKey('k'), name: 'k', team: 't' }] }, providers: ['p', 'quota'].map((name) => ({ name, base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm', unpriced: true }] })), passthrough: PASSTHROUGH }).passthrough;
+  const entries = parseConfig({
+    auth: { keys: [{ hash: hashKey('k'), name: 'k', team: 't' }] },
+    providers: ['p', 'quota'].map((name) => ({ name, base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm', unpriced: true }] })),
+    passthrough: PASSTHROUGH,
+  }).passthrough;
   const cases: Array<[string, string, string]> = [
     ['POST', '/v1/moderations', 'forward /v1/moderations'],
     ['GET', '/v1/moderations', 'refuse unknown_url'],
@@ -187,14 +203,20 @@ describe('pass-through decisions and config', () => {
 
   it('auth.mode none refuses a pass-through allowlist, naming both keys', () => {
     assert.throws(
-      () => parseConfig({ auth: { mode: 'none' }, providers: [{ name: 'p', base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm' }] }], passthrough: [{ path: '/v1/moderations', methods: ['POST'] }] }),
+      () =>
+        parseConfig({ auth: { mode: 'none' }, providers: [{ name: 'p', base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm' }] }], passthrough: [{ path: '/v1/moderations', methods: ['POST'] }] }),
       /passthrough: auth\.mode "none" refuses a pass-through allowlist/,
     );
   });
 
   it('a path inside an object collection cannot be allowlisted on its own (it would skip the owner check)', () => {
     assert.throws(
-      () => parseConfig({ auth: { keys: [{ hash: hashKey('k'), name: 'k', team: 't' }] }, providers: [{ name: 'p', base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm' }] }], passthrough: [{ path: '/v1/files/file-abc', methods: ['GET'] }] }),
+      () =>
+        parseConfig({
+          auth: { keys: [{ hash: hashKey('k'), name: 'k', team: 't' }] },
+          providers: [{ name: 'p', base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm' }] }],
+          passthrough: [{ path: '/v1/files/file-abc', methods: ['GET'] }],
+        }),
       /passthrough\[0\]\.path: is inside the object collection \/v1\/files/,
     );
   });

@@ -25,9 +25,30 @@ interface Api {
 }
 
 const APIS: Api[] = [
-  { name: 'chat', path: '/v1/chat/completions', body: { model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] }, headers: { authorization: `Bearer ${KEY}` }, preamble: 0, errorEvent: /data: \{"error":\{"message":"The provider stream was interrupted/ },
-  { name: 'responses', path: '/v1/responses', body: { model: 'm', stream: true, input: 'hi' }, headers: { authorization: `Bearer ${KEY}` }, preamble: 4, errorEvent: /event: error\ndata: \{"type":"error","code":"stream_interrupted"/ },
-  { name: 'messages', path: '/v1/messages', body: { model: 'm', stream: true, max_tokens: 50, messages: [{ role: 'user', content: 'hi' }] }, headers: { 'x-api-key': KEY, 'anthropic-version': '2023-06-01' }, preamble: 0, errorEvent: /event: error\ndata: \{"type":"error","error":\{"type":"api_error"/ },
+  {
+    name: 'chat',
+    path: '/v1/chat/completions',
+    body: { model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] },
+    headers: { authorization: `Bearer ${KEY}` },
+    preamble: 0,
+    errorEvent: /data: \{"error":\{"message":"The provider stream was interrupted/,
+  },
+  {
+    name: 'responses',
+    path: '/v1/responses',
+    body: { model: 'm', stream: true, input: 'hi' },
+    headers: { authorization: `Bearer ${KEY}` },
+    preamble: 4,
+    errorEvent: /event: error\ndata: \{"type":"error","code":"stream_interrupted"/,
+  },
+  {
+    name: 'messages',
+    path: '/v1/messages',
+    body: { model: 'm', stream: true, max_tokens: 50, messages: [{ role: 'user', content: 'hi' }] },
+    headers: { 'x-api-key': KEY, 'anthropic-version': '2023-06-01' },
+    preamble: 0,
+    errorEvent: /event: error\ndata: \{"type":"error","error":\{"type":"api_error"/,
+  },
 ];
 
 /** What one fault case leaves behind, compared across the APIs. */
@@ -57,23 +78,63 @@ const CASES: Case[] = [
   {
     name: 'a provider 5xx before the first byte: failed over',
     a: () => ({ kind: 'status', status: 500 }),
-    expected: { clientSaw: 'complete', attemptsA: { status_retryable: 1 }, attemptsB: 1, circuitA: 'open', errorRateAPositive: true, interruptions: 0, clientDisconnects: 0, costA: none, costB: { estimated: false, positive: true } },
+    expected: {
+      clientSaw: 'complete',
+      attemptsA: { status_retryable: 1 },
+      attemptsB: 1,
+      circuitA: 'open',
+      errorRateAPositive: true,
+      interruptions: 0,
+      clientDisconnects: 0,
+      costA: none,
+      costB: { estimated: false, positive: true },
+    },
   },
   {
     name: 'a stream cut by the provider after the first byte: the API error event, the cut attempt billed on an estimate',
     a: (api) => ({ kind: 'stream', cutAfter: api.preamble + 3, delayMs: 20, usage: true }),
-    expected: { clientSaw: 'error_event', attemptsA: { success: 1 }, attemptsB: 0, circuitA: 'open', errorRateAPositive: true, interruptions: 1, clientDisconnects: 0, costA: { estimated: true, positive: true }, costB: none },
+    expected: {
+      clientSaw: 'error_event',
+      attemptsA: { success: 1 },
+      attemptsB: 0,
+      circuitA: 'open',
+      errorRateAPositive: true,
+      interruptions: 1,
+      clientDisconnects: 0,
+      costA: { estimated: true, positive: true },
+      costB: none,
+    },
   },
   {
     name: 'a client leaving mid-stream: counted, the provider not blamed, billed on an estimate',
     a: () => ({ kind: 'stream', delayMs: 150, usage: true }),
     leave: true,
-    expected: { clientSaw: 'left', attemptsA: { success: 1 }, attemptsB: 0, circuitA: 'closed', errorRateAPositive: false, interruptions: 0, clientDisconnects: 1, costA: { estimated: true, positive: true }, costB: none },
+    expected: {
+      clientSaw: 'left',
+      attemptsA: { success: 1 },
+      attemptsB: 0,
+      circuitA: 'closed',
+      errorRateAPositive: false,
+      interruptions: 0,
+      clientDisconnects: 1,
+      costA: { estimated: true, positive: true },
+      costB: none,
+    },
   },
   {
     name: 'an invalid first event: failed over before any byte reached the client',
     a: () => ({ kind: 'stream', invalidAt: 0 }),
-    expected: { clientSaw: 'complete', attemptsA: { invalid_stream: 1 }, attemptsB: 1, circuitA: 'open', errorRateAPositive: true, interruptions: 0, clientDisconnects: 0, costA: none, costB: { estimated: false, positive: true } },
+    expected: {
+      clientSaw: 'complete',
+      attemptsA: { invalid_stream: 1 },
+      attemptsB: 1,
+      circuitA: 'open',
+      errorRateAPositive: true,
+      interruptions: 0,
+      clientDisconnects: 0,
+      costA: none,
+      costB: { estimated: false, positive: true },
+    },
   },
 ];
 
@@ -186,7 +247,11 @@ describe('/v1/messages from a native Anthropic provider, left by the client befo
   });
 
   it('is billed on the estimate of what was generated (marked estimated), not the running count of 1 token in message_start', async () => {
-    const res = await fetch(`${gw.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': KEY }, body: JSON.stringify({ model: 'm', stream: true, max_tokens: 50, messages: [{ role: 'user', content: 'count' }] }) });
+    const res = await fetch(`${gw.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': KEY },
+      body: JSON.stringify({ model: 'm', stream: true, max_tokens: 50, messages: [{ role: 'user', content: 'count' }] }),
+    });
     const reader = res.body!.getReader();
     let text = '';
     while (!text.includes('content_block_delta')) text += Buffer.from((await reader.read()).value!).toString('utf8');

@@ -41,29 +41,47 @@ describe('provider adapters', () => {
   });
 
   it('error bodies: Anthropic {"type":"error","error":{type,message}} into OpenAI fields, the Anthropic type as code', () => {
-    assert.deepEqual(adapterFor('anthropic').errorBody('{"type":"error","error":{"type":"request_too_large","message":"too big"}}'), { message: 'too big', type: 'invalid_request_error', code: 'request_too_large', param: null });
+    assert.deepEqual(adapterFor('anthropic').errorBody('{"type":"error","error":{"type":"request_too_large","message":"too big"}}'), {
+      message: 'too big',
+      type: 'invalid_request_error',
+      code: 'request_too_large',
+      param: null,
+    });
     assert.equal(adapterFor('anthropic').errorBody('<html>'), undefined);
     assert.deepEqual(adapterFor('openai').errorBody('{"error":{"message":"m","type":"t","code":"c","param":"p"}}'), { message: 'm', type: 't', code: 'c', param: 'p' });
   });
 
   it('anthropic usage: cache reads and writes count in prompt_tokens, reads as cached_tokens; stop reasons', () => {
-    assert.deepEqual(anthropicUsage({ input_tokens: 5, output_tokens: 9, cache_read_input_tokens: 100, cache_creation_input_tokens: 20 }), { prompt_tokens: 125, completion_tokens: 9, cached_tokens: 100 });
+    assert.deepEqual(anthropicUsage({ input_tokens: 5, output_tokens: 9, cache_read_input_tokens: 100, cache_creation_input_tokens: 20 }), {
+      prompt_tokens: 125,
+      completion_tokens: 9,
+      cached_tokens: 100,
+    });
     assert.equal(anthropicUsage({}), undefined);
     assert.deepEqual(['end_turn', 'max_tokens', 'tool_use', 'stop_sequence'].map(finishReason), ['stop', 'length', 'tool_calls', 'stop']);
   });
 
   it('anthropic serves chat by default and refuses other endpoints in config', () => {
     const catalog = buildCatalog(parseConfig({ auth: { mode: 'none' }, providers }));
-    assert.deepEqual(catalog.resolveFor('claude', 'chat')?.candidates.map((c) => c.provider.name), ['ant', 'proxy']);
+    assert.deepEqual(
+      catalog.resolveFor('claude', 'chat')?.candidates.map((c) => c.provider.name),
+      ['ant', 'proxy'],
+    );
     assert.equal(catalog.resolveFor('claude', 'responses')?.unserved, 'endpoint');
-    assert.throws(() => parseConfig({ auth: { mode: 'none' }, providers: [{ ...providers[0], endpoints: ['chat', 'embedding'] }] }), (e: ConfigError) => /type anthropic does not serve the embedding endpoint/.test(e.message));
+    assert.throws(
+      () => parseConfig({ auth: { mode: 'none' }, providers: [{ ...providers[0], endpoints: ['chat', 'embedding'] }] }),
+      (e: ConfigError) => /type anthropic does not serve the embedding endpoint/.test(e.message),
+    );
   });
 });
 
 describe('bedrock adapter', () => {
   it('needs a region; calls /model/{id}/converse or /converse-stream; signs with the environment credentials, refuses without them', async () => {
     const p = { name: 'br', type: 'bedrock' as const, base_url: 'https://bedrock-runtime.eu-west-1.amazonaws.com', models: [{ name: 'm', upstream_name: 'anthropic.claude-v2:1', unpriced: true }] };
-    assert.throws(() => parseConfig({ auth: { mode: 'none' }, providers: [p] }), (e: ConfigError) => /region: required for type bedrock/.test(e.message));
+    assert.throws(
+      () => parseConfig({ auth: { mode: 'none' }, providers: [p] }),
+      (e: ConfigError) => /region: required for type bedrock/.test(e.message),
+    );
     const config = parseConfig({ auth: { mode: 'none' }, providers: [{ ...p, region: 'eu-west-1' }] });
     const provider = config.providers[0];
     assert.equal(targetFor(provider, 'chat', 'anthropic.claude-v2:1', false).path, '/model/anthropic.claude-v2%3A1/converse');

@@ -65,7 +65,9 @@ async function startConnectProxy(): Promise<ConnectProxy> {
 function selfSigned(dir: string): { cert: string; key: string; certFile: string } {
   const certFile = join(dir, 'cert.pem');
   const keyFile = join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile], { stdio: 'ignore' });
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile], {
+    stdio: 'ignore',
+  });
   return { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8'), certFile };
 }
 
@@ -78,7 +80,14 @@ async function startHttpsUpstream(tlsFiles: { cert: string; key: string }) {
     req.on('end', () => {
       const body = req.url?.endsWith('/moderations')
         ? { id: 'modr-tls', model: 'omni-moderation-latest', results: [{ flagged: false, categories: {}, category_scores: {} }] }
-        : { id: 'chatcmpl-tls', object: 'chat.completion', created: 1700000000, model: 'm-tls', choices: [{ index: 0, message: { role: 'assistant', content: 'over tls' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } };
+        : {
+            id: 'chatcmpl-tls',
+            object: 'chat.completion',
+            created: 1700000000,
+            model: 'm-tls',
+            choices: [{ index: 0, message: { role: 'assistant', content: 'over tls' }, finish_reason: 'stop' }],
+            usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
+          };
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     });
   });

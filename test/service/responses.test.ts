@@ -46,8 +46,24 @@ describe('POST /v1/responses: routed, streamed, limited and costed like chat', f
       },
       teams: [{ name: 'red' }, { name: 'blue' }, { name: 'broke', budget: { daily_usd: 0.00001 } }],
       providers: [
-        provider('a', a.url, [{ name: 'gpt-x', upstream_name: INTERNAL, input_per_million: 1, cached_input_per_million: 0.5, output_per_million: 2 }, { name: 'plain', input_per_million: 1, output_per_million: 2 }], { priority: 1 }),
-        provider('b', b.url, [{ name: 'gpt-x', upstream_name: INTERNAL, input_per_million: 3, output_per_million: 4 }, { name: 'plain', input_per_million: 3, output_per_million: 4 }], { priority: 2 }),
+        provider(
+          'a',
+          a.url,
+          [
+            { name: 'gpt-x', upstream_name: INTERNAL, input_per_million: 1, cached_input_per_million: 0.5, output_per_million: 2 },
+            { name: 'plain', input_per_million: 1, output_per_million: 2 },
+          ],
+          { priority: 1 },
+        ),
+        provider(
+          'b',
+          b.url,
+          [
+            { name: 'gpt-x', upstream_name: INTERNAL, input_per_million: 3, output_per_million: 4 },
+            { name: 'plain', input_per_million: 3, output_per_million: 4 },
+          ],
+          { priority: 2 },
+        ),
         provider('az', az.url, [{ name: 'az-only', upstream_name: 'my-deployment', unpriced: true }], { type: 'azure', api_version: '2024-10-21' }),
       ],
       models: { 'gpt-x': { strategy: 'priority' }, plain: { strategy: 'priority' }, fast: { strategy: 'priority', targets: [{ provider: 'a', model: 'plain' }] } },
@@ -70,7 +86,6 @@ describe('POST /v1/responses: routed, streamed, limited and costed like chat', f
 
   const spend = (team: string) => spendTotals(gw.url, KEYS.admin, team);
   const waitSpend = (team: string, requests: number) => waitForSpend(gw.url, KEYS.admin, team, requests);
-
 
   it('responses.create: routed by the catalog, costed from usage (cached input at its price), the requested model name in the answer', async () => {
     const before = await spend('red');
@@ -107,7 +122,11 @@ describe('POST /v1/responses: routed, streamed, limited and costed like chat', f
   });
 
   it('an unmapped model streams byte for byte what the provider sent, event by event', async () => {
-    const res = await fetch(`${gw.url}/v1/responses`, { method: 'POST', headers: { authorization: `Bearer ${KEYS.alice}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'plain', input: 'x', stream: true }) });
+    const res = await fetch(`${gw.url}/v1/responses`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEYS.alice}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'plain', input: 'x', stream: true }),
+    });
     assert.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
     const body = await res.text();
     const id = `resp_a_${a.received.length}`;
@@ -147,14 +166,20 @@ describe('POST /v1/responses: routed, streamed, limited and costed like chat', f
     const slow = sdk(KEYS.slow);
     await slow.responses.create({ model: 'plain', input: 'x' });
     await slow.chat.completions.create({ model: 'plain', messages: [{ role: 'user', content: 'x' }] });
-    await assert.rejects(slow.responses.create({ model: 'plain', input: 'x' }), (err: unknown) => err instanceof OpenAI.RateLimitError && (err as InstanceType<typeof OpenAI.APIError>).code === 'rate_limit_exceeded');
+    await assert.rejects(
+      slow.responses.create({ model: 'plain', input: 'x' }),
+      (err: unknown) => err instanceof OpenAI.RateLimitError && (err as InstanceType<typeof OpenAI.APIError>).code === 'rate_limit_exceeded',
+    );
   });
 
   it('team budget: once spent, responses get 429 budget_exceeded', async () => {
     const poor = sdk(KEYS.poor);
     await poor.responses.create({ model: 'gpt-x', input: 'x' }); // costs 0.000018 > 0.00001
     await waitSpend('broke', 1);
-    await assert.rejects(poor.responses.create({ model: 'gpt-x', input: 'x' }), (err: unknown) => err instanceof OpenAI.RateLimitError && (err as InstanceType<typeof OpenAI.APIError>).code === 'budget_exceeded');
+    await assert.rejects(
+      poor.responses.create({ model: 'gpt-x', input: 'x' }),
+      (err: unknown) => err instanceof OpenAI.RateLimitError && (err as InstanceType<typeof OpenAI.APIError>).code === 'budget_exceeded',
+    );
   });
 
   it('caching rules apply: temperature 0 is served from the cache the second time', async () => {
@@ -167,7 +192,10 @@ describe('POST /v1/responses: routed, streamed, limited and costed like chat', f
 
   it('an endpoint no candidate serves is 404 in the OpenAI shape (an Azure deployment without the Responses API)', async () => {
     const n = az.received.length;
-    await assert.rejects(alice.responses.create({ model: 'az-only', input: 'x' }), (err: unknown) => err instanceof OpenAI.NotFoundError && (err as InstanceType<typeof OpenAI.APIError>).code === 'endpoint_not_supported');
+    await assert.rejects(
+      alice.responses.create({ model: 'az-only', input: 'x' }),
+      (err: unknown) => err instanceof OpenAI.NotFoundError && (err as InstanceType<typeof OpenAI.APIError>).code === 'endpoint_not_supported',
+    );
     assert.equal(az.received.length, n);
     const chat = await alice.chat.completions.create({ model: 'az-only', messages: [{ role: 'user', content: 'x' }] });
     assert.equal(chat.model, 'az-only', 'the deployment name stays internal');
@@ -227,8 +255,15 @@ describe('POST /v1/responses: routed, streamed, limited and costed like chat', f
   });
 
   it("a provider's 400 naming the upstream model is relayed with the requested name", async () => {
-    a.setBehavior(() => ({ kind: 'status', status: 400, body: { error: { message: `The model '${INTERNAL}' does not support 'reasoning.effort'.`, type: 'invalid_request_error', param: 'reasoning', code: 'unsupported_parameter' } } }));
-    await assert.rejects(alice.responses.create({ model: 'gpt-x', input: 'x' }), (err: unknown) => err instanceof OpenAI.BadRequestError && err.message.includes("'gpt-x'") && !err.message.includes(INTERNAL));
+    a.setBehavior(() => ({
+      kind: 'status',
+      status: 400,
+      body: { error: { message: `The model '${INTERNAL}' does not support 'reasoning.effort'.`, type: 'invalid_request_error', param: 'reasoning', code: 'unsupported_parameter' } },
+    }));
+    await assert.rejects(
+      alice.responses.create({ model: 'gpt-x', input: 'x' }),
+      (err: unknown) => err instanceof OpenAI.BadRequestError && err.message.includes("'gpt-x'") && !err.message.includes(INTERNAL),
+    );
   });
 
   it('chat: a mapped model never shows its upstream name, in the body or any stream chunk', async () => {
@@ -237,11 +272,18 @@ describe('POST /v1/responses: routed, streamed, limited and costed like chat', f
     // An alias names the public model that answered it (its target), never an upstream name.
     const alias = await alice.chat.completions.create({ model: 'fast', messages: [{ role: 'user', content: 'x' }] });
     assert.equal(alias.model, 'plain');
-    const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEYS.alice}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-x', stream: true, messages: [{ role: 'user', content: 'x' }] }) });
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEYS.alice}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-x', stream: true, messages: [{ role: 'user', content: 'x' }] }),
+    });
     const text = await res.text();
     assert.ok(!text.includes(INTERNAL));
     assert.equal(text.split('"model":"gpt-x"').length - 1, DEFAULT_CHUNKS.length + 1);
-    const line = gw.logs.map((l) => JSON.parse(l) as { upstream_model?: string; model?: string }).reverse().find((l) => l.upstream_model === INTERNAL);
+    const line = gw.logs
+      .map((l) => JSON.parse(l) as { upstream_model?: string; model?: string })
+      .reverse()
+      .find((l) => l.upstream_model === INTERNAL);
     assert.equal(line?.model, 'gpt-x', 'the upstream name is in the log line');
   });
 });

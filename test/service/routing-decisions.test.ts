@@ -28,7 +28,14 @@ const config = parseConfig({
   ],
   models: {
     m: { weights: { 'cheap-slow': 95, mid: 5, 'pricey-fast': 0 } },
-    alias: { targets: [{ provider: 'mid', model: 'm' }, { provider: 'pricey-fast', model: 'm' }], strategy: 'priority', order: ['pricey-fast', 'mid'] },
+    alias: {
+      targets: [
+        { provider: 'mid', model: 'm' },
+        { provider: 'pricey-fast', model: 'm' },
+      ],
+      strategy: 'priority',
+      order: ['pricey-fast', 'mid'],
+    },
   },
 });
 const catalog = buildCatalog(config);
@@ -62,7 +69,10 @@ describe('routing decisions', () => {
       assert.deepEqual(names(alias.candidates), ['mid', 'pricey-fast']);
       assert.equal(alias.strategy, 'priority');
       assert.equal(catalog.resolve('../../etc/passwd'), undefined);
-      assert.deepEqual(catalog.list().map((m) => m.id), ['alias', 'm', 'm2']);
+      assert.deepEqual(
+        catalog.list().map((m) => m.id),
+        ['alias', 'm', 'm2'],
+      );
     });
     it('resolveFor keeps only the candidates serving the endpoint, and returns the same route each time', () => {
       const chat = catalog.resolveFor('m', 'chat')!;
@@ -84,25 +94,117 @@ describe('routing decisions', () => {
       ['cost-optimal: cheapest first', cands, { strategy: 'cost-optimal' }, ['cheap-slow', 'mid', 'pricey-fast']],
       ['cost-optimal: prompt-heavy request prefers cheap input', m2, { strategy: 'cost-optimal', expectedTokens: { input: 100_000, output: 10 } }, ['input-cheap', 'output-cheap']],
       ['cost-optimal: output-heavy request prefers cheap output', m2, { strategy: 'cost-optimal', expectedTokens: { input: 10, output: 4000 } }, ['output-cheap', 'input-cheap']],
-      ['latency-optimal: lowest EWMA first', cands, { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900 }, mid: { totalMs: 300 }, 'pricey-fast': { totalMs: 80 } } }, ['pricey-fast', 'mid', 'cheap-slow']],
-      ['latency-optimal: streams rank by time to first byte', cands, { strategy: 'latency-optimal', latencyMetric: 'ttfbMs', statsBy: { 'cheap-slow': { ttfbMs: 20, totalMs: 900 }, mid: { ttfbMs: 50, totalMs: 60 }, 'pricey-fast': { ttfbMs: 90, totalMs: 100 } } }, ['cheap-slow', 'mid', 'pricey-fast']],
-      ['latency-optimal: a never-tried provider goes first, so it gets measured', cands, { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900 }, mid: { totalMs: 300 } } }, ['pricey-fast', 'mid', 'cheap-slow']],
-      ['latency-optimal: a never-tried provider listed after a healthy measured one goes first', cands.slice(0, 2), { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 150, ...heard(10) } } }, ['mid', 'cheap-slow']],
-      ['latency-optimal: several never tried: the first in config order goes first', cands, { strategy: 'latency-optimal', statsBy: { 'pricey-fast': { totalMs: 80, ...heard(10) } } }, ['cheap-slow', 'pricey-fast', 'mid']],
-      ['latency-optimal: a provider with only failures so far ranks after the measured ones', cands, { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900, ...heard(10) }, mid: { samples: 2, lastFailureAt: NOW - 10 }, 'pricey-fast': { totalMs: 80, ...heard(10) } } }, ['pricey-fast', 'cheap-slow', 'mid']],
-      ['latency-optimal: a provider quiet for reprobe_after_ms goes first once, to be re-measured', cands, { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900, ...heard(60_000) }, mid: { totalMs: 300, ...heard(5) }, 'pricey-fast': { totalMs: 80, ...heard(1) } } }, ['cheap-slow', 'pricey-fast', 'mid']],
-      ['latency-optimal: quiet for less than reprobe_after_ms: latency order', cands, { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900, ...heard(59_999) }, mid: { totalMs: 300, ...heard(5) }, 'pricey-fast': { totalMs: 80, ...heard(1) } } }, ['pricey-fast', 'mid', 'cheap-slow']],
-      ['latency-optimal: a never-tried provider whose first attempt is under way gets no more requests meanwhile', cands, { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900, ...heard(10) }, mid: { lastAttemptAt: NOW - 5 }, 'pricey-fast': { totalMs: 80, ...heard(10) } } }, ['pricey-fast', 'cheap-slow', 'mid']],
-      ['latency-optimal: a re-probe under way (attempt started, no answer yet) is not repeated', cands, { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900, ...heard(60_000), lastAttemptAt: NOW - 5 }, mid: { totalMs: 300, ...heard(5) }, 'pricey-fast': { totalMs: 80, ...heard(1) } } }, ['pricey-fast', 'mid', 'cheap-slow']],
-      ['latency-optimal: a draw under the exploration share puts a random other candidate first', cands, { strategy: 'latency-optimal', exploration: { share: 0.1, reprobeAfterMs: 60_000 }, random: sequence(0.05, 0.6), statsBy: { 'cheap-slow': { totalMs: 900, ...heard(1) }, mid: { totalMs: 300, ...heard(1) }, 'pricey-fast': { totalMs: 80, ...heard(1) } } }, ['cheap-slow', 'pricey-fast', 'mid']],
-      ['latency-optimal: a draw over the exploration share keeps latency order', cands, { strategy: 'latency-optimal', exploration: { share: 0.1, reprobeAfterMs: 60_000 }, random: () => 0.1, statsBy: { 'cheap-slow': { totalMs: 900, ...heard(1) }, mid: { totalMs: 300, ...heard(1) }, 'pricey-fast': { totalMs: 80, ...heard(1) } } }, ['pricey-fast', 'mid', 'cheap-slow']],
-      ['balanced: price and latency trade off', cands, { strategy: 'balanced', statsBy: { 'cheap-slow': { totalMs: 2000 }, mid: { totalMs: 200 }, 'pricey-fast': { totalMs: 100 } } }, ['mid', 'cheap-slow', 'pricey-fast']],
-      ['balanced: errors push a provider back', cands, { strategy: 'balanced', statsBy: { 'cheap-slow': { totalMs: 100, errorRate: 0.9 }, mid: { totalMs: 100 }, 'pricey-fast': { totalMs: 100 } } }, ['mid', 'pricey-fast', 'cheap-slow']],
+      [
+        'latency-optimal: lowest EWMA first',
+        cands,
+        { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900 }, mid: { totalMs: 300 }, 'pricey-fast': { totalMs: 80 } } },
+        ['pricey-fast', 'mid', 'cheap-slow'],
+      ],
+      [
+        'latency-optimal: streams rank by time to first byte',
+        cands,
+        {
+          strategy: 'latency-optimal',
+          latencyMetric: 'ttfbMs',
+          statsBy: { 'cheap-slow': { ttfbMs: 20, totalMs: 900 }, mid: { ttfbMs: 50, totalMs: 60 }, 'pricey-fast': { ttfbMs: 90, totalMs: 100 } },
+        },
+        ['cheap-slow', 'mid', 'pricey-fast'],
+      ],
+      [
+        'latency-optimal: a never-tried provider goes first, so it gets measured',
+        cands,
+        { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900 }, mid: { totalMs: 300 } } },
+        ['pricey-fast', 'mid', 'cheap-slow'],
+      ],
+      [
+        'latency-optimal: a never-tried provider listed after a healthy measured one goes first',
+        cands.slice(0, 2),
+        { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 150, ...heard(10) } } },
+        ['mid', 'cheap-slow'],
+      ],
+      [
+        'latency-optimal: several never tried: the first in config order goes first',
+        cands,
+        { strategy: 'latency-optimal', statsBy: { 'pricey-fast': { totalMs: 80, ...heard(10) } } },
+        ['cheap-slow', 'pricey-fast', 'mid'],
+      ],
+      [
+        'latency-optimal: a provider with only failures so far ranks after the measured ones',
+        cands,
+        { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900, ...heard(10) }, mid: { samples: 2, lastFailureAt: NOW - 10 }, 'pricey-fast': { totalMs: 80, ...heard(10) } } },
+        ['pricey-fast', 'cheap-slow', 'mid'],
+      ],
+      [
+        'latency-optimal: a provider quiet for reprobe_after_ms goes first once, to be re-measured',
+        cands,
+        { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900, ...heard(60_000) }, mid: { totalMs: 300, ...heard(5) }, 'pricey-fast': { totalMs: 80, ...heard(1) } } },
+        ['cheap-slow', 'pricey-fast', 'mid'],
+      ],
+      [
+        'latency-optimal: quiet for less than reprobe_after_ms: latency order',
+        cands,
+        { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900, ...heard(59_999) }, mid: { totalMs: 300, ...heard(5) }, 'pricey-fast': { totalMs: 80, ...heard(1) } } },
+        ['pricey-fast', 'mid', 'cheap-slow'],
+      ],
+      [
+        'latency-optimal: a never-tried provider whose first attempt is under way gets no more requests meanwhile',
+        cands,
+        { strategy: 'latency-optimal', statsBy: { 'cheap-slow': { totalMs: 900, ...heard(10) }, mid: { lastAttemptAt: NOW - 5 }, 'pricey-fast': { totalMs: 80, ...heard(10) } } },
+        ['pricey-fast', 'cheap-slow', 'mid'],
+      ],
+      [
+        'latency-optimal: a re-probe under way (attempt started, no answer yet) is not repeated',
+        cands,
+        {
+          strategy: 'latency-optimal',
+          statsBy: { 'cheap-slow': { totalMs: 900, ...heard(60_000), lastAttemptAt: NOW - 5 }, mid: { totalMs: 300, ...heard(5) }, 'pricey-fast': { totalMs: 80, ...heard(1) } },
+        },
+        ['pricey-fast', 'mid', 'cheap-slow'],
+      ],
+      [
+        'latency-optimal: a draw under the exploration share puts a random other candidate first',
+        cands,
+        {
+          strategy: 'latency-optimal',
+          exploration: { share: 0.1, reprobeAfterMs: 60_000 },
+          random: sequence(0.05, 0.6),
+          statsBy: { 'cheap-slow': { totalMs: 900, ...heard(1) }, mid: { totalMs: 300, ...heard(1) }, 'pricey-fast': { totalMs: 80, ...heard(1) } },
+        },
+        ['cheap-slow', 'pricey-fast', 'mid'],
+      ],
+      [
+        'latency-optimal: a draw over the exploration share keeps latency order',
+        cands,
+        {
+          strategy: 'latency-optimal',
+          exploration: { share: 0.1, reprobeAfterMs: 60_000 },
+          random: () => 0.1,
+          statsBy: { 'cheap-slow': { totalMs: 900, ...heard(1) }, mid: { totalMs: 300, ...heard(1) }, 'pricey-fast': { totalMs: 80, ...heard(1) } },
+        },
+        ['pricey-fast', 'mid', 'cheap-slow'],
+      ],
+      [
+        'balanced: price and latency trade off',
+        cands,
+        { strategy: 'balanced', statsBy: { 'cheap-slow': { totalMs: 2000 }, mid: { totalMs: 200 }, 'pricey-fast': { totalMs: 100 } } },
+        ['mid', 'cheap-slow', 'pricey-fast'],
+      ],
+      [
+        'balanced: errors push a provider back',
+        cands,
+        { strategy: 'balanced', statsBy: { 'cheap-slow': { totalMs: 100, errorRate: 0.9 }, mid: { totalMs: 100 }, 'pricey-fast': { totalMs: 100 } } },
+        ['mid', 'pricey-fast', 'cheap-slow'],
+      ],
       ['priority: provider priority (lower first)', cands, { strategy: 'priority' }, ['pricey-fast', 'mid', 'cheap-slow']],
       ['priority: a model order list wins over provider priority', cands, { strategy: 'priority', order: ['mid', 'cheap-slow'] }, ['mid', 'cheap-slow', 'pricey-fast']],
       ['weighted: random 0.5 of 95/5 picks the 95', cands, { strategy: 'weighted', weights: { 'cheap-slow': 95, mid: 5, 'pricey-fast': 0 }, random: () => 0.5 }, ['cheap-slow', 'mid', 'pricey-fast']],
       ['weighted: random 0.97 of 95/5 picks the 5', cands, { strategy: 'weighted', weights: { 'cheap-slow': 95, mid: 5, 'pricey-fast': 0 }, random: () => 0.97 }, ['mid', 'cheap-slow', 'pricey-fast']],
-      ['weighted: weight 0 only ever appears as a fallback', cands, { strategy: 'weighted', weights: { 'cheap-slow': 0, mid: 0, 'pricey-fast': 1 }, random: () => 0.999999 }, ['pricey-fast', 'cheap-slow', 'mid']],
+      [
+        'weighted: weight 0 only ever appears as a fallback',
+        cands,
+        { strategy: 'weighted', weights: { 'cheap-slow': 0, mid: 0, 'pricey-fast': 1 }, random: () => 0.999999 },
+        ['pricey-fast', 'cheap-slow', 'mid'],
+      ],
       ['one candidate is its own plan', cands.slice(1, 2), { strategy: 'weighted' }, ['mid']],
     ];
     for (const [name, candidates, over, expected] of table) {
@@ -119,7 +221,12 @@ describe('routing decisions', () => {
   });
 
   it('latency-optimal with share 0.05 over 2,000 plans sends about 100 to the slower candidates (seeded)', () => {
-    const c = ctx({ strategy: 'latency-optimal', exploration: { share: 0.05, reprobeAfterMs: 60_000 }, random: seeded(7), statsBy: { 'cheap-slow': { totalMs: 900, ...heard(1) }, mid: { totalMs: 300, ...heard(1) }, 'pricey-fast': { totalMs: 80, ...heard(1) } } });
+    const c = ctx({
+      strategy: 'latency-optimal',
+      exploration: { share: 0.05, reprobeAfterMs: 60_000 },
+      random: seeded(7),
+      statsBy: { 'cheap-slow': { totalMs: 900, ...heard(1) }, mid: { totalMs: 300, ...heard(1) }, 'pricey-fast': { totalMs: 80, ...heard(1) } },
+    });
     const heads: Record<string, number> = {};
     for (let i = 0; i < 2000; i++) {
       const head = planRoute(cands, c)[0].provider.name;
@@ -143,7 +250,11 @@ describe('routing decisions', () => {
       [3, 0, 0], // full jitter can be zero
     ];
     for (const [attempt, r, expected] of delays) {
-      it(`full jitter: retry ${attempt}, random ${r} -> ${expected} ms (base 100, max 2000)`, () => assert.equal(backoffDelay(attempt, 100, 2000, () => r), expected));
+      it(`full jitter: retry ${attempt}, random ${r} -> ${expected} ms (base 100, max 2000)`, () =>
+        assert.equal(
+          backoffDelay(attempt, 100, 2000, () => r),
+          expected,
+        ));
     }
     const now = Date.parse('2026-11-25T12:00:00Z');
     const ra: Array<[Record<string, string>, number | undefined]> = [
@@ -173,20 +284,110 @@ describe('routing decisions', () => {
     type Step = ['ok' | 'fail' | 'attempt', number];
     const run = (steps: Step[]) => steps.reduce((s, [ev, t]) => (ev === 'attempt' ? onAttempt(s, t, cfg) : onResult(s, ev === 'ok', t, cfg)), initialCircuit(0));
     const table: Array<[string, Step[], string]> = [
-      ['stays closed below the consecutive threshold', [['fail', 1], ['fail', 2]], 'closed'],
-      ['opens after N consecutive failures', [['fail', 1], ['fail', 2], ['fail', 3]], 'open'],
-      ['a success resets the consecutive count', [['fail', 1], ['fail', 2], ['ok', 3], ['fail', 4], ['fail', 5]], 'closed'],
-      ['opens on error rate over the window once min requests seen', [['fail', 1], ['ok', 2], ['fail', 3], ['ok', 4], ['fail', 5], ['fail', 6]], 'open'],
-      ['error rate resets with a new window', [['fail', 1], ['ok', 2], ['fail', 3], ['ok', 4], ['fail', 5], ['ok', 10_001], ['fail', 10_002]], 'closed'],
-      ['open -> half-open when a probe goes out after the cooldown', [['fail', 1], ['fail', 2], ['fail', 3], ['attempt', 1003]], 'half-open'],
-      ['half-open -> closed when the probe succeeds', [['fail', 1], ['fail', 2], ['fail', 3], ['attempt', 1003], ['ok', 1004]], 'closed'],
-      ['half-open -> open when the probe fails', [['fail', 1], ['fail', 2], ['fail', 3], ['attempt', 1003], ['fail', 1004]], 'open'],
-      ['an attempt before the cooldown keeps it open', [['fail', 1], ['fail', 2], ['fail', 3], ['attempt', 500]], 'open'],
+      [
+        'stays closed below the consecutive threshold',
+        [
+          ['fail', 1],
+          ['fail', 2],
+        ],
+        'closed',
+      ],
+      [
+        'opens after N consecutive failures',
+        [
+          ['fail', 1],
+          ['fail', 2],
+          ['fail', 3],
+        ],
+        'open',
+      ],
+      [
+        'a success resets the consecutive count',
+        [
+          ['fail', 1],
+          ['fail', 2],
+          ['ok', 3],
+          ['fail', 4],
+          ['fail', 5],
+        ],
+        'closed',
+      ],
+      [
+        'opens on error rate over the window once min requests seen',
+        [
+          ['fail', 1],
+          ['ok', 2],
+          ['fail', 3],
+          ['ok', 4],
+          ['fail', 5],
+          ['fail', 6],
+        ],
+        'open',
+      ],
+      [
+        'error rate resets with a new window',
+        [
+          ['fail', 1],
+          ['ok', 2],
+          ['fail', 3],
+          ['ok', 4],
+          ['fail', 5],
+          ['ok', 10_001],
+          ['fail', 10_002],
+        ],
+        'closed',
+      ],
+      [
+        'open -> half-open when a probe goes out after the cooldown',
+        [
+          ['fail', 1],
+          ['fail', 2],
+          ['fail', 3],
+          ['attempt', 1003],
+        ],
+        'half-open',
+      ],
+      [
+        'half-open -> closed when the probe succeeds',
+        [
+          ['fail', 1],
+          ['fail', 2],
+          ['fail', 3],
+          ['attempt', 1003],
+          ['ok', 1004],
+        ],
+        'closed',
+      ],
+      [
+        'half-open -> open when the probe fails',
+        [
+          ['fail', 1],
+          ['fail', 2],
+          ['fail', 3],
+          ['attempt', 1003],
+          ['fail', 1004],
+        ],
+        'open',
+      ],
+      [
+        'an attempt before the cooldown keeps it open',
+        [
+          ['fail', 1],
+          ['fail', 2],
+          ['fail', 3],
+          ['attempt', 500],
+        ],
+        'open',
+      ],
     ];
     for (const [name, steps, expected] of table) it(name, () => assert.equal(run(steps).name, expected));
 
     it('open circuits refuse until the cooldown, and half-open admits one probe at a time', () => {
-      const open = run([['fail', 1], ['fail', 2], ['fail', 3]]);
+      const open = run([
+        ['fail', 1],
+        ['fail', 2],
+        ['fail', 3],
+      ]);
       assert.equal(canPass(open, 999, cfg), false);
       assert.equal(canPass(open, 1003, cfg), true);
       const probing = onAttempt(open, 1003, cfg);
@@ -196,7 +397,11 @@ describe('routing decisions', () => {
     it('CircuitBreakers reports transitions per provider and model, with an injected clock', () => {
       let t = 0;
       const seen: string[] = [];
-      const b = new CircuitBreakers(cfg, () => t, (p, m, from, to) => seen.push(`${p}/${m}:${from}->${to}`));
+      const b = new CircuitBreakers(
+        cfg,
+        () => t,
+        (p, m, from, to) => seen.push(`${p}/${m}:${from}->${to}`),
+      );
       for (let i = 0; i < 3; i++) b.record('a', 'm', false);
       assert.equal(b.canPass('a', 'm'), false);
       assert.equal(b.canPass('a', 'other'), true, 'state is per model');

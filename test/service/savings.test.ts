@@ -23,8 +23,14 @@ describe('savings: list price and the priced request', () => {
     gw = await startTestGateway({
       auth: { mode: 'none' },
       providers: [
-        provider('cheap', cheap.url, [{ name: 'unlisted', input_per_million: 1, output_per_million: 2 }, { name: 'listed', input_per_million: 1, output_per_million: 2 }]),
-        provider('pricey', pricey.url, [{ name: 'unlisted', input_per_million: 10, output_per_million: 20 }, { name: 'listed', input_per_million: 10, output_per_million: 20 }]),
+        provider('cheap', cheap.url, [
+          { name: 'unlisted', input_per_million: 1, output_per_million: 2 },
+          { name: 'listed', input_per_million: 1, output_per_million: 2 },
+        ]),
+        provider('pricey', pricey.url, [
+          { name: 'unlisted', input_per_million: 10, output_per_million: 20 },
+          { name: 'listed', input_per_million: 10, output_per_million: 20 },
+        ]),
       ],
       models: { listed: { list_price: { input_per_million: 100, output_per_million: 200 } } },
       routing: { strategy: 'cost-optimal' },

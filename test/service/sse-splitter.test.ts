@@ -19,7 +19,16 @@ function reference(text: string): { events: string[]; rest: string } {
   return { events, rest: pending };
 }
 
-const STREAM = ['data: {"a":1}\n\n', 'event: x\r\ndata: y\r\n\r\n', 'data: z\r\n\n', ': keep-alive\n\r\n', 'data: \n\n', '\n\n', 'data: multi\ndata: line\n\n', 'data: tail-without-terminator\r\n'].join('');
+const STREAM = [
+  'data: {"a":1}\n\n',
+  'event: x\r\ndata: y\r\n\r\n',
+  'data: z\r\n\n',
+  ': keep-alive\n\r\n',
+  'data: \n\n',
+  '\n\n',
+  'data: multi\ndata: line\n\n',
+  'data: tail-without-terminator\r\n',
+].join('');
 
 describe('SseSplitter: incremental, same events as the EVENT_END rescan', () => {
   const random = mulberry32(22);
@@ -46,7 +55,10 @@ describe('SseSplitter: incremental, same events as the EVENT_END rescan', () => 
   it('an event over the cap sets overflow; the complete events before it are returned, nothing is kept after', () => {
     const s = new SseSplitter(100);
     const events = s.push(`data: ok\n\ndata: ${'x'.repeat(200)}`);
-    assert.deepEqual(events.map((e) => e.body), ['data: ok']);
+    assert.deepEqual(
+      events.map((e) => e.body),
+      ['data: ok'],
+    );
     assert.equal(s.overflow, true);
     assert.deepEqual(s.push('\n\ndata: later\n\n'), []);
     assert.equal(s.rest(), '');
@@ -60,7 +72,10 @@ describe('SseSplitter: incremental, same events as the EVENT_END rescan', () => 
 
   it('a complete event of exactly the cap passes', () => {
     const s = new SseSplitter(10);
-    assert.deepEqual(s.push('data: 12\n\n').map((e) => e.body), ['data: 12']);
+    assert.deepEqual(
+      s.push('data: 12\n\n').map((e) => e.body),
+      ['data: 12'],
+    );
     assert.equal(s.overflow, false);
   });
 });

@@ -11,14 +11,34 @@ describe('tracing settings (standard OTEL_* variables, gateway config)', () => {
     ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT alone: on', { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/v1/traces' }, {}, { enabled: true, exporter: 'otlp', protocol: 'http/protobuf' }],
     ['blank endpoint: off', { OTEL_EXPORTER_OTLP_ENDPOINT: ' ' }, {}, { enabled: false }],
     ['http/json protocol', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }, {}, { enabled: true, exporter: 'otlp', protocol: 'http/json' }],
-    ['the traces protocol wins over the general one', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' }, {}, { enabled: true, exporter: 'otlp', protocol: 'http/protobuf' }],
-    ['grpc: off, with the reason', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, {}, { enabled: false, problem: 'OTLP protocol "grpc" is not supported (use http/protobuf or http/json): tracing is off' }],
+    [
+      'the traces protocol wins over the general one',
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' },
+      {},
+      { enabled: true, exporter: 'otlp', protocol: 'http/protobuf' },
+    ],
+    [
+      'grpc: off, with the reason',
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' },
+      {},
+      { enabled: false, problem: 'OTLP protocol "grpc" is not supported (use http/protobuf or http/json): tracing is off' },
+    ],
     ['OTEL_SDK_DISABLED=true wins', { OTEL_SDK_DISABLED: 'TRUE', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c' }, { otlp_endpoint: 'http://d' }, { enabled: false }],
     ['OTEL_TRACES_EXPORTER=none wins', { OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c' }, {}, { enabled: false }],
     ['OTEL_TRACES_EXPORTER=console', { OTEL_TRACES_EXPORTER: 'console' }, {}, { enabled: true, exporter: 'console', protocol: 'http/protobuf' }],
     ['OTEL_TRACES_EXPORTER=otlp with the SDK default endpoint', { OTEL_TRACES_EXPORTER: 'otlp' }, {}, { enabled: true, exporter: 'otlp', protocol: 'http/protobuf' }],
-    ['OTEL_TRACES_EXPORTER=zipkin: off, with the reason', { OTEL_TRACES_EXPORTER: 'zipkin' }, {}, { enabled: false, problem: 'OTEL_TRACES_EXPORTER "zipkin" is not supported (use otlp, console or none): tracing is off' }],
-    ['gateway config endpoint: on, traces path appended', {}, { otlp_endpoint: 'http://otel-collector.observability.svc:4318/' }, { enabled: true, exporter: 'otlp', protocol: 'http/protobuf', url: 'http://otel-collector.observability.svc:4318/v1/traces' }],
+    [
+      'OTEL_TRACES_EXPORTER=zipkin: off, with the reason',
+      { OTEL_TRACES_EXPORTER: 'zipkin' },
+      {},
+      { enabled: false, problem: 'OTEL_TRACES_EXPORTER "zipkin" is not supported (use otlp, console or none): tracing is off' },
+    ],
+    [
+      'gateway config endpoint: on, traces path appended',
+      {},
+      { otlp_endpoint: 'http://otel-collector.observability.svc:4318/' },
+      { enabled: true, exporter: 'otlp', protocol: 'http/protobuf', url: 'http://otel-collector.observability.svc:4318/v1/traces' },
+    ],
     ['an OTEL endpoint wins over the gateway config', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c' }, { otlp_endpoint: 'http://d' }, { enabled: true, exporter: 'otlp', protocol: 'http/protobuf' }],
   ];
   for (const [name, env, config, expected] of cases) {

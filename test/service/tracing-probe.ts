@@ -10,7 +10,11 @@ import { provider } from '../helpers/gateway';
 async function main(): Promise<void> {
   const upstream = await startFakeUpstream('probe');
   const gw = await startTestGateway({ auth: { mode: 'none' }, providers: [provider('probe', upstream.url, ['m'])] }, process.env);
-  const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }) });
+  const res = await fetch(`${gw.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }),
+  });
   if (res.status !== 200) throw new Error(`gateway answered ${res.status}: ${await res.text()}`);
   await new Promise((r) => setTimeout(r, 50));
   const line = gw.logs.find((l) => l.includes('"request_id"'));

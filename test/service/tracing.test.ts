@@ -32,8 +32,20 @@ function config(flaky: FakeUpstream, backup: FakeUpstream, sloth?: FakeUpstream)
     routing: { strategy: 'priority' as const, max_retries: 1, retry_delay_ms: 1, circuit_breaker: { consecutive_failures: 1000, min_requests: 1000 } },
     providers: [
       // An Azure deployment that keeps failing (503), tried first, then an OpenAI-type provider.
-      provider('flaky', flaky.url.replace(/\/v1$/, ''), [{ name: 'm', upstream_name: 'm-deployment', input_per_million: 1, output_per_million: 2 }], { type: 'azure', api_version: '2024-10-21', priority: 1 }),
-      provider('backup', backup.url, [{ name: 'm', upstream_name: 'm-2025', input_per_million: 1, output_per_million: 2 }, { name: 'e', kind: 'embedding' }], { priority: 2 }),
+      provider('flaky', flaky.url.replace(/\/v1$/, ''), [{ name: 'm', upstream_name: 'm-deployment', input_per_million: 1, output_per_million: 2 }], {
+        type: 'azure',
+        api_version: '2024-10-21',
+        priority: 1,
+      }),
+      provider(
+        'backup',
+        backup.url,
+        [
+          { name: 'm', upstream_name: 'm-2025', input_per_million: 1, output_per_million: 2 },
+          { name: 'e', kind: 'embedding' },
+        ],
+        { priority: 2 },
+      ),
       ...(sloth ? [provider('sloth', sloth.url, ['slow'], { timeout_ms: 10_000 })] : []),
     ],
   };
@@ -119,7 +131,16 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
     assert.equal(attempts.length, 3, 'one client span per attempt');
     for (const a of attempts) assert.equal(a.parentSpanId, server.spanId, 'attempts are siblings under the server span');
     assert.deepEqual(
-      attempts.map((a) => [a.name, a.attrs['aigw.attempt'], a.attrs['aigw.provider'], a.attrs['gen_ai.provider.name'], a.attrs['gen_ai.request.model'], a.attrs['http.response.status_code'], a.attrs['error.type'], a.status]),
+      attempts.map((a) => [
+        a.name,
+        a.attrs['aigw.attempt'],
+        a.attrs['aigw.provider'],
+        a.attrs['gen_ai.provider.name'],
+        a.attrs['gen_ai.request.model'],
+        a.attrs['http.response.status_code'],
+        a.attrs['error.type'],
+        a.status,
+      ]),
       [
         ['chat m-deployment', 1, 'flaky', 'azure.ai.openai', 'm-deployment', 503, 'status_retryable', 2],
         ['chat m-deployment', 2, 'flaky', 'azure.ai.openai', 'm-deployment', 503, 'status_retryable', 2],
@@ -136,11 +157,17 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
 
     // Each attempt carried its own span's traceparent to the provider.
     const sent = [...flaky.received.slice(before.flaky), ...backup.received.slice(before.backup)].map((r) => r.headers.traceparent);
-    assert.deepEqual(sent, attempts.map((a) => `00-${traceId}-${a.spanId}-01`));
+    assert.deepEqual(
+      sent,
+      attempts.map((a) => `00-${traceId}-${a.spanId}-01`),
+    );
 
     // The request log line carries the trace id.
     await new Promise((r) => setTimeout(r, 100));
-    const line = gw.output().split('\n').find((l) => l.includes(`"trace_id":"${traceId}"`));
+    const line = gw
+      .output()
+      .split('\n')
+      .find((l) => l.includes(`"trace_id":"${traceId}"`));
     assert.ok(line, `a log line with trace_id ${traceId}`);
     assert.match(line!, /"request_id":"[^"]+"/);
   });
@@ -176,7 +203,10 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
     const { response } = await client.embeddings.create({ model: 'e', input: PROMPT }).withResponse();
     const rid = response.headers.get('x-request-id');
     await new Promise((r) => setTimeout(r, 100));
-    const line = gw.output().split('\n').find((l) => l.includes(`"request_id":"${rid}"`))!;
+    const line = gw
+      .output()
+      .split('\n')
+      .find((l) => l.includes(`"request_id":"${rid}"`))!;
     const traceId = /"trace_id":"([0-9a-f]{32})"/.exec(line)?.[1];
     assert.ok(traceId, `trace id in ${line}`);
     const spans = inTrace(traceId!)(await receiver.waitFor((s) => inTrace(traceId!)(s).length >= 2));
@@ -184,7 +214,10 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
     assert.equal(server.parentSpanId, '', 'a root span');
     assert.equal(server.name, 'POST /v1/embeddings');
     assert.equal(server.attrs['gen_ai.operation.name'], 'embeddings');
-    assert.deepEqual(attemptSpans(spans).map((a) => a.name), ['embeddings e']);
+    assert.deepEqual(
+      attemptSpans(spans).map((a) => a.name),
+      ['embeddings e'],
+    );
   });
 
   it('an absolute-form target and an upper-case path are served under the same route, each with its span and traceparent upstream', async () => {
@@ -193,10 +226,19 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
       const { traceId, parentId } = clientTraceparent();
       const before = backup.received.length;
       const status = await new Promise<number>((resolve, reject) => {
-        const req = httpRequest({ host: origin.hostname, port: origin.port, method: 'POST', path, headers: { authorization: `Bearer ${CLIENT_KEY}`, 'content-type': 'application/json', traceparent: `00-${traceId}-${parentId}-01` } }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode!));
-        });
+        const req = httpRequest(
+          {
+            host: origin.hostname,
+            port: origin.port,
+            method: 'POST',
+            path,
+            headers: { authorization: `Bearer ${CLIENT_KEY}`, 'content-type': 'application/json', traceparent: `00-${traceId}-${parentId}-01` },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode!));
+          },
+        );
         req.on('error', reject);
         req.end(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }] }));
       });
@@ -204,7 +246,10 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
       const spans = inTrace(traceId)(await receiver.waitFor((s) => inTrace(traceId)(s).length >= 2));
       assert.equal(serverSpan(spans)?.name, 'POST /v1/chat/completions', path);
       const sent = backup.received.slice(before).map((r) => String(r.headers.traceparent));
-      assert.ok(sent.some((t) => t.includes(traceId)), `${path}: traceparent upstream carries the trace (${sent.join(', ')})`);
+      assert.ok(
+        sent.some((t) => t.includes(traceId)),
+        `${path}: traceparent upstream carries the trace (${sent.join(', ')})`,
+      );
     }
   });
 
@@ -212,10 +257,15 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
     const { traceId, parentId } = clientTraceparent();
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 300);
-    await assert.rejects(client.chat.completions.create({ model: 'slow', messages: [{ role: 'user', content: PROMPT }] }, { headers: { traceparent: `00-${traceId}-${parentId}-01` }, signal: ac.signal }));
+    await assert.rejects(
+      client.chat.completions.create({ model: 'slow', messages: [{ role: 'user', content: PROMPT }] }, { headers: { traceparent: `00-${traceId}-${parentId}-01` }, signal: ac.signal }),
+    );
     const spans = inTrace(traceId)(await receiver.waitFor((s) => inTrace(traceId)(s).length >= 2));
     const attempts = attemptSpans(spans);
-    assert.deepEqual(attempts.map((a) => [a.name, a.attrs['error.type'], a.status, a.parentSpanId]), [['chat slow', 'client_gone', 2, serverSpan(spans)!.spanId]]);
+    assert.deepEqual(
+      attempts.map((a) => [a.name, a.attrs['error.type'], a.status, a.parentSpanId]),
+      [['chat slow', 'client_gone', 2, serverSpan(spans)!.spanId]],
+    );
     await new Promise((r) => setTimeout(r, 300)); // the executor notices the abort after the response closed
     assert.doesNotMatch(gw.output(), /Cannot execute the operation on ended Span/);
   });
@@ -284,14 +334,19 @@ describe('OpenTelemetry traces: the gateway config key, cache hits', function ()
     const receiver = await startOtlpReceiver();
     const upstream = await startFakeUpstream('up', () => ({ kind: 'ok', content: COMPLETION }));
     // No endpoint variable: only the protocol, so the receiver can decode JSON.
-    const gw = await startTestGateway({ auth: { mode: 'none' }, cache: { enabled: true }, telemetry: { otlp_endpoint: receiver.url }, providers: [provider('up', upstream.url, ['m'])] }, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' });
+    const gw = await startTestGateway(
+      { auth: { mode: 'none' }, cache: { enabled: true }, telemetry: { otlp_endpoint: receiver.url }, providers: [provider('up', upstream.url, ['m'])] },
+      { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' },
+    );
     const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'x', maxRetries: 0 });
     const ids: string[] = [];
     try {
       for (let i = 0; i < 2; i++) {
         const { traceId, parentId } = clientTraceparent();
         ids.push(traceId);
-        const { response } = await client.chat.completions.create({ model: 'm', temperature: 0, messages: [{ role: 'user', content: PROMPT }] }, { headers: { traceparent: `00-${traceId}-${parentId}-01` } }).withResponse();
+        const { response } = await client.chat.completions
+          .create({ model: 'm', temperature: 0, messages: [{ role: 'user', content: PROMPT }] }, { headers: { traceparent: `00-${traceId}-${parentId}-01` } })
+          .withResponse();
         assert.equal(response.headers.get('x-gateway-cache'), i === 0 ? 'miss' : 'hit');
       }
     } finally {
@@ -306,4 +361,3 @@ describe('OpenTelemetry traces: the gateway config key, cache hits', function ()
     assert.ok(receiver.payloads.every((p) => p.path === '/v1/traces'));
   });
 });
-

@@ -24,7 +24,11 @@ class FakeDb implements Queryable {
     if (this.mode === 'down') throw new Error('connect ECONNREFUSED');
     const ids = params[0] as string[];
     ids.forEach((id, i) => {
-      if (!this.rows.has(id)) this.rows.set(id, params.map((col) => (col as unknown[])[i]));
+      if (!this.rows.has(id))
+        this.rows.set(
+          id,
+          params.map((col) => (col as unknown[])[i]),
+        );
     });
     if (this.mode === 'lands-then-fails') {
       this.mode = 'up';
@@ -55,7 +59,23 @@ const until = async (cond: () => boolean) => {
 describe('ledger spool', () => {
   it('a row carries what the issue lists, in integer nano-USD', () => {
     const r = ledgerRow(settlement(1), 0.002, 'id-1');
-    assert.deepEqual(r, { id: 'id-1', at: Date.UTC(2026, 11, 4, 12), request_id: 'req-1', key_id: 'key_1', key_name: 'k', team: 't', project: 'p', model: 'm', provider: 'prov', prompt_tokens: 10, completion_tokens: 5, cost_nano: 2_000_000, list_cost_nano: 3_000_000, cached: false, estimated: false });
+    assert.deepEqual(r, {
+      id: 'id-1',
+      at: Date.UTC(2026, 11, 4, 12),
+      request_id: 'req-1',
+      key_id: 'key_1',
+      key_name: 'k',
+      team: 't',
+      project: 'p',
+      model: 'm',
+      provider: 'prov',
+      prompt_tokens: 10,
+      completion_tokens: 5,
+      cost_nano: 2_000_000,
+      list_cost_nano: 3_000_000,
+      cached: false,
+      estimated: false,
+    });
   });
 
   it('keeps rows while the database is down and writes each exactly once when it is back', async () => {
@@ -89,7 +109,20 @@ describe('ledger spool', () => {
   });
 
   it('admission refuses with 503 ledger_unavailable while the spool is full, and a model outside the key allowlist with 403', async () => {
-    const config = parseConfig({ auth: { mode: 'none' }, providers: [{ name: 'p', base_url: 'http://127.0.0.1:9', api_key: 'x', models: [{ name: 'm', input_per_million: 1, output_per_million: 2 }, { name: 'other', input_per_million: 1, output_per_million: 2 }] }] });
+    const config = parseConfig({
+      auth: { mode: 'none' },
+      providers: [
+        {
+          name: 'p',
+          base_url: 'http://127.0.0.1:9',
+          api_key: 'x',
+          models: [
+            { name: 'm', input_per_million: 1, output_per_million: 2 },
+            { name: 'other', input_per_million: 1, output_per_million: 2 },
+          ],
+        },
+      ],
+    });
     let full = true;
     const tenancy = createTenancy(config, { redis: null, metrics: createMetrics(), sink: { record: () => undefined, full: () => full } });
     const principal = { keyName: 'k', team: 't', project: 'p', keyId: 'key_1', models: ['m'] };

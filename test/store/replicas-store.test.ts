@@ -81,7 +81,17 @@ describe('the store: runtime keys, budgets and the ledger across three replicas'
     const config = {
       auth: { keys: [{ hash: hashKey(CONFIG_KEY), name: 'gitops', team: 'search' }], admin_key_hashes: [hashKey(ADMIN)] },
       teams: [{ name: 'search' }, { name: 'ledger' }],
-      providers: [{ name: 'shared', base_url: up.url, api_key: 'sk-provider-shared', models: [{ name: 'm', input_per_million: 100, output_per_million: 200 }, { name: 'other', input_per_million: 100, output_per_million: 200 }] }],
+      providers: [
+        {
+          name: 'shared',
+          base_url: up.url,
+          api_key: 'sk-provider-shared',
+          models: [
+            { name: 'm', input_per_million: 100, output_per_million: 200 },
+            { name: 'other', input_per_million: 100, output_per_million: 200 },
+          ],
+        },
+      ],
       rate_limit: { requests_per_minute: 100_000, expected_replicas: 3 },
       routing: { max_retries: 0 },
       redis: { url: redis.url, command_timeout_ms: 200 },
@@ -213,7 +223,10 @@ describe('the store: runtime keys, budgets and the ledger across three replicas'
     await pause(600);
     stop = true;
     await traffic;
-    assert.ok(statuses.every((s) => s === 200), `every request answered: ${[...new Set(statuses)]}`);
+    assert.ok(
+      statuses.every((s) => s === 200),
+      `every request answered: ${[...new Set(statuses)]}`,
+    );
     // The untilAll requests before the run were charged too: count them from the ledger's own key id.
     const deadline = Date.now() + 15_000;
     let rows: Array<{ request_id: string; cost_nano: string }> = [];
@@ -228,13 +241,16 @@ describe('the store: runtime keys, budgets and the ledger across three replicas'
     for (const id of served) assert.ok(ids.includes(id), `request ${id} is in the ledger`);
     assert.equal(ids.length, served.size + 3, 'the run plus the three readiness requests, nothing else');
     const charged = (served.size + 3) * NANO_COST;
-    assert.equal(rows.reduce((n, r) => n + Number(r.cost_nano), 0), charged);
+    assert.equal(
+      rows.reduce((n, r) => n + Number(r.cost_nano), 0),
+      charged,
+    );
     const report = await admin<{ totals: { requests: number; cost_usd: number } }>(replicas[2], 'GET', `/v1/gateway/spend?key=${created.body.id}&group_by=`);
     assert.equal(report.body.totals.requests, served.size + 3);
     assert.ok(Math.abs(report.body.totals.cost_usd - (served.size + 3) * COST) < 1e-9);
   });
 
-  it('after FLUSHALL, today\'s and this month\'s budget counters are rebuilt from the ledger, not from zero', async () => {
+  it("after FLUSHALL, today's and this month's budget counters are rebuilt from the ledger, not from zero", async () => {
     const r = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
     r.on('error', () => undefined);
     await r.connect();
@@ -243,18 +259,23 @@ describe('the store: runtime keys, budgets and the ledger across three replicas'
       await untilAll(replicas, created.body.key, (s) => s === 200); // 3 requests
       const month = utcPeriods(Date.now()).month;
       const counter = `aigw:${budgetKey(`key:${created.body.id}`, month)}`;
-      const ledgerMonth = async (col: string, value: string) => Number((await sql.query(`SELECT COALESCE(sum(cost_nano), 0) AS n FROM spend_ledger WHERE ${col} = $1 AND at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'`, [value])).rows[0].n);
+      const ledgerMonth = async (col: string, value: string) =>
+        Number(
+          (await sql.query(`SELECT COALESCE(sum(cost_nano), 0) AS n FROM spend_ledger WHERE ${col} = $1 AND at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'`, [value])).rows[0]
+            .n,
+        );
       // Both sinks settled first: the three rows in the ledger and their spend in Redis. (A Redis spend
       // write still in flight at the FLUSHALL would land on top of the rebuilt counter: an overcount
       // by the writes in flight, the conservative side, documented in docs/keys.md.)
-      for (let i = 0; i < 200 && ((await ledgerMonth('key_id', created.body.id)) < 3 * NANO_COST || Number(await r.hget(counter, 'm')) < 3 * NANO_COST); i++) await new Promise((res) => setTimeout(res, 50));
+      for (let i = 0; i < 200 && ((await ledgerMonth('key_id', created.body.id)) < 3 * NANO_COST || Number(await r.hget(counter, 'm')) < 3 * NANO_COST); i++)
+        await new Promise((res) => setTimeout(res, 50));
       await r.flushall();
       for (let i = 0; i < 100 && !(await r.exists(counter)); i++) await new Promise((res) => setTimeout(res, 50));
       const day = utcPeriods(Date.now()).day;
-      assert.equal(Number(await r.hget(counter, 'm')), 3 * NANO_COST, 'the key\'s month');
-      assert.equal(Number(await r.hget(counter, `d:${day}`)), 3 * NANO_COST, 'the key\'s day');
+      assert.equal(Number(await r.hget(counter, 'm')), 3 * NANO_COST, "the key's month");
+      assert.equal(Number(await r.hget(counter, `d:${day}`)), 3 * NANO_COST, "the key's day");
       const team = Number(await r.hget(`aigw:${budgetKey('search', month)}`, 'm'));
-      assert.equal(team, await ledgerMonth('team', 'search'), 'the team\'s month equals its ledger');
+      assert.equal(team, await ledgerMonth('team', 'search'), "the team's month equals its ledger");
       assert.ok(team > 0);
     } finally {
       r.disconnect();
@@ -287,7 +308,14 @@ describe('the store: runtime keys, budgets and the ledger across three replicas'
     assert.equal((await admin(replicas[1], 'POST', '/v1/gateway/teams', { name: 'runtime' })).status, 409);
     assert.equal((await admin(replicas[1], 'PATCH', '/v1/gateway/teams/search', { budget: { daily_usd: 1 } })).status, 409);
     const teams = await admin<{ data: Array<{ name: string; source: string; read_only: boolean }> }>(replicas[2], 'GET', '/v1/gateway/teams');
-    assert.deepEqual(teams.body.data.map((t) => [t.name, t.source]), [['search', 'config'], ['ledger', 'config'], ['runtime', 'api']]);
+    assert.deepEqual(
+      teams.body.data.map((t) => [t.name, t.source]),
+      [
+        ['search', 'config'],
+        ['ledger', 'config'],
+        ['runtime', 'api'],
+      ],
+    );
     const key = await admin<KeyAnswer>(replicas[0], 'POST', '/v1/gateway/keys', { team: 'runtime' });
     await untilAll([replicas[0]], key.body.key, (s) => s === 200);
     assert.equal((await chat(replicas[0], key.body.key)).status, 200); // $0.004 spent
@@ -318,7 +346,10 @@ describe('the store: runtime keys, budgets and the ledger across three replicas'
     for (let i = 0; i < 150 && !used; i++) {
       const list = await admin<{ data: Array<{ name: string; last_used_at: string | null }> }>(replicas[0], 'GET', '/v1/gateway/keys?team=search');
       // Rotation keeps a key's name: whichever key named 'created' the earlier tests used.
-      used = list.body.data.filter((k) => k.name === 'created').map((k) => k.last_used_at).find(Boolean);
+      used = list.body.data
+        .filter((k) => k.name === 'created')
+        .map((k) => k.last_used_at)
+        .find(Boolean);
       if (!used) await new Promise((r) => setTimeout(r, 200));
     }
     assert.ok(used && Date.parse(used) > Date.now() - 120_000, `last_used_at ${used}`);

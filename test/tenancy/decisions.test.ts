@@ -111,7 +111,12 @@ describe('tenancy decisions', () => {
       assert.equal(one, 3 + 3 + 2);
       const parts = estimatePromptTokens({ messages: [{ role: 'user', content: [{ type: 'text', text: 'hello world' }] }] });
       assert.equal(parts, one);
-      const two = estimatePromptTokens({ messages: [{ role: 'system', content: 'hello world' }, { role: 'user', content: 'hello world' }] });
+      const two = estimatePromptTokens({
+        messages: [
+          { role: 'system', content: 'hello world' },
+          { role: 'user', content: 'hello world' },
+        ],
+      });
       assert.equal(two, one + 3 + 2);
     });
     it('completions prompt and embeddings input', () => {
@@ -169,16 +174,32 @@ describe('tenancy decisions', () => {
     const rules = (limits: unknown[]) => compileRules(testConfig({ limits: limits as never }));
     const facts = { key: 'alice', team: 'red', project: 'web', model: 'gpt-x' };
     it('a "*" dimension counts each value apart; a left-out one is the total; provider rules wait for the attempt', () => {
-      const m = matchRules(rules([{ resource: 'tokens', capacity: 100, scope: { team: '*', model: '*' } }, { resource: 'requests', capacity: 5, scope: { model: 'gpt-x' } }, { resource: 'requests', capacity: 9, scope: { provider: 'cheap' } }]), facts);
-      assert.deepEqual(m.map((x) => [x.counter, x.scopeLabel]), [
-        // A scope with key, team or project: the team's hash tag; else the counter's own.
-        ['{t:red}tokens/60/team+model:team=red,model=gpt-x', 'team_model'],
-        ['{requests/60/model:model=gpt-x}requests/60/model:model=gpt-x', 'model'],
-      ]);
+      const m = matchRules(
+        rules([
+          { resource: 'tokens', capacity: 100, scope: { team: '*', model: '*' } },
+          { resource: 'requests', capacity: 5, scope: { model: 'gpt-x' } },
+          { resource: 'requests', capacity: 9, scope: { provider: 'cheap' } },
+        ]),
+        facts,
+      );
+      assert.deepEqual(
+        m.map((x) => [x.counter, x.scopeLabel]),
+        [
+          // A scope with key, team or project: the team's hash tag; else the counter's own.
+          ['{t:red}tokens/60/team+model:team=red,model=gpt-x', 'team_model'],
+          ['{requests/60/model:model=gpt-x}requests/60/model:model=gpt-x', 'model'],
+        ],
+      );
       assert.equal(matchRules(rules([{ resource: 'requests', capacity: 5, scope: { team: 'blue' } }]), facts).length, 0, 'another team');
     });
     it('of one group the most specific rule applies; USD in nano-USD; windows', () => {
-      const m = matchRules(rules([{ resource: 'usd', window: 'day', capacity: 2, scope: { team: '*' } }, { resource: 'usd', window: 'day', capacity: 0.5, scope: { team: 'red' } }]), facts);
+      const m = matchRules(
+        rules([
+          { resource: 'usd', window: 'day', capacity: 2, scope: { team: '*' } },
+          { resource: 'usd', window: 'day', capacity: 0.5, scope: { team: 'red' } },
+        ]),
+        facts,
+      );
       assert.equal(m.length, 1);
       assert.equal(m[0].rule.capacity, 0.5e9);
       assert.equal(m[0].rule.windowSeconds, 86400);
@@ -193,7 +214,12 @@ describe('tenancy decisions', () => {
       ['fractional requests', { resource: 'requests', capacity: 1.5, scope: { team: '*' } }, /whole number of requests/],
       ['an unknown window', { resource: 'requests', capacity: 1, window: 'week', scope: { team: '*' } }, /window/],
     ];
-    for (const [name, rule, want] of invalid) it(`rejects ${name} with a message naming the field`, () => assert.throws(() => rules([rule]), (e: ConfigError) => e instanceof ConfigError && want.test(e.message)));
+    for (const [name, rule, want] of invalid)
+      it(`rejects ${name} with a message naming the field`, () =>
+        assert.throws(
+          () => rules([rule]),
+          (e: ConfigError) => e instanceof ConfigError && want.test(e.message),
+        ));
     it('redis.cluster does not go with sentinels', () => {
       assert.throws(() => testConfig({ redis: { url: 'redis://127.0.0.1:1', cluster: true, sentinels: [{ host: 'a' }], sentinel_name: 'm' } }), /cluster and sentinels do not go together/);
       assert.equal(testConfig({ redis: { url: 'redis://127.0.0.1:1', cluster: true } }).redis?.cluster, true);
@@ -208,9 +234,18 @@ describe('tenancy decisions', () => {
       return matchRules(compileRules(config), { key: 'alice', team: 'red', project: 'web', model: 'gpt-x' }).map((m) => [m.rule.resource, m.rule.capacity, m.rule.burst, m.rule.source]);
     };
     it('a key falls back to the global limit field by field (its own rules replace the key: "*" ones)', () => {
-      assert.deepEqual(keyRules(undefined), [['requests', 100, 10, 'rate_limit'], ['tokens', 5000, 0, 'rate_limit']]);
-      assert.deepEqual(keyRules({ requests_per_minute: 5, burst: 0 }), [['requests', 5, 0, 'auth.keys[0].rate_limit'], ['tokens', 5000, 0, 'auth.keys[0].rate_limit']]);
-      assert.deepEqual(keyRules({ tokens_per_minute: 7 }), [['requests', 100, 10, 'auth.keys[0].rate_limit'], ['tokens', 7, 0, 'auth.keys[0].rate_limit']]);
+      assert.deepEqual(keyRules(undefined), [
+        ['requests', 100, 10, 'rate_limit'],
+        ['tokens', 5000, 0, 'rate_limit'],
+      ]);
+      assert.deepEqual(keyRules({ requests_per_minute: 5, burst: 0 }), [
+        ['requests', 5, 0, 'auth.keys[0].rate_limit'],
+        ['tokens', 5000, 0, 'auth.keys[0].rate_limit'],
+      ]);
+      assert.deepEqual(keyRules({ tokens_per_minute: 7 }), [
+        ['requests', 100, 10, 'auth.keys[0].rate_limit'],
+        ['tokens', 7, 0, 'auth.keys[0].rate_limit'],
+      ]);
     });
     const fallback: Array<[number, number, number]> = [
       [100, 1, 100],
@@ -288,13 +323,30 @@ describe('tenancy decisions', () => {
         days: ['2025-03-14', '2025-03-15'],
       });
       for (const bad of [{ from: '2025-3-1' }, { from: '2025-02-30' }, { from: '2025-03-16', to: '2025-03-15' }, { from: '2020-01-01' }, { team: ['a', 'b'] }]) {
-        assert.throws(() => parseSpendQuery(bad, now), (e: unknown) => e instanceof GatewayError && e.status === 400, JSON.stringify(bad));
+        assert.throws(
+          () => parseSpendQuery(bad, now),
+          (e: unknown) => e instanceof GatewayError && e.status === 400,
+          JSON.stringify(bad),
+        );
       }
     });
 
     it('aggregates totals and breakdowns with savings, filtered', async () => {
       const store = new MemorySpendStore();
-      const base: SpendEntry = { day: '2025-03-14', month: '2025-03', team: 'red', project: 'web', provider: 'cheap', model: 'gpt-x', costUsd: 0.01, listCostUsd: 0.03, cached: false, estimated: false, promptTokens: 10, completionTokens: 5 };
+      const base: SpendEntry = {
+        day: '2025-03-14',
+        month: '2025-03',
+        team: 'red',
+        project: 'web',
+        provider: 'cheap',
+        model: 'gpt-x',
+        costUsd: 0.01,
+        listCostUsd: 0.03,
+        cached: false,
+        estimated: false,
+        promptTokens: 10,
+        completionTokens: 5,
+      };
       await store.apply(entryBatch(base));
       await store.apply(entryBatch({ ...base, day: '2025-03-15', estimated: true }));
       await store.apply(entryBatch({ ...base, day: '2025-03-15', cached: true, provider: 'cache' }));
@@ -309,9 +361,24 @@ describe('tenancy decisions', () => {
       assert.equal(all.totals.cached_requests, 1);
       assert.equal(all.totals.estimated_requests, 1);
       assert.equal(all.totals.prompt_tokens, 30, 'cached hits use no upstream tokens');
-      assert.deepEqual(all.by_team.map((r) => r.team), ['blue', 'red']);
-      assert.deepEqual(all.by_provider.map((r) => [r.provider, r.requests]), [['cache', 1], ['cheap', 3]]);
-      assert.deepEqual(all.by_day.map((r) => [r.date, r.requests]), [['2025-03-14', 2], ['2025-03-15', 2]]);
+      assert.deepEqual(
+        all.by_team.map((r) => r.team),
+        ['blue', 'red'],
+      );
+      assert.deepEqual(
+        all.by_provider.map((r) => [r.provider, r.requests]),
+        [
+          ['cache', 1],
+          ['cheap', 3],
+        ],
+      );
+      assert.deepEqual(
+        all.by_day.map((r) => [r.date, r.requests]),
+        [
+          ['2025-03-14', 2],
+          ['2025-03-15', 2],
+        ],
+      );
       const red = summarize({ from: days[0], to: days[1], team: 'red' }, days, await store.readDays(days));
       assert.equal(red.totals.requests, 3);
       assert.deepEqual(red.filters, { team: 'red' });

@@ -111,7 +111,10 @@ describe('leased request windows', function () {
         assert.ok(r.ok, `request ${i} admitted`);
         remaining.push(r.remaining);
       }
-      assert.deepEqual(remaining, Array.from({ length: 1000 }, (_, i) => 999 - i));
+      assert.deepEqual(
+        remaining,
+        Array.from({ length: 1000 }, (_, i) => 999 - i),
+      );
       const refused = (await w.take('alice')) as Take;
       assert.equal(refused.ok, false);
       assert.ok(refused.resetMs > 0 && refused.resetMs <= 60_000);
@@ -158,8 +161,14 @@ describe('leased request windows', function () {
 
     it('ids have their own windows', async () => {
       const [w] = await windows(1, 2);
-      assert.deepEqual((await takeAll([w], 3, 'a')).map((r) => r?.ok), [true, true, false]);
-      assert.deepEqual((await takeAll([w], 3, 'b')).map((r) => r?.ok), [true, true, false]);
+      assert.deepEqual(
+        (await takeAll([w], 3, 'a')).map((r) => r?.ok),
+        [true, true, false],
+      );
+      assert.deepEqual(
+        (await takeAll([w], 3, 'b')).map((r) => r?.ok),
+        [true, true, false],
+      );
     });
 
     it('Redis not ready: null (the caller falls back); slots already leased are still used', async () => {

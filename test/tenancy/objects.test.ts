@@ -24,7 +24,10 @@ describe('object owners (tenancy/objects)', () => {
     const reg = new MemoryObjectRegistry();
     await reg.record('file-1', { team: 'red', provider: 'p' }, 60);
     await assertOwned(reg, 'red', ['file-1']);
-    for (const [team, ids] of [['blue', ['file-1']], ['red', ['file-1', 'file-9']]] as const) {
+    for (const [team, ids] of [
+      ['blue', ['file-1']],
+      ['red', ['file-1', 'file-9']],
+    ] as const) {
       await assert.rejects(assertOwned(reg, team, ids), (e: unknown) => e instanceof GatewayError && e.status === 404 && e.code === 'object_not_found');
     }
   });

@@ -21,7 +21,8 @@ const KEYS = { red: 'sk-gw-cluster-red', blue: 'sk-gw-cluster-blue' };
 const COST = 10 * 1e-6 + 5 * 2e-6;
 
 describe('Redis Cluster client options (pure)', () => {
-  const redisOf = (redis: Record<string, unknown>) => parseConfig({ providers: [{ name: 'p', base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm', input_per_million: 1, output_per_million: 1 }] }], auth: { mode: 'none' }, redis }).redis!;
+  const redisOf = (redis: Record<string, unknown>) =>
+    parseConfig({ providers: [{ name: 'p', base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'm', input_per_million: 1, output_per_million: 1 }] }], auth: { mode: 'none' }, redis }).redis!;
   it('a rediss:// url: the seed node, its user and password for every node, TLS keeping host names', () => {
     const { nodes, options } = clusterOptions(redisOf({ url: 'rediss://app:s%40cret@clustercfg.example:6380', cluster: true, key_prefix: 'k:' }));
     assert.deepEqual(nodes, [{ host: 'clustercfg.example', port: 6380 }]);
@@ -105,14 +106,14 @@ describe('Redis Cluster: three gateways on 3 masters (with replicas)', function 
     const r = new Redis(cluster.url, { maxRetriesPerRequest: 0 });
     try {
       const slot = await r.cluster('KEYSLOT', key);
-      const slots = (await r.cluster('SLOTS'));
+      const slots = await r.cluster('SLOTS');
       return slots.find(([a, b]) => slot >= a && slot <= b)![2][1];
     } finally {
       r.disconnect();
     }
   };
 
-  it('limit rules and spend are exact across three gateways; each team\'s keys share one slot, the teams are on different masters', async () => {
+  it("limit rules and spend are exact across three gateways; each team's keys share one slot, the teams are on different masters", async () => {
     await start({
       rate_limit: { requests_per_minute: 30 },
       limits: [{ resource: 'tokens', capacity: 150, scope: { team: 'blue', model: '*' } }],
@@ -126,7 +127,11 @@ describe('Redis Cluster: three gateways on 3 masters (with replicas)', function 
     const blue: number[] = [];
     for (let i = 0; i < 15; i++) blue.push(await call(i % 3, 'blue'));
     const blueOk = blue.filter((s) => s === 200).length;
-    if (process.env.DBG) console.log(await Promise.all(gws.map((g) => metricValue(g.metricsUrl, 'aigw_rate_limit_fallbacks_total'))), await Promise.all(gws.map((g) => metricValue(g.metricsUrl, 'aigw_redis_errors_total'))));
+    if (process.env.DBG)
+      console.log(
+        await Promise.all(gws.map((g) => metricValue(g.metricsUrl, 'aigw_rate_limit_fallbacks_total'))),
+        await Promise.all(gws.map((g) => metricValue(g.metricsUrl, 'aigw_redis_errors_total'))),
+      );
     assert.ok(blueOk >= 10 && blueOk <= 10 + 3, `blue admitted ${blueOk}: 10 fit, and at most one more per gateway within the stated bound`);
     assert.equal(blue[blue.length - 1], 429, 'then refused');
     // Spend: every gateway flushes on shutdown; the report counts each served request once.
@@ -161,12 +166,23 @@ describe('Redis Cluster: three gateways on 3 masters (with replicas)', function 
     running = false;
     await Promise.all(loops);
     assert.ok(killed > 0);
-    assert.deepEqual(statuses.filter((s) => s !== 200), [], 'every request answered 200 through the failover');
+    assert.deepEqual(
+      statuses.filter((s) => s !== 200),
+      [],
+      'every request answered 200 through the failover',
+    );
     // Spend written while red's master was gone was buffered and is written to the promoted replica.
     try {
       await waitFor(async () => (await Promise.all(gws.map((g) => metricValue(g.metricsUrl, 'aigw_spend_buffered_entries')))).every((v) => v === 0), 'buffered spend written', 15_000);
     } finally {
-      if (process.env.DBG) for (const g of gws) console.log(g.logs.filter((l) => /redis|spend/i.test(l)).slice(-8).join('\n'));
+      if (process.env.DBG)
+        for (const g of gws)
+          console.log(
+            g.logs
+              .filter((l) => /redis|spend/i.test(l))
+              .slice(-8)
+              .join('\n'),
+          );
     }
     await Promise.all(gws.map((g) => g.gateway.ctx.tenancy.flush()));
     const served = async (team: string) => (await Promise.all(gws.map((g) => metricValue(g.metricsUrl, 'aigw_requests_total', { status_class: '2xx', team })))).reduce((a, b) => a + b);

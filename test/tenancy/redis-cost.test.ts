@@ -20,7 +20,16 @@ describe('Redis commands per request', function () {
     const budget = { daily_usd: 10, alert_threshold: 0.8 };
     const at = Date.UTC(2026, 10, 25, 12);
     const { day, month } = utcPeriods(at);
-    const seen = (over: Partial<Parameters<typeof cachedSpend>[0] & object> = {}) => ({ day, month, dayNano: 1 * NANO, monthNano: 1 * NANO, readAt: at - 100, readMonthNano: 1 * NANO, rate: 0, ...over });
+    const seen = (over: Partial<Parameters<typeof cachedSpend>[0] & object> = {}) => ({
+      day,
+      month,
+      dayNano: 1 * NANO,
+      monthNano: 1 * NANO,
+      readAt: at - 100,
+      readMonthNano: 1 * NANO,
+      rate: 0,
+      ...over,
+    });
 
     it('never read, read too long ago, or read on another day: a read is needed', () => {
       assert.equal(cachedSpend(undefined, budget, at, day), null);
@@ -31,10 +40,10 @@ describe('Redis commands per request', function () {
     it('spend rate not measured yet (one read so far): a read is needed', () => {
       assert.equal(cachedSpend(seen({ rate: Infinity }), budget, at, day), null);
     });
-    it('far from the budget at the measured rate: the view, with this replica\'s own spend in it', () => {
+    it("far from the budget at the measured rate: the view, with this replica's own spend in it", () => {
       assert.deepEqual(cachedSpend(seen({ dayNano: 2 * NANO }), budget, at, day), { day: 2 * NANO, month: 1 * NANO });
     });
-    it('what is left could go within HEADROOM_FACTOR views at the fleet\'s rate: a read is needed', () => {
+    it("what is left could go within HEADROOM_FACTOR views at the fleet's rate: a read is needed", () => {
       const left = 9 * NANO; // 10 - 1
       const rate = left / (BUDGET_VIEW_MS * HEADROOM_FACTOR); // nano-USD per ms
       assert.equal(cachedSpend(seen({ rate }), budget, at, day), null);

@@ -112,7 +112,10 @@ describe('Redis eviction: a full cache evicts cache entries, never a budget, lim
     const kinds = (p: string) => stateKeys.filter((k) => k.startsWith(`${PREFIX}${p}`));
     assert.ok(kinds('rl:').length >= 2, `rate-limit keys: ${stateKeys.join(', ')}`);
     assert.equal(kinds('spend:{t:').filter((k) => !k.includes(':seq:')).length, 1, `spend keys: ${stateKeys.join(', ')}`);
-    assert.ok(stateKeys.every((k) => !k.startsWith(`${PREFIX}cache:`)), 'no cache entry on the state server');
+    assert.ok(
+      stateKeys.every((k) => !k.startsWith(`${PREFIX}cache:`)),
+      'no cache entry on the state server',
+    );
     for (const k of stateKeys) assert.ok((await state.ttl(k)) > 0, `${k} has a TTL, so a volatile-* policy could evict it: hence two servers`);
     assert.equal(await info(state, 'evicted_keys'), 0, 'the state server evicted nothing');
 
@@ -120,7 +123,11 @@ describe('Redis eviction: a full cache evicts cache entries, never a budget, lim
     const spendRow = kinds('spend:{t:').find((k) => !k.includes(':seq:'))!;
     const spend = await state.hgetall(spendRow);
     const requests = Object.entries(spend).filter(([f]) => f.startsWith('search|') && f.endsWith(`|${METRICS.requests}`));
-    assert.equal(requests.reduce((n, [, v]) => n + Number(v), 0), REQUESTS, `requests in ${spendRow}: ${JSON.stringify(spend)}`);
+    assert.equal(
+      requests.reduce((n, [, v]) => n + Number(v), 0),
+      REQUESTS,
+      `requests in ${spendRow}: ${JSON.stringify(spend)}`,
+    );
     const budget = await state.hgetall((await budgetKeys())[0]);
     assert.ok(Number(budget.m) > 0, `budget month total: ${JSON.stringify(budget)}`);
 
@@ -131,8 +138,20 @@ describe('Redis eviction: a full cache evicts cache entries, never a budget, lim
     assert.ok((await info(cache, 'used_memory')) <= CACHE_CAP * 1.1, 'the cache server stays at its cap');
     const cacheKeys = await keysOf(cache);
     assert.ok(cacheKeys.length > 0 && cacheKeys.length < REQUESTS, `${cacheKeys.length} cache entries kept of ${REQUESTS}`);
-    assert.ok(cacheKeys.every((k) => k.startsWith(`${PREFIX}cache:`)), `only cache entries on the cache server: ${cacheKeys.slice(0, 5).join(', ')}`);
-    const figures = { requests: REQUESTS, entry_bytes: ENTRY_CHARS, cache_cap_bytes: CACHE_CAP, cache_entries_kept: cacheKeys.length, cache_evicted: await info(cache, 'evicted_keys'), cache_used_memory: await info(cache, 'used_memory'), state_keys: stateKeys.length, state_evicted: await info(state, 'evicted_keys') };
+    assert.ok(
+      cacheKeys.every((k) => k.startsWith(`${PREFIX}cache:`)),
+      `only cache entries on the cache server: ${cacheKeys.slice(0, 5).join(', ')}`,
+    );
+    const figures = {
+      requests: REQUESTS,
+      entry_bytes: ENTRY_CHARS,
+      cache_cap_bytes: CACHE_CAP,
+      cache_entries_kept: cacheKeys.length,
+      cache_evicted: await info(cache, 'evicted_keys'),
+      cache_used_memory: await info(cache, 'used_memory'),
+      state_keys: stateKeys.length,
+      state_evicted: await info(state, 'evicted_keys'),
+    };
     console.log(`      eviction: ${JSON.stringify(figures)}`);
     const entry = (i: number) => `${PREFIX}${cacheKey('search', 'gpt-fill', bodies[i])}`;
     assert.equal(await cache.exists(entry(REQUESTS - 1)), 1, 'the newest entry is kept');

@@ -124,7 +124,7 @@ describe('tenancy when Redis goes away', function () {
     assert.ok(Math.abs(report.totals.cost_usd - sum) < 1e-9, `report ${report.totals.cost_usd} == sum ${sum}`);
   });
 
-  it('budget while Redis is down: last known spend plus this replica\'s own spend', async () => {
+  it("budget while Redis is down: last known spend plus this replica's own spend", async () => {
     const alice = await start({ teams: [{ name: 'red', budget: { daily_usd: 1 } }, { name: 'blue' }], rate_limit: { requests_per_minute: 1000 } });
     for (let i = 0; i < 6; i++) {
       await tenancy.admit(alice, 'gpt-x');

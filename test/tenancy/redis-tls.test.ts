@@ -71,7 +71,11 @@ describe('Redis over TLS (rediss://) with a custom CA', function () {
 
   it('host and port with a redis.tls block use TLS too; servername is the name the certificate is checked against', async () => {
     const connectWith = async (servername: string) => {
-      const config = parseConfig({ auth: { mode: 'none' }, providers: [provider('p', up.url, ['m'])], redis: { host: '127.0.0.1', port: redis.port, command_timeout_ms: 1000, tls: { ca_file: certs.caFile, servername } } });
+      const config = parseConfig({
+        auth: { mode: 'none' },
+        providers: [provider('p', up.url, ['m'])],
+        redis: { host: '127.0.0.1', port: redis.port, command_timeout_ms: 1000, tls: { ca_file: certs.caFile, servername } },
+      });
       const errors: string[] = [];
       const client = createRedisClient(config, { logger: { info: () => {}, warn: (o) => errors.push(JSON.stringify(o)) } })!;
       try {
@@ -99,7 +103,12 @@ describe('Redis over TLS (rediss://) with a custom CA', function () {
   });
 
   it('an unreadable redis.tls.ca_file stops the start with a message naming the key', async () => {
-    const config = parseConfig({ auth: { mode: 'none' }, providers: [provider('p', up.url, ['m'])], redis: { url: redis.url, tls: { ca_file: '/nonexistent/ca.pem' } }, server: { host: '127.0.0.1', port: 0, metrics_port: 0, log_level: 'silent' } });
+    const config = parseConfig({
+      auth: { mode: 'none' },
+      providers: [provider('p', up.url, ['m'])],
+      redis: { url: redis.url, tls: { ca_file: '/nonexistent/ca.pem' } },
+      server: { host: '127.0.0.1', port: 0, metrics_port: 0, log_level: 'silent' },
+    });
     await assert.rejects(startGateway(config), /redis\.tls\.ca_file: cannot read \/nonexistent\/ca\.pem: ENOENT/);
   });
 });

@@ -68,9 +68,16 @@ describe('tenancy across replicas sharing Redis', function () {
       assert.ok(Number(err.headers['retry-after']) >= 1 && Number(err.headers['retry-after']) <= 60);
     }
     const remaining = admitted.map((r) => Number((r as PromiseFulfilledResult<{ headers: Record<string, string> }>).value.headers['x-ratelimit-remaining-requests'])).sort((a, b) => a - b);
-    assert.deepEqual(remaining, Array.from({ length: 100 }, (_, i) => i), 'each admission reports the shared remaining count');
+    assert.deepEqual(
+      remaining,
+      Array.from({ length: 100 }, (_, i) => i),
+      'each admission reports the shared remaining count',
+    );
     const limited = await Promise.all(rs.map((r) => metricValue(r.metrics, 'rateLimited', { scope: 'key', kind: 'requests' })));
-    assert.equal(limited.reduce((a, b) => a + b), 200);
+    assert.equal(
+      limited.reduce((a, b) => a + b),
+      200,
+    );
     // Another key has its own window.
     const bob = rs[0].tenancy.authenticate(`Bearer ${KEYS.bob}`);
     await rs[1].tenancy.admit(bob, 'gpt-x');
@@ -88,7 +95,8 @@ describe('tenancy across replicas sharing Redis', function () {
     const rs = await start(config, 2);
     const alice = rs[0].tenancy.authenticate(`Bearer ${KEYS.alice}`);
     const bob = rs[0].tenancy.authenticate(`Bearer ${KEYS.bob}`);
-    const count = async (p: typeof alice, n: number) => (await Promise.allSettled(Array.from({ length: n }, (_, i) => rs[i % 2].tenancy.admit(p, 'gpt-x')))).filter((r) => r.status === 'fulfilled').length;
+    const count = async (p: typeof alice, n: number) =>
+      (await Promise.allSettled(Array.from({ length: n }, (_, i) => rs[i % 2].tenancy.admit(p, 'gpt-x')))).filter((r) => r.status === 'fulfilled').length;
     assert.equal(await count(bob, 30), 15, 'bob: 10 per minute + 5 burst');
     const results = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => rs[i % 2].tenancy.admit(alice, 'gpt-x')));
     assert.equal(results.filter((r) => r.status === 'fulfilled').length, 12, 'alice: capped by team red at 12');
@@ -128,16 +136,27 @@ describe('tenancy across replicas sharing Redis', function () {
     // b's view of a's usage is at most VIEW_MAX_AGE_MS old: past it, its next take refreshes it.
     await new Promise((r) => setTimeout(r, VIEW_MAX_AGE_MS + 20));
     let last = 0;
-    await waitFor(async () => {
-      last = Number((await b.tenancy.admit(alice, 'gpt-x', 0)).headers['x-ratelimit-remaining-tokens']);
-      return last <= 960 && last >= 960 - slack;
-    }, `reservations replaced by the 4 x 10 tokens used (remaining ${last}, want 960 less at most ${slack} held by a)`, 3000);
+    await waitFor(
+      async () => {
+        last = Number((await b.tenancy.admit(alice, 'gpt-x', 0)).headers['x-ratelimit-remaining-tokens']);
+        return last <= 960 && last >= 960 - slack;
+      },
+      `reservations replaced by the 4 x 10 tokens used (remaining ${last}, want 960 less at most ${slack} held by a)`,
+      3000,
+    );
   });
 
   it('limit rules per model and per team x model are shared across replicas; the most specific rule of a group applies', async () => {
     const config = testConfig({
       providers: [
-        { name: 'cheap', base_url: 'http://127.0.0.1:1/v1', models: [{ name: 'gpt-x', input_per_million: 1, output_per_million: 2 }, { name: 'gpt-y', input_per_million: 1, output_per_million: 2 }] },
+        {
+          name: 'cheap',
+          base_url: 'http://127.0.0.1:1/v1',
+          models: [
+            { name: 'gpt-x', input_per_million: 1, output_per_million: 2 },
+            { name: 'gpt-y', input_per_million: 1, output_per_million: 2 },
+          ],
+        },
       ],
       rate_limit: { expected_replicas: 3 },
       limits: [
@@ -160,12 +179,15 @@ describe('tenancy across replicas sharing Redis', function () {
     assert.equal(await admitted(alice, 'gpt-y', 30), 6, 'red x gpt-y: the named rule replaces the team x model "*" one');
     assert.equal(await admitted(bob, 'gpt-y', 30), 20, 'blue x gpt-y: the "*" rule, its own counter');
     assert.equal(await admitted(alice, 'gpt-x', 30), 20, 'red x gpt-x: 20, its own counter');
-    assert.equal(await admitted(bob, 'gpt-x', 30), 10, 'blue x gpt-x: what is left of the model\'s 30');
+    assert.equal(await admitted(bob, 'gpt-x', 30), 10, "blue x gpt-x: what is left of the model's 30");
     const byScope = async (scope: string) => (await Promise.all(rs.map((r) => metricValue(r.metrics, 'rateLimited', { scope, kind: 'requests' })))).reduce((a, b) => a + b);
     // Every refusal is counted once, under the rule that refused it (concurrent requests may meet either spent rule first).
     assert.equal((await byScope('team_model')) + (await byScope('model')), 24 + 10 + 10 + 20);
     assert.ok((await byScope('model')) > 0);
-    await assert.rejects(rs[2].tenancy.admit(bob, 'gpt-x'), (e: GatewayError) => e.status === 429 && /this model: 30 requests per minute/.test(e.message) && e.headers['x-ratelimit-remaining-requests'] === '0');
+    await assert.rejects(
+      rs[2].tenancy.admit(bob, 'gpt-x'),
+      (e: GatewayError) => e.status === 429 && /this model: 30 requests per minute/.test(e.message) && e.headers['x-ratelimit-remaining-requests'] === '0',
+    );
   });
 
   it('per-provider request limits are shared across replicas', async () => {
@@ -214,7 +236,10 @@ describe('tenancy across replicas sharing Redis', function () {
     assert.equal(report.totals.requests, Math.round(spent / cost));
     assert.equal(report.by_project[0].project, 'web');
     const rejections = await Promise.all(rs.map((r) => metricValue(r.metrics, 'budgetRejections', { team: 'red', period: 'daily' })));
-    assert.equal(rejections.reduce((a, b) => a + b), refusals);
+    assert.equal(
+      rejections.reduce((a, b) => a + b),
+      refusals,
+    );
     assert.equal(await metricValue(rs[0].metrics, 'budgetAlert', { team: 'red', period: 'daily' }), 1);
     assert.ok((await metricValue(rs[0].metrics, 'budgetUsedRatio', { team: 'red', period: 'daily' })) >= 1);
     // Another team is unaffected.
@@ -241,8 +266,17 @@ describe('tenancy across replicas sharing Redis', function () {
     assert.equal(report.totals.estimated_requests, 30);
     assert.ok(Math.abs(report.totals.cache_savings_usd - 0.5) < 1e-9);
     assert.equal(report.totals.prompt_tokens, 300 * 100);
-    assert.deepEqual(report.by_team.map((t) => [t.team, t.requests]), [['blue', 150], ['red', 151]]);
-    assert.deepEqual(report.by_provider.map((t) => t.provider), ['cache', 'cheap', 'pricey']);
+    assert.deepEqual(
+      report.by_team.map((t) => [t.team, t.requests]),
+      [
+        ['blue', 150],
+        ['red', 151],
+      ],
+    );
+    assert.deepEqual(
+      report.by_provider.map((t) => t.provider),
+      ['cache', 'cheap', 'pricey'],
+    );
     const promCost = (await Promise.all(rs.map((r) => metricValue(r.metrics, 'cost')))).reduce((a, b) => a + b);
     assert.ok(Math.abs(promCost - sum) < 1e-9);
     const cacheSavings = await metricValue(rs[0].metrics, 'savings', { reason: 'cache' });

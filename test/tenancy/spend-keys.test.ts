@@ -23,7 +23,20 @@ describe('spend keys with team hash tags', function () {
     await server?.close();
   });
 
-  const entry = (team: string, costUsd: number) => ({ day: '2026-12-04', month: '2026-12', team, project: 'web', provider: 'p', model: 'm', costUsd, listCostUsd: costUsd, cached: false, estimated: false, promptTokens: 10, completionTokens: 5 });
+  const entry = (team: string, costUsd: number) => ({
+    day: '2026-12-04',
+    month: '2026-12',
+    team,
+    project: 'web',
+    provider: 'p',
+    model: 'm',
+    costUsd,
+    listCostUsd: costUsd,
+    cached: false,
+    estimated: false,
+    promptTokens: 10,
+    completionTokens: 5,
+  });
 
   it('every key of a team carries its tag; budgets and reports add in the keys of the release before', async () => {
     await redis.flushall();

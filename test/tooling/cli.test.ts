@@ -23,9 +23,14 @@ interface Run {
 
 function run(script: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', `${script}.ts`), ...args], { cwd: ROOT, timeout: 90_000, env: { ...process.env, GATEWAY_URL: '', GATEWAY_KEY: '', ...env } }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', join(ROOT, 'scripts', `${script}.ts`), ...args],
+      { cwd: ROOT, timeout: 90_000, env: { ...process.env, GATEWAY_URL: '', GATEWAY_KEY: '', ...env } },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -86,7 +91,10 @@ describe('script command lines', function () {
     assert.equal(hashKey(key), hash);
     const yaml = r.stdout.slice(r.stdout.indexOf('auth:'), r.stdout.indexOf('\n\n', r.stdout.indexOf('auth:')));
     const cfg = parseConfigText(`${yaml}\nproviders: [{name: p, base_url: "http://127.0.0.1:9/v1", api_key: x, models: [{name: m, input_per_million: 1, output_per_million: 2}]}]\n`);
-    assert.deepEqual(cfg.auth.keys.map((k) => [k.hash, k.name, k.team, k.project]), [[hash, 'search-backend', 'search', 'ranking']]);
+    assert.deepEqual(
+      cfg.auth.keys.map((k) => [k.hash, k.name, k.team, k.project]),
+      [[hash, 'search-backend', 'search', 'ranking']],
+    );
   });
 
   it('keygen --admin --name ops keeps the name: in the plain config and as the stack secret adminKeyHashes.ops', async () => {
@@ -94,7 +102,11 @@ describe('script command lines', function () {
     const hash = /^hash: (\S+)$/m.exec(plain.stdout)![1];
     assert.match(plain.stdout, new RegExp(`- "${hash}" # ops`));
     const yaml = plain.stdout.slice(plain.stdout.indexOf('auth:'), plain.stdout.indexOf('\n\n', plain.stdout.indexOf('auth:')));
-    assert.deepEqual(parseConfigText(`${yaml}\n  mode: none\nproviders: [{name: p, base_url: "http://127.0.0.1:9/v1", api_key: x, models: [{name: m, input_per_million: 1, output_per_million: 2}]}]\n`).auth.admin_key_hashes, [hash]);
+    assert.deepEqual(
+      parseConfigText(`${yaml}\n  mode: none\nproviders: [{name: p, base_url: "http://127.0.0.1:9/v1", api_key: x, models: [{name: m, input_per_million: 1, output_per_million: 2}]}]\n`).auth
+        .admin_key_hashes,
+      [hash],
+    );
     const stack = await run('keygen', ['--admin', '--name', 'ops', '--stack', 'staging']);
     const stackHash = /^hash: (\S+)$/m.exec(stack.stdout)![1];
     assert.match(stack.stdout, /^ {4}- ops$/m);
@@ -122,14 +134,26 @@ describe('script command lines', function () {
       const out = join(dir, 'out');
       const r = await run('render', ['--stack', 'staging', '--out', out, '--config-file', file]);
       assert.equal(r.code, 0, r.stderr);
-      const cm = readdirSync(out).filter((f) => f.startsWith('configmap-')).map((f) => readFileSync(join(out, f), 'utf8')).find((t) => t.includes('config.yaml'));
+      const cm = readdirSync(out)
+        .filter((f) => f.startsWith('configmap-'))
+        .map((f) => readFileSync(join(out, f), 'utf8'))
+        .find((t) => t.includes('config.yaml'));
       assert.ok(cm, 'the gateway ConfigMap');
-      const gateway = parseYaml((parseYaml(cm!) as { data: Record<string, string> }).data['config.yaml']) as { server: { log_level: string; shutdown_grace_ms: number }; rate_limit: { requests_per_minute: number; burst: number }; auth: { keys: Array<{ name: string }> }; teams: unknown[] };
+      const gateway = parseYaml((parseYaml(cm!) as { data: Record<string, string> }).data['config.yaml']) as {
+        server: { log_level: string; shutdown_grace_ms: number };
+        rate_limit: { requests_per_minute: number; burst: number };
+        auth: { keys: Array<{ name: string }> };
+        teams: unknown[];
+      };
       assert.equal(gateway.server.log_level, 'warn', 'the override applies');
       assert.equal(gateway.server.shutdown_grace_ms, 30000, "the stack's other server keys stay");
       assert.equal(gateway.rate_limit.requests_per_minute, 77);
       assert.equal(gateway.rate_limit.burst, 20, "the stack's burst stays");
-      assert.deepEqual(gateway.auth.keys.map((k) => k.name), ['staging-tester'], 'the keys stay');
+      assert.deepEqual(
+        gateway.auth.keys.map((k) => k.name),
+        ['staging-tester'],
+        'the keys stay',
+      );
       assert.ok(gateway.teams.length > 0, 'the teams stay');
     } finally {
       rmSync(dir, { recursive: true, force: true });

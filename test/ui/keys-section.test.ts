@@ -26,23 +26,49 @@ interface StandIn {
 }
 
 async function startStandIn(): Promise<StandIn> {
-  const config = parseConfig({ auth: { mode: 'none' }, providers: [{ name: 'p', base_url: 'http://127.0.0.1:9/v1', api_key: 'sk-p', models: [{ name: 'm', input_per_million: 1, output_per_million: 2 }] }] });
+  const config = parseConfig({
+    auth: { mode: 'none' },
+    providers: [{ name: 'p', base_url: 'http://127.0.0.1:9/v1', api_key: 'sk-p', models: [{ name: 'm', input_per_million: 1, output_per_million: 2 }] }],
+  });
   const keys: Array<Record<string, unknown>> = [{ id: 'cfg-1', name: 'from-config', team: 'web', project: 'default', source: 'config', created_at: null, revoked: false }];
   const state = { created: [] as Array<Record<string, unknown>>, deleted: [] as string[] };
   const app = express();
   app.use(express.json());
   const isAdmin = (h: string | undefined) => h === `Bearer ${ADMIN}`;
-  app.use('/v1/gateway', (req, res, next) => (isAdmin(req.headers.authorization) ? next() : res.status(403).json({ error: { message: 'admin key required', type: 'permission_error', code: 'admin_key_required' } })));
+  app.use('/v1/gateway', (req, res, next) =>
+    isAdmin(req.headers.authorization) ? next() : res.status(403).json({ error: { message: 'admin key required', type: 'permission_error', code: 'admin_key_required' } }),
+  );
   registerUi(app, { config, isAdmin });
   app.get('/v1/gateway/providers', (_req, res) => res.json({ object: 'list', strategy: 'cost-optimal', redis: 'not configured', data: [] }));
   app.get('/v1/gateway/spend', (_req, res) => {
-    const zero = { requests: 0, cached_requests: 0, estimated_requests: 0, unpriced_requests: 0, prompt_tokens: 0, completion_tokens: 0, cost_usd: 0, list_cost_usd: 0, savings_usd: 0, routing_savings_usd: 0, cache_savings_usd: 0 };
+    const zero = {
+      requests: 0,
+      cached_requests: 0,
+      estimated_requests: 0,
+      unpriced_requests: 0,
+      prompt_tokens: 0,
+      completion_tokens: 0,
+      cost_usd: 0,
+      list_cost_usd: 0,
+      savings_usd: 0,
+      routing_savings_usd: 0,
+      cache_savings_usd: 0,
+    };
     res.json({ from: '2026-12-01', to: '2026-12-01', filters: {}, totals: zero, by_team: [], by_project: [], by_provider: [], by_model: [], by_day: [] });
   });
   app.get('/v1/gateway/keys', (_req, res) => res.json({ object: 'list', data: keys }));
   app.post('/v1/gateway/keys', (req, res) => {
     state.created.push(req.body);
-    const row = { id: randomUUID(), name: req.body.name, team: req.body.team, project: req.body.project ?? 'default', source: 'api', created_at: new Date().toISOString(), expires_at: req.body.expires_at ?? null, revoked: false };
+    const row = {
+      id: randomUUID(),
+      name: req.body.name,
+      team: req.body.team,
+      project: req.body.project ?? 'default',
+      source: 'api',
+      created_at: new Date().toISOString(),
+      expires_at: req.body.expires_at ?? null,
+      revoked: false,
+    };
     keys.push(row);
     res.status(201).json({ ...row, key: `sk-gw-${randomUUID()}` });
   });
@@ -107,6 +133,6 @@ describe('operator page: keys section (create, shown once, revoke)', function ()
     await page.click('#table-keys button[data-revoke]');
     await page.waitForFunction(() => document.querySelectorAll('#table-keys button[data-revoke]').length === 0);
     assert.equal(standIn.deleted.length, 1);
-    assert.match(await page.textContent('#table-keys') ?? '', /search-bot[\s\S]*revoked/);
+    assert.match((await page.textContent('#table-keys')) ?? '', /search-bot[\s\S]*revoked/);
   });
 });

@@ -64,7 +64,12 @@ describe('operator page (/ui)', function () {
         // One request is admitted on an unspent budget and spends more than this: "data" ends over its day.
         { name: 'data', budget: { daily_usd: 0.000001 } },
       ],
-      providers: [provider('p', up.url, [{ name: 'small', input_per_million: 100, output_per_million: 200 }, { name: 'large', input_per_million: 1000, output_per_million: 3000 }])],
+      providers: [
+        provider('p', up.url, [
+          { name: 'small', input_per_million: 100, output_per_million: 200 },
+          { name: 'large', input_per_million: 1000, output_per_million: 3000 },
+        ]),
+      ],
     });
     const send = (key: string, model: string, n: number) => {
       const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key, maxRetries: 0 });
@@ -112,7 +117,13 @@ describe('operator page (/ui)', function () {
     const ok = await fetch(`${gw.url}/ui/api/budgets`, { headers: { authorization: `Bearer ${ADMIN}` } });
     const body = (await ok.json()) as { today: string; data: Array<{ team: string; daily_usd: number | null; monthly_usd: number | null }> };
     assert.equal(body.today, new Date().toISOString().slice(0, 10));
-    assert.deepEqual(body.data.map((t) => [t.team, t.daily_usd, t.monthly_usd]), [['web', 1, 20], ['data', 0.000001, null]]);
+    assert.deepEqual(
+      body.data.map((t) => [t.team, t.daily_usd, t.monthly_usd]),
+      [
+        ['web', 1, 20],
+        ['data', 0.000001, null],
+      ],
+    );
   });
 
   describe('in chromium', () => {
@@ -143,7 +154,7 @@ describe('operator page (/ui)', function () {
       await page.fill('#admin-key', WEB_KEY);
       await page.click('#key-form button[type=submit]');
       await page.waitForFunction(() => document.getElementById('status')!.className === 'error');
-      assert.match(await page.textContent('#status') ?? '', /refused this key/);
+      assert.match((await page.textContent('#status')) ?? '', /refused this key/);
       await page.click('#forget-key');
     });
 
@@ -157,15 +168,24 @@ describe('operator page (/ui)', function () {
 
       const day = await page.$$eval('#chart-day rect.bar', (rs) => rs.map((r) => ({ h: r.getBoundingClientRect().height, w: r.getBoundingClientRect().width })));
       assert.ok(day.length >= 1, 'one bar per day of the month so far');
-      assert.ok(day.some((b) => b.h > 10 && b.w > 0), `today's bar has a size: ${JSON.stringify(day)}`);
+      assert.ok(
+        day.some((b) => b.h > 10 && b.w > 0),
+        `today's bar has a size: ${JSON.stringify(day)}`,
+      );
       const teams = await page.$$eval('#chart-team rect.bar', (rs) => rs.map((r) => r.getBoundingClientRect().width));
       assert.equal(teams.length, 2);
-      assert.ok(teams.every((w) => w > 0), `team bars: ${teams}`);
-      assert.match(await page.textContent('#chart-team') ?? '', /web[\s\S]*data/, 'largest first');
+      assert.ok(
+        teams.every((w) => w > 0),
+        `team bars: ${teams}`,
+      );
+      assert.match((await page.textContent('#chart-team')) ?? '', /web[\s\S]*data/, 'largest first');
       const models = await page.$$eval('#table-model tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
       assert.deepEqual(models.sort(), ['large', 'small']);
       const projects = await page.$$eval('#table-project tbody tr', (trs) => trs.map((t) => [...t.querySelectorAll('td')].slice(0, 3).map((c) => c.textContent)));
-      assert.deepEqual(projects, [['data', 'etl', '1'], ['web', 'site', '5']]);
+      assert.deepEqual(projects, [
+        ['data', 'etl', '1'],
+        ['web', 'site', '5'],
+      ]);
 
       const budgets = await page.$$eval('#table-budgets tbody tr', (trs) => trs.map((t) => [...t.querySelectorAll('td')].map((c) => c.textContent ?? '')));
       assert.equal(budgets.length, 3, 'web: today and month; data: today');
@@ -176,15 +196,24 @@ describe('operator page (/ui)', function () {
       assert.equal(await page.$$eval('#table-budgets rect.over', (rs) => rs.length), 1, 'the over-budget meter is red');
 
       const health = await page.$$eval('#table-providers tbody tr', (trs) => trs.map((t) => [...t.querySelectorAll('td')].map((c) => c.textContent ?? '')));
-      assert.deepEqual(health.map((h) => [h[0], h[1], h[2]]), [['p (openai)', 'small', 'closed'], ['p (openai)', 'large', 'closed']]);
-      assert.ok(health.every((h) => Number(h[3]) >= 0 && h[5] === '0.0%'), JSON.stringify(health));
+      assert.deepEqual(
+        health.map((h) => [h[0], h[1], h[2]]),
+        [
+          ['p (openai)', 'small', 'closed'],
+          ['p (openai)', 'large', 'closed'],
+        ],
+      );
+      assert.ok(
+        health.every((h) => Number(h[3]) >= 0 && h[5] === '0.0%'),
+        JSON.stringify(health),
+      );
       // With the key store (issue 24) the section lists the config's keys; without it, it says what is needed.
       const keysApi = await fetch(`${gw.url}/v1/gateway/keys`, { headers: { authorization: `Bearer ${ADMIN}` } });
       if (keysApi.status === 200) {
-        assert.match(await page.textContent('#table-keys') ?? '', /web-app[\s\S]*etl|etl[\s\S]*web-app/);
+        assert.match((await page.textContent('#table-keys')) ?? '', /web-app[\s\S]*etl|etl[\s\S]*web-app/);
         assert.equal(await page.isVisible('#key-create'), true);
       } else {
-        assert.match(await page.textContent('#keys-note') ?? '', /Runtime keys need the key store/);
+        assert.match((await page.textContent('#keys-note')) ?? '', /Runtime keys need the key store/);
         assert.equal(await page.isHidden('#key-create'), true);
       }
 
@@ -196,7 +225,11 @@ describe('operator page (/ui)', function () {
       assert.ok((await barPixels(page, png)).bar > chart.bar, 'the team and model charts add more');
 
       // HTTP errors the page shows on purpose (the refused key, the keys API) are logged as "Failed to load resource".
-      assert.deepEqual(problems.filter((p) => !p.startsWith('Failed to load resource')), [], 'no script error or CSP violation');
+      assert.deepEqual(
+        problems.filter((p) => !p.startsWith('Failed to load resource')),
+        [],
+        'no script error or CSP violation',
+      );
       assert.ok(urls.length > 5 && urls.every((u) => !u.includes(ADMIN)), 'the admin key never appears in a URL');
     });
   });
