@@ -289,7 +289,7 @@ const RESERVED_NAMESPACES_TEXT = RESERVED_NAMESPACES.join(', ');
  */
 export const canaryReplicasNeeded = (stableReplicas: number, weight: number) => (weight === 0 ? 0 : Math.max(Math.ceil((stableReplicas * weight) / 100), weight >= 50 ? 2 : 1));
 
-export const stackConfigSchema = z
+const stackConfigBase = z
   .object({
     /** Guards apply per environment: production refuses auth mode "none". */
     environment: z.enum(['staging', 'production']),
@@ -459,76 +459,89 @@ export const stackConfigSchema = z
     /** The smoke probe's client key (plaintext, for its Secret); the gateway gets only its hash. */
     smokeProbeKey: z.string().min(16, 'must be at least 16 characters').optional(),
   })
-  .strict()
-  .superRefine((c, ctx) => {
-    if (c.autoscaling?.enabled !== false && c.autoscaling && c.autoscaling.maxReplicas < c.replicas) {
-      ctx.addIssue({ code: 'custom', path: ['autoscaling', 'maxReplicas'], message: `must be at least replicas (${c.replicas})` });
+  .strict();
+
+export const stackConfigSchema = stackConfigBase.superRefine((c, ctx) => {
+  refineScaleAndImages(c, ctx);
+  refineProvidersAndCanary(c, ctx);
+});
+
+type StackConfigParsed = z.output<typeof stackConfigBase>;
+
+/** Replicas and autoscaling, production's auth and replica floor, the telemetry egress, the image (or its build), digests in production. */
+function refineScaleAndImages(c: StackConfigParsed, ctx: z.RefinementCtx): void {
+  if (c.autoscaling?.enabled !== false && c.autoscaling && c.autoscaling.maxReplicas < c.replicas) {
+    ctx.addIssue({ code: 'custom', path: ['autoscaling', 'maxReplicas'], message: `must be at least replicas (${c.replicas})` });
+  }
+  if (c.environment === 'production' && c.gateway.auth.mode === 'none') {
+    ctx.addIssue({ code: 'custom', path: ['gateway', 'auth', 'mode'], message: 'the production environment refuses auth mode "none"; use "keys"' });
+  }
+  if (c.environment === 'production' && c.replicas < 2) {
+    ctx.addIssue({ code: 'custom', path: ['replicas'], message: 'production needs at least 2 replicas to survive a node drain' });
+  }
+  if (c.telemetry && !c.telemetry.egressCidrs && collectorPeer(c.telemetry.otlpEndpoint, c.namespace, c.egress.clusterDomain).kind === 'external') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['telemetry', 'egressCidrs'],
+      message: "is required when otlpEndpoint is not an in-cluster Service (NAME.NAMESPACE.svc) or an IP address: list the collector's CIDRs",
+    });
+  }
+  if (!c.image === !c.imageBuild) {
+    ctx.addIssue({ code: 'custom', path: ['image'], message: c.image ? 'set image or imageBuild, not both' : 'is required (or imageBuild, to build and push from the stack)' });
+  }
+  if (c.imageBuild?.username && !c.registryPassword) {
+    ctx.addIssue({ code: 'custom', path: ['registryPassword'], message: 'missing secret for imageBuild.username; set it with `pulumi config set --secret registryPassword <token>`' });
+  }
+  if (c.environment === 'production') {
+    for (const [path, ref] of [
+      [['image'], c.image],
+      [['canary', 'image'], c.canary?.image],
+    ] as const) {
+      if (ref && !DIGEST.test(ref)) ctx.addIssue({ code: 'custom', path: [...path], message: 'production needs an image pinned by digest (name@sha256:...); a tag can be moved' });
     }
-    if (c.environment === 'production' && c.gateway.auth.mode === 'none') {
-      ctx.addIssue({ code: 'custom', path: ['gateway', 'auth', 'mode'], message: 'the production environment refuses auth mode "none"; use "keys"' });
-    }
-    if (c.environment === 'production' && c.replicas < 2) {
-      ctx.addIssue({ code: 'custom', path: ['replicas'], message: 'production needs at least 2 replicas to survive a node drain' });
-    }
-    if (c.telemetry && !c.telemetry.egressCidrs && collectorPeer(c.telemetry.otlpEndpoint, c.namespace, c.egress.clusterDomain).kind === 'external') {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['telemetry', 'egressCidrs'],
-        message: "is required when otlpEndpoint is not an in-cluster Service (NAME.NAMESPACE.svc) or an IP address: list the collector's CIDRs",
-      });
-    }
-    if (!c.image === !c.imageBuild) {
-      ctx.addIssue({ code: 'custom', path: ['image'], message: c.image ? 'set image or imageBuild, not both' : 'is required (or imageBuild, to build and push from the stack)' });
-    }
-    if (c.imageBuild?.username && !c.registryPassword) {
-      ctx.addIssue({ code: 'custom', path: ['registryPassword'], message: 'missing secret for imageBuild.username; set it with `pulumi config set --secret registryPassword <token>`' });
-    }
-    if (c.environment === 'production') {
-      for (const [path, ref] of [
-        [['image'], c.image],
-        [['canary', 'image'], c.canary?.image],
-      ] as const) {
-        if (ref && !DIGEST.test(ref)) ctx.addIssue({ code: 'custom', path: [...path], message: 'production needs an image pinned by digest (name@sha256:...); a tag can be moved' });
-      }
-    }
-    const bedrock = gatewayBlocks(c)
-      .flatMap((g) => g.providers)
-      .filter((p) => p.type === 'bedrock');
-    if (bedrock.length && !c.aws) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['aws'],
-        message: `is required for bedrock provider(s) ${[...new Set(bedrock.map((p) => p.name))].join(', ')}: {mode: irsa, roleArn: ...}, {mode: pod-identity} or {mode: static} (docs/deploy.md, "Amazon Bedrock")`,
-      });
-    }
-    if (c.environment === 'production' && c.database?.mode === 'cnpg' && c.database.instances < 2) {
-      ctx.addIssue({ code: 'custom', path: ['database', 'instances'], message: 'production needs at least 2 instances (a primary and a replica the operator fails over to)' });
-    }
-    if (c.canary && c.canary.replicas < canaryReplicasNeeded(c.replicas, c.canary.weight)) {
-      const need = canaryReplicasNeeded(c.replicas, c.canary.weight);
-      ctx.addIssue({
-        code: 'custom',
-        path: ['canary', 'replicas'],
-        message: `${c.canary.replicas} canary replica(s) cannot carry weight ${c.canary.weight}: with ${c.replicas} stable replicas it needs at least ${need} (docs/deploy.md, "Scaling the canary")`,
-      });
-    }
-    if (c.canary && c.image && c.canary.image === c.image && c.canary.weight > 0 && !c.canary.gateway) {
-      ctx.addIssue({ code: 'custom', path: ['canary', 'image'], message: 'is the same as image; a canary needs a different image or canary.gateway overrides' });
-    }
-    refineRoute(c.route, c.namespace, ctx);
-    const canaryServer = c.canary?.gateway?.server as Record<string, unknown> | undefined;
-    for (const key of ['port', 'metrics_port', 'host'].filter((k) => canaryServer?.[k] !== undefined)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['canary', 'gateway', 'server', key],
-        message: 'the canary listens where the stable pods do (the Service, route and NetworkPolicies name the stable ports); remove it',
-      });
-    }
-    if (c.canary?.gateway) {
-      const merged = gatewayBlock.safeParse(mergeGatewayOverrides(c.gateway, c.canary.gateway));
-      for (const issue of merged.success ? [] : merged.error.issues) ctx.addIssue({ code: 'custom', path: ['canary', 'gateway', ...issue.path], message: issue.message });
-    }
-  });
+  }
+}
+
+/** Bedrock's AWS credentials, the CloudNativePG floor, the canary's capacity, image and overrides, the route. */
+function refineProvidersAndCanary(c: StackConfigParsed, ctx: z.RefinementCtx): void {
+  const bedrock = gatewayBlocks(c)
+    .flatMap((g) => g.providers)
+    .filter((p) => p.type === 'bedrock');
+  if (bedrock.length && !c.aws) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['aws'],
+      message: `is required for bedrock provider(s) ${[...new Set(bedrock.map((p) => p.name))].join(', ')}: {mode: irsa, roleArn: ...}, {mode: pod-identity} or {mode: static} (docs/deploy.md, "Amazon Bedrock")`,
+    });
+  }
+  if (c.environment === 'production' && c.database?.mode === 'cnpg' && c.database.instances < 2) {
+    ctx.addIssue({ code: 'custom', path: ['database', 'instances'], message: 'production needs at least 2 instances (a primary and a replica the operator fails over to)' });
+  }
+  if (c.canary && c.canary.replicas < canaryReplicasNeeded(c.replicas, c.canary.weight)) {
+    const need = canaryReplicasNeeded(c.replicas, c.canary.weight);
+    ctx.addIssue({
+      code: 'custom',
+      path: ['canary', 'replicas'],
+      message: `${c.canary.replicas} canary replica(s) cannot carry weight ${c.canary.weight}: with ${c.replicas} stable replicas it needs at least ${need} (docs/deploy.md, "Scaling the canary")`,
+    });
+  }
+  if (c.canary && c.image && c.canary.image === c.image && c.canary.weight > 0 && !c.canary.gateway) {
+    ctx.addIssue({ code: 'custom', path: ['canary', 'image'], message: 'is the same as image; a canary needs a different image or canary.gateway overrides' });
+  }
+  refineRoute(c.route, c.namespace, ctx);
+  const canaryServer = c.canary?.gateway?.server as Record<string, unknown> | undefined;
+  for (const key of ['port', 'metrics_port', 'host'].filter((k) => canaryServer?.[k] !== undefined)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['canary', 'gateway', 'server', key],
+      message: 'the canary listens where the stable pods do (the Service, route and NetworkPolicies name the stable ports); remove it',
+    });
+  }
+  if (c.canary?.gateway) {
+    const merged = gatewayBlock.safeParse(mergeGatewayOverrides(c.gateway, c.canary.gateway));
+    for (const issue of merged.success ? [] : merged.error.issues) ctx.addIssue({ code: 'custom', path: ['canary', 'gateway', ...issue.path], message: issue.message });
+  }
+}
 
 export type StackConfig = z.output<typeof stackConfigSchema>;
 export type RedisConfig = z.output<typeof redisSchema>;

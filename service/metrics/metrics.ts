@@ -118,12 +118,9 @@ function requestGauge<T extends string>(cfg: GaugeConfiguration<T>): Gauge<T> {
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
-export function createMetrics(registry: Registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'aigw_' });
-  const r = [registry];
+/** Requests, as the client saw them. */
+function requestMetrics(r: Registry[]) {
   return {
-    registry,
-    // --- requests, as the client saw them
     requests: requestCounter({
       name: 'aigw_requests_total',
       help: 'Client requests by endpoint, provider that served them, model, team, project and status class',
@@ -151,7 +148,12 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
       labelNames: ['endpoint'] as const,
       registers: r,
     }),
-    // --- usage and cost
+  };
+}
+
+/** Usage and cost. */
+function costMetrics(r: Registry[]) {
+  return {
     tokens: requestCounter({ name: 'aigw_tokens_total', help: 'Tokens by direction (input/output)', labelNames: ['provider', 'model', 'team', 'project', 'direction'] as const, registers: r }),
     cost: new Counter({ name: 'aigw_cost_usd_total', help: 'Spend in USD at configured provider prices', labelNames: ['provider', 'model', 'team', 'project', 'estimated'] as const, registers: r }),
     savings: new Counter({
@@ -160,7 +162,12 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
       labelNames: ['model', 'team', 'project', 'reason'] as const,
       registers: r,
     }),
-    // --- upstream behaviour
+  };
+}
+
+/** Upstream behaviour. */
+function upstreamMetrics(r: Registry[]) {
+  return {
     upstreamAttempts: requestCounter({ name: 'aigw_upstream_attempts_total', help: 'Attempts sent to providers, by outcome', labelNames: ['provider', 'model', 'outcome'] as const, registers: r }),
     upstreamLatency: new Histogram({
       name: 'aigw_upstream_latency_seconds',
@@ -207,7 +214,12 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
       labelNames: ['provider'] as const,
       registers: r,
     }),
-    // --- tenancy
+  };
+}
+
+/** Tenancy. */
+function tenancyMetrics(r: Registry[]) {
+  return {
     rateLimitFallbacks: new Counter({
       name: 'aigw_rate_limit_fallbacks_total',
       help: 'Requests whose request limit was decided by the per-replica in-memory window (limit / expected_replicas) because Redis did not answer',
@@ -219,7 +231,12 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     budgetRejections: new Counter({ name: 'aigw_budget_rejections_total', help: 'Requests refused because a team budget is spent', labelNames: ['team', 'period'] as const, registers: r }),
     budgetUsedRatio: requestGauge({ name: 'aigw_budget_used_ratio', help: 'Fraction of the team budget spent in the current period', labelNames: ['team', 'period'] as const, registers: r }),
     budgetAlert: requestGauge({ name: 'aigw_budget_alert', help: '1 when a team has spent more than its alert threshold of a budget', labelNames: ['team', 'period'] as const, registers: r }),
-    // --- cache and redis
+  };
+}
+
+/** Cache and redis. */
+function redisMetrics(r: Registry[]) {
+  return {
     cacheRequests: new Counter({ name: 'aigw_cache_requests_total', help: 'Response cache lookups by result (hit, miss, bypass, error)', labelNames: ['result'] as const, registers: r }),
     redisUp: new Gauge({ name: 'aigw_redis_up', help: '1 when the gateway reaches Redis', registers: r }),
     redisErrors: new Counter({ name: 'aigw_redis_errors_total', help: 'Redis calls that failed or timed out (the gateway fell back)', labelNames: ['operation'] as const, registers: r }),
@@ -230,6 +247,19 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
       registers: r,
     }),
     spendBuffered: new Gauge({ name: 'aigw_spend_buffered_entries', help: 'Spend entries held in memory while Redis is unreachable', registers: r }),
+  };
+}
+
+export function createMetrics(registry: Registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'aigw_' });
+  const r = [registry];
+  return {
+    registry,
+    ...requestMetrics(r),
+    ...costMetrics(r),
+    ...upstreamMetrics(r),
+    ...tenancyMetrics(r),
+    ...redisMetrics(r),
   };
 }
 
