@@ -3,7 +3,7 @@
  * Postgres compiled to WebAssembly, in this process): the same SQL and the same migrations run
  * on both. Only this file knows which one is underneath.
  */
-import { Client, Pool, PoolClient } from 'pg';
+import type { Client, Pool, PoolClient } from 'pg';
 
 export interface Queryable {
   /** Runs one statement with $1.. parameters and returns its rows. */
@@ -37,8 +37,12 @@ async function inTx<T>(c: { query(sql: string): Promise<unknown> }, q: Queryable
   }
 }
 
-/** PostgreSQL through a pg Pool. `statementTimeoutMs` bounds every statement (a hung server never hangs a caller). */
-export function postgresDb(url: string, opts: { max?: number; statementTimeoutMs?: number; onError?: (err: unknown) => void } = {}): Db {
+/**
+ * PostgreSQL through a pg Pool. `statementTimeoutMs` bounds every statement (a hung server never
+ * hangs a caller). pg is loaded here, when a store is configured, not by every gateway (10 MB of RSS).
+ */
+export async function postgresDb(url: string, opts: { max?: number; statementTimeoutMs?: number; onError?: (err: unknown) => void } = {}): Promise<Db> {
+  const { Pool, Client } = await import('pg');
   const timeouts = { connectionTimeoutMillis: 2_000, query_timeout: opts.statementTimeoutMs ?? 5_000 };
   const pool = new Pool({ connectionString: url, max: opts.max ?? 5, idleTimeoutMillis: 30_000, ...timeouts });
   pool.on('error', (err) => opts.onError?.(err)); // an idle client's connection dropped: the pool replaces it
