@@ -152,6 +152,8 @@ interface Slot {
   /** The last lease found the window spent: refuse locally until it ends. */
   spent: boolean;
   leasing: boolean;
+  /** The lease call under way, when leasing (flush waits for it, then gives back what it granted). */
+  inflight?: Promise<void>;
   waiters: Waiter[];
   /** Units taken since the last lease was asked for, and when that was (for the prefetch size). */
   taken: number;
@@ -273,6 +275,8 @@ export class LeasedWindow implements WindowStore {
 
   /** Writes every debt and gives back every unused unit (a stopping replica leaves nothing held). */
   async flush(): Promise<void> {
+    // A lease still out (a prefetch) is waited for first: what it grants is given back too.
+    await Promise.all([...this.slots.values()].map((s) => (s.leasing ? s.inflight?.catch(() => undefined) : undefined)));
     const sends: Array<Promise<void>> = [];
     for (const [id, s] of this.slots) {
       if (s.leasing || this.owed(s, true) === 0 || !this.opts.ready()) continue;
@@ -298,7 +302,9 @@ export class LeasedWindow implements WindowStore {
     s.leasing = true;
     const owed = this.owed(s, all);
     s.pool += owed;
-    return this.ask(id, s, demand, prefetch, owed, ++this.seq, false);
+    const call = this.ask(id, s, demand, prefetch, owed, ++this.seq, false);
+    s.inflight = call;
+    return call;
   }
 
   /**
