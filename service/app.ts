@@ -260,7 +260,9 @@ function fastPath(inference: InboundRoutes, tracker: RequestTracker, app: expres
     if (req.method === 'POST') {
       // Every form of an inbound path (absolute-form, upper case, a trailing slash) is served here,
       // tracked and traced under the table's own path.
-      const route = inference.get(routeKey(targetPath(req.url!)));
+      // The exact path (the common case) is looked up first, without folding it.
+      const path = targetPath(req.url!);
+      const route = inference.get(path) ?? inference.get(routeKey(path));
       if (route) {
         tracker.start(req, res, route.path);
         void route(req, res);

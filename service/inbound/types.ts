@@ -63,7 +63,7 @@ export interface RelayArgs {
   rewrite?: (text: string) => string;
 }
 
-/** How the inbound API's clients read an error: the response body, and the event that ends a stream that failed. */
+/** How the inbound API's clients read an error response (a broken stream's error event is the relay's, see relayStream). */
 export interface ErrorShape {
   body(e: GatewayError, requestId: string): string;
 }
