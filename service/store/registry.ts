@@ -122,6 +122,10 @@ export class KeyRegistry implements KeyDirectory {
     if (this.used.size === 0) return;
     const used = this.used;
     this.used = new Map();
-    await touchKeys(this.db, used).catch((err) => this.opts.onError?.('store_touch', err));
+    await touchKeys(this.db, used).catch((err) => {
+      // The database is away: the stamps wait for the next round instead of being lost (the latest use wins).
+      for (const [id, at] of used) if (!(this.used.get(id)! >= at)) this.used.set(id, at);
+      this.opts.onError?.('store_touch', err);
+    });
   }
 }
