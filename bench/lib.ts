@@ -62,7 +62,8 @@ export async function run(command: string, args: string[], timeoutMs: number, op
       stderr += err.message;
       resolve(-1);
     });
-    proc.once('exit', (c) => resolve(c));
+    // 'close', not 'exit': a large result may still be in the pipe when the process exits.
+    proc.once('close', (c) => resolve(c));
   });
   clearTimeout(timer);
   children.delete(proc);

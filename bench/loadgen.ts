@@ -37,6 +37,8 @@ export interface StreamSpec {
   count: number;
   concurrency: number;
   warmup: number;
+  /** Worker i sends its first request i x rampMs / concurrency ms after the start (default 0: all at once). */
+  rampMs?: number;
 }
 
 export interface RateResult {
@@ -63,6 +65,8 @@ export interface StreamResult {
   chunkOffsetsUs: number[][];
   /** Per stream: how many body reads carried content (fewer than chunks means coalesced/buffered). */
   reads: number[];
+  /** Per stream: microseconds from the phase's start to its first body byte (to place its events in time). */
+  firstUs?: number[];
   firstError?: string;
 }
 
@@ -139,12 +143,14 @@ const TOKEN = /tok(\d+)/g;
 
 async function runStreams(spec: StreamSpec): Promise<StreamResult> {
   const { pool, path } = poolFor(spec.url, spec.concurrency);
-  const result: StreamResult = { mode: 'stream', ok: 0, errors: 0, ttfbUs: [], chunkOffsetsUs: [], reads: [] };
+  const result: StreamResult = { mode: 'stream', ok: 0, errors: 0, ttfbUs: [], chunkOffsetsUs: [], reads: [], firstUs: [] };
   const headers = { ...spec.headers, 'content-type': 'application/json', accept: 'text/event-stream' };
   let started = 0;
   const total = spec.warmup + spec.count;
 
-  const worker = async () => {
+  const origin = nowUs();
+  const worker = async (i: number) => {
+    if (spec.rampMs) await new Promise((r) => setTimeout(r, (i * spec.rampMs!) / spec.concurrency));
     while (started < total) {
       const measured = started++ >= spec.warmup;
       const t0 = nowUs();
@@ -172,6 +178,7 @@ async function runStreams(spec: StreamSpec): Promise<StreamResult> {
         result.ok++;
         result.ttfbUs.push(first - t0);
         result.chunkOffsetsUs.push(offsets);
+        result.firstUs?.push(first - origin);
         result.reads.push(reads);
       } catch (err) {
         if (!measured) continue;
@@ -180,7 +187,7 @@ async function runStreams(spec: StreamSpec): Promise<StreamResult> {
       }
     }
   };
-  await Promise.all(Array.from({ length: spec.concurrency }, worker));
+  await Promise.all(Array.from({ length: spec.concurrency }, (_, i) => worker(i)));
   await pool.destroy();
   return result;
 }
@@ -188,7 +195,8 @@ async function runStreams(spec: StreamSpec): Promise<StreamResult> {
 async function main() {
   const spec = JSON.parse(process.argv[2] ?? '{}') as RateSpec | StreamSpec;
   const result = spec.mode === 'rate' ? await runRate(spec) : await runStreams(spec);
-  process.stdout.write(`${JSON.stringify(result)}\n`);
+  // A pipe is written asynchronously: exit only once the whole result is out (a large one was cut short).
+  await new Promise<void>((resolve, reject) => process.stdout.write(`${JSON.stringify(result)}\n`, (err) => (err ? reject(err) : resolve())));
 }
 
 if (require.main === module) {

@@ -17,7 +17,8 @@ function arg(name: string): string {
   return process.argv[i + 1];
 }
 
-const upstream = new Pool(arg('upstream'), { connections: 128, pipelining: 1 });
+const connections = process.argv.includes('--connections') ? Number(arg('connections')) : 128;
+const upstream = new Pool(arg('upstream'), { connections, pipelining: 1 });
 
 const server = createServer((req, res) => {
   const chunks: Buffer[] = [];

@@ -1,3 +1,6 @@
+import type { HalfPeakResult } from './half-peak';
+import type { StreamsResult } from './streams';
+
 /**
  * The benchmark's results: their JSON shape, the check against the project's performance
  * targets, and the Markdown tables run.ts prints and writes beside the JSON.
@@ -71,6 +74,10 @@ export interface Results {
     serverCpuUsPerRequest: number;
     requestsInRun: number;
   };
+  /** The gateway and node-floor at half the gateway's peak rate (when node-floor ran). */
+  halfPeak?: HalfPeakResult;
+  /** Open streams through one process (left out with --skip-streams). */
+  streams?: StreamsResult;
   targetsMet?: TargetCheck[];
 }
 
@@ -120,7 +127,70 @@ export function evaluateTargets(r: Results): TargetCheck[] {
   const red = r.redis;
   const worst = red ? Math.max(red.peak.perRequest, ...Object.values(red.rates).map((u) => u.perRequest)) : undefined;
   checks.push({ what: 'Redis commands per request (worst phase)', target: '<= 1', measured: worst === undefined ? '–' : worst.toFixed(3), met: worst === undefined ? null : worst <= 1 });
+  return [...checks, ...floorChecks(r), ...(r.streams ? streamChecks(r.streams) : [])];
+}
+
+/** The targets read against node-floor, the bare Node proxy measured in the same run (issue 26). */
+export function floorChecks(r: Results): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const cpu = r.peak.gateway?.cpuUsPerRequest;
+  const floorCpu = r.peak['node-floor']?.cpuUsPerRequest;
+  checks.push({
+    what: 'Gateway CPU per request at peak vs node-floor',
+    target: '<= 2x',
+    measured: cpu && floorCpu ? `${(cpu / floorCpu).toFixed(2)}x (${cpu.toFixed(0)} vs ${floorCpu.toFixed(0)} us)` : 'node-floor absent',
+    met: cpu && floorCpu ? cpu / floorCpu <= 2 : null,
+  });
+  const h = r.halfPeak;
+  const d = h?.latency.direct;
+  const [g, f] = [h?.latency.gateway, h?.latency['node-floor']];
+  if (h && d && g && f) {
+    const [ga, fa] = [g.p99Us - d.p99Us, f.p99Us - d.p99Us];
+    checks.push({
+      what: `Added p99 at half the gateway's peak (${fmtInt(h.rate)} req/s) vs node-floor's; gateway event-loop delay p99 ${h.eventLoopDelayP99Ms} ms, GC ${h.gc.count} pauses, ${h.gc.totalMs} ms (${h.gc.sharePct}% of the time), ${h.gc.over2ms} over 2 ms, ${h.gc.over10ms} over 10 ms`,
+      target: "<= node-floor's + 1 ms",
+      measured: `${ms(ga)} ms (node-floor ${ms(fa)} ms)`,
+      met: ga <= fa + 1000,
+    });
+  } else checks.push({ what: "Added p99 at half the gateway's peak vs node-floor's", target: "<= node-floor's + 1 ms", measured: 'node-floor absent', met: null });
+  const [sg, sf, sd] = [r.stream.gateway, r.stream['node-floor'], r.stream.direct];
+  const ttfb = sg && sf && sd ? { g: sg.ttfbP50Us - sd.ttfbP50Us, f: sf.ttfbP50Us - sd.ttfbP50Us } : undefined;
+  checks.push({
+    what: 'Stream first byte added (p50) vs node-floor',
+    target: "<= node-floor's + 0.5 ms",
+    measured: ttfb ? `${ms(ttfb.g)} ms (node-floor ${ms(ttfb.f)} ms)` : 'node-floor absent',
+    met: ttfb ? ttfb.g <= ttfb.f + 500 : null,
+  });
   return checks;
+}
+
+/** The open-streams phase against its targets (issue 26). */
+export function streamChecks(s: StreamsResult): TargetCheck[] {
+  const f = s.floor;
+  const held = s.errors === 0 && (s.rssPerStreamKb ?? Infinity) <= 16 && (s.gapP99AddedMs ?? Infinity) <= 5;
+  const head = `${fmtInt(s.streams)} open streams (opened over ${s.rampMs / 1000} s, one event a second for ${s.seconds} s)`;
+  return [
+    { what: `${head}: errors`, target: '0', measured: `${s.errors}${s.firstError ? ` (${s.firstError})` : ''}${f ? ` (node-floor ${f.errors})` : ''}`, met: s.errors === 0 },
+    {
+      what: `${head}: RSS per open stream above idle (gateway idle ${s.idleRssMb} MB, open ${s.openRssMb} MB)`,
+      target: '<= 16 KB',
+      measured: `${s.rssPerStreamKb} KB${f ? ` (node-floor ${f.rssPerStreamKb} KB)` : ''}`,
+      met: s.rssPerStreamKb === null ? null : s.rssPerStreamKb <= 16,
+    },
+    {
+      what: `${head}: added gap between events p99, every stream open (over the 1 s interval)`,
+      target: '<= 5 ms',
+      measured: `${s.gapP99AddedMs} ms${f ? ` (node-floor ${f.gapP99AddedMs} ms)` : ''}; over direct ${s.gapP99AddedOverDirectMs} ms`,
+      met: s.gapP99AddedMs === null ? null : s.gapP99AddedMs <= 5,
+    },
+    { what: `${head}: gateway event-loop delay p99, every stream open`, target: 'reported', measured: `${s.eventLoopDelayP99Ms} ms`, met: null },
+    {
+      what: 'Largest number of open streams that holds the three goals above',
+      target: '>= 10,000',
+      measured: held ? `${fmtInt(s.streams)} (the most this run tried)` : `fewer than ${fmtInt(s.streams)}`,
+      met: held && s.streams >= 10_000,
+    },
+  ];
 }
 
 export function renderMarkdown(r: Results): string {

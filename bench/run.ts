@@ -27,7 +27,8 @@ import { renderMarkdown, Results, StreamStats, evaluateTargets } from './report'
 import { CHAT_PATH, GatewayTarget, MODEL, ROOT, startGateway, startNginx, startNodeFloor, startPortkey, startUpstream, Target, TargetName } from './targets';
 import { tracingComparison } from './tracing';
 import { gcComparison } from './gc';
-import { renderStreams, streamsPhase } from './streams';
+import { maxStreams, renderStreams, streamsPhase } from './streams';
+import { halfPeakPhase } from './half-peak';
 
 interface Options {
   quick: boolean;
@@ -39,6 +40,8 @@ interface Options {
   /** Only the open-streams phase: this many streams, of streamSeconds events each. */
   streams?: number;
   streamSeconds: number;
+  /** Leave the open-streams phase out of the full run (it takes about 4 minutes at 10,000 streams). */
+  skipStreams: boolean;
   /** Tracing off vs on (100% sampled, exporting to a local sink), side by side. */
   tracing: boolean;
   /** With --tracing: a git ref built and run as a third gateway. */
@@ -57,7 +60,7 @@ function parseOptions(argv: string[]): Options {
   };
   if (argv.includes('--help')) {
     process.stdout.write(
-      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N [--stream-seconds S]]\n',
+      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N [--stream-seconds S]] [--skip-streams]\n',
     );
     process.exit(0);
   }
@@ -70,7 +73,8 @@ function parseOptions(argv: string[]): Options {
     baseline: value('--baseline'),
     rounds: value('--rounds') ? Number(value('--rounds')) : undefined,
     streams: value('--streams') ? Number(value('--streams')) : undefined,
-    streamSeconds: Number(value('--stream-seconds') ?? 60),
+    streamSeconds: Number(value('--stream-seconds') ?? (argv.includes('--quick') ? 15 : 60)),
+    skipStreams: argv.includes('--skip-streams'),
     out: value('--out') ?? join(ROOT, 'bench/results/latest.json'),
     logFile: value('--log-file') ?? '/dev/null',
     keep: argv.includes('--keep'),
@@ -80,8 +84,8 @@ function parseOptions(argv: string[]): Options {
 /** Durations and counts; --quick shrinks them for iteration (the numbers get noisier). */
 function plan(quick: boolean) {
   return quick
-    ? { rounds: 1, peakSeconds: 3, warmupSeconds: 1, rateMs: 2500, rateWarmupMs: 500, streams: 30, soakWarmup: 5_000, soak: 20_000 }
-    : { rounds: 2, peakSeconds: 6, warmupSeconds: 2, rateMs: 5000, rateWarmupMs: 1000, streams: 100, soakWarmup: 20_000, soak: 110_000 };
+    ? { rounds: 1, peakSeconds: 3, warmupSeconds: 1, rateMs: 2500, rateWarmupMs: 500, streams: 30, soakWarmup: 5_000, soak: 20_000, openStreams: 1000 }
+    : { rounds: 2, peakSeconds: 6, warmupSeconds: 2, rateMs: 5000, rateWarmupMs: 1000, streams: 100, soakWarmup: 20_000, soak: 110_000, openStreams: 10_000 };
 }
 
 const RATES = [500, 1000, 2000];
@@ -436,6 +440,16 @@ async function main(): Promise<void> {
       );
     }
 
+    // 2b. Half the gateway's own peak: the gateway against node-floor at the same rate, with the gateway's event-loop delay and GC pauses.
+    const floor = targets.find((t) => t.name === 'node-floor');
+    if (floor && results.peak.gateway) {
+      const rate = Math.round(results.peak.gateway.rps / 2);
+      results.halfPeak = await halfPeakPhase(
+        { loadgen, cpuOf, log },
+        { targets: [upstream, gateway, floor], gateway, rate, rounds: p.rounds, durationMs: p.rateMs, warmupMs: p.rateWarmupMs, body: BODY },
+      );
+    }
+
     // 3. Streaming: time to first byte and gaps between chunks, against calling the upstream directly.
     for (const t of targets) {
       const r = await loadgen<StreamResult>(
@@ -478,6 +492,12 @@ async function main(): Promise<void> {
         .map(([rate, u]) => `${rate}/s ${u.perRequest}`)
         .join(', ')}; executed by Redis (scripts' commands included) ${results.redis.serverCommandsPerRequest}; Redis CPU ${results.redis.serverCpuUsPerRequest} us per request`,
     );
+
+    // 5. Open streams: as many as one process can hold here, up to 10,000 (bench/streams.ts), after everything else.
+    if (!opts.skipStreams) {
+      const n = Math.min(p.openStreams, maxStreams());
+      results.streams = await streamsPhase({ loadgen, log }, { streams: n, seconds: opts.streamSeconds, dir, logFile: opts.logFile });
+    }
 
     results.meta.durationSeconds = Math.round((Date.now() - started) / 1000);
     results.targetsMet = evaluateTargets(results);

@@ -250,8 +250,11 @@ function redisMetrics(r: Registry[]) {
   };
 }
 
+export const GC_BUCKETS_SECONDS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 1];
+
 export function createMetrics(registry: Registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'aigw_' });
+  // GC pauses in buckets fine enough to tell a 2 ms scavenge from a 20 ms mark-compact (the default starts at 1 ms, then 10 ms).
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'aigw_', gcDurationBuckets: GC_BUCKETS_SECONDS });
   const r = [registry];
   return {
     registry,

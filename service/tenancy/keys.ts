@@ -3,13 +3,14 @@
  * with every configured hash in constant time (no early exit, so the time taken does not
  * depend on which configured key, if any, it matches).
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { unauthorized } from '../core/errors';
 import type { KeyDirectory, Principal } from './contracts';
 
 export const KEY_PREFIX = 'sk-gw-';
 
 export { hashKey } from '../core/key-hash';
+import { keyDigest } from '../core/key-hash';
 
 /** A new random key: `sk-gw-` followed by 32 random bytes in base64url. */
 export function generateKey(): string {
@@ -43,7 +44,7 @@ export class HashSet<T> {
 
   /** The value whose hash matches sha256(token), or undefined. Visits every entry. */
   find(token: string): T | undefined {
-    const digest = createHash('sha256').update(token, 'utf8').digest();
+    const digest = keyDigest(token);
     let found = -1;
     for (let i = 0; i < this.digests.length; i++) {
       // Every entry is compared; the branch-free select keeps the work identical for hit and miss.

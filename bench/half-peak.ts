@@ -1,0 +1,112 @@
+/**
+ * The tail at half the gateway's own peak: the gateway and node-floor (and the upstream
+ * directly, the baseline) at the same open-loop rate, alternating; for the gateway also its
+ * event-loop delay p99 and its GC pauses over the phase (its own /metrics), to tell a tail
+ * caused by the collector or a blocked loop from one caused by the machine's shared cores.
+ */
+import type { RateResult, RateSpec } from './loadgen';
+import { metricSum, pct, round, sortNum } from './lib';
+import { CHAT_PATH, GatewayTarget, Target } from './targets';
+
+export interface GcPauses {
+  count: number;
+  totalMs: number;
+  /** Share of the phase's wall time spent in GC pauses, %. */
+  sharePct: number;
+  over2ms: number;
+  over10ms: number;
+}
+
+export interface HalfPeakResult {
+  rate: number;
+  /** Per target: p50 / p99 in µs over every round, errors. */
+  latency: Record<string, { p50Us: number; p99Us: number; errors: number; cpuUsPerRequest: number }>;
+  eventLoopDelayP99Ms: number;
+  gc: GcPauses;
+}
+
+interface Deps {
+  loadgen<T>(spec: RateSpec, timeoutMs: number): Promise<T>;
+  cpuOf(t: Target): number;
+  log(msg: string): void;
+}
+
+/** GC pause counters from a /metrics text (prom-client's histogram; every kind of collection). */
+export function gcCounters(text: string): { count: number; sumS: number; le2ms: number; le10ms: number } {
+  const name = 'aigw_nodejs_gc_duration_seconds';
+  return {
+    count: metricSum(text, `${name}_count`),
+    sumS: metricSum(text, `${name}_sum`),
+    le2ms: metricSum(text, `${name}_bucket`, 'le="0.002"'),
+    le10ms: metricSum(text, `${name}_bucket`, 'le="0.01"'),
+  };
+}
+
+export function gcPauses(a: ReturnType<typeof gcCounters>, b: ReturnType<typeof gcCounters>, wallMs: number): GcPauses {
+  const count = b.count - a.count;
+  const totalMs = (b.sumS - a.sumS) * 1000;
+  return {
+    count,
+    totalMs: round(totalMs, 1)!,
+    sharePct: round((totalMs / Math.max(1, wallMs)) * 100, 2)!,
+    over2ms: count - (b.le2ms - a.le2ms),
+    over10ms: count - (b.le10ms - a.le10ms),
+  };
+}
+
+const scrape = async (g: GatewayTarget) => (await fetch(g.metricsUrl)).text();
+const lagP99Ms = (text: string) => metricSum(text, 'aigw_nodejs_eventloop_lag_p99_seconds') * 1000;
+
+export async function halfPeakPhase(
+  deps: Deps,
+  o: { targets: Target[]; gateway: GatewayTarget; rate: number; rounds: number; durationMs: number; warmupMs: number; body: string },
+): Promise<HalfPeakResult> {
+  const acc: Record<string, { lat: number[]; errors: number; cpu: number; issued: number }> = {};
+  let lagMax = 0;
+  let gc0 = gcCounters(await scrape(o.gateway));
+  const gc = { count: 0, totalMs: 0, wallMs: 0, over2ms: 0, over10ms: 0 };
+  for (let pass = 0; pass < o.rounds; pass++) {
+    for (const t of o.targets.map((_x, i, xs) => xs[(i + pass) % xs.length])) {
+      const isGateway = t.name === o.gateway.name;
+      if (isGateway) await scrape(o.gateway); // resets the event-loop histogram: the phase starts clean
+      if (isGateway) gc0 = gcCounters(await scrape(o.gateway));
+      const cpu0 = deps.cpuOf(t);
+      const t0 = Date.now();
+      const spec: RateSpec = { mode: 'rate', url: `${t.base}${CHAT_PATH}`, headers: t.headers, body: o.body, rate: o.rate, durationMs: o.durationMs, warmupMs: o.warmupMs, connections: 50 };
+      const r = await deps.loadgen<RateResult>(spec, o.durationMs + o.warmupMs + 30_000);
+      const a = (acc[t.name] ??= { lat: [], errors: 0, cpu: 0, issued: 0 });
+      a.cpu += deps.cpuOf(t) - cpu0;
+      a.issued += r.issuedTotal;
+      a.lat.push(...r.latenciesUs);
+      a.errors += r.errors;
+      if (!isGateway) continue;
+      const text = await scrape(o.gateway);
+      lagMax = Math.max(lagMax, lagP99Ms(text));
+      const p = gcPauses(gc0, gcCounters(text), Date.now() - t0);
+      gc.count += p.count;
+      gc.totalMs += p.totalMs;
+      gc.wallMs += Date.now() - t0;
+      gc.over2ms += p.over2ms;
+      gc.over10ms += p.over10ms;
+    }
+  }
+  const latency: HalfPeakResult['latency'] = {};
+  for (const [name, a] of Object.entries(acc)) {
+    const lat = sortNum(a.lat);
+    latency[name] = { p50Us: pct(lat, 50), p99Us: pct(lat, 99), errors: a.errors, cpuUsPerRequest: round(a.cpu / Math.max(1, a.issued), 1)! };
+  }
+  const out: HalfPeakResult = {
+    rate: o.rate,
+    latency,
+    eventLoopDelayP99Ms: round(lagMax, 2)!,
+    gc: { count: gc.count, totalMs: round(gc.totalMs, 1)!, sharePct: round((gc.totalMs / Math.max(1, gc.wallMs)) * 100, 2)!, over2ms: gc.over2ms, over10ms: gc.over10ms },
+  };
+  deps.log(
+    `half peak ${o.rate}/s: ${Object.entries(latency)
+      .map(([n, v]) => `${n} p50 ${(v.p50Us / 1000).toFixed(2)} p99 ${(v.p99Us / 1000).toFixed(2)} ms`)
+      .join(
+        '; ',
+      )}; gateway event-loop delay p99 ${out.eventLoopDelayP99Ms} ms, GC ${out.gc.count} pauses, ${out.gc.totalMs} ms (${out.gc.sharePct}%), ${out.gc.over2ms} over 2 ms, ${out.gc.over10ms} over 10 ms`,
+  );
+  return out;
+}

@@ -1,0 +1,70 @@
+/**
+ * The benchmark's pure parts: which gaps count as the open-streams steady state, GC pauses from
+ * two /metrics scrapes, and the targets read against node-floor.
+ */
+import assert from 'node:assert/strict';
+import { addedGapsUs, maxStreams, rampMsFor } from '../../bench/streams';
+import { gcCounters, gcPauses } from '../../bench/half-peak';
+import { floorChecks, Results, streamChecks } from '../../bench/report';
+
+describe('bench: open streams and targets against node-floor', () => {
+  it('counts only gaps that start once every stream is open, minus the interval', () => {
+    // Two streams: one opened at 0 s, one at 2 s (the end of the ramp); events 1 s apart, one 30 ms late.
+    const offsets = [
+      [0, 1_000_000, 2_000_000, 3_030_000],
+      [0, 1_000_000, 2_000_000],
+    ];
+    assert.deepEqual(addedGapsUs(offsets), [0, 0, 0, 0, 30_000]);
+    // From 2 s on: stream 1's gaps from 2 s and 3 s... only the one starting at 2 s; stream 2's both.
+    assert.deepEqual(addedGapsUs(offsets, 1000, [0, 2_000_000], 2_000_000), [0, 0, 30_000]);
+  });
+
+  it('opens streams at 500 a second (at least over one interval) and fits two sockets a stream in the file limit', () => {
+    assert.equal(rampMsFor(100), 1000);
+    assert.equal(rampMsFor(10_000), 20_000);
+    assert.equal(maxStreams(20_000), 9_900);
+  });
+
+  it('reads GC pauses from two scrapes of the histogram', () => {
+    const scrape = (count: number, sum: number, le2: number, le10: number) =>
+      [
+        `aigw_nodejs_gc_duration_seconds_bucket{le="0.002",kind="minor"} ${le2}`,
+        `aigw_nodejs_gc_duration_seconds_bucket{le="0.01",kind="minor"} ${le10}`,
+        `aigw_nodejs_gc_duration_seconds_sum{kind="minor"} ${sum}`,
+        `aigw_nodejs_gc_duration_seconds_count{kind="minor"} ${count}`,
+      ].join('\n');
+    const p = gcPauses(gcCounters(scrape(10, 0.01, 9, 10)), gcCounters(scrape(30, 0.06, 25, 29)), 5000);
+    assert.deepEqual(p, { count: 20, totalMs: 50, sharePct: 1, over2ms: 4, over10ms: 1 });
+  });
+
+  it('judges CPU, the half-peak tail and first byte against node-floor in the same run', () => {
+    const peak = (cpu: number) => ({ rounds: [1], rps: 1, requests: 1, cpuUsTotal: cpu, cpuUsPerRequest: cpu, errors: 0 });
+    const lat = (p99Us: number) => ({ p50Us: 0, p99Us, errors: 0, cpuUsPerRequest: 0 });
+    const stream = (ttfbP50Us: number) => ({ ok: 1, errors: 0, ttfbP50Us, ttfbP99Us: 0, gapP50Us: 0, gapP99Us: 0, lastChunkP50Us: 0, readsPerStream: 20 });
+    const r = {
+      peak: { gateway: peak(300), 'node-floor': peak(140) },
+      halfPeak: {
+        rate: 1500,
+        latency: { direct: lat(2000), gateway: lat(3900), 'node-floor': lat(3000) },
+        eventLoopDelayP99Ms: 11,
+        gc: { count: 1, totalMs: 1, sharePct: 0, over2ms: 0, over10ms: 0 },
+      },
+      stream: { direct: stream(1000), gateway: stream(2400), 'node-floor': stream(1500) },
+    } as unknown as Results;
+    const [cpu, tail, ttfb] = floorChecks(r);
+    assert.equal(cpu.met, false); // 2.14x
+    assert.equal(tail.met, true); // 1.9 ms added vs 1.0 ms + 1 ms
+    assert.equal(ttfb.met, false); // 1.4 ms vs 0.5 + 0.5 ms
+    assert.match(cpu.measured, /^2\.14x/);
+  });
+
+  it('holds the open-streams goals only when errors, memory and gaps all hold', () => {
+    const s = { streams: 9900, seconds: 60, rampMs: 19800, errors: 0, idleRssMb: 100, openRssMb: 200, rssPerStreamKb: 15, gapP99AddedMs: 4, gapP99AddedOverDirectMs: 1, eventLoopDelayP99Ms: 3 };
+    const checks = streamChecks(s);
+    assert.deepEqual(
+      checks.map((c) => c.met),
+      [true, true, true, null, false],
+    ); // 9,900 held, but fewer than the 10,000 asked
+    assert.equal(streamChecks({ ...s, rssPerStreamKb: 55 }).at(-1)!.measured, 'fewer than 9,900');
+  });
+});
