@@ -55,13 +55,14 @@ export interface ReservePrice {
  * over the candidates that may serve it, the highest of the expected input tokens at the input
  * price plus the maximum output tokens at the output price. Maximum output: the request's max
  * tokens (0 for embeddings), else the candidate's reserve_output_tokens, else `defaultOutputTokens`
- * (routing.reserve_output_tokens). Input is an estimate (about 4 body bytes a token), not a bound.
+ * (routing.reserve_output_tokens), for each of the `choices` it asks for (n, best_of). Input is an
+ * estimate (about 4 body bytes a token), not a bound.
  */
-export function maxCostUsd(candidates: readonly ReservePrice[], inputTokens: number, maxOutputTokens: number | undefined, defaultOutputTokens: number): number {
+export function maxCostUsd(candidates: readonly ReservePrice[], inputTokens: number, maxOutputTokens: number | undefined, defaultOutputTokens: number, choices = 1): number {
   let max = 0;
   for (const c of candidates) {
     if (c.unpriced) continue;
-    const output = maxOutputTokens ?? c.reserveOutputTokens ?? defaultOutputTokens;
+    const output = (maxOutputTokens ?? c.reserveOutputTokens ?? defaultOutputTokens) * choices;
     max = Math.max(max, (inputTokens * c.inputPerMillion + output * c.outputPerMillion) / 1_000_000);
   }
   return max;

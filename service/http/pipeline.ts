@@ -86,9 +86,15 @@ export function expectedTokensOf(req: ValidRequest, endpoint: Endpoint, bodyByte
   return { input: Math.ceil(bodyBytes / 4), output: endpoint === 'embedding' ? 0 : (req.maxTokens ?? DEFAULT_EXPECTED_OUTPUT_TOKENS) };
 }
 
+/** How many completions a request has generated (and billed): the larger of `n` and `best_of` (legacy completions), at least 1. */
+export function choicesOf(req: ValidRequest): number {
+  const count = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v > 1 ? v : 1);
+  return Math.max(count(req.body.n), count(req.body.best_of));
+}
+
 /** The most the request can cost at any of the route's candidates, held against the budgets until it is settled (embeddings produce no output). */
 export function maxCostOf(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, endpoint: Endpoint, inputTokens: number): number {
-  return maxCostUsd(route.candidates, inputTokens, endpoint === 'embedding' ? 0 : req.maxTokens, ctx.config.routing.reserve_output_tokens);
+  return maxCostUsd(route.candidates, inputTokens, endpoint === 'embedding' ? 0 : req.maxTokens, ctx.config.routing.reserve_output_tokens, choicesOf(req));
 }
 
 export function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, expectedTokens: { input: number; output: number }): Candidate[] {

@@ -128,6 +128,14 @@ describe('budget reservations: a request holds its maximum cost from admission u
     assert.equal(await settledCounter(settled), settled, 'the reservations are replaced by the costs');
   });
 
+  it('a request asking for n choices holds n times its maximum output', async () => {
+    const call = client().chat.completions.create({ model: 'm-out', messages: [{ role: 'user', content: 'Three ways.' }], max_tokens: 500, n: 3 });
+    await waitUntil(() => up.held.length === 1, 'the request held upstream');
+    assert.equal(await settledCounter(toNanoUsd((3 * 500) / 1e6)), toNanoUsd((3 * 500) / 1e6));
+    up.answerAll();
+    await call;
+  });
+
   it('a failed or refused request gives its reservation back: the counter returns to the settled spend', async () => {
     const first = chat(client(LIMITED), 'm-out', 1000);
     await waitUntil(() => up.held.length === 1, 'the request held upstream');

@@ -101,6 +101,7 @@ describe('tenancy decisions', () => {
         ['max tokens at the highest price', [[cheap, pricey], 1000, 500, 4096], (1000 * 10 + 500 * 20) / 1e6],
         ['no max tokens: each candidate its own reserve, else the default', [[cheap, pricey], 1000, undefined, 4096], Math.max(1000 * 1 + 4096 * 2, 1000 * 10 + 100 * 20) / 1e6],
         ['embeddings: no output', [[cheap], 1000, 0, 4096], 1000 / 1e6],
+        ['n choices: each up to the max tokens', [[cheap], 1000, 500, 4096, 3], (1000 * 1 + 3 * 500 * 2) / 1e6],
         ['unpriced candidates hold nothing', [[free], 1000, undefined, 4096], 0],
         ['no candidates', [[], 1000, 10, 4096], 0],
       ];
