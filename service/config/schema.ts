@@ -119,6 +119,8 @@ export const providerModelSchema = z
      * with no prices is refused when a cost strategy or a budget could use it (checkUnpriced).
      */
     unpriced: z.boolean().default(false),
+    /** Output tokens a request that sets no max tokens reserves against budgets at admission (default routing.reserve_output_tokens). */
+    reserve_output_tokens: z.number().int().positive().optional(),
   })
   .strict();
 
@@ -329,6 +331,12 @@ const configBase = z
          */
         background_responses: z.enum(['settle', 'refuse']).default('settle'),
         background_poll_ms: z.number().int().positive().default(2_000),
+        /**
+         * Output tokens a request that sets no max tokens (max_tokens, max_completion_tokens,
+         * max_output_tokens) reserves against budgets at admission, unless its model sets
+         * providers[].models[].reserve_output_tokens.
+         */
+        reserve_output_tokens: z.number().int().positive().default(4096),
         /** Continue a stream cut, stalled or broken after its first byte on the next candidate (off: end it with the error event). */
         continuation: z.enum(['on', 'off']).default('on'),
         /** Overall deadline for one request until its answer starts, retries and failovers included. */

@@ -39,3 +39,31 @@ export function priceRequest(usage: Usage, prices: Prices | undefined, listPrice
   const cost = prices ? costUsd(usage, prices) : 0;
   return { costUsd: cost, listCostUsd: listPrice ? costUsd(usage, listPrice) : cost };
 }
+
+/** What one candidate that may serve a request says about its price (routing's Candidate fits). */
+export interface ReservePrice {
+  inputPerMillion: number;
+  outputPerMillion: number;
+  /** `unpriced: true`: its cost is unknown and recorded as 0, so it reserves 0. */
+  unpriced: boolean;
+  /** providers[].models[].reserve_output_tokens: output reserved for a request that sets no max tokens. */
+  reserveOutputTokens?: number;
+}
+
+/**
+ * The most a request can cost before its usage is known, reserved against budgets at admission:
+ * over the candidates that may serve it, the highest of the expected input tokens at the input
+ * price plus the maximum output tokens at the output price. Maximum output: the request's max
+ * tokens (0 for embeddings), else the candidate's reserve_output_tokens, else `defaultOutputTokens`
+ * (routing.reserve_output_tokens), for each of the `choices` it asks for (n, best_of). Input is an
+ * estimate (about 4 body bytes a token), not a bound.
+ */
+export function maxCostUsd(candidates: readonly ReservePrice[], inputTokens: number, maxOutputTokens: number | undefined, defaultOutputTokens: number, choices = 1): number {
+  let max = 0;
+  for (const c of candidates) {
+    if (c.unpriced) continue;
+    const output = (maxOutputTokens ?? c.reserveOutputTokens ?? defaultOutputTokens) * choices;
+    max = Math.max(max, (inputTokens * c.inputPerMillion + output * c.outputPerMillion) / 1_000_000);
+  }
+  return max;
+}

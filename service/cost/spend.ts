@@ -5,7 +5,8 @@
  * Layout (under the client's key prefix). Every key a settlement writes carries its team's hash
  * tag `{t:<team>}`, so one script per team stays in one Redis Cluster slot:
  *   spend:{t:<team>}:<YYYY-MM-DD>       hash  "<team>|<project>|<provider>|<model>|<metric>" -> integer
- *   budget:{t:<team>}:<YYYY-MM>         hash  "m" -> month's cost, "d:<YYYY-MM-DD>" -> day's cost (nano-USD)
+ *   budget:{t:<team>}:<YYYY-MM>         hash  "m" -> month's cost, "d:<YYYY-MM-DD>" -> day's cost (nano-USD),
+ *                                       each plus the maximum cost reserved by requests not yet settled
  *   spend:{t:<team>}:seq:<writer id>    the last batch number applied from one gateway process, for that team
  *   spend-teams:<YYYY-MM-DD>            set   the teams with spend that day (for the report)
  * Keys of the release before hash tags (spend:<day>, budget:<team>:<month>) are still read, and
@@ -75,6 +76,27 @@ export interface SpendEntry {
   completionTokens: number;
   /** A runtime key with a budget of its own: its counters ("key:<id>") grow too. */
   keyBudgetScope?: string;
+  /**
+   * The cost reserved at admission in these budget scopes, already in their counters for its
+   * day and month: those counters get the cost minus the reservation (the spend rows the cost).
+   */
+  reserved?: BudgetHold;
+}
+
+/** An amount (nano-USD) held in budget scopes' counters of one day and month. */
+export interface BudgetHold {
+  nano: number;
+  day: string;
+  month: string;
+  /** The scope ids ("<team>", "key:<id>") whose counters hold it. */
+  scopes: readonly string[];
+}
+
+/** Adds nano-USD to a budget scope's counters of a month and one of its days (reservations, releases, settled cost). */
+export function addBudget(b: Batch, scope: string, month: string, day: string, nano: number): void {
+  const key = budgetKey(scope, month);
+  add(b, key, 'm', nano);
+  add(b, key, `d:${day}`, nano);
 }
 
 function add(batch: Batch, key: string, field: string, n: number): void {
@@ -117,15 +139,16 @@ export function addEntry(b: Batch, e: SpendEntry): Batch {
     if (e.estimated) add(b, row, f(METRICS.estimated), 1);
     if (e.unpriced) add(b, row, f(METRICS.unpriced), 1);
   }
-  const budget = budgetKey(e.team, e.month);
-  add(b, budget, 'm', cost);
-  add(b, budget, `d:${e.day}`, cost);
-  if (e.keyBudgetScope) {
-    const keyBudget = budgetKey(e.keyBudgetScope, e.month);
-    add(b, keyBudget, 'm', cost);
-    add(b, keyBudget, `d:${e.day}`, cost);
-  }
+  addSettledBudget(b, e.team, e, cost);
+  if (e.keyBudgetScope) addSettledBudget(b, e.keyBudgetScope, e, cost);
   return b;
+}
+
+/** A settled cost in a budget scope's counters: where a reservation holds part of it, the difference, in the reservation's day and month. */
+function addSettledBudget(b: Batch, scope: string, e: SpendEntry, cost: number): void {
+  const r = e.reserved;
+  if (r && r.scopes.includes(scope)) addBudget(b, scope, r.month, r.day, cost - r.nano);
+  else addBudget(b, scope, e.month, e.day, cost);
 }
 
 export interface SpendStore {
@@ -367,6 +390,12 @@ export class SpendLedger {
    */
   recordEntry(e: SpendEntry, urgent = false): void {
     addEntry(this.writable() ? this.tick : this.buffer, e);
+    this.afterRecord(urgent);
+  }
+
+  /** Adds to a budget scope's counters only (a reservation, or its release): no spend row. `urgent` as for recordEntry. */
+  recordBudget(scope: string, day: string, month: string, nano: number, urgent = false): void {
+    addBudget(this.writable() ? this.tick : this.buffer, scope, month, day, nano);
     this.afterRecord(urgent);
   }
 

@@ -5,7 +5,8 @@
  * completed, failed, cancelled or incomplete; then the request is settled on the usage the
  * provider reports. A response still running after `maxAgeMs`, or when the gateway shuts down
  * (after one last poll), is settled on its expected tokens (the request's max_output_tokens, or
- * the default) and marked estimated: every background response is accounted, once.
+ * the default) and marked estimated: every background response is accounted, once. Until then
+ * the request's budget reservation (its maximum cost, made at admission) stays held.
  */
 import type { Candidate } from '../routing/catalog';
 import { Cancel } from '../upstream/cancel';

@@ -4,6 +4,8 @@
  *   authenticate -> read and validate (the inbound spec) -> resolve the model -> admit (limits,
  *   budgets) -> ownership of referenced objects -> cache -> plan -> attempts (the executor:
  *   retry, failover, breaker, and every attempt's outcome) -> relay (the spec) -> settle.
+ * An admitted request holds its maximum cost (maxCostOf) in the budgets until settle() or
+ * release() takes it off the admission, whichever way the request ends.
  * Nothing here records provider stats or breaker state: the executor owns attempt outcomes,
  * including how a stream ended; settle() is the one place spend is recorded.
  */
@@ -12,7 +14,7 @@ import { Endpoint, ENDPOINTS, responseOutputText, responsesUsage } from '../core
 import { badRequest, GatewayError, modelNotFound } from '../core/errors';
 import { OBJECT_COLLECTIONS, referencedIds } from '../core/passthrough-paths';
 import { firstResponseId } from '../core/sse';
-import { priceRequest } from '../cost/cost';
+import { maxCostUsd, priceRequest } from '../cost/cost';
 import { estimateCompletionTokens, estimatePromptTokens } from '../cost/tokens';
 import type { InboundSpec, StreamResult } from '../inbound/types';
 import type { ValidRequest } from '../inbound/validate';
@@ -84,6 +86,17 @@ export function expectedTokensOf(req: ValidRequest, endpoint: Endpoint, bodyByte
   return { input: Math.ceil(bodyBytes / 4), output: endpoint === 'embedding' ? 0 : (req.maxTokens ?? DEFAULT_EXPECTED_OUTPUT_TOKENS) };
 }
 
+/** How many completions a request has generated (and billed): the larger of `n` and `best_of` (legacy completions), at least 1. */
+export function choicesOf(req: ValidRequest): number {
+  const count = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v > 1 ? v : 1);
+  return Math.max(count(req.body.n), count(req.body.best_of));
+}
+
+/** The most the request can cost at any of the route's candidates, held against the budgets until it is settled (embeddings produce no output). */
+export function maxCostOf(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, endpoint: Endpoint, inputTokens: number): number {
+  return maxCostUsd(route.candidates, inputTokens, endpoint === 'embedding' ? 0 : req.maxTokens, ctx.config.routing.reserve_output_tokens, choicesOf(req));
+}
+
 export function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidRequest, expectedTokens: { input: number; output: number }): Candidate[] {
   const open = route.candidates.filter((c) => ctx.breakers.canPass(c.provider.name, route.model));
   // All circuits open: the executor reports it (503 with retry-after) without calling anyone.
@@ -118,14 +131,20 @@ export function billableUsage(req: ValidRequest, reported: Usage | undefined, fi
   return { usage, estimated: true };
 }
 
+/** The admission's reservation (tokens, budget hold), taken off it so that it is settled or released once. */
+function takeReservation(s: Served): Admission['reservation'] {
+  const reservation = s.admission.reservation;
+  s.admission.reservation = undefined;
+  return reservation;
+}
+
 /** The one place spend is recorded: usage priced at the serving candidate (the cache costs nothing), the reservation settled. */
 function settle(s: Served, c: Candidate | undefined, billed: { usage: Usage; estimated: boolean }, model: unknown, cached = false): void {
   const { usage, estimated } = billed;
   const prices = c && !cached ? { input_per_million: c.inputPerMillion, output_per_million: c.outputPerMillion, cached_input_per_million: c.cachedInputPerMillion } : undefined;
   const { costUsd, listCostUsd } = priceRequest(usage, prices, s.route.listPrice);
   // The admission's reservation is settled by the first settlement (a continued stream settles each attempt).
-  const reservation = s.admission.reservation;
-  s.admission.reservation = undefined;
+  const reservation = takeReservation(s);
   s.ctx.tenancy.settle({
     principal: s.principal,
     requestId: s.rec.requestId,
@@ -278,13 +297,19 @@ function isPendingBackground(s: Served, parsed: Record<string, unknown>): boolea
   return s.spec.storesResponses && s.valid.body.background === true && typeof parsed.id === 'string' && (parsed.status === 'queued' || parsed.status === 'in_progress');
 }
 
+/** The response's reservation stays held (its maximum cost in the budget) until the watch settles it. */
 function watchBackground(s: Served, c: Candidate, id: string): void {
+  const held = takeReservation(s);
+  const settleHeld = (billed: { usage: Usage; estimated: boolean }, model: unknown) => {
+    s.admission.reservation = held;
+    settle(s, c, billed, model);
+  };
   s.ctx.background.watch({
     id,
     candidate: c,
     requestId: s.rec.requestId,
-    settle: (final) => settle(s, c, billableUsage(s.valid, responsesUsage(final.usage), true, responseOutputText(final)), final.model),
-    settleEstimate: () => settle(s, c, { usage: { prompt_tokens: s.expected.input, completion_tokens: s.expected.output }, estimated: true }, undefined),
+    settle: (final) => settleHeld(billableUsage(s.valid, responsesUsage(final.usage), true, responseOutputText(final)), final.model),
+    settleEstimate: () => settleHeld({ usage: { prompt_tokens: s.expected.input, completion_tokens: s.expected.output }, estimated: true }, undefined),
   });
 }
 
@@ -311,7 +336,7 @@ async function admit(ctx: GatewayContext, spec: InboundSpec, req: IncomingMessag
   rec.strategy = route.strategy;
   rec.stream = valid.stream;
   const expected = expectedTokensOf(valid, spec.endpoint, decodedBodyBytes(req, valid));
-  const admission = await ctx.tenancy.admit(principal, route.model, expected.input + expected.output);
+  const admission = await ctx.tenancy.admit(principal, route.model, expected.input + expected.output, maxCostOf(ctx, route, valid, spec.endpoint, expected.input));
   try {
     if (spec.storesResponses) route = await pinToPreviousResponse(ctx, principal, route, valid);
     if (checkReferences) await assertOwned(ctx.objects, principal.team, referencedIds(valid.body));
@@ -323,19 +348,26 @@ async function admit(ctx: GatewayContext, spec: InboundSpec, req: IncomingMessag
   return { ctx, spec, res, rec, valid, principal, route, admission, expected, plan: route.candidates };
 }
 
-/** Serves one authenticated request whose JSON body is read. */
+/** Serves one authenticated request whose JSON body is read; a reservation neither settled nor released on the way (an unexpected error) is given back. */
 async function serve(ctx: GatewayContext, spec: InboundSpec, req: IncomingMessage, res: ServerResponse, body: unknown, checkReferences: boolean): Promise<void> {
-  const valid = spec.validate(body);
-  const s = await admit(ctx, spec, req, res, valid, checkReferences);
-  const { rec } = s;
+  const s = await admit(ctx, spec, req, res, spec.validate(body), checkReferences);
+  try {
+    await serveAdmitted(s, req);
+  } finally {
+    // Whatever path ended the request (a failed upstream, an unexpected error) without settling it: nothing billed.
+    const unsettled = takeReservation(s);
+    if (unsettled) ctx.tenancy.release(s.principal, unsettled);
+  }
+}
+
+/** An admitted request: the cache, the attempts, the relay (each path settles it, or throws and serve() gives its reservation back). */
+async function serveAdmitted(s: Served, req: IncomingMessage): Promise<void> {
+  const { ctx, spec, res, rec, valid } = s;
   const cacheKey = spec.cacheable && !valid.stream && valid.body.background !== true ? ctx.cache.keyFor(s.principal, s.route.model, valid.body, req.headers) : null;
   if (cacheKey && (await answerFromCache(s, cacheKey))) return;
   const result = await attempt(s);
   res.setHeader('x-gateway-attempts', String(result.attempts));
-  if (!result.ok) {
-    ctx.tenancy.release(s.principal, s.admission.reservation);
-    throw result.error;
-  }
+  if (!result.ok) throw result.error; // released by serve()
   res.setHeader('x-gateway-provider', result.candidate.provider.name);
   rec.provider = result.candidate.provider.name;
   rec.attempts = result.attempts;

@@ -32,6 +32,8 @@ export interface Candidate {
   kind: ModelKind;
   /** The model has no prices (`unpriced: true`): its requests are counted as unpriced, and cost strategies rank it last, never as free. */
   unpriced: boolean;
+  /** Output tokens reserved against budgets for a request that sets no max tokens (providers[].models[].reserve_output_tokens), when set. */
+  reserveOutputTokens?: number;
   /** Endpoints the provider serves (providers[].endpoints, else its type's defaults). */
   endpoints: ReadonlySet<Endpoint>;
   /** Index in config order; the last tie-breaker of every strategy, so plans are deterministic. */
@@ -84,6 +86,7 @@ function candidatesOf(config: GatewayConfig): { direct: Map<string, Candidate[]>
         outputPerMillion: m.output_per_million,
         kind: m.kind,
         unpriced: m.unpriced,
+        reserveOutputTokens: m.reserve_output_tokens,
         endpoints,
         order: order++,
       };

@@ -5,8 +5,9 @@
  * `auth: none` demo and unit tests.
  */
 import type { Usage } from '../core/endpoints';
+import type { BudgetHold } from '../cost/spend';
 
-export type { Usage };
+export type { BudgetHold, Usage };
 
 export interface Principal {
   /** Readable key name from config (never the key itself). */
@@ -64,6 +65,11 @@ export interface TokenReservation {
   windows?: Record<string, number>;
   /** The model the request was admitted for (its rules are matched again at settlement). */
   model?: string;
+  /**
+   * The request's maximum cost, reserved at admission in the budgets it was checked against (the
+   * team's, a budgeted runtime key's): settle() replaces it by the cost, release() gives it back.
+   */
+  budget?: BudgetHold;
 }
 
 /** One served request, reported after the response finished (or was cut). */
@@ -97,10 +103,12 @@ export interface Tenancy {
   isAdmin(authorization: string | undefined): boolean;
   /**
    * Rate limits and budgets. Reserves `expectedTokens` against the token limits (admitted while
-   * tokens were left before this request). Throws GatewayError 429 when refused, reserving nothing.
+   * tokens were left before this request) and `maxCostUsd` against the budgets (admitted while
+   * the spend and the reservations of requests in flight are below the budget). Throws
+   * GatewayError 429 when refused, reserving nothing.
    */
-  admit(principal: Principal, model: string, expectedTokens?: number): Promise<Admission>;
-  /** Gives back the reservation of an admitted request that will not be settled (it failed). */
+  admit(principal: Principal, model: string, expectedTokens?: number, maxCostUsd?: number): Promise<Admission>;
+  /** Gives back the reservation (tokens and budget) of an admitted request that will not be settled (it failed, nothing billed). */
   release(principal: Principal, reservation: TokenReservation | undefined): void;
   /** Per-provider quota guard: false means skip this provider for now. */
   admitProvider(provider: string): Promise<boolean>;

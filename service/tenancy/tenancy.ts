@@ -11,7 +11,7 @@ import { errorCode, Logger, redisReady, silentLogger } from '../redis/client';
 import { budgetKey, MemorySpendStore, RedisSpendStore, SpendLedger, SpendReport, SpendStore, spendReport } from '../cost/spend';
 import { toNanoUsd } from '../cost/cost';
 import { BudgetScope, BudgetStatus, Period, budgetMessage, checkBudget, keyScope, secondsUntilReset, teamScope, utcPeriods } from './budget';
-import type { Admission, KeyDirectory, Principal, ScopeBudget, Settlement, SpendSink, Tenancy, TokenReservation } from './contracts';
+import type { Admission, BudgetHold, KeyDirectory, Principal, ScopeBudget, Settlement, SpendSink, Tenancy, TokenReservation } from './contracts';
 import { authError, createKeyRing } from './keys';
 import { admitByRules, admitProviderByRules, RuleSet, settleRules, settleTokens } from './admission';
 
@@ -66,6 +66,14 @@ export const BUDGET_VIEW_MS = 500;
  */
 export const SPEND_COALESCE_MS = 50;
 export const HEADROOM_FACTOR = 4;
+
+/** Spend as read (or known), with this replica's own spend at that moment. */
+interface SpendView {
+  day: number;
+  month: number;
+  ownDay: number;
+  ownMonth: number;
+}
 
 const freshSpend = (day: string, month: string): TeamSpend => ({ day, month, dayNano: 0, monthNano: 0, readAt: 0, readMonthNano: 0, rate: Infinity });
 
@@ -125,8 +133,8 @@ class ScopeBudgets {
    * (single flight), so a burst of requests costs one Redis read, not one each. A shared read
    * is at most one round trip old, which the in-flight overshoot bound already covers.
    */
-  private readonly reads = new Map<string, Promise<{ day: number; month: number }>>();
-  /** This replica's own spend per team in the current day and month. */
+  private readonly reads = new Map<string, Promise<SpendView>>();
+  /** This replica's own spend per team in the current day and month (reservations of its requests in flight included). */
   private readonly own = new Map<string, { day: string; month: string; dayNano: number; monthNano: number }>();
 
   constructor(
@@ -146,23 +154,39 @@ class ScopeBudgets {
     return s;
   }
 
-  /** This replica's own spend so far in the team's current day and month (only ever grows within them). */
+  /** This replica's own spend so far in the team's current day and month (a release or a settlement below its reservation lowers it). */
   private ownSpend(team: string, day: string, month: string): { day: number; month: number } {
     const o = this.own.get(team);
     return { day: o && o.day === day ? o.dayNano : 0, month: o && o.month === month ? o.monthNano : 0 };
   }
 
-  /** Adds a settled request's cost (nano-USD) to the team's known and own spend. */
-  addSpend(team: string, at: number, nano: number): void {
+  /**
+   * Adds nano-USD (a settled cost, a reservation, or a negative release or difference) to the
+   * team's known and own spend of the current day and month, when `periods` (the day and month it
+   * is counted in; default: those of `at`) are still current.
+   */
+  addSpend(team: string, at: number, nano: number, periods: { day: string; month: string } = utcPeriods(at)): void {
     const local = this.localSpend(team, at);
-    local.dayNano += nano;
-    local.monthNano += nano;
     const { day, month } = utcPeriods(at);
     let o = this.own.get(team);
     if (!o || o.month !== month) this.own.set(team, (o = { day, month, dayNano: 0, monthNano: 0 }));
     else if (o.day !== day) this.own.set(team, (o = { ...o, day, dayNano: 0 }));
-    o.dayNano += nano;
+    if (periods.month !== month) return;
+    local.monthNano += nano;
     o.monthNano += nano;
+    if (periods.day !== day) return;
+    local.dayNano += nano;
+    o.dayNano += nano;
+  }
+
+  /**
+   * Adds to a scope's budget counters only (a reservation, or a release): this replica's view at
+   * once, Redis with the next spend write (at once when the scope is close to its budget).
+   */
+  hold(scopeId: string, at: number, nano: number, budget: ScopeBudget | undefined, periods: { day: string; month: string } = utcPeriods(at)): void {
+    if (!nano) return;
+    this.addSpend(scopeId, at, nano, periods);
+    this.spend.ledger.recordBudget(scopeId, periods.day, periods.month, nano, this.near(scopeId, budget));
   }
 
   /**
@@ -170,9 +194,10 @@ class ScopeBudgets {
    * sent when the read was issued (writes go out on the same connection, in order, so any write
    * sent before the read is in it) and what was recorded since. One read in flight per team and
    * day is shared by every admission that needs it, and updates the known spend (and the
-   * measured spend rate) once.
+   * measured spend rate) once. The view carries this replica's own spend when it was taken, so an
+   * admission resuming after another that shared the read adds what that one reserved since.
    */
-  private readStored(team: string, day: string, month: string): Promise<{ day: number; month: number }> {
+  private readStored(team: string, day: string, month: string): Promise<SpendView> {
     const k = `${team}\u0000${day}`;
     let read = this.reads.get(k);
     if (!read) {
@@ -186,7 +211,7 @@ class ScopeBudgets {
           const own = this.ownSpend(team, day, month);
           const spent = { day: v.day + base.day + own.day, month: v.month + base.month + own.month };
           this.noteRead(team, day, month, spent);
-          return spent;
+          return { ...spent, ownDay: own.day, ownMonth: own.month };
         })
         .finally(() => this.reads.delete(k));
       this.reads.set(k, read);
@@ -204,7 +229,7 @@ class ScopeBudgets {
     this.known.set(team, { day, month, dayNano: spent.day, monthNano: spent.month, readAt: t, readMonthNano: spent.month, rate });
   }
 
-  private async readTeamSpend(team: string, at: number): Promise<{ day: number; month: number }> {
+  private async readTeamSpend(team: string, at: number): Promise<SpendView> {
     const { day, month } = utcPeriods(at);
     if (!this.redis || redisReady(this.redis)) {
       try {
@@ -214,7 +239,15 @@ class ScopeBudgets {
       }
     }
     const s = this.localSpend(team, at);
-    return { day: s.dayNano, month: s.monthNano };
+    const own = this.ownSpend(team, day, month);
+    return { day: s.dayNano, month: s.monthNano, ownDay: own.day, ownMonth: own.month };
+  }
+
+  /** A view's spend plus this replica's own recorded since it was taken (judged without yielding, so no reservation slips between). */
+  private current(team: string, at: number, v: SpendView): { day: number; month: number } {
+    const { day, month } = utcPeriods(at);
+    const own = this.ownSpend(team, day, month);
+    return { day: v.day + own.day - v.ownDay, month: v.month + own.month - v.ownMonth };
   }
 
   private exportBudget(scope: BudgetScope, status: BudgetStatus): void {
@@ -235,13 +268,16 @@ class ScopeBudgets {
     return cachedSpend(this.known.get(scopeId), budget, at, utcPeriods(at).day) === null;
   }
 
-  /** Throws budgetExceeded when the scope's daily or monthly budget is spent. */
-  async check(scope: BudgetScope, budget: ScopeBudget | undefined): Promise<void> {
-    if (!budget) return;
-    const at = this.now();
+  /**
+   * Throws budgetExceeded when the scope's daily or monthly budget is used up by its spend and
+   * the reservations of requests in flight; else reserves `nano` (in the day and month of `at`)
+   * at once, in the same turn as the decision, and says whether it did.
+   */
+  async check(scope: BudgetScope, budget: ScopeBudget | undefined, at: number, nano: number): Promise<boolean> {
+    if (!budget) return false;
     const known = this.known.get(scope.id);
     let spent = cachedSpend(known, budget, at, utcPeriods(at).day);
-    if (!spent) spent = await this.readTeamSpend(scope.id, at);
+    if (!spent) spent = this.current(scope.id, at, await this.readTeamSpend(scope.id, at));
     else if (at - known!.readAt >= BUDGET_VIEW_MS / 2) void this.readTeamSpend(scope.id, at); // refreshed in the background
     const status = checkBudget(budget, spent);
     this.exportBudget(scope, status);
@@ -249,6 +285,8 @@ class ScopeBudgets {
       this.metrics.budgetRejections.inc({ team: scope.team, period: status.refused });
       throw budgetExceeded(budgetMessage(scope, status.refused, budget), secondsUntilReset(status.refused, this.now()));
     }
+    this.hold(scope.id, at, nano, budget);
+    return nano > 0;
   }
 }
 
@@ -262,33 +300,70 @@ interface AdmitParts {
   now: () => number;
 }
 
-/** The team's budget and the key's own (a runtime key with a budget), checked together; the first refusal wins. */
-async function checkBudgets(parts: AdmitParts, principal: Principal): Promise<void> {
-  const keyCheck = principal.keyId && principal.budget ? parts.budgets.check(keyScope(principal.keyId, principal.keyName, principal.team), principal.budget) : undefined;
-  await Promise.all([parts.budgets.check(teamScope(principal.team), parts.teamBudget(principal.team)), keyCheck]);
+/** The budget of a scope a reservation holds: the team's, or the principal's own (a budgeted runtime key). */
+const budgetOf = (parts: AdmitParts, principal: Principal, scopeId: string): ScopeBudget | undefined => (scopeId === principal.team ? parts.teamBudget(principal.team) : principal.budget);
+
+/** Gives back a reservation's hold on every budget it was made in (a request refused or failed, nothing billed). */
+function releaseBudget(parts: AdmitParts, principal: Principal, hold: BudgetHold | undefined): void {
+  if (!hold) return;
+  const at = parts.now();
+  for (const scope of hold.scopes) parts.budgets.hold(scope, at, -hold.nano, budgetOf(parts, principal, scope), hold);
+}
+
+/**
+ * The team's budget and the key's own (a runtime key with a budget), checked together, each
+ * reserving `nano` when it admits; the first refusal wins and gives back what the other reserved.
+ */
+async function checkBudgets(parts: AdmitParts, principal: Principal, at: number, nano: number): Promise<BudgetHold | undefined> {
+  const scopes = [teamScope(principal.team)];
+  if (principal.keyId && principal.budget) scopes.push(keyScope(principal.keyId, principal.keyName, principal.team));
+  const results = await Promise.allSettled(scopes.map((scope) => parts.budgets.check(scope, budgetOf(parts, principal, scope.id), at, nano)));
+  const { day, month } = utcPeriods(at);
+  const held = scopes.filter((_, i) => results[i].status === 'fulfilled' && (results[i] as PromiseFulfilledResult<boolean>).value);
+  const hold = held.length ? { nano, day, month, scopes: held.map((scope) => scope.id) } : undefined;
+  const refused = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (refused) {
+    releaseBudget(parts, principal, hold);
+    throw refused.reason;
+  }
+  return hold;
+}
+
+/** The rules' token reservation, carrying the budget hold too (a reservation of no tokens when no token rule matched). */
+function withHold(reservation: TokenReservation | undefined, hold: BudgetHold | undefined, model: string): TokenReservation | undefined {
+  if (!hold) return reservation;
+  return { ...(reservation ?? { tokens: 0, until: Infinity, model }), budget: hold };
 }
 
 /**
  * Refuses a model outside the key's allowlist (403) and any request while the ledger spool is
  * full (503); then the limit rules (usually no Redis call: leased windows) and the budgets, issued
- * together so their Redis calls share one round trip; refuses with the tightest headers.
+ * together so their Redis calls share one round trip; refuses with the tightest headers. An
+ * admitted request holds `maxCostUsd` in its budgets until it is settled or released.
  */
-async function admitRequest(parts: AdmitParts, principal: Principal, model: string, expectedTokens: number): Promise<Admission> {
+async function admitRequest(parts: AdmitParts, principal: Principal, model: string, expectedTokens: number, maxCostUsd: number): Promise<Admission> {
   if (principal.models && !principal.models.includes(model)) {
     throw forbidden(`This API key may not use the model "${model.slice(0, 256)}". Its models: ${principal.models.join(', ')}.`, 'model_not_allowed');
   }
   if (parts.sink?.full()) throw serviceUnavailable('The spend ledger cannot record more requests until its database is back. Retry shortly.', 'ledger_unavailable');
-  const budgetCheck = checkBudgets(parts, principal).then(
-    () => null,
-    (err: unknown) => err,
+  const at = parts.now();
+  const budgetCheck = checkBudgets(parts, principal, at, Math.max(0, toNanoUsd(maxCostUsd))).then(
+    (hold) => ({ hold, err: null }),
+    (err: unknown) => ({ hold: undefined, err }),
   );
-  const admission = await admitByRules(parts.rules, parts.metrics, principal, model, expectedTokens, parts.now());
-  const budgetError = await budgetCheck;
-  if (budgetError) {
-    admission.release();
-    throw budgetError;
+  let admission: Awaited<ReturnType<typeof admitByRules>>;
+  try {
+    admission = await admitByRules(parts.rules, parts.metrics, principal, model, expectedTokens, at);
+  } catch (err) {
+    releaseBudget(parts, principal, (await budgetCheck).hold);
+    throw err;
   }
-  return { headers: admission.headers, reservation: admission.reservation };
+  const { hold, err } = await budgetCheck;
+  if (err) {
+    admission.release();
+    throw err;
+  }
+  return { headers: admission.headers, reservation: withHold(admission.reservation, hold, model) };
 }
 
 /** The cost, token and savings metrics of one settled request (cost: what it cost, 0 for a cache hit). */
@@ -305,14 +380,21 @@ function countSettlement(metrics: Metrics, s: Settlement, cost: number): void {
   }
 }
 
-/** Adds a settled request's cost to the team's (and a budgeted key's) local spend and to the Redis spend ledger. */
+/** A settled cost in a scope's local spend: where the request's reservation holds part of it, the difference, in the reservation's day and month. */
+function addSettled(budgets: ScopeBudgets, scope: string, s: Settlement, nano: number): void {
+  const hold = s.reservation?.budget;
+  if (hold && hold.scopes.includes(scope)) budgets.addSpend(scope, s.at, nano - hold.nano, hold);
+  else budgets.addSpend(scope, s.at, nano);
+}
+
+/** Adds a settled request's cost to the team's (and a budgeted key's) local spend and to the Redis spend ledger, replacing its budget reservation. */
 function recordSpend(parts: AdmitParts, ledger: SpendLedger, s: Settlement, cost: number): void {
   const { budgets } = parts;
   const { team, project, keyId, budget: keyBudget } = s.principal;
   const { day, month } = utcPeriods(s.at);
   const keyBudgetScope = keyId && keyBudget ? keyScope(keyId, s.principal.keyName, team).id : undefined;
-  budgets.addSpend(team, s.at, toNanoUsd(cost));
-  if (keyBudgetScope) budgets.addSpend(keyBudgetScope, s.at, toNanoUsd(cost));
+  addSettled(budgets, team, s, toNanoUsd(cost));
+  if (keyBudgetScope) addSettled(budgets, keyBudgetScope, s, toNanoUsd(cost));
   const entry = {
     day,
     month,
@@ -328,6 +410,7 @@ function recordSpend(parts: AdmitParts, ledger: SpendLedger, s: Settlement, cost
     promptTokens: s.usage.prompt_tokens,
     completionTokens: s.usage.completion_tokens,
     keyBudgetScope,
+    reserved: s.reservation?.budget,
   };
   const urgent = budgets.near(team, parts.teamBudget(team)) || (keyBudgetScope !== undefined && budgets.near(keyBudgetScope, keyBudget));
   ledger.recordEntry(entry, urgent);
@@ -352,9 +435,11 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
   const spend = createSpend(deps, redisError);
   const budgets = new ScopeBudgets(spend, redis, metrics, now, redisError);
   const teamBudget = teamBudgetLookup(config, deps.directory);
-  const release = (principal: Principal, reservation: TokenReservation | undefined): void => settleTokens(rules, principal, reservation?.model ?? '', 0, reservation);
-
   const parts: AdmitParts = { rules, budgets, teamBudget, sink: deps.sink, metrics, now };
+  const release = (principal: Principal, reservation: TokenReservation | undefined): void => {
+    settleTokens(rules, principal, reservation?.model ?? '', 0, reservation);
+    releaseBudget(parts, principal, reservation?.budget);
+  };
 
   return {
     authenticate(authorization) {
@@ -367,7 +452,7 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
     },
     isAdmin: (authorization) => keyRing.isAdmin(authorization),
     adminId: (authorization) => keyRing.adminId(authorization),
-    admit: (principal: Principal, model: string, expectedTokens = 0) => admitRequest(parts, principal, model, expectedTokens),
+    admit: (principal: Principal, model: string, expectedTokens = 0, maxCostUsd = 0) => admitRequest(parts, principal, model, expectedTokens, maxCostUsd),
     release,
     admitProvider: (provider) => admitProviderByRules(rules, metrics, provider),
     settle(s: Settlement) {

@@ -43,6 +43,7 @@ export function provider(
         kind?: 'chat' | 'completion' | 'embedding';
         context_window?: number;
         unpriced?: boolean;
+        reserve_output_tokens?: number;
       }
   >,
   extra: Record<string, unknown> = {},

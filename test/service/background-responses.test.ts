@@ -2,8 +2,9 @@
  * Background responses are accounted: `POST /v1/responses` with `background: true` answers
  * `queued` with no usage; the gateway polls the provider and settles the request on the usage of
  * the finished response (100k output tokens here), so the team's budget then refuses the next
- * request. `routing.background_responses: refuse` turns them away; a response still open at
- * shutdown is settled on its estimate. The real `openai` SDK is the client.
+ * request. Until then the response holds its maximum cost in the budget. `routing.background_responses:
+ * refuse` turns them away; a response still open at shutdown is settled on its estimate. The real
+ * `openai` SDK is the client.
  */
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -55,6 +56,32 @@ describe('background responses', function () {
     assert.ok(Math.abs(cost - (10 + 100_000) / 1e6) < 1e-9, `settled on the reported usage: $${cost}`);
     assert.equal(await registryValue(gw, 'aigw_tokens_total', { team: 'research', direction: 'output' }), 100_000);
     await assert.rejects(client.responses.create({ model: 'o-deep', input: 'Again.' }), (e: unknown) => e instanceof OpenAI.RateLimitError && e.code === 'budget_exceeded');
+  });
+
+  it('holds its maximum cost in the budget from admission until it is settled, then its usage replaces it', async () => {
+    gw = await start();
+    client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: KEY, maxRetries: 0 });
+    // Each may cost up to $0.03 (30k output tokens at $1/M): two fit under the $0.05 budget, held while they run.
+    const first = await client.responses.create({ model: 'o-deep', input: 'Think hard.', background: true, max_output_tokens: 30_000 });
+    up.responses.get(first.id)!.background!.polls = 1_000; // still running
+    const second = await client.responses.create({ model: 'o-deep', input: 'Think harder.', background: true, max_output_tokens: 30_000 });
+    up.responses.get(second.id)!.background!.polls = 1_000;
+    assert.equal(await registryValue(gw, 'aigw_cost_usd_total', { team: 'research' }), 0, 'nothing settled yet');
+    await assert.rejects(
+      client.responses.create({ model: 'o-deep', input: 'A third.', max_output_tokens: 16 }),
+      (e: unknown) => e instanceof OpenAI.RateLimitError && e.code === 'budget_exceeded',
+      'the two running responses hold $0.06 of the $0.05 budget',
+    );
+    for (const r of [first, second]) {
+      const s = up.responses.get(r.id)!.background!;
+      s.final = { ...s.final, usage: { ...(s.final.usage as Record<string, unknown>), output_tokens: 1_000 } };
+      s.polls = 0;
+    }
+    const until = Date.now() + 5_000;
+    while ((await registryValue(gw, 'aigw_tokens_total', { team: 'research', direction: 'output' })) < 2_000 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await registryValue(gw, 'aigw_tokens_total', { team: 'research', direction: 'output' }), 2_000, 'both settled on their usage');
+    const third = await client.responses.create({ model: 'o-deep', input: 'Now there is room.', max_output_tokens: 16 });
+    assert.equal(third.status, 'completed', 'the reservations were replaced by $0.002 of usage');
   });
 
   it('a response still running at shutdown is settled on its estimate (max_output_tokens), marked estimated', async () => {

@@ -1,8 +1,8 @@
 /** Tables of cases for the pure decisions: keys, cost, tokens, budgets, limits, cache keys, spend report. */
 import assert from 'node:assert/strict';
 import { cacheDecision, cacheKey, canonical, MemoryCacheStore } from '../../service/cache/cache';
-import { costUsd, priceRequest, toNanoUsd } from '../../service/cost/cost';
-import { entryBatch, MemorySpendStore, parseSpendQuery, SpendEntry, summarize } from '../../service/cost/spend';
+import { costUsd, maxCostUsd, priceRequest, toNanoUsd } from '../../service/cost/cost';
+import { budgetKey, entryBatch, MemorySpendStore, parseSpendQuery, SpendEntry, summarize } from '../../service/cost/spend';
 import { estimatePromptTokens, estimateTokens } from '../../service/cost/tokens';
 import { checkBudget, Period, secondsUntilReset, utcPeriods } from '../../service/tenancy/budget';
 import { createKeyRing, generateKey, hashKey, HashSet, parseBearer } from '../../service/tenancy/keys';
@@ -91,6 +91,21 @@ describe('tenancy decisions', () => {
       assert.deepEqual(priceRequest(usage, { input_per_million: 1, output_per_million: 1 }, undefined), { costUsd: 0.002, listCostUsd: 0.002 });
       assert.deepEqual(priceRequest(usage, undefined, list), { costUsd: 0, listCostUsd: 0.03 });
       assert.deepEqual(priceRequest(usage, undefined, undefined), { costUsd: 0, listCostUsd: 0 });
+    });
+
+    it('maxCostUsd: the costliest candidate at the max tokens, else its reserve, else the gateway default; unpriced holds nothing', () => {
+      const cheap = { inputPerMillion: 1, outputPerMillion: 2, unpriced: false };
+      const pricey = { inputPerMillion: 10, outputPerMillion: 20, unpriced: false, reserveOutputTokens: 100 };
+      const free = { inputPerMillion: 0, outputPerMillion: 0, unpriced: true, reserveOutputTokens: 1_000_000 };
+      const cases: Array<[string, Parameters<typeof maxCostUsd>, number]> = [
+        ['max tokens at the highest price', [[cheap, pricey], 1000, 500, 4096], (1000 * 10 + 500 * 20) / 1e6],
+        ['no max tokens: each candidate its own reserve, else the default', [[cheap, pricey], 1000, undefined, 4096], Math.max(1000 * 1 + 4096 * 2, 1000 * 10 + 100 * 20) / 1e6],
+        ['embeddings: no output', [[cheap], 1000, 0, 4096], 1000 / 1e6],
+        ['n choices: each up to the max tokens', [[cheap], 1000, 500, 4096, 3], (1000 * 1 + 3 * 500 * 2) / 1e6],
+        ['unpriced candidates hold nothing', [[free], 1000, undefined, 4096], 0],
+        ['no candidates', [[], 1000, 10, 4096], 0],
+      ];
+      for (const [what, args, want] of cases) assert.ok(Math.abs(maxCostUsd(...args) - want) < 1e-15, `${what}: ${maxCostUsd(...args)} != ${want}`);
     });
 
     it('nano-USD rounding keeps sums exact', () => {
@@ -383,6 +398,42 @@ describe('tenancy decisions', () => {
       assert.equal(red.totals.requests, 3);
       assert.deepEqual(red.filters, { team: 'red' });
       assert.deepEqual(await store.readBudget('red', '2025-03-15', '2025-03'), { day: toNanoUsd(0.01), month: toNanoUsd(0.02) });
+    });
+
+    it('a settlement whose cost a reservation holds: its budget scopes get cost - reservation in the reservation day, the spend rows the cost', async () => {
+      const store = new MemorySpendStore();
+      const entry: SpendEntry = {
+        day: '2025-03-15',
+        month: '2025-03',
+        team: 'red',
+        project: 'web',
+        provider: 'cheap',
+        model: 'gpt-x',
+        costUsd: 0.01,
+        listCostUsd: 0.01,
+        cached: false,
+        estimated: false,
+        promptTokens: 1,
+        completionTokens: 1,
+        keyBudgetScope: 'key:k1',
+      };
+      const reservation = { nano: toNanoUsd(0.05), day: '2025-03-14', month: '2025-03', scopes: ['red'] }; // made before midnight, in the team's budget only
+      const held = new Map([
+        [
+          budgetKey('red', '2025-03'),
+          new Map([
+            ['m', reservation.nano],
+            ['d:2025-03-14', reservation.nano],
+          ]),
+        ],
+      ]);
+      await store.apply(held);
+      await store.apply(entryBatch({ ...entry, reserved: reservation }));
+      assert.deepEqual(await store.readBudget('red', '2025-03-14', '2025-03'), { day: toNanoUsd(0.01), month: toNanoUsd(0.01) }, 'the reservation replaced by the cost');
+      assert.deepEqual(await store.readBudget('red', '2025-03-15', '2025-03'), { day: 0, month: toNanoUsd(0.01) });
+      assert.deepEqual(await store.readBudget('key:k1', '2025-03-15', '2025-03'), { day: toNanoUsd(0.01), month: toNanoUsd(0.01) }, 'a scope it did not hold gets the cost');
+      const report = summarize({ from: '2025-03-15', to: '2025-03-15' }, ['2025-03-15'], await store.readDays(['2025-03-15']));
+      assert.equal(report.totals.cost_usd, 0.01);
     });
   });
 });

@@ -7,6 +7,7 @@ import type Redis from 'ioredis';
 import { GatewayConfig } from '../../service/config/schema';
 import { GatewayError } from '../../service/core/errors';
 import { Metrics } from '../../service/metrics/metrics';
+import type { Admission } from '../../service/tenancy/contracts';
 import { createTenancy, GatewayTenancy } from '../../service/tenancy/tenancy';
 import { RedisServer, startRedis } from '../helpers/redis-server';
 import { FAIR_DIVISOR, VIEW_MAX_AGE_MS } from '../../service/tenancy/lease';
@@ -198,7 +199,7 @@ describe('tenancy across replicas sharing Redis', function () {
     assert.equal(await rs[0].tenancy.admitProvider('pricey'), true, 'no limit configured');
   });
 
-  it('a budget is not overshot by more than the requests in flight, and spend equals the sum of costs', async () => {
+  it('a budget is overshot by at most one maximum cost plus the reservations other replicas made within one write + read; spend equals the sum of costs', async () => {
     const config = testConfig({ teams: [{ name: 'red', budget: { daily_usd: 1, alert_threshold: 0.5 } }, { name: 'blue' }], redis: redisCfg() });
     const rs = await start(config);
     const alice = rs[0].tenancy.authenticate(`Bearer ${KEYS.alice}`);
@@ -208,8 +209,9 @@ describe('tenancy across replicas sharing Redis', function () {
     let refusals = 0;
     const loop = async (r: Replica) => {
       for (let i = 0; i < 200; i++) {
+        let admission: Admission;
         try {
-          await r.tenancy.admit(alice, 'gpt-x');
+          admission = await r.tenancy.admit(alice, 'gpt-x', 0, cost); // its maximum cost is what it costs
         } catch (err) {
           assert.ok(err instanceof GatewayError && err.type === 'insufficient_quota' && err.code === 'budget_exceeded', String(err));
           assert.match(err.message, /daily budget of team "red"/);
@@ -218,14 +220,16 @@ describe('tenancy across replicas sharing Redis', function () {
         }
         await new Promise((res) => setImmediate(res)); // the upstream call
         spent += cost;
-        r.tenancy.settle(settlement(alice, cost));
+        r.tenancy.settle(settlement(alice, cost, { reservation: admission.reservation }));
       }
     };
     await Promise.all(rs.flatMap((r) => Array.from({ length: loopsPerReplica }, () => loop(r))));
     await Promise.all(rs.map((r) => r.tenancy.flush()));
-    // In flight = each loop's request being served plus, at most, the spend write of the one it
-    // just finished (sent, not yet applied when another replica reads): two per loop.
-    const inFlightBound = 2 * rs.length * loopsPerReplica * cost;
+    // Each admission reserves its maximum cost at once in its own replica's view, and near the
+    // budget writes it at the end of the turn. A replica's read can miss, per loop on another
+    // replica, the reservation whose write is not applied yet and the one admitted after the read:
+    // two per loop elsewhere; plus the maximum cost of the last request admitted.
+    const inFlightBound = cost + 2 * (rs.length - 1) * loopsPerReplica * cost;
     assert.equal(refusals, rs.length * loopsPerReplica, 'every loop ended with a refusal');
     assert.ok(spent >= 1 - 1e-9, `spent ${spent} reaches the budget`);
     assert.ok(spent <= 1 + inFlightBound + 1e-9, `spent ${spent} overshoots by at most ${inFlightBound}`);
@@ -244,6 +248,36 @@ describe('tenancy across replicas sharing Redis', function () {
     assert.ok((await metricValue(rs[0].metrics, 'budgetUsedRatio', { team: 'red', period: 'daily' })) >= 1);
     // Another team is unaffected.
     await rs[0].tenancy.admit(rs[0].tenancy.authenticate(`Bearer ${KEYS.bob}`), 'gpt-x');
+  });
+
+  it('reservations are seen by every replica before any request is settled; a burst reaching all replicas at once is admitted up to the budget on each', async () => {
+    const config = testConfig({ teams: [{ name: 'red', budget: { daily_usd: 1, alert_threshold: 0.5 } }, { name: 'blue' }], redis: redisCfg() });
+    const rs = await start(config);
+    const alice = rs[0].tenancy.authenticate(`Bearer ${KEYS.alice}`);
+    const maxCost = 0.1;
+    const burst = (r: Replica, n: number) => Promise.allSettled(Array.from({ length: n }, () => r.tenancy.admit(alice, 'gpt-x', 0, maxCost)));
+    const admittedOf = (results: PromiseSettledResult<Admission>[]) => results.filter((x): x is PromiseFulfilledResult<Admission> => x.status === 'fulfilled').map((x) => x.value);
+    const isBudgetRefusal = (x: PromiseSettledResult<Admission>) => x.status === 'rejected' && x.reason instanceof GatewayError && x.reason.code === 'budget_exceeded';
+    // One replica: admitted while its reservations leave budget (10 x $0.1), none settled yet.
+    const first = await burst(rs[0], 20);
+    const held = admittedOf(first);
+    assert.equal(held.length, 10);
+    assert.ok(first.filter((x) => x.status === 'rejected').every(isBudgetRefusal));
+    await rs[0].tenancy.flush();
+    // The other replicas see those reservations through Redis: refused before anything is settled.
+    for (const r of rs.slice(1)) assert.ok(isBudgetRefusal((await burst(r, 1))[0]), 'a reservation of another replica counts');
+    // Settled below their reservations ($0.02 each): the difference comes back, fleet-wide.
+    for (const a of held) rs[0].tenancy.settle(settlement(alice, 0.02, { reservation: a.reservation }));
+    await rs[0].tenancy.flush();
+    // A burst reaching all three replicas at once: each admits against the $0.8 left as it read
+    // it plus its own reservations; what the others reserve meanwhile is not visible yet.
+    const bursts = await Promise.all(rs.map((r) => burst(r, 20)));
+    const counts = bursts.map((b) => admittedOf(b).length);
+    for (const c of counts) assert.ok(c <= 8, `a replica admits at most the $0.8 left: ${counts}`);
+    const total = counts.reduce((a, b) => a + b);
+    assert.ok(total >= 8 && total <= 3 * 8, `${counts}`);
+    await Promise.all(rs.map((r) => r.tenancy.flush()));
+    for (const r of rs) assert.ok(isBudgetRefusal((await burst(r, 1))[0]), 'once written, the reservations refuse further requests everywhere');
   });
 
   it('spend report: many concurrent settles on three replicas sum exactly; Prometheus counters agree', async () => {

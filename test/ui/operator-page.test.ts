@@ -66,8 +66,9 @@ describe('operator page (/ui)', function () {
       ],
       providers: [
         provider('p', up.url, [
-          { name: 'small', input_per_million: 100, output_per_million: 200 },
-          { name: 'large', input_per_million: 1000, output_per_million: 3000 },
+          // The fake answers 5 output tokens: what a request without max_tokens holds in the budget.
+          { name: 'small', input_per_million: 100, output_per_million: 200, reserve_output_tokens: 5 },
+          { name: 'large', input_per_million: 1000, output_per_million: 3000, reserve_output_tokens: 5 },
         ]),
       ],
     });
