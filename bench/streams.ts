@@ -16,7 +16,8 @@ import { spawnSync } from 'node:child_process';
 import type { StreamResult, StreamSpec } from './loadgen';
 import { metricSum, pct, rssMb, round, sortNum } from './lib';
 import { streamChecks } from './report';
-import { CHAT_PATH, GatewayTarget, MODEL, Target, startGateway, startNodeFloor, startUpstream } from './targets';
+import { gcCounters, gcPauses, GcPauses } from './half-peak';
+import { CHAT_PATH, MODEL, Target, startGateway, startNodeFloor, startUpstream } from './targets';
 
 export interface StreamsOptions {
   streams: number;
@@ -38,6 +39,8 @@ export interface StreamsResult {
   gapP99AddedMs: number | null;
   gapP99AddedOverDirectMs: number | null;
   eventLoopDelayP99Ms: number | null;
+  /** The gateway's GC pauses while every stream was open (its own /metrics). */
+  gc?: GcPauses;
   /** The same phase through bench/node-floor.ts (node:http in, undici out, nothing else): what any Node proxy costs here. */
   floor?: { errors: number; rssPerStreamKb: number | null; gapP99AddedMs: number | null };
 }
@@ -120,7 +123,6 @@ async function holdStreams(deps: Deps, t: Target, o: StreamsOptions, onAllOpen?:
   }
 }
 
-const lagP99Ms = async (g: GatewayTarget) => metricSum(await (await fetch(g.metricsUrl)).text(), 'aigw_nodejs_eventloop_lag_p99_seconds') * 1000;
 const perStreamKb = (idle: number, h: Held, streams: number) => (h.rss.length ? round(((pct(sortNum(h.rss), 50) - idle) * 1024) / streams, 2) : null);
 const failures = (h: Held, streams: number) => h.r.errors + (streams - h.r.ok - h.r.errors);
 
@@ -152,9 +154,13 @@ export async function streamsPhase(deps: Deps, o: StreamsOptions): Promise<Strea
     await new Promise((r) => setTimeout(r, 1000));
     const idle = rssOf(gateway);
     deps.log(`streams: through the gateway (idle RSS ${idle.toFixed(1)} MB)`);
-    // A scrape resets the event-loop histogram: scraped once every stream is open, then at the end.
-    const h = await holdStreams(deps, gateway, o, () => lagP99Ms(gateway).then(() => undefined));
-    const lag = await lagP99Ms(gateway);
+    // A scrape resets the event-loop histogram: scraped once every stream is open, then at the end (GC pauses between the two).
+    let gc0: { at: number; c: ReturnType<typeof gcCounters> } | undefined;
+    const scrape = async () => (await fetch(gateway.metricsUrl)).text();
+    const h = await holdStreams(deps, gateway, o, async () => void (gc0 = { at: Date.now(), c: gcCounters(await scrape()) }));
+    const text = await scrape();
+    const lag = metricSum(text, 'aigw_nodejs_eventloop_lag_p99_seconds') * 1000;
+    const gc = gc0 ? gcPauses(gc0.c, gcCounters(text), Date.now() - gc0.at) : undefined;
     const r = h.r;
     return {
       streams: o.streams,
@@ -168,6 +174,7 @@ export async function streamsPhase(deps: Deps, o: StreamsOptions): Promise<Strea
       gapP99AddedMs: round(h.gapP99Us / 1000, 2),
       gapP99AddedOverDirectMs: round((h.gapP99Us - direct.gapP99Us) / 1000, 2),
       eventLoopDelayP99Ms: round(lag, 2),
+      ...(gc ? { gc } : {}),
       floor,
     };
   } finally {
