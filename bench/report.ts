@@ -190,9 +190,9 @@ export function streamChecks(s: StreamsResult): TargetCheck[] {
       met: s.gapP99AddedMs === null ? null : s.gapP99AddedMs <= 5,
     },
     {
-      what: `${head}: gateway event-loop delay p99 and GC pauses, every stream open`,
+      what: `${head}: gateway event-loop delay p99, CPU per event and GC pauses, every stream open`,
       target: 'reported',
-      measured: `${s.eventLoopDelayP99Ms} ms${s.gc ? `; GC ${s.gc.count} pauses, ${s.gc.totalMs} ms (${s.gc.sharePct}% of the time), ${s.gc.over2ms} over 2 ms, ${s.gc.over10ms} over 10 ms` : ''}`,
+      measured: `${s.eventLoopDelayP99Ms} ms; CPU per relayed event ${s.cpuUsPerEvent} µs${f ? ` (node-floor ${f.cpuUsPerEvent} µs)` : ''}${s.gc ? `; GC ${s.gc.count} pauses, ${s.gc.totalMs} ms (${s.gc.sharePct}% of the time), ${s.gc.over2ms} over 2 ms, ${s.gc.over10ms} over 10 ms` : ''}`,
       met: null,
     },
     {

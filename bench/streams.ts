@@ -14,7 +14,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import type { StreamResult, StreamSpec } from './loadgen';
-import { metricSum, pct, rssMb, round, sortNum } from './lib';
+import { cpuUs, metricSum, pct, rssMb, round, sortNum } from './lib';
 import { streamChecks } from './report';
 import { gcCounters, gcPauses, GcPauses } from './half-peak';
 import { CHAT_PATH, MODEL, Target, startGateway, startNodeFloor, startUpstream } from './targets';
@@ -42,7 +42,9 @@ export interface StreamsResult {
   /** The gateway's GC pauses while every stream was open (its own /metrics). */
   gc?: GcPauses;
   /** The same phase through bench/node-floor.ts (node:http in, undici out, nothing else): what any Node proxy costs here. */
-  floor?: { errors: number; rssPerStreamKb: number | null; gapP99AddedMs: number | null };
+  floor?: { errors: number; rssPerStreamKb: number | null; gapP99AddedMs: number | null; cpuUsPerEvent: number | null };
+  /** The gateway's CPU (all threads) per relayed event while every stream is open (each stream one event a second). */
+  cpuUsPerEvent: number | null;
 }
 
 interface Deps {
@@ -98,6 +100,8 @@ const rssOf = (t: Target) => t.pids().reduce((s, pid) => s + rssMb(pid), 0);
 interface Held {
   r: StreamResult;
   rss: number[];
+  /** The target's CPU time (µs) and the wall time (ms) at each RSS sample. */
+  cpu: Array<{ us: number; at: number }>;
   gapP99Us: number;
 }
 
@@ -107,16 +111,20 @@ async function holdStreams(deps: Deps, t: Target, o: StreamsOptions, onAllOpen?:
   const body = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Stream slowly.' }], max_tokens: o.seconds + 8, stream: true });
   const spec: StreamSpec = { mode: 'stream', url: `${t.base}${CHAT_PATH}`, headers: t.headers, body, count: o.streams, concurrency: o.streams, warmup: 0, rampMs };
   const rss: number[] = [];
+  const cpu: Held['cpu'] = [];
   const t0 = Date.now();
   // Every stream is open from the end of the ramp until the first one ends (S seconds after it began).
   const timer = setInterval(() => {
     const at = Date.now() - t0;
-    if (at > rampMs + 1000 && at < o.seconds * 1000 - 1000) rss.push(rssOf(t));
+    if (at > rampMs + 1000 && at < o.seconds * 1000 - 1000) {
+      rss.push(rssOf(t));
+      cpu.push({ us: t.pids().reduce((n, pid) => n + cpuUs(pid), 0), at });
+    }
   }, 1000);
   const allOpen = onAllOpen ? setTimeout(() => void onAllOpen().catch(() => undefined), rampMs + 1000) : undefined;
   try {
     const r = await deps.loadgen<StreamResult>(spec, rampMs + o.seconds * 1000 + 120_000);
-    return { r, rss, gapP99Us: pct(addedGapsUs(r.chunkOffsetsUs, INTERVAL_MS, r.firstUs, (rampMs + 1000) * 1000), 99) };
+    return { r, rss, cpu, gapP99Us: pct(addedGapsUs(r.chunkOffsetsUs, INTERVAL_MS, r.firstUs, (rampMs + 1000) * 1000), 99) };
   } finally {
     clearInterval(timer);
     clearTimeout(allOpen);
@@ -124,6 +132,12 @@ async function holdStreams(deps: Deps, t: Target, o: StreamsOptions, onAllOpen?:
 }
 
 const perStreamKb = (idle: number, h: Held, streams: number) => (h.rss.length ? round(((pct(sortNum(h.rss), 50) - idle) * 1024) / streams, 2) : null);
+/** CPU per event between the first and last samples taken with every stream open: each stream sends one event a second. */
+export function cpuPerEventUs(cpu: Array<{ us: number; at: number }>, streams: number, intervalMs = INTERVAL_MS): number | null {
+  if (cpu.length < 2) return null;
+  const [a, b] = [cpu[0], cpu[cpu.length - 1]];
+  return round((b.us - a.us) / ((streams * (b.at - a.at)) / intervalMs), 1);
+}
 const failures = (h: Held, streams: number) => h.r.errors + (streams - h.r.ok - h.r.errors);
 
 /** The same streams through the bare Node proxy: the floor the gateway's figures are read against. */
@@ -134,7 +148,7 @@ async function floorPhase(deps: Deps, upstream: Target, o: StreamsOptions): Prom
     const idle = rssOf(floor);
     deps.log(`streams: through node-floor (idle RSS ${idle.toFixed(1)} MB)`);
     const h = await holdStreams(deps, floor, o);
-    return { errors: failures(h, o.streams), rssPerStreamKb: perStreamKb(idle, h, o.streams), gapP99AddedMs: round(h.gapP99Us / 1000, 2) };
+    return { errors: failures(h, o.streams), rssPerStreamKb: perStreamKb(idle, h, o.streams), gapP99AddedMs: round(h.gapP99Us / 1000, 2), cpuUsPerEvent: cpuPerEventUs(h.cpu, o.streams) };
   } finally {
     for (const pid of floor.pids()) process.kill(pid, 'SIGTERM');
   }
@@ -171,6 +185,7 @@ export async function streamsPhase(deps: Deps, o: StreamsOptions): Promise<Strea
       idleRssMb: round(idle, 1)!,
       openRssMb: round(h.rss.length ? pct(sortNum(h.rss), 50) : NaN, 1)!,
       rssPerStreamKb: perStreamKb(idle, h, o.streams),
+      cpuUsPerEvent: cpuPerEventUs(h.cpu, o.streams),
       gapP99AddedMs: round(h.gapP99Us / 1000, 2),
       gapP99AddedOverDirectMs: round((h.gapP99Us - direct.gapP99Us) / 1000, 2),
       eventLoopDelayP99Ms: round(lag, 2),

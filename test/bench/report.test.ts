@@ -3,7 +3,7 @@
  * two /metrics scrapes, and the targets read against node-floor.
  */
 import assert from 'node:assert/strict';
-import { addedGapsUs, maxStreams, rampMsFor } from '../../bench/streams';
+import { addedGapsUs, cpuPerEventUs, maxStreams, rampMsFor } from '../../bench/streams';
 import { gcCounters, gcPauses } from '../../bench/half-peak';
 import { floorChecks, Results, streamChecks } from '../../bench/report';
 
@@ -23,6 +23,22 @@ describe('bench: open streams and targets against node-floor', () => {
     assert.equal(rampMsFor(100), 1000);
     assert.equal(rampMsFor(10_000), 20_000);
     assert.equal(maxStreams(20_000), 9_900);
+  });
+
+  it('divides CPU between the first and last samples by the events relayed in between (one a stream a second)', () => {
+    // 2,000 streams over 3 s: 6,000 events for 120 ms of CPU.
+    assert.equal(
+      cpuPerEventUs(
+        [
+          { us: 1_000_000, at: 5000 },
+          { us: 1_060_000, at: 6500 },
+          { us: 1_120_000, at: 8000 },
+        ],
+        2000,
+      ),
+      20,
+    );
+    assert.equal(cpuPerEventUs([{ us: 1, at: 1 }], 2000), null);
   });
 
   it('reads GC pauses from two scrapes of the histogram', () => {
@@ -59,7 +75,19 @@ describe('bench: open streams and targets against node-floor', () => {
   });
 
   it('holds the open-streams goals only when errors, memory and gaps all hold', () => {
-    const s = { streams: 9900, seconds: 60, rampMs: 19800, errors: 0, idleRssMb: 100, openRssMb: 200, rssPerStreamKb: 15, gapP99AddedMs: 4, gapP99AddedOverDirectMs: 1, eventLoopDelayP99Ms: 3 };
+    const s = {
+      streams: 9900,
+      seconds: 60,
+      rampMs: 19800,
+      errors: 0,
+      idleRssMb: 100,
+      openRssMb: 200,
+      rssPerStreamKb: 15,
+      gapP99AddedMs: 4,
+      gapP99AddedOverDirectMs: 1,
+      eventLoopDelayP99Ms: 3,
+      cpuUsPerEvent: 20,
+    };
     const checks = streamChecks(s);
     assert.deepEqual(
       checks.map((c) => c.met),
