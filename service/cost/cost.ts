@@ -63,7 +63,7 @@ export function maxCostUsd(candidates: readonly ReservePrice[], inputTokens: num
   for (const c of candidates) {
     if (c.unpriced) continue;
     const output = (maxOutputTokens ?? c.reserveOutputTokens ?? defaultOutputTokens) * choices;
-    max = Math.max(max, (inputTokens * c.inputPerMillion + output * c.outputPerMillion) / 1_000_000);
+    max = Math.max(max, costUsd({ prompt_tokens: inputTokens, completion_tokens: output }, { input_per_million: c.inputPerMillion, output_per_million: c.outputPerMillion }));
   }
   return max;
 }

@@ -144,11 +144,19 @@ export function addEntry(b: Batch, e: SpendEntry): Batch {
   return b;
 }
 
-/** A settled cost in a budget scope's counters: where a reservation holds part of it, the difference, in the reservation's day and month. */
+/**
+ * What a settled cost adds to one budget scope's counters (pure): where the request's reservation
+ * holds part of it in that scope, the difference, in the reservation's day and month; else the
+ * whole cost in the settlement's. The one rule for the Redis counters and a replica's own view.
+ */
+export function settledBudgetShare(scope: string, hold: BudgetHold | undefined, nano: number, periods: { day: string; month: string }): { nano: number; day: string; month: string } {
+  return hold && hold.scopes.includes(scope) ? { nano: nano - hold.nano, day: hold.day, month: hold.month } : { nano, day: periods.day, month: periods.month };
+}
+
+/** A settled cost in a budget scope's counters (see settledBudgetShare). */
 function addSettledBudget(b: Batch, scope: string, e: SpendEntry, cost: number): void {
-  const r = e.reserved;
-  if (r && r.scopes.includes(scope)) addBudget(b, scope, r.month, r.day, cost - r.nano);
-  else addBudget(b, scope, e.month, e.day, cost);
+  const share = settledBudgetShare(scope, e.reserved, cost, e);
+  addBudget(b, scope, share.month, share.day, share.nano);
 }
 
 export interface SpendStore {

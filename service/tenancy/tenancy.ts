@@ -8,7 +8,7 @@ import type { GatewayConfig, TeamConfig } from '../config/schema';
 import { budgetExceeded, forbidden, serviceUnavailable } from '../core/errors';
 import type { Metrics } from '../metrics/metrics';
 import { errorCode, Logger, redisReady, silentLogger } from '../redis/client';
-import { budgetKey, MemorySpendStore, RedisSpendStore, SpendLedger, SpendReport, SpendStore, spendReport } from '../cost/spend';
+import { budgetKey, MemorySpendStore, RedisSpendStore, settledBudgetShare, SpendLedger, SpendReport, SpendStore, spendReport } from '../cost/spend';
 import { toNanoUsd } from '../cost/cost';
 import { BudgetScope, BudgetStatus, Period, budgetMessage, checkBudget, keyScope, secondsUntilReset, teamScope, utcPeriods } from './budget';
 import type { Admission, BudgetHold, KeyDirectory, Principal, ScopeBudget, Settlement, SpendSink, Tenancy, TokenReservation } from './contracts';
@@ -382,9 +382,8 @@ function countSettlement(metrics: Metrics, s: Settlement, cost: number): void {
 
 /** A settled cost in a scope's local spend: where the request's reservation holds part of it, the difference, in the reservation's day and month. */
 function addSettled(budgets: ScopeBudgets, scope: string, s: Settlement, nano: number): void {
-  const hold = s.reservation?.budget;
-  if (hold && hold.scopes.includes(scope)) budgets.addSpend(scope, s.at, nano - hold.nano, hold);
-  else budgets.addSpend(scope, s.at, nano);
+  const share = settledBudgetShare(scope, s.reservation?.budget, nano, utcPeriods(s.at));
+  budgets.addSpend(scope, s.at, share.nano, share);
 }
 
 /** Adds a settled request's cost to the team's (and a budgeted key's) local spend and to the Redis spend ledger, replacing its budget reservation. */
