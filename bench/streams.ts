@@ -14,9 +14,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import type { StreamResult, StreamSpec } from './loadgen';
-import { cpuUs, metricSum, pct, rssMb, round, sortNum } from './lib';
+import { cpuUs, pct, rssMb, round, sortNum } from './lib';
 import { streamChecks } from './report';
-import { gcCounters, gcPauses, GcPauses } from './half-peak';
+import { gcCounters, gcPauses, GcPauses, lagP99Ms } from './half-peak';
 import { CHAT_PATH, MODEL, Target, startGateway, startNodeFloor, startUpstream } from './targets';
 
 export interface StreamsOptions {
@@ -173,7 +173,7 @@ export async function streamsPhase(deps: Deps, o: StreamsOptions): Promise<Strea
     const scrape = async () => (await fetch(gateway.metricsUrl)).text();
     const h = await holdStreams(deps, gateway, o, async () => void (gc0 = { at: Date.now(), c: gcCounters(await scrape()) }));
     const text = await scrape();
-    const lag = metricSum(text, 'aigw_nodejs_eventloop_lag_p99_seconds') * 1000;
+    const lag = lagP99Ms(text);
     const gc = gc0 ? gcPauses(gc0.c, gcCounters(text), Date.now() - gc0.at) : undefined;
     const r = h.r;
     return {
