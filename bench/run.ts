@@ -3,6 +3,7 @@
  * npm run bench -- --profile     (gateway only, node --cpu-prof, prints the hot spots)
  * npm run bench -- --all-limits  (also tokens per minute, team limits and limit rules of every kind on the gateway)
  * npm run bench -- --streams N [--stream-seconds S]  (only the open-streams phase: bench/streams.ts)
+ * npm run bench -- --relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]  (CPU per relayed stream event: bench/relay-cpu.ts)
  * npm run bench -- --tracing [--baseline REF] [--rounds N]  (tracing off and on, side by side: bench/tracing.ts)
  *
  * Side by side, in one run, on 127.0.0.1, each in its own process: a fast fake OpenAI
@@ -21,6 +22,7 @@ import { cpus, tmpdir } from 'node:os';
 import Redis from 'ioredis';
 import { dirname, join } from 'node:path';
 import type { RateResult, RateSpec, StreamResult, StreamSpec } from './loadgen';
+import { relayCpuPhase, renderRelayCpu } from './relay-cpu';
 import { cpuUs, hasCommand, metricSum, pct, rssMb, run, round, sortNum, stopAll } from './lib';
 import { summarise } from './profile-summary';
 import { renderMarkdown, Results, StreamStats, evaluateTargets } from './report';
@@ -42,11 +44,14 @@ interface Options {
   streamSeconds: number;
   /** Leave the open-streams phase out of the full run (it takes about 4 minutes at 10,000 streams). */
   skipStreams: boolean;
+  /** Only CPU per relayed stream event (bench/relay-cpu.ts), through relayStreams streams at once. */
+  relayCpu: boolean;
+  relayStreams: number;
   /** Tracing off vs on (100% sampled, exporting to a local sink), side by side. */
   tracing: boolean;
-  /** With --tracing: a git ref built and run as a third gateway. */
+  /** With --tracing, --gc or --relay-cpu: a git ref built and run as another gateway. */
   baseline?: string;
-  /** With --tracing: rounds of each phase (default 3, --quick 2). */
+  /** With --tracing (default 3, --quick 2) or --relay-cpu (default 5): rounds of each phase. */
   rounds?: number;
   out: string;
   logFile: string;
@@ -60,7 +65,7 @@ function parseOptions(argv: string[]): Options {
   };
   if (argv.includes('--help')) {
     process.stdout.write(
-      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N [--stream-seconds S]] [--skip-streams]\n',
+      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]]\n',
     );
     process.exit(0);
   }
@@ -75,6 +80,8 @@ function parseOptions(argv: string[]): Options {
     streams: value('--streams') ? Number(value('--streams')) : undefined,
     streamSeconds: Number(value('--stream-seconds') ?? (argv.includes('--quick') ? 15 : 60)),
     skipStreams: argv.includes('--skip-streams'),
+    relayCpu: argv.includes('--relay-cpu'),
+    relayStreams: Number(value('--relay-streams') ?? 100),
     out: value('--out') ?? join(ROOT, 'bench/results/latest.json'),
     logFile: value('--log-file') ?? '/dev/null',
     keep: argv.includes('--keep'),
@@ -268,6 +275,13 @@ async function main(): Promise<void> {
 
   try {
     buildIfStale();
+    if (opts.relayCpu) {
+      const rows = await relayCpuPhase({ dir, loadgen, log }, { rounds: opts.rounds ?? 5, streams: opts.relayStreams, baseline: opts.baseline });
+      mkdirSync(dirname(opts.out), { recursive: true });
+      writeFileSync(opts.out, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, relayCpu: rows }, null, 2)}\n`);
+      process.stdout.write(renderRelayCpu(rows, opts.relayStreams));
+      return;
+    }
     if (opts.streams) {
       const s = await streamsPhase({ loadgen, log }, { streams: opts.streams, seconds: opts.streamSeconds, dir, logFile: opts.logFile });
       mkdirSync(dirname(opts.out), { recursive: true });

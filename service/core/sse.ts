@@ -88,6 +88,11 @@ export class SseSplitter {
     return events;
   }
 
+  /** Nothing is kept: the next push begins an event. */
+  get empty(): boolean {
+    return this.length === 0;
+  }
+
   /** What is left after the last complete event (an event the stream ended without terminating). */
   rest(): string {
     const rest = this.pieces.join('');

@@ -4,6 +4,7 @@
  * streams, a provider counts as successful only once its first chunk has arrived, so
  * failover happens before the first byte reaches the client.
  */
+import { bodyChunks } from './body-chunks';
 import { Cancel, CancelSignal } from './cancel';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GatewayConfig, providerApiKey } from '../config/schema';
@@ -281,7 +282,7 @@ export class Executor {
       await readErrorBody(res.body);
       return { kind: 'failure', reason: 'invalid_stream', retryable: false };
     }
-    const raw = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const raw = bodyChunks(res.body);
     const rest = translation ? translation.translateStream(raw, Math.floor(this.deps.now() / 1000), c.upstreamModel) : raw;
     let first: Buffer;
     try {

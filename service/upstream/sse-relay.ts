@@ -48,6 +48,8 @@ class SseRelay {
   private readonly decoder = new StringDecoder('utf8');
   private readonly splitter = new SseSplitter();
   private invalidRun = 0;
+  /** The bytes so far ended on an event's end: the next bytes begin one. */
+  private aligned = true;
   clientClosed = false;
 
   constructor(
@@ -64,27 +66,39 @@ class SseRelay {
     }
   };
 
-  /** Writes the complete events of `bytes` that are to be forwarded; false once the stream stays unreadable or an event is over the cap. */
-  async pump(bytes: Buffer): Promise<boolean> {
+  /**
+   * Writes the complete events of `bytes` that are to be forwarded; false once the stream stays
+   * unreadable or an event is over the cap. A promise only while the client pushes back.
+   */
+  pump(bytes: Buffer): boolean | Promise<boolean> {
     const { acc, res, splitter } = this;
+    const whole = this.aligned;
     let out = '';
     let valid = true;
+    let skipped = false;
     for (const event of splitter.push(this.decoder.write(bytes))) {
       const verdict = inspectEvent(event.body, this.hideUsage, acc);
       if (verdict === 'invalid') {
         // One unreadable event is skipped (and counted); a run of them means the stream is broken.
         acc.dropped = (acc.dropped ?? 0) + 1;
+        skipped = true;
         if (++this.invalidRun < MAX_INVALID_RUN) continue;
         valid = false;
         break;
       }
       this.invalidRun = 0;
       if (verdict === 'forward') out += event.raw;
+      else skipped = true;
     }
-    if (out && this.rewrite) out = this.rewrite(out);
-    if (out && !this.clientClosed && !res.write(out)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    // Ends on an event's end, with no character cut (its last byte is a newline): the decoder and splitter keep nothing.
+    this.aligned = splitter.empty && bytes[bytes.length - 1] === 10;
     if (valid && splitter.overflow) acc.tooLarge = true; // one event over MAX_EVENT_CHARS: the stream ends with the invalid-event error
-    return valid && !splitter.overflow;
+    const ok = valid && !splitter.overflow;
+    if (!out || this.clientClosed) return ok;
+    // Whole events, all forwarded as they are: the bytes as they came, not decoded and encoded again.
+    const same = ok && whole && this.aligned && !skipped && !this.rewrite;
+    if (res.write(same ? bytes : this.rewrite ? this.rewrite(out) : out)) return ok;
+    return Promise.race([once(res, 'drain'), once(res, 'close')]).then(() => ok);
   }
 
   /** The upstream to its end (or the client's leaving); sets acc.interrupted for a cut or an unusable stream. */
@@ -95,7 +109,8 @@ class SseRelay {
       while (ok && !this.clientClosed) {
         const next = await handle.rest.next();
         if (next.done) break;
-        ok = await this.pump(next.value);
+        const pumped = this.pump(next.value);
+        ok = pumped === true || pumped === false ? pumped : await pumped;
       }
       if (!ok) {
         acc.interrupted = 'invalid';

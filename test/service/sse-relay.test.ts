@@ -11,14 +11,26 @@ import { relaySse } from '../../service/upstream/sse-relay';
 
 class MemoryResponse extends Writable {
   text = '';
+  /** Each write as it was handed over (a Buffer, or the string's bytes). */
+  writes: Buffer[] = [];
+  constructor() {
+    super({ decodeStrings: true });
+  }
+  override write(chunk: unknown, ...rest: never[]): boolean {
+    this.handed.push(chunk);
+    return super.write(chunk as Buffer, ...rest);
+  }
+  /** What write() was called with, before any conversion. */
+  handed: unknown[] = [];
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    this.writes.push(chunk);
     this.text += chunk.toString('utf8');
     cb();
   }
 }
 
 /** An upstream that yields `parts` after `first`, then ends or throws; records abort and done. */
-function upstream(first: string, parts: Array<string | Error>, onNext?: (i: number) => void) {
+function upstream(first: string | Buffer, parts: Array<string | Buffer | Error>, onNext?: (i: number) => void) {
   const state = { aborted: 0, done: 0 };
   let i = 0;
   const rest: AsyncIterator<Buffer> = {
@@ -27,10 +39,10 @@ function upstream(first: string, parts: Array<string | Error>, onNext?: (i: numb
       if (i >= parts.length) return { done: true, value: undefined };
       const p = parts[i++];
       if (p instanceof Error) throw p;
-      return { done: false, value: Buffer.from(p, 'utf8') };
+      return { done: false, value: Buffer.isBuffer(p) ? p : Buffer.from(p, 'utf8') };
     },
   };
-  const handle: StreamHandle = { first: Buffer.from(first, 'utf8'), rest, abort: () => void state.aborted++, done: () => void state.done++, finish: () => undefined };
+  const handle: StreamHandle = { first: Buffer.isBuffer(first) ? first : Buffer.from(first, 'utf8'), rest, abort: () => void state.aborted++, done: () => void state.done++, finish: () => undefined };
   return { handle, state };
 }
 
@@ -113,5 +125,46 @@ describe('stream relay (scripted upstream, in-memory response)', () => {
     assert.ok(state.aborted >= 1);
     assert.ok(!res.text.includes('"c"'));
     assert.equal(state.done, 1);
+  });
+
+  it('relays every byte of multi-byte characters exactly, wherever the upstream splits them, and hands aligned chunks on as they came', async () => {
+    const events = [chunk('héllo wörld '), chunk('日本語のテキスト'), chunk('🙂🚀 done'), usageChunk, 'data: [DONE]\n\n'];
+    const bytes = Buffer.from(events.join(''), 'utf8');
+    const text = bytes.toString('utf8');
+    // Every cut point in turn (first part, rest), and three-way cuts around the multi-byte characters.
+    const cuts: number[][] = [];
+    for (let i = 1; i < bytes.length; i += 3) cuts.push([i]);
+    const multi = bytes.indexOf(Buffer.from('日'));
+    for (let i = multi - 2; i < multi + 8; i++) for (let j = i + 1; j < i + 5; j++) cuts.push([i, j]);
+    for (const at of cuts) {
+      const parts = [0, ...at, bytes.length].slice(1).map((end, k, ends) => bytes.subarray(k ? ends[k - 1] : 0, end));
+      const { handle } = upstream(parts[0], parts.slice(1));
+      const res = new MemoryResponse();
+      const r = await relaySse(handle, res as unknown as ServerResponse, false);
+      assert.equal(Buffer.concat(res.writes).toString('utf8'), text, `cut at ${at.join(',')}`);
+      assert.equal(r.outputText, 'héllo wörld 日本語のテキスト🙂🚀 done');
+      assert.equal(r.interrupted, undefined);
+    }
+    // Chunks that each hold whole events: the upstream's own Buffers go to the client, not re-encoded strings.
+    const aligned = events.map((e) => Buffer.from(e, 'utf8'));
+    const { handle } = upstream(aligned[0], aligned.slice(1));
+    const res = new MemoryResponse();
+    await relaySse(handle, res as unknown as ServerResponse, false);
+    assert.deepEqual(
+      res.handed.map((w) => (aligned as unknown[]).indexOf(w)),
+      [0, 1, 2, 3, 4],
+    );
+  });
+
+  it('after a chunk that ended on an event but inside a character, the next chunk is decoded, not handed on as it came', async () => {
+    // The second part finishes an event begun in the first (so it is written as decoded text), then holds
+    // a whole event and the first byte of "é"; the third holds the rest of "é" and a comment event.
+    const bytes = Buffer.from(chunk('a') + chunk('b') + 'é: comment\n\n' + chunk('c') + 'data: [DONE]\n\n', 'utf8');
+    const cut = bytes.indexOf(Buffer.from('é', 'utf8')) + 1;
+    const { handle } = upstream(bytes.subarray(0, 5), [bytes.subarray(5, cut), bytes.subarray(cut)]);
+    const res = new MemoryResponse();
+    const r = await relaySse(handle, res as unknown as ServerResponse, false);
+    assert.deepEqual(Buffer.concat(res.writes), bytes);
+    assert.equal(r.outputText, 'abc');
   });
 });
