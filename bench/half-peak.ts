@@ -15,7 +15,15 @@ export interface GcPauses {
   sharePct: number;
   over2ms: number;
   over10ms: number;
+  /** Pauses over 100 ms: each holds every open stream's next event that long. */
+  over100ms: number;
+  /** Time in full (mark-compact) collections, ms. */
+  majorMs: number;
 }
+
+/** One line for a phase's GC pauses. */
+export const gcText = (g: GcPauses): string =>
+  `GC ${g.count} pauses, ${g.totalMs} ms (${g.sharePct}% of the time; mark-compact ${g.majorMs} ms), ${g.over2ms} over 2 ms, ${g.over10ms} over 10 ms, ${g.over100ms} over 100 ms`;
 
 export interface HalfPeakResult {
   rate: number;
@@ -32,13 +40,15 @@ interface Deps {
 }
 
 /** GC pause counters from a /metrics text (prom-client's histogram; every kind of collection). */
-export function gcCounters(text: string): { count: number; sumS: number; le2ms: number; le10ms: number } {
+export function gcCounters(text: string): { count: number; sumS: number; le2ms: number; le10ms: number; le100ms: number; majorS: number } {
   const name = 'aigw_nodejs_gc_duration_seconds';
   return {
     count: metricSum(text, `${name}_count`),
     sumS: metricSum(text, `${name}_sum`),
     le2ms: metricSum(text, `${name}_bucket`, 'le="0.002"'),
     le10ms: metricSum(text, `${name}_bucket`, 'le="0.01"'),
+    le100ms: metricSum(text, `${name}_bucket`, 'le="0.1"'),
+    majorS: metricSum(text, `${name}_sum`, 'kind="major"'),
   };
 }
 
@@ -51,6 +61,8 @@ export function gcPauses(a: ReturnType<typeof gcCounters>, b: ReturnType<typeof 
     sharePct: round((totalMs / Math.max(1, wallMs)) * 100, 2)!,
     over2ms: count - (b.le2ms - a.le2ms),
     over10ms: count - (b.le10ms - a.le10ms),
+    over100ms: count - (b.le100ms - a.le100ms),
+    majorMs: round((b.majorS - a.majorS) * 1000, 1)!,
   };
 }
 
@@ -65,7 +77,7 @@ export async function halfPeakPhase(
   const acc: Record<string, { lat: number[]; errors: number; cpu: number; issued: number }> = {};
   let lagMax = 0;
   let gc0 = gcCounters(await scrape(o.gateway));
-  const gc = { count: 0, totalMs: 0, wallMs: 0, over2ms: 0, over10ms: 0 };
+  const gc = { count: 0, totalMs: 0, wallMs: 0, over2ms: 0, over10ms: 0, over100ms: 0, majorMs: 0 };
   for (let pass = 0; pass < o.rounds; pass++) {
     for (const t of o.targets.map((_x, i, xs) => xs[(i + pass) % xs.length])) {
       const isGateway = t.name === o.gateway.name;
@@ -89,6 +101,8 @@ export async function halfPeakPhase(
       gc.wallMs += Date.now() - t0;
       gc.over2ms += p.over2ms;
       gc.over10ms += p.over10ms;
+      gc.over100ms += p.over100ms;
+      gc.majorMs += p.majorMs;
     }
   }
   const latency: HalfPeakResult['latency'] = {};
@@ -100,14 +114,12 @@ export async function halfPeakPhase(
     rate: o.rate,
     latency,
     eventLoopDelayP99Ms: round(lagMax, 2)!,
-    gc: { count: gc.count, totalMs: round(gc.totalMs, 1)!, sharePct: round((gc.totalMs / Math.max(1, gc.wallMs)) * 100, 2)!, over2ms: gc.over2ms, over10ms: gc.over10ms },
+    gc: { ...gc, totalMs: round(gc.totalMs, 1)!, sharePct: round((gc.totalMs / Math.max(1, gc.wallMs)) * 100, 2)!, majorMs: round(gc.majorMs, 1)! },
   };
   deps.log(
     `half peak ${o.rate}/s: ${Object.entries(latency)
       .map(([n, v]) => `${n} p50 ${(v.p50Us / 1000).toFixed(2)} p99 ${(v.p99Us / 1000).toFixed(2)} ms`)
-      .join(
-        '; ',
-      )}; gateway event-loop delay p99 ${out.eventLoopDelayP99Ms} ms, GC ${out.gc.count} pauses, ${out.gc.totalMs} ms (${out.gc.sharePct}%), ${out.gc.over2ms} over 2 ms, ${out.gc.over10ms} over 10 ms`,
+      .join('; ')}; gateway event-loop delay p99 ${out.eventLoopDelayP99Ms} ms, ${gcText(out.gc)}`,
   );
   return out;
 }

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { addedGapsUs, cpuPerEventUs, maxStreams, rampMsFor } from '../../bench/streams';
-import { gcCounters, gcPauses } from '../../bench/half-peak';
+import { gcCounters, gcPauses, gcText } from '../../bench/half-peak';
 import { floorChecks, Results, streamChecks } from '../../bench/report';
 
 describe('bench: open streams and targets against node-floor', () => {
@@ -42,15 +42,18 @@ describe('bench: open streams and targets against node-floor', () => {
   });
 
   it('reads GC pauses from two scrapes of the histogram', () => {
-    const scrape = (count: number, sum: number, le2: number, le10: number) =>
+    const scrape = (count: number, sum: number, le2: number, le10: number, le100: number, major: number) =>
       [
         `aigw_nodejs_gc_duration_seconds_bucket{le="0.002",kind="minor"} ${le2}`,
         `aigw_nodejs_gc_duration_seconds_bucket{le="0.01",kind="minor"} ${le10}`,
-        `aigw_nodejs_gc_duration_seconds_sum{kind="minor"} ${sum}`,
+        `aigw_nodejs_gc_duration_seconds_bucket{le="0.1",kind="minor"} ${le100}`,
+        `aigw_nodejs_gc_duration_seconds_sum{kind="minor"} ${sum - major}`,
         `aigw_nodejs_gc_duration_seconds_count{kind="minor"} ${count}`,
+        `aigw_nodejs_gc_duration_seconds_sum{kind="major"} ${major}`,
       ].join('\n');
-    const p = gcPauses(gcCounters(scrape(10, 0.01, 9, 10)), gcCounters(scrape(30, 0.06, 25, 29)), 5000);
-    assert.deepEqual(p, { count: 20, totalMs: 50, sharePct: 1, over2ms: 4, over10ms: 1 });
+    const p = gcPauses(gcCounters(scrape(10, 0.01, 9, 10, 10, 0)), gcCounters(scrape(30, 0.26, 25, 28, 29, 0.15)), 5000);
+    assert.deepEqual(p, { count: 20, totalMs: 250, sharePct: 5, over2ms: 4, over10ms: 2, over100ms: 1, majorMs: 150 });
+    assert.equal(gcText(p), 'GC 20 pauses, 250 ms (5% of the time; mark-compact 150 ms), 4 over 2 ms, 2 over 10 ms, 1 over 100 ms');
   });
 
   it('judges CPU, the half-peak tail and first byte against node-floor in the same run', () => {
@@ -63,7 +66,7 @@ describe('bench: open streams and targets against node-floor', () => {
         rate: 1500,
         latency: { direct: lat(2000), gateway: lat(3900), 'node-floor': lat(3000) },
         eventLoopDelayP99Ms: 11,
-        gc: { count: 1, totalMs: 1, sharePct: 0, over2ms: 0, over10ms: 0 },
+        gc: { count: 1, totalMs: 1, sharePct: 0, over2ms: 0, over10ms: 0, over100ms: 0, majorMs: 0 },
       },
       stream: { direct: stream(1000), gateway: stream(2400), 'node-floor': stream(1500) },
     } as unknown as Results;
