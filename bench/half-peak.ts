@@ -69,6 +69,8 @@ export function gcPauses(a: ReturnType<typeof gcCounters>, b: ReturnType<typeof 
 const scrape = async (g: GatewayTarget) => (await fetch(g.metricsUrl)).text();
 /** The event-loop delay p99 (ms) since the previous scrape (prom-client resets the histogram at each). */
 export const lagP99Ms = (text: string): number => metricSum(text, 'aigw_nodejs_eventloop_lag_p99_seconds') * 1000;
+/** The longest event-loop delay (ms) since the previous scrape: one stall that a p99 cannot show. */
+export const lagMaxMs = (text: string): number => metricSum(text, 'aigw_nodejs_eventloop_lag_max_seconds') * 1000;
 
 export async function halfPeakPhase(
   deps: Deps,

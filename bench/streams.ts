@@ -14,9 +14,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import type { StreamResult, StreamSpec } from './loadgen';
-import { cpuUs, pct, rssMb, round, sortNum } from './lib';
+import { cpuUs, metricSum, pct, rssMb, round, sortNum } from './lib';
 import { streamChecks } from './report';
-import { gcCounters, gcPauses, GcPauses, lagP99Ms } from './half-peak';
+import { gcCounters, gcPauses, GcPauses, lagMaxMs, lagP99Ms } from './half-peak';
 import { CHAT_PATH, MODEL, Target, startGateway, startNodeFloor, startUpstream } from './targets';
 
 export interface StreamsOptions {
@@ -36,9 +36,13 @@ export interface StreamsResult {
   idleRssMb: number;
   openRssMb: number;
   rssPerStreamKb: number | null;
+  /** The gateway's V8 heap in use per open stream (its /metrics, idle and once every stream is open): the JS objects' share of the RSS. */
+  heapPerStreamKb?: number | null;
   gapP99AddedMs: number | null;
   gapP99AddedOverDirectMs: number | null;
   eventLoopDelayP99Ms: number | null;
+  /** The longest event-loop delay over the same window. */
+  eventLoopDelayMaxMs?: number | null;
   /** The gateway's GC pauses while every stream was open (its own /metrics). */
   gc?: GcPauses;
   /** The same phase through bench/node-floor.ts (node:http in, undici out, nothing else): what any Node proxy costs here. */
@@ -138,6 +142,7 @@ export function cpuPerEventUs(cpu: Array<{ us: number; at: number }>, streams: n
   const [a, b] = [cpu[0], cpu[cpu.length - 1]];
   return round((b.us - a.us) / ((streams * (b.at - a.at)) / intervalMs), 1);
 }
+const heapUsedMb = (metrics: string) => metricSum(metrics, 'aigw_nodejs_heap_size_used_bytes') / 2 ** 20;
 const failures = (h: Held, streams: number) => h.r.errors + (streams - h.r.ok - h.r.errors);
 
 /** The same streams through the bare Node proxy: the floor the gateway's figures are read against. */
@@ -169,9 +174,13 @@ export async function streamsPhase(deps: Deps, o: StreamsOptions): Promise<Strea
     const idle = rssOf(gateway);
     deps.log(`streams: through the gateway (idle RSS ${idle.toFixed(1)} MB)`);
     // A scrape resets the event-loop histogram: scraped once every stream is open, then at the end (GC pauses between the two).
-    let gc0: { at: number; c: ReturnType<typeof gcCounters> } | undefined;
+    let gc0: { at: number; c: ReturnType<typeof gcCounters>; heap: number } | undefined;
     const scrape = async () => (await fetch(gateway.metricsUrl)).text();
-    const h = await holdStreams(deps, gateway, o, async () => void (gc0 = { at: Date.now(), c: gcCounters(await scrape()) }));
+    const idleHeap = heapUsedMb(await scrape());
+    const h = await holdStreams(deps, gateway, o, async () => {
+      const t = await scrape();
+      gc0 = { at: Date.now(), c: gcCounters(t), heap: heapUsedMb(t) };
+    });
     const text = await scrape();
     const lag = lagP99Ms(text);
     const gc = gc0 ? gcPauses(gc0.c, gcCounters(text), Date.now() - gc0.at) : undefined;
@@ -185,10 +194,12 @@ export async function streamsPhase(deps: Deps, o: StreamsOptions): Promise<Strea
       idleRssMb: round(idle, 1)!,
       openRssMb: round(h.rss.length ? pct(sortNum(h.rss), 50) : NaN, 1)!,
       rssPerStreamKb: perStreamKb(idle, h, o.streams),
+      heapPerStreamKb: gc0 ? round(((gc0.heap - idleHeap) * 1024) / o.streams, 2) : null,
       cpuUsPerEvent: cpuPerEventUs(h.cpu, o.streams),
       gapP99AddedMs: round(h.gapP99Us / 1000, 2),
       gapP99AddedOverDirectMs: round((h.gapP99Us - direct.gapP99Us) / 1000, 2),
       eventLoopDelayP99Ms: round(lag, 2),
+      eventLoopDelayMaxMs: round(lagMaxMs(text), 2),
       ...(gc ? { gc } : {}),
       floor,
     };
