@@ -24,11 +24,15 @@ export class PrematureCloseError extends Error {
 type Waiter = { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: unknown) => void };
 const DONE: IteratorResult<Buffer> = { value: undefined, done: true };
 
-class BodyChunks implements AsyncIterableIterator<Buffer> {
+export class BodyChunks implements AsyncIterableIterator<Buffer> {
   private readonly queue: Buffer[] = [];
   private ended = false;
   private failure: unknown;
   private waiter: Waiter | undefined;
+  /** Push mode (drainTo): where each chunk goes as it arrives. */
+  private sink: ((chunk: Buffer) => void) | undefined;
+  /** The sink asked for a pause. */
+  private held = false;
 
   constructor(private readonly body: Readable) {
     body.on('data', this.onData);
@@ -47,6 +51,7 @@ class BodyChunks implements AsyncIterableIterator<Buffer> {
   }
 
   private readonly onData = (chunk: Buffer) => {
+    if (this.sink) return this.sink(chunk);
     const w = this.waiter;
     if (w) {
       this.waiter = undefined;
@@ -86,6 +91,33 @@ class BodyChunks implements AsyncIterableIterator<Buffer> {
     return new Promise((resolve, reject) => {
       this.waiter = { resolve, reject };
     });
+  }
+
+  /**
+   * Push mode, for a reader that stays to the end: the chunks queued so far and then each one as
+   * it arrives go to `sink`, in order, with nothing allocated per chunk while the body is idle (a
+   * promise per next() that waits a second for a stream's next event outlives two young-generation
+   * collections, and the old generation fills with them). Settles at the end, or rejects with the
+   * body's error. pause() and resume() are the sink's backpressure.
+   */
+  drainTo(sink: (chunk: Buffer) => void): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      while (this.queue.length) sink(this.queue.shift()!);
+      this.sink = sink;
+      this.waiter = { resolve: () => resolve(), reject };
+      this.wake();
+      if (this.waiter && !this.ended && !this.held) this.body.resume();
+    });
+  }
+
+  pause(): void {
+    this.held = true;
+    this.body.pause();
+  }
+
+  resume(): void {
+    this.held = false;
+    this.body.resume();
   }
 
   return(): Promise<IteratorResult<Buffer>> {

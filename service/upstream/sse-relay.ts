@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
 import { EventSummary, inspectEvent, MAX_EVENT_CHARS, MAX_INVALID_RUN, SseSplitter } from '../core/sse';
+import { BodyChunks } from './body-chunks';
 import type { StreamHandle } from './executor';
 
 export interface RelayResult extends EventSummary {
@@ -59,12 +60,21 @@ class SseRelay {
     private readonly rewrite?: (text: string) => string,
   ) {}
 
+  private aborted = false;
+
   readonly onClose = () => {
     if (!this.res.writableFinished) {
       this.clientClosed = true;
-      this.handle.abort();
+      this.abortUpstream();
     }
   };
+
+  /** Stops the provider's body (once: the relay may decide it from more than one place). */
+  private abortUpstream(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.handle.abort();
+  }
 
   /**
    * Writes the complete events of `bytes` that are to be forwarded; false once the stream stays
@@ -106,15 +116,10 @@ class SseRelay {
     const { acc, handle } = this;
     try {
       let ok = await this.pump(handle.first);
-      while (ok && !this.clientClosed) {
-        const next = await handle.rest.next();
-        if (next.done) break;
-        const pumped = this.pump(next.value);
-        ok = pumped === true || pumped === false ? pumped : await pumped;
-      }
+      if (ok && !this.clientClosed) ok = handle.rest instanceof BodyChunks ? await this.pushed(handle.rest) : await this.pulled(handle.rest);
       if (!ok) {
         acc.interrupted = 'invalid';
-        handle.abort();
+        this.abortUpstream();
       } else if (!this.clientClosed) {
         const tail = this.splitter.rest() + this.decoder.end();
         if (tail.trim() && inspectEvent(tail, this.hideUsage, acc) === 'forward') this.res.write(this.rewrite ? this.rewrite(tail) : tail);
@@ -124,6 +129,44 @@ class SseRelay {
     } catch {
       if (!this.clientClosed) acc.interrupted = 'cut';
     }
+  }
+
+  /** Pulls chunk after chunk (a translated stream: an async generator); false once the stream is unusable. */
+  private async pulled(rest: AsyncIterator<Buffer>): Promise<boolean> {
+    let ok = true;
+    while (ok && !this.clientClosed) {
+      const next = await rest.next();
+      if (next.done) break;
+      const pumped = this.pump(next.value);
+      ok = pumped === true || pumped === false ? pumped : await pumped;
+    }
+    return ok;
+  }
+
+  /**
+   * A provider's own body, pushed: each chunk is relayed in the body's `data` turn, and nothing
+   * waits per event while the stream is idle (see BodyChunks.drainTo). False once the stream is unusable.
+   */
+  private async pushed(chunks: BodyChunks): Promise<boolean> {
+    let ok = true;
+    const stop = () => {
+      ok = false;
+      this.abortUpstream(); // the body ends with an error: drainTo settles
+    };
+    try {
+      await chunks.drainTo((bytes) => {
+        if (!ok || this.clientClosed) return;
+        const pumped = this.pump(bytes);
+        if (pumped === false) stop();
+        else if (pumped !== true) {
+          chunks.pause(); // the client pushes back: read nothing more until it drains
+          void pumped.then((more) => (more ? chunks.resume() : stop()));
+        }
+      });
+    } catch (err) {
+      if (ok) throw err; // a cut (the caller's catch); not the abort that stop() made
+    }
+    return ok;
   }
 }
 

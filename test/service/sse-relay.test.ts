@@ -4,8 +4,10 @@
  * leaving are checked deterministically, without sockets or timers.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
-import { Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
+import { bodyChunks } from '../../service/upstream/body-chunks';
 import type { StreamHandle } from '../../service/upstream/executor';
 import { relaySse } from '../../service/upstream/sse-relay';
 
@@ -45,6 +47,19 @@ function upstream(first: string | Buffer, parts: Array<string | Buffer | Error>,
   const handle: StreamHandle = { first: Buffer.isBuffer(first) ? first : Buffer.from(first, 'utf8'), rest, abort: () => void state.aborted++, done: () => void state.done++, finish: () => undefined };
   return { handle, state };
 }
+
+/** A client whose socket takes each write a little later, with a small buffer: res.write returns false often. */
+class SlowResponse extends MemoryResponse {
+  constructor() {
+    super();
+    (this as unknown as { _writableState: { highWaterMark: number } })._writableState.highWaterMark = 64;
+  }
+  override _write(chunk: Buffer, enc: BufferEncoding, cb: () => void): void {
+    setTimeout(() => super._write(chunk, enc, cb), 1);
+  }
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
 
 const chunk = (content: string) => `data: ${JSON.stringify({ model: 'm-1', choices: [{ delta: { content } }] })}\n\n`;
 const usageChunk = `data: ${JSON.stringify({ choices: [], usage: { prompt_tokens: 7, completion_tokens: 2, total_tokens: 9 } })}\n\n`;
@@ -166,5 +181,96 @@ describe('stream relay (scripted upstream, in-memory response)', () => {
     const r = await relaySse(handle, res as unknown as ServerResponse, false);
     assert.deepEqual(Buffer.concat(res.writes), bytes);
     assert.equal(r.outputText, 'abc');
+  });
+
+  describe('a provider body, pushed (BodyChunks.drainTo)', () => {
+    /** A provider body the test writes to; abort() fails it as undici's abort does. */
+    function body(first: string) {
+      const stream = new PassThrough();
+      const state = { aborted: 0, done: 0 };
+      const handle: StreamHandle = {
+        first: Buffer.from(first, 'utf8'),
+        rest: bodyChunks(stream),
+        abort: () => {
+          state.aborted++;
+          stream.destroy(new Error('This operation was aborted'));
+        },
+        done: () => void state.done++,
+        finish: () => undefined,
+      };
+      return { stream, handle, state };
+    }
+
+    it('relays each chunk as it comes, to the end, with usage and text', async () => {
+      const { stream, handle, state } = body(chunk('a'));
+      const res = new MemoryResponse();
+      const relay = relaySse(handle, res as unknown as ServerResponse, true);
+      stream.write(chunk('b'));
+      await tick();
+      assert.equal(res.text, chunk('a') + chunk('b')); // relayed before the stream ends
+      stream.write(usageChunk.slice(0, 20));
+      stream.end(usageChunk.slice(20) + 'data: [DONE]\n\n');
+      const r = await relay;
+      assert.equal(res.text, chunk('a') + chunk('b') + 'data: [DONE]\n\n');
+      assert.equal(r.outputText, 'ab');
+      assert.equal(r.usage?.completion_tokens, 2);
+      assert.equal(r.interrupted, undefined);
+      assert.deepEqual(state, { aborted: 0, done: 1 });
+    });
+
+    it('a client that pushes back pauses the provider body until it drains; nothing is lost or reordered', async () => {
+      const { stream, handle } = body(chunk('0'));
+      const res = new SlowResponse();
+      const relay = relaySse(handle, res as unknown as ServerResponse, false);
+      let pausedSeen = false;
+      for (let i = 1; i < 40; i++) {
+        stream.write(chunk(String(i)));
+        await tick();
+        pausedSeen ||= stream.isPaused();
+      }
+      stream.end('data: [DONE]\n\n');
+      const r = await relay;
+      if (!res.writableFinished) await once(res, 'finish'); // the slow client takes the last writes after the relay ends the response
+      assert.ok(pausedSeen, 'the body was paused while the client was full');
+      assert.equal(r.outputText, Array.from({ length: 40 }, (_x, i) => String(i)).join(''));
+      assert.equal(res.text, Array.from({ length: 40 }, (_x, i) => chunk(String(i))).join('') + 'data: [DONE]\n\n');
+    });
+
+    it('a cut ends with the error event; a run of invalid events aborts the body and ends with invalid_upstream_stream', async () => {
+      const cut = body(chunk('a'));
+      const res = new MemoryResponse();
+      const relay = relaySse(cut.handle, res as unknown as ServerResponse, false);
+      cut.stream.write(chunk('b'));
+      await tick();
+      cut.stream.destroy(new Error('socket hang up'));
+      const r = await relay;
+      assert.equal(r.interrupted, 'cut');
+      assert.match(res.text, /"code":"stream_interrupted"/);
+
+      const bad = body(chunk('a'));
+      const res2 = new MemoryResponse();
+      const relay2 = relaySse(bad.handle, res2 as unknown as ServerResponse, false);
+      bad.stream.write('data: {oops\n\ndata: {oops\n\ndata: {oops\n\n' + chunk('never'));
+      const r2 = await relay2;
+      assert.equal(r2.interrupted, 'invalid');
+      assert.equal(bad.state.aborted, 1);
+      assert.ok(!res2.text.includes('never'));
+      assert.match(res2.text, /"code":"invalid_upstream_stream"/);
+    });
+
+    it('a client that leaves aborts the provider body and nothing more is written', async () => {
+      const { stream, handle, state } = body(chunk('a'));
+      const res = new MemoryResponse();
+      const relay = relaySse(handle, res as unknown as ServerResponse, false);
+      await tick();
+      res.destroy();
+      await tick();
+      if (!stream.destroyed) stream.write(chunk('late'));
+      const r = await relay;
+      assert.equal(r.clientGone, true);
+      assert.equal(r.interrupted, undefined);
+      assert.ok(state.aborted >= 1);
+      assert.ok(!res.text.includes('late'));
+    });
   });
 });
