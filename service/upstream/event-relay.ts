@@ -4,29 +4,15 @@
  * its upstream event is complete, with backpressure. A failure after the first byte ends
  * the stream with the wire format's error event.
  */
-import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
-import { translateSse } from '../providers/sse-translate';
+import { overflowError, SseTranslation } from '../providers/sse-translate';
 import type { StreamTranslator } from '../providers/types';
 import type { StreamHandle } from './executor';
+import { relayChunks, writeOut } from './relay-loop';
 
 export interface EventRelayResult {
   interrupted?: 'cut';
   clientGone: boolean;
-}
-
-/** The handle's first bytes, then the rest. */
-async function* bytesOf(handle: StreamHandle): AsyncGenerator<Buffer, void, undefined> {
-  yield handle.first;
-  try {
-    for (;;) {
-      const next = await handle.rest.next();
-      if (next.done) return;
-      yield next.value;
-    }
-  } finally {
-    await handle.rest.return?.();
-  }
 }
 
 /**
@@ -41,29 +27,43 @@ export async function relayEvents(
   rewrite?: (text: string) => string,
   hold = false,
 ): Promise<EventRelayResult> {
-  let clientGone = false;
   let interrupted: 'cut' | undefined;
+  const translation = new SseTranslation(translator);
+  const sink = {
+    gone: false,
+    get stopped() {
+      return translation.overflow; // one event over the cap: the stream ends with its error event
+    },
+    take: (bytes: Buffer) => {
+      const out = translation.push(bytes);
+      return out && rewrite ? rewrite(out) : out;
+    },
+  };
   const onClose = () => {
     if (!res.writableFinished) {
-      clientGone = true;
+      sink.gone = true;
       handle.abort();
     }
   };
   res.on('close', onClose);
   if (res.destroyed) onClose();
   try {
-    for await (const chunk of translateSse(bytesOf(handle), translator)) {
-      if (clientGone) break;
-      if (!res.write(rewrite ? rewrite(chunk.toString('utf8')) : chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    await writeOut(res, sink, sink.take(handle.first));
+    const ok = !sink.stopped && (sink.gone || (await relayChunks(handle.rest, res, sink, () => handle.abort())));
+    if (!ok) throw overflowError();
+    if (!sink.gone) {
+      const tail = translation.end();
+      await writeOut(res, sink, tail && rewrite ? rewrite(tail) : tail);
+      // A stream that closed before its end (a translator that knows it says so) was cut short.
+      if (translator.complete === false) interrupted = 'cut';
     }
-    // A stream that closed before its end (a translator that knows it says so) was cut short.
-    if (!clientGone && translator.complete === false) interrupted = 'cut';
   } catch {
-    if (!clientGone) interrupted = 'cut';
+    if (!sink.gone) interrupted = 'cut';
   } finally {
     handle.done();
     res.off('close', onClose);
   }
+  const clientGone = sink.gone;
   if (interrupted && hold) return { interrupted, clientGone };
   if (interrupted && !res.writableEnded) res.write(errorEvent('The provider stream was interrupted after it started; the response is incomplete.'));
   if (!res.writableEnded) res.end();

@@ -7,12 +7,11 @@
  * data with a `type`) are relayed untouched too; their usage comes from `response.completed`
  * (or `response.incomplete`/`response.failed`), their text from `response.output_text.delta`.
  */
-import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
 import { EventSummary, inspectEvent, MAX_EVENT_CHARS, MAX_INVALID_RUN, SseSplitter } from '../core/sse';
-import { BodyChunks } from './body-chunks';
 import type { StreamHandle } from './executor';
+import { relayChunks, RelaySink, writeOut } from './relay-loop';
 
 export interface RelayResult extends EventSummary {
   /** The upstream failed after the first byte went to the client. */
@@ -44,7 +43,7 @@ export function breakReason(interrupted: 'cut' | 'invalid', tooLarge = false): [
 }
 
 /** One relay's state: what the events said, the splitter, and whether the client is still there. */
-class SseRelay {
+class SseRelay implements RelaySink {
   readonly acc: RelayResult = { outputText: '', sawDone: false, clientGone: false };
   private readonly decoder = new StringDecoder('utf8');
   private readonly splitter = new SseSplitter();
@@ -76,12 +75,16 @@ class SseRelay {
     this.handle.abort();
   }
 
-  /**
-   * Writes the complete events of `bytes` that are to be forwarded; false once the stream stays
-   * unreadable or an event is over the cap. A promise only while the client pushes back.
-   */
-  pump(bytes: Buffer): boolean | Promise<boolean> {
-    const { acc, res, splitter } = this;
+  /** The stream stays unreadable, or an event is over the cap. */
+  stopped = false;
+
+  get gone(): boolean {
+    return this.clientClosed;
+  }
+
+  /** The complete events of `bytes` that are to be forwarded, as they are to be written ('' for none); sets `stopped`. */
+  take(bytes: Buffer): string | Buffer {
+    const { acc, splitter } = this;
     const whole = this.aligned;
     let out = '';
     let valid = true;
@@ -103,70 +106,31 @@ class SseRelay {
     // Ends on an event's end, with no character cut (its last byte is a newline): the decoder and splitter keep nothing.
     this.aligned = splitter.empty && bytes[bytes.length - 1] === 10;
     if (valid && splitter.overflow) acc.tooLarge = true; // one event over MAX_EVENT_CHARS: the stream ends with the invalid-event error
-    const ok = valid && !splitter.overflow;
-    if (!out || this.clientClosed) return ok;
+    this.stopped = !valid || splitter.overflow;
+    if (!out) return out;
     // Whole events, all forwarded as they are: the bytes as they came, not decoded and encoded again.
-    const same = ok && whole && this.aligned && !skipped && !this.rewrite;
-    if (res.write(same ? bytes : this.rewrite ? this.rewrite(out) : out)) return ok;
-    return Promise.race([once(res, 'drain'), once(res, 'close')]).then(() => ok);
+    if (!this.stopped && whole && this.aligned && !skipped && !this.rewrite) return bytes;
+    return this.rewrite ? this.rewrite(out) : out;
   }
 
   /** The upstream to its end (or the client's leaving); sets acc.interrupted for a cut or an unusable stream. */
   async run(): Promise<void> {
-    const { acc, handle } = this;
+    const { acc, handle, res } = this;
     try {
-      let ok = await this.pump(handle.first);
-      if (ok && !this.clientClosed) ok = handle.rest instanceof BodyChunks ? await this.pushed(handle.rest) : await this.pulled(handle.rest);
+      await writeOut(res, this, this.take(handle.first));
+      const ok = !this.stopped && !this.clientClosed ? await relayChunks(handle.rest, res, this, () => this.abortUpstream()) : !this.stopped;
       if (!ok) {
         acc.interrupted = 'invalid';
         this.abortUpstream();
       } else if (!this.clientClosed) {
         const tail = this.splitter.rest() + this.decoder.end();
-        if (tail.trim() && inspectEvent(tail, this.hideUsage, acc) === 'forward') this.res.write(this.rewrite ? this.rewrite(tail) : tail);
+        if (tail.trim() && inspectEvent(tail, this.hideUsage, acc) === 'forward') res.write(this.rewrite ? this.rewrite(tail) : tail);
         // A stream that closed before its end ([DONE], a finish_reason, the Responses API's final event) was cut short.
         if (!acc.sawDone && !acc.finished) acc.interrupted = 'cut';
       }
     } catch {
       if (!this.clientClosed) acc.interrupted = 'cut';
     }
-  }
-
-  /** Pulls chunk after chunk (a translated stream: an async generator); false once the stream is unusable. */
-  private async pulled(rest: AsyncIterator<Buffer>): Promise<boolean> {
-    let ok = true;
-    while (ok && !this.clientClosed) {
-      const next = await rest.next();
-      if (next.done) break;
-      const pumped = this.pump(next.value);
-      ok = pumped === true || pumped === false ? pumped : await pumped;
-    }
-    return ok;
-  }
-
-  /**
-   * A provider's own body, pushed: each chunk is relayed in the body's `data` turn, and nothing
-   * waits per event while the stream is idle (see BodyChunks.drainTo). False once the stream is unusable.
-   */
-  private async pushed(chunks: BodyChunks): Promise<boolean> {
-    let ok = true;
-    const stop = () => {
-      ok = false;
-      this.abortUpstream(); // the body ends with an error: drainTo settles
-    };
-    try {
-      await chunks.drainTo((bytes) => {
-        if (!ok || this.clientClosed) return;
-        const pumped = this.pump(bytes);
-        if (pumped === false) stop();
-        else if (pumped !== true) {
-          chunks.pause(); // the client pushes back: read nothing more until it drains
-          void pumped.then((more) => (more ? chunks.resume() : stop()));
-        }
-      });
-    } catch (err) {
-      if (ok) throw err; // a cut (the caller's catch); not the abort that stop() made
-    }
-    return ok;
   }
 }
 
