@@ -8,7 +8,7 @@ import { anthropicRequest } from './anthropic-request';
 import { AnthropicStreamTranslator, anthropicUsage, chatCompletionOf } from './anthropic-response';
 import { defaultStatusClass } from './common';
 import { baseOf } from './openai';
-import { translateSse } from './sse-translate';
+import { SseTranslation } from './sse-translate';
 import { ProviderAdapter, RequestTranslationError, Target, UpstreamErrorBody } from './types';
 import { PROVIDER_FACTS } from '../core/provider-types';
 
@@ -61,7 +61,7 @@ export const anthropicAdapter: ProviderAdapter = {
       return JSON.stringify(anthropicRequest(body, upstreamModel, providerOfType(provider, 'anthropic').default_max_tokens ?? DEFAULT_MAX_TOKENS, stream));
     },
     responseJson: chatCompletionOf,
-    translateStream: (source, nowSec) => translateSse(source, new AnthropicStreamTranslator(nowSec)),
+    streamTranslator: (nowSec) => new SseTranslation(new AnthropicStreamTranslator(nowSec)),
     usage: (parsed) => anthropicUsage(parsed.usage),
   },
 };

@@ -9,7 +9,7 @@ import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
 import type { Usage } from '../core/endpoints';
 import { MAX_EVENT_CHARS } from '../core/sse';
 import { cacheAwareUsage, chatUsageObject } from './common';
-import { StreamEventError } from './types';
+import { type ChunkTranslator, StreamEventError } from './types';
 
 type Json = Record<string, any>;
 
@@ -168,29 +168,32 @@ export class FrameSplitter {
 }
 
 /** Splits event-stream frames (4-byte big-endian total length first), decodes and translates each. */
-export async function* translateEventStream(source: AsyncIterator<Buffer>, t: ConverseStreamTranslator): AsyncGenerator<Buffer, void, undefined> {
-  const frames = new FrameSplitter();
-  try {
-    for (let next = await source.next(); !next.done; next = await source.next()) {
-      let out = '';
-      for (const frame of frames.push(next.value)) {
-        let msg;
-        try {
-          msg = codec.decode(frame);
-        } catch {
-          throw new StreamEventError('The provider sent an invalid event-stream frame.', false);
-        }
-        const kind = String(msg.headers[':message-type']?.value ?? '');
-        if (kind === 'exception' || kind === 'error') {
-          const type = String(msg.headers[':exception-type']?.value ?? msg.headers[':error-code']?.value ?? 'error');
-          throw new StreamEventError(`The provider reported an error in the stream (${type}).`, RETRYABLE.has(type));
-        }
-        out += t.event(String(msg.headers[':event-type']?.value ?? ''), JSON.parse(toUtf8(msg.body) || '{}') as Json);
+export class EventStreamTranslation implements ChunkTranslator {
+  private readonly frames = new FrameSplitter();
+
+  constructor(private readonly t: ConverseStreamTranslator) {}
+
+  push(bytes: Buffer): string {
+    let out = '';
+    for (const frame of this.frames.push(bytes)) {
+      let msg;
+      try {
+        msg = codec.decode(frame);
+      } catch {
+        throw new StreamEventError('The provider sent an invalid event-stream frame.', false);
       }
-      if (out) yield Buffer.from(out, 'utf8');
+      const kind = String(msg.headers[':message-type']?.value ?? '');
+      if (kind === 'exception' || kind === 'error') {
+        const type = String(msg.headers[':exception-type']?.value ?? msg.headers[':error-code']?.value ?? 'error');
+        throw new StreamEventError(`The provider reported an error in the stream (${type}).`, RETRYABLE.has(type));
+      }
+      out += this.t.event(String(msg.headers[':event-type']?.value ?? ''), JSON.parse(toUtf8(msg.body) || '{}') as Json);
     }
-    frames.end();
-  } finally {
-    await source.return?.();
+    return out;
+  }
+
+  end(): string {
+    this.frames.end();
+    return '';
   }
 }

@@ -8,7 +8,7 @@ import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { ProviderConfig, providerOfType } from '../config/schema';
 import { converseRequest } from './bedrock-request';
-import { bedrockUsage, ConverseStreamTranslator, converseToChat, translateEventStream } from './bedrock-response';
+import { bedrockUsage, ConverseStreamTranslator, converseToChat, EventStreamTranslation } from './bedrock-response';
 import { defaultStatusClass } from './common';
 import { baseOf } from './openai';
 import { awsCredentials } from './bedrock-credentials';
@@ -66,7 +66,7 @@ export const bedrockAdapter: ProviderAdapter = {
     },
     // Converse answers do not name the model: the name sent is put in (mapped to the client's like any provider's).
     responseJson: (parsed, nowSec, model) => converseToChat(parsed, nowSec, model),
-    translateStream: (source, nowSec, model) => translateEventStream(source, new ConverseStreamTranslator(nowSec, model)),
+    streamTranslator: (nowSec, model) => new EventStreamTranslation(new ConverseStreamTranslator(nowSec, model)),
     streamContentType: 'application/vnd.amazon.eventstream',
     usage: (parsed) => bedrockUsage(parsed.usage as Record<string, unknown> | undefined),
   },

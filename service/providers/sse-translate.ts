@@ -1,10 +1,10 @@
-/** Runs an upstream SSE byte stream through a StreamTranslator, event by event, as OpenAI SSE bytes. */
+/** Runs an upstream SSE byte stream through a StreamTranslator, event by event, as OpenAI SSE text. */
 import { StringDecoder } from 'node:string_decoder';
 import { MAX_EVENT_CHARS, SseSplitter } from '../core/sse';
-import { StreamEventError, type StreamTranslator } from './types';
+import { type ChunkTranslator, StreamEventError, type StreamTranslator } from './types';
 
 /** One stream's translation, chunk by chunk, synchronously: what each chunk's complete events translate to. */
-export class SseTranslation {
+export class SseTranslation implements ChunkTranslator {
   private readonly decoder = new StringDecoder('utf8');
   private readonly splitter = new SseSplitter();
 
@@ -13,6 +13,11 @@ export class SseTranslation {
   /** One event over MAX_EVENT_CHARS arrived: the stream cannot go on. */
   get overflow(): boolean {
     return this.splitter.overflow;
+  }
+
+  /** An event over the cap: the stream ends after the output already returned. */
+  get failure(): Error | undefined {
+    return this.splitter.overflow ? overflowError() : undefined;
   }
 
   /** The translation of the events `bytes` completes ('' for none). */
@@ -36,20 +41,3 @@ export class SseTranslation {
 }
 
 export const overflowError = () => new StreamEventError(`The provider sent a stream event larger than the gateway relays (${MAX_EVENT_CHARS} bytes).`, false);
-
-/** Yields each non-empty translation as soon as its upstream event is complete; a translator's error ends the stream with it. */
-export async function* translateSse(source: AsyncIterator<Buffer>, translator: StreamTranslator): AsyncGenerator<Buffer, void, undefined> {
-  const translation = new SseTranslation(translator);
-  try {
-    for (;;) {
-      const next = await source.next();
-      const out = next.done ? translation.end() : translation.push(next.value);
-      if (out) yield Buffer.from(out, 'utf8');
-      // One event over the cap is a stream fault: the executor fails over before the first byte, else the stream ends with its error event.
-      if (translation.overflow) throw overflowError();
-      if (next.done) return;
-    }
-  } finally {
-    await source.return?.();
-  }
-}

@@ -29,14 +29,28 @@ export interface StreamTranslator {
   event(text: string): string;
 }
 
+/**
+ * One stream's translation, synchronous, chunk by chunk (so a provider body can be pushed through
+ * it: upstream/body-chunks.ts). push() throws a StreamEventError for an event the stream cannot
+ * go on after (after the events before it were returned by an earlier push); `failure` is such an
+ * error that follows the output push() just returned.
+ */
+export interface ChunkTranslator {
+  /** The translation of the events `bytes` completes ('' for none). */
+  push(bytes: Buffer): string;
+  /** The translation of what the stream ended with. */
+  end(): string;
+  readonly failure?: Error;
+}
+
 /** A provider that does not speak the OpenAI wire format: request, answer and stream are translated. */
 export interface Translation {
   /** The upstream request body for an OpenAI-shaped client request (throws RequestTranslationError when it cannot be expressed). */
   requestBody(endpoint: Endpoint, body: Record<string, unknown>, upstreamModel: string, provider: ProviderConfig, stream: boolean): string;
   /** The upstream's JSON answer in the OpenAI shape of the endpoint. `nowSec`: unix seconds for `created`; `model`: the name it was sent. */
   responseJson(parsed: Record<string, unknown>, nowSec: number, model: string): Record<string, unknown>;
-  /** One upstream stream's bytes as OpenAI SSE bytes, event by event. */
-  translateStream(source: AsyncIterator<Buffer>, nowSec: number, model: string): AsyncIterator<Buffer>;
+  /** One upstream stream's translation to OpenAI SSE, chunk by chunk. */
+  streamTranslator(nowSec: number, model: string): ChunkTranslator;
   /** The content type of the upstream's streams (default text/event-stream). */
   streamContentType?: string;
   /** Usage in the provider's own answer. */

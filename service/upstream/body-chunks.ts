@@ -11,6 +11,7 @@
  * destroys the body.
  */
 import type { Readable } from 'node:stream';
+import type { ChunkTranslator } from '../providers/types';
 
 /** A body that closed before it ended, without an error of its own (as Node's iterator names it). */
 export class PrematureCloseError extends Error {
@@ -34,9 +35,13 @@ export class BodyChunks implements AsyncIterableIterator<Buffer> {
   /** The sink asked for a pause. */
   private held = false;
 
-  constructor(private readonly body: Readable) {
+  constructor(
+    private readonly body: Readable,
+    private readonly translator?: ChunkTranslator,
+  ) {
     body.on('data', this.onData);
     body.once('end', () => {
+      if (translator) this.translated(() => translator.end());
       this.ended = true;
       this.wake();
     });
@@ -51,6 +56,25 @@ export class BodyChunks implements AsyncIterableIterator<Buffer> {
   }
 
   private readonly onData = (chunk: Buffer) => {
+    const { translator } = this;
+    if (translator) this.translated(() => translator.push(chunk));
+    else this.deliver(chunk);
+  };
+
+  /** Delivers what the translator makes of a chunk (or of the end), then its failure, if any. */
+  private translated(step: () => string): void {
+    let out: string;
+    try {
+      out = step();
+    } catch (err) {
+      return this.fail(err);
+    }
+    if (out) this.deliver(Buffer.from(out, 'utf8'));
+    const failure = this.translator!.failure;
+    if (failure) this.fail(failure);
+  }
+
+  private deliver(chunk: Buffer): void {
     if (this.sink) return this.sink(chunk);
     const w = this.waiter;
     if (w) {
@@ -60,7 +84,15 @@ export class BodyChunks implements AsyncIterableIterator<Buffer> {
     }
     this.queue.push(chunk);
     this.body.pause();
-  };
+  }
+
+  /** The stream cannot go on: the reader gets what came before, then `err`; the body is stopped. */
+  private fail(err: unknown): void {
+    if (this.ended || this.failure !== undefined) return;
+    this.failure = err;
+    this.body.destroy();
+    this.wake();
+  }
 
   /** The error, once: after it the iterator is done. */
   private takeFailure(): unknown {
@@ -132,6 +164,7 @@ export class BodyChunks implements AsyncIterableIterator<Buffer> {
   }
 }
 
-export function bodyChunks(body: Readable): AsyncIterableIterator<Buffer> {
-  return new BodyChunks(body);
+/** The body's chunks, or with a translator what each chunk translates to (a provider that does not speak OpenAI SSE). */
+export function bodyChunks(body: Readable, translator?: ChunkTranslator): BodyChunks {
+  return new BodyChunks(body, translator);
 }

@@ -282,8 +282,7 @@ export class Executor {
       await readErrorBody(res.body);
       return { kind: 'failure', reason: 'invalid_stream', retryable: false };
     }
-    const raw = bodyChunks(res.body);
-    const rest = translation ? translation.translateStream(raw, Math.floor(this.deps.now() / 1000), c.upstreamModel) : raw;
+    const rest = bodyChunks(res.body, translation?.streamTranslator(Math.floor(this.deps.now() / 1000), c.upstreamModel));
     let first: Buffer;
     try {
       first = await readFirstEvent(rest);

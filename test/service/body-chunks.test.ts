@@ -10,6 +10,7 @@ import { PassThrough } from 'node:stream';
 import { request } from 'undici';
 import { bodyChunks, PrematureCloseError } from '../../service/upstream/body-chunks';
 import { BodyTooLargeError, readCapped } from '../../service/upstream/read-body';
+import { StreamEventError } from '../../service/providers/types';
 
 const tick = () => new Promise((r) => setImmediate(r));
 
@@ -108,6 +109,54 @@ describe('provider body reading (bodyChunks, readCapped)', () => {
     const withError = readCapped(failed, 10);
     failed.destroy(new Error('reset'));
     await assert.rejects(withError, /reset/);
+  });
+
+  it("with a translator: each chunk as translated, the end's tail, a thrown error after what came before, and a failure after its output", async () => {
+    // Upper-cases; "!" ends the stream with an error after this chunk's output; "boom" throws; the end adds "<end>".
+    const translator = () => {
+      let failed: Error | undefined;
+      return {
+        push(bytes: Buffer) {
+          const text = bytes.toString('utf8');
+          if (text === 'boom') throw new StreamEventError('bad event', false);
+          if (text.endsWith('!')) failed = new StreamEventError('too large', false);
+          return text === 'skip' ? '' : text.toUpperCase();
+        },
+        end: () => '<end>',
+        get failure() {
+          return failed;
+        },
+      };
+    };
+    const ok = new PassThrough();
+    const pushed: string[] = [];
+    const done = bodyChunks(ok, translator()).drainTo((c) => pushed.push(c.toString()));
+    ok.write('ab');
+    await tick();
+    ok.write('skip');
+    await tick();
+    ok.end('c');
+    await done;
+    assert.deepEqual(pushed, ['AB', 'C', '<end>']);
+
+    const thrown = new PassThrough();
+    const it = bodyChunks(thrown, translator());
+    thrown.write('x');
+    await tick();
+    thrown.write('boom');
+    await tick();
+    const r = await drain(it);
+    assert.equal(r.text, 'X');
+    assert.ok(r.error instanceof StreamEventError && /bad event/.test(r.error.message));
+    assert.equal(thrown.destroyed, true);
+
+    const failing = new PassThrough();
+    const got: string[] = [];
+    const ends = bodyChunks(failing, translator()).drainTo((c) => got.push(c.toString()));
+    failing.write('last!');
+    await assert.rejects(ends, /too large/);
+    assert.deepEqual(got, ['LAST!']);
+    assert.equal(failing.destroyed, true);
   });
 
   describe('undici bodies over loopback', () => {
