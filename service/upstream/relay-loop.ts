@@ -8,7 +8,8 @@
  * its resolvers and a reaction waiting for the next event, about a second on a real stream: long
  * enough to outlive two young-generation collections, so at thousands of open streams the old
  * generation fills with them and its collection stalls every stream at once (docs/bench.md).
- * A translated stream (an async generator) is pulled.
+ * (translated or not: BodyChunks applies a provider's ChunkTranslator in the same turn). Any
+ * other iterator is pulled.
  */
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
