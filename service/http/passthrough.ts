@@ -11,7 +11,6 @@
  * path or request field naming an id the team does not own gets 404, and listing a
  * collection is refused (it would show other teams' objects).
  */
-import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import { chatUsage, responsesUsage, Usage } from '../core/endpoints';
@@ -24,6 +23,7 @@ import type { UpstreamClient } from '../upstream/client';
 import { classifyNetworkError } from '../upstream/client';
 import { MAX_UPSTREAM_BODY_BYTES } from '../upstream/executor';
 import { BodyTooLargeError, readCapped, readErrorBody } from '../upstream/read-body';
+import { drained } from '../upstream/relay-loop';
 import { readJsonBody } from './body';
 import type { GatewayContext } from './context';
 import { badRequest, forbidden, GatewayError, notFound, payloadTooLarge, rateLimited, upstreamTimeout, upstreamUnavailable } from '../core/errors';
@@ -284,7 +284,7 @@ async function relayAnswer(
     settle(ctx, principal, provider, d, undefined, recordOf(res).requestId);
     for await (const chunk of up.body) {
       if (res.destroyed) break;
-      if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (!res.write(chunk)) await drained(res);
     }
     if (res.destroyed) up.body.destroy();
     else res.end();

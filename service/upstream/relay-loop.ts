@@ -11,8 +11,8 @@
  * (translated or not: BodyChunks applies a provider's ChunkTranslator in the same turn). Any
  * other iterator is pulled.
  */
-import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
+import type { Writable } from 'node:stream';
 import { BodyChunks } from './body-chunks';
 
 export interface RelaySink {
@@ -24,8 +24,21 @@ export interface RelaySink {
   readonly gone: boolean;
 }
 
-/** Until the client can take more (or has left). */
-export const drained = (res: ServerResponse) => Promise.race([once(res, 'drain'), once(res, 'close')]);
+/**
+ * Until the client can take more (or has left). Both listeners go once either fires: racing two
+ * `once()` promises left a 'close' listener behind per wait, thousands on a slow client's stream.
+ */
+export function drained(res: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
 
 /** Writes `out` unless it is empty or the client left; waits while the client pushes back. */
 export async function writeOut(res: ServerResponse, sink: RelaySink, out: string | Buffer): Promise<void> {

@@ -223,6 +223,10 @@ describe('stream relay (scripted upstream, in-memory response)', () => {
       const res = new SlowResponse();
       const relay = relaySse(handle, res as unknown as ServerResponse, false);
       let pausedSeen = false;
+      let mostCloseListeners = 0;
+      res.on('newListener', (event) => {
+        if (event === 'close') mostCloseListeners = Math.max(mostCloseListeners, res.listenerCount('close') + 1);
+      });
       for (let i = 1; i < 40; i++) {
         stream.write(chunk(String(i)));
         await tick();
@@ -232,6 +236,7 @@ describe('stream relay (scripted upstream, in-memory response)', () => {
       const r = await relay;
       if (!res.writableFinished) await once(res, 'finish'); // the slow client takes the last writes after the relay ends the response
       assert.ok(pausedSeen, 'the body was paused while the client was full');
+      assert.ok(mostCloseListeners <= 2, `no listener left behind per wait for the client (${mostCloseListeners} 'close' listeners)`);
       assert.equal(r.outputText, Array.from({ length: 40 }, (_x, i) => String(i)).join(''));
       assert.equal(res.text, Array.from({ length: 40 }, (_x, i) => chunk(String(i))).join('') + 'data: [DONE]\n\n');
     });
