@@ -103,11 +103,17 @@ export function cpuUs(pid: number): number {
   return (ticks * 1e6) / CLK_TCK;
 }
 
+/** User + system CPU of every process behind a target (nginx: master and worker), in microseconds. */
+export const cpuOf = (t: { pids(): number[] }): number => t.pids().reduce((n, pid) => n + cpuUs(pid), 0);
+
 /** Resident set size of a process in MB (VmRSS). */
 export function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
 }
+
+/** Resident set size of every process behind a target, in MB. */
+export const rssOf = (t: { pids(): number[] }): number => t.pids().reduce((s, pid) => s + rssMb(pid), 0);
 
 /** Child pids of a process (nginx's workers). */
 export function childPids(pid: number): number[] {

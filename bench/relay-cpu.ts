@@ -11,7 +11,7 @@
  * measures the same thing at one event a second, where it is much noisier.
  */
 import type { StreamResult, StreamSpec } from './loadgen';
-import { cpuUs, pct, round, sortNum } from './lib';
+import { cpuOf, pct, round, sortNum } from './lib';
 import { CHAT_PATH, GatewayTarget, MODEL, startGateway, startNodeFloor, startUpstream, Target } from './targets';
 import { buildBaseline } from './tracing';
 
@@ -39,8 +39,6 @@ export interface RelayCpuRow {
   /** The median over node-floor's median. */
   overFloor: number | null;
 }
-
-const cpuOf = (t: Target) => t.pids().reduce((n, pid) => n + cpuUs(pid), 0);
 
 /** One round through `t`: its CPU per event, or throws if a stream failed (a failed stream relays fewer events). */
 async function once(d: RelayCpuDeps, t: Target, streams: number): Promise<number> {

@@ -23,7 +23,7 @@ import Redis from 'ioredis';
 import { dirname, join } from 'node:path';
 import type { RateResult, RateSpec, StreamResult, StreamSpec } from './loadgen';
 import { relayCpuPhase, renderRelayCpu } from './relay-cpu';
-import { cpuUs, hasCommand, metricSum, pct, rssMb, run, round, sortNum, stopAll } from './lib';
+import { cpuOf, hasCommand, metricSum, pct, rssOf, run, round, sortNum, stopAll } from './lib';
 import { summarise } from './profile-summary';
 import { renderMarkdown, Results, StreamStats, evaluateTargets } from './report';
 import { CHAT_PATH, GatewayTarget, MODEL, ROOT, startGateway, startNginx, startNodeFloor, startPortkey, startUpstream, Target, TargetName } from './targets';
@@ -124,9 +124,6 @@ function buildIfStale(): void {
     log('tsc reported errors; benchmarking what it emitted');
   }
 }
-
-const cpuOf = (t: Target) => t.pids().reduce((s, pid) => s + cpuUs(pid), 0);
-const rssOf = (t: Target) => t.pids().reduce((s, pid) => s + rssMb(pid), 0);
 
 /** A sanity call per target: a 200 chat completion and a stream with [DONE]; returns the non-streaming response headers. */
 async function check(t: Target): Promise<Record<string, string>> {

@@ -14,7 +14,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import type { StreamResult, StreamSpec } from './loadgen';
-import { cpuUs, metricSum, pct, rssMb, round, sortNum } from './lib';
+import { cpuOf, metricSum, pct, rssOf, round, sortNum } from './lib';
 import { streamChecks } from './report';
 import { gcCounters, gcPauses, GcPauses, lagMaxMs, lagP99Ms } from './half-peak';
 import { CHAT_PATH, MODEL, Target, startGateway, startNodeFloor, startUpstream } from './targets';
@@ -99,8 +99,6 @@ function fdLimit(): number {
 /** The most streams one proxy process can hold here: two sockets each (client and upstream), plus its own files. */
 export const maxStreams = (fds = fdLimit()): number => Math.floor((fds - 200) / 2);
 
-const rssOf = (t: Target) => t.pids().reduce((s, pid) => s + rssMb(pid), 0);
-
 interface Held {
   r: StreamResult;
   rss: number[];
@@ -122,7 +120,7 @@ async function holdStreams(deps: Deps, t: Target, o: StreamsOptions, onAllOpen?:
     const at = Date.now() - t0;
     if (at > rampMs + 1000 && at < o.seconds * 1000 - 1000) {
       rss.push(rssOf(t));
-      cpu.push({ us: t.pids().reduce((n, pid) => n + cpuUs(pid), 0), at });
+      cpu.push({ us: cpuOf(t), at });
     }
   }, 1000);
   const allOpen = onAllOpen ? setTimeout(() => void onAllOpen().catch(() => undefined), rampMs + 1000) : undefined;
