@@ -40,4 +40,4 @@ export class SseTranslation implements ChunkTranslator {
   }
 }
 
-export const overflowError = () => new StreamEventError(`The provider sent a stream event larger than the gateway relays (${MAX_EVENT_CHARS} bytes).`, false);
+const overflowError = () => new StreamEventError(`The provider sent a stream event larger than the gateway relays (${MAX_EVENT_CHARS} bytes).`, false);

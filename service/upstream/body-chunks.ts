@@ -41,7 +41,7 @@ export class BodyChunks implements AsyncIterableIterator<Buffer> {
   ) {
     body.on('data', this.onData);
     body.once('end', () => {
-      if (translator) this.translated(() => translator.end());
+      if (translator) this.translated();
       this.ended = true;
       this.wake();
     });
@@ -56,21 +56,21 @@ export class BodyChunks implements AsyncIterableIterator<Buffer> {
   }
 
   private readonly onData = (chunk: Buffer) => {
-    const { translator } = this;
-    if (translator) this.translated(() => translator.push(chunk));
+    if (this.translator) this.translated(chunk);
     else this.deliver(chunk);
   };
 
-  /** Delivers what the translator makes of a chunk (or of the end), then its failure, if any. */
-  private translated(step: () => string): void {
+  /** Delivers what the translator makes of a chunk (or, without one, of the end), then its failure, if any. */
+  private translated(chunk?: Buffer): void {
+    const translator = this.translator!;
     let out: string;
     try {
-      out = step();
+      out = chunk ? translator.push(chunk) : translator.end();
     } catch (err) {
       return this.fail(err);
     }
     if (out) this.deliver(Buffer.from(out, 'utf8'));
-    const failure = this.translator!.failure;
+    const failure = translator.failure;
     if (failure) this.fail(failure);
   }
 

@@ -5,7 +5,7 @@
  * the stream with the wire format's error event.
  */
 import type { ServerResponse } from 'node:http';
-import { overflowError, SseTranslation } from '../providers/sse-translate';
+import { SseTranslation } from '../providers/sse-translate';
 import type { StreamTranslator } from '../providers/types';
 import type { StreamHandle } from './executor';
 import { relayChunks, writeOut } from './relay-loop';
@@ -50,8 +50,8 @@ export async function relayEvents(
   try {
     await writeOut(res, sink, sink.take(handle.first));
     const ok = !sink.stopped && (sink.gone || (await relayChunks(handle.rest, res, sink, () => handle.abort())));
-    if (!ok) throw overflowError();
-    if (!sink.gone) {
+    if (!ok && !sink.gone) interrupted = 'cut';
+    else if (!sink.gone) {
       const tail = translation.end();
       await writeOut(res, sink, tail && rewrite ? rewrite(tail) : tail);
       // A stream that closed before its end (a translator that knows it says so) was cut short.

@@ -3,13 +3,12 @@
  * the relay's `take` says what to write to the client ('' for nothing), and `stopped` whether
  * the stream can go on; writes wait for a client that pushes back.
  *
- * A provider's own body (BodyChunks) is pushed: each chunk is relayed in the body's `data` turn
- * and nothing waits per event while the stream is idle. Awaiting next() instead leaves a promise,
- * its resolvers and a reaction waiting for the next event, about a second on a real stream: long
- * enough to outlive two young-generation collections, so at thousands of open streams the old
- * generation fills with them and its collection stalls every stream at once (docs/bench.md).
- * (translated or not: BodyChunks applies a provider's ChunkTranslator in the same turn). Any
- * other iterator is pulled.
+ * A provider's body (BodyChunks, translated or not: it applies the provider's ChunkTranslator in
+ * the same turn) is pushed: each chunk is relayed in the body's `data` turn and nothing waits per
+ * event while the stream is idle. Awaiting next() instead leaves a promise, its resolvers and a
+ * reaction waiting for the next event, about a second on a real stream: long enough to outlive two
+ * young-generation collections, so at thousands of open streams the old generation fills with
+ * them and its collection stalls every stream at once (docs/bench.md). Any other iterator is pulled.
  */
 import type { ServerResponse } from 'node:http';
 import type { Writable } from 'node:stream';

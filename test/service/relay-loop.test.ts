@@ -1,13 +1,16 @@
 /**
  * The loop both stream relays run (relayChunks): a provider's own body pushed, anything else
  * pulled, the same writes either way; a sink that stops or throws ends the body without an
- * uncaught exception.
+ * uncaught exception; the translating relay ends a stream whose event is over the cap.
  */
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { PassThrough, Writable } from 'node:stream';
 import { bodyChunks } from '../../service/upstream/body-chunks';
 import { relayChunks, RelaySink } from '../../service/upstream/relay-loop';
+import { relayEvents } from '../../service/upstream/event-relay';
+import type { StreamHandle } from '../../service/upstream/executor';
+import { MAX_EVENT_CHARS } from '../../service/core/sse';
 
 class Sink extends Writable {
   text = '';
@@ -104,5 +107,35 @@ describe('stream relay loop (relayChunks)', () => {
     await tick();
     body.destroy(new Error('socket hang up'));
     await assert.rejects(run, /socket hang up/);
+  });
+});
+
+describe('translating relay (relayEvents)', () => {
+  it('an event over the cap after the first bytes ends the stream with its error event and stops the provider body', async () => {
+    const body = new PassThrough();
+    let aborts = 0;
+    const handle: StreamHandle = {
+      first: Buffer.from('data: {"n":1}\n\n'),
+      rest: bodyChunks(body),
+      abort: () => {
+        aborts++;
+        body.destroy(new Error('This operation was aborted'));
+      },
+      done: () => undefined,
+      finish: () => undefined,
+    };
+    const res = new Sink();
+    const same = { event: (text: string) => `${text}\n\n` };
+    const relay = relayEvents(handle, res as unknown as ServerResponse, same, (message) => `event: error\ndata: ${JSON.stringify({ message })}\n\n`);
+    body.write('data: {"n":2}\n\n');
+    await tick();
+    body.write(`data: "${'x'.repeat(MAX_EVENT_CHARS)}`); // no terminator: over the cap while it is assembled
+    const r = await relay;
+    assert.equal(r.interrupted, 'cut');
+    assert.equal(r.clientGone, false);
+    assert.equal(aborts, 1);
+    assert.ok(res.text.startsWith('data: {"n":1}\n\ndata: {"n":2}\n\n'));
+    assert.match(res.text, /event: error\ndata: \{"message":"The provider stream was interrupted/);
+    assert.ok(!res.text.includes('xxxx'));
   });
 });
