@@ -34,7 +34,8 @@ export function readCapped(body: Readable, limit: number): Promise<Buffer> {
     body.on('data', onData);
     body.once('end', () => settle(undefined, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
     body.on('error', (err) => settle(err)); // stays: a later error on a destroyed body must not go unhandled
-    body.once('close', () => settle(new PrematureCloseError()));
+    // Built only when it is one: an Error captures a stack, and every body closes after its end.
+    body.once('close', () => settled || settle(new PrematureCloseError()));
   });
 }
 
