@@ -39,6 +39,7 @@
  *     sends its requests to the fallback.
  */
 import { randomUUID } from 'node:crypto';
+import { inBackground } from '../core/background';
 import type Redis from 'ioredis';
 
 /** A prefetch covers about this much of the replica's recent traffic. */
@@ -228,7 +229,7 @@ export class LeasedWindow implements WindowStore {
     if (s.pool > 0 && (!s.spent || s.pool >= amount)) {
       s.pool -= amount;
       s.taken += amount;
-      if (!s.leasing && (s.pool <= s.prefetch >> 1 || now - s.leasedAt >= VIEW_MAX_AGE_MS) && this.opts.ready()) this.lease(id, s);
+      if (!s.leasing && (s.pool <= s.prefetch >> 1 || now - s.leasedAt >= VIEW_MAX_AGE_MS) && this.opts.ready()) this.prefetchSoon(id, s);
       return { ok: true, remaining: this.remaining(s), resetMs: s.until - now };
     }
     // Spent: refused locally, until the window ends or (units given back by other replicas) a view older than VIEW_MAX_AGE_MS is refreshed.
@@ -287,22 +288,38 @@ export class LeasedWindow implements WindowStore {
     await Promise.all(sends);
   }
 
-  private lease(id: string, s: Slot): void {
+  /**
+   * The lease asked for when a take leaves the pool low: a prefetch, decided now as any lease,
+   * but written to Redis once the provider call of the request that set it off is written
+   * (core/background.ts), unless it carries units owed to the window or less than half of the
+   * window is left. To the slot it is a lease that takes a little longer to come back.
+   */
+  private prefetchSoon(id: string, s: Slot): void {
+    this.lease(id, s, true);
+  }
+
+  private lease(id: string, s: Slot, background = false): void {
     const demand = s.waiters.reduce((n, w) => n + Math.max(1, w.amount), 0);
     const now = this.now();
     const prefetch = prefetchSize(s.taken, now - s.leasedAt, this.opts.maxPrefetch);
     s.taken = 0;
     s.leasedAt = now;
     s.prefetch = prefetch;
-    void this.send(id, s, demand, prefetch);
+    void this.send(id, s, demand, prefetch, false, background);
   }
 
-  /** One lease call carrying what the slot owes (taken off the pool now; put back if the call fails). */
-  private send(id: string, s: Slot, demand: number, prefetch: number, all = false): Promise<void> {
+  /** One lease call carrying what the slot owes (taken off the pool now; put back if the call fails); `background`: written after this turn's I/O. */
+  private send(id: string, s: Slot, demand: number, prefetch: number, all = false, background = false): Promise<void> {
     s.leasing = true;
     const owed = this.owed(s, all);
     s.pool += owed;
-    const call = this.ask(id, s, demand, prefetch, owed, ++this.seq, false);
+    const seq = ++this.seq;
+    // Deferred only far from the limit: a lease that gives units back or pays a debt, or one near
+    // the end of the window's units, goes at once (other replicas may be waiting to see it).
+    const call =
+      background && owed === 0 && !s.spent && this.opts.limit - s.used >= this.opts.limit / 2
+        ? new Promise<void>((resolve) => inBackground(resolve)).then(() => this.ask(id, s, demand, prefetch, owed, seq, false))
+        : this.ask(id, s, demand, prefetch, owed, seq, false);
     s.inflight = call;
     return call;
   }

@@ -6,6 +6,7 @@
 import type Redis from 'ioredis';
 import type { GatewayConfig, TeamConfig } from '../config/schema';
 import { budgetExceeded, forbidden, serviceUnavailable } from '../core/errors';
+import { inBackground } from '../core/background';
 import type { Metrics } from '../metrics/metrics';
 import { errorCode, Logger, redisReady, silentLogger } from '../redis/client';
 import { budgetKey, MemorySpendStore, RedisSpendStore, settledBudgetShare, SpendLedger, SpendReport, SpendStore, spendReport } from '../cost/spend';
@@ -136,6 +137,8 @@ class ScopeBudgets {
   private readonly reads = new Map<string, Promise<SpendView>>();
   /** This replica's own spend per team in the current day and month (reservations of its requests in flight included). */
   private readonly own = new Map<string, { day: string; month: string; dayNano: number; monthNano: number }>();
+  /** Teams whose background refresh is scheduled (refreshSoon). */
+  private readonly refreshing = new Set<string>();
 
   constructor(
     private readonly spend: { store: SpendStore; ledger: SpendLedger },
@@ -229,6 +232,16 @@ class ScopeBudgets {
     this.known.set(team, { day, month, dayNano: spent.day, monthNano: spent.month, readAt: t, readMonthNano: spent.month, rate });
   }
 
+  /** A view refreshed in the background, once the provider call of the request that set it off is written (core/background.ts). */
+  private refreshSoon(team: string): void {
+    if (this.refreshing.has(team)) return;
+    this.refreshing.add(team);
+    inBackground(() => {
+      this.refreshing.delete(team);
+      void this.readTeamSpend(team, this.now());
+    });
+  }
+
   private async readTeamSpend(team: string, at: number): Promise<SpendView> {
     const { day, month } = utcPeriods(at);
     if (!this.redis || redisReady(this.redis)) {
@@ -278,7 +291,7 @@ class ScopeBudgets {
     const known = this.known.get(scope.id);
     let spent = cachedSpend(known, budget, at, utcPeriods(at).day);
     if (!spent) spent = this.current(scope.id, at, await this.readTeamSpend(scope.id, at));
-    else if (at - known!.readAt >= BUDGET_VIEW_MS / 2) void this.readTeamSpend(scope.id, at); // refreshed in the background
+    else if (at - known!.readAt >= BUDGET_VIEW_MS / 2) this.refreshSoon(scope.id);
     const status = checkBudget(budget, spent);
     this.exportBudget(scope, status);
     if (status.refused) {

@@ -102,6 +102,40 @@ describe('leased request windows', function () {
       for (const r of results.filter((x) => !x.ok)) assert.equal(r.remaining, 0);
     });
 
+    /** The order in which a lease is sent to Redis and an I/O callback queued right after the take (as undici queues the provider call's write). */
+    async function leaseAfterTake(w: LeasedWindow): Promise<string[]> {
+      const order: string[] = [];
+      const spied = w as unknown as { ask: (...a: unknown[]) => Promise<void> };
+      const ask = spied.ask;
+      spied.ask = function (this: unknown, ...a: unknown[]) {
+        order.push('lease');
+        return ask.apply(this, a);
+      };
+      try {
+        assert.ok(((await w.take('alice')) as Take).ok);
+        setImmediate(() => order.push('provider call'));
+        await waitFor(async () => order.length === 2, 'the lease and the provider call', 2000);
+      } finally {
+        delete (spied as { ask?: unknown }).ask;
+      }
+      return order;
+    }
+
+    it('a prefetch far from the limit reaches Redis after the provider call of the request that set it off (first byte)', async () => {
+      const [w] = await windows(1, 1000);
+      assert.ok(((await w.take('alice')) as Take).ok, 'first lease: a demand and a prefetch of 2 (slow start)');
+      // This take leaves the pool at half its prefetch, so it asks for more.
+      assert.deepEqual(await leaseAfterTake(w), ['provider call', 'lease']);
+    });
+
+    it('a prefetch with less than half of the window left goes at once (other replicas may wait for it)', async () => {
+      const [w] = await windows(1, 1000);
+      const prefix = (w as unknown as { opts: { prefix: string } }).opts.prefix;
+      await clients[0].set(`${prefix}:alice`, 600, 'PX', 60_000); // other replicas used 600 of the 1,000
+      assert.ok(((await w.take('alice')) as Take).ok, 'first lease: a demand and a prefetch of 2');
+      assert.deepEqual(await leaseAfterTake(w), ['lease', 'provider call']);
+    });
+
     it('one replica, sequential requests: remaining counts down by one, then refusal; far fewer lease calls than requests', async () => {
       const calls = await leaseCalls();
       const [w] = await windows(1, 1000);

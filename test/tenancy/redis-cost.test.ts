@@ -9,7 +9,7 @@ import { BUDGET_VIEW_MS, cachedSpend, createTenancy, GatewayTenancy, HEADROOM_FA
 import { utcPeriods } from '../../service/tenancy/budget';
 import { Metrics } from '../../service/metrics/metrics';
 import { RedisServer, startRedis } from '../helpers/redis-server';
-import { connect, KEYS, metricValue, newMetrics, ready, settlement, testConfig, uniquePrefix } from './fixtures';
+import { connect, KEYS, metricValue, newMetrics, ready, settlement, testConfig, uniquePrefix, waitFor } from './fixtures';
 
 const NANO = 1e9;
 
@@ -98,6 +98,35 @@ describe('Redis commands per request', function () {
       await tenancy.flush();
       return { commands: (await metricValue(metrics, 'redisCommands', { role: 'state' })) - before, refused };
     }
+
+    it('a budget view refreshed in the background is read after the provider call of the request that set it off (first byte)', async () => {
+      let t = Date.UTC(2026, 11, 4, 12);
+      const config = testConfig({ teams: [{ name: 'red', budget: { daily_usd: 1000 } }, { name: 'blue' }], redis: { url: server.url, key_prefix: uniquePrefix(), command_timeout_ms: 2000 } });
+      metrics = newMetrics();
+      redis = connect(config, metrics);
+      await ready(redis);
+      tenancy = createTenancy(config, { redis, metrics, now: () => t });
+      const alice = tenancy.authenticate(`Bearer ${KEYS.alice}`);
+      await tenancy.admit(alice, 'gpt-x'); // the first admission waits for its read
+      t += 1000;
+      await tenancy.admit(alice, 'gpt-x'); // so does the second: two reads measure the spend rate
+      t += BUDGET_VIEW_MS / 2;
+      const order: string[] = [];
+      const hmget = redis.hmget;
+      redis.hmget = function (this: Redis, ...a: unknown[]) {
+        order.push('budget read');
+        return (hmget as (...x: unknown[]) => unknown).apply(this, a);
+      } as typeof redis.hmget;
+      try {
+        await tenancy.admit(alice, 'gpt-x'); // admitted from the view, which is refreshed
+        setImmediate(() => order.push('provider call'));
+        await waitFor(async () => order.length >= 2, 'the budget read and the provider call', 2000);
+      } finally {
+        redis.hmget = hmget;
+      }
+      assert.equal(order[0], 'provider call', order.join(', '));
+      assert.ok(order.includes('budget read'));
+    });
 
     it('far from every limit: well under one Redis command per request, and spend is still exact', async () => {
       const alice = await start(1000);
