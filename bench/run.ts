@@ -23,6 +23,7 @@ import Redis from 'ioredis';
 import { dirname, join } from 'node:path';
 import type { RateResult, RateSpec, StreamResult, StreamSpec } from './loadgen';
 import { relayCpuPhase, renderRelayCpu } from './relay-cpu';
+import { renderRequestCpu, requestCpuPhase } from './request-cpu';
 import { cpuOf, hasCommand, metricSum, pct, rssOf, run, round, sortNum, stopAll } from './lib';
 import { summarise } from './profile-summary';
 import { renderMarkdown, Results, StreamStats, evaluateTargets } from './report';
@@ -47,11 +48,14 @@ interface Options {
   /** Only CPU per relayed stream event (bench/relay-cpu.ts), through relayStreams streams at once. */
   relayCpu: boolean;
   relayStreams: number;
+  /** Only CPU per request at peak (bench/request-cpu.ts), `seconds` of wrk per target and round. */
+  requestCpu: boolean;
+  seconds: number;
   /** Tracing off vs on (100% sampled, exporting to a local sink), side by side. */
   tracing: boolean;
-  /** With --tracing, --gc or --relay-cpu: a git ref built and run as another gateway. */
+  /** With --tracing, --gc, --relay-cpu or --request-cpu: a git ref built and run as another gateway. */
   baseline?: string;
-  /** With --tracing (default 3, --quick 2) or --relay-cpu (default 5): rounds of each phase. */
+  /** With --tracing (default 3, --quick 2), --relay-cpu or --request-cpu (default 5): rounds of each phase. */
   rounds?: number;
   out: string;
   logFile: string;
@@ -65,7 +69,7 @@ function parseOptions(argv: string[]): Options {
   };
   if (argv.includes('--help')) {
     process.stdout.write(
-      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]]\n',
+      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]] [--request-cpu [--baseline REF] [--rounds N] [--seconds S]]\n',
     );
     process.exit(0);
   }
@@ -82,6 +86,8 @@ function parseOptions(argv: string[]): Options {
     skipStreams: argv.includes('--skip-streams'),
     relayCpu: argv.includes('--relay-cpu'),
     relayStreams: Number(value('--relay-streams') ?? 100),
+    requestCpu: argv.includes('--request-cpu'),
+    seconds: Number(value('--seconds') ?? 5),
     out: value('--out') ?? join(ROOT, 'bench/results/latest.json'),
     logFile: value('--log-file') ?? '/dev/null',
     keep: argv.includes('--keep'),
@@ -222,6 +228,13 @@ async function closedLoopCount(dir: string, t: Target, count: number, expectedRp
   return total;
 }
 
+/** A single-phase run's result: JSON to `out` (with the date and Node version), Markdown to stdout. */
+function report(out: string, results: Record<string, unknown>, markdown: string): void {
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, ...results }, null, 2)}\n`);
+  process.stdout.write(markdown);
+}
+
 async function loadgen<T>(spec: RateSpec | StreamSpec, timeoutMs: number): Promise<T> {
   const out = await run(process.execPath, ['-r', 'tsx/cjs', join(ROOT, 'bench/loadgen.ts'), JSON.stringify(spec)], timeoutMs, { cwd: ROOT });
   if (out.code !== 0) throw new Error(`loadgen failed (${out.code}): ${out.stderr}`);
@@ -274,17 +287,15 @@ async function main(): Promise<void> {
     buildIfStale();
     if (opts.relayCpu) {
       const rows = await relayCpuPhase({ dir, loadgen, log }, { rounds: opts.rounds ?? 5, streams: opts.relayStreams, baseline: opts.baseline });
-      mkdirSync(dirname(opts.out), { recursive: true });
-      writeFileSync(opts.out, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, relayCpu: rows }, null, 2)}\n`);
-      process.stdout.write(renderRelayCpu(rows, opts.relayStreams));
-      return;
+      return report(opts.out, { relayCpu: rows }, renderRelayCpu(rows, opts.relayStreams));
+    }
+    if (opts.requestCpu) {
+      const rows = await requestCpuPhase({ dir, closedLoop, log }, { rounds: opts.rounds ?? 5, seconds: opts.seconds, baseline: opts.baseline });
+      return report(opts.out, { requestCpu: rows }, renderRequestCpu(rows, opts.seconds));
     }
     if (opts.streams) {
       const s = await streamsPhase({ loadgen, log }, { streams: opts.streams, seconds: opts.streamSeconds, dir, logFile: opts.logFile });
-      mkdirSync(dirname(opts.out), { recursive: true });
-      writeFileSync(opts.out, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, streams: s }, null, 2)}\n`);
-      process.stdout.write(renderStreams(s));
-      return;
+      return report(opts.out, { streams: s }, renderStreams(s));
     }
     const upstream = await startUpstream({ chunks: STREAM.chunks, intervalMs: STREAM.intervalMs });
     if (opts.profile) {

@@ -1,0 +1,83 @@
+/**
+ * The frame of the CPU comparisons (`--relay-cpu`, `--request-cpu`): node-floor, this build
+ * and, with --baseline, a gateway built from GIT_REF, all behind one fake upstream; one warm-up
+ * pass each (JIT, pools, heap size), then rounds in which the targets alternate (reversed every
+ * other round, so neither always goes first); per target the median of its rounds and its ratio
+ * over node-floor's median.
+ */
+import { pct, round, sortNum } from './lib';
+import { GatewayTarget, startGateway, startNodeFloor, startUpstream, Target, UpstreamOptions } from './targets';
+import { buildBaseline } from './tracing';
+
+export interface CpuRoundsOptions {
+  dir: string;
+  rounds: number;
+  baseline?: string;
+  upstream: UpstreamOptions;
+  /** Connections node-floor and the gateways may hold to the upstream. */
+  maxConnections?: number;
+  log(m: string): void;
+  /** One round through a target: its CPU per unit (request, event), µs. */
+  once(t: Target): Promise<number>;
+  /** What a round's figure is, for the log ("request", "event"). */
+  unit: string;
+}
+
+export interface CpuRow {
+  target: string;
+  /** CPU per unit, µs, of each round. */
+  rounds: number[];
+  medianUs: number | null;
+  /** The median over node-floor's median. */
+  overFloor: number | null;
+}
+
+/** Medians and ratios over node-floor (pure). */
+export function cpuRows(perTarget: Map<string, number[]>): CpuRow[] {
+  const median = (xs: number[]) => (xs.length ? pct(sortNum(xs), 50) : NaN);
+  const floor = median(perTarget.get('node-floor') ?? []);
+  return [...perTarget].map(([target, rounds]) => ({
+    target,
+    rounds: rounds.map((x) => round(x, 1) ?? 0),
+    medianUs: round(median(rounds), 1),
+    overFloor: round(median(rounds) / floor, 2),
+  }));
+}
+
+export function renderCpuRows(title: string, unit: string, rows: CpuRow[]): string {
+  const lines = [
+    `### ${title}`,
+    '',
+    `| target | median µs/${unit} | x node-floor | rounds |`,
+    '|---|---:|---:|---|',
+    ...rows.map((r) => `| ${r.target} | ${r.medianUs ?? '–'} | ${r.overFloor ?? '–'} | ${r.rounds.join(', ')} |`),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+export async function cpuRounds(o: CpuRoundsOptions): Promise<CpuRow[]> {
+  const upstream = await startUpstream(o.upstream);
+  const maxConnections = o.maxConnections;
+  const targets: Target[] = [await startNodeFloor(upstream, maxConnections)];
+  if (o.baseline) targets.push(await startGateway(upstream, o.dir, '/dev/null', { name: 'gateway-base', main: buildBaseline(o.baseline, o.dir, o.log), maxConnections }));
+  targets.push(await startGateway(upstream, o.dir, '/dev/null', { name: 'gateway', maxConnections }));
+  const perTarget = new Map<string, number[]>(targets.map((t) => [t.name, []]));
+  try {
+    for (const t of targets) await o.once(t);
+    for (let r = 0; r < o.rounds; r++) {
+      for (const t of r % 2 ? [...targets].reverse() : targets) {
+        const us = await o.once(t);
+        perTarget.get(t.name)!.push(us);
+        o.log(`round ${r + 1}: ${t.name} ${us.toFixed(1)} µs/${o.unit}`);
+      }
+    }
+  } finally {
+    for (const t of targets)
+      if ('redis' in t)
+        await (t as GatewayTarget)
+          .stop()
+          .then(() => (t as GatewayTarget).redis.close())
+          .catch(() => undefined);
+  }
+  return cpuRows(perTarget);
+}

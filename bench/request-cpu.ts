@@ -1,0 +1,36 @@
+/**
+ * npm run bench -- --request-cpu [--baseline GIT_REF] [--rounds N] [--seconds S]
+ *
+ * CPU per non-streaming chat completion at peak: wrk's 50 connections for S seconds (default 5)
+ * through node-floor, the gateway and, with --baseline, a gateway built from GIT_REF, targets
+ * alternating within each round (bench/cpu-rounds.ts). Each figure is the target's CPU (user +
+ * system, /proc) over the run divided by the requests it served: the same measure as the full
+ * run's "CPU per request at peak", without the rest of the run, so that a change to the
+ * request path can be compared with its parent on one machine in a few minutes.
+ */
+import { CpuRow, cpuRounds, renderCpuRows } from './cpu-rounds';
+import type { Target } from './targets';
+
+export interface RequestCpuDeps {
+  dir: string;
+  closedLoop(dir: string, t: Target, seconds: number): Promise<{ requests: number; non2xx: number; socketErrors: number; cpuUs: number }>;
+  log(m: string): void;
+}
+
+export async function requestCpuPhase(d: RequestCpuDeps, o: { rounds: number; seconds: number; baseline?: string }): Promise<CpuRow[]> {
+  return cpuRounds({
+    dir: d.dir,
+    rounds: o.rounds,
+    baseline: o.baseline,
+    upstream: { chunks: 20, intervalMs: 5 },
+    log: (m) => d.log(`request-cpu ${m}`),
+    once: async (t) => {
+      const r = await d.closedLoop(d.dir, t, o.seconds);
+      if (!r.requests || r.non2xx || r.socketErrors) throw new Error(`request-cpu: ${t.name}: ${r.requests} requests, ${r.non2xx} non-2xx, ${r.socketErrors} socket errors`);
+      return r.cpuUs / r.requests;
+    },
+    unit: 'request',
+  });
+}
+
+export const renderRequestCpu = (rows: CpuRow[], seconds: number): string => renderCpuRows(`CPU per request at peak (wrk, 50 connections, ${seconds} s a round)`, 'request', rows);
