@@ -116,6 +116,49 @@ export const batchSize = (b: Batch): number => {
   return n;
 };
 
+type MetricCode = (typeof METRICS)[keyof typeof METRICS];
+type RowFields = Record<MetricCode, string>;
+
+/** Field-name sets kept at most (teams x projects x providers x models of the config: far fewer); past it the memo starts over. */
+const FIELD_MEMO_MAX = 10_000;
+let fieldMemoSize = 0;
+const fieldMemo = new Map<string, Map<string, Map<string, Map<string, RowFields>>>>();
+
+/** A child map of `m` at `k`, made when missing. */
+function child<V>(m: Map<string, V>, k: string, make: () => V): V {
+  let v = m.get(k);
+  if (v === undefined) m.set(k, (v = make()));
+  return v;
+}
+
+/**
+ * The spend-row field names ("team|project|provider|model|metric") of one request's row, made once
+ * per row and found with four lookups of strings the gateway already holds: every request used
+ * to build and hash seven new strings here.
+ */
+function rowFields(team: string, project: string, provider: string, model: string): RowFields {
+  const byModel = child(
+    child(
+      child(fieldMemo, team, () => new Map()),
+      project,
+      () => new Map(),
+    ),
+    provider,
+    () => new Map<string, RowFields>(),
+  );
+  let f = byModel.get(model);
+  if (f === undefined) {
+    if (++fieldMemoSize > FIELD_MEMO_MAX) {
+      fieldMemo.clear();
+      fieldMemoSize = 0;
+    }
+    const prefix = `${team}|${project}|${provider}|${model}|`;
+    f = Object.fromEntries(Object.values(METRICS).map((code) => [code, prefix + code])) as RowFields;
+    byModel.set(model, f);
+  }
+  return f;
+}
+
 /** The increments one served request contributes (pure). */
 export function entryBatch(e: SpendEntry): Batch {
   return addEntry(new Map(), e);
@@ -126,18 +169,18 @@ export function addEntry(b: Batch, e: SpendEntry): Batch {
   const cost = e.cached ? 0 : toNanoUsd(e.costUsd);
   const list = toNanoUsd(e.listCostUsd);
   const row = spendRowKey(e.team, e.day);
-  const f = (metric: string) => `${e.team}|${e.project}|${e.provider}|${e.model}|${metric}`;
-  add(b, row, f(METRICS.cost), cost);
-  add(b, row, f(METRICS.list), list);
-  add(b, row, f(METRICS.requests), 1);
+  const f = rowFields(e.team, e.project, e.provider, e.model);
+  add(b, row, f[METRICS.cost], cost);
+  add(b, row, f[METRICS.list], list);
+  add(b, row, f[METRICS.requests], 1);
   if (e.cached) {
-    add(b, row, f(METRICS.cacheSavings), list);
-    add(b, row, f(METRICS.cached), 1);
+    add(b, row, f[METRICS.cacheSavings], list);
+    add(b, row, f[METRICS.cached], 1);
   } else {
-    add(b, row, f(METRICS.promptTokens), Math.round(e.promptTokens));
-    add(b, row, f(METRICS.completionTokens), Math.round(e.completionTokens));
-    if (e.estimated) add(b, row, f(METRICS.estimated), 1);
-    if (e.unpriced) add(b, row, f(METRICS.unpriced), 1);
+    add(b, row, f[METRICS.promptTokens], Math.round(e.promptTokens));
+    add(b, row, f[METRICS.completionTokens], Math.round(e.completionTokens));
+    if (e.estimated) add(b, row, f[METRICS.estimated], 1);
+    if (e.unpriced) add(b, row, f[METRICS.unpriced], 1);
   }
   addSettledBudget(b, e.team, e, cost);
   if (e.keyBudgetScope) addSettledBudget(b, e.keyBudgetScope, e, cost);

@@ -71,7 +71,8 @@ export function onResult(s: CircuitState, ok: boolean, now: number, cfg: Breaker
 export const forceOpen = (s: CircuitState, now: number): CircuitState => open(s, now);
 
 export class CircuitBreakers {
-  private readonly states = new Map<string, CircuitState>();
+  /** By provider, then model: two lookups of strings already hashed, instead of a key string built and hashed per call (several calls a request). */
+  private readonly states = new Map<string, Map<string, CircuitState>>();
 
   constructor(
     private readonly cfg: BreakerSettings,
@@ -79,15 +80,15 @@ export class CircuitBreakers {
     private readonly onTransition: (provider: string, model: string, from: CircuitStateName, to: CircuitStateName) => void = () => {},
   ) {}
 
-  private key = (provider: string, model: string) => `${provider}\u0000${model}`;
-
   get(provider: string, model: string): CircuitState {
-    return this.states.get(this.key(provider, model)) ?? initialCircuit(this.now());
+    return this.states.get(provider)?.get(model) ?? initialCircuit(this.now());
   }
 
   private set(provider: string, model: string, next: CircuitState): void {
     const prev = this.get(provider, model);
-    this.states.set(this.key(provider, model), next);
+    let byModel = this.states.get(provider);
+    if (!byModel) this.states.set(provider, (byModel = new Map()));
+    byModel.set(model, next);
     if (prev.name !== next.name) this.onTransition(provider, model, prev.name, next.name);
   }
 
