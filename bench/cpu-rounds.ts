@@ -1,5 +1,5 @@
 /**
- * The frame of the CPU comparisons (`--relay-cpu`, `--request-cpu`): node-floor, this build
+ * The frame of the side-by-side comparisons (`--relay-cpu`, `--request-cpu`, `--first-byte`): node-floor, this build
  * and, with --baseline, a gateway built from GIT_REF, all behind one fake upstream; one warm-up
  * pass each (JIT, pools, heap size), then rounds in which the targets alternate (reversed every
  * other round, so neither always goes first); per target the median of its rounds and its ratio
@@ -17,19 +17,21 @@ export interface CpuRoundsOptions {
   /** Connections node-floor and the gateways may hold to the upstream. */
   maxConnections?: number;
   log(m: string): void;
-  /** One round through a target: its CPU per unit (request, event), µs. */
+  /** One round through a target: its figure, µs (CPU per request or event, a first-byte p50). */
   once(t: Target): Promise<number>;
-  /** What a round's figure is, for the log ("request", "event"). */
+  /** What a round's figure is, for the log ("µs/request", "µs first byte"). */
   unit: string;
 }
 
 export interface CpuRow {
   target: string;
-  /** CPU per unit, µs, of each round. */
+  /** The figure, µs, of each round. */
   rounds: number[];
   medianUs: number | null;
   /** The median over node-floor's median. */
   overFloor: number | null;
+  /** The median minus node-floor's median, µs. */
+  minusFloorUs: number | null;
 }
 
 /** Medians and ratios over node-floor (pure). */
@@ -41,16 +43,18 @@ export function cpuRows(perTarget: Map<string, number[]>): CpuRow[] {
     rounds: rounds.map((x) => round(x, 1) ?? 0),
     medianUs: round(median(rounds), 1),
     overFloor: round(median(rounds) / floor, 2),
+    minusFloorUs: round(median(rounds) - floor, 1),
   }));
 }
 
-export function renderCpuRows(title: string, unit: string, rows: CpuRow[]): string {
+/** A Markdown table of the rows; `vs`: each median against node-floor's as a ratio (CPU) or a difference (latency). */
+export function renderCpuRows(title: string, unit: string, rows: CpuRow[], vs: 'ratio' | 'difference' = 'ratio'): string {
   const lines = [
     `### ${title}`,
     '',
-    `| target | median µs/${unit} | x node-floor | rounds |`,
+    `| target | median ${unit} | ${vs === 'ratio' ? 'x node-floor' : 'minus node-floor, µs'} | rounds |`,
     '|---|---:|---:|---|',
-    ...rows.map((r) => `| ${r.target} | ${r.medianUs ?? '–'} | ${r.overFloor ?? '–'} | ${r.rounds.join(', ')} |`),
+    ...rows.map((r) => `| ${r.target} | ${r.medianUs ?? '–'} | ${(vs === 'ratio' ? r.overFloor : r.minusFloorUs) ?? '–'} | ${r.rounds.join(', ')} |`),
   ];
   return `${lines.join('\n')}\n`;
 }
@@ -68,7 +72,7 @@ export async function cpuRounds(o: CpuRoundsOptions): Promise<CpuRow[]> {
       for (const t of r % 2 ? [...targets].reverse() : targets) {
         const us = await o.once(t);
         perTarget.get(t.name)!.push(us);
-        o.log(`round ${r + 1}: ${t.name} ${us.toFixed(1)} µs/${o.unit}`);
+        o.log(`round ${r + 1}: ${t.name} ${us.toFixed(1)} ${o.unit}`);
       }
     }
   } finally {

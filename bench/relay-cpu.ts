@@ -51,8 +51,8 @@ export async function relayCpuPhase(d: RelayCpuDeps, o: RelayCpuOptions): Promis
     maxConnections: o.streams + 16,
     log: (m) => d.log(`relay-cpu ${m}`),
     once: (t) => once(d, t, o.streams),
-    unit: 'event',
+    unit: 'µs/event',
   });
 }
 
-export const renderRelayCpu = (rows: CpuRow[], streams: number): string => renderCpuRows(`CPU per relayed stream event (${streams} streams x ${RELAY_EVENTS} events, 5 ms apart)`, 'event', rows);
+export const renderRelayCpu = (rows: CpuRow[], streams: number): string => renderCpuRows(`CPU per relayed stream event (${streams} streams x ${RELAY_EVENTS} events, 5 ms apart)`, 'µs/event', rows);

@@ -29,8 +29,8 @@ export async function requestCpuPhase(d: RequestCpuDeps, o: { rounds: number; se
       if (!r.requests || r.non2xx || r.socketErrors) throw new Error(`request-cpu: ${t.name}: ${r.requests} requests, ${r.non2xx} non-2xx, ${r.socketErrors} socket errors`);
       return r.cpuUs / r.requests;
     },
-    unit: 'request',
+    unit: 'µs/request',
   });
 }
 
-export const renderRequestCpu = (rows: CpuRow[], seconds: number): string => renderCpuRows(`CPU per request at peak (wrk, 50 connections, ${seconds} s a round)`, 'request', rows);
+export const renderRequestCpu = (rows: CpuRow[], seconds: number): string => renderCpuRows(`CPU per request at peak (wrk, 50 connections, ${seconds} s a round)`, 'µs/request', rows);

@@ -24,6 +24,7 @@ import { dirname, join } from 'node:path';
 import type { RateResult, RateSpec, StreamResult, StreamSpec } from './loadgen';
 import { relayCpuPhase, renderRelayCpu } from './relay-cpu';
 import { renderRequestCpu, requestCpuPhase } from './request-cpu';
+import { firstBytePhase, renderFirstByte } from './first-byte';
 import { cpuOf, hasCommand, metricSum, pct, rssOf, run, round, sortNum, stopAll } from './lib';
 import { summarise } from './profile-summary';
 import { renderMarkdown, Results, StreamStats, evaluateTargets } from './report';
@@ -51,11 +52,14 @@ interface Options {
   /** Only CPU per request at peak (bench/request-cpu.ts), `seconds` of wrk per target and round. */
   requestCpu: boolean;
   seconds: number;
+  /** Only the stream first byte (bench/first-byte.ts), `concurrency` streams at a time. */
+  firstByte: boolean;
+  concurrency: number;
   /** Tracing off vs on (100% sampled, exporting to a local sink), side by side. */
   tracing: boolean;
-  /** With --tracing, --gc, --relay-cpu or --request-cpu: a git ref built and run as another gateway. */
+  /** With --tracing, --gc, --relay-cpu, --request-cpu or --first-byte: a git ref built and run as another gateway. */
   baseline?: string;
-  /** With --tracing (default 3, --quick 2), --relay-cpu or --request-cpu (default 5): rounds of each phase. */
+  /** With --tracing (default 3, --quick 2), --relay-cpu, --request-cpu or --first-byte (default 5): rounds of each phase. */
   rounds?: number;
   out: string;
   logFile: string;
@@ -69,7 +73,7 @@ function parseOptions(argv: string[]): Options {
   };
   if (argv.includes('--help')) {
     process.stdout.write(
-      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]] [--request-cpu [--baseline REF] [--rounds N] [--seconds S]]\n',
+      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]] [--request-cpu [--baseline REF] [--rounds N] [--seconds S]] [--first-byte [--baseline REF] [--rounds N] [--concurrency C]]\n',
     );
     process.exit(0);
   }
@@ -88,6 +92,8 @@ function parseOptions(argv: string[]): Options {
     relayStreams: Number(value('--relay-streams') ?? 100),
     requestCpu: argv.includes('--request-cpu'),
     seconds: Number(value('--seconds') ?? 5),
+    firstByte: argv.includes('--first-byte'),
+    concurrency: Number(value('--concurrency') ?? 1),
     out: value('--out') ?? join(ROOT, 'bench/results/latest.json'),
     logFile: value('--log-file') ?? '/dev/null',
     keep: argv.includes('--keep'),
@@ -292,6 +298,10 @@ async function main(): Promise<void> {
     if (opts.requestCpu) {
       const rows = await requestCpuPhase({ dir, closedLoop, log }, { rounds: opts.rounds ?? 5, seconds: opts.seconds, baseline: opts.baseline });
       return report(opts.out, { requestCpu: rows }, renderRequestCpu(rows, opts.seconds));
+    }
+    if (opts.firstByte) {
+      const rows = await firstBytePhase({ dir, loadgen, log }, { rounds: opts.rounds ?? 5, concurrency: opts.concurrency, baseline: opts.baseline });
+      return report(opts.out, { firstByte: rows }, renderFirstByte(rows, opts.concurrency));
     }
     if (opts.streams) {
       const s = await streamsPhase({ loadgen, log }, { streams: opts.streams, seconds: opts.streamSeconds, dir, logFile: opts.logFile });

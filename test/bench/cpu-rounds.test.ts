@@ -11,10 +11,20 @@ describe('bench: CPU rounds', () => {
       ]),
     );
     assert.deepEqual(rows, [
-      { target: 'node-floor', rounds: [70, 60, 80], medianUs: 70, overFloor: 1 },
-      { target: 'gateway', rounds: [150, 210, 140, 170], medianUs: 150, overFloor: 2.14 },
+      { target: 'node-floor', rounds: [70, 60, 80], medianUs: 70, overFloor: 1, minusFloorUs: 0 },
+      { target: 'gateway', rounds: [150, 210, 140, 170], medianUs: 150, overFloor: 2.14, minusFloorUs: 80 },
     ]);
-    assert.match(renderCpuRows('CPU per request', 'request', rows), /\| gateway \| 150 \| 2.14 \| 150, 210, 140, 170 \|/);
+    assert.match(renderCpuRows('CPU per request', 'µs/request', rows), /\| gateway \| 150 \| 2.14 \| 150, 210, 140, 170 \|/);
+  });
+
+  it('latency figures against node-floor as a difference', () => {
+    const rows = cpuRows(
+      new Map([
+        ['node-floor', [1200]],
+        ['gateway', [1900]],
+      ]),
+    );
+    assert.match(renderCpuRows('First byte', 'µs first byte', rows, 'difference'), /minus node-floor, µs \|[\s\S]*\| gateway \| 1900 \| 700 \| 1900 \|/);
   });
 
   it('no node-floor rounds: no ratio rather than a wrong one', () => {
