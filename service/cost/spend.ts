@@ -124,10 +124,10 @@ const FIELD_MEMO_MAX = 10_000;
 let fieldMemoSize = 0;
 const fieldMemo = new Map<string, Map<string, Map<string, Map<string, RowFields>>>>();
 
-/** A child map of `m` at `k`, made when missing. */
-function child<V>(m: Map<string, V>, k: string, make: () => V): V {
+/** The map under `k` in `m`, made when missing. */
+function child<V>(m: Map<string, Map<string, V>>, k: string): Map<string, V> {
   let v = m.get(k);
-  if (v === undefined) m.set(k, (v = make()));
+  if (v === undefined) m.set(k, (v = new Map()));
   return v;
 }
 
@@ -137,15 +137,7 @@ function child<V>(m: Map<string, V>, k: string, make: () => V): V {
  * to build and hash seven new strings here.
  */
 function rowFields(team: string, project: string, provider: string, model: string): RowFields {
-  const byModel = child(
-    child(
-      child(fieldMemo, team, () => new Map()),
-      project,
-      () => new Map(),
-    ),
-    provider,
-    () => new Map<string, RowFields>(),
-  );
+  const byModel = child(child(child(fieldMemo, team), project), provider);
   let f = byModel.get(model);
   if (f === undefined) {
     if (++fieldMemoSize > FIELD_MEMO_MAX) {

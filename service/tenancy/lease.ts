@@ -229,7 +229,7 @@ export class LeasedWindow implements WindowStore {
     if (s.pool > 0 && (!s.spent || s.pool >= amount)) {
       s.pool -= amount;
       s.taken += amount;
-      if (!s.leasing && (s.pool <= s.prefetch >> 1 || now - s.leasedAt >= VIEW_MAX_AGE_MS) && this.opts.ready()) this.prefetchSoon(id, s);
+      if (!s.leasing && (s.pool <= s.prefetch >> 1 || now - s.leasedAt >= VIEW_MAX_AGE_MS) && this.opts.ready()) this.lease(id, s);
       return { ok: true, remaining: this.remaining(s), resetMs: s.until - now };
     }
     // Spent: refused locally, until the window ends or (units given back by other replicas) a view older than VIEW_MAX_AGE_MS is refreshed.
@@ -288,38 +288,30 @@ export class LeasedWindow implements WindowStore {
     await Promise.all(sends);
   }
 
-  /**
-   * The lease asked for when a take leaves the pool low: a prefetch, decided now as any lease,
-   * but written to Redis once the provider call of the request that set it off is written
-   * (core/background.ts), unless it carries units owed to the window or less than half of the
-   * window is left. To the slot it is a lease that takes a little longer to come back.
-   */
-  private prefetchSoon(id: string, s: Slot): void {
-    this.lease(id, s, true);
-  }
-
-  private lease(id: string, s: Slot, background = false): void {
+  private lease(id: string, s: Slot): void {
     const demand = s.waiters.reduce((n, w) => n + Math.max(1, w.amount), 0);
     const now = this.now();
     const prefetch = prefetchSize(s.taken, now - s.leasedAt, this.opts.maxPrefetch);
     s.taken = 0;
     s.leasedAt = now;
     s.prefetch = prefetch;
-    void this.send(id, s, demand, prefetch, false, background);
+    void this.send(id, s, demand, prefetch);
   }
 
-  /** One lease call carrying what the slot owes (taken off the pool now; put back if the call fails); `background`: written after this turn's I/O. */
-  private send(id: string, s: Slot, demand: number, prefetch: number, all = false, background = false): Promise<void> {
+  /**
+   * One lease call carrying what the slot owes (taken off the pool now; put back if the call fails).
+   * A prefetch no request waits for (no demand), that owes nothing, far from the window's limit, is
+   * written once the provider call of the request that set it off is written (core/background.ts):
+   * to the slot, a lease that takes a little longer to come back. Any other lease goes at once:
+   * units given back, a debt paid or the last half of a window may be what other replicas wait for.
+   */
+  private send(id: string, s: Slot, demand: number, prefetch: number, all = false): Promise<void> {
     s.leasing = true;
     const owed = this.owed(s, all);
     s.pool += owed;
     const seq = ++this.seq;
-    // Deferred only far from the limit: a lease that gives units back or pays a debt, or one near
-    // the end of the window's units, goes at once (other replicas may be waiting to see it).
-    const call =
-      background && owed === 0 && !s.spent && this.opts.limit - s.used >= this.opts.limit / 2
-        ? new Promise<void>((resolve) => inBackground(resolve)).then(() => this.ask(id, s, demand, prefetch, owed, seq, false))
-        : this.ask(id, s, demand, prefetch, owed, seq, false);
+    const later = demand === 0 && owed === 0 && !s.spent && this.opts.limit - s.used >= this.opts.limit / 2;
+    const call = later ? new Promise<void>((resolve) => inBackground(resolve)).then(() => this.ask(id, s, demand, prefetch, owed, seq, false)) : this.ask(id, s, demand, prefetch, owed, seq, false);
     s.inflight = call;
     return call;
   }
