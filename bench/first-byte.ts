@@ -2,13 +2,13 @@
  * npm run bench -- --first-byte [--baseline GIT_REF] [--rounds N] [--concurrency C]
  *
  * Time to a stream's first body byte, p50, through node-floor, the gateway and, with --baseline,
- * a gateway built from GIT_REF, targets alternating within each round (bench/cpu-rounds.ts):
+ * a gateway built from GIT_REF, targets alternating within each round (bench/side-by-side.ts):
  * 150 streamed chat completions a round after 20 of warm-up, C at a time (default 1: no queue,
  * so what is measured is the path of one request, not the load). The target "added first byte
  * p50 <= node-floor's + 0.5 ms" is the gateway's median minus node-floor's, which this prints.
  */
 import type { StreamResult, StreamSpec } from './loadgen';
-import { CpuRow, cpuRounds, renderCpuRows } from './cpu-rounds';
+import { SideBySideRow, sideBySide, renderSideBySide } from './side-by-side';
 import { pct, sortNum } from './lib';
 import { CHAT_PATH, MODEL, Target } from './targets';
 
@@ -28,8 +28,8 @@ async function once(d: FirstByteDeps, t: Target, concurrency: number): Promise<n
   return pct(sortNum(r.ttfbUs), 50);
 }
 
-export function firstBytePhase(d: FirstByteDeps, o: { rounds: number; concurrency: number; baseline?: string }): Promise<CpuRow[]> {
-  return cpuRounds({
+export function firstBytePhase(d: FirstByteDeps, o: { rounds: number; concurrency: number; baseline?: string }): Promise<SideBySideRow[]> {
+  return sideBySide({
     dir: d.dir,
     rounds: o.rounds,
     baseline: o.baseline,
@@ -40,5 +40,5 @@ export function firstBytePhase(d: FirstByteDeps, o: { rounds: number; concurrenc
   });
 }
 
-export const renderFirstByte = (rows: CpuRow[], concurrency: number): string =>
-  renderCpuRows(`Stream first byte p50 (${STREAMS} streams a round, ${concurrency} at a time)`, 'µs first byte', rows, 'difference');
+export const renderFirstByte = (rows: SideBySideRow[], concurrency: number): string =>
+  renderSideBySide(`Stream first byte p50 (${STREAMS} streams a round, ${concurrency} at a time)`, 'µs first byte', rows, 'difference');

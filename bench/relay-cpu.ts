@@ -11,7 +11,7 @@
  * measures the same thing at one event a second, where it is much noisier.
  */
 import type { StreamResult, StreamSpec } from './loadgen';
-import { CpuRow, cpuRounds, renderCpuRows } from './cpu-rounds';
+import { SideBySideRow, sideBySide, renderSideBySide } from './side-by-side';
 import { cpuOf } from './lib';
 import { CHAT_PATH, MODEL, Target } from './targets';
 
@@ -42,8 +42,8 @@ async function once(d: RelayCpuDeps, t: Target, streams: number): Promise<number
   return used / (streams * EVENTS_PER_STREAM);
 }
 
-export async function relayCpuPhase(d: RelayCpuDeps, o: RelayCpuOptions): Promise<CpuRow[]> {
-  return cpuRounds({
+export async function relayCpuPhase(d: RelayCpuDeps, o: RelayCpuOptions): Promise<SideBySideRow[]> {
+  return sideBySide({
     dir: d.dir,
     rounds: o.rounds,
     baseline: o.baseline,
@@ -55,4 +55,5 @@ export async function relayCpuPhase(d: RelayCpuDeps, o: RelayCpuOptions): Promis
   });
 }
 
-export const renderRelayCpu = (rows: CpuRow[], streams: number): string => renderCpuRows(`CPU per relayed stream event (${streams} streams x ${RELAY_EVENTS} events, 5 ms apart)`, 'µs/event', rows);
+export const renderRelayCpu = (rows: SideBySideRow[], streams: number): string =>
+  renderSideBySide(`CPU per relayed stream event (${streams} streams x ${RELAY_EVENTS} events, 5 ms apart)`, 'µs/event', rows);

@@ -3,12 +3,12 @@
  *
  * CPU per non-streaming chat completion at peak: wrk's 50 connections for S seconds (default 5)
  * through node-floor, the gateway and, with --baseline, a gateway built from GIT_REF, targets
- * alternating within each round (bench/cpu-rounds.ts). Each figure is the target's CPU (user +
+ * alternating within each round (bench/side-by-side.ts). Each figure is the target's CPU (user +
  * system, /proc) over the run divided by the requests it served: the same measure as the full
  * run's "CPU per request at peak", without the rest of the run, so that a change to the
  * request path can be compared with its parent on one machine in a few minutes.
  */
-import { CpuRow, cpuRounds, renderCpuRows } from './cpu-rounds';
+import { SideBySideRow, sideBySide, renderSideBySide } from './side-by-side';
 import type { Target } from './targets';
 
 export interface RequestCpuDeps {
@@ -17,8 +17,8 @@ export interface RequestCpuDeps {
   log(m: string): void;
 }
 
-export async function requestCpuPhase(d: RequestCpuDeps, o: { rounds: number; seconds: number; baseline?: string }): Promise<CpuRow[]> {
-  return cpuRounds({
+export async function requestCpuPhase(d: RequestCpuDeps, o: { rounds: number; seconds: number; baseline?: string }): Promise<SideBySideRow[]> {
+  return sideBySide({
     dir: d.dir,
     rounds: o.rounds,
     baseline: o.baseline,
@@ -33,4 +33,4 @@ export async function requestCpuPhase(d: RequestCpuDeps, o: { rounds: number; se
   });
 }
 
-export const renderRequestCpu = (rows: CpuRow[], seconds: number): string => renderCpuRows(`CPU per request at peak (wrk, 50 connections, ${seconds} s a round)`, 'µs/request', rows);
+export const renderRequestCpu = (rows: SideBySideRow[], seconds: number): string => renderSideBySide(`CPU per request at peak (wrk, 50 connections, ${seconds} s a round)`, 'µs/request', rows);

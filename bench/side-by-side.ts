@@ -9,7 +9,7 @@ import { pct, round, sortNum } from './lib';
 import { GatewayTarget, startGateway, startNodeFloor, startUpstream, Target, UpstreamOptions } from './targets';
 import { buildBaseline } from './tracing';
 
-export interface CpuRoundsOptions {
+export interface SideBySideOptions {
   dir: string;
   rounds: number;
   baseline?: string;
@@ -23,7 +23,7 @@ export interface CpuRoundsOptions {
   unit: string;
 }
 
-export interface CpuRow {
+export interface SideBySideRow {
   target: string;
   /** The figure, µs, of each round. */
   rounds: number[];
@@ -35,7 +35,7 @@ export interface CpuRow {
 }
 
 /** Medians and ratios over node-floor (pure). */
-export function cpuRows(perTarget: Map<string, number[]>): CpuRow[] {
+export function sideBySideRows(perTarget: Map<string, number[]>): SideBySideRow[] {
   const median = (xs: number[]) => (xs.length ? pct(sortNum(xs), 50) : NaN);
   const floor = median(perTarget.get('node-floor') ?? []);
   return [...perTarget].map(([target, rounds]) => ({
@@ -48,7 +48,7 @@ export function cpuRows(perTarget: Map<string, number[]>): CpuRow[] {
 }
 
 /** A Markdown table of the rows; `vs`: each median against node-floor's as a ratio (CPU) or a difference (latency). */
-export function renderCpuRows(title: string, unit: string, rows: CpuRow[], vs: 'ratio' | 'difference' = 'ratio'): string {
+export function renderSideBySide(title: string, unit: string, rows: SideBySideRow[], vs: 'ratio' | 'difference' = 'ratio'): string {
   const lines = [
     `### ${title}`,
     '',
@@ -59,7 +59,7 @@ export function renderCpuRows(title: string, unit: string, rows: CpuRow[], vs: '
   return `${lines.join('\n')}\n`;
 }
 
-export async function cpuRounds(o: CpuRoundsOptions): Promise<CpuRow[]> {
+export async function sideBySide(o: SideBySideOptions): Promise<SideBySideRow[]> {
   const upstream = await startUpstream(o.upstream);
   const maxConnections = o.maxConnections;
   const targets: Target[] = [await startNodeFloor(upstream, maxConnections)];
@@ -83,5 +83,5 @@ export async function cpuRounds(o: CpuRoundsOptions): Promise<CpuRow[]> {
           .then(() => (t as GatewayTarget).redis.close())
           .catch(() => undefined);
   }
-  return cpuRows(perTarget);
+  return sideBySideRows(perTarget);
 }
