@@ -1,5 +1,6 @@
 import { gcText, type HalfPeakResult } from './half-peak';
 import type { StreamsResult } from './streams';
+import type { StreamTextRow } from './stream-text';
 
 /**
  * The benchmark's results: their JSON shape, the check against the project's performance
@@ -78,6 +79,8 @@ export interface Results {
   halfPeak?: HalfPeakResult;
   /** Open streams through one process (left out with --skip-streams). */
   streams?: StreamsResult;
+  /** The heap a stream's kept text holds, by events relayed (bench/stream-text.ts). */
+  streamText?: StreamTextRow[];
   targetsMet?: TargetCheck[];
 }
 
@@ -127,7 +130,18 @@ export function evaluateTargets(r: Results): TargetCheck[] {
   const red = r.redis;
   const worst = red ? Math.max(red.peak.perRequest, ...Object.values(red.rates).map((u) => u.perRequest)) : undefined;
   checks.push({ what: 'Redis commands per request (worst phase)', target: '<= 1', measured: worst === undefined ? '–' : worst.toFixed(3), met: worst === undefined ? null : worst <= 1 });
-  return [...checks, ...floorChecks(r), ...(r.streams ? streamChecks(r.streams) : [])];
+  return [...checks, ...floorChecks(r), ...(r.streams ? streamChecks(r.streams) : []), ...(r.streamText ? [streamTextCheck(r.streamText)] : [])];
+}
+
+/** The longest answer stream-text measured: what its kept text holds, against the same text kept as a rope. */
+export function streamTextCheck(rows: StreamTextRow[]): TargetCheck {
+  const r = rows.reduce((a, b) => (b.events > a.events ? b : a));
+  return {
+    what: `Heap a stream's kept text holds after ${fmtInt(r.events)} one-token events (${fmtInt(r.chars)} characters; bench/stream-text.ts)`,
+    target: 'reported',
+    measured: `${r.keptKb} KB (kept with \`+=\`, a rope: ${r.ropeKb} KB)`,
+    met: null,
+  };
 }
 
 /** CPU per request at the phase's rate, and the share of one core (the event loop's thread) that makes. */

@@ -5,6 +5,7 @@
  * npm run bench -- --streams N [--stream-seconds S]  (only the open-streams phase: bench/streams.ts)
  * npm run bench -- --relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]  (CPU per relayed stream event: bench/relay-cpu.ts)
  * npm run bench -- --tracing [--baseline REF] [--rounds N]  (tracing off and on, side by side: bench/tracing.ts)
+ * npm run bench -- --stream-text  (the heap a stream's kept text holds, in-process: bench/stream-text.ts)
  *
  * Side by side, in one run, on 127.0.0.1, each in its own process: a fast fake OpenAI
  * upstream called directly, the gateway (compiled dist/, auth + Redis rate limits +
@@ -32,6 +33,7 @@ import { CHAT_PATH, GatewayTarget, MODEL, ROOT, startGateway, startNginx, startN
 import { tracingComparison } from './tracing';
 import { gcComparison } from './gc';
 import { maxStreams, renderStreams, streamsPhase } from './streams';
+import { renderStreamText, streamTextPhase } from './stream-text';
 import { halfPeakPhase } from './half-peak';
 
 interface Options {
@@ -52,6 +54,8 @@ interface Options {
   /** Only CPU per request at peak (bench/request-cpu.ts), `seconds` of wrk per target and round. */
   requestCpu: boolean;
   seconds: number;
+  /** Only the text a stream keeps (bench/stream-text.ts, in-process). */
+  streamText: boolean;
   /** Only the stream first byte (bench/first-byte.ts), `concurrency` streams at a time. */
   firstByte: boolean;
   concurrency: number;
@@ -73,7 +77,7 @@ function parseOptions(argv: string[]): Options {
   };
   if (argv.includes('--help')) {
     process.stdout.write(
-      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]] [--request-cpu [--baseline REF] [--rounds N] [--seconds S]] [--first-byte [--baseline REF] [--rounds N] [--concurrency C]]\n',
+      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]] [--request-cpu [--baseline REF] [--rounds N] [--seconds S]] [--first-byte [--baseline REF] [--rounds N] [--concurrency C]] [--stream-text]\n',
     );
     process.exit(0);
   }
@@ -93,6 +97,7 @@ function parseOptions(argv: string[]): Options {
     requestCpu: argv.includes('--request-cpu'),
     seconds: Number(value('--seconds') ?? 5),
     firstByte: argv.includes('--first-byte'),
+    streamText: argv.includes('--stream-text'),
     concurrency: Number(value('--concurrency') ?? 1),
     out: value('--out') ?? join(ROOT, 'bench/results/latest.json'),
     logFile: value('--log-file') ?? '/dev/null',
@@ -108,6 +113,8 @@ function plan(quick: boolean) {
 }
 
 const RATES = [500, 1000, 2000];
+/** Streams at once in the kept-text phase (bench/stream-text.ts). */
+const STREAM_TEXT_STREAMS = 500;
 const STREAM = { chunks: 20, intervalMs: 5, concurrency: 10 };
 const BODY = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Say hello in one short sentence.' }], max_tokens: 32 });
 const STREAM_BODY = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Count to twenty.' }], max_tokens: 64, stream: true });
@@ -302,6 +309,10 @@ async function main(): Promise<void> {
     if (opts.firstByte) {
       const rows = await firstBytePhase({ dir, loadgen, log }, { rounds: opts.rounds ?? 5, concurrency: opts.concurrency, baseline: opts.baseline });
       return report(opts.out, { firstByte: rows }, renderFirstByte(rows, opts.concurrency));
+    }
+    if (opts.streamText) {
+      const rows = streamTextPhase(STREAM_TEXT_STREAMS);
+      return report(opts.out, { streamText: rows }, renderStreamText(rows, STREAM_TEXT_STREAMS));
     }
     if (opts.streams) {
       const s = await streamsPhase({ loadgen, log }, { streams: opts.streams, seconds: opts.streamSeconds, dir, logFile: opts.logFile });
@@ -530,6 +541,8 @@ async function main(): Promise<void> {
       const n = Math.min(p.openStreams, maxStreams());
       results.streams = await streamsPhase({ loadgen, log }, { streams: n, seconds: opts.streamSeconds, dir, logFile: opts.logFile });
     }
+    // 6. The heap a stream's kept text holds, by answer length (in-process, seconds).
+    results.streamText = streamTextPhase(STREAM_TEXT_STREAMS);
 
     results.meta.durationSeconds = Math.round((Date.now() - started) / 1000);
     results.targetsMet = evaluateTargets(results);

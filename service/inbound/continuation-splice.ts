@@ -6,7 +6,7 @@
  * (Responses API, Anthropic messages); chat chunks need none.
  */
 import { responsesUsage, Usage } from '../core/endpoints';
-import { eventData } from '../core/sse';
+import { appendOutput, eventData } from '../core/sse';
 import type { Observed } from '../messages/from-chat';
 import type { StreamTranslator } from '../providers/types';
 
@@ -26,6 +26,7 @@ const OPENING = new Set(['response.created', 'response.in_progress', 'response.c
 /** A continuation's Responses API events as more events of the stream it continues. */
 export class ResponsesSplice implements StreamTranslator {
   outputText = '';
+  outputPieces = 0;
   usage?: Usage;
   usageFinal = false;
   model?: string;
@@ -54,7 +55,7 @@ export class ResponsesSplice implements StreamTranslator {
     if (typeof e.item_id === 'string' && this.prior.itemId) e.item_id = this.prior.itemId;
     switch (e.type) {
       case 'response.output_text.delta':
-        if (typeof e.delta === 'string') this.outputText += e.delta;
+        if (typeof e.delta === 'string') appendOutput(this, e.delta);
         break;
       case 'response.output_text.done':
         e.text = whole(e.text);

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { chatUsage, Usage } from '../core/endpoints';
-import { eventData, MAX_INVALID_RUN } from '../core/sse';
+import { appendOutput, eventData, MAX_INVALID_RUN } from '../core/sse';
 import { anthropicUsage } from '../providers/anthropic-response';
 import type { StreamTranslator } from '../providers/types';
 
@@ -105,6 +105,7 @@ export class ChatToMessagesStream implements StreamTranslator, Observed {
   usageFinal = false;
   model?: string;
   outputText = '';
+  outputPieces = 0;
   toolCalls = false;
   private readonly invalid = new InvalidRun();
   private started = false;
@@ -141,7 +142,7 @@ export class ChatToMessagesStream implements StreamTranslator, Observed {
     const choice = data.choices?.[0];
     const delta = choice?.delta ?? {};
     if (typeof delta.content === 'string' && delta.content) {
-      this.outputText += delta.content;
+      appendOutput(this, delta.content);
       if (this.open !== 'text') out += this.openBlock('text', { type: 'text', text: '' });
       out += sse('content_block_delta', { index: this.index, delta: { type: 'text_delta', text: delta.content } });
     }
@@ -189,6 +190,7 @@ export class MessagesStreamObserver implements StreamTranslator, Observed {
   usageFinal = false;
   model?: string;
   outputText = '';
+  outputPieces = 0;
   blockIndex = -1;
   textOpen = false;
   toolCalls = false;
@@ -213,7 +215,7 @@ export class MessagesStreamObserver implements StreamTranslator, Observed {
         // message_start's output_tokens is a running count (often 1); message_delta's is the final one.
         this.raw = { ...this.raw, ...data.usage };
         this.usageFinal = true;
-      } else if (data.type === 'content_block_delta' && typeof data.delta?.text === 'string') this.outputText += data.delta.text;
+      } else if (data.type === 'content_block_delta' && typeof data.delta?.text === 'string') appendOutput(this, data.delta.text);
       else if (data.type === 'content_block_start') {
         this.blockIndex = typeof data.index === 'number' ? data.index : this.blockIndex + 1;
         this.textOpen = data.content_block?.type === 'text';

@@ -44,7 +44,7 @@ export function breakReason(interrupted: 'cut' | 'invalid', tooLarge = false): [
 
 /** One relay's state: what the events said, the splitter, and whether the client is still there. */
 class SseRelay implements RelaySink {
-  readonly acc: RelayResult = { outputText: '', sawDone: false, clientGone: false };
+  readonly acc: RelayResult = { outputText: '', outputPieces: 0, sawDone: false, clientGone: false };
   private readonly decoder = new StringDecoder('utf8');
   private readonly splitter = new SseSplitter();
   private invalidRun = 0;

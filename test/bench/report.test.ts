@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { addedGapsUs, cpuPerEventUs, maxStreams, rampMsFor } from '../../bench/streams';
 import { gcCounters, gcPauses, gcText } from '../../bench/half-peak';
-import { floorChecks, Results, streamChecks } from '../../bench/report';
+import { floorChecks, Results, streamChecks, streamTextCheck } from '../../bench/report';
+import { streamTextPhase } from '../../bench/stream-text';
 
 describe('bench: open streams and targets against node-floor', () => {
   it('counts only gaps that start once every stream is open, minus the interval', () => {
@@ -97,5 +98,27 @@ describe('bench: open streams and targets against node-floor', () => {
       [true, true, true, null, false],
     ); // 9,900 held, but fewer than the 10,000 asked
     assert.equal(streamChecks({ ...s, rssPerStreamKb: 55 }).at(-1)!.measured, 'fewer than 9,900');
+  });
+});
+
+describe('bench: the text a stream keeps (stream-text)', () => {
+  it('keeps a long answer flat: a fraction of the heap the same text takes as a rope', () => {
+    // 200 streams x 400 one-token events: a rope holds ~12 KB a stream, the flat text ~2 KB.
+    const [short, long] = streamTextPhase(200, [10, 400]);
+    // Tokens "t0 ".."t49 ", eight times over.
+    assert.equal(long.chars, 8 * (10 * 3 + 40 * 4));
+    assert.ok(long.keptKb * 3 < long.ropeKb, `kept ${long.keptKb} KB, rope ${long.ropeKb} KB`);
+    assert.ok(short.events === 10 && short.keptKb > 0);
+  });
+
+  it('reports the longest answer measured', () => {
+    const c = streamTextCheck([
+      { events: 45, keptKb: 0.7, ropeKb: 1.4, chars: 170 },
+      { events: 4000, keptKb: 15, ropeKb: 125, chars: 15_200 },
+      { events: 1000, keptKb: 4.1, ropeKb: 31.2, chars: 3800 },
+    ]);
+    assert.equal(c.met, null);
+    assert.match(c.what, /4,000 one-token events \(15,200 characters/);
+    assert.equal(c.measured, '15 KB (kept with `+=`, a rope: 125 KB)');
   });
 });
