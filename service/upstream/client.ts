@@ -62,6 +62,13 @@ export interface ForwardCall {
   timeoutMs: number;
 }
 
+/**
+ * The request body as the bytes undici sends. undici keeps the body it was given (its request
+ * handler) and, for a string, its own Buffer copy too, both until the answer ends: a stream's
+ * whole life. Given a Buffer it keeps that one Buffer, so a long prompt is held once, not twice.
+ */
+const bodyBytes = (body: string): Buffer => Buffer.from(body, 'utf8');
+
 export class UpstreamClient {
   private readonly pools = new Map<string, Dispatcher>();
   private readonly targets = new Map<string, Target>();
@@ -110,7 +117,7 @@ export class UpstreamClient {
       method: 'POST',
       path: t.path,
       headers: call.headers ? { ...call.headers, ...t.headers, 'x-request-id': call.requestId } : { ...t.headers, 'x-request-id': call.requestId },
-      body: call.body,
+      body: bodyBytes(call.body),
       signal: call.signal as AbortSignal, // undici listens with addEventListener; see cancel.ts
       headersTimeout: call.timeoutMs,
       bodyTimeout: call.bodyTimeoutMs ?? call.timeoutMs,
@@ -125,7 +132,7 @@ export class UpstreamClient {
       method: 'POST',
       path: t.path,
       headers: { ...call.headers, ...t.headers, ...signed, 'x-request-id': call.requestId },
-      body: call.body,
+      body: bodyBytes(call.body),
       signal: call.signal as AbortSignal, // undici listens with addEventListener; see cancel.ts
       headersTimeout: call.timeoutMs,
       bodyTimeout: call.bodyTimeoutMs ?? call.timeoutMs,

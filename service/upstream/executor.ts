@@ -243,12 +243,14 @@ export class Executor {
     }
     const ac = new Cancel();
     const onClientAbort = () => ac.abort();
-    input.clientSignal.addEventListener('abort', onClientAbort, { once: true });
+    // The closures below outlive the attempt on a stream: they hold the signal, never `input` (its bodyFor memo holds the upstream body, a prompt's size).
+    const clientSignal = input.clientSignal;
+    clientSignal.addEventListener('abort', onClientAbort, { once: true });
     const { headersMs, firstEventMs } = this.phases(timeoutMs, hasFallback, input.stream);
     const timer = new PhaseTimer(() => ac.abort());
     timer.arm(headersMs, headersMs < timeoutMs ? 'headers_timeout' : 'timeout');
     const startedAt = now();
-    const call = { c, input, ac, startedAt, ttfbMs: 0, keepListener: false, stopTimer: () => timer.stop(), done: () => input.clientSignal.removeEventListener('abort', onClientAbort) };
+    const call = { c, input, ac, startedAt, ttfbMs: 0, keepListener: false, stopTimer: () => timer.stop(), done: () => clientSignal.removeEventListener('abort', onClientAbort) };
     try {
       // A stream's silence between events: the stall deadline, never longer than the provider's own timeout.
       const bodyTimeoutMs = input.stream ? Math.min(this.deps.config.routing.deadlines.between_events_ms, timeoutMs) : undefined;
@@ -300,23 +302,24 @@ export class Executor {
     call.keepListener = true;
     // An endless stream is ended (the relay sees the abort as a cut and writes the clean error event).
     const endless = setTimeout(() => ac.abort(), this.deps.config.routing.deadlines.stream_ms);
+    // Held for the stream's life: what they need, not `call` (its input holds the request's upstream bodies).
+    const release = call.done;
     const done = () => {
       clearTimeout(endless);
-      call.done();
+      release();
     };
-    const finish = this.streamFinisher(c.provider.name, call.input, call.startedAt, done);
+    const finish = this.streamFinisher(c.provider.name, call.input.model, call.input.label, call.startedAt, done);
     return { kind: 'success', result: { candidate: c, ttfbMs: call.ttfbMs, startedAt: call.startedAt, stream: { first, rest, abort: () => ac.abort(), done, finish } } };
   }
 
   /** The end of one stream, recorded once against its provider (see StreamHandle.finish). */
-  private streamFinisher(p: string, input: ExecuteInput, startedAt: number, done: () => void): (end: StreamEnd, dropped?: number) => void {
+  private streamFinisher(p: string, model: string, label: string, startedAt: number, done: () => void): (end: StreamEnd, dropped?: number) => void {
     let finished = false;
     return (end, dropped = 0) => {
       if (finished) return;
       finished = true;
       done();
       const { stats, breakers, metrics, now } = this.deps;
-      const model = input.model;
       if (dropped > 0) metrics.streamEventsDropped.inc({ provider: p, model }, dropped);
       if (end === 'cut' || end === 'invalid') {
         metrics.streamInterruptions.inc({ provider: p, model });
@@ -327,7 +330,7 @@ export class Executor {
         stats.recordTotal(p, model, totalMs);
         metrics.upstreamLatency.observe({ provider: p, model, phase: 'total' }, totalMs / 1000);
       } else {
-        metrics.clientDisconnects.inc({ endpoint: input.label });
+        metrics.clientDisconnects.inc({ endpoint: label });
       }
     };
   }
