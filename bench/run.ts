@@ -6,6 +6,7 @@
  * npm run bench -- --relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]  (CPU per relayed stream event: bench/relay-cpu.ts)
  * npm run bench -- --tracing [--baseline REF] [--rounds N]  (tracing off and on, side by side: bench/tracing.ts)
  * npm run bench -- --stream-text  (the heap a stream's kept text holds, in-process: bench/stream-text.ts)
+ * npm run bench -- --stream-heap [--streams N] [--prompt-kb K] [--baseline REF]  (JS heap per open stream, heap snapshots: bench/stream-heap.ts)
  *
  * Side by side, in one run, on 127.0.0.1, each in its own process: a fast fake OpenAI
  * upstream called directly, the gateway (compiled dist/, auth + Redis rate limits +
@@ -34,6 +35,7 @@ import { tracingComparison } from './tracing';
 import { gcComparison } from './gc';
 import { maxStreams, renderStreams, streamsPhase } from './streams';
 import { renderStreamText, streamTextPhase } from './stream-text';
+import { renderStreamHeap, streamHeapPhase } from './stream-heap';
 import { halfPeakPhase } from './half-peak';
 
 interface Options {
@@ -56,6 +58,9 @@ interface Options {
   seconds: number;
   /** Only the text a stream keeps (bench/stream-text.ts, in-process). */
   streamText: boolean;
+  /** Only the JS heap per open stream from heap snapshots (bench/stream-heap.ts): `streams` of them, prompts of promptKb. */
+  streamHeap: boolean;
+  promptKb: number;
   /** Only the stream first byte (bench/first-byte.ts), `concurrency` streams at a time. */
   firstByte: boolean;
   concurrency: number;
@@ -77,7 +82,7 @@ function parseOptions(argv: string[]): Options {
   };
   if (argv.includes('--help')) {
     process.stdout.write(
-      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]] [--request-cpu [--baseline REF] [--rounds N] [--seconds S]] [--first-byte [--baseline REF] [--rounds N] [--concurrency C]] [--stream-text]\n',
+      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]] [--request-cpu [--baseline REF] [--rounds N] [--seconds S]] [--first-byte [--baseline REF] [--rounds N] [--concurrency C]] [--stream-text] [--stream-heap [--streams N] [--prompt-kb K] [--baseline REF]]\n',
     );
     process.exit(0);
   }
@@ -98,6 +103,8 @@ function parseOptions(argv: string[]): Options {
     seconds: Number(value('--seconds') ?? 5),
     firstByte: argv.includes('--first-byte'),
     streamText: argv.includes('--stream-text'),
+    streamHeap: argv.includes('--stream-heap'),
+    promptKb: Number(value('--prompt-kb') ?? 0),
     concurrency: Number(value('--concurrency') ?? 1),
     out: value('--out') ?? join(ROOT, 'bench/results/latest.json'),
     logFile: value('--log-file') ?? '/dev/null',
@@ -309,6 +316,11 @@ async function main(): Promise<void> {
     if (opts.firstByte) {
       const rows = await firstBytePhase({ dir, loadgen, log }, { rounds: opts.rounds ?? 5, concurrency: opts.concurrency, baseline: opts.baseline });
       return report(opts.out, { firstByte: rows }, renderFirstByte(rows, opts.concurrency));
+    }
+    if (opts.streamHeap) {
+      const n = opts.streams ?? 1000;
+      const rows = await streamHeapPhase({ dir, streams: n, promptKb: opts.promptKb, baseline: opts.baseline, log });
+      return report(opts.out, { streamHeap: rows }, renderStreamHeap(rows, n, opts.promptKb));
     }
     if (opts.streamText) {
       const rows = streamTextPhase(STREAM_TEXT_STREAMS);

@@ -53,9 +53,9 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Target> {
 }
 
 /** bench/node-floor.ts: node:http in, undici out, nothing else (the least a Node proxy costs). */
-export async function startNodeFloor(upstream: Target, connections = 128): Promise<Target> {
+export async function startNodeFloor(upstream: Target, connections = 128, nodeArgs: string[] = []): Promise<Target> {
   const [cmd, args] = tsNode('bench/node-floor.ts', ['--port', '0', '--upstream', upstream.base, '--connections', String(connections)]);
-  const s = start(cmd, [...args], { cwd: ROOT });
+  const s = start(cmd, [...nodeArgs, ...args], { cwd: ROOT });
   const port = await portFromStdout(s, 'node floor proxy');
   return { name: 'node-floor', base: `http://127.0.0.1:${port}`, headers: { authorization: 'Bearer sk-upstream-bench' }, pids: () => [s.proc.pid!] };
 }
