@@ -70,8 +70,8 @@ export class KeyRegistry implements KeyDirectory {
     await this.flushUsed();
   }
 
-  find(token: string, now: number): Principal | undefined {
-    const e = this.keys.find(token);
+  findDigest(digest: string, now: number): Principal | undefined {
+    const e = this.keys.findDigest(digest);
     return e && now < e.expiresAt ? e.principal : undefined;
   }
 

@@ -33,8 +33,8 @@ export interface ScopeBudget {
 
 /** Keys and teams issued at runtime (service/store keeps them; tenancy only reads this). */
 export interface KeyDirectory {
-  /** The principal of the active, unexpired runtime key whose hash matches, or undefined (constant-time search). */
-  find(token: string, now: number): Principal | undefined;
+  /** The principal of the active, unexpired runtime key whose hash has this digest (keyDigest of the presented key), or undefined. */
+  findDigest(digest: string, now: number): Principal | undefined;
   /** A team created through the admin API. */
   team(name: string): { budget?: ScopeBudget; rate_limit?: Principal['rateLimit'] } | undefined;
   /** True when at least one team exists at runtime (keys must then name a known team). */

