@@ -142,9 +142,9 @@ export interface KeptText {
 /**
  * Appends one streamed text delta to `kept.outputText`, kept for the stream's life (billing a cut
  * stream, continuing it elsewhere). V8 joins `a += b` as a rope: a 32-byte node per piece that
- * keeps the piece itself, so a 4-character token costs ~50 bytes, not 4: 31 KB a stream at 1,000
- * events against 6 KB flat (`npm run bench -- --stream-text`). Every FLATTEN_EVERY pieces the rope
- * is copied into one flat string, which copies a 1,000-event text ~30 times in all.
+ * keeps the piece itself, so a 4-character token costs ~31 bytes, not 4: 31 KB a stream at 1,000
+ * events against 4 KB kept flat (`npm run bench -- --stream-text`). Every FLATTEN_EVERY pieces the
+ * rope is copied into one flat string, which copies a 1,000-event text ~30 times in all.
  */
 export function appendOutput(kept: KeptText, piece: string): void {
   kept.outputText += piece;

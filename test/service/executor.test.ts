@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { parseConfig } from '../../service/config/schema';
 import { createMetrics } from '../../service/metrics/metrics';
 import { buildCatalog, Candidate } from '../../service/routing/catalog';
@@ -165,4 +167,25 @@ describe('executor with an injected clock and sleep', () => {
     assert.match(r.stream.first.toString(), /^data: \{"choices":\[\]\}/);
     r.stream.done();
   });
+
+  it("a stream it returns holds nothing of the attempt's input: its bodyFor (and the upstream bodies it made) can be collected while the stream is open", async () => {
+    const h = harness({ a: [{ status: 200, chunks: ['data: {"choices":[]}\n\n', 'data: [DONE]\n\n'] }] });
+    let weak!: WeakRef<() => string>;
+    const r = await (() => {
+      const bodyFor = () => '{"model":"m","messages":[]}';
+      weak = new WeakRef(bodyFor);
+      return h.run({ stream: true, bodyFor });
+    })();
+    assert.ok(r.ok && r.stream);
+    await new Promise((resolve) => setImmediate(resolve)); // a WeakRef's target lives to the end of the job that made it
+    fullGc();
+    assert.equal(weak.deref(), undefined, 'the open stream still holds the attempt input');
+    r.stream.finish('completed');
+  });
 });
+
+/** A full collection (the flag set at run time: mocha runs without --expose-gc). */
+function fullGc(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
