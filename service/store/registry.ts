@@ -1,6 +1,6 @@
 /**
  * The runtime keys and teams each replica authenticates against: an in-memory snapshot of the
- * store, searched in constant time (tenancy/keys.ts HashSet), reloaded when it changes.
+ * store, looked up by a presented key's digest (tenancy/keys.ts HashSet), reloaded when it changes.
  *
  * Propagation: every change bumps store_state.version and sends NOTIFY aigw_store in its
  * transaction (directory.ts). A replica reloads on the notification (LISTEN on a dedicated
