@@ -6,6 +6,7 @@
  * EnvHttpProxyAgent instead: requests tunnel through the proxy (CONNECT) unless NO_PROXY names
  * the host (same rules as curl: `host`, `.domain`, `host:port`, `*`).
  */
+import { Readable } from 'node:stream';
 import type { CancelSignal } from './cancel';
 import { EnvHttpProxyAgent, Pool } from 'undici';
 import type Dispatcher from 'undici/types/dispatcher';
@@ -63,11 +64,28 @@ export interface ForwardCall {
 }
 
 /**
- * The request body as the bytes undici sends. undici keeps the body it was given (its request
- * handler) and, for a string, its own Buffer copy too, both until the answer ends: a stream's
- * whole life. Given a Buffer it keeps that one Buffer, so a long prompt is held once, not twice.
+ * The request body as undici is given it. undici keeps that body (its request handler and its
+ * request) until the answer ends, a stream's whole life, and for a string a Buffer copy of its
+ * own as well. A JSON answer is given the bytes. A stream is given them as a one-shot stream,
+ * with their length: once undici has read them the stream has ended and holds nothing, so an open stream keeps no copy of its prompt for the provider call (the parsed request
+ * it keeps for continuation is the only one). undici writes it as the stream gives it, a turn later.
  */
-const bodyBytes = (body: string): Buffer => Buffer.from(body, 'utf8');
+function requestBody(body: string, stream: boolean): { body: Buffer | Readable; length: Record<string, string> } {
+  const bytes = Buffer.from(body, 'utf8');
+  return stream ? { body: oneShot(bytes), length: { 'content-length': String(bytes.length) } } : { body: bytes, length: {} };
+}
+
+/** A stream of `bytes` that lets go of them once read (a generator would not: a finished one keeps its locals). */
+function oneShot(bytes: Buffer): Readable {
+  let held: Buffer | null = bytes;
+  return new Readable({
+    read() {
+      const b = held;
+      held = null;
+      this.push(b);
+    },
+  });
+}
 
 export class UpstreamClient {
   private readonly pools = new Map<string, Dispatcher>();
@@ -112,12 +130,13 @@ export class UpstreamClient {
     const t = this.target(call.candidate, call.endpoint, call.stream);
     const sign = adapterFor(call.candidate.provider.type).sign;
     if (sign) return this.sendSigned(call, t, sign);
+    const { body, length } = requestBody(call.body, call.stream);
     return this.pool(call.candidate.provider, t.origin).request({
       origin: t.origin,
       method: 'POST',
       path: t.path,
-      headers: call.headers ? { ...call.headers, ...t.headers, 'x-request-id': call.requestId } : { ...t.headers, 'x-request-id': call.requestId },
-      body: bodyBytes(call.body),
+      headers: { ...call.headers, ...t.headers, ...length, 'x-request-id': call.requestId },
+      body,
       signal: call.signal as AbortSignal, // undici listens with addEventListener; see cancel.ts
       headersTimeout: call.timeoutMs,
       bodyTimeout: call.bodyTimeoutMs ?? call.timeoutMs,
@@ -127,12 +146,13 @@ export class UpstreamClient {
   /** A call whose authentication depends on its body and time (SigV4): signed just before it goes. */
   private async sendSigned(call: UpstreamCall, t: Target, sign: NonNullable<ProviderAdapter['sign']>): Promise<UpstreamResponse> {
     const signed = await sign(call.candidate.provider, t, call.body, this.env);
+    const { body, length } = requestBody(call.body, call.stream);
     return this.pool(call.candidate.provider, t.origin).request({
       origin: t.origin,
       method: 'POST',
       path: t.path,
-      headers: { ...call.headers, ...t.headers, ...signed, 'x-request-id': call.requestId },
-      body: bodyBytes(call.body),
+      headers: { ...call.headers, ...t.headers, ...signed, ...length, 'x-request-id': call.requestId },
+      body,
       signal: call.signal as AbortSignal, // undici listens with addEventListener; see cancel.ts
       headersTimeout: call.timeoutMs,
       bodyTimeout: call.bodyTimeoutMs ?? call.timeoutMs,
