@@ -66,14 +66,18 @@ export interface ForwardCall {
 /**
  * The request body as undici is given it. undici keeps that body (its request handler and its
  * request) until the answer ends, a stream's whole life, and for a string a Buffer copy of its
- * own as well. A JSON answer is given the bytes. A stream is given them as a one-shot stream,
- * with their length: once undici has read them the stream has ended and holds nothing, so an open stream keeps no copy of its prompt for the provider call (the parsed request
- * it keeps for continuation is the only one). undici writes it as the stream gives it, a turn later.
+ * own as well. A JSON answer is given the bytes. A stream with a prompt of some size is given
+ * them as a one-shot stream, with their length: once undici has read them the stream has ended
+ * and holds nothing, so an open stream keeps no copy of its prompt for the provider call (the
+ * parsed request it keeps for continuation is the only one).
  */
 function requestBody(body: string, stream: boolean): { body: Buffer | Readable; length: Record<string, string> } {
   const bytes = Buffer.from(body, 'utf8');
-  return stream ? { body: oneShot(bytes), length: { 'content-length': String(bytes.length) } } : { body: bytes, length: {} };
+  return stream && bytes.length > ONE_SHOT_MIN_BYTES ? { body: oneShot(bytes), length: { 'content-length': String(bytes.length) } } : { body: bytes, length: {} };
 }
+
+/** Under this a stream keeps its bytes: the one-shot stream's own objects cost ~1 KB a stream (--stream-heap). */
+const ONE_SHOT_MIN_BYTES = 2048;
 
 /** A stream of `bytes` that lets go of them once read (a generator would not: a finished one keeps its locals). */
 function oneShot(bytes: Buffer): Readable {

@@ -15,7 +15,7 @@ describe('the request body a provider receives', () => {
   let gw: TestGateway;
   let client: OpenAI;
   // ~60 KB of UTF-8: multi-byte characters, quotes and escapes, so bytes and characters differ.
-  const prompt = 'Résumé "naïve" 字 😀 \\ line\n'.repeat(2000);
+  const long = 'Résumé "naïve" 字 😀 \\ line\n'.repeat(2000);
 
   before(async () => {
     up = await startFakeUpstream('alpha');
@@ -27,8 +27,12 @@ describe('the request body a provider receives', () => {
     await up.close();
   });
 
-  for (const stream of [true, false]) {
-    it(`${stream ? 'a stream' : 'a JSON answer'}: the whole prompt, with Content-Length and no chunked encoding`, async () => {
+  for (const [stream, prompt] of [
+    [true, long],
+    [false, long],
+    [true, 'A few words.'],
+  ] as const) {
+    it(`${stream ? 'a stream' : 'a JSON answer'}, a ${prompt.length > 100 ? 'long' : 'short'} prompt: all of it, with Content-Length and no chunked encoding`, async () => {
       up.received.length = 0;
       if (stream) {
         let text = '';
