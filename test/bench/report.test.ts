@@ -108,7 +108,9 @@ describe('bench: the text a stream keeps (stream-text)', () => {
     // Tokens "t0 ".."t49 ", eight times over.
     assert.equal(long.chars, 8 * (10 * 3 + 40 * 4));
     assert.ok(long.keptKb * 3 < long.ropeKb, `kept ${long.keptKb} KB, rope ${long.ropeKb} KB`);
-    assert.ok(short.events === 10 && short.keptKb > 0);
+    // A short answer's few hundred bytes are within the heap's noise: only that it was measured.
+    assert.equal(short.events, 10);
+    assert.ok(Number.isFinite(short.keptKb) && Number.isFinite(short.ropeKb));
   });
 
   it('reports the longest answer measured', () => {
