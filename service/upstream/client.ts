@@ -13,7 +13,7 @@ import type Dispatcher from 'undici/types/dispatcher';
 import type { ProviderConfig } from '../config/schema';
 import type { Endpoint } from '../core/endpoints';
 import { adapterFor } from '../providers/registry';
-import type { ProviderAdapter, Target } from '../providers/types';
+import type { Target } from '../providers/types';
 import type { Candidate } from '../routing/catalog';
 import { ProxySettings, proxyFromEnv } from './proxy';
 
@@ -133,23 +133,12 @@ export class UpstreamClient {
   send(call: UpstreamCall): Promise<UpstreamResponse> {
     const t = this.target(call.candidate, call.endpoint, call.stream);
     const sign = adapterFor(call.candidate.provider.type).sign;
-    if (sign) return this.sendSigned(call, t, sign);
-    const { body, length } = requestBody(call.body, call.stream);
-    return this.pool(call.candidate.provider, t.origin).request({
-      origin: t.origin,
-      method: 'POST',
-      path: t.path,
-      headers: { ...call.headers, ...t.headers, ...length, 'x-request-id': call.requestId },
-      body,
-      signal: call.signal as AbortSignal, // undici listens with addEventListener; see cancel.ts
-      headersTimeout: call.timeoutMs,
-      bodyTimeout: call.bodyTimeoutMs ?? call.timeoutMs,
-    });
+    // A call whose authentication depends on its body and time (SigV4) is signed just before it goes.
+    return sign ? sign(call.candidate.provider, t, call.body, this.env).then((signed) => this.post(call, t, signed)) : this.post(call, t);
   }
 
-  /** A call whose authentication depends on its body and time (SigV4): signed just before it goes. */
-  private async sendSigned(call: UpstreamCall, t: Target, sign: NonNullable<ProviderAdapter['sign']>): Promise<UpstreamResponse> {
-    const signed = await sign(call.candidate.provider, t, call.body, this.env);
+  /** The provider call itself, with the signature's headers when there are any. */
+  private post(call: UpstreamCall, t: Target, signed?: Record<string, string>): Promise<UpstreamResponse> {
     const { body, length } = requestBody(call.body, call.stream);
     return this.pool(call.candidate.provider, t.origin).request({
       origin: t.origin,
