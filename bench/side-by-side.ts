@@ -9,14 +9,8 @@ import { pct, round, sortNum } from './lib';
 import { GatewayTarget, startGateway, startNodeFloor, startUpstream, Target, UpstreamOptions } from './targets';
 import { buildBaseline } from './tracing';
 
-export interface SideBySideOptions {
-  dir: string;
+export interface SideBySideOptions extends TargetsOptions {
   rounds: number;
-  baseline?: string;
-  upstream: UpstreamOptions;
-  /** Connections node-floor and the gateways may hold to the upstream. */
-  maxConnections?: number;
-  log(m: string): void;
   /** One round through a target: its figure, µs (CPU per request or event, a first-byte p50). */
   once(t: Target): Promise<number>;
   /** What a round's figure is, for the log ("µs/request", "µs first byte"). */
@@ -59,14 +53,42 @@ export function renderSideBySide(title: string, unit: string, rows: SideBySideRo
   return `${lines.join('\n')}\n`;
 }
 
-export async function sideBySide(o: SideBySideOptions): Promise<SideBySideRow[]> {
+/** What the three targets are started with: the fake upstream, connections each may hold, and node flags for every target. */
+export interface TargetsOptions {
+  dir: string;
+  baseline?: string;
+  upstream: UpstreamOptions;
+  /** Connections node-floor and the gateways may hold to the upstream. */
+  maxConnections?: number;
+  nodeArgs?: string[];
+  log(m: string): void;
+}
+
+/** Starts the upstream, node-floor, the baseline gateway (with --baseline) and this build; runs `fn`; stops them all. */
+export async function withTargets<T>(o: TargetsOptions, fn: (targets: Target[]) => Promise<T>): Promise<T> {
   const upstream = await startUpstream(o.upstream);
-  const maxConnections = o.maxConnections;
-  const targets: Target[] = [await startNodeFloor(upstream, maxConnections)];
-  if (o.baseline) targets.push(await startGateway(upstream, o.dir, '/dev/null', { name: 'gateway-base', main: buildBaseline(o.baseline, o.dir, o.log), maxConnections }));
-  targets.push(await startGateway(upstream, o.dir, '/dev/null', { name: 'gateway', maxConnections }));
-  const perTarget = new Map<string, number[]>(targets.map((t) => [t.name, []]));
+  const { maxConnections, nodeArgs } = o;
+  const targets: Target[] = [];
   try {
+    targets.push(await startNodeFloor(upstream, maxConnections, nodeArgs));
+    if (o.baseline) targets.push(await startGateway(upstream, o.dir, '/dev/null', { name: 'gateway-base', main: buildBaseline(o.baseline, o.dir, o.log), maxConnections, nodeArgs }));
+    targets.push(await startGateway(upstream, o.dir, '/dev/null', { name: 'gateway', maxConnections, nodeArgs }));
+    return await fn(targets);
+  } finally {
+    for (const t of targets)
+      if ('redis' in t)
+        await (t as GatewayTarget)
+          .stop()
+          .then(() => (t as GatewayTarget).redis.close())
+          .catch(() => undefined);
+      else for (const pid of t.pids()) process.kill(pid, 'SIGTERM');
+    for (const pid of upstream.pids()) process.kill(pid, 'SIGTERM');
+  }
+}
+
+export function sideBySide(o: SideBySideOptions): Promise<SideBySideRow[]> {
+  return withTargets(o, async (targets) => {
+    const perTarget = new Map<string, number[]>(targets.map((t) => [t.name, []]));
     for (const t of targets) await o.once(t);
     for (let r = 0; r < o.rounds; r++) {
       for (const t of r % 2 ? [...targets].reverse() : targets) {
@@ -75,13 +97,6 @@ export async function sideBySide(o: SideBySideOptions): Promise<SideBySideRow[]>
         o.log(`round ${r + 1}: ${t.name} ${us.toFixed(1)} ${o.unit}`);
       }
     }
-  } finally {
-    for (const t of targets)
-      if ('redis' in t)
-        await (t as GatewayTarget)
-          .stop()
-          .then(() => (t as GatewayTarget).redis.close())
-          .catch(() => undefined);
-  }
-  return sideBySideRows(perTarget);
+    return sideBySideRows(perTarget);
+  });
 }

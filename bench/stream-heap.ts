@@ -14,8 +14,8 @@ import { request } from 'node:http';
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { round } from './lib';
-import { CHAT_PATH, GatewayTarget, MODEL, startGateway, startNodeFloor, startUpstream, Target } from './targets';
-import { buildBaseline } from './tracing';
+import { withTargets } from './side-by-side';
+import { CHAT_PATH, MODEL, Target } from './targets';
 
 export interface HeapKind {
   kind: string;
@@ -115,26 +115,11 @@ export async function streamHeapPhase(o: { dir: string; streams: number; promptK
   const args = ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snaps}`];
   const prompt = `Stream slowly. ${'lorem ipsum '.repeat(Math.round((o.promptKb * 1024) / 12))}`;
   const body = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: prompt }], max_tokens: 200, stream: true });
-  const upstream = await startUpstream({ chunks: 180, intervalMs: 1000 });
-  const connections = o.streams + 16;
-  const targets: Target[] = [];
-  try {
-    targets.push(await startNodeFloor(upstream, connections, args));
-    if (o.baseline)
-      targets.push(await startGateway(upstream, o.dir, '/dev/null', { name: 'gateway-base', main: buildBaseline(o.baseline, o.dir, o.log), maxConnections: connections, nodeArgs: args }));
-    targets.push(await startGateway(upstream, o.dir, '/dev/null', { name: 'gateway', maxConnections: connections, nodeArgs: args }));
-    const rows: StreamHeapRow[] = [];
+  const rows: StreamHeapRow[] = [];
+  await withTargets({ dir: o.dir, baseline: o.baseline, upstream: { chunks: 180, intervalMs: 1000 }, maxConnections: o.streams + 16, nodeArgs: args, log: o.log }, async (targets) => {
     for (const t of targets) rows.push(await measure(t, snaps, o.streams, body, o.log));
-    return rows;
-  } finally {
-    for (const t of targets) {
-      if ('redis' in t) {
-        await (t as GatewayTarget).stop();
-        await (t as GatewayTarget).redis.close().catch(() => undefined);
-      } else for (const pid of t.pids()) process.kill(pid, 'SIGTERM');
-    }
-    for (const pid of upstream.pids()) process.kill(pid, 'SIGTERM');
-  }
+  });
+  return rows;
 }
 
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(2)} KB`;
