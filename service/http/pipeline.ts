@@ -336,7 +336,8 @@ async function admit(ctx: GatewayContext, spec: InboundSpec, req: IncomingMessag
   rec.strategy = route.strategy;
   rec.stream = valid.stream;
   const expected = expectedTokensOf(valid, spec.endpoint, decodedBodyBytes(req, valid));
-  const admission = await ctx.tenancy.admit(principal, route.model, expected.input + expected.output, maxCostOf(ctx, route, valid, spec.endpoint, expected.input));
+  const admitted = ctx.tenancy.admit(principal, route.model, expected.input + expected.output, maxCostOf(ctx, route, valid, spec.endpoint, expected.input));
+  const admission = admitted instanceof Promise ? await admitted : admitted;
   try {
     if (spec.storesResponses) route = await pinToPreviousResponse(ctx, principal, route, valid);
     if (checkReferences) await assertOwned(ctx.objects, principal.team, referencedIds(valid.body));

@@ -5,6 +5,7 @@
  */
 import type { GatewayConfig } from '../config/schema';
 import { rateLimited } from '../core/errors';
+import { all, MaybePromise, then } from '../core/maybe-async';
 import type { Metrics } from '../metrics/metrics';
 import type { Admission, KeyDirectory, Principal, Settlement, TokenReservation } from './contracts';
 import { CheckResult, LimiterEnv, RuleLimiter, rateLimitHeaders, tightest, WindowState } from './limits';
@@ -34,6 +35,10 @@ export class RuleSet {
   private readonly providerRules: LimitRule[];
   private readonly limiters = new Map<LimitRule, RuleLimiter>();
   private readonly memo = new Map<string, Matched[]>();
+  /** Config keys' matches by principal (frozen, one per key) and model: both bounded by the config. */
+  private readonly byPrincipal = new WeakMap<Principal, Map<string, Matched[]>>();
+  /** Provider rules come from the config only: matched once per provider. */
+  private readonly byProvider = new Map<string, Matched[]>();
   private readonly runtime = new Map<string, RuntimeRules>();
   private readonly configTeams: ReadonlySet<string>;
 
@@ -79,20 +84,37 @@ export class RuleSet {
   /** The rules a request is admitted by (not the provider ones). */
   forRequest(principal: Principal, model: string): Matched[] {
     const extra = principal.keyId || this.directory ? this.runtimeRules(principal) : [];
+    // Config keys (no runtime rules): by the principal object, the same for every request of its key, with no string built.
+    if (!extra.length) {
+      let byModel = this.byPrincipal.get(principal);
+      if (!byModel) this.byPrincipal.set(principal, (byModel = new Map()));
+      let m = byModel.get(model);
+      if (!m) {
+        if (byModel.size >= MEMO_MAX) byModel.clear();
+        byModel.set(model, (m = this.match(principal, model, extra)));
+      }
+      return m;
+    }
     const k = `${principal.keyName}\u0000${principal.team}\u0000${principal.project}\u0000${model}${extra.map((r) => `\u0000${r.sig}`).join('')}`;
     let m = this.memo.get(k);
     if (!m) {
       if (this.memo.size >= MEMO_MAX) this.memo.clear();
-      const facts: RequestFacts = { key: principal.keyName, team: principal.team, project: principal.project, model };
-      const rules = extra.length ? [...this.requestRules, ...extra.flatMap((r) => r.rules)] : this.requestRules;
-      this.memo.set(k, (m = this.attach(matchRules(rules, facts))));
+      this.memo.set(k, (m = this.match(principal, model, extra)));
     }
     return m;
   }
 
+  private match(principal: Principal, model: string, extra: RuntimeRules[]): Matched[] {
+    const facts: RequestFacts = { key: principal.keyName, team: principal.team, project: principal.project, model };
+    const rules = extra.length ? [...this.requestRules, ...extra.flatMap((r) => r.rules)] : this.requestRules;
+    return this.attach(matchRules(rules, facts));
+  }
+
   /** The rules an attempt on a provider is admitted by. */
   forProvider(provider: string): Matched[] {
-    return this.attach(matchRules(this.providerRules, { key: '', team: '', project: '', provider }));
+    let m = this.byProvider.get(provider);
+    if (!m) this.byProvider.set(provider, (m = this.attach(matchRules(this.providerRules, { key: '', team: '', project: '', provider }))));
+    return m;
   }
 
   flush(): Promise<void> {
@@ -124,11 +146,24 @@ function refuse(metrics: Metrics, m: Match, r: CheckResult, headers: Record<stri
  * that any leases among them share one Redis round trip (auto-pipelining); refuses by the first
  * spent rule, giving back what it took of tokens and USD. Errors of every store admit.
  */
-export async function admitByRules(rules: RuleSet, metrics: Metrics, principal: Principal, model: string, expectedTokens: number, at: number): Promise<Admission & { release(): void }> {
+export function admitByRules(rules: RuleSet, metrics: Metrics, principal: Principal, model: string, expectedTokens: number, at: number): MaybePromise<Admission & { release(): void }> {
   const matched = rules.forRequest(principal, model);
   const tokens = admissionAmount('tokens', expectedTokens);
   const amounts = matched.map((m) => admissionAmount(m.match.rule.resource, expectedTokens));
-  const results = await Promise.all(matched.map((m, i) => m.limiter.take(m.match.counter, amounts[i])));
+  return then(all(matched.map((m, i) => m.limiter.take(m.match.counter, amounts[i]))), (results) => decideByRules(rules, metrics, principal, model, { matched, amounts, results, tokens, at }));
+}
+
+interface Taken {
+  matched: Matched[];
+  amounts: number[];
+  results: Array<CheckResult | null>;
+  tokens: number;
+  at: number;
+}
+
+/** Admits with the rules' reservation, or refuses by the first spent rule, giving back what the others took. */
+function decideByRules(rules: RuleSet, metrics: Metrics, principal: Principal, model: string, t: Taken): Admission & { release(): void } {
+  const { matched, amounts, results, tokens, at } = t;
   const reservation = reservationOf(matched, results, tokens, at, model);
   const release = () => settleTokens(rules, principal, model, 0, reservation);
   const refused = results.findIndex((r) => r !== null && !r.ok);
@@ -175,14 +210,20 @@ export function settleRules(rules: RuleSet, s: Settlement, costNano: number): vo
   }
 }
 
-/** One attempt on a provider: false when one of its rules is spent. */
-export async function admitProviderByRules(rules: RuleSet, metrics: Metrics, provider: string): Promise<boolean> {
-  for (const m of rules.forProvider(provider)) {
-    const r = await m.limiter.take(m.match.counter, 1);
-    if (r && !r.ok) {
-      metrics.rateLimited.inc({ scope: 'provider', kind: 'requests' });
-      return false;
-    }
+/** One attempt on a provider: false when one of its rules is spent (at once while every lease has units). */
+export function admitProviderByRules(rules: RuleSet, metrics: Metrics, provider: string, from = 0): MaybePromise<boolean> {
+  const matched = rules.forProvider(provider);
+  for (let i = from; i < matched.length; i++) {
+    const m = matched[i];
+    const r = m.limiter.take(m.match.counter, 1);
+    if (r instanceof Promise) return r.then((x) => (spentFor(metrics, x) ? false : admitProviderByRules(rules, metrics, provider, i + 1)));
+    if (spentFor(metrics, r)) return false;
   }
+  return true;
+}
+
+function spentFor(metrics: Metrics, r: CheckResult | null): boolean {
+  if (!r || r.ok) return false;
+  metrics.rateLimited.inc({ scope: 'provider', kind: 'requests' });
   return true;
 }

@@ -5,6 +5,7 @@
  * `auth: none` demo and unit tests.
  */
 import type { Usage } from '../core/endpoints';
+import type { MaybePromise } from '../core/maybe-async';
 import type { BudgetHold } from '../cost/spend';
 
 export type { BudgetHold, Usage };
@@ -105,13 +106,14 @@ export interface Tenancy {
    * Rate limits and budgets. Reserves `expectedTokens` against the token limits (admitted while
    * tokens were left before this request) and `maxCostUsd` against the budgets (admitted while
    * the spend and the reservations of requests in flight are below the budget). Throws
-   * GatewayError 429 when refused, reserving nothing.
+   * GatewayError 429 when refused, reserving nothing (a rejection, never a throw). The admission
+   * is a value, not a promise, when no limit or budget had to ask Redis.
    */
-  admit(principal: Principal, model: string, expectedTokens?: number, maxCostUsd?: number): Promise<Admission>;
+  admit(principal: Principal, model: string, expectedTokens?: number, maxCostUsd?: number): MaybePromise<Admission>;
   /** Gives back the reservation (tokens and budget) of an admitted request that will not be settled (it failed, nothing billed). */
   release(principal: Principal, reservation: TokenReservation | undefined): void;
   /** Per-provider quota guard: false means skip this provider for now. */
-  admitProvider(provider: string): Promise<boolean>;
+  admitProvider(provider: string): MaybePromise<boolean>;
   /** Records usage: token limits, spend (buffered while Redis is down), cost metrics. Never throws. */
   settle(s: Settlement): void;
   /** Flushes buffered spend; called on shutdown. */

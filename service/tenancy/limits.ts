@@ -13,6 +13,7 @@
  * USD: admission takes nothing (admitted while the window is not spent); settle adds the cost.
  */
 import type Redis from 'ioredis';
+import { MaybePromise, then } from '../core/maybe-async';
 import { redisReady } from '../redis/client';
 import { LeasedWindow, MemoryWindow, TakeResult, WindowStore } from './lease';
 import { BURST_WINDOWS, LimitRule } from './rules';
@@ -73,20 +74,23 @@ export class RuleLimiter {
     if (rule.burst > 0) this.burst = redis ? leased(`${LIMIT_KEY_PREFIX}-burst`, rule.burst, windowMs * BURST_WINDOWS) : new MemoryWindow(rule.burst, windowMs * BURST_WINDOWS);
   }
 
-  /** Takes `amount` for one request from the counter's window (then its burst pool); null: no store answered (admit). */
-  async take(counter: string, amount: number): Promise<CheckResult | null> {
+  /** Takes `amount` for one request from the counter's window (then its burst pool); null: no store answered (admit). At once while the lease has units. */
+  take(counter: string, amount: number): MaybePromise<CheckResult | null> {
+    return then(this.main.take(counter, amount), (took) => this.afterMain(counter, amount, took));
+  }
+
+  private afterMain(counter: string, amount: number, took: TakeResult): MaybePromise<CheckResult | null> {
     const limit = this.rule.capacity;
-    let took: TakeResult = await this.main.take(counter, amount);
     if (took === null && this.insurance) {
       // Redis down, or no answer to a lease asked twice.
       this.onFallback?.();
       took = this.insurance.take(counter, amount);
     }
     if (took === null) return null;
-    if (took.ok || !this.burst) return { ok: took.ok, state: { limit, remaining: took.remaining, resetMs: took.resetMs } };
+    const mainTook = took;
+    if (mainTook.ok || !this.burst) return { ok: mainTook.ok, state: { limit, remaining: mainTook.remaining, resetMs: mainTook.resetMs } };
     // The window is spent: the burst pool.
-    const burst = await this.burst.take(counter, amount);
-    return { ok: burst ? burst.ok : true, state: { limit, remaining: 0, resetMs: Math.min(took.resetMs, burst?.resetMs ?? Infinity) } };
+    return then(this.burst.take(counter, amount), (burst) => ({ ok: burst ? burst.ok : true, state: { limit, remaining: 0, resetMs: Math.min(mainTook.resetMs, burst?.resetMs ?? Infinity) } }));
   }
 
   /** Replaces a reservation by the actual usage (tokens), or adds a cost (USD); never throws, never waits. */

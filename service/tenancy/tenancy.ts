@@ -7,6 +7,7 @@ import type Redis from 'ioredis';
 import type { GatewayConfig, TeamConfig } from '../config/schema';
 import { budgetExceeded, forbidden, serviceUnavailable } from '../core/errors';
 import { inBackground } from '../core/background';
+import { all, MaybePromise, outcome, then } from '../core/maybe-async';
 import type { Metrics } from '../metrics/metrics';
 import { errorCode, Logger, redisReady, silentLogger } from '../redis/client';
 import { budgetKey, MemorySpendStore, RedisSpendStore, settledBudgetShare, SpendLedger, SpendReport, SpendStore, spendReport } from '../cost/spend';
@@ -286,12 +287,16 @@ class ScopeBudgets {
    * the reservations of requests in flight; else reserves `nano` (in the day and month of `at`)
    * at once, in the same turn as the decision, and says whether it did.
    */
-  async check(scope: BudgetScope, budget: ScopeBudget | undefined, at: number, nano: number): Promise<boolean> {
+  check(scope: BudgetScope, budget: ScopeBudget | undefined, at: number, nano: number): MaybePromise<boolean> {
     if (!budget) return false;
     const known = this.known.get(scope.id);
-    let spent = cachedSpend(known, budget, at, utcPeriods(at).day);
-    if (!spent) spent = this.current(scope.id, at, await this.readTeamSpend(scope.id, at));
-    else if (at - known!.readAt >= BUDGET_VIEW_MS / 2) this.refreshSoon(scope.id);
+    const spent = cachedSpend(known, budget, at, utcPeriods(at).day);
+    if (!spent) return this.readTeamSpend(scope.id, at).then((v) => this.decide(scope, budget, at, nano, this.current(scope.id, at, v)));
+    if (at - known!.readAt >= BUDGET_VIEW_MS / 2) this.refreshSoon(scope.id);
+    return this.decide(scope, budget, at, nano, spent);
+  }
+
+  private decide(scope: BudgetScope, budget: ScopeBudget, at: number, nano: number, spent: { day: number; month: number }): boolean {
     const status = checkBudget(budget, spent);
     this.exportBudget(scope, status);
     if (status.refused) {
@@ -327,19 +332,21 @@ function releaseBudget(parts: AdmitParts, principal: Principal, hold: BudgetHold
  * The team's budget and the key's own (a runtime key with a budget), checked together, each
  * reserving `nano` when it admits; the first refusal wins and gives back what the other reserved.
  */
-async function checkBudgets(parts: AdmitParts, principal: Principal, at: number, nano: number): Promise<BudgetHold | undefined> {
+function checkBudgets(parts: AdmitParts, principal: Principal, at: number, nano: number): MaybePromise<BudgetHold | undefined> {
   const scopes = [teamScope(principal.team)];
   if (principal.keyId && principal.budget) scopes.push(keyScope(principal.keyId, principal.keyName, principal.team));
-  const results = await Promise.allSettled(scopes.map((scope) => parts.budgets.check(scope, budgetOf(parts, principal, scope.id), at, nano)));
-  const { day, month } = utcPeriods(at);
-  const held = scopes.filter((_, i) => results[i].status === 'fulfilled' && (results[i] as PromiseFulfilledResult<boolean>).value);
-  const hold = held.length ? { nano, day, month, scopes: held.map((scope) => scope.id) } : undefined;
-  const refused = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (refused) {
-    releaseBudget(parts, principal, hold);
-    throw refused.reason;
-  }
-  return hold;
+  const checks = scopes.map((scope) => outcome(() => parts.budgets.check(scope, budgetOf(parts, principal, scope.id), at, nano)));
+  return then(all(checks), (results) => {
+    const { day, month } = utcPeriods(at);
+    const held = scopes.filter((_, i) => results[i].ok && (results[i] as { value: boolean }).value);
+    const hold = held.length ? { nano, day, month, scopes: held.map((scope) => scope.id) } : undefined;
+    const refused = results.find((r) => !r.ok);
+    if (refused && !refused.ok) {
+      releaseBudget(parts, principal, hold);
+      throw refused.err;
+    }
+    return hold;
+  });
 }
 
 /** The rules' token reservation, carrying the budget hold too (a reservation of no tokens when no token rule matched). */
@@ -354,29 +361,27 @@ function withHold(reservation: TokenReservation | undefined, hold: BudgetHold | 
  * together so their Redis calls share one round trip; refuses with the tightest headers. An
  * admitted request holds `maxCostUsd` in its budgets until it is settled or released.
  */
-async function admitRequest(parts: AdmitParts, principal: Principal, model: string, expectedTokens: number, maxCostUsd: number): Promise<Admission> {
+function admitRequest(parts: AdmitParts, principal: Principal, model: string, expectedTokens: number, maxCostUsd: number): MaybePromise<Admission> {
   if (principal.models && !principal.models.includes(model)) {
     throw forbidden(`This API key may not use the model "${model.slice(0, 256)}". Its models: ${principal.models.join(', ')}.`, 'model_not_allowed');
   }
   if (parts.sink?.full()) throw serviceUnavailable('The spend ledger cannot record more requests until its database is back. Retry shortly.', 'ledger_unavailable');
   const at = parts.now();
-  const budgetCheck = checkBudgets(parts, principal, at, Math.max(0, toNanoUsd(maxCostUsd))).then(
-    (hold) => ({ hold, err: null }),
-    (err: unknown) => ({ hold: undefined, err }),
+  const budgetCheck = outcome(() => checkBudgets(parts, principal, at, Math.max(0, toNanoUsd(maxCostUsd))));
+  const byRules = outcome(() => admitByRules(parts.rules, parts.metrics, principal, model, expectedTokens, at));
+  return then(byRules, (rules) =>
+    then(budgetCheck, (budget) => {
+      if (!rules.ok) {
+        if (budget.ok) releaseBudget(parts, principal, budget.value);
+        throw rules.err;
+      }
+      if (!budget.ok) {
+        rules.value.release();
+        throw budget.err;
+      }
+      return { headers: rules.value.headers, reservation: withHold(rules.value.reservation, budget.value, model) };
+    }),
   );
-  let admission: Awaited<ReturnType<typeof admitByRules>>;
-  try {
-    admission = await admitByRules(parts.rules, parts.metrics, principal, model, expectedTokens, at);
-  } catch (err) {
-    releaseBudget(parts, principal, (await budgetCheck).hold);
-    throw err;
-  }
-  const { hold, err } = await budgetCheck;
-  if (err) {
-    admission.release();
-    throw err;
-  }
-  return { headers: admission.headers, reservation: withHold(admission.reservation, hold, model) };
 }
 
 /** The cost, token and savings metrics of one settled request (cost: what it cost, 0 for a cache hit). */
@@ -464,7 +469,14 @@ export function createTenancy(config: GatewayConfig, deps: TenancyDeps): Gateway
     },
     isAdmin: (authorization) => keyRing.isAdmin(authorization),
     adminId: (authorization) => keyRing.adminId(authorization),
-    admit: (principal: Principal, model: string, expectedTokens = 0, maxCostUsd = 0) => admitRequest(parts, principal, model, expectedTokens, maxCostUsd),
+    admit(principal: Principal, model: string, expectedTokens = 0, maxCostUsd = 0) {
+      // A refusal is a rejection, as it always was; an admission is there at once when no limit or budget had to ask Redis.
+      try {
+        return admitRequest(parts, principal, model, expectedTokens, maxCostUsd);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    },
     release,
     admitProvider: (provider) => admitProviderByRules(rules, metrics, provider),
     settle(s: Settlement) {

@@ -8,6 +8,7 @@ import { bodyChunks } from './body-chunks';
 import { Cancel, CancelSignal } from './cancel';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GatewayConfig, providerApiKey } from '../config/schema';
+import { MaybePromise, then } from '../core/maybe-async';
 import { badRequest, GatewayError, rateLimited, serviceUnavailable, upstreamTimeout, upstreamUnavailable } from '../core/errors';
 import type { Metrics } from '../metrics/metrics';
 import type { Candidate, Endpoint } from '../routing/catalog';
@@ -129,7 +130,7 @@ export interface ExecutorDeps {
   breakers: CircuitBreakers;
   stats: StatsTracker;
   metrics: Metrics;
-  admitProvider: (provider: string) => Promise<boolean>;
+  admitProvider: (provider: string) => MaybePromise<boolean>;
   now: () => number;
   random: () => number;
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -395,7 +396,8 @@ export class Executor {
     const run: Run = { attempts: 0, skippedOpen: 0, deadlineHit: false };
     for (let i = 0; i < plan.length; i++) {
       const c = plan[i];
-      if (!(await this.admitCandidate(run, c, input))) continue;
+      const admitted = this.admitCandidate(run, c, input);
+      if (!(admitted instanceof Promise ? await admitted : admitted)) continue;
       const result = await this.tryCandidate(run, c, input, i < plan.length - 1);
       if (result) return result;
       if (run.deadlineHit) break;
@@ -404,7 +406,7 @@ export class Executor {
   }
 
   /** Whether a candidate may be tried now: its circuit and its provider quota (counting a failover to it). */
-  private async admitCandidate(run: Run, c: Candidate, input: ExecuteInput): Promise<boolean> {
+  private admitCandidate(run: Run, c: Candidate, input: ExecuteInput): MaybePromise<boolean> {
     const { breakers, metrics } = this.deps;
     const p = c.provider.name;
     // After a context_length_exceeded, only a target with a larger declared window is worth the request.
@@ -413,12 +415,14 @@ export class Executor {
       run.skippedOpen++;
       return false;
     }
-    if (!(await this.deps.admitProvider(p))) {
-      metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: 'provider_rate_limited' });
-      return false;
-    }
-    if (run.lastProvider !== undefined && run.last) metrics.failovers.inc({ from_provider: run.lastProvider, to_provider: p, model: input.model, reason: run.last.reason });
-    return true;
+    return then(this.deps.admitProvider(p), (admitted) => {
+      if (!admitted) {
+        metrics.upstreamAttempts.inc({ provider: p, model: input.model, outcome: 'provider_rate_limited' });
+        return false;
+      }
+      if (run.lastProvider !== undefined && run.last) metrics.failovers.inc({ from_provider: run.lastProvider, to_provider: p, model: input.model, reason: run.last.reason });
+      return true;
+    });
   }
 
   /** Attempts one candidate with retries; a result ends the request, undefined moves on to the next candidate. */

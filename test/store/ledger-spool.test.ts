@@ -126,10 +126,16 @@ describe('ledger spool', () => {
     let full = true;
     const tenancy = createTenancy(config, { redis: null, metrics: createMetrics(), sink: { record: () => undefined, full: () => full } });
     const principal = { keyName: 'k', team: 't', project: 'p', keyId: 'key_1', models: ['m'] };
-    await assert.rejects(tenancy.admit(principal, 'm'), (e: { status: number; code: string }) => e.status === 503 && e.code === 'ledger_unavailable');
+    await assert.rejects(
+      async () => tenancy.admit(principal, 'm'),
+      (e: { status: number; code: string }) => e.status === 503 && e.code === 'ledger_unavailable',
+    );
     full = false;
     await tenancy.admit(principal, 'm');
-    await assert.rejects(tenancy.admit(principal, 'other'), (e: { status: number; code: string }) => e.status === 403 && e.code === 'model_not_allowed');
+    await assert.rejects(
+      async () => tenancy.admit(principal, 'other'),
+      (e: { status: number; code: string }) => e.status === 403 && e.code === 'model_not_allowed',
+    );
     tenancy.close();
   });
 });

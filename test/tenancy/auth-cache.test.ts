@@ -63,7 +63,7 @@ describe('authentication', () => {
     await open.admit(anon, 'm');
     const second = await open.admit(anon, 'm');
     assert.equal(second.headers['x-ratelimit-remaining-requests'], '0');
-    await assert.rejects(open.admit(anon, 'm'), (e: GatewayError) => e.status === 429);
+    await assert.rejects(Promise.resolve(open.admit(anon, 'm')), (e: GatewayError) => e.status === 429);
     open.close();
   });
 });

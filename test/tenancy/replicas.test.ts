@@ -118,7 +118,10 @@ describe('tenancy across replicas sharing Redis', function () {
     assert.equal(second.headers['x-ratelimit-remaining-tokens'], '100', 'the other replica sees the usage');
     b.tenancy.settle(settlement(alice, 0.001, { usage: { prompt_tokens: 100, completion_tokens: 100 } }));
     await b.tenancy.flush();
-    await assert.rejects(a.tenancy.admit(alice, 'gpt-x'), (e: GatewayError) => e.status === 429 && e.headers['x-ratelimit-remaining-tokens'] === '0' && /tokens per minute/.test(e.message));
+    await assert.rejects(
+      async () => a.tenancy.admit(alice, 'gpt-x'),
+      (e: GatewayError) => e.status === 429 && e.headers['x-ratelimit-remaining-tokens'] === '0' && /tokens per minute/.test(e.message),
+    );
   });
 
   it('tokens per minute, leased: concurrent admissions on two replicas each count their reservation; headers within the stated bound (docs/tenancy.md)', async () => {
@@ -186,7 +189,7 @@ describe('tenancy across replicas sharing Redis', function () {
     assert.equal((await byScope('team_model')) + (await byScope('model')), 24 + 10 + 10 + 20);
     assert.ok((await byScope('model')) > 0);
     await assert.rejects(
-      rs[2].tenancy.admit(bob, 'gpt-x'),
+      async () => rs[2].tenancy.admit(bob, 'gpt-x'),
       (e: GatewayError) => e.status === 429 && /this model: 30 requests per minute/.test(e.message) && e.headers['x-ratelimit-remaining-requests'] === '0',
     );
   });

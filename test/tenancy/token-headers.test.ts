@@ -51,7 +51,10 @@ describe('x-ratelimit-remaining-tokens and the admission of the same request', (
     const alice = tenancy.authenticate(`Bearer ${KEYS.alice}`);
     const carol = tenancy.authenticate(`Bearer ${KEYS.bob}`);
     assert.equal(remaining((await tenancy.admit(alice, 'gpt-x', 100)).headers), 4900);
-    await assert.rejects(tenancy.admit(alice, 'gpt-x', 100), (e: GatewayError) => e.status === 429 && e.headers['x-ratelimit-remaining-tokens'] === '4900');
+    await assert.rejects(
+      async () => tenancy.admit(alice, 'gpt-x', 100),
+      (e: GatewayError) => e.status === 429 && e.headers['x-ratelimit-remaining-tokens'] === '4900',
+    );
     assert.equal(remaining((await tenancy.admit(carol, 'gpt-x', 100)).headers), 4800);
   });
 
