@@ -12,6 +12,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Endpoint, ENDPOINTS, responseOutputText, responsesUsage } from '../core/endpoints';
 import { badRequest, GatewayError, modelNotFound } from '../core/errors';
+import { MaybePromise, then } from '../core/maybe-async';
 import { OBJECT_COLLECTIONS, referencedIds } from '../core/passthrough-paths';
 import { firstResponseId } from '../core/sse';
 import { maxCostUsd, priceRequest } from '../cost/cost';
@@ -319,39 +320,56 @@ async function relayJson(s: Served, result: Success, cacheKey: string | null): P
   const answer = s.spec.answer(result.json!, c, s.valid, modelRewriter(s.ctx.config, c));
   if (isPendingBackground(s, result.json!.parsed)) watchBackground(s, c, String(answer.id));
   else settle(s, c, billableUsage(s.valid, answer.usage, true, answer.outputText), answer.model);
-  await recordStoredResponse(s, c, answer.id, answer.itemIds);
+  const stored = recordStoredResponse(s, c, answer.id, answer.itemIds);
+  if (stored) await stored;
   sendJson(s.res, 200, answer.body);
   if (cacheKey) void s.ctx.cache.set(cacheKey, typeof answer.body === 'string' ? answer.body : answer.body.toString('utf8')).catch(() => undefined);
 }
 
 /** Admission, then (with a reservation to give back on refusal) the stored-object checks that may need a lookup. */
-async function admit(ctx: GatewayContext, spec: InboundSpec, req: IncomingMessage, res: ServerResponse, valid: ValidRequest, checkReferences: boolean): Promise<Served> {
+function admit(ctx: GatewayContext, spec: InboundSpec, req: IncomingMessage, res: ServerResponse, valid: ValidRequest, checkReferences: boolean): MaybePromise<Served> {
   const rec = recordOf(res);
   const principal = rec.principal!;
   if (spec.storesResponses && valid.body.background === true && ctx.config.routing.background_responses === 'refuse') {
     throw badRequest('Background responses are turned off on this gateway (routing.background_responses: refuse).', 'background_not_allowed', 'background');
   }
-  let route = resolveRoute(ctx, spec.endpoint, valid);
+  const route = resolveRoute(ctx, spec.endpoint, valid);
   rec.model = route.model;
   rec.strategy = route.strategy;
   rec.stream = valid.stream;
   const expected = expectedTokensOf(valid, spec.endpoint, decodedBodyBytes(req, valid));
   const admitted = ctx.tenancy.admit(principal, route.model, expected.input + expected.output, maxCostOf(ctx, route, valid, spec.endpoint, expected.input));
-  const admission = admitted instanceof Promise ? await admitted : admitted;
+  return then(admitted, (admission) => {
+    const s: Served = { ctx, spec, res, rec, valid, principal, route, admission, expected, plan: route.candidates };
+    // Chat, completions and embeddings without stored objects to check: served at once (no lookup to wait for).
+    return spec.storesResponses || checkReferences ? checkStoredObjects(s, checkReferences) : withAdmissionHeaders(s);
+  });
+}
+
+/** The admission's headers on the response: the request is served. */
+function withAdmissionHeaders(s: Served): Served {
+  for (const k in s.admission.headers) s.res.setHeader(k, s.admission.headers[k]);
+  return s;
+}
+
+/** The stored objects a request names must be the team's own (with a reservation to give back on refusal). */
+async function checkStoredObjects(s: Served, checkReferences: boolean): Promise<Served> {
+  const { ctx, principal, valid } = s;
   try {
-    if (spec.storesResponses) route = await pinToPreviousResponse(ctx, principal, route, valid);
+    if (s.spec.storesResponses) s.route = await pinToPreviousResponse(ctx, principal, s.route, valid);
     if (checkReferences) await assertOwned(ctx.objects, principal.team, referencedIds(valid.body));
   } catch (err) {
-    ctx.tenancy.release(principal, admission.reservation);
+    ctx.tenancy.release(principal, s.admission.reservation);
     throw err;
   }
-  for (const k in admission.headers) res.setHeader(k, admission.headers[k]);
-  return { ctx, spec, res, rec, valid, principal, route, admission, expected, plan: route.candidates };
+  s.plan = s.route.candidates;
+  return withAdmissionHeaders(s);
 }
 
 /** Serves one authenticated request whose JSON body is read; a reservation neither settled nor released on the way (an unexpected error) is given back. */
 async function serve(ctx: GatewayContext, spec: InboundSpec, req: IncomingMessage, res: ServerResponse, body: unknown, checkReferences: boolean): Promise<void> {
-  const s = await admit(ctx, spec, req, res, spec.validate(body), checkReferences);
+  const admitted = admit(ctx, spec, req, res, spec.validate(body), checkReferences);
+  const s = admitted instanceof Promise ? await admitted : admitted;
   try {
     await serveAdmitted(s, req);
   } finally {
