@@ -94,9 +94,36 @@ export interface BudgetHold {
 
 /** Adds nano-USD to a budget scope's counters of a month and one of its days (reservations, releases, settled cost). */
 export function addBudget(b: Batch, scope: string, month: string, day: string, nano: number): void {
-  const key = budgetKey(scope, month);
+  if (!nano) return;
+  const key = memoKey(budgetKeys, scope, month, budgetKey);
   add(b, key, 'm', nano);
-  add(b, key, `d:${day}`, nano);
+  add(b, key, memoKey(dayFields, day, '', dayField), nano);
+}
+
+/** Keys and fields past this many per memo start it over (scopes x periods of the config and the admin API: far fewer). */
+const KEY_MEMO_MAX = 10_000;
+const budgetKeys = new Map<string, Map<string, string>>();
+const rowKeys = new Map<string, Map<string, string>>();
+const dayFields = new Map<string, Map<string, string>>();
+const dayField = (day: string): string => `d:${day}`;
+
+/**
+ * `make(a, b)`, built once and then found with two lookups of strings the gateway already holds:
+ * a key built anew for every request is a new string to allocate and hash (twice a request for
+ * the budget hold and its settlement, once for the spend row).
+ */
+function memoKey(memo: Map<string, Map<string, string>>, a: string, b: string, make: (a: string, b: string) => string): string {
+  let byB = memo.get(a);
+  if (byB === undefined) {
+    if (memo.size >= KEY_MEMO_MAX) memo.clear();
+    memo.set(a, (byB = new Map()));
+  }
+  let k = byB.get(b);
+  if (k === undefined) {
+    if (byB.size >= KEY_MEMO_MAX) byB.clear();
+    byB.set(b, (k = make(a, b)));
+  }
+  return k;
 }
 
 function add(batch: Batch, key: string, field: string, n: number): void {
@@ -160,7 +187,7 @@ export function entryBatch(e: SpendEntry): Batch {
 export function addEntry(b: Batch, e: SpendEntry): Batch {
   const cost = e.cached ? 0 : toNanoUsd(e.costUsd);
   const list = toNanoUsd(e.listCostUsd);
-  const row = spendRowKey(e.team, e.day);
+  const row = memoKey(rowKeys, e.team, e.day, spendRowKey);
   const f = rowFields(e.team, e.project, e.provider, e.model);
   add(b, row, f[METRICS.cost], cost);
   add(b, row, f[METRICS.list], list);
