@@ -122,11 +122,11 @@ export function makePlan(ctx: GatewayContext, route: ModelRoute, req: ValidReque
  * abandoned stream, a provider that reports none): what the provider counted so far, never
  * less than the text the client received, marked estimated.
  */
-export function billableUsage(req: ValidRequest, reported: Usage | undefined, final: boolean, outputText: string): { usage: Usage; estimated: boolean } {
+export function billableUsage(req: ValidRequest, reported: Usage | undefined, final: boolean, outputText: string | (() => string)): { usage: Usage; estimated: boolean } {
   if (reported && final) return { usage: reported, estimated: false };
   const usage: Usage = {
     prompt_tokens: reported?.prompt_tokens ?? estimatePromptTokens(req.body),
-    completion_tokens: Math.max(reported?.completion_tokens ?? 0, estimateCompletionTokens(outputText)),
+    completion_tokens: Math.max(reported?.completion_tokens ?? 0, estimateCompletionTokens(typeof outputText === 'string' ? outputText : outputText())),
   };
   if (reported?.cached_tokens) usage.cached_tokens = reported.cached_tokens;
   return { usage, estimated: true };
@@ -184,7 +184,13 @@ async function answerFromCache(s: Served, cacheKey: string): Promise<boolean> {
   s.rec.provider = 'cache';
   const parsed = JSON.parse(hit) as Record<string, unknown>;
   const spec = ENDPOINTS[s.spec.endpoint];
-  settle(s, undefined, billableUsage(s.valid, spec.usage(parsed), true, spec.outputText(parsed)), parsed.model, true);
+  settle(
+    s,
+    undefined,
+    billableUsage(s.valid, spec.usage(parsed), true, () => spec.outputText(parsed)),
+    parsed.model,
+    true,
+  );
   sendJson(s.res, 200, hit);
   return true;
 }

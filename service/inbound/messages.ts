@@ -61,7 +61,7 @@ function answerMessage({ raw, parsed }: { raw: Buffer; parsed: Record<string, un
   return {
     body: rewrite ? rewrite(body) : body,
     usage: native ? anthropicUsage(parsed.usage) : chatUsage(parsed.usage),
-    outputText: content.map((b) => (typeof b?.text === 'string' ? b.text : '')).join(''),
+    outputText: () => content.map((b) => (typeof b?.text === 'string' ? b.text : '')).join(''),
     model: message.model,
   };
 }

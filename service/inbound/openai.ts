@@ -118,7 +118,7 @@ function openAiSpec(endpoint: Endpoint): InboundSpec {
     answer: ({ raw, parsed }, _c, _valid, rewrite) => ({
       body: rewrite ? rewrite(raw.toString('utf8')) : raw,
       usage: spec.usage(parsed),
-      outputText: spec.outputText(parsed),
+      outputText: () => spec.outputText(parsed),
       model: parsed.model,
       id: parsed.id,
       itemIds: endpoint === 'responses' ? itemIds(parsed) : undefined,

@@ -47,7 +47,8 @@ export interface StreamResult {
 export interface JsonAnswer {
   body: string | Buffer;
   usage?: Usage;
-  outputText: string;
+  /** The answer's text, for an estimate when the provider reported no usage (read only then). */
+  outputText(): string;
   model?: unknown;
   /** Responses API: the stored response's id, and its output items' ids. */
   id?: unknown;
