@@ -99,11 +99,15 @@ function cellRouted(names: readonly string[] | undefined, accept: (value: number
   };
 }
 
-/** A counter incremented by whole numbers on every request (integer sums are exact in any order). */
-function requestCounter<T extends string>(cfg: CounterConfiguration<T>): Counter<T> {
+/**
+ * A counter incremented on every request. Whole numbers by default (integer sums are exact in
+ * any order); `amounts: true` takes any finite amount >= 0 (USD), whose sum then differs from
+ * one added amount by amount in its last bits only, as a histogram's sum does.
+ */
+function requestCounter<T extends string>(cfg: CounterConfiguration<T>, amounts = false): Counter<T> {
   const r = cellRouted(
     cfg.labelNames,
-    (v) => v === undefined || (Number.isInteger(v) && v >= 0),
+    (v) => v === undefined || (amounts ? Number.isFinite(v) && v >= 0 : Number.isInteger(v) && v >= 0),
     (c, v) => (c.value += v ?? 1),
     true,
   );
@@ -263,13 +267,19 @@ function requestMetrics(r: Registry[]) {
 function costMetrics(r: Registry[]) {
   return {
     tokens: requestCounter({ name: 'aigw_tokens_total', help: 'Tokens by direction (input/output)', labelNames: ['provider', 'model', 'team', 'project', 'direction'] as const, registers: r }),
-    cost: new Counter({ name: 'aigw_cost_usd_total', help: 'Spend in USD at configured provider prices', labelNames: ['provider', 'model', 'team', 'project', 'estimated'] as const, registers: r }),
-    savings: new Counter({
-      name: 'aigw_savings_usd_total',
-      help: 'USD saved against the model list price (routing) or by serving from cache',
-      labelNames: ['model', 'team', 'project', 'reason'] as const,
-      registers: r,
-    }),
+    cost: requestCounter(
+      { name: 'aigw_cost_usd_total', help: 'Spend in USD at configured provider prices', labelNames: ['provider', 'model', 'team', 'project', 'estimated'] as const, registers: r },
+      true,
+    ),
+    savings: requestCounter(
+      {
+        name: 'aigw_savings_usd_total',
+        help: 'USD saved against the model list price (routing) or by serving from cache',
+        labelNames: ['model', 'team', 'project', 'reason'] as const,
+        registers: r,
+      },
+      true,
+    ),
   };
 }
 

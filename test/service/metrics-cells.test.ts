@@ -23,13 +23,13 @@ function closeTo(a: number, b: number): void {
   assert.ok(Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
 }
 
-/** The same lines; counts exactly, sums to the last bits. */
-function sameExposition(ours: string, theirs: string): void {
+/** The same lines; counts exactly, sums (and with `amounts`, every value) to the last bits. */
+function sameExposition(ours: string, theirs: string, amounts = false): void {
   const [a, b] = [ours.split('\n'), theirs.split('\n')];
   assert.equal(a.length, b.length);
   a.forEach((line, i) => {
     const [x, y] = [/^(\S+) (\S+)$/.exec(line), /^(\S+) (\S+)$/.exec(b[i])];
-    if (x && y && x[1] === y[1] && x[1].includes('_sum{')) closeTo(Number(x[2]), Number(y[2]));
+    if (x && y && x[1] === y[1] && (amounts || x[1].includes('_sum{'))) closeTo(Number(x[2]), Number(y[2]));
     else assert.equal(line, b[i]);
   });
 }
@@ -91,7 +91,7 @@ describe('metrics counted in cells', () => {
     assert.throws(() => m.upstreamLatency.observe({ provider: 'a', model: 'm', phase: 'ttfb' }, Number.NaN), /not a valid number/);
   });
 
-  it('counters and gauges: the same as prom-client setting each value itself', async () => {
+  it('counters (whole numbers and USD amounts) and gauges: the same as prom-client setting each value itself', async () => {
     const m = createMetrics(new Registry(), { defaultMetrics: false });
     const plainRegistry = new Registry();
     const labelNames = ['endpoint', 'provider', 'model', 'team', 'project', 'status_class'];
@@ -107,7 +107,15 @@ describe('metrics counted in cells', () => {
       m.budgetUsedRatio.set(g, v);
       gauge.set(g, v);
     }
+    const cost = new Counter({ name: 'aigw_cost_usd_total', help: 'x', labelNames: ['provider', 'model', 'team', 'project', 'estimated'], registers: [plainRegistry] });
+    for (let i = 0; i < 300; i++) {
+      const labels = { provider: random() < 0.5 ? 'a' : 'b', model: 'm', team: 't', project: 'p', estimated: 'false' };
+      const usd = random() / 1000;
+      m.cost.inc(labels, usd);
+      cost.inc(labels, usd);
+    }
     const strip = (s: string) => s.replace(/^# HELP .*\n/m, '');
+    sameExposition(strip(await m.registry.getSingleMetricAsString('aigw_cost_usd_total')), strip(await plainRegistry.getSingleMetricAsString('aigw_cost_usd_total')), true);
     assert.equal(strip(await m.registry.getSingleMetricAsString('aigw_requests_total')), strip(await plainRegistry.getSingleMetricAsString('aigw_requests_total')));
     assert.equal(strip(await m.registry.getSingleMetricAsString('aigw_budget_used_ratio')), strip(await plainRegistry.getSingleMetricAsString('aigw_budget_used_ratio')));
   });
