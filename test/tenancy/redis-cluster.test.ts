@@ -68,6 +68,8 @@ describe('Redis Cluster: three gateways on 3 masters (with replicas)', function 
 
   async function start(extra: Record<string, unknown> = {}): Promise<OpenAI[]> {
     prefix = uniquePrefix();
+    // Three replicas, whatever else the test's rate_limit sets (spread after it, `extra` would replace the whole block).
+    const { rate_limit: rateLimit, ...rest } = extra;
     for (let i = 0; i < 3; i++) {
       gws.push(
         await startTestGateway({
@@ -80,8 +82,8 @@ describe('Redis Cluster: three gateways on 3 masters (with replicas)', function 
           },
           teams: [{ name: 'red', budget: { daily_usd: 1000 } }, { name: 'blue' }],
           providers: [provider('p', up.url, [{ name: 'm', input_per_million: 1, output_per_million: 2 }])],
-          rate_limit: { expected_replicas: 3, ...(extra.rate_limit as object) },
-          ...extra,
+          ...rest,
+          rate_limit: { expected_replicas: 3, ...(rateLimit as object) },
           redis: { url: cluster.url, cluster: true, key_prefix: prefix, command_timeout_ms: 500 },
         }),
       );
