@@ -16,6 +16,7 @@ import { adapterFor } from '../providers/registry';
 import type { Target } from '../providers/types';
 import type { Candidate } from '../routing/catalog';
 import { ProxySettings, proxyFromEnv } from './proxy';
+import { BufferedCall, BufferedResponse, dispatchBuffered } from './buffered-answer';
 
 export interface UpstreamCall {
   candidate: Candidate;
@@ -131,25 +132,33 @@ export class UpstreamClient {
   }
 
   send(call: UpstreamCall): Promise<UpstreamResponse> {
+    return this.signed(call, (t, signed) => this.pool(call.candidate.provider, t.origin).request({ ...this.options(call, t, signed), signal: call.signal as AbortSignal })); // undici listens with addEventListener; see cancel.ts
+  }
+
+  /** A non-streaming call, its answer read whole (buffered-answer.ts: cheaper than `send` and reading its body). */
+  sendBuffered(call: UpstreamCall, read: Omit<BufferedCall, 'signal'>): Promise<BufferedResponse> {
+    return this.signed(call, (t, signed) => dispatchBuffered(this.pool(call.candidate.provider, t.origin), this.options(call, t, signed), { ...read, signal: call.signal }));
+  }
+
+  /** Where the call goes, and (SigV4) its signature, made just before it goes: its authentication depends on its body and time. */
+  private signed<T>(call: UpstreamCall, go: (t: Target, signed?: Record<string, string>) => Promise<T>): Promise<T> {
     const t = this.target(call.candidate, call.endpoint, call.stream);
     const sign = adapterFor(call.candidate.provider.type).sign;
-    // A call whose authentication depends on its body and time (SigV4) is signed just before it goes.
-    return sign ? sign(call.candidate.provider, t, call.body, this.env).then((signed) => this.post(call, t, signed)) : this.post(call, t);
+    return sign ? sign(call.candidate.provider, t, call.body, this.env).then((signed) => go(t, signed)) : go(t);
   }
 
   /** The provider call itself, with the signature's headers when there are any. */
-  private post(call: UpstreamCall, t: Target, signed?: Record<string, string>): Promise<UpstreamResponse> {
+  private options(call: UpstreamCall, t: Target, signed?: Record<string, string>): Dispatcher.DispatchOptions {
     const { body, length } = requestBody(call.body, call.stream);
-    return this.pool(call.candidate.provider, t.origin).request({
+    return {
       origin: t.origin,
       method: 'POST',
       path: t.path,
       headers: { ...call.headers, ...t.headers, ...signed, ...length, 'x-request-id': call.requestId },
       body,
-      signal: call.signal as AbortSignal, // undici listens with addEventListener; see cancel.ts
       headersTimeout: call.timeoutMs,
       bodyTimeout: call.bodyTimeoutMs ?? call.timeoutMs,
-    });
+    };
   }
 
   /** One call to one provider for a pass-through or stored-object path (no retries: it may not be idempotent). */

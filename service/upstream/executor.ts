@@ -20,12 +20,15 @@ import type { CircuitBreakers } from '../routing/circuit-breaker';
 import type { StatsTracker } from '../routing/provider-stats';
 import type { RequestTrace } from '../telemetry/trace-types';
 import { classifyNetworkError, UpstreamClient, UpstreamResponse } from './client';
-import { BodyTooLargeError, readCapped, readErrorBody } from './read-body';
+import { BodyTooLargeError, readErrorBody } from './read-body';
+import type { BufferedResponse } from './buffered-answer';
 import { EVENT_END, EventTooLargeError, findEventEnd, inspectEvent, MAX_EVENT_CHARS } from '../core/sse';
 import { redactJsonBody } from '../core/redact';
 
 /** Largest non-streaming upstream body the gateway will hold in memory. */
 export const MAX_UPSTREAM_BODY_BYTES = 32 * 1024 * 1024;
+/** The part of a provider's error answer kept to relay (a longer one is relayed without its body). */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
 /** How a relayed stream ended: the provider finished it, cut it, sent an unusable event, or the client left. */
 export type StreamEnd = 'completed' | 'cut' | 'invalid' | 'client_gone';
@@ -252,16 +255,17 @@ export class Executor {
     timer.arm(headersMs, headersMs < timeoutMs ? 'headers_timeout' : 'timeout');
     const startedAt = now();
     const call = { c, input, ac, startedAt, ttfbMs: 0, keepListener: false, stopTimer: () => timer.stop(), done: () => clientSignal.removeEventListener('abort', onClientAbort) };
+    const onHeaders = this.headersIn(call, timer, timeoutMs, headersMs, firstEventMs);
     try {
       // A stream's silence between events: the stall deadline, never longer than the provider's own timeout.
       const bodyTimeoutMs = input.stream ? Math.min(this.deps.config.routing.deadlines.between_events_ms, timeoutMs) : undefined;
-      const res = await client.send({ candidate: c, endpoint: input.endpoint, stream: input.stream, body, requestId: input.requestId, signal: ac.signal, timeoutMs, bodyTimeoutMs, headers });
-      call.ttfbMs = now() - startedAt;
-      // The next phase's deadline; without a fallback it is the attempt's own, already armed.
-      if (firstEventMs < timeoutMs || headersMs < timeoutMs) timer.arm(Math.max(0, firstEventMs - call.ttfbMs), firstEventMs < timeoutMs ? 'first_token_timeout' : 'timeout');
+      const upstreamCall = { candidate: c, endpoint: input.endpoint, stream: input.stream, body, requestId: input.requestId, signal: ac.signal, timeoutMs, bodyTimeoutMs, headers };
+      if (!input.stream) return this.answerOf(await client.sendBuffered(upstreamCall, { limit: MAX_UPSTREAM_BODY_BYTES, errorLimit: MAX_ERROR_BODY_BYTES, onHeaders }), call);
+      const res = await client.send(upstreamCall);
+      onHeaders();
       const status = res.statusCode;
-      if (status >= 200 && status < 300) return input.stream ? await this.readStream(res, call) : await this.readJson(res, call);
-      return this.statusFailure(status, res.headers as Record<string, string | undefined>, await readErrorBody(res.body), c, input.model);
+      if (status >= 200 && status < 300) return await this.readStream(res, call);
+      return this.statusFailure(status, res.headers as Record<string, string | undefined>, await readErrorBody(res.body, MAX_ERROR_BODY_BYTES), c, input.model);
     } catch (err) {
       if (input.clientSignal.aborted) return { kind: 'client_gone' };
       // The attempt's own timeout is worth a retry; a missed headers or first-token deadline means fail over now.
@@ -275,6 +279,19 @@ export class Executor {
       timer.stop();
       if (!call.keepListener) call.done();
     }
+  }
+
+  /**
+   * When an attempt's headers are in: its time to first byte, and the next phase's deadline (without
+   * a fallback it is the attempt's own, already armed). Made here, not in attemptOnce: a closure
+   * there would hold `call` (and its input, the upstream bodies) for an open stream's life.
+   */
+  private headersIn(call: AttemptCall, timer: PhaseTimer, timeoutMs: number, headersMs: number, firstEventMs: number): () => void {
+    const { now } = this.deps;
+    return () => {
+      call.ttfbMs = now() - call.startedAt;
+      if (firstEventMs < timeoutMs || headersMs < timeoutMs) timer.arm(Math.max(0, firstEventMs - call.ttfbMs), firstEventMs < timeoutMs ? 'first_token_timeout' : 'timeout');
+    };
   }
 
   /** A 2xx stream: successful once its first event is in (translated to the OpenAI shape for other wire formats). */
@@ -336,9 +353,16 @@ export class Executor {
     };
   }
 
+  /** A non-streaming answer: a 2xx one parsed, an error one classified. */
+  private answerOf(res: BufferedResponse, call: AttemptCall): Attempt {
+    const status = res.statusCode;
+    if (status >= 200 && status < 300) return this.readJson(res.body, call);
+    return this.statusFailure(status, res.headers as Record<string, string | undefined>, res.body.toString('utf8'), call.c, call.input.model);
+  }
+
   /** A 2xx JSON answer, raw and parsed (translated to the OpenAI shape for other wire formats). */
-  private async readJson(res: UpstreamResponse, call: AttemptCall): Promise<Attempt> {
-    let raw = await readCapped(res.body, MAX_UPSTREAM_BODY_BYTES);
+  private readJson(body: Buffer, call: AttemptCall): Attempt {
+    let raw = body;
     let parsed: unknown;
     try {
       parsed = JSON.parse(raw.toString('utf8'));

@@ -13,6 +13,7 @@ import { buildCatalog, Candidate } from '../../service/routing/catalog';
 import { CircuitBreakers } from '../../service/routing/circuit-breaker';
 import { StatsTracker } from '../../service/routing/provider-stats';
 import type { UpstreamClient, UpstreamResponse } from '../../service/upstream/client';
+import type { BufferedResponse } from '../../service/upstream/buffered-answer';
 import { ExecuteInput, ExecuteResult, Executor } from '../../service/upstream/executor';
 
 type Reply = { status: number; headers?: Record<string, string>; body?: string; chunks?: string[]; takesMs?: number } | { error: NodeJS.ErrnoException; takesMs?: number };
@@ -44,6 +45,14 @@ function harness(script: Record<string, Reply[]>, routing: Record<string, unknow
       if ('error' in reply) throw reply.error;
       const body = Readable.from((reply.chunks ?? [reply.body ?? '']).map((c) => Buffer.from(c)));
       return { statusCode: reply.status, headers: { 'content-type': reply.chunks ? 'text/event-stream' : 'application/json', ...reply.headers }, body } as unknown as UpstreamResponse;
+    },
+    /** The same answer, read whole (as the client's dispatch does for a non-streaming call). */
+    async sendBuffered(call: { candidate: Candidate }, read: { onHeaders?: () => void }): Promise<BufferedResponse> {
+      const res = await (client as unknown as { send(c: unknown): Promise<UpstreamResponse> }).send(call);
+      read.onHeaders?.();
+      const chunks: Buffer[] = [];
+      for await (const c of res.body) chunks.push(c as Buffer);
+      return { statusCode: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
     },
   } as unknown as UpstreamClient;
   const metrics = createMetrics();
