@@ -11,6 +11,7 @@ import { createResponseCache } from './cache/cache';
 import type { GatewayConfig } from './config/schema';
 import { createMetrics, Metrics } from './metrics/metrics';
 import { createCacheRedisClient, createRedisClient, redisReady, redisStartupWait } from './redis/client';
+import { LineBatch } from './telemetry/log-batch';
 import { tracingSettings } from './telemetry/settings';
 import { startTracing } from './telemetry/tracing';
 import { MemoryObjectRegistry, RedisObjectRegistry } from './tenancy/objects';
@@ -41,12 +42,11 @@ const urlOf = (a: AddressInfo) => `http://${a.family === 'IPv6' ? `[${a.address}
 
 type StartOptions = { logger?: Logger; env?: Record<string, string | undefined> };
 
-/** Asynchronous stdout: under load, lines that arrive while a write is pending go out together (one syscall for many request lines); shutdown flushes what is left. */
+/** Asynchronous stdout, the lines of one event-loop turn written together (telemetry/log-batch.ts); shutdown and exit flush what is left. */
 function createLogger(config: GatewayConfig): Logger {
-  return pino(
-    { level: config.server.log_level, base: { service: 'ai-gateway' }, redact: { paths: ['*.authorization', '*.api_key', '*.password'], censor: '[redacted]' } },
-    pino.destination({ dest: 1, sync: false }),
-  );
+  const batch = new LineBatch(pino.destination({ dest: 1, sync: false }));
+  process.once('exit', () => batch.flushSync());
+  return pino({ level: config.server.log_level, base: { service: 'ai-gateway' }, redact: { paths: ['*.authorization', '*.api_key', '*.password'], censor: '[redacted]' } }, batch);
 }
 
 /** Everything a gateway process holds: Redis, the store, tenancy, the cache, tracing and the app. */

@@ -63,6 +63,19 @@ const inTrace = (traceId: string) => (spans: ReceivedSpan[]) => spans.filter((s)
 const serverSpan = (spans: ReceivedSpan[]) => spans.find((s) => s.kind === SERVER);
 const attemptSpans = (spans: ReceivedSpan[]) => spans.filter((s) => s.kind === CLIENT).sort((a, b) => Number(a.attrs['aigw.attempt']) - Number(b.attrs['aigw.attempt']));
 
+/** The gateway's first log line containing `text`: lines are written in batches, at least once a second (server.ts). */
+async function logLine(gw: { output(): string }, text: string): Promise<string | undefined> {
+  for (let waited = 0; waited < 3_000; waited += 50) {
+    const line = gw
+      .output()
+      .split('\n')
+      .find((l) => l.includes(text));
+    if (line) return line;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return undefined;
+}
+
 describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function () {
   this.timeout(60_000);
   let receiver: OtlpReceiver;
@@ -163,11 +176,7 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
     );
 
     // The request log line carries the trace id.
-    await new Promise((r) => setTimeout(r, 100));
-    const line = gw
-      .output()
-      .split('\n')
-      .find((l) => l.includes(`"trace_id":"${traceId}"`));
+    const line = await logLine(gw, `"trace_id":"${traceId}"`);
     assert.ok(line, `a log line with trace_id ${traceId}`);
     assert.match(line!, /"request_id":"[^"]+"/);
   });
@@ -202,11 +211,7 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
   it('a request without traceparent starts its own trace; embeddings are named as such', async () => {
     const { response } = await client.embeddings.create({ model: 'e', input: PROMPT }).withResponse();
     const rid = response.headers.get('x-request-id');
-    await new Promise((r) => setTimeout(r, 100));
-    const line = gw
-      .output()
-      .split('\n')
-      .find((l) => l.includes(`"request_id":"${rid}"`))!;
+    const line = (await logLine(gw, `"request_id":"${rid}"`))!;
     const traceId = /"trace_id":"([0-9a-f]{32})"/.exec(line)?.[1];
     assert.ok(traceId, `trace id in ${line}`);
     const spans = inTrace(traceId!)(await receiver.waitFor((s) => inTrace(traceId!)(s).length >= 2));
