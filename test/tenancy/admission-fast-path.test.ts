@@ -77,7 +77,7 @@ describe('admission fast path', () => {
     const third = tenancy.admit(alice, 'gpt-x', 10, 0.000001);
     assert.ok(!(third instanceof Promise), 'spend and rate known: admitted at once');
     assert.equal(third.reservation?.budget?.nano, a.reservation.budget.nano);
-    tenancy.settle(settlement(alice, 2));
+    tenancy.settle(settlement(alice, 2, { at: t })); // at the test's clock: booked on its day, whatever the date today
     const over = tenancy.admit(alice, 'gpt-x', 10, 0.000001);
     assert.ok(over instanceof Promise, 'a refusal is a rejected promise, not a throw');
     await assert.rejects(over, (e: GatewayError) => e.status === 402 || e.status === 429);
