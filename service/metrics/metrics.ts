@@ -129,6 +129,20 @@ function requestGauge<T extends string>(cfg: GaugeConfiguration<T>): Gauge<T> {
   return gauge;
 }
 
+/** A gauge of one count moved up and down on every request (requests in flight): a plain number, set on prom-client's gauge when it collects. */
+function countGauge(cfg: GaugeConfiguration<string>): Gauge {
+  let count = 0;
+  const gauge = new Gauge({
+    ...cfg,
+    collect() {
+      this.set(count);
+    },
+  });
+  gauge.inc = ((v: number = 1) => void (count += v)) as Gauge['inc'];
+  gauge.dec = ((v: number = 1) => void (count -= v)) as Gauge['dec'];
+  return gauge;
+}
+
 /** prom-client's state of one histogram series (lib/histogram.js, createBaseValues), which collect() adds a tuple's observations to. */
 interface SeriesValues {
   labels: LabelObject;
@@ -253,7 +267,7 @@ function requestMetrics(r: Registry[]) {
       buckets: LATENCY_BUCKETS,
       registers: r,
     }),
-    inflight: new Gauge({ name: 'aigw_inflight_requests', help: 'Requests being served right now', registers: r }),
+    inflight: countGauge({ name: 'aigw_inflight_requests', help: 'Requests being served right now', registers: r }),
     clientDisconnects: new Counter({
       name: 'aigw_client_disconnects_total',
       help: 'Requests whose client went away before the response finished (upstream aborted)',

@@ -84,6 +84,20 @@ describe('metrics counted in cells', () => {
     await scrape();
   });
 
+  it('requests in flight: a plain count, exported as it stands at each scrape', async () => {
+    const m = createMetrics();
+    const inflight = async () => Number(/^aigw_inflight_requests (\S+)$/m.exec(await m.registry.metrics())?.[1]);
+    assert.equal(await inflight(), 0);
+    m.inflight.inc();
+    m.inflight.inc();
+    m.inflight.inc();
+    m.inflight.dec();
+    assert.equal(await inflight(), 2);
+    m.inflight.dec();
+    m.inflight.dec();
+    assert.equal(await inflight(), 0);
+  });
+
   it('histograms still refuse what prom-client refuses: an unknown label, a value that is not a number', () => {
     const m = createMetrics(new Registry(), { defaultMetrics: false });
     assert.throws(() => m.upstreamLatency.observe({ provider: 'a', model: 'm', phase: 'ttfb', nope: 'x' } as never, 0.1), /Added label "nope" is not included/);
