@@ -42,9 +42,12 @@ const urlOf = (a: AddressInfo) => `http://${a.family === 'IPv6' ? `[${a.address}
 
 type StartOptions = { logger?: Logger; env?: Record<string, string | undefined> };
 
-/** Asynchronous stdout, the lines of one event-loop turn written together (telemetry/log-batch.ts); shutdown and exit flush what is left. */
+/** How long a log line may wait for others to be written with it (telemetry/log-batch.ts). */
+const LOG_BATCH_MS = 10;
+
+/** Asynchronous stdout, the lines of up to LOG_BATCH_MS written together (telemetry/log-batch.ts); shutdown and exit flush what is left. */
 function createLogger(config: GatewayConfig): Logger {
-  const batch = new LineBatch(pino.destination({ dest: 1, sync: false }));
+  const batch = new LineBatch(pino.destination({ dest: 1, sync: false }), LOG_BATCH_MS);
   process.once('exit', () => batch.flushSync());
   return pino({ level: config.server.log_level, base: { service: 'ai-gateway' }, redact: { paths: ['*.authorization', '*.api_key', '*.password'], censor: '[redacted]' } }, batch);
 }

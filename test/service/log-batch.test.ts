@@ -1,7 +1,7 @@
 /**
- * The log's destination (service/telemetry/log-batch.ts): the lines of one event-loop turn reach
- * sonic-boom as one write, in order; a flush hands over what is pending; and a process that
- * exits right after logging (process.exit in the same turn) still writes its lines.
+ * The log's destination (service/telemetry/log-batch.ts): the lines written within its delay of
+ * the first reach sonic-boom as one write, in order; a flush hands over what is pending; and a
+ * process that exits right after logging (process.exit in the same turn) still writes its lines.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -26,28 +26,29 @@ function recordingSink(): LogSink & { writes: string[]; flushes: number; syncFlu
   };
 }
 
-const turn = () => new Promise((r) => setImmediate(r));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('log lines batched per event-loop turn (LineBatch)', () => {
-  it('the lines of one turn are one write, in order; the next turn is another', async () => {
+  it('the lines written within the delay of the first are one write, in order; later lines are another', async () => {
     const sink = recordingSink();
-    const batch = new LineBatch(sink);
+    const batch = new LineBatch(sink, 30);
     batch.write('a\n');
     batch.write('b\n');
+    await sleep(5);
     batch.write('c\n');
-    assert.deepEqual(sink.writes, [], 'nothing is written inside the turn');
-    await turn();
+    assert.deepEqual(sink.writes, [], 'nothing is written before the delay');
+    await sleep(60);
     assert.deepEqual(sink.writes, ['a\nb\nc\n']);
     batch.write('d\n');
-    await turn();
+    await sleep(60);
     assert.deepEqual(sink.writes, ['a\nb\nc\n', 'd\n']);
-    await turn();
+    await sleep(60);
     assert.equal(sink.writes.length, 2, 'no empty write when nothing is pending');
   });
 
   it('flush and flushSync hand over the pending lines first', async () => {
     const sink = recordingSink();
-    const batch = new LineBatch(sink);
+    const batch = new LineBatch(sink, 10);
     batch.write('x\n');
     await new Promise<void>((resolve) => batch.flush(() => resolve()));
     assert.deepEqual(sink.writes, ['x\n']);
@@ -56,7 +57,7 @@ describe('log lines batched per event-loop turn (LineBatch)', () => {
     batch.flushSync();
     assert.deepEqual(sink.writes, ['x\n', 'y\n']);
     assert.equal(sink.syncFlushes, 1);
-    await turn();
+    await sleep(30);
     assert.equal(sink.writes.length, 2, 'the scheduled hand-over finds nothing left');
   });
 
@@ -64,7 +65,7 @@ describe('log lines batched per event-loop turn (LineBatch)', () => {
     const script = `
       const pino = require('pino');
       const { LineBatch } = require(${JSON.stringify(join(__dirname, '../../service/telemetry/log-batch'))});
-      const batch = new LineBatch(pino.destination({ dest: 1, sync: false }));
+      const batch = new LineBatch(pino.destination({ dest: 1, sync: false }), 10);
       process.once('exit', () => batch.flushSync());
       const logger = pino({ base: null }, batch);
       for (let i = 0; i < 3; i++) logger.info({ i }, 'line');
