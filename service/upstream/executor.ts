@@ -20,15 +20,13 @@ import type { CircuitBreakers } from '../routing/circuit-breaker';
 import type { StatsTracker } from '../routing/provider-stats';
 import type { RequestTrace } from '../telemetry/trace-types';
 import { classifyNetworkError, UpstreamClient, UpstreamResponse } from './client';
-import { BodyTooLargeError, readErrorBody } from './read-body';
+import { BodyTooLargeError, ERROR_BODY_LIMIT, readErrorBody } from './read-body';
 import type { BufferedResponse } from './buffered-answer';
 import { EVENT_END, EventTooLargeError, findEventEnd, inspectEvent, MAX_EVENT_CHARS } from '../core/sse';
 import { redactJsonBody } from '../core/redact';
 
 /** Largest non-streaming upstream body the gateway will hold in memory. */
 export const MAX_UPSTREAM_BODY_BYTES = 32 * 1024 * 1024;
-/** The part of a provider's error answer kept to relay (a longer one is relayed without its body). */
-const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
 /** How a relayed stream ended: the provider finished it, cut it, sent an unusable event, or the client left. */
 export type StreamEnd = 'completed' | 'cut' | 'invalid' | 'client_gone';
@@ -260,12 +258,12 @@ export class Executor {
       // A stream's silence between events: the stall deadline, never longer than the provider's own timeout.
       const bodyTimeoutMs = input.stream ? Math.min(this.deps.config.routing.deadlines.between_events_ms, timeoutMs) : undefined;
       const upstreamCall = { candidate: c, endpoint: input.endpoint, stream: input.stream, body, requestId: input.requestId, signal: ac.signal, timeoutMs, bodyTimeoutMs, headers };
-      if (!input.stream) return this.answerOf(await client.sendBuffered(upstreamCall, { limit: MAX_UPSTREAM_BODY_BYTES, errorLimit: MAX_ERROR_BODY_BYTES, onHeaders }), call);
+      if (!input.stream) return this.answerOf(await client.sendBuffered(upstreamCall, { limit: MAX_UPSTREAM_BODY_BYTES, errorLimit: ERROR_BODY_LIMIT, onHeaders }), call);
       const res = await client.send(upstreamCall);
       onHeaders();
       const status = res.statusCode;
       if (status >= 200 && status < 300) return await this.readStream(res, call);
-      return this.statusFailure(status, res.headers as Record<string, string | undefined>, await readErrorBody(res.body, MAX_ERROR_BODY_BYTES), c, input.model);
+      return this.statusFailure(status, res.headers as Record<string, string | undefined>, await readErrorBody(res.body), c, input.model);
     } catch (err) {
       if (input.clientSignal.aborted) return { kind: 'client_gone' };
       // The attempt's own timeout is worth a retry; a missed headers or first-token deadline means fail over now.

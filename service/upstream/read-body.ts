@@ -39,8 +39,11 @@ export function readCapped(body: Readable, limit: number): Promise<Buffer> {
   });
 }
 
-/** Best effort: the first `limit` bytes of an error body, or '' if it cannot be read. */
-export async function readErrorBody(body: Readable, limit = 64 * 1024): Promise<string> {
+/** The longest provider error body kept to relay or log; a longer one is given as ''. */
+export const ERROR_BODY_LIMIT = 64 * 1024;
+
+/** Best effort: an error body of up to `limit` bytes, or '' if it is longer or cannot be read. */
+export async function readErrorBody(body: Readable, limit = ERROR_BODY_LIMIT): Promise<string> {
   try {
     return (await readCapped(body, limit)).toString('utf8');
   } catch {
