@@ -11,7 +11,7 @@ import { createResponseCache } from './cache/cache';
 import type { GatewayConfig } from './config/schema';
 import { createMetrics, Metrics } from './metrics/metrics';
 import { createCacheRedisClient, createRedisClient, redisReady, redisStartupWait } from './redis/client';
-import { LineBatch } from './telemetry/log-batch';
+import { stdoutLineBatch } from './telemetry/log-batch';
 import { tracingSettings } from './telemetry/settings';
 import { startTracing } from './telemetry/tracing';
 import { MemoryObjectRegistry, RedisObjectRegistry } from './tenancy/objects';
@@ -47,9 +47,10 @@ const LOG_BATCH_MS = 10;
 
 /** Asynchronous stdout, the lines of up to LOG_BATCH_MS written together (telemetry/log-batch.ts); shutdown and exit flush what is left. */
 function createLogger(config: GatewayConfig): Logger {
-  const batch = new LineBatch(pino.destination({ dest: 1, sync: false }), LOG_BATCH_MS);
-  process.once('exit', () => batch.flushSync());
-  return pino({ level: config.server.log_level, base: { service: 'ai-gateway' }, redact: { paths: ['*.authorization', '*.api_key', '*.password'], censor: '[redacted]' } }, batch);
+  return pino(
+    { level: config.server.log_level, base: { service: 'ai-gateway' }, redact: { paths: ['*.authorization', '*.api_key', '*.password'], censor: '[redacted]' } },
+    stdoutLineBatch(LOG_BATCH_MS),
+  );
 }
 
 /** Everything a gateway process holds: Redis, the store, tenancy, the cache, tracing and the app. */

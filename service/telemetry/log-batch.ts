@@ -14,7 +14,7 @@
  * sonic-boom keeps everything it does well: asynchronous and partial writes, EAGAIN, EPIPE and
  * the synchronous flush on exit.
  */
-import type { DestinationStream } from 'pino';
+import pino, { type DestinationStream } from 'pino';
 
 /** What is used of pino's destination (sonic-boom). */
 export interface LogSink {
@@ -62,4 +62,11 @@ export class LineBatch implements DestinationStream {
     this.lines = [];
     this.sink.write(text);
   }
+}
+
+/** The gateway's log destination: stdout through sonic-boom, batched; exit (a crash included) writes what is pending. */
+export function stdoutLineBatch(delayMs: number): LineBatch {
+  const batch = new LineBatch(pino.destination({ dest: 1, sync: false }), delayMs);
+  process.once('exit', () => batch.flushSync());
+  return batch;
 }

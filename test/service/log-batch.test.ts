@@ -61,13 +61,11 @@ describe('log lines batched per event-loop turn (LineBatch)', () => {
     assert.equal(sink.writes.length, 2, 'the scheduled hand-over finds nothing left');
   });
 
-  it('a gateway logger that logs and exits in the same turn still writes its lines to stdout', () => {
+  it("the gateway's stdout destination: a logger that logs and exits in the same turn still writes its lines", () => {
     const script = `
       const pino = require('pino');
-      const { LineBatch } = require(${JSON.stringify(join(__dirname, '../../service/telemetry/log-batch'))});
-      const batch = new LineBatch(pino.destination({ dest: 1, sync: false }), 10);
-      process.once('exit', () => batch.flushSync());
-      const logger = pino({ base: null }, batch);
+      const { stdoutLineBatch } = require(${JSON.stringify(join(__dirname, '../../service/telemetry/log-batch'))});
+      const logger = pino({ base: null }, stdoutLineBatch(10));
       for (let i = 0; i < 3; i++) logger.info({ i }, 'line');
       process.exit(0);
     `;

@@ -63,7 +63,7 @@ const inTrace = (traceId: string) => (spans: ReceivedSpan[]) => spans.filter((s)
 const serverSpan = (spans: ReceivedSpan[]) => spans.find((s) => s.kind === SERVER);
 const attemptSpans = (spans: ReceivedSpan[]) => spans.filter((s) => s.kind === CLIENT).sort((a, b) => Number(a.attrs['aigw.attempt']) - Number(b.attrs['aigw.attempt']));
 
-/** The gateway's first log line containing `text`: lines are written in batches, at least once a second (server.ts). */
+/** The gateway's first log line containing `text`: lines are written asynchronously, in batches (telemetry/log-batch.ts). */
 async function logLine(gw: { output(): string }, text: string): Promise<string | undefined> {
   for (let waited = 0; waited < 3_000; waited += 50) {
     const line = gw
