@@ -34,6 +34,12 @@
  *     requests, or the slots expire with the window. Near the end of a window the prefetch
  *     shrinks to nothing and every slot goes to a waiting request, so concurrent requests get
  *     exactly the limit;
+ *   - a request takes from all its rules at once (limits.ts, admission.ts), so a request another
+ *     rule refuses holds a slot of this window until it is decided, then gives it back to this
+ *     replica's pool. Concurrent requests on other replicas can be refused meanwhile. A replica
+ *     whose last lease found the window spent writes such slots back within DEBT_FLUSH_MS (it
+ *     keeps no surplus there), and a replica that refused for a spent window asks again once its
+ *     view is VIEW_MAX_AGE_MS old; so such a slot is missed for at most that long, never lost;
  *   - a lease whose reply was lost to the command timeout is asked again under the same seq and
  *     answered with the grant already made (LEASE_LUA), so a late reply neither loses slots nor
  *     sends its requests to the fallback.
@@ -258,9 +264,13 @@ export class LeasedWindow implements WindowStore {
     this.scheduleFlush(id, s);
   }
 
-  /** What the slot owes Redis (> 0: a debt) or can give back (< 0: a surplus beyond twice its prefetch; all of it when `all`), 0 if nothing. */
+  /**
+   * What the slot owes Redis (> 0: a debt) or can give back (< 0: a surplus beyond twice its
+   * prefetch; all of it when `all`, or when the last lease found the window spent: other replicas
+   * are refused while units sit here), 0 if nothing.
+   */
   private owed(s: Slot, all = false): number {
-    if (s.pool < 0 || (all && s.pool > 0)) return -s.pool;
+    if (s.pool < 0 || ((all || s.spent) && s.pool > 0)) return -s.pool;
     const keep = Math.max(1, s.prefetch);
     return s.pool > 2 * keep ? -(s.pool - keep) : 0;
   }

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import Redis from 'ioredis';
-import { FAIR_DIVISOR, LEASE_LUA, LeasedWindow, MAX_PREFETCH, MemoryWindow, prefetchSize, Take, TakeResult } from '../../service/tenancy/lease';
+import { FAIR_DIVISOR, LEASE_LUA, LeasedWindow, MAX_PREFETCH, MemoryWindow, prefetchSize, Take, TakeResult, VIEW_MAX_AGE_MS } from '../../service/tenancy/lease';
 import { RedisServer, startRedis } from '../helpers/redis-server';
 import { ready, uniquePrefix, waitFor } from './fixtures';
 
@@ -182,6 +182,22 @@ describe('leased request windows', function () {
       let spentElsewhere = 0;
       for (const w of [ws[1], ws[2]]) while (((await w.take('alice')) as Take).ok) spentElsewhere++;
       assert.equal(admitted + spentElsewhere, limit, 'every slot is used by someone');
+    });
+
+    it('a slot given back on a replica that found the window spent (its request refused by another rule) is written back, and another replica gets it once its view is renewed', async () => {
+      const ws = await windows(2, 10);
+      const prefix = (ws[0] as unknown as { opts: { prefix: string } }).opts.prefix;
+      const first = (await takeAll([ws[0]], 11)) as Take[];
+      assert.equal(first.filter((r) => r.ok).length, 10, 'replica 0 takes the whole window; its 11th request finds it spent');
+      assert.equal(((await ws[1].take('alice')) as Take).ok, false, 'replica 1 is refused: its view is now spent too');
+      // One of replica 0's requests is refused by another of its rules: its slot comes back to replica 0.
+      ws[0].settle('alice', 0, 1, Date.now() + first[0].resetMs);
+      await waitFor(async () => (await clients[0].get(`${prefix}:alice`)) === '9', 'the slot written back to Redis', 2000);
+      await new Promise((r) => setTimeout(r, VIEW_MAX_AGE_MS + 20));
+      assert.equal(((await ws[1].take('alice')) as Take).ok, true, 'replica 1 renews its view and gets the slot');
+      assert.equal(((await ws[1].take('alice')) as Take).ok, false);
+      assert.equal(((await ws[0].take('alice')) as Take).ok, false, 'replica 0 kept nothing');
+      assert.equal(await clients[0].get(`${prefix}:alice`), '10');
     });
 
     it('a new window starts when the old one ends; slots left from the old one are dropped', async () => {
