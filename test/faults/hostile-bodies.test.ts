@@ -32,6 +32,7 @@ describe('issue 22 item 3: pass-through bodies checked whatever they claim to be
   let fileA: string;
 
   let monitor: Redis;
+  let monitorOwner: Redis;
   const seen: string[][] = [];
   /** Where the Redis command log stands, once every command sent so far is in it (a marker ECHO comes back through MONITOR). */
   async function mark(): Promise<number> {
@@ -54,7 +55,9 @@ describe('issue 22 item 3: pass-through bodies checked whatever they claim to be
   before(async () => {
     redis = await startRedis();
     r = new Redis(redis.url);
-    monitor = await new Redis(redis.url).monitor();
+    // monitor() opens a connection of its own: the client it is called on is closed too, in after().
+    monitorOwner = new Redis(redis.url);
+    monitor = await monitorOwner.monitor();
     monitor.on('monitor', (_time: string, args: unknown[]) =>
       seen.push(args.map((x) => (String(x).toLowerCase() === 'get' || String(x).toLowerCase() === 'mget' || String(x).toLowerCase() === 'echo' ? String(x).toLowerCase() : String(x)))),
     );
@@ -84,6 +87,7 @@ describe('issue 22 item 3: pass-through bodies checked whatever they claim to be
   });
   after(async () => {
     monitor?.disconnect();
+    monitorOwner?.disconnect();
     r?.disconnect();
     await gw?.shutdown();
     await up?.close();
