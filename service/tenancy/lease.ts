@@ -33,7 +33,8 @@
  *     1.5 / (FAIR_DIVISOR * expected replicas) of the window each; they spend them on their next
  *     requests, or the slots expire with the window. Near the end of a window the prefetch
  *     shrinks to nothing and every slot goes to a waiting request, so concurrent requests get
- *     exactly the limit;
+ *     exactly the limit when each replica has requests enough to use what it prefetched before
+ *     (a burst that runs out on one replica leaves its prefetch there for its next request);
  *   - a request takes from all its rules at once (limits.ts, admission.ts), so a request another
  *     rule refuses holds a slot of this window until it is decided, then gives it back to this
  *     replica's pool. Concurrent requests on other replicas can be refused meanwhile. A replica
