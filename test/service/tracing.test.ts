@@ -63,6 +63,15 @@ const inTrace = (traceId: string) => (spans: ReceivedSpan[]) => spans.filter((s)
 const serverSpan = (spans: ReceivedSpan[]) => spans.find((s) => s.kind === SERVER);
 const attemptSpans = (spans: ReceivedSpan[]) => spans.filter((s) => s.kind === CLIENT).sort((a, b) => Number(a.attrs['aigw.attempt']) - Number(b.attrs['aigw.attempt']));
 
+/** A trace's spans once its server span and `attempts` attempt spans are in (the server span ends last and may come in a later batch). */
+const completeTrace = (receiver: OtlpReceiver, traceId: string, attempts: number): Promise<ReceivedSpan[]> =>
+  receiver
+    .waitFor((s) => {
+      const t = inTrace(traceId)(s);
+      return serverSpan(t) !== undefined && attemptSpans(t).length >= attempts;
+    })
+    .then(inTrace(traceId));
+
 /** The gateway's first log line containing `text`: lines are written asynchronously, in batches (telemetry/log-batch.ts). */
 async function logLine(gw: { output(): string }, text: string): Promise<string | undefined> {
   for (let waited = 0; waited < 3_000; waited += 50) {
@@ -105,7 +114,7 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
       .create({ model: 'm', messages: [{ role: 'user', content: PROMPT }] }, { headers: { traceparent: `00-${traceId}-${parentId}-01` } })
       .withResponse();
     assert.equal(response.headers.get('x-gateway-attempts'), '3');
-    const spans = inTrace(traceId)(await receiver.waitFor((s) => inTrace(traceId)(s).length >= 4));
+    const spans = await completeTrace(receiver, traceId, 3);
 
     const server = serverSpan(spans)!;
     assert.ok(server, 'a server span');
@@ -189,7 +198,7 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
     for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
     const streamMs = Date.now() - t0;
     assert.equal(text, CHUNKS.join(''));
-    const spans = inTrace(traceId)(await receiver.waitFor((s) => inTrace(traceId)(s).length >= 4));
+    const spans = await completeTrace(receiver, traceId, 3);
     const server = serverSpan(spans)!;
     const attempts = attemptSpans(spans);
     assert.equal(server.parentSpanId, parentId);
@@ -214,7 +223,7 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
     const line = (await logLine(gw, `"request_id":"${rid}"`))!;
     const traceId = /"trace_id":"([0-9a-f]{32})"/.exec(line)?.[1];
     assert.ok(traceId, `trace id in ${line}`);
-    const spans = inTrace(traceId!)(await receiver.waitFor((s) => inTrace(traceId!)(s).length >= 2));
+    const spans = await completeTrace(receiver, traceId!, 1);
     const server = serverSpan(spans)!;
     assert.equal(server.parentSpanId, '', 'a root span');
     assert.equal(server.name, 'POST /v1/embeddings');
@@ -248,7 +257,7 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
         req.end(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }] }));
       });
       assert.equal(status, 200, path);
-      const spans = inTrace(traceId)(await receiver.waitFor((s) => inTrace(traceId)(s).length >= 2));
+      const spans = await completeTrace(receiver, traceId, 3);
       assert.equal(serverSpan(spans)?.name, 'POST /v1/chat/completions', path);
       const sent = backup.received.slice(before).map((r) => String(r.headers.traceparent));
       assert.ok(
@@ -265,7 +274,7 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
     await assert.rejects(
       client.chat.completions.create({ model: 'slow', messages: [{ role: 'user', content: PROMPT }] }, { headers: { traceparent: `00-${traceId}-${parentId}-01` }, signal: ac.signal }),
     );
-    const spans = inTrace(traceId)(await receiver.waitFor((s) => inTrace(traceId)(s).length >= 2));
+    const spans = await completeTrace(receiver, traceId, 1);
     const attempts = attemptSpans(spans);
     assert.deepEqual(
       attempts.map((a) => [a.name, a.attrs['error.type'], a.status, a.parentSpanId]),
