@@ -63,7 +63,7 @@ const inTrace = (traceId: string) => (spans: ReceivedSpan[]) => spans.filter((s)
 const serverSpan = (spans: ReceivedSpan[]) => spans.find((s) => s.kind === SERVER);
 const attemptSpans = (spans: ReceivedSpan[]) => spans.filter((s) => s.kind === CLIENT).sort((a, b) => Number(a.attrs['aigw.attempt']) - Number(b.attrs['aigw.attempt']));
 
-/** A trace's spans once its server span and `attempts` attempt spans are in (the server span ends last and may come in a later batch). */
+/** A trace's spans once its server span and `attempts` attempt spans are in (one trace's spans can come in different batches: the failed attempts' before the server span). */
 const completeTrace = (receiver: OtlpReceiver, traceId: string, attempts: number): Promise<ReceivedSpan[]> =>
   receiver
     .waitFor((s) => {

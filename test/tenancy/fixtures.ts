@@ -6,6 +6,7 @@ import { createMetrics, Metrics } from '../../service/metrics/metrics';
 import { createRedisClient } from '../../service/redis/client';
 import type { Principal, Settlement } from '../../service/tenancy/contracts';
 import { hashKey } from '../../service/tenancy/keys';
+import { DEBT_FLUSH_MS, VIEW_MAX_AGE_MS } from '../../service/tenancy/lease';
 
 export const KEYS = { alice: 'sk-gw-alice-test-key', bob: 'sk-gw-bob-test-key', admin: 'sk-gw-admin-test-key' };
 
@@ -45,6 +46,9 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, what: stri
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** Long enough for slots held on a replica that knows its window is spent to be written back, and for every replica's view to be renewed (lease.ts, "Exactness"). */
+export const heldSlotsReleased = () => new Promise((r) => setTimeout(r, DEBT_FLUSH_MS + VIEW_MAX_AGE_MS + 100));
 
 export const ready = (r: Redis) => waitFor(() => r.status === 'ready', 'redis ready');
 

@@ -10,11 +10,10 @@ import OpenAI from 'openai';
 import { clusterOptions } from '../../service/redis/client';
 import { parseConfig } from '../../service/config/schema';
 import { hashKey } from '../../service/tenancy/keys';
-import { DEBT_FLUSH_MS, VIEW_MAX_AGE_MS } from '../../service/tenancy/lease';
 import { FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
 import { metricValue, provider, spendTotals, startTestGateway, TestGateway } from '../helpers/gateway';
 import { RedisCluster, startRedisCluster } from '../helpers/redis-cluster';
-import { uniquePrefix, waitFor } from './fixtures';
+import { heldSlotsReleased, uniquePrefix, waitFor } from './fixtures';
 
 const ADMIN = 'sk-gw-cluster-admin';
 const KEYS = { red: 'sk-gw-cluster-red', blue: 'sk-gw-cluster-blue' };
@@ -133,7 +132,7 @@ describe('Redis Cluster: three gateways on 3 masters (with replicas)', function 
     // The slots held are used by the holder's next request, or written back once it knows the
     // window is spent and taken by another replica once its view is renewed: the window gives
     // exactly 30 in all.
-    await new Promise((r) => setTimeout(r, DEBT_FLUSH_MS + VIEW_MAX_AGE_MS + 100));
+    await heldSlotsReleased();
     const after: number[] = [];
     for (let i = 0; i < 9; i++) after.push(await call(i % 3, 'red'));
     assert.equal(burst + after.filter((s) => s === 200).length, 30, `red after the burst: ${after.join(',')}`);

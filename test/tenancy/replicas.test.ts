@@ -10,8 +10,8 @@ import { Metrics } from '../../service/metrics/metrics';
 import type { Admission } from '../../service/tenancy/contracts';
 import { createTenancy, GatewayTenancy } from '../../service/tenancy/tenancy';
 import { RedisServer, startRedis } from '../helpers/redis-server';
-import { DEBT_FLUSH_MS, FAIR_DIVISOR, VIEW_MAX_AGE_MS } from '../../service/tenancy/lease';
-import { connect, KEYS, metricValue, newMetrics, ready, settlement, testConfig, uniquePrefix, waitFor } from './fixtures';
+import { FAIR_DIVISOR, VIEW_MAX_AGE_MS } from '../../service/tenancy/lease';
+import { connect, heldSlotsReleased, KEYS, metricValue, newMetrics, ready, settlement, testConfig, uniquePrefix, waitFor } from './fixtures';
 
 interface Replica {
   tenancy: GatewayTenancy;
@@ -193,7 +193,7 @@ describe('tenancy across replicas sharing Redis', function () {
     assert.ok(burst >= 1 && burst <= 10, `blue x gpt-x at once: ${burst} of the 10 left`);
     // Every replica now found the window spent: what it holds is written back, and once its view
     // is renewed any replica gets it. One replica alone takes the rest, exactly.
-    await new Promise((r) => setTimeout(r, DEBT_FLUSH_MS + VIEW_MAX_AGE_MS + 50));
+    await heldSlotsReleased();
     let after = 0;
     for (let i = 0; i < 10 - burst; i++)
       after += await Promise.resolve(rs[1].tenancy.admit(bob, 'gpt-x')).then(
