@@ -7,7 +7,7 @@ import { GatewayProcess, startGatewayProcess } from '../helpers/gateway-process'
 import { FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
 import { RedisServer, startRedis } from '../helpers/redis-server';
 import { hashKey } from '../../service/tenancy/keys';
-import { metricValue } from '../helpers/gateway';
+import { metricValue, waitForSpend } from '../helpers/gateway';
 
 // The fake upstream reports 10 prompt + 5 completion tokens: at 100/200 USD per million that is
 // exactly $0.002 a request.
@@ -29,16 +29,8 @@ async function chat(gw: GatewayProcess, key: string): Promise<Reply> {
   return { status: res.status, headers: res.headers, body: (await res.json()) as Reply['body'] };
 }
 
-/** The spend report; while a replica is still reconnecting to Redis it answers 503, so wait a little. */
-async function spend(gw: GatewayProcess, team: string) {
-  let res = await fetch(`${gw.url}/v1/gateway/spend?team=${team}`, { headers: { authorization: `Bearer ${KEYS.admin}` } });
-  for (let i = 0; i < 40 && res.status === 503; i++) {
-    await new Promise((r) => setTimeout(r, 250));
-    res = await fetch(`${gw.url}/v1/gateway/spend?team=${team}`, { headers: { authorization: `Bearer ${KEYS.admin}` } });
-  }
-  assert.equal(res.status, 200, await res.clone().text());
-  return ((await res.json()) as { totals: { requests: number; cost_usd: number; prompt_tokens: number; completion_tokens: number; estimated_requests: number } }).totals;
-}
+/** A team's spend report once it counts `requests` (spend writes are coalesced, SPEND_COALESCE_MS; a replica reconnecting to Redis answers 503 meanwhile). */
+const spend = (gw: GatewayProcess, team: string, requests: number) => waitForSpend(gw.url, KEYS.admin, team, requests);
 
 describe('three gateway replicas sharing one Redis', function () {
   this.timeout(90_000);
@@ -104,7 +96,8 @@ describe('three gateway replicas sharing one Redis', function () {
     assert.equal(refused?.body.error?.code, 'budget_exceeded');
     assert.equal(refused?.body.error?.type, 'insufficient_quota');
     assert.ok(Number(refused?.headers.get('retry-after')) >= 1, 'says when the budget resets');
-    const totals = await spend(replicas[1], 'budgeted');
+    // Each replica writes its spend within SPEND_COALESCE_MS of the answer: the report is read once it has them all.
+    const totals = await spend(replicas[1], 'budgeted', accepted);
     assert.equal(totals.requests, accepted);
     assert.ok(Math.abs(totals.cost_usd - accepted * COST) < 1e-9, `report ${totals.cost_usd} vs ${accepted * COST}`);
   });
@@ -126,11 +119,7 @@ describe('three gateway replicas sharing one Redis', function () {
     assert.ok(statuses.length - duringOutage > 30, 'traffic flowed during and after the outage');
     assert.deepEqual([...new Set(statuses)], [200], 'every request succeeded');
     // Spend buffered while Redis was down is flushed once it is back.
-    let totals = await spend(replicas[0], 'outage');
-    for (let i = 0; i < 50 && totals.requests < statuses.length; i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      totals = await spend(replicas[0], 'outage');
-    }
+    const totals = await spend(replicas[0], 'outage', statuses.length);
     assert.equal(totals.requests, statuses.length);
     assert.ok(Math.abs(totals.cost_usd - statuses.length * COST) < 1e-9);
   });
@@ -149,14 +138,7 @@ describe('three gateway replicas sharing one Redis', function () {
       assert.ok(text.trimEnd().endsWith('data: [DONE]'));
     };
     /** Spend is written when the stream ends, just after the client saw [DONE]. */
-    const settled = async (requests: number) => {
-      let t = await spend(replicas[0], 'streamer');
-      for (let i = 0; i < 20 && t.requests < requests; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        t = await spend(replicas[0], 'streamer');
-      }
-      return t;
-    };
+    const settled = (requests: number) => spend(replicas[0], 'streamer', requests);
     await stream(true);
     let totals = await settled(1);
     assert.deepEqual([totals.requests, totals.prompt_tokens, totals.completion_tokens, totals.estimated_requests], [1, 10, 6, 0]);

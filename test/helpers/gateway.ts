@@ -81,22 +81,24 @@ export interface SpendTotals {
   prompt_tokens: number;
   completion_tokens: number;
   unpriced_requests: number;
+  estimated_requests: number;
 }
 
-/** A team's totals from GET /v1/gateway/spend (retried while Redis is still connecting). */
+/** A team's totals from GET /v1/gateway/spend (retried for up to 10 s while Redis is still connecting: 503). */
 export async function spendTotals(gatewayUrl: string, adminKey: string, team: string): Promise<SpendTotals> {
   const get = () => fetch(`${gatewayUrl}/v1/gateway/spend?team=${team}`, { headers: { authorization: `Bearer ${adminKey}` } });
   let res = await get();
-  for (let i = 0; res.status === 503 && i < 50; i++) {
+  for (let i = 0; res.status === 503 && i < 200; i++) {
     await new Promise((r) => setTimeout(r, 50));
     res = await get();
   }
+  if (res.status !== 200) throw new Error(`spend report: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { totals: SpendTotals }).totals;
 }
 
 /** Waits until a team's spend report counts at least `requests` (spend writes are coalesced), then returns its totals. */
 export async function waitForSpend(gatewayUrl: string, adminKey: string, team: string, requests: number): Promise<SpendTotals> {
-  const until = Date.now() + 5000;
+  const until = Date.now() + 10_000;
   for (;;) {
     const t = await spendTotals(gatewayUrl, adminKey, team);
     if (t.requests >= requests || Date.now() > until) return t;
