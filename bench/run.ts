@@ -2,7 +2,7 @@
  * npm run bench [-- --quick] [-- --out FILE] [-- --log-file FILE] [-- --keep]
  * npm run bench -- --profile     (gateway only, node --cpu-prof, prints the hot spots)
  * npm run bench -- --all-limits  (also tokens per minute, team limits and limit rules of every kind on the gateway)
- * npm run bench -- --streams N [--stream-seconds S]  (only the open-streams phase: bench/streams.ts)
+ * npm run bench -- --streams N[,N2,...] [--stream-seconds S]  (only the open-streams phase: bench/streams.ts; several Ns: the largest N each goal holds at, bench/streams-ladder.ts)
  * npm run bench -- --relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]  (CPU per relayed stream event: bench/relay-cpu.ts)
  * npm run bench -- --tracing [--baseline REF] [--rounds N]  (tracing off and on, side by side: bench/tracing.ts)
  * npm run bench -- --stream-text  (the heap a stream's kept text holds, in-process: bench/stream-text.ts)
@@ -33,7 +33,8 @@ import { renderMarkdown, Results, StreamStats, evaluateTargets } from './report'
 import { CHAT_PATH, GatewayTarget, MODEL, ROOT, startGateway, startNginx, startNodeFloor, startPortkey, startUpstream, Target, TargetName } from './targets';
 import { tracingComparison } from './tracing';
 import { gcComparison } from './gc';
-import { maxStreams, renderStreams, streamsPhase } from './streams';
+import { maxStreams, renderStreams, streamsPhase, StreamsResult } from './streams';
+import { parseStreamCounts, renderLadder } from './streams-ladder';
 import { renderStreamText, streamTextPhase } from './stream-text';
 import { renderStreamHeap, streamHeapPhase } from './stream-heap';
 import { halfPeakPhase } from './half-peak';
@@ -45,8 +46,8 @@ interface Options {
   gc: boolean;
   /** Also token-per-minute and team-level limits on the gateway. */
   allLimits: boolean;
-  /** Only the open-streams phase: this many streams, of streamSeconds events each. */
-  streams?: number;
+  /** Only the open-streams phase: this many streams, of streamSeconds events each (several: bench/streams-ladder.ts). */
+  streams?: number[];
   streamSeconds: number;
   /** Leave the open-streams phase out of the full run (it takes about 4 minutes at 10,000 streams). */
   skipStreams: boolean;
@@ -82,7 +83,7 @@ function parseOptions(argv: string[]): Options {
   };
   if (argv.includes('--help')) {
     process.stdout.write(
-      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]] [--request-cpu [--baseline REF] [--rounds N] [--seconds S]] [--first-byte [--baseline REF] [--rounds N] [--concurrency C]] [--stream-text] [--stream-heap [--streams N] [--prompt-kb K] [--baseline REF]]\n',
+      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N[,N2,...] [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]] [--request-cpu [--baseline REF] [--rounds N] [--seconds S]] [--first-byte [--baseline REF] [--rounds N] [--concurrency C]] [--stream-text] [--stream-heap [--streams N] [--prompt-kb K] [--baseline REF]]\n',
     );
     process.exit(0);
   }
@@ -94,7 +95,7 @@ function parseOptions(argv: string[]): Options {
     tracing: argv.includes('--tracing'),
     baseline: value('--baseline'),
     rounds: value('--rounds') ? Number(value('--rounds')) : undefined,
-    streams: value('--streams') ? Number(value('--streams')) : undefined,
+    streams: value('--streams') ? parseStreamCounts(value('--streams')!) : undefined,
     streamSeconds: Number(value('--stream-seconds') ?? (argv.includes('--quick') ? 15 : 60)),
     skipStreams: argv.includes('--skip-streams'),
     relayCpu: argv.includes('--relay-cpu'),
@@ -318,7 +319,7 @@ async function main(): Promise<void> {
       return report(opts.out, { firstByte: rows }, renderFirstByte(rows, opts.concurrency));
     }
     if (opts.streamHeap) {
-      const n = opts.streams ?? 1000;
+      const n = opts.streams?.[0] ?? 1000;
       const rows = await streamHeapPhase({ dir, streams: n, promptKb: opts.promptKb, baseline: opts.baseline, log });
       return report(opts.out, { streamHeap: rows }, renderStreamHeap(rows, n, opts.promptKb));
     }
@@ -326,9 +327,14 @@ async function main(): Promise<void> {
       const rows = streamTextPhase(STREAM_TEXT_STREAMS);
       return report(opts.out, { streamText: rows }, renderStreamText(rows, STREAM_TEXT_STREAMS));
     }
-    if (opts.streams) {
-      const s = await streamsPhase({ loadgen, log }, { streams: opts.streams, seconds: opts.streamSeconds, dir, logFile: opts.logFile });
+    if (opts.streams?.length === 1) {
+      const s = await streamsPhase({ loadgen, log }, { streams: opts.streams[0], seconds: opts.streamSeconds, dir, logFile: opts.logFile });
       return report(opts.out, { streams: s }, renderStreams(s));
+    }
+    if (opts.streams) {
+      const runs: StreamsResult[] = [];
+      for (const n of opts.streams) runs.push(await streamsPhase({ loadgen, log }, { streams: n, seconds: opts.streamSeconds, dir, logFile: opts.logFile }));
+      return report(opts.out, { streamsLadder: runs }, renderLadder(runs));
     }
     const upstream = await startUpstream({ chunks: STREAM.chunks, intervalMs: STREAM.intervalMs });
     if (opts.profile) {
