@@ -74,8 +74,16 @@ describe('graceful shutdown of the gateway process (SIGTERM under load)', functi
     const signalledAt = Date.now();
     gw.proc.kill('SIGTERM');
 
-    // Draining: /ready on the busy connection says 503, new connections are refused.
-    await new Promise((r) => setTimeout(r, 150));
+    // Draining: /ready on the busy connection says 503, new connections are refused. The drain
+    // begins when the child's signal handler runs: wait for the listener to close (a loaded
+    // machine can take longer than any fixed pause), then ask.
+    const connectOutcome = () =>
+      new Promise<string>((resolve) => {
+        const s = connect(port, '127.0.0.1');
+        s.once('connect', () => (s.destroy(), resolve('accepted')));
+        s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      });
+    await waitFor(async () => (await connectOutcome()) === 'ECONNREFUSED', 'the listener closed after SIGTERM', 5000);
     probe.write('GET /ready HTTP/1.1\r\nHost: x\r\n\r\n');
     const refused = await fetch(`${base}/health`).then(
       () => 'accepted',

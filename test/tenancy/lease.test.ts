@@ -226,7 +226,9 @@ describe('leased request windows', function () {
       let up = true;
       const w = new LeasedWindow({ redis, prefix: `${uniquePrefix()}w`, limit: 100, windowMs: 60_000, expectedReplicas: 1, ready: () => up });
       for (let i = 0; i < 20; i++) await w.take('alice'); // leases grow past the demand
-      await new Promise((r) => setTimeout(r, 50)); // the background lease lands
+      // The background lease lands (its reply can take longer than any fixed pause on a loaded machine).
+      const slot = () => (w as unknown as { slots: Map<string, { leasing: boolean; pool: number }> }).slots.get('alice')!;
+      await waitFor(async () => !slot().leasing && slot().pool > 0, 'the background lease landed', 2000);
       up = false;
       const results: TakeResult[] = [];
       for (let i = 0; i < 100; i++) results.push(await w.take('alice'));
