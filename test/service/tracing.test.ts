@@ -207,7 +207,9 @@ describe('OpenTelemetry traces (standard OTEL_* variables, OTLP/HTTP)', function
     // The fake provider takes 3 x 60 ms to stream: the spans cover it, not just the first byte.
     const ms = (s: ReceivedSpan) => Number(s.endNs - s.startNs) / 1e6;
     assert.ok(ms(winner) >= 150, `the winning attempt lasted ${ms(winner)} ms (stream ~180 ms)`);
-    assert.ok(ms(server) >= ms(winner) && ms(server) <= streamMs + 50, `server span ${ms(server)} ms, client saw ${streamMs} ms`);
+    // It ends with the response ('close', in the gateway's process): not before the winning attempt, and not long after
+    // what the client saw (the margin is for the gateway's process being scheduled late on a loaded machine).
+    assert.ok(ms(server) >= ms(winner) && ms(server) <= streamMs + 500, `server span ${ms(server)} ms, client saw ${streamMs} ms`);
     assert.equal(server.attrs['aigw.stream'], true);
     assert.equal(server.attrs['aigw.cache'], 'none');
     for (const s of [server, winner]) {
