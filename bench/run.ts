@@ -116,8 +116,8 @@ function parseOptions(argv: string[]): Options {
 /** Durations and counts; --quick shrinks them for iteration (the numbers get noisier). */
 function plan(quick: boolean) {
   return quick
-    ? { rounds: 1, peakSeconds: 3, warmupSeconds: 1, rateMs: 2500, rateWarmupMs: 500, streams: 30, soakWarmup: 5_000, soak: 20_000, openStreams: 1000 }
-    : { rounds: 2, peakSeconds: 6, warmupSeconds: 2, rateMs: 5000, rateWarmupMs: 1000, streams: 100, soakWarmup: 20_000, soak: 110_000, openStreams: 10_000 };
+    ? { rounds: 1, peakSeconds: 3, warmupSeconds: 1, rateMs: 2500, rateWarmupMs: 500, streams: 30, soakWarmup: 5_000, soak: 20_000, openStreams: 1000, firstByteRounds: 1 }
+    : { rounds: 2, peakSeconds: 6, warmupSeconds: 2, rateMs: 5000, rateWarmupMs: 1000, streams: 100, soakWarmup: 20_000, soak: 110_000, openStreams: 10_000, firstByteRounds: 3 };
 }
 
 const RATES = [500, 1000, 2000];
@@ -520,6 +520,10 @@ async function main(): Promise<void> {
       results.stream[t.name] = streamStats(r);
       log(`stream ${t.name}: first byte p50 ${(results.stream[t.name].ttfbP50Us / 1000).toFixed(2)} ms, chunk gap p50 ${(results.stream[t.name].gapP50Us / 1000).toFixed(2)} ms`);
     }
+
+    // The first-byte target: node-floor and the gateway alternating, one stream at a time, in targets of their own.
+    const fbRows = await firstBytePhase({ dir, loadgen, log }, { rounds: p.firstByteRounds, concurrency: 1 });
+    results.firstByte = { rounds: p.firstByteRounds, concurrency: 1, rows: fbRows };
 
     // 4. Soak: the gateway's RSS after a warm-up and after >= 100,000 more requests.
     log(`soak: ${p.soakWarmup} warm-up + ${p.soak} requests through the gateway`);
