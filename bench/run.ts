@@ -522,8 +522,8 @@ async function main(): Promise<void> {
     }
 
     // The first-byte target: node-floor and the gateway alternating, one stream at a time, in targets of their own.
-    const fbRows = await firstBytePhase({ dir, loadgen, log }, { rounds: p.firstByteRounds, concurrency: 1 });
-    results.firstByte = { rounds: p.firstByteRounds, concurrency: 1, rows: fbRows };
+    const fb = { rounds: p.firstByteRounds, concurrency: 1 };
+    results.firstByte = { ...fb, rows: await firstBytePhase({ dir, loadgen, log }, fb) };
 
     // 4. Soak: the gateway's RSS after a warm-up and after >= 100,000 more requests.
     log(`soak: ${p.soakWarmup} warm-up + ${p.soak} requests through the gateway`);

@@ -95,6 +95,13 @@ describe('bench: open streams and targets against node-floor', () => {
       ]),
     );
     assert.equal(floorChecks({ ...r, firstByte: { rounds: 1, concurrency: 1, rows: slower } } as Results)[2].met, false);
+    const faster = sideBySideRows(
+      new Map([
+        ['node-floor', [1500]],
+        ['gateway', [1400]],
+      ]),
+    );
+    assert.match(floorChecks({ ...r, firstByte: { rounds: 1, concurrency: 1, rows: faster } } as Results)[2].measured, /^-0\.10 ms over node-floor/);
   });
 
   it('holds the open-streams goals only when errors, memory and gaps all hold', () => {
