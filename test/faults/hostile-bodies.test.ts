@@ -78,7 +78,7 @@ describe('issue 22 item 3: pass-through bodies checked whatever they claim to be
         { path: '/v1/vector_stores', methods: ['POST'] },
         { path: '/v1/containers', methods: ['POST'] },
       ],
-      redis: { url: redis.url },
+      redis: { url: redis.url, command_timeout_ms: 2000 }, // not a test of Redis timeouts (100 ms flaps on a busy machine)
     });
     const until = Date.now() + 5000;
     while ((await metricValue(gw.metricsUrl, 'aigw_redis_up')) !== 1 && Date.now() < until) await new Promise((res) => setTimeout(res, 25));

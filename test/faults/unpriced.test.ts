@@ -76,7 +76,7 @@ describe('issue 22 item 2: unpriced means unpriced, not free', function () {
           { name: 'free', base_url: free.url, api_key: 'sk-free', timeout_ms: 2000, models: [{ name: 'm', unpriced: true }] },
           { name: 'paid', base_url: paid.url, api_key: 'sk-paid', timeout_ms: 2000, models: [{ name: 'm', input_per_million: 1, output_per_million: 2 }] },
         ],
-        redis: { url: redis.url },
+        redis: { url: redis.url, command_timeout_ms: 2000 }, // not a test of Redis timeouts (100 ms flaps on a busy machine)
       });
       const until = Date.now() + 5000;
       while ((await metricValue(gw.metricsUrl, 'aigw_redis_up')) !== 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 25));

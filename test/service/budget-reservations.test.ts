@@ -57,7 +57,7 @@ describe('budget reservations: a request holds its maximum cost from admission u
       teams: [{ name: 'research', budget: { daily_usd: BUDGET_USD } }],
       routing: { max_retries: 0 },
       providers: [provider('up', up.url, [OUT_ONLY, RESERVED])],
-      redis: { url: redis.url, key_prefix: prefix },
+      redis: { url: redis.url, key_prefix: prefix, command_timeout_ms: 2000 }, // not a test of Redis timeouts (100 ms flaps on a busy machine)
     });
     await waitUntil(async () => (await metricValue(gw.metricsUrl, 'aigw_redis_up')) === 1, 'redis up');
   });

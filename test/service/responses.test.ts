@@ -70,7 +70,7 @@ describe('POST /v1/responses: routed, streamed, limited and costed like chat', f
       routing: { retry_delay_ms: 5, max_retries: 1 },
       rate_limit: { requests_per_minute: 1000 },
       cache: { enabled: true, ttl_seconds: 60 },
-      redis: { url: redis.url },
+      redis: { url: redis.url, command_timeout_ms: 2000 }, // not a test of Redis timeouts (100 ms flaps on a busy machine)
     });
     alice = sdk(KEYS.alice);
     bob = sdk(KEYS.bob);

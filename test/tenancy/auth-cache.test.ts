@@ -86,7 +86,7 @@ describe('response cache', function () {
   });
 
   const build = async (enabled = true) => {
-    const config = testConfig({ cache: { enabled, ttl_seconds: 60 }, redis: { url: server.url, key_prefix: uniquePrefix() } });
+    const config = testConfig({ cache: { enabled, ttl_seconds: 60 }, redis: { url: server.url, key_prefix: uniquePrefix(), command_timeout_ms: 2000 } }); // not a test of Redis timeouts
     metrics = newMetrics();
     redis?.disconnect();
     redis = connect(config, metrics);
