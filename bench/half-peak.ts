@@ -6,6 +6,7 @@
  */
 import type { RateResult, RateSpec } from './loadgen';
 import { metricSum, pct, round, sortNum } from './lib';
+import { isolate } from './cores';
 import { CHAT_PATH, GatewayTarget, Target } from './targets';
 
 export interface GcPauses {
@@ -67,15 +68,45 @@ export function gcPauses(a: ReturnType<typeof gcCounters>, b: ReturnType<typeof 
 }
 
 const scrape = async (g: GatewayTarget) => (await fetch(g.metricsUrl)).text();
+/**
+ * prom-client samples the loop with perf_hooks' monitorEventLoopDelay at its default 10 ms resolution,
+ * and that histogram holds the whole time between two ticks of its timer: an idle loop reads ~10 ms
+ * (p50 10.1, p99 10.4 ms here). The delay is what exceeds it.
+ */
+export const LAG_RESOLUTION_MS = 10;
+const lagOver = (seconds: number) => Math.max(0, seconds * 1000 - LAG_RESOLUTION_MS);
 /** The event-loop delay p99 (ms) since the previous scrape (prom-client resets the histogram at each). */
-export const lagP99Ms = (text: string): number => metricSum(text, 'aigw_nodejs_eventloop_lag_p99_seconds') * 1000;
+export const lagP99Ms = (text: string): number => lagOver(metricSum(text, 'aigw_nodejs_eventloop_lag_p99_seconds'));
 /** The longest event-loop delay (ms) since the previous scrape: one stall that a p99 cannot show. */
-export const lagMaxMs = (text: string): number => metricSum(text, 'aigw_nodejs_eventloop_lag_max_seconds') * 1000;
+export const lagMaxMs = (text: string): number => lagOver(metricSum(text, 'aigw_nodejs_eventloop_lag_max_seconds'));
 
-export async function halfPeakPhase(
-  deps: Deps,
-  o: { targets: Target[]; gateway: GatewayTarget; rate: number; rounds: number; durationMs: number; warmupMs: number; body: string },
-): Promise<HalfPeakResult> {
+export interface HalfPeakOptions {
+  targets: Target[];
+  gateway: GatewayTarget;
+  rate: number;
+  rounds: number;
+  durationMs: number;
+  warmupMs: number;
+  body: string;
+  /** In the log line: which placement of the processes this was. */
+  label?: string;
+}
+
+/**
+ * The same phase with the proxies (gateway, node-floor) on one core and the upstream and Redis on
+ * the other (bench/cores.ts); `deps.loadgen` must start the load generator there too. Every process
+ * goes back on every core afterwards.
+ */
+export async function isolatedHalfPeakPhase(deps: Deps, o: HalfPeakOptions, placement: { proxies: number[]; others: number[] }): Promise<HalfPeakResult> {
+  const undo = isolate(placement.proxies, placement.others);
+  try {
+    return await halfPeakPhase(deps, { ...o, label: o.label ?? 'isolated' });
+  } finally {
+    undo();
+  }
+}
+
+export async function halfPeakPhase(deps: Deps, o: HalfPeakOptions): Promise<HalfPeakResult> {
   const acc: Record<string, { lat: number[]; errors: number; cpu: number; issued: number }> = {};
   let lagMax = 0;
   let gc0 = gcCounters(await scrape(o.gateway));
@@ -119,7 +150,7 @@ export async function halfPeakPhase(
     gc: { ...gc, totalMs: round(gc.totalMs, 1)!, sharePct: round((gc.totalMs / Math.max(1, gc.wallMs)) * 100, 2)!, majorMs: round(gc.majorMs, 1)! },
   };
   deps.log(
-    `half peak ${o.rate}/s: ${Object.entries(latency)
+    `half peak${o.label ? `, ${o.label}` : ''} ${o.rate}/s: ${Object.entries(latency)
       .map(([n, v]) => `${n} p50 ${(v.p50Us / 1000).toFixed(2)} p99 ${(v.p99Us / 1000).toFixed(2)} ms`)
       .join('; ')}; gateway event-loop delay p99 ${out.eventLoopDelayP99Ms} ms, ${gcText(out.gc)}`,
   );

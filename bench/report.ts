@@ -79,6 +79,8 @@ export interface Results {
   };
   /** The gateway and node-floor at half the gateway's peak rate (when node-floor ran). */
   halfPeak?: HalfPeakResult;
+  /** The same with each proxy on a core of its own and the rest on the other (bench/cores.ts; when taskset and 2 CPUs are there). */
+  halfPeakIsolated?: HalfPeakResult;
   /** Open streams through one process (left out with --skip-streams). */
   streams?: StreamsResult;
   /** The heap a stream's kept text holds, by events relayed (bench/stream-text.ts). */
@@ -154,6 +156,23 @@ const busy = (h: HalfPeakResult, name: string) => {
   return `${cpu.toFixed(0)} µs CPU a request, ${((cpu * h.rate) / 1e4).toFixed(0)}% of a core`;
 };
 
+const ISOLATED = 'each proxy on a core of its own, the load generator, upstream and Redis on the other';
+
+/** Added p99 at half the gateway's peak against node-floor's, in one placement of the processes (every core shared, or `isolated`). */
+export function halfPeakCheck(h: HalfPeakResult | undefined, isolated?: string): TargetCheck {
+  const what = `Added p99 at half the gateway's peak vs node-floor's${isolated ? `, ${isolated}` : ''}`;
+  const target = "<= node-floor's + 1 ms";
+  const [d, g, f] = [h?.latency.direct, h?.latency.gateway, h?.latency['node-floor']];
+  if (!h || !d || !g || !f) return { what, target, measured: 'node-floor absent', met: null };
+  const [ga, fa] = [g.p99Us - d.p99Us, f.p99Us - d.p99Us];
+  return {
+    what: `${what} (${fmtInt(h.rate)} req/s); ${busy(h, 'gateway')}, node-floor ${busy(h, 'node-floor')}; gateway event-loop delay p99 ${h.eventLoopDelayP99Ms} ms, ${gcText(h.gc)}`,
+    target,
+    measured: `${ms(ga)} ms (node-floor ${ms(fa)} ms)`,
+    met: ga <= fa + 1000,
+  };
+}
+
 /** The targets read against node-floor, the bare Node proxy measured in the same run (issue 26). */
 export function floorChecks(r: Results): TargetCheck[] {
   const checks: TargetCheck[] = [];
@@ -165,18 +184,8 @@ export function floorChecks(r: Results): TargetCheck[] {
     measured: cpu && floorCpu ? `${(cpu / floorCpu).toFixed(2)}x (${cpu.toFixed(0)} vs ${floorCpu.toFixed(0)} us)` : 'node-floor absent',
     met: cpu && floorCpu ? cpu / floorCpu <= 2 : null,
   });
-  const h = r.halfPeak;
-  const d = h?.latency.direct;
-  const [g, f] = [h?.latency.gateway, h?.latency['node-floor']];
-  if (h && d && g && f) {
-    const [ga, fa] = [g.p99Us - d.p99Us, f.p99Us - d.p99Us];
-    checks.push({
-      what: `Added p99 at half the gateway's peak (${fmtInt(h.rate)} req/s) vs node-floor's; ${busy(h, 'gateway')}, node-floor ${busy(h, 'node-floor')}; gateway event-loop delay p99 ${h.eventLoopDelayP99Ms} ms, ${gcText(h.gc)}`,
-      target: "<= node-floor's + 1 ms",
-      measured: `${ms(ga)} ms (node-floor ${ms(fa)} ms)`,
-      met: ga <= fa + 1000,
-    });
-  } else checks.push({ what: "Added p99 at half the gateway's peak vs node-floor's", target: "<= node-floor's + 1 ms", measured: 'node-floor absent', met: null });
+  checks.push(halfPeakCheck(r.halfPeak));
+  if (r.halfPeakIsolated) checks.push(halfPeakCheck(r.halfPeakIsolated, ISOLATED));
   checks.push(firstByteCheck(r));
   return checks;
 }
@@ -335,4 +344,25 @@ export function renderMarkdown(r: Results): string {
   lines.push('|---|---|---:|:---:|');
   for (const c of r.targetsMet ?? []) lines.push(`| ${c.what} | ${c.target} | ${c.measured} | ${c.met === null ? '–' : c.met ? 'yes' : '**no**'} |`);
   return lines.join('\n');
+}
+
+/** `--half-peak`: each target's latency at the rate with every core shared and with each proxy on a core of its own, then the goal read in both. */
+export function renderHalfPeak(shared: HalfPeakResult, isolated?: HalfPeakResult): string {
+  const lines = [`### The tail at half the gateway's peak (${fmtInt(shared.rate)} req/s, open loop, targets alternating)`, ''];
+  lines.push('| placement | target | p50, ms | p99, ms | added p99, ms | CPU a request, µs |', '|---|---|---:|---:|---:|---:|');
+  const placements: [string, HalfPeakResult | undefined][] = [
+    ['every core shared', shared],
+    ['proxy on a core of its own', isolated],
+  ];
+  for (const [placement, h] of placements) {
+    if (!h) continue;
+    const direct = h.latency.direct?.p99Us;
+    for (const [name, l] of Object.entries(h.latency)) {
+      lines.push(`| ${placement} | ${name} | ${ms(l.p50Us)} | ${ms(l.p99Us)} | ${name === 'direct' || direct === undefined ? '–' : ms(l.p99Us - direct)} | ${l.cpuUsPerRequest.toFixed(0)} |`);
+    }
+  }
+  lines.push('', '| target | goal | measured | met |', '|---|---|---|:-:|');
+  const checks = [halfPeakCheck(shared), ...(isolated ? [halfPeakCheck(isolated, ISOLATED)] : [])];
+  for (const c of checks) lines.push(`| ${c.what} | ${c.target} | ${c.measured} | ${c.met === null ? '–' : c.met ? 'yes' : '**no**'} |`);
+  return `${lines.join('\n')}\n`;
 }

@@ -7,6 +7,7 @@
  * npm run bench -- --tracing [--baseline REF] [--rounds N]  (tracing off and on, side by side: bench/tracing.ts)
  * npm run bench -- --stream-text  (the heap a stream's kept text holds, in-process: bench/stream-text.ts)
  * npm run bench -- --stream-heap [--streams N] [--prompt-kb K] [--baseline REF]  (JS heap per open stream, heap snapshots: bench/stream-heap.ts)
+ * npm run bench -- --half-peak [--rate R] [--rounds N]  (the tail at half the gateway's peak, every core shared and each proxy on a core of its own: bench/half-peak.ts, bench/cores.ts)
  *
  * Side by side, in one run, on 127.0.0.1, each in its own process: a fast fake OpenAI
  * upstream called directly, the gateway (compiled dist/, auth + Redis rate limits +
@@ -29,7 +30,7 @@ import { renderRequestCpu, requestCpuPhase } from './request-cpu';
 import { firstBytePhase, renderFirstByte } from './first-byte';
 import { cpuOf, hasCommand, metricSum, pct, rssOf, run, round, sortNum, stopAll } from './lib';
 import { summarise } from './profile-summary';
-import { renderMarkdown, Results, StreamStats, evaluateTargets } from './report';
+import { renderHalfPeak, renderMarkdown, Results, StreamStats, evaluateTargets } from './report';
 import { CHAT_PATH, GatewayTarget, MODEL, ROOT, startGateway, startNginx, startNodeFloor, startPortkey, startUpstream, Target, TargetName } from './targets';
 import { tracingComparison } from './tracing';
 import { gcComparison } from './gc';
@@ -37,7 +38,8 @@ import { maxStreams, renderStreams, streamsPhase, StreamsResult } from './stream
 import { parseStreamCounts, renderLadder } from './streams-ladder';
 import { renderStreamText, streamTextPhase } from './stream-text';
 import { renderStreamHeap, streamHeapPhase } from './stream-heap';
-import { halfPeakPhase } from './half-peak';
+import { HalfPeakOptions, HalfPeakResult, halfPeakPhase, isolatedHalfPeakPhase } from './half-peak';
+import { cannotIsolate, onCpus, OTHER_CPUS } from './cores';
 
 interface Options {
   quick: boolean;
@@ -62,6 +64,9 @@ interface Options {
   /** Only the JS heap per open stream from heap snapshots (bench/stream-heap.ts): `streams` of them, prompts of promptKb. */
   streamHeap: boolean;
   promptKb: number;
+  /** Only the half-peak phase (bench/half-peak.ts), every core shared and then each proxy on a core of its own, at `rate` (default: half the gateway's peak). */
+  halfPeak: boolean;
+  rate?: number;
   /** Only the stream first byte (bench/first-byte.ts), `concurrency` streams at a time. */
   firstByte: boolean;
   concurrency: number;
@@ -83,7 +88,7 @@ function parseOptions(argv: string[]): Options {
   };
   if (argv.includes('--help')) {
     process.stdout.write(
-      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N[,N2,...] [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]] [--request-cpu [--baseline REF] [--rounds N] [--seconds S]] [--first-byte [--baseline REF] [--rounds N] [--concurrency C]] [--stream-text] [--stream-heap [--streams N] [--prompt-kb K] [--baseline REF]]\n',
+      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N[,N2,...] [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]] [--request-cpu [--baseline REF] [--rounds N] [--seconds S]] [--first-byte [--baseline REF] [--rounds N] [--concurrency C]] [--stream-text] [--stream-heap [--streams N] [--prompt-kb K] [--baseline REF]] [--half-peak [--rate R] [--rounds N]]\n',
     );
     process.exit(0);
   }
@@ -103,6 +108,8 @@ function parseOptions(argv: string[]): Options {
     requestCpu: argv.includes('--request-cpu'),
     seconds: Number(value('--seconds') ?? 5),
     firstByte: argv.includes('--first-byte'),
+    halfPeak: argv.includes('--half-peak'),
+    rate: value('--rate') ? Number(value('--rate')) : undefined,
     streamText: argv.includes('--stream-text'),
     streamHeap: argv.includes('--stream-heap'),
     promptKb: Number(value('--prompt-kb') ?? 0),
@@ -256,8 +263,9 @@ function report(out: string, results: Record<string, unknown>, markdown: string)
   process.stdout.write(markdown);
 }
 
-async function loadgen<T>(spec: RateSpec | StreamSpec, timeoutMs: number): Promise<T> {
-  const out = await run(process.execPath, ['-r', 'tsx/cjs', join(ROOT, 'bench/loadgen.ts'), JSON.stringify(spec)], timeoutMs, { cwd: ROOT });
+async function loadgen<T>(spec: RateSpec | StreamSpec, timeoutMs: number, onCores?: string): Promise<T> {
+  const [cmd, ...args] = [...(onCores ? onCpus(onCores) : []), process.execPath, '-r', 'tsx/cjs', join(ROOT, 'bench/loadgen.ts'), JSON.stringify(spec)];
+  const out = await run(cmd, args, timeoutMs, { cwd: ROOT });
   if (out.code !== 0) throw new Error(`loadgen failed (${out.code}): ${out.stderr}`);
   return JSON.parse(out.stdout) as T;
 }
@@ -282,6 +290,35 @@ async function withRss<T>(t: Target, fn: () => Promise<T>): Promise<[T, number]>
 // ---------------------------------------------------------------- phases
 
 const rotate = <T>(xs: T[], n: number) => xs.map((_x, i) => xs[(i + n) % xs.length]);
+
+/** The half-peak phase again with each proxy on a core of its own (bench/cores.ts), or undefined (saying why) where processes cannot be placed. */
+async function halfPeakIsolated(o: HalfPeakOptions, upstream: Target, floor: Target): Promise<HalfPeakResult | undefined> {
+  const why = cannotIsolate();
+  if (why) {
+    log(`half peak, isolated: skipped (${why})`);
+    return undefined;
+  }
+  const redisPid = o.gateway.redis.pid();
+  const placement = { proxies: [...o.gateway.pids(), ...floor.pids()], others: [...upstream.pids(), ...(redisPid ? [redisPid] : [])] };
+  return isolatedHalfPeakPhase({ loadgen: (spec, timeoutMs) => loadgen(spec, timeoutMs, OTHER_CPUS), cpuOf, log }, o, placement);
+}
+
+/** `--half-peak`: the upstream, node-floor and a gateway; the gateway's peak (unless --rate); then the half-peak phase shared and isolated. */
+async function halfPeakOnly(dir: string, opts: Options): Promise<{ halfPeak: HalfPeakResult; halfPeakIsolated?: HalfPeakResult }> {
+  const upstream = await startUpstream({ chunks: STREAM.chunks, intervalMs: STREAM.intervalMs });
+  const floor = await startNodeFloor(upstream);
+  const gateway = await startGateway(upstream, dir, opts.logFile, { allLimits: opts.allLimits });
+  try {
+    for (const t of [upstream, floor, gateway]) await closedLoop(dir, t, 2);
+    const rate = opts.rate ?? Math.round((await closedLoop(dir, gateway, 6)).rps / 2);
+    const o = { targets: [upstream, gateway, floor], gateway, rate, rounds: opts.rounds ?? 3, durationMs: 5000, warmupMs: 1000, body: BODY };
+    const halfPeak = await halfPeakPhase({ loadgen, cpuOf, log }, o);
+    return { halfPeak, halfPeakIsolated: await halfPeakIsolated(o, upstream, floor) };
+  } finally {
+    await gateway.stop();
+    await gateway.redis.close();
+  }
+}
 
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
@@ -317,6 +354,10 @@ async function main(): Promise<void> {
     if (opts.firstByte) {
       const rows = await firstBytePhase({ dir, loadgen, log }, { rounds: opts.rounds ?? 5, concurrency: opts.concurrency, baseline: opts.baseline });
       return report(opts.out, { firstByte: rows }, renderFirstByte(rows, opts.concurrency));
+    }
+    if (opts.halfPeak) {
+      const r = await halfPeakOnly(dir, opts);
+      return report(opts.out, r, renderHalfPeak(r.halfPeak, r.halfPeakIsolated));
     }
     if (opts.streamHeap) {
       const n = opts.streams?.[0] ?? 1000;
@@ -505,10 +546,9 @@ async function main(): Promise<void> {
     const floor = targets.find((t) => t.name === 'node-floor');
     if (floor && results.peak.gateway) {
       const rate = Math.round(results.peak.gateway.rps / 2);
-      results.halfPeak = await halfPeakPhase(
-        { loadgen, cpuOf, log },
-        { targets: [upstream, gateway, floor], gateway, rate, rounds: p.rounds, durationMs: p.rateMs, warmupMs: p.rateWarmupMs, body: BODY },
-      );
+      const o = { targets: [upstream, gateway, floor], gateway, rate, rounds: p.rounds, durationMs: p.rateMs, warmupMs: p.rateWarmupMs, body: BODY };
+      results.halfPeak = await halfPeakPhase({ loadgen, cpuOf, log }, o);
+      results.halfPeakIsolated = await halfPeakIsolated(o, upstream, floor);
     }
 
     // 3. Streaming: time to first byte and gaps between chunks, against calling the upstream directly.

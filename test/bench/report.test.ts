@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { addedGapsUs, cpuPerEventUs, maxStreams, rampMsFor } from '../../bench/streams';
-import { gcCounters, gcPauses, gcText } from '../../bench/half-peak';
-import { floorChecks, Results, streamChecks, streamTextCheck } from '../../bench/report';
+import { gcCounters, gcPauses, gcText, lagMaxMs, lagP99Ms } from '../../bench/half-peak';
+import { floorChecks, halfPeakCheck, Results, streamChecks, streamTextCheck } from '../../bench/report';
 import { sideBySideRows } from '../../bench/side-by-side';
 import { streamTextPhase } from '../../bench/stream-text';
 
@@ -58,6 +58,15 @@ describe('bench: open streams and targets against node-floor', () => {
     assert.equal(gcText(p), 'GC 20 pauses, 250 ms (5% of the time; mark-compact 150 ms), 4 over 2 ms, 2 over 10 ms, 1 over 100 ms');
   });
 
+  it("reads the event-loop delay as what exceeds prom-client's 10 ms sampling tick", () => {
+    const scrape = (p99: number, max: number) => `aigw_nodejs_eventloop_lag_p99_seconds ${p99}\naigw_nodejs_eventloop_lag_max_seconds ${max}\n`;
+    // An idle loop: the histogram holds the 10 ms between ticks, not a delay.
+    assert.ok(Math.abs(lagP99Ms(scrape(0.0104, 0.0111)) - 0.4) < 1e-9);
+    assert.ok(Math.abs(lagMaxMs(scrape(0.0104, 0.0111)) - 1.1) < 1e-9);
+    assert.ok(Math.abs(lagP99Ms(scrape(0.025, 0.5)) - 15) < 1e-9);
+    assert.equal(lagMaxMs(scrape(0.0092, 0.0095)), 0); // a tick a little early is no delay
+  });
+
   it('judges CPU, the half-peak tail and first byte against node-floor in the same run', () => {
     const peak = (cpu: number) => ({ rounds: [1], rps: 1, requests: 1, cpuUsTotal: cpu, cpuUsPerRequest: cpu, errors: 0 });
     const lat = (p99Us: number) => ({ p50Us: 0, p99Us, errors: 0, cpuUsPerRequest: 0 });
@@ -102,6 +111,32 @@ describe('bench: open streams and targets against node-floor', () => {
       ]),
     );
     assert.match(floorChecks({ ...r, firstByte: { rounds: 1, concurrency: 1, rows: faster } } as Results)[2].measured, /^-0\.10 ms over node-floor/);
+  });
+
+  it('judges the half-peak tail with every core shared and, when the run placed them, with each proxy on a core of its own', () => {
+    const lat = (p99Us: number) => ({ p50Us: 0, p99Us, errors: 0, cpuUsPerRequest: 130 });
+    const phase = (gateway: number, floor: number) => ({
+      rate: 3500,
+      latency: { direct: lat(2000), gateway: lat(gateway), 'node-floor': lat(floor) },
+      eventLoopDelayP99Ms: 3,
+      gc: { count: 1, totalMs: 1, sharePct: 0, over2ms: 0, over10ms: 0, over100ms: 0, majorMs: 0 },
+    });
+    const shared = halfPeakCheck(phase(50_000, 18_000));
+    assert.equal(shared.met, false);
+    assert.equal(shared.measured, '48.00 ms (node-floor 16.00 ms)');
+    assert.doesNotMatch(shared.what, /core of its own/);
+    const own = halfPeakCheck(phase(5_500, 4_600), 'each proxy on a core of its own');
+    assert.equal(own.met, true); // 3.5 ms added vs 2.6 ms + 1 ms
+    assert.match(own.what, /^Added p99 at half the gateway's peak vs node-floor's, each proxy on a core of its own \(3,500 req\/s\); 130 µs CPU a request, 46% of a core/);
+    assert.equal(halfPeakCheck(phase(5_700, 4_600), 'isolated').met, false); // 3.7 ms vs 3.6 ms
+    assert.equal(halfPeakCheck(undefined).met, null);
+    const r = { peak: {}, stream: {}, halfPeak: phase(50_000, 18_000), halfPeakIsolated: phase(5_500, 4_600) } as unknown as Results;
+    const tails = floorChecks(r).filter((c) => c.what.startsWith('Added p99 at half'));
+    assert.deepEqual(
+      tails.map((c) => c.met),
+      [false, true],
+    );
+    assert.match(tails[1].what, /the load generator, upstream and Redis on the other/);
   });
 
   it('holds the open-streams goals only when errors, memory and gaps all hold', () => {

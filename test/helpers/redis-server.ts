@@ -27,6 +27,8 @@ export interface RedisServer {
   readonly url: string;
   /** True while the process runs. */
   running(): boolean;
+  /** The server's process id while it runs (the benchmark places it on a core). */
+  pid(): number | undefined;
   stop(opts?: { keepData?: boolean }): Promise<void>;
   restart(): Promise<void>;
   /** SIGSTOP: the server hangs with its connections open (commands time out instead of failing fast). */
@@ -141,6 +143,7 @@ export async function startRedis(opts: { password?: string; tls?: RedisTls } = {
     port,
     url: `${tls ? 'rediss' : 'redis'}://${password === undefined ? '' : `:${encodeURIComponent(password)}@`}${HOST}:${port}`,
     running: () => child !== null && child.exitCode === null,
+    pid: () => child?.pid,
     stop,
     pause: () => void child?.kill('SIGSTOP'),
     resume: () => void child?.kill('SIGCONT'),
