@@ -305,6 +305,7 @@ async function halfPeakIsolated(o: HalfPeakOptions, upstream: Target, floor: Tar
 
 /** `--half-peak`: the upstream, node-floor and a gateway; the gateway's peak (unless --rate); then the half-peak phase shared and isolated. */
 async function halfPeakOnly(dir: string, opts: Options): Promise<{ halfPeak: HalfPeakResult; halfPeakIsolated?: HalfPeakResult }> {
+  if (opts.rate !== undefined && !(opts.rate > 0 && Number.isFinite(opts.rate))) throw new Error(`--rate: expected requests a second (a positive number), got "${opts.rate}"`);
   const upstream = await startUpstream({ chunks: STREAM.chunks, intervalMs: STREAM.intervalMs });
   const floor = await startNodeFloor(upstream);
   const gateway = await startGateway(upstream, dir, opts.logFile, { allLimits: opts.allLimits });
