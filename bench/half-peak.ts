@@ -29,7 +29,7 @@ export const gcText = (g: GcPauses): string =>
 export interface HalfPeakResult {
   rate: number;
   /** Per target: p50 / p99 in µs over every round, errors. */
-  latency: Record<string, { p50Us: number; p99Us: number; errors: number; cpuUsPerRequest: number }>;
+  latency: Record<string, { p50Us: number; p99Us: number; errors: number; cpuUsPerRequest: number; /** Each round's own p99: one stalled window shows here. */ roundP99Us?: number[] }>;
   eventLoopDelayP99Ms: number;
   gc: GcPauses;
 }
@@ -107,7 +107,7 @@ export async function isolatedHalfPeakPhase(deps: Deps, o: HalfPeakOptions, plac
 }
 
 export async function halfPeakPhase(deps: Deps, o: HalfPeakOptions): Promise<HalfPeakResult> {
-  const acc: Record<string, { lat: number[]; errors: number; cpu: number; issued: number }> = {};
+  const acc: Record<string, { lat: number[]; rounds: number[]; errors: number; cpu: number; issued: number }> = {};
   let lagMax = 0;
   let gc0 = gcCounters(await scrape(o.gateway));
   const gc = { count: 0, totalMs: 0, wallMs: 0, over2ms: 0, over10ms: 0, over100ms: 0, majorMs: 0 };
@@ -120,7 +120,8 @@ export async function halfPeakPhase(deps: Deps, o: HalfPeakOptions): Promise<Hal
       const t0 = Date.now();
       const spec: RateSpec = { mode: 'rate', url: `${t.base}${CHAT_PATH}`, headers: t.headers, body: o.body, rate: o.rate, durationMs: o.durationMs, warmupMs: o.warmupMs, connections: 50 };
       const r = await deps.loadgen<RateResult>(spec, o.durationMs + o.warmupMs + 30_000);
-      const a = (acc[t.name] ??= { lat: [], errors: 0, cpu: 0, issued: 0 });
+      const a = (acc[t.name] ??= { lat: [], rounds: [], errors: 0, cpu: 0, issued: 0 });
+      a.rounds.push(pct(r.latenciesUs, 99)); // the generator's latencies come sorted
       a.cpu += deps.cpuOf(t) - cpu0;
       a.issued += r.issuedTotal;
       a.lat.push(...r.latenciesUs);
@@ -141,7 +142,7 @@ export async function halfPeakPhase(deps: Deps, o: HalfPeakOptions): Promise<Hal
   const latency: HalfPeakResult['latency'] = {};
   for (const [name, a] of Object.entries(acc)) {
     const lat = sortNum(a.lat);
-    latency[name] = { p50Us: pct(lat, 50), p99Us: pct(lat, 99), errors: a.errors, cpuUsPerRequest: round(a.cpu / Math.max(1, a.issued), 1)! };
+    latency[name] = { p50Us: pct(lat, 50), p99Us: pct(lat, 99), errors: a.errors, cpuUsPerRequest: round(a.cpu / Math.max(1, a.issued), 1)!, roundP99Us: a.rounds };
   }
   const out: HalfPeakResult = {
     rate: o.rate,

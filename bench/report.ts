@@ -168,9 +168,15 @@ export function halfPeakCheck(h: HalfPeakResult | undefined, isolated?: string):
   return {
     what: `${what} (${fmtInt(h.rate)} req/s); ${busy(h, 'gateway')}, node-floor ${busy(h, 'node-floor')}; gateway event-loop delay p99 ${h.eventLoopDelayP99Ms} ms, ${gcText(h.gc)}`,
     target,
-    measured: `${ms(ga)} ms (node-floor ${ms(fa)} ms)`,
+    measured: `${ms(ga)} ms (node-floor ${ms(fa)} ms)${roundsText(h)}`,
     met: ga <= fa + 1000,
   };
+}
+
+/** Each round's p99 per target (`; rounds' p99: gateway 3.10, 55.20; ... ms`), or '' for a run that did not record them. */
+function roundsText(h: HalfPeakResult): string {
+  const parts = ['gateway', 'node-floor', 'direct'].filter((n) => h.latency[n]?.roundP99Us?.length).map((n) => `${n} ${h.latency[n].roundP99Us!.map((us) => ms(us)).join(', ')}`);
+  return parts.length ? `; rounds' p99: ${parts.join('; ')} ms` : '';
 }
 
 /** The targets read against node-floor, the bare Node proxy measured in the same run (issue 26). */

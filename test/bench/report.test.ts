@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { addedGapsUs, cpuPerEventUs, maxStreams, rampMsFor } from '../../bench/streams';
-import { gcCounters, gcPauses, gcText, lagMaxMs, lagP99Ms } from '../../bench/half-peak';
+import { gcCounters, gcPauses, gcText, HalfPeakResult, lagMaxMs, lagP99Ms } from '../../bench/half-peak';
 import { floorChecks, halfPeakCheck, Results, streamChecks, streamTextCheck } from '../../bench/report';
 import { sideBySideRows } from '../../bench/side-by-side';
 import { streamTextPhase } from '../../bench/stream-text';
@@ -114,7 +114,7 @@ describe('bench: open streams and targets against node-floor', () => {
   });
 
   it('judges the half-peak tail with every core shared and, when the run placed them, with each proxy on a core of its own', () => {
-    const lat = (p99Us: number) => ({ p50Us: 0, p99Us, errors: 0, cpuUsPerRequest: 130 });
+    const lat = (p99Us: number): HalfPeakResult['latency'][string] => ({ p50Us: 0, p99Us, errors: 0, cpuUsPerRequest: 130 });
     const phase = (gateway: number, floor: number) => ({
       rate: 3500,
       latency: { direct: lat(2000), gateway: lat(gateway), 'node-floor': lat(floor) },
@@ -130,6 +130,11 @@ describe('bench: open streams and targets against node-floor', () => {
     assert.match(own.what, /^Added p99 at half the gateway's peak vs node-floor's, each proxy on a core of its own \(3,500 req\/s\); 130 µs CPU a request, 46% of a core/);
     assert.equal(halfPeakCheck(phase(5_700, 4_600), 'isolated').met, false); // 3.7 ms vs 3.6 ms
     assert.equal(halfPeakCheck(undefined).met, null);
+    // Each round's p99 follows the pooled figure, so a window that caught one stall shows as such.
+    const withRounds = phase(50_000, 18_000);
+    withRounds.latency.gateway.roundP99Us = [3100, 55_200];
+    withRounds.latency['node-floor'].roundP99Us = [2900, 3050];
+    assert.equal(halfPeakCheck(withRounds).measured, "48.00 ms (node-floor 16.00 ms); rounds' p99: gateway 3.10, 55.20; node-floor 2.90, 3.05 ms");
     const r = { peak: {}, stream: {}, halfPeak: phase(50_000, 18_000), halfPeakIsolated: phase(5_500, 4_600) } as unknown as Results;
     const tails = floorChecks(r).filter((c) => c.what.startsWith('Added p99 at half'));
     assert.deepEqual(
