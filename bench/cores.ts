@@ -8,6 +8,7 @@
  * variant of a phase puts each proxy on PROXY_CPU and everything else on OTHER_CPUS.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { cpus as cpuList } from 'node:os';
 import { hasCommand } from './lib';
 
@@ -22,18 +23,26 @@ export function cannotIsolate(cpus = cpuList().length, taskset = hasCommand('tas
   return null;
 }
 
-/** Every thread of `pid` on `cpus` (a taskset list); throws when taskset refuses. */
+/** taskset refused to place a process (it is gone, or this process may not set its affinity). */
+export class PlacementError extends Error {}
+
+/** Every thread of `pid` on `cpus` (a taskset list); throws a PlacementError when taskset refuses. */
 export function placeProcess(pid: number, cpus: string): void {
+  // taskset --all-tasks walks /proc/PID/task, and answers 0 for a pid that is not there.
+  if (!existsSync(`/proc/${pid}/task`)) throw new PlacementError(`taskset -p ${cpus} ${pid}: no such process`);
   const r = spawnSync('taskset', ['--all-tasks', '--pid', '--cpu-list', cpus, String(pid)], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`taskset -p ${cpus} ${pid}: ${r.stderr || r.error?.message}`);
+  if (r.status !== 0) throw new PlacementError(`taskset -p ${cpus} ${pid}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`);
 }
 
-/** Puts the proxies on PROXY_CPU and the other processes on OTHER_CPUS; the returned function puts them all back on every core. */
+/**
+ * Puts the proxies on PROXY_CPU and the other processes on OTHER_CPUS; the returned function puts
+ * them all back on every core. If one cannot be placed, those already placed are put back and the
+ * PlacementError is thrown.
+ */
 export function isolate(proxyPids: number[], otherPids: number[]): () => void {
-  for (const pid of proxyPids) placeProcess(pid, PROXY_CPU);
-  for (const pid of otherPids) placeProcess(pid, OTHER_CPUS);
-  return () => {
-    for (const pid of [...proxyPids, ...otherPids]) {
+  const placed: number[] = [];
+  const undo = () => {
+    for (const pid of placed) {
       try {
         placeProcess(pid, ALL_CPUS);
       } catch {
@@ -41,6 +50,27 @@ export function isolate(proxyPids: number[], otherPids: number[]): () => void {
       }
     }
   };
+  try {
+    for (const [pids, cpus] of [
+      [proxyPids, PROXY_CPU],
+      [otherPids, OTHER_CPUS],
+    ] as const) {
+      for (const pid of pids) {
+        placeProcess(pid, cpus);
+        placed.push(pid);
+      }
+    }
+  } catch (err) {
+    undo();
+    throw err;
+  }
+  return undo;
+}
+
+/** The CPUs `pid` may run on, as taskset lists them (`0,1` or `0-1`). */
+export function cpusOf(pid: number): string {
+  const r = spawnSync('taskset', ['--pid', '--cpu-list', String(pid)], { encoding: 'utf8' });
+  return /:\s*(\S+)\s*$/.exec(r.stdout)?.[1] ?? '';
 }
 
 /** The command prefix that starts a process (the load generator) on `cpus`. */

@@ -39,7 +39,7 @@ import { parseStreamCounts, renderLadder } from './streams-ladder';
 import { renderStreamText, streamTextPhase } from './stream-text';
 import { renderStreamHeap, streamHeapPhase } from './stream-heap';
 import { HalfPeakOptions, HalfPeakResult, halfPeakPhase, isolatedHalfPeakPhase } from './half-peak';
-import { cannotIsolate, onCpus, OTHER_CPUS } from './cores';
+import { cannotIsolate, onCpus, OTHER_CPUS, PlacementError } from './cores';
 
 interface Options {
   quick: boolean;
@@ -300,7 +300,14 @@ async function halfPeakIsolated(o: HalfPeakOptions, upstream: Target, floor: Tar
   }
   const redisPid = o.gateway.redis.pid();
   const placement = { proxies: [...o.gateway.pids(), ...floor.pids()], others: [...upstream.pids(), ...(redisPid ? [redisPid] : [])] };
-  return isolatedHalfPeakPhase({ loadgen: (spec, timeoutMs) => loadgen(spec, timeoutMs, OTHER_CPUS), cpuOf, log }, o, placement);
+  try {
+    return await isolatedHalfPeakPhase({ loadgen: (spec, timeoutMs) => loadgen(spec, timeoutMs, OTHER_CPUS), cpuOf, log }, o, placement);
+  } catch (err) {
+    // A machine that will not place processes loses this row, not the run.
+    if (!(err instanceof PlacementError)) throw err;
+    log(`half peak, isolated: skipped (${err.message})`);
+    return undefined;
+  }
 }
 
 /** `--half-peak`: the upstream, node-floor and a gateway; the gateway's peak (unless --rate); then the half-peak phase shared and isolated. */

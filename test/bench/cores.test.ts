@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { cannotIsolate, onCpus } from '../../bench/cores';
+import { spawn, spawnSync } from 'node:child_process';
+import { cannotIsolate, cpusOf, isolate, onCpus, PlacementError } from '../../bench/cores';
 
 describe('bench: placing processes on cores (cores)', () => {
   it('isolates only with taskset and at least two CPUs, and says why not', () => {
@@ -11,5 +12,29 @@ describe('bench: placing processes on cores (cores)', () => {
 
   it('starts a process on the given cores through taskset', () => {
     assert.deepEqual(onCpus('1'), ['taskset', '--cpu-list', '1']);
+  });
+
+  it('places processes and puts them back, and puts back the ones it placed when another cannot be placed', async function () {
+    const why = cannotIsolate();
+    if (why) this.skip(); // needs taskset and two CPUs, as the phase does
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const pid = child.pid!;
+      const all = cpusOf(pid);
+      assert.ok(all, "taskset lists the child's CPUs");
+      const undo = isolate([pid], []);
+      assert.equal(cpusOf(pid), '0');
+      undo();
+      assert.equal(cpusOf(pid), all);
+      // A pid that does not exist: the child, already placed, is put back and the error says which.
+      const missing = Number(spawnSync('sh', ['-c', 'echo $$'], { encoding: 'utf8' }).stdout.trim());
+      assert.throws(
+        () => isolate([pid], [missing]),
+        (err: unknown) => err instanceof PlacementError && err.message.includes(String(missing)),
+      );
+      assert.equal(cpusOf(pid), all);
+    } finally {
+      child.kill();
+    }
   });
 });
