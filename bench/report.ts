@@ -49,6 +49,9 @@ export interface TargetCheck {
   met: boolean | null;
 }
 
+/** One check as a row of the targets table: what, goal, measured, met (– when it could not be measured). */
+export const checkRow = (c: TargetCheck): string => `| ${c.what} | ${c.target} | ${c.measured} | ${c.met === null ? '–' : c.met ? 'yes' : '**no**'} |`;
+
 export interface Results {
   meta: {
     date: string;
@@ -348,7 +351,7 @@ export function renderMarkdown(r: Results): string {
   if (ratios.length) lines.push(`**Gateway vs** ${ratios.join('; ')}.`, '');
   lines.push('| Target (docs/bench.md) | goal | measured | met |');
   lines.push('|---|---|---:|:---:|');
-  for (const c of r.targetsMet ?? []) lines.push(`| ${c.what} | ${c.target} | ${c.measured} | ${c.met === null ? '–' : c.met ? 'yes' : '**no**'} |`);
+  for (const c of r.targetsMet ?? []) lines.push(checkRow(c));
   return lines.join('\n');
 }
 
@@ -369,6 +372,6 @@ export function renderHalfPeak(shared: HalfPeakResult, isolated?: HalfPeakResult
   }
   lines.push('', '| target | goal | measured | met |', '|---|---|---|:-:|');
   const checks = [halfPeakCheck(shared), ...(isolated ? [halfPeakCheck(isolated, ISOLATED)] : [])];
-  for (const c of checks) lines.push(`| ${c.what} | ${c.target} | ${c.measured} | ${c.met === null ? '–' : c.met ? 'yes' : '**no**'} |`);
+  for (const c of checks) lines.push(checkRow(c));
   return `${lines.join('\n')}\n`;
 }

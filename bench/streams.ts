@@ -15,7 +15,7 @@
 import { spawnSync } from 'node:child_process';
 import type { StreamResult, StreamSpec } from './loadgen';
 import { cpuOf, metricSum, pct, rssOf, round, sortNum } from './lib';
-import { streamChecks } from './report';
+import { checkRow, streamChecks } from './report';
 import { gcCounters, gcPauses, GcPauses, lagMaxMs, lagP99Ms } from './half-peak';
 import { CHAT_PATH, MODEL, Target, startGateway, startNodeFloor, startUpstream } from './targets';
 
@@ -210,6 +210,6 @@ export async function streamsPhase(deps: Deps, o: StreamsOptions): Promise<Strea
 
 /** The phase's figures against the issue's targets, as Markdown. */
 export function renderStreams(s: StreamsResult): string {
-  const rows = streamChecks(s).map((c) => `| ${c.what} | ${c.target} | ${c.measured} | ${c.met === null ? '–' : c.met ? 'yes' : '**no**'} |`);
+  const rows = streamChecks(s).map(checkRow);
   return [`### Open streams: ${s.streams} streams, one event per second for ${s.seconds} s`, '', '| target | goal | measured | met |', '|---|---|---:|:-:|', ...rows, ''].join('\n');
 }
