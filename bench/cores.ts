@@ -14,7 +14,6 @@ import { hasCommand } from './lib';
 
 export const PROXY_CPU = '0';
 export const OTHER_CPUS = '1';
-const ALL_CPUS = `0-${Math.max(1, cpuList().length - 1)}`;
 
 /** Why processes cannot be placed here, or null when they can. */
 export function cannotIsolate(cpus = cpuList().length, taskset = hasCommand('taskset')): string | null {
@@ -36,29 +35,26 @@ export function placeProcess(pid: number, cpus: string): void {
 
 /**
  * Puts the proxies on PROXY_CPU and the other processes on OTHER_CPUS; the returned function puts
- * them all back on every core. If one cannot be placed, those already placed are put back and the
+ * each back on the CPUs it had. If one cannot be placed, those already placed are put back and the
  * PlacementError is thrown.
  */
 export function isolate(proxyPids: number[], otherPids: number[]): () => void {
-  const placed: number[] = [];
+  const plan = [...proxyPids.map((pid) => [pid, PROXY_CPU] as const), ...otherPids.map((pid) => [pid, OTHER_CPUS] as const)];
+  const placed: Array<{ pid: number; had: string }> = [];
   const undo = () => {
-    for (const pid of placed) {
+    for (const { pid, had } of placed) {
       try {
-        placeProcess(pid, ALL_CPUS);
+        placeProcess(pid, had);
       } catch {
         /* the process is gone: nothing to put back */
       }
     }
   };
   try {
-    for (const [pids, cpus] of [
-      [proxyPids, PROXY_CPU],
-      [otherPids, OTHER_CPUS],
-    ] as const) {
-      for (const pid of pids) {
-        placeProcess(pid, cpus);
-        placed.push(pid);
-      }
+    for (const [pid, cpus] of plan) {
+      const had = cpusOf(pid);
+      placeProcess(pid, cpus);
+      placed.push({ pid, had });
     }
   } catch (err) {
     undo();
@@ -67,10 +63,12 @@ export function isolate(proxyPids: number[], otherPids: number[]): () => void {
   return undo;
 }
 
-/** The CPUs `pid` may run on, as taskset lists them (`0,1` or `0-1`). */
+/** The CPUs `pid` may run on, as taskset lists them (`0,1` or `0-1`); a PlacementError when taskset cannot tell. */
 export function cpusOf(pid: number): string {
   const r = spawnSync('taskset', ['--pid', '--cpu-list', String(pid)], { encoding: 'utf8' });
-  return /:\s*(\S+)\s*$/.exec(r.stdout)?.[1] ?? '';
+  const list = r.status === 0 ? /:\s*(\S+)\s*$/.exec(r.stdout)?.[1] : undefined;
+  if (!list) throw new PlacementError(`taskset -p ${pid}: ${(r.stderr || r.error?.message || r.stdout || `exit ${r.status}`).trim()}`);
+  return list;
 }
 
 /** The command prefix that starts a process (the load generator) on `cpus`. */
