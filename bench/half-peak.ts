@@ -95,7 +95,7 @@ export interface HalfPeakOptions {
 /**
  * The same phase with the proxies (gateway, node-floor) on one core and the upstream and Redis on
  * the other (bench/cores.ts); `deps.loadgen` must start the load generator there too. Every process
- * goes back on every core afterwards.
+ * goes back on the CPUs it had afterwards (isolate() reads them before placing it).
  */
 export async function isolatedHalfPeakPhase(deps: Deps, o: HalfPeakOptions, placement: { proxies: number[]; others: number[] }): Promise<HalfPeakResult> {
   const undo = isolate(placement.proxies, placement.others);
