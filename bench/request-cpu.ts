@@ -1,7 +1,8 @@
 /**
- * npm run bench -- --request-cpu [--baseline GIT_REF] [--rounds N] [--seconds S]
+ * npm run bench -- --request-cpu [--baseline GIT_REF] [--rounds N] [--seconds S] [--prompt-kb K]
  *
- * CPU per non-streaming chat completion at peak: wrk's 50 connections for S seconds (default 5)
+ * CPU per non-streaming chat completion at peak: wrk's 50 connections for S seconds (default 5),
+ * each request a short prompt or, with --prompt-kb, a conversation of about K KB (bench/prompts.ts),
  * through node-floor, the gateway and, with --baseline, a gateway built from GIT_REF, targets
  * alternating within each round (bench/side-by-side.ts). Each figure is the target's CPU (user +
  * system, /proc) over the run divided by the requests it served: the same measure as the full
@@ -13,11 +14,11 @@ import type { Target } from './targets';
 
 export interface RequestCpuDeps {
   dir: string;
-  closedLoop(dir: string, t: Target, seconds: number): Promise<{ requests: number; non2xx: number; socketErrors: number; cpuUs: number }>;
+  closedLoop(dir: string, t: Target, seconds: number, body: string): Promise<{ requests: number; non2xx: number; socketErrors: number; cpuUs: number }>;
   log(m: string): void;
 }
 
-export async function requestCpuPhase(d: RequestCpuDeps, o: { rounds: number; seconds: number; baseline?: string }): Promise<SideBySideRow[]> {
+export async function requestCpuPhase(d: RequestCpuDeps, o: { rounds: number; seconds: number; baseline?: string; body: string }): Promise<SideBySideRow[]> {
   return sideBySide({
     dir: d.dir,
     rounds: o.rounds,
@@ -25,7 +26,7 @@ export async function requestCpuPhase(d: RequestCpuDeps, o: { rounds: number; se
     upstream: { chunks: 20, intervalMs: 5 },
     log: (m) => d.log(`request-cpu ${m}`),
     once: async (t) => {
-      const r = await d.closedLoop(d.dir, t, o.seconds);
+      const r = await d.closedLoop(d.dir, t, o.seconds, o.body);
       if (!r.requests || r.non2xx || r.socketErrors) throw new Error(`request-cpu: ${t.name}: ${r.requests} requests, ${r.non2xx} non-2xx, ${r.socketErrors} socket errors`);
       return r.cpuUs / r.requests;
     },
@@ -33,4 +34,5 @@ export async function requestCpuPhase(d: RequestCpuDeps, o: { rounds: number; se
   });
 }
 
-export const renderRequestCpu = (rows: SideBySideRow[], seconds: number): string => renderSideBySide(`CPU per request at peak (wrk, 50 connections, ${seconds} s a round)`, 'µs/request', rows);
+export const renderRequestCpu = (rows: SideBySideRow[], seconds: number, promptKb = 0): string =>
+  renderSideBySide(`CPU per request at peak (wrk, 50 connections, ${seconds} s a round${promptKb > 0 ? `, prompts of ${promptKb} KB` : ''})`, 'µs/request', rows);

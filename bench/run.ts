@@ -40,6 +40,7 @@ import { renderStreamText, streamTextPhase } from './stream-text';
 import { renderStreamHeap, streamHeapPhase } from './stream-heap';
 import { HalfPeakOptions, HalfPeakResult, halfPeakPhase, isolatedHalfPeakPhase } from './half-peak';
 import { cannotIsolate, onCpus, OTHER_CPUS, PlacementError } from './cores';
+import { chatBodyOfSize } from './prompts';
 
 interface Options {
   quick: boolean;
@@ -56,7 +57,7 @@ interface Options {
   /** Only CPU per relayed stream event (bench/relay-cpu.ts), through relayStreams streams at once. */
   relayCpu: boolean;
   relayStreams: number;
-  /** Only CPU per request at peak (bench/request-cpu.ts), `seconds` of wrk per target and round. */
+  /** Only CPU per request at peak (bench/request-cpu.ts), `seconds` of wrk per target and round, bodies of about promptKb KB (0: a short prompt). */
   requestCpu: boolean;
   seconds: number;
   /** Only the text a stream keeps (bench/stream-text.ts, in-process). */
@@ -88,7 +89,7 @@ function parseOptions(argv: string[]): Options {
   };
   if (argv.includes('--help')) {
     process.stdout.write(
-      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N[,N2,...] [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]] [--request-cpu [--baseline REF] [--rounds N] [--seconds S]] [--first-byte [--baseline REF] [--rounds N] [--concurrency C]] [--stream-text] [--stream-heap [--streams N] [--prompt-kb K] [--baseline REF]] [--half-peak [--rate R] [--rounds N]]\n',
+      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N[,N2,...] [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]] [--request-cpu [--baseline REF] [--rounds N] [--seconds S] [--prompt-kb K]] [--first-byte [--baseline REF] [--rounds N] [--concurrency C]] [--stream-text] [--stream-heap [--streams N] [--prompt-kb K] [--baseline REF]] [--half-peak [--rate R] [--rounds N]]\n',
     );
     process.exit(0);
   }
@@ -131,7 +132,7 @@ const RATES = [500, 1000, 2000];
 /** Streams at once in the kept-text phase (bench/stream-text.ts). */
 const STREAM_TEXT_STREAMS = 500;
 const STREAM = { chunks: 20, intervalMs: 5, concurrency: 10 };
-const BODY = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Say hello in one short sentence.' }], max_tokens: 32 });
+const BODY = chatBodyOfSize(0);
 const STREAM_BODY = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Count to twenty.' }], max_tokens: 64, stream: true });
 
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
@@ -185,16 +186,17 @@ interface PeakRun {
 
 const wrkScripts = new Map<string, string>();
 
-/** A wrk Lua script posting the chat body with the target's headers. */
-function wrkScript(dir: string, t: Target): string {
-  let file = wrkScripts.get(t.name);
+/** A wrk Lua script posting the chat body (BODY unless another is given) with the target's headers. */
+function wrkScript(dir: string, t: Target, body: string): string {
+  const key = body === BODY ? t.name : `${t.name}-${body.length}`;
+  let file = wrkScripts.get(key);
   if (file) return file;
   const headers = Object.entries({ ...t.headers, 'content-type': 'application/json' })
     .map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`)
     .join('\n');
-  file = join(dir, `wrk-${t.name}.lua`);
-  writeFileSync(file, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(BODY)}\n${headers}\n`);
-  wrkScripts.set(t.name, file);
+  file = join(dir, `wrk-${key}.lua`);
+  writeFileSync(file, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(body)}\n${headers}\n`);
+  wrkScripts.set(key, file);
   return file;
 }
 
@@ -205,12 +207,12 @@ const wrkMs = (out: string, label: string) => {
 };
 
 /** Closed-loop load with 50 connections for `seconds`: wrk when installed, else autocannon. */
-async function closedLoop(dir: string, t: Target, seconds: number): Promise<PeakRun> {
+async function closedLoop(dir: string, t: Target, seconds: number, body = BODY): Promise<PeakRun> {
   const url = `${t.base}${CHAT_PATH}`;
   const cpu0 = cpuOf(t);
   let r: PeakRun;
   if (hasCommand('wrk')) {
-    const out = await run('wrk', ['-t1', '-c50', `-d${seconds}s`, '--latency', '-s', wrkScript(dir, t), url], (seconds + 30) * 1000);
+    const out = await run('wrk', ['-t1', '-c50', `-d${seconds}s`, '--latency', '-s', wrkScript(dir, t, body), url], (seconds + 30) * 1000);
     const rps = /Requests\/sec:\s+([\d.]+)/.exec(out.stdout);
     if (out.code !== 0 || !rps) throw new Error(`wrk against ${t.name} failed: ${out.stderr || out.stdout}`);
     r = {
@@ -226,7 +228,7 @@ async function closedLoop(dir: string, t: Target, seconds: number): Promise<Peak
     const headers = Object.entries({ ...t.headers, 'content-type': 'application/json' }).flatMap(([k, v]) => ['-H', `${k}=${v}`]);
     const out = await run(
       process.execPath,
-      [join(ROOT, 'node_modules/autocannon/autocannon.js'), '-c', '50', '-d', String(seconds), '-m', 'POST', '-b', BODY, ...headers, '-j', url],
+      [join(ROOT, 'node_modules/autocannon/autocannon.js'), '-c', '50', '-d', String(seconds), '-m', 'POST', '-b', body, ...headers, '-j', url],
       (seconds + 60) * 1000,
     );
     if (out.code !== 0) throw new Error(`autocannon against ${t.name} failed: ${out.stderr}`);
@@ -356,8 +358,8 @@ async function main(): Promise<void> {
       return report(opts.out, { relayCpu: rows }, renderRelayCpu(rows, opts.relayStreams));
     }
     if (opts.requestCpu) {
-      const rows = await requestCpuPhase({ dir, closedLoop, log }, { rounds: opts.rounds ?? 5, seconds: opts.seconds, baseline: opts.baseline });
-      return report(opts.out, { requestCpu: rows }, renderRequestCpu(rows, opts.seconds));
+      const rows = await requestCpuPhase({ dir, closedLoop, log }, { rounds: opts.rounds ?? 5, seconds: opts.seconds, baseline: opts.baseline, body: chatBodyOfSize(opts.promptKb) });
+      return report(opts.out, { requestCpu: rows }, renderRequestCpu(rows, opts.seconds, opts.promptKb));
     }
     if (opts.firstByte) {
       const rows = await firstBytePhase({ dir, loadgen, log }, { rounds: opts.rounds ?? 5, concurrency: opts.concurrency, baseline: opts.baseline });

@@ -1,0 +1,27 @@
+/**
+ * Request bodies the size of real ones. LLM requests carry the conversation so far: agents and
+ * chat with history send tens to hundreds of KB, mostly strings with newlines, quotes and code.
+ * The gateway reads, checks, parses and re-serialises every byte of that; node-floor copies it.
+ */
+import { MODEL } from './targets';
+
+const PROSE =
+  'The quarterly report shows revenue grew in every region except the north, where supply issues delayed two launches.\n' +
+  'Please summarise the main drivers and list the risks, with the figures you rely on.\n';
+const CODE = 'function total(items) {\n  return items.reduce((s, i) => s + i.price * i.qty, 0); // "sum"\n}\nconsole.log("total:", total([{ price: 2, qty: 3 }]));\n';
+
+/**
+ * A non-streaming chat completion whose JSON body is about `kb` KB: a system message, then user
+ * and assistant turns of prose, every third one code (0: one short sentence, the default body).
+ */
+export function chatBodyOfSize(kb: number): string {
+  if (kb <= 0) return JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Say hello in one short sentence.' }], max_tokens: 32 });
+  const messages = [{ role: 'system', content: 'You are a careful assistant. Answer in short paragraphs.' }];
+  let size = 100;
+  for (let i = 0; size < kb * 1024; i++) {
+    const content = (i % 3 === 2 ? CODE : PROSE).repeat(4);
+    messages.push({ role: i % 2 ? 'assistant' : 'user', content });
+    size += JSON.stringify(content).length + 32;
+  }
+  return JSON.stringify({ model: MODEL, messages, max_tokens: 32 });
+}
