@@ -1,18 +1,18 @@
 /**
  * The nesting check every JSON request body passes before it is parsed (http/body.ts): it skips
- * strings with Buffer#indexOf, so it must agree with the plain byte-by-byte scan it replaced on
- * every input, escaped quotes and unterminated strings included.
+ * strings with String#indexOf, so it must agree with the plain scan of one character at a time it
+ * replaced on every input, escaped quotes and unterminated strings included.
  */
 import assert from 'node:assert/strict';
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from '../../service/http/body';
 import { mulberry32 } from '../helpers/random';
 
-/** The reference: one byte at a time, a backslash in a string skipping the byte after it. */
-function byteByByte(buf: Buffer, limit: number): boolean {
+/** The reference: one character at a time, a backslash in a string skipping the one after it. */
+function oneAtATime(text: string, limit: number): boolean {
   let depth = 0;
   let inString = false;
-  for (let i = 0; i < buf.length; i++) {
-    const b = buf[i];
+  for (let i = 0; i < text.length; i++) {
+    const b = text.charCodeAt(i);
     if (inString) {
       if (b === 0x5c) i++;
       else if (b === 0x22) inString = false;
@@ -24,7 +24,7 @@ function byteByByte(buf: Buffer, limit: number): boolean {
   return false;
 }
 
-const exceeds = (text: string, limit = 2) => jsonDepthExceeds(Buffer.from(text), limit);
+const exceeds = (text: string, limit = 2) => jsonDepthExceeds(text, limit);
 
 describe('jsonDepthExceeds (the request body nesting check)', () => {
   it('counts objects and arrays, up to the limit and one past it', () => {
@@ -34,8 +34,8 @@ describe('jsonDepthExceeds (the request body nesting check)', () => {
     assert.equal(exceeds('{"a":{"b":{"c":1}}}'), true);
     assert.equal(exceeds('[[]][[]][[]]'), false, 'depth, not the number of brackets');
     const nest = (n: number) => '['.repeat(n) + ']'.repeat(n);
-    assert.equal(jsonDepthExceeds(Buffer.from(nest(MAX_JSON_DEPTH)), MAX_JSON_DEPTH), false);
-    assert.equal(jsonDepthExceeds(Buffer.from(nest(MAX_JSON_DEPTH + 1)), MAX_JSON_DEPTH), true);
+    assert.equal(jsonDepthExceeds(nest(MAX_JSON_DEPTH), MAX_JSON_DEPTH), false);
+    assert.equal(jsonDepthExceeds(nest(MAX_JSON_DEPTH + 1), MAX_JSON_DEPTH), true);
   });
 
   it('ignores brackets inside strings, past escaped quotes and escaped backslashes', () => {
@@ -48,24 +48,22 @@ describe('jsonDepthExceeds (the request body nesting check)', () => {
     assert.equal(exceeds('[[["abc'), true, 'the depth reached before an unterminated string counts');
   });
 
-  it('agrees with the byte-by-byte scan on 50,000 seeded random texts of brackets, quotes, backslashes and letters', () => {
+  it('agrees with the scan of one character at a time on 50,000 seeded random texts of brackets, quotes, backslashes and letters', () => {
     const rand = mulberry32(26);
     const alphabet = '{}[]"\\\\a ';
     for (let n = 0; n < 50_000; n++) {
       let text = '';
       const length = Math.floor(rand() * 40);
       for (let i = 0; i < length; i++) text += alphabet[Math.floor(rand() * alphabet.length)];
-      const buf = Buffer.from(text);
-      for (const limit of [0, 1, 2, 4]) assert.equal(jsonDepthExceeds(buf, limit), byteByByte(buf, limit), `${JSON.stringify(text)} at limit ${limit}`);
+      for (const limit of [0, 1, 2, 4]) assert.equal(jsonDepthExceeds(text, limit), oneAtATime(text, limit), `${JSON.stringify(text)} at limit ${limit}`);
     }
   });
 
   it('agrees with it on a long conversation with code, quotes and non-ASCII text', () => {
     const content = 'Résumé: `if (a["k"] === "\\"x\\"") { return [1, [2]]; }`\n'.repeat(200);
     const body = JSON.stringify({ model: 'm', messages: Array.from({ length: 30 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content })) });
-    const buf = Buffer.from(body);
-    for (const limit of [2, 3, 64]) assert.equal(jsonDepthExceeds(buf, limit), byteByByte(buf, limit));
-    assert.equal(jsonDepthExceeds(buf, 2), true);
-    assert.equal(jsonDepthExceeds(buf, 3), false);
+    for (const limit of [2, 3, 64]) assert.equal(jsonDepthExceeds(body, limit), oneAtATime(body, limit));
+    assert.equal(jsonDepthExceeds(body, 2), true);
+    assert.equal(jsonDepthExceeds(body, 3), false);
   });
 });
