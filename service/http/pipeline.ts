@@ -196,7 +196,7 @@ async function answerFromCache(s: Served, cacheKey: string): Promise<boolean> {
 }
 
 /** Runs the executor over `plan` with `bodyFor`, cancelled when the client leaves, the deadline `timeout_ms` after `startedAt`. */
-async function execute(s: Served, plan: Candidate[], bodyFor: (c: Candidate) => string, startedAt: number): Promise<ExecuteResult> {
+async function execute(s: Served, plan: Candidate[], bodyFor: (c: Candidate) => Buffer, startedAt: number): Promise<ExecuteResult> {
   const { ctx, res, rec, spec, valid, route } = s;
   const clientAbort = new Cancel();
   const onClose = () => {
@@ -238,8 +238,8 @@ function continuers(s: Served, tried: ReadonlySet<string>): Candidate[] {
 }
 
 /** Bodies that continue `partial`, each candidate in its mode (or all in `force`). */
-function continuationBodies(s: Served, partial: string, force?: 'instruction'): (c: Candidate) => string {
-  const byMode = new Map<string, (c: Candidate) => string>();
+function continuationBodies(s: Served, partial: string, force?: 'instruction'): (c: Candidate) => Buffer {
+  const byMode = new Map<string, (c: Candidate) => Buffer>();
   return (c) => {
     const mode = force ?? (continuationMode(c) === 'prefill' ? 'prefill' : 'instruction');
     let bodyFor = byMode.get(mode);

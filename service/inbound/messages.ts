@@ -37,15 +37,19 @@ export function validateMessages(body: unknown): ValidRequest {
 }
 
 /** The body each candidate gets: native, or as an OpenAI chat request (translated on for other wire formats). */
-function messagesBodies(valid: ValidRequest): (c: Candidate) => string {
+function messagesBodies(valid: ValidRequest): (c: Candidate) => Buffer {
   let chat: Record<string, unknown> | undefined;
   return (c) => {
-    if (c.provider.type === NATIVE) return JSON.stringify({ ...valid.body, model: c.upstreamModel });
+    if (c.provider.type === NATIVE) return Buffer.from(JSON.stringify({ ...valid.body, model: c.upstreamModel }), 'utf8');
     chat ??= messagesToChat(valid.body);
-    const translation = adapterFor(c.provider.type).translation;
-    if (translation) return translation.requestBody('chat', chat, c.upstreamModel, c.provider, valid.stream);
-    return JSON.stringify({ ...chat, model: c.upstreamModel });
+    return Buffer.from(chatBody(chat, c, valid.stream), 'utf8');
   };
+}
+
+/** The request as OpenAI chat for a candidate of another type: translated on for other wire formats. */
+function chatBody(chat: Record<string, unknown>, c: Candidate, stream: boolean): string {
+  const translation = adapterFor(c.provider.type).translation;
+  return translation ? translation.requestBody('chat', chat, c.upstreamModel, c.provider, stream) : JSON.stringify({ ...chat, model: c.upstreamModel });
 }
 
 /** Anthropic's `error` stream event (the SDKs raise it as an APIError). */

@@ -21,18 +21,18 @@ import { validateRequest, ValidRequest } from './validate';
 /** Bodies per candidate: its upstream model name, and a request for usage on streams; translated for other wire formats. */
 function openAiBodies(endpoint: Endpoint) {
   const spec = ENDPOINTS[endpoint];
-  return (req: ValidRequest): ((c: Candidate) => string) => {
-    const memo = new Map<string, string>();
+  return (req: ValidRequest): ((c: Candidate) => Buffer) => {
+    const memo = new Map<string, Buffer>();
     return (c) => {
       const translation = adapterFor(c.provider.type).translation;
       const key = translation ? `${c.provider.name}\u0000${c.upstreamModel}` : c.upstreamModel;
       let s = memo.get(key);
       if (s === undefined) {
-        if (translation) s = translation.requestBody(endpoint, req.body, c.upstreamModel, c.provider, req.stream);
+        if (translation) s = Buffer.from(translation.requestBody(endpoint, req.body, c.upstreamModel, c.provider, req.stream), 'utf8');
         else {
           const body: Record<string, unknown> = { ...req.body, model: c.upstreamModel };
           if (req.stream && spec.streamUsageOption) body.stream_options = { ...(req.body.stream_options as object), include_usage: true };
-          s = JSON.stringify(body);
+          s = Buffer.from(JSON.stringify(body), 'utf8');
         }
         memo.set(key, s);
       }

@@ -90,8 +90,12 @@ export interface InboundSpec {
   /** The Authorization value the gateway's authenticator reads (e.g. Anthropic SDKs send x-api-key). */
   authorization(headers: IncomingHttpHeaders): string | undefined;
   validate(body: unknown): ValidRequest;
-  /** The body each candidate is sent (memoised per upstream model inside). */
-  bodyFor(valid: ValidRequest): (c: Candidate) => string;
+  /**
+   * The body each candidate is sent, as bytes (memoised per upstream model inside): the JSON text
+   * made for it lives no longer than its encoding, so a request in flight keeps its prompt once in
+   * the JS heap (the parsed request), not twice, and collections copy half as much per request.
+   */
+  bodyFor(valid: ValidRequest): (c: Candidate) => Buffer;
   /** A 2xx JSON answer (already in the OpenAI shape for other wire formats, unless native) as the client gets it. */
   answer(json: { raw: Buffer; parsed: Record<string, unknown> }, c: Candidate, valid: ValidRequest, rewrite?: (text: string) => string): JsonAnswer;
   /**

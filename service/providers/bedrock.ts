@@ -27,7 +27,7 @@ export function bedrockErrorBody(text: string): UpstreamErrorBody | undefined {
 }
 
 /** SigV4 headers for one call; credentials come from `env` or the standard AWS chain at each call (rotations are picked up). */
-async function sign(provider: ProviderConfig, t: Target, body: string, env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
+async function sign(provider: ProviderConfig, t: Target, body: Buffer, env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
   const credentials = await awsCredentials(env);
   const signer = new SignatureV4({ service: 'bedrock', region: providerOfType(provider, 'bedrock').region, sha256: Sha256, credentials });
   const url = new URL(t.origin);

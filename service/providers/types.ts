@@ -68,7 +68,7 @@ export interface ProviderAdapter {
   readonly forwardsPaths: boolean;
   target(provider: ProviderConfig, endpoint: Endpoint, upstreamModel: string, stream: boolean): Target;
   /** Headers that authenticate one call (request signing), when the static target headers do not; `env` holds the credentials. */
-  sign?(provider: ProviderConfig, target: Target, body: string, env: NodeJS.ProcessEnv): Promise<Record<string, string>>;
+  sign?(provider: ProviderConfig, target: Target, body: Buffer, env: NodeJS.ProcessEnv): Promise<Record<string, string>>;
   /** A pass-through or stored-object path below /v1 (only when forwardsPaths). */
   targetForPath(provider: ProviderConfig, subpath: string, search: string): Target;
   classifyStatus(status: number): StatusClass;

@@ -22,7 +22,8 @@ export interface UpstreamCall {
   candidate: Candidate;
   endpoint: Endpoint;
   stream: boolean;
-  body: string;
+  /** The JSON body's bytes (made once per candidate and model: inbound/types.ts, bodyFor). */
+  body: Buffer;
   requestId: string;
   signal: CancelSignal;
   /** Longest wait for response headers, and for each body chunk. */
@@ -66,14 +67,12 @@ export interface ForwardCall {
 
 /**
  * The request body as undici is given it. undici keeps that body (its request handler and its
- * request) until the answer ends, a stream's whole life, and for a string a Buffer copy of its
- * own as well. A JSON answer is given the bytes. A stream with a prompt of some size is given
+ * request) until the answer ends, a stream's whole life. A JSON answer is given the bytes. A stream with a prompt of some size is given
  * them as a one-shot stream, with their length: once undici has read them the stream has ended
  * and holds nothing, so an open stream keeps no copy of its prompt for the provider call (the
  * parsed request it keeps for continuation is the only one).
  */
-function requestBody(body: string, stream: boolean): { body: Buffer | Readable; length: Record<string, string> } {
-  const bytes = Buffer.from(body, 'utf8');
+function requestBody(bytes: Buffer, stream: boolean): { body: Buffer | Readable; length: Record<string, string> } {
   return stream && bytes.length > ONE_SHOT_MIN_BYTES ? { body: oneShot(bytes), length: { 'content-length': String(bytes.length) } } : { body: bytes, length: {} };
 }
 

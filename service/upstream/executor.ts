@@ -70,7 +70,7 @@ export interface ExecuteInput {
   model: string;
   endpoint: Endpoint;
   plan: Candidate[];
-  bodyFor: (c: Candidate) => string;
+  bodyFor: (c: Candidate) => Buffer;
   stream: boolean;
   requestId: string;
   /** Aborted when the client goes away (an AbortSignal does too). */
@@ -236,7 +236,7 @@ export class Executor {
 
   private async attemptOnce(c: Candidate, input: ExecuteInput, timeoutMs: number, hasFallback: boolean, headers?: Record<string, string>): Promise<Attempt> {
     const { client, now } = this.deps;
-    let body: string;
+    let body: Buffer;
     try {
       body = input.bodyFor(c);
     } catch (err) {

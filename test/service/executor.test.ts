@@ -84,7 +84,7 @@ function harness(script: Record<string, Reply[]>, routing: Record<string, unknow
       model: 'm',
       endpoint: 'chat',
       plan,
-      bodyFor: () => '{"model":"m","messages":[]}',
+      bodyFor: () => Buffer.from('{"model":"m","messages":[]}'),
       stream: false,
       requestId: 'r',
       clientSignal: new AbortController().signal,
@@ -179,9 +179,9 @@ describe('executor with an injected clock and sleep', () => {
 
   it("a stream it returns holds nothing of the attempt's input: its bodyFor (and the upstream bodies it made) can be collected while the stream is open", async () => {
     const h = harness({ a: [{ status: 200, chunks: ['data: {"choices":[]}\n\n', 'data: [DONE]\n\n'] }] });
-    let weak!: WeakRef<() => string>;
+    let weak!: WeakRef<() => Buffer>;
     const r = await (() => {
-      const bodyFor = () => '{"model":"m","messages":[]}';
+      const bodyFor = () => Buffer.from('{"model":"m","messages":[]}');
       weak = new WeakRef(bodyFor);
       return h.run({ stream: true, bodyFor });
     })();

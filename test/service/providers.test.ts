@@ -88,10 +88,10 @@ describe('bedrock adapter', () => {
     const t = targetFor(provider, 'chat', 'anthropic.claude-v2:1', true);
     assert.equal(t.path, '/model/anthropic.claude-v2%3A1/converse-stream');
     const adapter = adapterFor('bedrock');
-    const signed = await adapter.sign!(provider, t, '{}', { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'secret', AWS_SESSION_TOKEN: 'tok' });
+    const signed = await adapter.sign!(provider, t, Buffer.from('{}'), { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'secret', AWS_SESSION_TOKEN: 'tok' });
     assert.match(signed.authorization, /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/bedrock\/aws4_request, SignedHeaders=[a-z0-9;-]+, Signature=[0-9a-f]{64}$/);
     assert.equal(signed['x-amz-security-token'], 'tok');
     assert.match(signed['x-amz-date'], /^\d{8}T\d{6}Z$/);
-    await assert.rejects(adapter.sign!(provider, t, '{}', {}), (e: Error) => e instanceof CredentialsError && /no AWS credentials/.test(e.message));
+    await assert.rejects(adapter.sign!(provider, t, Buffer.from('{}'), {}), (e: Error) => e instanceof CredentialsError && /no AWS credentials/.test(e.message));
   });
 });
