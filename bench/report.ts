@@ -90,6 +90,8 @@ export interface Results {
   streamText?: StreamTextRow[];
   /** First byte p50, one stream at a time, node-floor and the gateway alternating (bench/first-byte.ts). */
   firstByte?: { rounds: number; concurrency: number; rows: SideBySideRow[] };
+  /** CPU per request at peak with conversations of promptKb KB, node-floor and the gateway alternating (bench/request-cpu.ts). */
+  promptCpu?: { promptKb: number; rows: SideBySideRow[] };
   targetsMet?: TargetCheck[];
 }
 
@@ -139,7 +141,18 @@ export function evaluateTargets(r: Results): TargetCheck[] {
   const red = r.redis;
   const worst = red ? Math.max(red.peak.perRequest, ...Object.values(red.rates).map((u) => u.perRequest)) : undefined;
   checks.push({ what: 'Redis commands per request (worst phase)', target: '<= 1', measured: worst === undefined ? '–' : worst.toFixed(3), met: worst === undefined ? null : worst <= 1 });
-  return [...checks, ...floorChecks(r), ...(r.streams ? streamChecks(r.streams) : []), ...(r.streamText ? [streamTextCheck(r.streamText)] : [])];
+  return [...checks, ...floorChecks(r), ...(r.promptCpu ? [promptCpuCheck(r.promptCpu)] : []), ...(r.streams ? streamChecks(r.streams) : []), ...(r.streamText ? [streamTextCheck(r.streamText)] : [])];
+}
+
+/** CPU per request with long prompts, against node-floor: what the gateway spends per byte (parse, checks, the provider's copy) shows here. */
+export function promptCpuCheck(p: NonNullable<Results['promptCpu']>): TargetCheck {
+  const [g, f] = [p.rows.find((x) => x.target === 'gateway'), p.rows.find((x) => x.target === 'node-floor')];
+  return {
+    what: `Gateway CPU per request at peak with conversations of ${p.promptKb} KB vs node-floor (${f?.rounds.length ?? 0} alternating rounds)`,
+    target: 'reported',
+    measured: g?.overFloor != null && f?.medianUs != null ? `${g.overFloor.toFixed(2)}x (${fmtInt(g.medianUs!)} vs ${fmtInt(f.medianUs)} µs)` : '–',
+    met: null,
+  };
 }
 
 /** The longest answer stream-text measured: what its kept text holds, against the same text kept as a rope. */

@@ -129,6 +129,8 @@ function plan(quick: boolean) {
 }
 
 const RATES = [500, 1000, 2000];
+/** The conversation size of the full run's long-prompt CPU phase, KB. */
+const PROMPT_KB = 100;
 /** Streams at once in the kept-text phase (bench/stream-text.ts). */
 const STREAM_TEXT_STREAMS = 500;
 const STREAM = { chunks: 20, intervalMs: 5, concurrency: 10 };
@@ -574,6 +576,10 @@ async function main(): Promise<void> {
     // The first-byte target: node-floor and the gateway alternating, one stream at a time, in targets of their own.
     const fb = { rounds: p.firstByteRounds, concurrency: 1 };
     results.firstByte = { ...fb, rows: await firstBytePhase({ dir, loadgen, log }, fb) };
+
+    // CPU per request with conversations the size agents and chat with history send (read, checked, parsed, re-encoded per byte).
+    const promptKb = PROMPT_KB;
+    results.promptCpu = { promptKb, rows: await requestCpuPhase({ dir, closedLoop, log }, { rounds: p.rounds, seconds: 3, body: chatBodyOfSize(promptKb) }) };
 
     // 4. Soak: the gateway's RSS after a warm-up and after >= 100,000 more requests.
     log(`soak: ${p.soakWarmup} warm-up + ${p.soak} requests through the gateway`);

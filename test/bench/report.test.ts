@@ -5,11 +5,26 @@
 import assert from 'node:assert/strict';
 import { addedGapsUs, cpuPerEventUs, maxStreams, rampMsFor } from '../../bench/streams';
 import { gcCounters, gcPauses, gcText, HalfPeakResult, lagMaxMs, lagP99Ms } from '../../bench/half-peak';
-import { floorChecks, halfPeakCheck, Results, streamChecks, streamTextCheck } from '../../bench/report';
+import { floorChecks, halfPeakCheck, promptCpuCheck, Results, streamChecks, streamTextCheck } from '../../bench/report';
 import { sideBySideRows } from '../../bench/side-by-side';
 import { streamTextPhase } from '../../bench/stream-text';
 
 describe('bench: open streams and targets against node-floor', () => {
+  it("long-prompt CPU: the gateway's median over node-floor's, with both figures, reported without a goal", () => {
+    const rows = sideBySideRows(
+      new Map([
+        ['node-floor', [200, 220, 210]],
+        ['gateway', [800, 900, 850]],
+      ]),
+    );
+    const c = promptCpuCheck({ promptKb: 100, rows });
+    assert.equal(c.target, 'reported');
+    assert.equal(c.met, null);
+    assert.match(c.what, /conversations of 100 KB vs node-floor \(3 alternating rounds\)/);
+    assert.equal(c.measured, '4.05x (850 vs 210 µs)');
+    assert.equal(promptCpuCheck({ promptKb: 100, rows: rows.filter((r) => r.target === 'gateway') }).measured, '–');
+  });
+
   it('counts only gaps that start once every stream is open, minus the interval', () => {
     // Two streams: one opened at 0 s, one at 2 s (the end of the ramp); events 1 s apart, one 30 ms late.
     const offsets = [
