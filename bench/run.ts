@@ -188,9 +188,9 @@ interface PeakRun {
 
 const wrkScripts = new Map<string, string>();
 
-/** A wrk Lua script posting the chat body (BODY unless another is given) with the target's headers. */
+/** A wrk Lua script posting `body` with the target's headers (one per target instance and body: a gateway started again has another key). */
 function wrkScript(dir: string, t: Target, body: string): string {
-  const key = body === BODY ? t.name : `${t.name}-${body.length}`;
+  const key = `${t.name}-${new URL(t.base).port}-${body.length}`;
   let file = wrkScripts.get(key);
   if (file) return file;
   const headers = Object.entries({ ...t.headers, 'content-type': 'application/json' })

@@ -93,7 +93,7 @@ export interface InboundSpec {
   /**
    * The body each candidate is sent, as bytes (memoised per upstream model inside): the JSON text
    * made for it lives no longer than its encoding, so a request in flight keeps its prompt once in
-   * the JS heap (the parsed request), not twice, and collections copy half as much per request.
+   * the JS heap (the parsed request), not twice, and a collection finds less of it alive.
    */
   bodyFor(valid: ValidRequest): (c: Candidate) => Buffer;
   /** A 2xx JSON answer (already in the OpenAI shape for other wire formats, unless native) as the client gets it. */

@@ -67,10 +67,10 @@ export interface ForwardCall {
 
 /**
  * The request body as undici is given it. undici keeps that body (its request handler and its
- * request) until the answer ends, a stream's whole life. A JSON answer is given the bytes. A stream with a prompt of some size is given
- * them as a one-shot stream, with their length: once undici has read them the stream has ended
- * and holds nothing, so an open stream keeps no copy of its prompt for the provider call (the
- * parsed request it keeps for continuation is the only one).
+ * request) until the answer ends, a stream's whole life. A JSON answer is given the bytes. A
+ * stream with a prompt of some size is given them as a one-shot stream, with their length: once
+ * undici has read them the stream has ended and holds nothing, so an open stream keeps no copy of
+ * its prompt for the provider call (the parsed request it keeps for continuation is the only one).
  */
 function requestBody(bytes: Buffer, stream: boolean): { body: Buffer | Readable; length: Record<string, string> } {
   return stream && bytes.length > ONE_SHOT_MIN_BYTES ? { body: oneShot(bytes), length: { 'content-length': String(bytes.length) } } : { body: bytes, length: {} };
