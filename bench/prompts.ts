@@ -11,11 +11,13 @@ const PROSE =
 const CODE = 'function total(items) {\n  return items.reduce((s, i) => s + i.price * i.qty, 0); // "sum"\n}\nconsole.log("total:", total([{ price: 2, qty: 3 }]));\n';
 
 /**
- * A non-streaming chat completion whose JSON body is about `kb` KB: a system message, then user
- * and assistant turns of prose, every third one code (0: one short sentence, the default body).
+ * A chat completion whose JSON body is about `kb` KB: a system message, then user and assistant
+ * turns of prose, every third one code (0: one short sentence, the default body). `stream`: the
+ * streamed form the first-byte phase sends (its short prompt asks for twenty numbered chunks).
  */
-export function chatBodyOfSize(kb: number): string {
-  if (kb <= 0) return JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Say hello in one short sentence.' }], max_tokens: 32 });
+export function chatBodyOfSize(kb: number, stream = false): string {
+  const tail = stream ? { max_tokens: 64, stream: true } : { max_tokens: 32 };
+  if (kb <= 0) return JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: stream ? 'Count to twenty.' : 'Say hello in one short sentence.' }], ...tail });
   const messages = [{ role: 'system', content: 'You are a careful assistant. Answer in short paragraphs.' }];
   let size = 100;
   for (let i = 0; size < kb * 1024; i++) {
@@ -23,5 +25,5 @@ export function chatBodyOfSize(kb: number): string {
     messages.push({ role: i % 2 ? 'assistant' : 'user', content });
     size += JSON.stringify(content).length + 32;
   }
-  return JSON.stringify({ model: MODEL, messages, max_tokens: 32 });
+  return JSON.stringify({ model: MODEL, messages, ...tail });
 }

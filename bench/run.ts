@@ -89,7 +89,7 @@ function parseOptions(argv: string[]): Options {
   };
   if (argv.includes('--help')) {
     process.stdout.write(
-      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N[,N2,...] [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]] [--request-cpu [--baseline REF] [--rounds N] [--seconds S] [--prompt-kb K]] [--first-byte [--baseline REF] [--rounds N] [--concurrency C]] [--stream-text] [--stream-heap [--streams N] [--prompt-kb K] [--baseline REF]] [--half-peak [--rate R] [--rounds N]]\n',
+      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N[,N2,...] [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]] [--request-cpu [--baseline REF] [--rounds N] [--seconds S] [--prompt-kb K]] [--first-byte [--baseline REF] [--rounds N] [--concurrency C] [--prompt-kb K]] [--stream-text] [--stream-heap [--streams N] [--prompt-kb K] [--baseline REF]] [--half-peak [--rate R] [--rounds N]]\n',
     );
     process.exit(0);
   }
@@ -135,7 +135,7 @@ const PROMPT_KB = 100;
 const STREAM_TEXT_STREAMS = 500;
 const STREAM = { chunks: 20, intervalMs: 5, concurrency: 10 };
 const BODY = chatBodyOfSize(0);
-const STREAM_BODY = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Count to twenty.' }], max_tokens: 64, stream: true });
+const STREAM_BODY = chatBodyOfSize(0, true);
 
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 
@@ -364,8 +364,8 @@ async function main(): Promise<void> {
       return report(opts.out, { requestCpu: rows }, renderRequestCpu(rows, opts.seconds, opts.promptKb));
     }
     if (opts.firstByte) {
-      const rows = await firstBytePhase({ dir, loadgen, log }, { rounds: opts.rounds ?? 5, concurrency: opts.concurrency, baseline: opts.baseline });
-      return report(opts.out, { firstByte: rows }, renderFirstByte(rows, opts.concurrency));
+      const rows = await firstBytePhase({ dir, loadgen, log }, { rounds: opts.rounds ?? 5, concurrency: opts.concurrency, baseline: opts.baseline, promptKb: opts.promptKb });
+      return report(opts.out, { firstByte: rows }, renderFirstByte(rows, opts.concurrency, opts.promptKb));
     }
     if (opts.halfPeak) {
       const r = await halfPeakOnly(dir, opts);
