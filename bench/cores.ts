@@ -7,7 +7,7 @@
  * replica has its CPU (a Guaranteed pod, or the static CPU manager's exclusive cores). The isolated
  * variant of a phase puts each proxy on PROXY_CPU and everything else on OTHER_CPUS.
  */
-import { spawnSync } from 'node:child_process';
+import { spawnSync, SpawnSyncReturns } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cpus as cpuList } from 'node:os';
 import { hasCommand } from './lib';
@@ -25,12 +25,15 @@ export function cannotIsolate(cpus = cpuList().length, taskset = hasCommand('tas
 /** taskset refused to place a process (it is gone, or this process may not set its affinity). */
 export class PlacementError extends Error {}
 
+/** What a failed taskset call said (its error output, the spawn error, its output, or its exit status). */
+const tasksetSaid = (r: SpawnSyncReturns<string>): string => (r.stderr || r.error?.message || r.stdout || `exit ${r.status}`).trim();
+
 /** Every thread of `pid` on `cpus` (a taskset list); throws a PlacementError when taskset refuses. */
 export function placeProcess(pid: number, cpus: string): void {
   // taskset --all-tasks walks /proc/PID/task, and answers 0 for a pid that is not there.
   if (!existsSync(`/proc/${pid}/task`)) throw new PlacementError(`taskset -p ${cpus} ${pid}: no such process`);
   const r = spawnSync('taskset', ['--all-tasks', '--pid', '--cpu-list', cpus, String(pid)], { encoding: 'utf8' });
-  if (r.status !== 0) throw new PlacementError(`taskset -p ${cpus} ${pid}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`);
+  if (r.status !== 0) throw new PlacementError(`taskset -p ${cpus} ${pid}: ${tasksetSaid(r)}`);
 }
 
 /**
@@ -67,7 +70,7 @@ export function isolate(proxyPids: number[], otherPids: number[]): () => void {
 export function cpusOf(pid: number): string {
   const r = spawnSync('taskset', ['--pid', '--cpu-list', String(pid)], { encoding: 'utf8' });
   const list = r.status === 0 ? /:\s*(\S+)\s*$/.exec(r.stdout)?.[1] : undefined;
-  if (!list) throw new PlacementError(`taskset -p ${pid}: ${(r.stderr || r.error?.message || r.stdout || `exit ${r.status}`).trim()}`);
+  if (!list) throw new PlacementError(`taskset -p ${pid}: ${tasksetSaid(r)}`);
   return list;
 }
 

@@ -13,7 +13,7 @@ import type { StreamResult, StreamSpec } from './loadgen';
 import { SideBySideRow, sideBySide, renderSideBySide } from './side-by-side';
 import { pct, sortNum } from './lib';
 import { CHAT_PATH, Target } from './targets';
-import { chatBodyOfSize } from './prompts';
+import { chatBodyOfSize, promptLabel } from './prompts';
 
 export interface FirstByteDeps {
   dir: string;
@@ -43,4 +43,4 @@ export function firstBytePhase(d: FirstByteDeps, o: { rounds: number; concurrenc
 }
 
 export const renderFirstByte = (rows: SideBySideRow[], concurrency: number, promptKb = 0): string =>
-  renderSideBySide(`Stream first byte p50 (${STREAMS} streams a round, ${concurrency} at a time${promptKb > 0 ? `, prompts of ${promptKb} KB` : ''})`, 'µs first byte', rows, 'difference');
+  renderSideBySide(`Stream first byte p50 (${STREAMS} streams a round, ${concurrency} at a time${promptLabel(promptKb)})`, 'µs first byte', rows, 'difference');

@@ -10,6 +10,9 @@ const PROSE =
   'Please summarise the main drivers and list the risks, with the figures you rely on.\n';
 const CODE = 'function total(items) {\n  return items.reduce((s, i) => s + i.price * i.qty, 0); // "sum"\n}\nconsole.log("total:", total([{ price: 2, qty: 3 }]));\n';
 
+/** How a phase's title names its bodies: nothing for the short prompt, else `, prompts of K KB`. */
+export const promptLabel = (kb: number): string => (kb > 0 ? `, prompts of ${kb} KB` : '');
+
 /**
  * A chat completion whose JSON body is about `kb` KB: a system message, then user and assistant
  * turns of prose, every third one code (0: one short sentence, the default body). `stream`: the

@@ -11,6 +11,7 @@
  */
 import { SideBySideRow, sideBySide, renderSideBySide } from './side-by-side';
 import type { Target } from './targets';
+import { promptLabel } from './prompts';
 
 export interface RequestCpuDeps {
   dir: string;
@@ -35,4 +36,4 @@ export async function requestCpuPhase(d: RequestCpuDeps, o: { rounds: number; se
 }
 
 export const renderRequestCpu = (rows: SideBySideRow[], seconds: number, promptKb = 0): string =>
-  renderSideBySide(`CPU per request at peak (wrk, 50 connections, ${seconds} s a round${promptKb > 0 ? `, prompts of ${promptKb} KB` : ''})`, 'µs/request', rows);
+  renderSideBySide(`CPU per request at peak (wrk, 50 connections, ${seconds} s a round${promptLabel(promptKb)})`, 'µs/request', rows);

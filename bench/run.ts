@@ -20,6 +20,7 @@
  * Ratios are the headline: the machine is shared and its absolute numbers are noisy.
  */
 import { execSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import Redis from 'ioredis';
@@ -190,7 +191,7 @@ const wrkScripts = new Map<string, string>();
 
 /** A wrk Lua script posting `body` with the target's headers (one per target instance and body: a gateway started again has another key). */
 function wrkScript(dir: string, t: Target, body: string): string {
-  const key = `${t.name}-${new URL(t.base).port}-${body.length}`;
+  const key = `${t.name}-${new URL(t.base).port}-${createHash('sha256').update(body).digest('hex').slice(0, 12)}`;
   let file = wrkScripts.get(key);
   if (file) return file;
   const headers = Object.entries({ ...t.headers, 'content-type': 'application/json' })
@@ -578,8 +579,7 @@ async function main(): Promise<void> {
     results.firstByte = { ...fb, rows: await firstBytePhase({ dir, loadgen, log }, fb) };
 
     // CPU per request with conversations the size agents and chat with history send (read, checked, parsed, re-encoded per byte).
-    const promptKb = PROMPT_KB;
-    results.promptCpu = { promptKb, rows: await requestCpuPhase({ dir, closedLoop, log }, { rounds: p.rounds, seconds: 3, body: chatBodyOfSize(promptKb) }) };
+    results.promptCpu = { promptKb: PROMPT_KB, rows: await requestCpuPhase({ dir, closedLoop, log }, { rounds: p.rounds, seconds: 3, body: chatBodyOfSize(PROMPT_KB) }) };
 
     // 4. Soak: the gateway's RSS after a warm-up and after >= 100,000 more requests.
     log(`soak: ${p.soakWarmup} warm-up + ${p.soak} requests through the gateway`);
