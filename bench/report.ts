@@ -182,7 +182,7 @@ export function halfPeakCheck(h: HalfPeakResult | undefined, isolated?: string):
   if (!h || !d || !g || !f) return { what, target, measured: 'node-floor absent', met: null };
   const [ga, fa] = [g.p99Us - d.p99Us, f.p99Us - d.p99Us];
   return {
-    what: `${what} (${fmtInt(h.rate)} req/s); ${busy(h, 'gateway')}, node-floor ${busy(h, 'node-floor')}; gateway event-loop delay p99 ${h.eventLoopDelayP99Ms} ms, ${gcText(h.gc)}`,
+    what: `${what} (${fmtInt(h.rate)} req/s); ${busy(h, 'gateway')}, node-floor ${busy(h, 'node-floor')}; gateway event-loop delay p99 ${h.eventLoopDelayP99Ms} ms${h.eventLoopDelayMaxMs === undefined ? '' : ` (max ${h.eventLoopDelayMaxMs})`}, ${gcText(h.gc)}`,
     target,
     measured: `${ms(ga)} ms (node-floor ${ms(fa)} ms)${roundsText(h)}`,
     met: ga <= fa + 1000,
