@@ -23,7 +23,8 @@ export interface GcPauses {
   /**
    * Full (mark-compact) collections. Each is a cycle: marking on V8's helper threads, then a pause
    * of a few ms; on a busy core those threads hold the core for tens of ms, which the pause does
-   * not show and the loop's longest delay does (docs/bench.md, "a cycle of the old generation").
+   * not show and the loop's longest delay does (docs/bench.md, "the half-peak tail is the old
+   * generation's cycle").
    */
   majorCount?: number;
 }
