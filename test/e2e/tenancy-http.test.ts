@@ -7,7 +7,7 @@ import Redis from 'ioredis';
 import OpenAI from 'openai';
 import { hashKey } from '../../service/tenancy/keys';
 import { FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
-import { metricValue, provider, startTestGateway, TestGateway } from '../helpers/gateway';
+import { metricValue, provider, startTestGateway, TestGateway, untilReady } from '../helpers/gateway';
 import { RedisServer, startRedis } from '../helpers/redis-server';
 
 const KEY = 'sk-gw-http-client';
@@ -34,6 +34,8 @@ describe('tenancy over HTTP: keys, cache, spend report', function () {
       // ioredis's ready check (INFO) and drops the connection, and the cache and spend fall back for a while.
       redis: { url: redis.url, command_timeout_ms: 2000 },
     });
+    // The cache test's first answer is stored only if Redis is connected by then: start once it is.
+    await untilReady(gw);
     client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: KEY, maxRetries: 0 });
   });
   afterEach(function () {

@@ -28,6 +28,22 @@ export async function startTestGateway(input: ConfigOverrides, env?: Record<stri
   return Object.assign(running, { logs });
 }
 
+/**
+ * Waits until the gateway's /ready answers 200, as Kubernetes does before it sends a replica traffic:
+ * a gateway with Redis configured answers 503 until its first Redis connection, and serves before
+ * that on its per-replica fallbacks (the cache bypassed, its writes skipped). A test whose first
+ * requests need Redis calls this; throws with the last answer when `timeoutMs` passes.
+ */
+export async function untilReady(gw: Pick<RunningGateway, 'url'>, timeoutMs = 5000): Promise<void> {
+  let last = '';
+  for (const until = Date.now() + timeoutMs; Date.now() < until; await new Promise((r) => setTimeout(r, 10))) {
+    const res = await fetch(`${gw.url}/ready`);
+    last = `${res.status} ${await res.text()}`;
+    if (res.status === 200) return;
+  }
+  throw new Error(`the gateway was not ready after ${timeoutMs} ms: ${last}`);
+}
+
 /** A provider entry for a fake upstream serving the given models at the given prices. */
 export function provider(
   name: string,
