@@ -1,6 +1,7 @@
 /** Small tools shared by the fault, soak and hostile-input suites. */
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
+import { waitFor as waitUntil } from '../helpers/wait';
 
 export { mulberry32 } from '../helpers/random';
 export { freePort } from '../helpers/ports';
@@ -55,13 +56,8 @@ export function rawHttp(base: string, data: string | Buffer, timeoutMs = 5000): 
   });
 }
 
-export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** test/helpers/wait.ts's loop, 10 s by default. */
+export const waitFor = (cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> => waitUntil(cond, what, timeoutMs);
 
 export const chatBody = (model: string, extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: 'user', content: 'hi' }], ...extra });
 

@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { parseConfig, GatewayConfigInput } from '../../service/config/schema';
 import { RunningGateway, startGateway } from '../../service/server';
+import { waitFor } from './wait';
 
 export interface TestGateway extends RunningGateway {
   /** Every log line the gateway wrote (JSON text). */
@@ -36,12 +37,14 @@ export async function startTestGateway(input: ConfigOverrides, env?: Record<stri
  */
 export async function untilReady(gw: Pick<RunningGateway, 'url'>, timeoutMs = 5000): Promise<void> {
   let last = '';
-  for (const until = Date.now() + timeoutMs; Date.now() < until; await new Promise((r) => setTimeout(r, 10))) {
+  const ready = async () => {
     const res = await fetch(`${gw.url}/ready`);
     last = `${res.status} ${await res.text()}`;
-    if (res.status === 200) return;
-  }
-  throw new Error(`the gateway was not ready after ${timeoutMs} ms: ${last}`);
+    return res.status === 200;
+  };
+  await waitFor(ready, 'the gateway to be ready', timeoutMs).catch((err: Error) => {
+    throw new Error(`${err.message}: /ready last answered ${last}`);
+  });
 }
 
 /** A provider entry for a fake upstream serving the given models at the given prices. */

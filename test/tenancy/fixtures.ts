@@ -7,6 +7,7 @@ import { createRedisClient } from '../../service/redis/client';
 import type { Principal, Settlement } from '../../service/tenancy/contracts';
 import { hashKey } from '../../service/tenancy/keys';
 import { DEBT_FLUSH_MS, VIEW_MAX_AGE_MS } from '../../service/tenancy/lease';
+import { waitFor as waitUntil } from '../helpers/wait';
 
 export const KEYS = { alice: 'sk-gw-alice-test-key', bob: 'sk-gw-bob-test-key', admin: 'sk-gw-admin-test-key' };
 
@@ -39,13 +40,8 @@ export function connect(config: GatewayConfig, metrics: Metrics): Redis {
   return createRedisClient(config, { metrics })!;
 }
 
-export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 8000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** test/helpers/wait.ts's loop, 8 s by default. */
+export const waitFor = (cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 8000): Promise<void> => waitUntil(cond, what, timeoutMs);
 
 /** Long enough for slots held on a replica that knows its window is spent to be written back, and for every replica's view to be renewed (lease.ts, "Exactness"). */
 export const heldSlotsReleased = () => new Promise((r) => setTimeout(r, DEBT_FLUSH_MS + VIEW_MAX_AGE_MS + 100));
