@@ -8,13 +8,14 @@
  *   ingress-nginx the nginx Ingress of `ingress.ts` (the canary Ingress is the Canary component's).
  *   transition    both, for the release during which DNS moves from nginx to the Gateway.
  * An ACME Issuer of the stack's own is created when `route.tls.acme` is set; on GKE a HealthCheckPolicy
- * per backend Service points the load balancer's health check at /ready.
+ * per backend Service points the load balancer's health check at /ready; on Envoy Gateway a
+ * BackendTrafficPolicy gives each new replica a slow start (dataPlane.ts).
  */
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { APP } from './common';
 import { RouteConfig, servesGatewayApi, servesIngress } from './config';
-import { gkeHealthCheckSpec } from './dataPlane';
+import { ENVOY_GATEWAY_POLICY_VERSION, ENVOY_GATEWAY_POLICY_WAIT_FOR, envoyGatewaySlowStartSpec, gkeHealthCheckSpec } from './dataPlane';
 import {
   CERTIFICATE_WAIT_FOR,
   GATEWAY_API_VERSION,
@@ -101,7 +102,7 @@ export class PublicRoute extends pulumi.ComponentResource {
     return new k8s.apiextensions.CustomResource(id, { apiVersion, kind, metadata, spec }, { parent: this });
   }
 
-  /** The HTTPRoute (and the stack's own Gateway with its Certificate and redirect, and GKE's health checks). */
+  /** The HTTPRoute (and the stack's own Gateway with its Certificate and redirect, and the data plane's policies). */
   private gatewayApi(name: string, args: PublicRouteArgs, ownGateway: string | undefined) {
     const { route } = args;
     if (ownGateway) {
@@ -142,7 +143,20 @@ export class PublicRoute extends pulumi.ComponentResource {
       }),
     );
     this.custom(name, GATEWAY_API_VERSION, 'HTTPRoute', this.meta(args, APP, { [WAIT_FOR]: routeWaitFor() }), spec);
-    const dp = route.dataPlane;
+    this.dataPlanePolicies(name, args);
+  }
+
+  /** Envoy Gateway's slow start for the HTTPRoute; GKE's health check per backend Service. */
+  private dataPlanePolicies(name: string, args: PublicRouteArgs) {
+    const dp = args.route.dataPlane;
+    if (dp?.kind === 'envoy-gateway' && dp.slowStartSeconds > 0)
+      this.custom(
+        `${name}-slow-start`,
+        ENVOY_GATEWAY_POLICY_VERSION,
+        'BackendTrafficPolicy',
+        this.meta(args, APP, { [WAIT_FOR]: ENVOY_GATEWAY_POLICY_WAIT_FOR }),
+        envoyGatewaySlowStartSpec(APP, dp.slowStartSeconds),
+      );
     if (dp?.kind !== 'gke') return;
     const backends: [string, pulumi.Input<string>][] = [['stable', args.stable.service], ...(args.canary ? [['canary', args.canary.service] as [string, pulumi.Input<string>]] : [])];
     for (const [track, service] of backends) {

@@ -249,9 +249,30 @@ function checkListenerCertificates(objects: Obj[]): string[] {
     .map(([gw, ref]) => `${name(gw)}: listener certificate Secret ${ref.name} is written by no Certificate of the render`);
 }
 
+/**
+ * A BackendTrafficPolicy's CEL rules, which its packaged schema does not carry (Envoy Gateway,
+ * api/v1alpha1/loadbalancer_types.go and backendtrafficpolicy_types.go), and its targets.
+ */
+function checkBackendTrafficPolicies(objects: Obj[]): string[] {
+  const problems: string[] = [];
+  for (const btp of objects.filter((o) => o.kind === 'BackendTrafficPolicy')) {
+    const refs: Obj[] = btp.spec?.targetRefs ?? [];
+    const routes = (r: Obj) => r.group === 'gateway.networking.k8s.io' && r.kind === 'HTTPRoute';
+    const found = (r: Obj) => objects.some((o) => o.kind === 'HTTPRoute' && o.metadata.name === r.name && o.metadata.namespace === btp.metadata.namespace);
+    if (!refs.length || !refs.every((r) => routes(r) && found(r))) problems.push(`${name(btp)}: targetRefs must name HTTPRoutes of the render, in its namespace`);
+    const merge = btp.spec?.mergeType;
+    if (merge !== undefined && (!['StrategicMerge', 'JSONMerge'].includes(merge) || !refs.every(routes)))
+      problems.push(`${name(btp)}: mergeType must be StrategicMerge or JSONMerge, with route targets only`);
+    const lb = btp.spec?.loadBalancer;
+    if (lb?.slowStart && !['RoundRobin', 'LeastRequest', 'BackendUtilization'].includes(lb.type))
+      problems.push(`${name(btp)}: slowStart needs a RoundRobin, LeastRequest or BackendUtilization load balancer`);
+  }
+  return problems;
+}
+
 /** What a HealthCheckPolicy or a CiliumNetworkPolicy points at must be in the render (their schemas are not packaged here). */
 function checkPolicyTargets(objects: Obj[]): string[] {
-  const problems: string[] = [];
+  const problems: string[] = [...checkBackendTrafficPolicies(objects)];
   for (const hc of objects.filter((o) => o.kind === 'HealthCheckPolicy')) {
     const t = hc.spec?.targetRef;
     if (!t || t.kind !== 'Service' || !objects.some((o) => o.kind === 'Service' && o.metadata.name === t.name && o.metadata.namespace === hc.metadata.namespace))

@@ -1,6 +1,6 @@
 /**
  * Validates rendered objects against their OpenAPI schemas: Kubernetes (kubernetes-models), the
- * Prometheus operator, Gateway API and cert-manager (@kubernetes-models/*). The model packages are
+ * Prometheus operator, Gateway API, Envoy Gateway and cert-manager (@kubernetes-models/*). The model packages are
  * ESM-only devDependencies, loaded with import() by `npm run render` and the tests, never by the
  * Pulumi program itself.
  */
@@ -11,6 +11,7 @@ type Model = new (data: Obj) => { validate(): void };
 const PACKAGES: Record<string, string> = {
   'monitoring.coreos.com': '@kubernetes-models/prometheus-operator',
   'gateway.networking.k8s.io': '@kubernetes-models/gateway-api',
+  'gateway.envoyproxy.io': '@kubernetes-models/envoy-gateway',
   'cert-manager.io': '@kubernetes-models/cert-manager',
   'acme.cert-manager.io': '@kubernetes-models/cert-manager',
 };

@@ -80,6 +80,38 @@ describe('infra: data plane, ingress-nginx -> Gateway API transition, waitFor', 
     ]);
   });
 
+  it('envoy-gateway preset: a BackendTrafficPolicy on the HTTPRoute ramps each new replica up over 30 s, merged into a Gateway-level policy', () => {
+    for (const r of [gatewayApi, transition]) {
+      const btp = one(r, 'BackendTrafficPolicy', 'ai-gateway');
+      const route = one(r, 'HTTPRoute', 'ai-gateway');
+      assert.equal(btp.apiVersion, 'gateway.envoyproxy.io/v1alpha1');
+      assert.equal(btp.metadata.namespace, route.metadata.namespace, 'a policy targets routes of its own namespace');
+      // `pulumi up` waits for Envoy Gateway to accept it, as it waits for the route.
+      assert.equal(btp.metadata.annotations['pulumi.com/waitFor'], 'jsonpath={.status.ancestors[0].conditions[?(@.type=="Accepted")].status}=True');
+      assert.deepEqual(btp.spec, {
+        targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: route.metadata.name }],
+        mergeType: 'StrategicMerge',
+        loadBalancer: { type: 'LeastRequest', slowStart: { window: '30s' } },
+      });
+    }
+    for (const r of [custom, cidrs, cilium, gke]) assert.equal(ofKind(r, 'BackendTrafficPolicy').length, 0, 'only the envoy-gateway preset renders it');
+  });
+
+  it('envoy-gateway preset: slowStartSeconds sets the window, 0 renders no policy, and a bad value is refused', async () => {
+    const [longer, off, bad] = await Promise.all([
+      render('production', ...GA, '--set', 'route.dataPlane={kind: envoy-gateway, slowStartSeconds: 90}'),
+      render('production', ...GA, '--set', 'route.dataPlane={kind: envoy-gateway, slowStartSeconds: 0}'),
+      render('production', ...GA, '--set', 'route.dataPlane={kind: envoy-gateway, slowStartSeconds: -5}'),
+    ]);
+    assert.equal(longer.code, 0, longer.stderr);
+    assert.equal(one(longer, 'BackendTrafficPolicy', 'ai-gateway').spec.loadBalancer.slowStart.window, '90s');
+    assert.equal(off.code, 0, off.stderr);
+    assert.equal(ofKind(off, 'BackendTrafficPolicy').length, 0);
+    assert.deepEqual(httpPeers(off), httpPeers(gatewayApi), 'the peers do not depend on the slow start');
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /ai-gateway:route\.dataPlane\.slowStartSeconds/);
+  });
+
   it('a namespace with pod labels, or CIDRs, render exactly those peers', () => {
     assert.deepEqual(httpPeers(custom), [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'gateway-system' } }, podSelector: { matchLabels: { app: 'shared-proxy' } } }]);
     assert.deepEqual(httpPeers(cidrs), [{ ipBlock: { cidr: '10.8.0.0/24' } }, { ipBlock: { cidr: '10.9.0.0/24' } }]);

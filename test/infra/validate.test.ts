@@ -110,6 +110,22 @@ describe('infra: checks on rendered objects beyond the schemas', function () {
     broken('HTTPRoute', 'ai-gateway', (r) => (r.spec.parentRefs[0].namespace = 'elsewhere'), /parent Gateway elsewhere\/shared-gateway is neither in the render nor named/);
   });
 
+  it("finds a BackendTrafficPolicy that breaks Envoy Gateway's CEL rules or targets a route not in the render", async () => {
+    broken('BackendTrafficPolicy', 'ai-gateway', (p) => (p.spec.targetRefs[0].name = 'ai-gateway-old'), /^BackendTrafficPolicy\/ai-gateway: targetRefs must name HTTPRoutes of the render/);
+    broken(
+      'BackendTrafficPolicy',
+      'ai-gateway',
+      (p) => (p.spec.targetRefs = [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'shared-gateway' }]),
+      /mergeType must be StrategicMerge or JSONMerge, with route targets only/,
+    );
+    broken('BackendTrafficPolicy', 'ai-gateway', (p) => (p.spec.mergeType = 'Replace'), /mergeType must be StrategicMerge or JSONMerge/);
+    broken('BackendTrafficPolicy', 'ai-gateway', (p) => (p.spec.loadBalancer.type = 'Random'), /slowStart needs a RoundRobin, LeastRequest or BackendUtilization load balancer/);
+    // What the packaged schema (@kubernetes-models/envoy-gateway) does check: the window is a Gateway API duration.
+    const objects = structuredClone(canary.objects);
+    objects.find((o) => o.kind === 'BackendTrafficPolicy')!.spec.loadBalancer.slowStart.window = '30 seconds';
+    assert.match((await checkSchemas(objects)).join('\n'), /BackendTrafficPolicy\/ai-gateway: .*window must match pattern/);
+  });
+
   it('a rendered object that fails a check fails `npm run render`, writing nothing', async () => {
     // Stack config accepts any string as a rule label value; the label syntax check does not.
     const r = await render('production', '--set', 'monitoring.ruleLabels={release: "kube prometheus"}');
