@@ -17,6 +17,7 @@
  * Everything targets 127.0.0.1 and is bounded by `durationMs` / `count`.
  */
 import { Pool } from 'undici';
+import { LatencyWindow, latencyWindows, slowStartShare } from './cold-start-model';
 
 export interface RateSpec {
   mode: 'rate';
@@ -27,6 +28,13 @@ export interface RateSpec {
   durationMs: number;
   warmupMs: number;
   connections: number;
+  /**
+   * The rate ramps up as Envoy's slow start ramps a new endpoint's share (bench/cold-start.ts):
+   * `rate` x slowStartShare(t). Absent: the full rate from the start.
+   */
+  slowStart?: { windowSeconds: number; minShare: number };
+  /** Also each window's p99 by the time a request was issued (windowMs wide, from the start). */
+  windowMs?: number;
 }
 
 export interface StreamSpec {
@@ -52,6 +60,8 @@ export interface RateResult {
   issuedTotal: number;
   /** Latency of every successful measured request, microseconds, sorted ascending. */
   latenciesUs: number[];
+  /** With spec.windowMs: each window's successful requests and their p99, by issue time. */
+  windows?: LatencyWindow[];
   firstError?: string;
 }
 
@@ -88,6 +98,11 @@ async function runRate(spec: RateSpec): Promise<RateResult> {
   let issued = 0;
   let measuredIssued = 0;
   const inflight = new Set<Promise<void>>();
+  // With spec.windowMs: [issued at, ms from the start; latency, µs] of each successful measured request.
+  const timed: [number, number][] = [];
+  // With slowStart, the requests due so far: the rate times the share, summed tick by tick.
+  let rampDue = 0;
+  let lastTick = start;
 
   const one = (measured: boolean) => {
     const t0 = nowUs();
@@ -99,6 +114,7 @@ async function runRate(spec: RateSpec): Promise<RateResult> {
         if (res.statusCode === 200) {
           result.ok++;
           result.latenciesUs.push(nowUs() - t0);
+          if (spec.windowMs) timed.push([(t0 - measureFrom) / 1000, nowUs() - t0]);
         } else {
           result.errors++;
           result.firstError ??= `HTTP ${res.statusCode}`;
@@ -118,7 +134,9 @@ async function runRate(spec: RateSpec): Promise<RateResult> {
       const t = nowUs();
       const elapsedMs = (t - start) / 1000;
       if (elapsedMs >= totalMs) return resolve();
-      const due = Math.floor((elapsedMs * spec.rate) / 1000);
+      if (spec.slowStart) rampDue += ((t - lastTick) / 1e6) * spec.rate * slowStartShare(elapsedMs / 1000, spec.slowStart.windowSeconds, spec.slowStart.minShare);
+      lastTick = t;
+      const due = spec.slowStart ? Math.floor(rampDue) : Math.floor((elapsedMs * spec.rate) / 1000);
       while (issued < due) {
         issued++;
         const measured = t >= measureFrom;
@@ -134,6 +152,8 @@ async function runRate(spec: RateSpec): Promise<RateResult> {
   result.achievedRate = measuredIssued / (spec.durationMs / 1000);
   // Let the last requests finish (bounded): their latency counts.
   await Promise.race([Promise.all([...inflight]), new Promise((r) => setTimeout(r, 5000))]);
+  // Windows whose requests had not answered by then show as fewer requests (or none).
+  if (spec.windowMs) result.windows = latencyWindows(timed, spec.windowMs, spec.durationMs);
   result.latenciesUs.sort((a, b) => a - b);
   await pool.destroy();
   return result;

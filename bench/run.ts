@@ -42,6 +42,7 @@ import { renderStreamHeap, streamHeapPhase } from './stream-heap';
 import { HalfPeakOptions, HalfPeakResult, halfPeakPhase, isolatedHalfPeakPhase } from './half-peak';
 import { cannotIsolate, onCpus, OTHER_CPUS, PlacementError } from './cores';
 import { chatBodyOfSize } from './prompts';
+import { coldStartPhase, renderColdStart } from './cold-start';
 
 interface Options {
   quick: boolean;
@@ -72,6 +73,9 @@ interface Options {
   /** Only the stream first byte (bench/first-byte.ts), `concurrency` streams at a time. */
   firstByte: boolean;
   concurrency: number;
+  /** Only a new process's first seconds (bench/cold-start.ts): its full `rate` at once or a slow start over `window` seconds, for `seconds`. */
+  coldStart: boolean;
+  window: number;
   /** Tracing off vs on (100% sampled, exporting to a local sink), side by side. */
   tracing: boolean;
   /** With --tracing, --gc, --relay-cpu, --request-cpu or --first-byte: a git ref built and run as another gateway. */
@@ -90,7 +94,7 @@ function parseOptions(argv: string[]): Options {
   };
   if (argv.includes('--help')) {
     process.stdout.write(
-      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N[,N2,...] [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]] [--request-cpu [--baseline REF] [--rounds N] [--seconds S] [--prompt-kb K]] [--first-byte [--baseline REF] [--rounds N] [--concurrency C] [--prompt-kb K]] [--stream-text] [--stream-heap [--streams N] [--prompt-kb K] [--baseline REF]] [--half-peak [--rate R] [--rounds N]]\n',
+      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N[,N2,...] [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]] [--request-cpu [--baseline REF] [--rounds N] [--seconds S] [--prompt-kb K]] [--first-byte [--baseline REF] [--rounds N] [--concurrency C] [--prompt-kb K]] [--stream-text] [--stream-heap [--streams N] [--prompt-kb K] [--baseline REF]] [--half-peak [--rate R] [--rounds N]] [--cold-start [--rate R] [--window S] [--seconds T] [--rounds N]]\n',
     );
     process.exit(0);
   }
@@ -108,9 +112,11 @@ function parseOptions(argv: string[]): Options {
     relayCpu: argv.includes('--relay-cpu'),
     relayStreams: Number(value('--relay-streams') ?? 100),
     requestCpu: argv.includes('--request-cpu'),
-    seconds: Number(value('--seconds') ?? 5),
+    seconds: Number(value('--seconds') ?? (argv.includes('--cold-start') ? 15 : 5)),
     firstByte: argv.includes('--first-byte'),
     halfPeak: argv.includes('--half-peak'),
+    coldStart: argv.includes('--cold-start'),
+    window: Number(value('--window') ?? 30),
     rate: value('--rate') ? Number(value('--rate')) : undefined,
     streamText: argv.includes('--stream-text'),
     streamHeap: argv.includes('--stream-heap'),
@@ -371,6 +377,11 @@ async function main(): Promise<void> {
     if (opts.halfPeak) {
       const r = await halfPeakOnly(dir, opts);
       return report(opts.out, r, renderHalfPeak(r.halfPeak, r.halfPeakIsolated));
+    }
+    if (opts.coldStart) {
+      const o = { rate: opts.rate ?? 3000, windowSeconds: opts.window, seconds: opts.seconds, rounds: opts.rounds ?? 1 };
+      const rows = await coldStartPhase({ dir, upstream: await startUpstream({ chunks: STREAM.chunks, intervalMs: STREAM.intervalMs }), body: BODY, loadgen, log }, o);
+      return report(opts.out, { coldStart: rows }, renderColdStart(rows, o));
     }
     if (opts.streamHeap) {
       const n = opts.streams?.[0] ?? 1000;
