@@ -4,10 +4,9 @@
  * contentBlockDelta, contentBlockStop, messageStop, metadata, or an exception) to
  * chat.completion.chunk events, frame by frame.
  */
-import { EventStreamCodec } from '@smithy/eventstream-codec';
-import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
 import type { Usage } from '../core/endpoints';
 import { MAX_EVENT_CHARS } from '../core/sse';
+import { awsModules } from './aws-modules';
 import { cacheAwareUsage, chatUsageObject } from './common';
 import { type ChunkTranslator, StreamEventError } from './types';
 
@@ -102,8 +101,6 @@ export class ConverseStreamTranslator {
   }
 }
 
-const codec = new EventStreamCodec(toUtf8, fromUtf8);
-
 /**
  * Largest event-stream frame the gateway decodes: the same cap as one SSE event (4 MiB). The
  * frame's first 4 bytes are its big-endian total length, the 16-byte overhead included
@@ -175,6 +172,7 @@ export class EventStreamTranslation implements ChunkTranslator {
 
   push(bytes: Buffer): string {
     let out = '';
+    const { codec, toUtf8 } = awsModules();
     for (const frame of this.frames.push(bytes)) {
       let msg;
       try {

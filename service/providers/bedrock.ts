@@ -4,14 +4,13 @@
  * (service bedrock, providers[].region) with AWS credentials found as the AWS SDKs find them
  * (bedrock-credentials.ts: the environment, then IRSA, EKS Pod Identity, container credentials ...).
  */
-import { Sha256 } from '@aws-crypto/sha256-js';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { ProviderConfig, providerOfType } from '../config/schema';
 import { converseRequest } from './bedrock-request';
 import { bedrockUsage, ConverseStreamTranslator, converseToChat, EventStreamTranslation } from './bedrock-response';
 import { defaultStatusClass } from './common';
 import { baseOf } from './openai';
 import { awsCredentials } from './bedrock-credentials';
+import { awsModules } from './aws-modules';
 import { ProviderAdapter, RequestTranslationError, Target, UpstreamErrorBody } from './types';
 import { PROVIDER_FACTS } from '../core/provider-types';
 
@@ -29,6 +28,7 @@ export function bedrockErrorBody(text: string): UpstreamErrorBody | undefined {
 /** SigV4 headers for one call; credentials come from `env` or the standard AWS chain at each call (rotations are picked up). */
 async function sign(provider: ProviderConfig, t: Target, body: Buffer, env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
   const credentials = await awsCredentials(env);
+  const { SignatureV4, Sha256 } = awsModules();
   const signer = new SignatureV4({ service: 'bedrock', region: providerOfType(provider, 'bedrock').region, sha256: Sha256, credentials });
   const url = new URL(t.origin);
   const signed = await signer.sign({
@@ -57,6 +57,7 @@ export const bedrockAdapter: ProviderAdapter = {
     throw new Error('bedrock providers serve no pass-through paths');
   },
   sign,
+  prepare: () => void awsModules(),
   classifyStatus: defaultStatusClass,
   errorBody: bedrockErrorBody,
   translation: {

@@ -69,6 +69,8 @@ export interface ProviderAdapter {
   target(provider: ProviderConfig, endpoint: Endpoint, upstreamModel: string, stream: boolean): Target;
   /** Headers that authenticate one call (request signing), when the static target headers do not; `env` holds the credentials. */
   sign?(provider: ProviderConfig, target: Target, body: Buffer, env: NodeJS.ProcessEnv): Promise<Record<string, string>>;
+  /** Loads what the adapter needs before its first call; run at start-up for each configured provider's type (upstream/client.ts). */
+  prepare?(): void;
   /** A pass-through or stored-object path below /v1 (only when forwardsPaths). */
   targetForPath(provider: ProviderConfig, subpath: string, search: string): Target;
   classifyStatus(status: number): StatusClass;

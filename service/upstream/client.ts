@@ -102,6 +102,8 @@ export class UpstreamClient {
     private readonly env: NodeJS.ProcessEnv = process.env,
   ) {
     this.proxy = proxyFromEnv(env);
+    // What an adapter loads on first use is loaded now, for the types configured, not on a request's path.
+    for (const p of providers) adapterFor(p.type).prepare?.();
   }
 
   private pool(provider: ProviderConfig, origin: string): Dispatcher {
