@@ -139,7 +139,7 @@ export function renderColdStart(rows: ColdStartRow[], o: ColdStartOptions): stri
     '',
     'Each run a fresh process, open loop; p99 of the requests issued in each half second.',
     '',
-    '| target | schedule | round | requests | errors | p99, ms | first second p99, ms | worst half second p99, ms (at) | each half second p99, ms |',
+    '| target | schedule | round | requests | errors | p99, ms | first second p99 (its worse half), ms | worst half second p99, ms (at) | each half second p99, ms |',
     '|---|---|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of rows)

@@ -26,7 +26,7 @@ export const ENVOY_GATEWAY_NAMESPACE = 'envoy-gateway-system';
 /**
  * A replica's first seconds under a full share of traffic are its slowest: V8 has not compiled the
  * request path yet. `npm run bench -- --cold-start` (docs/bench.md, "a new replica's first seconds"):
- * a new gateway process given its full 3,000 requests/s at once had a p99 of 1.2-1.3 s in its first
+ * a new gateway process given its full 3,000 requests/s at once had a p99 of 1.17-1.35 s in its first
  * half second and queued for 2.5-5 s; given Envoy's slow-start ramp over 30 s instead, 227-244 ms in
  * its first half second, then mostly under 10 ms, with one window of 103-281 ms when V8's optimising
  * compiler caught up (~10,000 requests in).
