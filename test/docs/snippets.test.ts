@@ -13,8 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import { ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
 import { parseConfigText } from '../../service/config/load';
@@ -23,6 +22,7 @@ import { hashKey } from '../../service/tenancy/keys';
 import { FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
 import { freePort } from '../helpers/ports';
 import { Block, blocks, commands, PAGES, ROOT, words } from './snippets';
+import { testTempDir } from '../helpers/temp-dirs';
 
 const NOT_RUNNABLE = [
   'docs/quickstart.md: export OPENAI_API_KEY=sk-...',
@@ -109,7 +109,7 @@ function parsePageConfig(yamlBlocks: Block[]): void {
 
 describe('docs: every command and config snippet of the README and the task pages', function () {
   this.timeout(300_000);
-  const tmp = mkdtempSync(join(tmpdir(), 'aigw-docs-'));
+  const tmp = testTempDir('aigw-docs-');
   let upstream: FakeUpstream;
   let gateway: ChildProcess;
   let gatewayUrl: string;

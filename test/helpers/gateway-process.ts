@@ -3,12 +3,12 @@
  * 127.0.0.1 ports, for tests that need several replicas or real signals.
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { GatewayConfigInput } from '../../service/config/schema';
 import { freePort } from './ports';
+import { testTempDir } from './temp-dirs';
 
 export interface GatewayProcess {
   url: string;
@@ -29,7 +29,7 @@ export async function startGatewayProcess(
 ): Promise<GatewayProcess> {
   const port = await freePort();
   const metricsPort = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'aigw-proc-'));
+  const dir = testTempDir('aigw-proc-');
   const file = join(dir, 'gateway.yaml');
   writeFileSync(file, stringify({ ...config, server: { host: '127.0.0.1', log_level: 'warn', ...config.server, port, metrics_port: metricsPort } }));
   const proc = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '../../service/main.ts'), '--config', file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });

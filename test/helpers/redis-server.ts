@@ -14,12 +14,12 @@
  * (a Redis with persistence that went away and came back).
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports';
+import { testTempDir } from './temp-dirs';
 
 export interface RedisServer {
   readonly host: string;
@@ -98,7 +98,7 @@ export interface RedisTls {
  */
 export async function startRedis(opts: { password?: string; tls?: RedisTls } = {}): Promise<RedisServer> {
   assertBinary();
-  const dir = mkdtempSync(join(tmpdir(), 'aigw-redis-'));
+  const dir = testTempDir('aigw-redis-');
   const port = await freePort();
   let child: ChildProcess | null = null;
   const password = opts.password;

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { parse as parseYaml, stringify } from 'yaml';
@@ -18,6 +17,7 @@ import { MAXMEMORY_RATIO, quantityBytes } from '../../infra/redis';
 import type { ManifestEntry } from '../../scripts/render';
 import { hashKey } from '../../service/tenancy/keys';
 import { Obj, ROOT, RenderResult, cleanup, named, ofKind, one, podTemplates, render, selects } from './helpers';
+import { testTempDir } from '../helpers/temp-dirs';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const SECRETS: Record<string, string> = {
@@ -36,7 +36,7 @@ interface Rendered extends RenderResult {
   manifest: ManifestEntry[];
 }
 
-const tmp = mkdtempSync(join(tmpdir(), 'aigw-day2-'));
+const tmp = testTempDir('aigw-day2-');
 let seq = 0;
 async function renderWithManifest(stack: string, ...extra: string[]): Promise<Rendered> {
   const file = join(tmp, `manifest-${seq++}.json`);

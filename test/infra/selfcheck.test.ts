@@ -4,15 +4,15 @@
  * `render --as-program` loads the program without the renderer's mark, so it runs its own check.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { SECRET_KEYS, plainConfigDocument } from '../../infra/selfCheck';
 import { cleanup, render } from './helpers';
+import { testTempDir } from '../helpers/temp-dirs';
 
 describe('infra: the program runs the render validation before registering resources', function () {
   this.timeout(400_000);
-  const dir = mkdtempSync(join(tmpdir(), 'aigw-selfcheck-test-'));
+  const dir = testTempDir('aigw-selfcheck-test-');
   after(() => {
     cleanup();
     rmSync(dir, { recursive: true, force: true });

@@ -7,11 +7,11 @@
  *   DATABASE_URL from a managed Postgres Secret or a CloudNativePG Cluster, and the egress to it.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { Obj, RenderResult, cleanup, named, ofKind, one, render, selects } from './helpers';
+import { testTempDir } from '../helpers/temp-dirs';
 
 const BEDROCK =
   'gateway.providers[1]={name: bedrock-east, type: bedrock, region: us-east-1, base_url: "https://bedrock-runtime.us-east-1.amazonaws.com", models: [{name: claude, upstream_name: "anthropic.claude-3-5-sonnet-20240620-v1:0", input_per_million: 3, output_per_million: 15}]}';
@@ -34,7 +34,7 @@ const config = (r: RenderResult) => parseYaml(named(r, 'ConfigMap', 'ai-gateway-
 
 describe('infra: bedrock credentials, state Redis, canary, namespaces, database', function () {
   this.timeout(400_000);
-  const dir = mkdtempSync(join(tmpdir(), 'aigw-guards-'));
+  const dir = testTempDir('aigw-guards-');
   const awsFile = (aws: object) => {
     const f = join(dir, `aws-${Object.values(aws).join('-').replace(/\W/g, '')}.yaml`);
     writeFileSync(f, JSON.stringify({ config: { 'ai-gateway:aws': aws } }));

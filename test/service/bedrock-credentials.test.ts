@@ -5,16 +5,16 @@
  * signs with them, and the fake Bedrock accepts the signature. Static keys in the environment win.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { awsCredentials, resetAwsCredentialChain } from '../../service/providers/bedrock-credentials';
 import { CredentialsError } from '../../service/providers/types';
 import { FAKE_AWS, FakeBedrock, startFakeBedrock } from '../helpers/fake-bedrock';
 import { keyless, metricValue, provider, startTestGateway, TestGateway } from '../helpers/gateway';
+import { testTempDir } from '../helpers/temp-dirs';
 
 const MODEL_ID = 'anthropic.claude-3-5-sonnet-20240620-v1:0';
 const AGENT_TOKEN = 'pod-identity-token-for-tests';
@@ -49,7 +49,7 @@ function startFakeAgent(): Promise<{ url: string; calls: () => number; server: S
 
 describe('bedrock: AWS credentials through the standard chain', () => {
   const saved = Object.fromEntries(ENV_KEYS.map((k) => [k, process.env[k]]));
-  const dir = mkdtempSync(join(tmpdir(), 'aigw-aws-'));
+  const dir = testTempDir('aigw-aws-');
   let agent: Awaited<ReturnType<typeof startFakeAgent>>;
   let br: FakeBedrock;
   let gw: TestGateway;

@@ -1,14 +1,14 @@
 /** Config validation: every kind of invalid config is refused with a message naming the key. */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { loadConfigFile, parseConfigText } from '../../service/config/load';
 import { ConfigError, providerApiKey } from '../../service/config/schema';
 import { hashKey } from '../../service/tenancy/keys';
+import { testTempDir } from '../helpers/temp-dirs';
 
 const HASH = `sha256:${'a'.repeat(64)}`;
 const valid = () => ({
@@ -253,7 +253,7 @@ describe('config validation', () => {
   });
 
   it('the gateway process refuses a bad config at start, naming the key, exit code 1', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'aigw-cfg-'));
+    const dir = testTempDir('aigw-cfg-');
     const file = join(dir, 'bad.yaml');
     const cfg = valid();
     cfg.providers[0].base_url = 'nope';

@@ -5,17 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { AddressInfo, Socket, connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { bypassesProxy, proxyFromEnv } from '../../service/upstream/proxy';
 import { hashKey } from '../../service/tenancy/keys';
 import { FakeUpstream, startFakeUpstream } from '../helpers/fake-upstream';
 import { GatewayProcess, startGatewayProcess } from '../helpers/gateway-process';
+import { testTempDir } from '../helpers/temp-dirs';
 
 const CLIENT_KEY = 'sk-gw-proxy-test-client-key';
 const PRICES = { input_per_million: 1, output_per_million: 2 };
@@ -99,7 +99,7 @@ const authority = (url: string) => new URL(url).host;
 
 describe('upstream calls through an HTTPS proxy', function () {
   this.timeout(60_000);
-  const dir = mkdtempSync(join(tmpdir(), 'aigw-proxy-'));
+  const dir = testTempDir('aigw-proxy-');
   let proxy: ConnectProxy;
   let plain: FakeUpstream;
   let direct: FakeUpstream;
