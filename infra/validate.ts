@@ -272,7 +272,7 @@ function checkBackendTrafficPolicies(objects: Obj[]): string[] {
 
 /** What a HealthCheckPolicy or a CiliumNetworkPolicy points at must be in the render (their schemas are not packaged here). */
 function checkPolicyTargets(objects: Obj[]): string[] {
-  const problems: string[] = [...checkBackendTrafficPolicies(objects)];
+  const problems: string[] = [];
   for (const hc of objects.filter((o) => o.kind === 'HealthCheckPolicy')) {
     const t = hc.spec?.targetRef;
     if (!t || t.kind !== 'Service' || !objects.some((o) => o.kind === 'Service' && o.metadata.name === t.name && o.metadata.namespace === hc.metadata.namespace))
@@ -307,5 +307,6 @@ export function checkRendered(objects: Obj[], stack: StackConfig): string[] {
     ...checkIssuers(objects),
     ...checkListenerCertificates(objects),
     ...checkPolicyTargets(objects),
+    ...checkBackendTrafficPolicies(objects),
   ];
 }
