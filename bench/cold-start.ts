@@ -12,8 +12,8 @@
  */
 import type { RateResult, RateSpec } from './loadgen';
 import type { LatencyWindow } from './cold-start-model';
-import { pct, round, sortNum } from './lib';
-import { CHAT_PATH, GatewayTarget, Target, startGateway, startNodeFloor } from './targets';
+import { pct, round } from './lib';
+import { CHAT_PATH, Target, startGateway, startNodeFloor, stopTarget } from './targets';
 
 export interface ColdStartDeps {
   dir: string;
@@ -68,35 +68,26 @@ export function coldStartRow(target: string, schedule: string, roundNo: number, 
 /** The first second's p99 from its two windows (the larger: each window's own p99 is all we keep). */
 function firstSecondP99(windows: LatencyWindow[]): number | null {
   const first = windows.filter((w) => w.fromMs < 1000 && w.p99Us !== null).map((w) => w.p99Us!);
-  return first.length ? sortNum(first).at(-1)! : null;
-}
-
-async function stopTarget(t: Target | GatewayTarget): Promise<void> {
-  if ('stop' in t) {
-    await t.stop();
-    await t.redis.close();
-    return;
-  }
-  const [pid] = t.pids();
-  process.kill(pid, 'SIGTERM');
-  for (const until = Date.now() + 10_000; Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-  }
+  return first.length ? Math.max(...first) : null;
 }
 
 /** Every round: node-floor and the gateway, each fresh for its full share and fresh again for the slow start. */
 export async function coldStartPhase(d: ColdStartDeps, o: ColdStartOptions): Promise<ColdStartRow[]> {
   if (!(o.rate > 0) || !(o.windowSeconds >= 0) || !(o.seconds > 0) || !(o.rounds >= 1))
     throw new Error(`--cold-start: --rate, --seconds and --rounds must be positive and --window at least 0 (got ${JSON.stringify(o)})`);
+  const spec = (t: Target, durationMs: number, more: Partial<RateSpec> = {}): RateSpec => ({
+    mode: 'rate',
+    url: `${t.base}${CHAT_PATH}`,
+    headers: t.headers,
+    body: d.body,
+    rate: o.rate,
+    durationMs,
+    warmupMs: 0,
+    connections: 256,
+    ...more,
+  });
   // The upstream is not what is measured: warm it first (the first run would otherwise pay for it).
-  await d.loadgen<RateResult>(
-    { mode: 'rate', url: `${d.upstream.base}${CHAT_PATH}`, headers: d.upstream.headers, body: d.body, rate: o.rate, durationMs: 3000, warmupMs: 0, connections: 256 },
-    60_000,
-  );
+  await d.loadgen<RateResult>(spec(d.upstream, 3000), 60_000);
   const rows: ColdStartRow[] = [];
   const schedules: [string, RateSpec['slowStart']][] = [
     ['full', undefined],
@@ -111,19 +102,8 @@ export async function coldStartPhase(d: ColdStartDeps, o: ColdStartOptions): Pro
       for (const [schedule, slowStart] of schedules) {
         const t = await startTarget();
         try {
-          const spec: RateSpec = {
-            mode: 'rate',
-            url: `${t.base}${CHAT_PATH}`,
-            headers: t.headers,
-            body: d.body,
-            rate: o.rate,
-            durationMs: o.seconds * 1000,
-            warmupMs: 0,
-            connections: 256,
-            slowStart,
-            windowMs: WINDOW_MS,
-          };
-          const row = coldStartRow(name, schedule, roundNo, await d.loadgen<RateResult>(spec, o.seconds * 1000 + 60_000));
+          const r = await d.loadgen<RateResult>(spec(t, o.seconds * 1000, { slowStart, windowMs: WINDOW_MS }), o.seconds * 1000 + 60_000);
+          const row = coldStartRow(name, schedule, roundNo, r);
           d.log(`cold start: ${name}, ${schedule}, round ${roundNo}: p99 ${row.p99Ms} ms, worst half second ${row.worst.p99Ms} ms at ${row.worst.fromMs / 1000} s`);
           rows.push(row);
         } finally {

@@ -6,7 +6,7 @@
  * over node-floor's median.
  */
 import { pct, round, sortNum } from './lib';
-import { GatewayTarget, startGateway, startNodeFloor, startUpstream, Target, UpstreamOptions } from './targets';
+import { startGateway, startNodeFloor, startUpstream, stopTarget, Target, UpstreamOptions } from './targets';
 import { buildBaseline } from './tracing';
 
 export interface SideBySideOptions extends TargetsOptions {
@@ -75,13 +75,7 @@ export async function withTargets<T>(o: TargetsOptions, fn: (targets: Target[]) 
     targets.push(await startGateway(upstream, o.dir, '/dev/null', { name: 'gateway', maxConnections, nodeArgs }));
     return await fn(targets);
   } finally {
-    for (const t of targets)
-      if ('redis' in t)
-        await (t as GatewayTarget)
-          .stop()
-          .then(() => (t as GatewayTarget).redis.close())
-          .catch(() => undefined);
-      else for (const pid of t.pids()) process.kill(pid, 'SIGTERM');
+    for (const t of targets) await stopTarget(t).catch(() => undefined);
     for (const pid of upstream.pids()) process.kill(pid, 'SIGTERM');
   }
 }

@@ -25,6 +25,8 @@ export interface Target {
   headers: Record<string, string>;
   /** The processes whose CPU and memory count for this target (nginx: master and worker). */
   pids(): number[];
+  /** Stops it before the benchmark ends, where a phase starts one of its own (bench/cold-start.ts). */
+  stop?(): Promise<void>;
 }
 
 export interface UpstreamOptions {
@@ -57,7 +59,7 @@ export async function startNodeFloor(upstream: Target, connections = 128, nodeAr
   const [cmd, args] = tsNode('bench/node-floor.ts', ['--port', '0', '--upstream', upstream.base, '--connections', String(connections)]);
   const s = start(cmd, [...nodeArgs, ...args], { cwd: ROOT });
   const port = await portFromStdout(s, 'node floor proxy');
-  return { name: 'node-floor', base: `http://127.0.0.1:${port}`, headers: { authorization: 'Bearer sk-upstream-bench' }, pids: () => [s.proc.pid!] };
+  return { name: 'node-floor', base: `http://127.0.0.1:${port}`, headers: { authorization: 'Bearer sk-upstream-bench' }, pids: () => [s.proc.pid!], stop: () => stop(s.proc) };
 }
 
 export interface GatewayTarget extends Target {
@@ -153,6 +155,12 @@ export async function startGateway(
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     configFile,
   };
+}
+
+/** Stops a target the phase started (and a gateway's Redis with it); a target without stop() is left to stopAll. */
+export async function stopTarget(t: Target): Promise<void> {
+  await t.stop?.();
+  if ('redis' in t) await (t as GatewayTarget).redis.close();
 }
 
 export async function startNginx(upstream: Target, dir: string): Promise<Target> {
