@@ -3,6 +3,7 @@ import type { StreamsResult } from './streams';
 import type { SideBySideRow } from './side-by-side';
 import { holds } from './streams-ladder';
 import type { StreamTextRow } from './stream-text';
+import { proxyFloor, type SocketFloorRow } from './socket-floor';
 
 /**
  * The benchmark's results: their JSON shape, the check against the project's performance
@@ -88,6 +89,8 @@ export interface Results {
   streams?: StreamsResult;
   /** The heap a stream's kept text holds, by events relayed (bench/stream-text.ts). */
   streamText?: StreamTextRow[];
+  /** RSS per open stream of node:http and undici alone (bench/socket-floor.ts), as many streams as the open-streams phase. */
+  socketFloor?: SocketFloorRow[];
   /** First byte p50, one stream at a time, node-floor and the gateway alternating (bench/first-byte.ts). */
   firstByte?: { rounds: number; concurrency: number; rows: SideBySideRow[] };
   /** CPU per request at peak with conversations of promptKb KB, node-floor and the gateway alternating (bench/request-cpu.ts). */
@@ -141,7 +144,14 @@ export function evaluateTargets(r: Results): TargetCheck[] {
   const red = r.redis;
   const worst = red ? Math.max(red.peak.perRequest, ...Object.values(red.rates).map((u) => u.perRequest)) : undefined;
   checks.push({ what: 'Redis commands per request (worst phase)', target: '<= 1', measured: worst === undefined ? '–' : worst.toFixed(3), met: worst === undefined ? null : worst <= 1 });
-  return [...checks, ...floorChecks(r), ...(r.promptCpu ? [promptCpuCheck(r.promptCpu)] : []), ...(r.streams ? streamChecks(r.streams) : []), ...(r.streamText ? [streamTextCheck(r.streamText)] : [])];
+  return [
+    ...checks,
+    ...floorChecks(r),
+    ...(r.promptCpu ? [promptCpuCheck(r.promptCpu)] : []),
+    ...(r.streams ? streamChecks(r.streams) : []),
+    ...(r.socketFloor ? [socketFloorCheck(r.socketFloor)] : []),
+    ...(r.streamText ? [streamTextCheck(r.streamText)] : []),
+  ];
 }
 
 /** CPU per request with long prompts, against node-floor: what the gateway spends per byte (parse, checks, the provider's copy) shows here. */
@@ -151,6 +161,17 @@ export function promptCpuCheck(p: NonNullable<Results['promptCpu']>): TargetChec
     what: `Gateway CPU per request at peak with conversations of ${p.promptKb} KB vs node-floor (${f?.rounds.length ?? 0} alternating rounds)`,
     target: 'reported',
     measured: g?.overFloor != null && f?.medianUs != null ? `${g.overFloor.toFixed(2)}x (${fmtInt(g.medianUs!)} vs ${fmtInt(f.medianUs)} µs)` : '–',
+    met: null,
+  };
+}
+
+/** The least RSS per stream node:http and undici hold together, each in a process of its own: the floor under the open-streams RSS goal. */
+export function socketFloorCheck(rows: SocketFloorRow[]): TargetCheck {
+  const floors = proxyFloor(rows);
+  return {
+    what: 'RSS per open stream node:http and undici hold by themselves, server and client side summed (bench/socket-floor.ts): the least any proxy on them holds',
+    target: 'reported',
+    measured: floors.map((f) => `${f.rssKb} KB with \`${f.flags}\` (JS heap ${f.heapKb} KB)`).join('; '),
     met: null,
   };
 }

@@ -7,6 +7,7 @@
  * npm run bench -- --tracing [--baseline REF] [--rounds N]  (tracing off and on, side by side: bench/tracing.ts)
  * npm run bench -- --stream-text  (the heap a stream's kept text holds, in-process: bench/stream-text.ts)
  * npm run bench -- --stream-heap [--streams N] [--prompt-kb K] [--baseline REF]  (JS heap per open stream, heap snapshots: bench/stream-heap.ts)
+ * npm run bench -- --socket-floor [--streams N]  (RSS per open stream of node:http and undici alone: bench/socket-floor.ts)
  * npm run bench -- --half-peak [--rate R] [--rounds N]  (the tail at half the gateway's peak, every core shared and each proxy on a core of its own: bench/half-peak.ts, bench/cores.ts)
  *
  * Side by side, in one run, on 127.0.0.1, each in its own process: a fast fake OpenAI
@@ -43,6 +44,7 @@ import { HalfPeakOptions, HalfPeakResult, halfPeakPhase, isolatedHalfPeakPhase }
 import { cannotIsolate, onCpus, OTHER_CPUS, PlacementError } from './cores';
 import { chatBodyOfSize } from './prompts';
 import { coldStartPhase, renderColdStart } from './cold-start';
+import { maxSocketFloorStreams, renderSocketFloor, socketFloorPhase } from './socket-floor';
 
 interface Options {
   quick: boolean;
@@ -66,6 +68,8 @@ interface Options {
   streamText: boolean;
   /** Only the JS heap per open stream from heap snapshots (bench/stream-heap.ts): `streams` of them, prompts of promptKb. */
   streamHeap: boolean;
+  /** Only the RSS per open stream of node:http and undici alone (bench/socket-floor.ts), `streams` of them per process. */
+  socketFloor: boolean;
   promptKb: number;
   /** Only the half-peak phase (bench/half-peak.ts), every core shared and then each proxy on a core of its own, at `rate` (default: half the gateway's peak). */
   halfPeak: boolean;
@@ -94,7 +98,7 @@ function parseOptions(argv: string[]): Options {
   };
   if (argv.includes('--help')) {
     process.stdout.write(
-      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N[,N2,...] [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]] [--request-cpu [--baseline REF] [--rounds N] [--seconds S] [--prompt-kb K]] [--first-byte [--baseline REF] [--rounds N] [--concurrency C] [--prompt-kb K]] [--stream-text] [--stream-heap [--streams N] [--prompt-kb K] [--baseline REF]] [--half-peak [--rate R] [--rounds N]] [--cold-start [--rate R] [--window S] [--seconds T] [--rounds N]]\n',
+      'usage: npm run bench [-- --quick] [--out FILE.json] [--log-file FILE] [--keep] [--profile] [--gc [--baseline REF]] [--all-limits] [--tracing [--baseline REF] [--rounds N]] [--streams N[,N2,...] [--stream-seconds S]] [--skip-streams] [--relay-cpu [--baseline REF] [--rounds N] [--relay-streams S]] [--request-cpu [--baseline REF] [--rounds N] [--seconds S] [--prompt-kb K]] [--first-byte [--baseline REF] [--rounds N] [--concurrency C] [--prompt-kb K]] [--stream-text] [--stream-heap [--streams N] [--prompt-kb K] [--baseline REF]] [--socket-floor [--streams N]] [--half-peak [--rate R] [--rounds N]] [--cold-start [--rate R] [--window S] [--seconds T] [--rounds N]]\n',
     );
     process.exit(0);
   }
@@ -120,6 +124,7 @@ function parseOptions(argv: string[]): Options {
     rate: value('--rate') ? Number(value('--rate')) : undefined,
     streamText: argv.includes('--stream-text'),
     streamHeap: argv.includes('--stream-heap'),
+    socketFloor: argv.includes('--socket-floor'),
     promptKb: Number(value('--prompt-kb') ?? 0),
     concurrency: Number(value('--concurrency') ?? 1),
     out: value('--out') ?? join(ROOT, 'bench/results/latest.json'),
@@ -138,6 +143,8 @@ function plan(quick: boolean) {
 const RATES = [500, 1000, 2000];
 /** The conversation size of the full run's long-prompt CPU phase, KB. */
 const PROMPT_KB = 100;
+/** Streams per process in the socket-floor phase: as many as the open-streams phase holds (two sockets each in one process there, one here). */
+const SOCKET_FLOOR_STREAMS = 9900;
 /** Streams at once in the kept-text phase (bench/stream-text.ts). */
 const STREAM_TEXT_STREAMS = 500;
 const STREAM = { chunks: 20, intervalMs: 5, concurrency: 10 };
@@ -388,6 +395,11 @@ async function main(): Promise<void> {
       const rows = await streamHeapPhase({ dir, streams: n, promptKb: opts.promptKb, baseline: opts.baseline, log });
       return report(opts.out, { streamHeap: rows }, renderStreamHeap(rows, n, opts.promptKb));
     }
+    if (opts.socketFloor) {
+      const n = opts.streams?.[0] ?? Math.min(SOCKET_FLOOR_STREAMS, maxSocketFloorStreams());
+      const rows = await socketFloorPhase({ streams: n, log });
+      return report(opts.out, { socketFloor: rows }, renderSocketFloor(rows, n));
+    }
     if (opts.streamText) {
       const rows = streamTextPhase(STREAM_TEXT_STREAMS);
       return report(opts.out, { streamText: rows }, renderStreamText(rows, STREAM_TEXT_STREAMS));
@@ -629,6 +641,8 @@ async function main(): Promise<void> {
     if (!opts.skipStreams) {
       const n = Math.min(p.openStreams, maxStreams());
       results.streams = await streamsPhase({ loadgen, log }, { streams: n, seconds: opts.streamSeconds, dir, logFile: opts.logFile });
+      // What node:http and undici alone hold at the same N: the floor under the phase's RSS goal (~30 s).
+      results.socketFloor = await socketFloorPhase({ streams: n, log });
     }
     // 6. The heap a stream's kept text holds, by answer length (in-process, seconds).
     results.streamText = streamTextPhase(STREAM_TEXT_STREAMS);

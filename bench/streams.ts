@@ -91,7 +91,7 @@ export function addedGapsUs(offsets: number[][], intervalMs = INTERVAL_MS, first
   return sortNum(out);
 }
 
-function fdLimit(): number {
+export function fdLimit(): number {
   const r = spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' });
   return Number(r.stdout.trim()) || Infinity;
 }

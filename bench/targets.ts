@@ -34,9 +34,9 @@ export interface UpstreamOptions {
   intervalMs: number;
 }
 
-const tsNode = (file: string, args: string[]) => [process.execPath, ['-r', 'tsx/cjs', join(ROOT, file), ...args]] as const;
+export const tsNode = (file: string, args: string[]) => [process.execPath, ['-r', 'tsx/cjs', join(ROOT, file), ...args]] as const;
 
-async function portFromStdout(s: Started, what: string): Promise<number> {
+export async function portFromStdout(s: Started, what: string): Promise<number> {
   const until = Date.now() + 15_000;
   while (Date.now() < until) {
     const m = /\{"port":(\d+)\}/.exec(s.output());

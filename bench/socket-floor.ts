@@ -1,0 +1,127 @@
+/**
+ * npm run bench -- --socket-floor [--streams N]
+ *
+ * The memory a Node proxy cannot avoid per open stream: one process holding N streamed answers
+ * with node:http (the gateway's server: the client's socket, its parser, request and response),
+ * and one holding N streamed answers with an undici Pool (the gateway's client: the provider's
+ * socket, its parser and body), each against plain-socket peers in processes of their own
+ * (bench/socket-floor-child.ts), one event a second per stream. RSS and JS heap per stream
+ * above the process's idle figures, after a full collection, and the young generation's share
+ * (V8's nursery grows under allocation up to a size the node flags fix, whatever N is), under
+ * the gateway's own flags (service/core/runtime-flags.ts) and under the smallest young
+ * generation (--max-semi-space-size=1). The two sides together are the least any proxy built
+ * on node:http and undici holds per stream here, before any of its own state; the open-streams
+ * goal (issue 26: <= 16 KB) is read against it.
+ */
+import { NODE_FLAGS } from '../service/core/runtime-flags';
+import { start, stop, round } from './lib';
+import { portFromStdout, ROOT, tsNode } from './targets';
+import type { Footprint } from './socket-floor-child';
+import { fdLimit } from './streams';
+
+export type Side = 'node:http server' | 'undici client';
+
+export interface SocketFloorRow {
+  side: Side;
+  flags: string;
+  rssKb: number;
+  heapKb: number;
+  /** The young generation's growth over the run, per stream (a fixed size spread over N, not a cost of each stream). */
+  youngGenKb: number;
+}
+
+/** The open-streams goal (issue 26), KB of RSS per stream. */
+export const STREAM_RSS_GOAL_KB = 16;
+export const SMALLEST_YOUNG_GEN = ['--max-semi-space-size=1'];
+
+/** Per-stream KB between the idle and the open footprint. */
+export function perStreamKb(idle: Footprint, open: Footprint, n: number): Pick<SocketFloorRow, 'rssKb' | 'heapKb' | 'youngGenKb'> {
+  const kb = (bytes: number) => round(bytes / n / 1024, 2)!;
+  return { rssKb: kb(open.rss - idle.rss), heapKb: kb(open.heapUsed - idle.heapUsed), youngGenKb: kb(open.youngGen - idle.youngGen) };
+}
+
+/** Waits for the measured child's `{"result":...}` line. */
+async function result(s: ReturnType<typeof start>, what: string, timeoutMs: number): Promise<{ idle: Footprint; open: Footprint }> {
+  for (const until = Date.now() + timeoutMs; Date.now() < until;) {
+    const line = s
+      .output()
+      .split('\n')
+      .find((l) => l.startsWith('{"result"'));
+    if (line) return (JSON.parse(line) as { result: { idle: Footprint; open: Footprint } }).result;
+    if (s.proc.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`socket-floor: ${what} reported nothing in ${timeoutMs / 1000} s:\n${s.output()}`);
+}
+
+/** One side under `flags`: the measured process and its peer, both stopped before returning. */
+export async function measureSide(side: Side, n: number, flags: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<SocketFloorRow> {
+  const child = (role: string, args: string[], nodeArgs: readonly string[] = []) => {
+    const [cmd, a] = tsNode('bench/socket-floor-child.ts', [role, String(n), ...args]);
+    return start(cmd, [...nodeArgs, ...a], { cwd: ROOT, env });
+  };
+  const measuredFlags = ['--expose-gc', ...flags];
+  const started: Array<ReturnType<typeof start>> = [];
+  try {
+    let measured: ReturnType<typeof start>;
+    if (side === 'node:http server') {
+      measured = child('server', [], measuredFlags);
+      started.push(measured);
+      started.push(child('peer-client', [String(await portFromStdout(measured, 'node:http server'))]));
+    } else {
+      const peer = child('peer-server', []);
+      started.push(peer);
+      measured = child('client', [String(await portFromStdout(peer, 'peer server'))], measuredFlags);
+      started.push(measured);
+    }
+    const r = await result(measured, side, 60_000 + n * 10);
+    return { side, flags: flags.join(' '), ...perStreamKb(r.idle, r.open, n) };
+  } finally {
+    await Promise.all(started.map((s) => stop(s.proc)));
+  }
+}
+
+/** The most streams one process here can hold with one socket each, besides its own files. */
+export const maxSocketFloorStreams = (fds = fdLimit()): number => fds - 200;
+
+export async function socketFloorPhase(o: { streams: number; log(m: string): void }): Promise<SocketFloorRow[]> {
+  if (o.streams > maxSocketFloorStreams())
+    throw new Error(`--socket-floor --streams ${o.streams} needs about ${o.streams + 200} open files in one process; ulimit -n allows ${maxSocketFloorStreams()} streams`);
+  const rows: SocketFloorRow[] = [];
+  for (const flags of [NODE_FLAGS, SMALLEST_YOUNG_GEN]) {
+    for (const side of ['node:http server', 'undici client'] as const) {
+      const row = await measureSide(side, o.streams, flags);
+      o.log(`socket-floor: ${side} (${row.flags}): ${row.rssKb} KB RSS, ${row.heapKb} KB heap a stream`);
+      rows.push(row);
+    }
+  }
+  return rows;
+}
+
+/** Both sides under each set of flags: the least a node:http + undici proxy holds per stream. */
+export function proxyFloor(rows: SocketFloorRow[]): Array<{ flags: string; rssKb: number; heapKb: number; youngGenKb: number }> {
+  const byFlags = new Map<string, SocketFloorRow[]>();
+  for (const r of rows) byFlags.set(r.flags, [...(byFlags.get(r.flags) ?? []), r]);
+  return [...byFlags].map(([flags, rs]) => ({
+    flags,
+    rssKb: round(rs.reduce((s, r) => s + r.rssKb, 0))!,
+    heapKb: round(rs.reduce((s, r) => s + r.heapKb, 0))!,
+    youngGenKb: round(rs.reduce((s, r) => s + r.youngGenKb, 0))!,
+  }));
+}
+
+export function renderSocketFloor(rows: SocketFloorRow[], streams: number): string {
+  const floors = proxyFloor(rows);
+  const least = Math.min(...floors.map((f) => f.rssKb));
+  return [
+    `### What node:http and undici hold per open stream (${streams.toLocaleString('en-US')} streams per process, one event a second)`,
+    '',
+    '| side | node flags | RSS per stream | JS heap per stream | young generation growth per stream |',
+    '|---|---|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.side} | \`${r.flags}\` | ${r.rssKb} KB | ${r.heapKb} KB | ${r.youngGenKb} KB |`),
+    ...floors.map((f) => `| **both: a proxy's least** | \`${f.flags}\` | **${f.rssKb} KB** | ${f.heapKb} KB | ${f.youngGenKb} KB |`),
+    '',
+    `The open-streams goal is <= ${STREAM_RSS_GOAL_KB} KB of RSS per stream; the least node:http and undici hold together here is ${least} KB (${least <= STREAM_RSS_GOAL_KB ? 'under' : 'over'} the goal, before any state of the proxy's own).`,
+    '',
+  ].join('\n');
+}
