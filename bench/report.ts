@@ -168,10 +168,11 @@ export function promptCpuCheck(p: NonNullable<Results['promptCpu']>): TargetChec
 /** The least RSS per stream node:http and undici hold together, each in a process of its own: the floor under the open-streams RSS goal. */
 export function socketFloorCheck(rows: SocketFloorRow[]): TargetCheck {
   const floors = proxyFloor(rows);
+  const bare = proxyFloor(rows, 'plain TCP client');
   return {
     what: 'RSS per open stream node:http and undici hold by themselves, server and client side summed (bench/socket-floor.ts): the least any proxy on them holds',
     target: 'reported',
-    measured: floors.map((f) => `${f.rssKb} KB with \`${f.flags}\` (JS heap ${f.heapKb} KB)`).join('; '),
+    measured: `${floors.map((f) => `${f.rssKb} KB with \`${f.flags}\` (JS heap ${f.heapKb} KB)`).join('; ')}${bare.length ? `; node:http with a plain TCP socket out, no parser: ${Math.min(...bare.map((f) => f.rssKb))} KB` : ''}`,
     met: null,
   };
 }

@@ -3,6 +3,7 @@
  *
  *   node -r tsx/cjs bench/socket-floor-child.ts server N            node:http holding N streamed answers (measured)
  *   node -r tsx/cjs bench/socket-floor-child.ts client N PORT       an undici Pool holding N streamed answers from PORT (measured)
+ *   node -r tsx/cjs bench/socket-floor-child.ts tcp-client N PORT   N plain sockets holding the same answers, nothing parsed (measured)
  *   node -r tsx/cjs bench/socket-floor-child.ts peer-client N PORT  N plain sockets, each sending one request to PORT
  *   node -r tsx/cjs bench/socket-floor-child.ts peer-server         plain sockets answering each request with a chunked event stream
  *
@@ -94,6 +95,17 @@ function undiciClient(n: number, port: number): void {
   batches(n, () => void one().catch((e: Error) => process.stderr.write(`client: ${e.message}\n`)));
 }
 
+/** The least a client can hold a stream with: a socket that sends the request and parses nothing. */
+function tcpClient(n: number, port: number): void {
+  const opened = counter(n, footprint());
+  batches(n, () => {
+    const s: Socket = connect(port, '127.0.0.1', () => s.write(REQUEST));
+    s.once('data', opened);
+    s.on('data', () => undefined);
+    s.on('error', (e) => process.stderr.write(`tcp-client: ${e.message}\n`));
+  });
+}
+
 /** Calls `open` n times, OPEN_BATCH at a time every 50 ms (real streams do not all start in one tick). */
 function batches(n: number, open: () => void): void {
   let i = 0;
@@ -132,6 +144,7 @@ if (require.main === module) {
   const [role, n, port] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])];
   if (role === 'server') httpServer(n);
   else if (role === 'client') undiciClient(n, port);
+  else if (role === 'tcp-client') tcpClient(n, port);
   else if (role === 'peer-client') peerClient(n, port);
   else if (role === 'peer-server') peerServer();
   else throw new Error(`socket-floor-child: unknown role ${role}`);
