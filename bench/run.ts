@@ -7,7 +7,7 @@
  * npm run bench -- --tracing [--baseline REF] [--rounds N]  (tracing off and on, side by side: bench/tracing.ts)
  * npm run bench -- --stream-text  (the heap a stream's kept text holds, in-process: bench/stream-text.ts)
  * npm run bench -- --stream-heap [--streams N] [--prompt-kb K] [--baseline REF]  (JS heap per open stream, heap snapshots: bench/stream-heap.ts)
- * npm run bench -- --socket-floor [--streams N]  (RSS per open stream of node:http and undici alone: bench/socket-floor.ts)
+ * npm run bench -- --socket-floor [--streams N]  (RSS per open stream of node:http, undici and plain TCP sockets alone: bench/socket-floor.ts)
  * npm run bench -- --half-peak [--rate R] [--rounds N]  (the tail at half the gateway's peak, every core shared and each proxy on a core of its own: bench/half-peak.ts, bench/cores.ts)
  *
  * Side by side, in one run, on 127.0.0.1, each in its own process: a fast fake OpenAI
@@ -641,7 +641,7 @@ async function main(): Promise<void> {
     if (!opts.skipStreams) {
       const n = Math.min(p.openStreams, maxStreams());
       results.streams = await streamsPhase({ loadgen, log }, { streams: n, seconds: opts.streamSeconds, dir, logFile: opts.logFile });
-      // What node:http and undici alone hold at the same N: the floor under the phase's RSS goal (~30 s).
+      // What node:http and undici alone hold at the same N: the floor under the phase's RSS goal (~45 s).
       results.socketFloor = await socketFloorPhase({ streams: n, log });
     }
     // 6. The heap a stream's kept text holds, by answer length (in-process, seconds).

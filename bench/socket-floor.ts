@@ -3,14 +3,15 @@
  *
  * The memory a Node proxy cannot avoid per open stream: one process holding N streamed answers
  * with node:http (the gateway's server: the client's socket, its parser, request and response),
- * and one holding N streamed answers with an undici Pool (the gateway's client: the provider's
- * socket, its parser and body), each against plain-socket peers in processes of their own
+ * one holding N with an undici Pool (the gateway's client: the provider's socket, its parser and
+ * body), and one holding N with plain TCP sockets that parse nothing (the least any client side
+ * can hold), each against plain-socket peers in processes of their own
  * (bench/socket-floor-child.ts), one event a second per stream. RSS and JS heap per stream
  * above the process's idle figures, after a full collection, and the young generation's share
  * (V8's nursery grows under allocation up to a size the node flags fix, whatever N is), under
  * the gateway's own flags (service/core/runtime-flags.ts) and under the smallest young
- * generation (--max-semi-space-size=1). The two sides together are the least any proxy built
- * on node:http and undici holds per stream here, before any of its own state; the open-streams
+ * generation (--max-semi-space-size=1). The server side plus a client side is the least any
+ * proxy built that way holds per stream here, before any of its own state; the open-streams
  * goal (issue 26: <= 16 KB) is read against it.
  */
 import { NODE_FLAGS } from '../service/core/runtime-flags';
