@@ -48,6 +48,17 @@ process.on('exit', () => {
   for (const p of children) if (p.exitCode === null) p.kill('SIGKILL');
 });
 
+/** The first match of `re` in a started child's output, polled until `timeoutMs` passes or the child exits; else an Error of `failure` and the output. */
+export async function outputMatch(s: Started, re: RegExp, timeoutMs: number, failure: string): Promise<RegExpExecArray> {
+  for (const until = Date.now() + timeoutMs; Date.now() < until;) {
+    const m = re.exec(s.output());
+    if (m) return m;
+    if (s.proc.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${failure}:\n${s.output()}`);
+}
+
 /** Runs a child to completion (tracked, bounded by `timeoutMs`), returning its stdout. */
 export async function run(command: string, args: string[], timeoutMs: number, opts: SpawnOptions = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const proc = spawn(command, args, { ...opts, stdio: ['pipe', 'pipe', 'pipe'] });

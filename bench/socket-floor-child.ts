@@ -49,13 +49,11 @@ function counter(n: number, idle: Footprint): () => void {
   };
 }
 
-/** Every second, one event to each stream that `write` was given. */
-function ticker(): (write: () => void, closed: (f: () => void) => void) => void {
-  return (write, closed) => {
-    write();
-    const t = setInterval(write, 1000);
-    closed(() => clearInterval(t));
-  };
+/** `write` now and every second after, until `closed` calls back. */
+function everySecond(write: () => void, closed: (f: () => void) => void): void {
+  write();
+  const t = setInterval(write, 1000);
+  closed(() => clearInterval(t));
 }
 
 function listening(server: { listen(port: number, host: string, cb: () => void): unknown; address(): unknown }, then: () => void = () => undefined): void {
@@ -66,14 +64,13 @@ function listening(server: { listen(port: number, host: string, cb: () => void):
 }
 
 function httpServer(n: number): void {
-  const every = ticker();
   let opened: () => void = () => undefined;
   const server = createHttpServer((req, res) => {
     req.resume();
     req.on('end', () => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.flushHeaders();
-      every(
+      everySecond(
         () => void res.write(EVENT),
         (f) => res.on('close', f),
       );
@@ -95,13 +92,19 @@ function undiciClient(n: number, port: number): void {
   batches(n, () => void one().catch((e: Error) => process.stderr.write(`client: ${e.message}\n`)));
 }
 
+/** A plain socket to `port` that sends one request and reads (and parses) nothing. */
+function requestSocket(port: number): Socket {
+  const s: Socket = connect(port, '127.0.0.1', () => s.write(REQUEST));
+  s.on('data', () => undefined);
+  return s;
+}
+
 /** The least a client can hold a stream with: a socket that sends the request and parses nothing. */
 function tcpClient(n: number, port: number): void {
   const opened = counter(n, footprint());
   batches(n, () => {
-    const s: Socket = connect(port, '127.0.0.1', () => s.write(REQUEST));
+    const s = requestSocket(port);
     s.once('data', opened);
-    s.on('data', () => undefined);
     s.on('error', (e) => process.stderr.write(`tcp-client: ${e.message}\n`));
   });
 }
@@ -117,21 +120,16 @@ function batches(n: number, open: () => void): void {
 }
 
 function peerClient(n: number, port: number): void {
-  batches(n, () => {
-    const s: Socket = connect(port, '127.0.0.1', () => s.write(REQUEST));
-    s.on('data', () => undefined);
-    s.on('error', () => undefined);
-  });
+  batches(n, () => void requestSocket(port).on('error', () => undefined));
 }
 
 function peerServer(): void {
-  const every = ticker();
   const chunk = `${Buffer.byteLength(EVENT).toString(16)}\r\n${EVENT}\r\n`;
   const server = createServer((s) => {
     s.on('error', () => undefined);
     s.once('data', () => {
       s.write('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n');
-      every(
+      everySecond(
         () => void s.write(chunk),
         (f) => s.on('close', f),
       );

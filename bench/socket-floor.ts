@@ -15,7 +15,7 @@
  * goal (issue 26: <= 16 KB) is read against it.
  */
 import { NODE_FLAGS } from '../service/core/runtime-flags';
-import { start, stop, round } from './lib';
+import { outputMatch, start, stop, round } from './lib';
 import { portFromStdout, ROOT, tsNode } from './targets';
 import type { Footprint } from './socket-floor-child';
 import { fdLimit } from './streams';
@@ -43,18 +43,10 @@ export function perStreamKb(idle: Footprint, open: Footprint, n: number): Pick<S
   return { rssKb: kb(open.rss - idle.rss), heapKb: kb(open.heapUsed - idle.heapUsed), youngGenKb: kb(open.youngGen - idle.youngGen) };
 }
 
-/** Waits for the measured child's `{"result":...}` line. */
+/** The measured child's `{"result":...}` line. */
 async function result(s: ReturnType<typeof start>, what: string, timeoutMs: number): Promise<{ idle: Footprint; open: Footprint }> {
-  for (const until = Date.now() + timeoutMs; Date.now() < until;) {
-    const line = s
-      .output()
-      .split('\n')
-      .find((l) => l.startsWith('{"result"'));
-    if (line) return (JSON.parse(line) as { result: { idle: Footprint; open: Footprint } }).result;
-    if (s.proc.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`socket-floor: ${what} reported nothing in ${timeoutMs / 1000} s:\n${s.output()}`);
+  const line = await outputMatch(s, /^\{"result":.*$/m, timeoutMs, `socket-floor: ${what} reported nothing in ${timeoutMs / 1000} s`);
+  return (JSON.parse(line[0]) as { result: { idle: Footprint; open: Footprint } }).result;
 }
 
 /** One side under `flags`: the measured process and its peer, both stopped before returning. */

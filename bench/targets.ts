@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startRedis, RedisServer } from '../test/helpers/redis-server';
-import { childPids, hasCommand, start, Started, stop, waitHttp } from './lib';
+import { childPids, hasCommand, outputMatch, start, Started, stop, waitHttp } from './lib';
 import { freePort } from '../test/helpers/ports';
 
 export const ROOT = resolve(__dirname, '..');
@@ -36,15 +36,9 @@ export interface UpstreamOptions {
 
 export const tsNode = (file: string, args: string[]) => [process.execPath, ['-r', 'tsx/cjs', join(ROOT, file), ...args]] as const;
 
+/** The port a bench child prints as `{"port":N}` once it listens. */
 export async function portFromStdout(s: Started, what: string): Promise<number> {
-  const until = Date.now() + 15_000;
-  while (Date.now() < until) {
-    const m = /\{"port":(\d+)\}/.exec(s.output());
-    if (m) return Number(m[1]);
-    if (s.proc.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what} did not start:\n${s.output()}`);
+  return Number((await outputMatch(s, /\{"port":(\d+)\}/, 15_000, `${what} did not start`))[1]);
 }
 
 export async function startUpstream(opts: UpstreamOptions): Promise<Target> {
